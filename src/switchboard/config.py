@@ -1,0 +1,148 @@
+"""Configuration: environment settings and the providers.yaml catalogue.
+
+This is the only module that reads the environment. :class:`Settings` is built once (by the CLI
+or by the caller of ``create_app``) and passed down; library code never looks at ``os.environ``.
+
+Websocket URLs derive from the HTTP base URLs (``http→ws``, ``https→wss``), so pointing
+``OPENAI_BASE_URL`` at an emulator on ``http://127.0.0.1:PORT/v1`` is all a test needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from switchboard.catalog import Catalog, load_catalog
+from switchboard.errors import ConfigError
+
+__all__ = ["Settings", "http_to_ws", "load_settings"]
+
+logger = logging.getLogger(__name__)
+
+
+def http_to_ws(url: str) -> str:
+    """``https://host/x`` → ``wss://host/x``; ``http://`` → ``ws://``; ws(s) URLs unchanged."""
+    if url.startswith("https://"):
+        return "wss://" + url[len("https://") :]
+    if url.startswith("http://"):
+        return "ws://" + url[len("http://") :]
+    if url.startswith(("ws://", "wss://")):
+        return url
+    raise ConfigError(f"not an http(s) or ws(s) URL: {url!r}")
+
+
+class Settings(BaseSettings):
+    """Every environment variable switchboard reads (``.env`` is read too).
+
+    Secrets are :class:`SecretStr`, so they print as ``**********`` in reprs and logs.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Providers
+    openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
+    openai_base_url: str = Field(default="https://api.openai.com/v1", alias="OPENAI_BASE_URL")
+    gemini_api_key: SecretStr | None = Field(default=None, alias="GEMINI_API_KEY")
+    gemini_base_url: str = Field(
+        default="https://generativelanguage.googleapis.com", alias="GEMINI_BASE_URL"
+    )
+    deepgram_api_key: SecretStr | None = Field(default=None, alias="DEEPGRAM_API_KEY")
+    deepgram_base_url: str = Field(default="https://api.deepgram.com", alias="DEEPGRAM_BASE_URL")
+
+    # Carriers
+    twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
+    twilio_base_url: str = Field(default="https://api.twilio.com", alias="TWILIO_BASE_URL")
+    telnyx_api_key: SecretStr | None = Field(default=None, alias="TELNYX_API_KEY")
+    telnyx_public_key: str | None = Field(default=None, alias="TELNYX_PUBLIC_KEY")
+    telnyx_connection_id: str | None = Field(default=None, alias="TELNYX_CONNECTION_ID")
+    telnyx_base_url: str = Field(default="https://api.telnyx.com", alias="TELNYX_BASE_URL")
+
+    # switchboard itself
+    public_url: str | None = Field(default=None, alias="SWITCHBOARD_PUBLIC_URL")
+    api_token: SecretStr | None = Field(default=None, alias="SWITCHBOARD_API_TOKEN")
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///switchboard.db", alias="SWITCHBOARD_DATABASE_URL"
+    )
+    provider: str = Field(default="auto", alias="SWITCHBOARD_PROVIDER")
+    config_path: Path | None = Field(default=None, alias="SWITCHBOARD_CONFIG")
+    agents_path: Path | None = Field(default=None, alias="SWITCHBOARD_AGENTS")
+    log_level: str = Field(default="INFO", alias="SWITCHBOARD_LOG_LEVEL")
+    log_format: str = Field(default="auto", alias="SWITCHBOARD_LOG_FORMAT")
+    metrics_token: SecretStr | None = Field(default=None, alias="SWITCHBOARD_METRICS_TOKEN")
+    #: Secret for per-call media tokens; generated at start when unset (single process only).
+    signing_secret: SecretStr | None = Field(default=None, alias="SWITCHBOARD_SIGNING_SECRET")
+
+    @field_validator(
+        "openai_base_url",
+        "gemini_base_url",
+        "deepgram_base_url",
+        "twilio_base_url",
+        "telnyx_base_url",
+        "public_url",
+    )
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("provider")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def openai_ws_url(self) -> str:
+        return http_to_ws(self.openai_base_url)
+
+    @property
+    def gemini_ws_url(self) -> str:
+        return http_to_ws(self.gemini_base_url)
+
+    @property
+    def deepgram_ws_url(self) -> str:
+        return http_to_ws(self.deepgram_base_url)
+
+    @property
+    def public_ws_url(self) -> str | None:
+        return http_to_ws(self.public_url) if self.public_url else None
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The providers.yaml catalogue (packaged, or ``SWITCHBOARD_CONFIG``)."""
+        return load_catalog(self.config_path)
+
+    def secret(self, name: str) -> str | None:
+        """The plain value of a secret setting, for the one place that sends it on the wire."""
+        value: Any = getattr(self, name)
+        if value is None:
+            return None
+        return str(value.get_secret_value()) if isinstance(value, SecretStr) else str(value)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings` from the environment (and ``.env``), with keyword overrides.
+
+    Raises:
+        ConfigError: a variable has an invalid value (the message names it).
+    """
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+    _ = settings.catalog  # fail at start, not at the first call, on a bad providers.yaml
+    return settings

@@ -1,0 +1,405 @@
+"""The provider and carrier registry, and provider selection.
+
+Providers are registered by name with an import path to a factory, loaded only when a provider
+is created (so the local provider's heavy models are never imported by an OpenAI-only gateway)::
+
+    registry = get_provider_registry()
+    registry.is_configured(ProviderType.OPENAI)          # (False, ("OPENAI_API_KEY",))
+    provider = registry.create_provider(ProviderType.OPENAI, SessionConfig(...))
+
+A provider factory has the signature ``(config: SessionConfig, *, settings: Settings) ->
+BaseProvider``; a telephony factory ``(settings: Settings) -> TelephonyAdapter``.
+
+Selection scoring (:meth:`ProviderRegistry.select_best_provider`), documented and tested:
+
+1. Hard filters: the provider must be configured (unless ``configured_only=False``) and have
+   every capability asked for (``realtime``, ``multimodal``, ``function_calling``,
+   ``interruption``, ``language``) and meet ``max_latency_ms``. Nothing left → ``ConfigError``
+   that says, per provider, why it was excluded.
+2. Score each survivor (higher wins):
+   * cost: ``cost_preference`` is ``"budget" | "standard" | "premium"`` — +30 for the default
+     model's tier matching, +10 for a neighbouring tier; ``"lowest"`` ranks by the estimated
+     cost per minute from providers.yaml prices (cheapest +30, falling by 10 per place);
+   * capability bonus: +5 per optional capability the provider has beyond those asked for
+     (breadth helps the call adapt);
+   * latency: ``-typical_latency_ms / 100``;
+   * strategy: the named strategy's order (default ``catalog.default_strategy``) breaks ties:
+     +3 for first, +2, +1.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, cast
+
+from switchboard.catalog import TIER_RANK, Catalog, ProviderEntry
+from switchboard.config import Settings
+from switchboard.errors import ConfigError
+from switchboard.providers.base import (
+    AudioFormat,
+    BaseProvider,
+    ProviderCapabilities,
+    SessionConfig,
+    TelephonyAdapter,
+)
+from switchboard.telephony.base import TelephonyType
+
+__all__ = [
+    "ProviderInfo",
+    "ProviderRegistry",
+    "ProviderType",
+    "Requirements",
+    "TelephonyType",
+    "get_provider_registry",
+]
+
+ProviderFactory = Callable[..., BaseProvider]
+AdapterFactory = Callable[[Settings], TelephonyAdapter]
+
+
+class ProviderType(StrEnum):
+    """The voice providers switchboard ships."""
+
+    OPENAI = "openai"
+    GEMINI = "gemini"
+    DEEPGRAM = "deepgram"
+    LOCAL = "local"
+
+
+_ENV_TO_FIELD = {
+    "OPENAI_API_KEY": "openai_api_key",
+    "GEMINI_API_KEY": "gemini_api_key",
+    "DEEPGRAM_API_KEY": "deepgram_api_key",
+    "TWILIO_ACCOUNT_SID": "twilio_account_sid",
+    "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "TELNYX_API_KEY": "telnyx_api_key",
+    "TELNYX_PUBLIC_KEY": "telnyx_public_key",
+    "TELNYX_CONNECTION_ID": "telnyx_connection_id",
+    "SWITCHBOARD_PUBLIC_URL": "public_url",
+}
+
+_DEFAULT_PROVIDER_FACTORIES: dict[str, str] = {
+    ProviderType.OPENAI: "switchboard.providers.openai_realtime:create_provider",
+    ProviderType.GEMINI: "switchboard.providers.gemini_live:create_provider",
+    ProviderType.DEEPGRAM: "switchboard.providers.deepgram:create_provider",
+    ProviderType.LOCAL: "switchboard.providers.local:create_provider",
+}
+_DEFAULT_ADAPTER_FACTORIES: dict[str, str] = {
+    TelephonyType.TWILIO: "switchboard.telephony.twilio:create_adapter",
+    TelephonyType.TELNYX: "switchboard.telephony.telnyx:create_adapter",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """What a call needs from a provider (the seed's ``select_best_provider`` arguments)."""
+
+    realtime: bool = False
+    multimodal: bool = False
+    function_calling: bool = False
+    interruption: bool = False
+    language: str | None = None
+    max_latency_ms: int | None = None
+    cost_preference: Literal["budget", "standard", "premium", "lowest"] | None = None
+    strategy: str | None = None
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Requirements:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown provider requirements: {', '.join(unknown)}")
+        return cls(**known)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """What ``GET /v1/providers`` and ``switchboard providers`` show (never a secret)."""
+
+    name: str
+    display_name: str
+    kind: str
+    configured: bool
+    missing: tuple[str, ...]
+    default_model: str
+    models: tuple[str, ...]
+    capabilities: ProviderCapabilities
+    estimated_cost_per_minute: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _parse_audio(items: list[str]) -> tuple[tuple[AudioFormat, ...], tuple[int, ...]]:
+    formats: list[AudioFormat] = []
+    rates: list[int] = []
+    for item in items:
+        fmt, _, rate = item.partition("@")
+        if AudioFormat(fmt) not in formats:
+            formats.append(AudioFormat(fmt))
+        if int(rate) not in rates:
+            rates.append(int(rate))
+    return tuple(formats), tuple(rates)
+
+
+def capabilities_of(entry: ProviderEntry) -> ProviderCapabilities:
+    """The :class:`ProviderCapabilities` a catalogue entry describes."""
+    formats, in_rates = _parse_audio(entry.audio.input)
+    _, out_rates = _parse_audio(entry.audio.output)
+    caps = entry.capabilities
+    return ProviderCapabilities(
+        realtime=caps.realtime,
+        multimodal=caps.multimodal,
+        function_calling=caps.function_calling,
+        interruption=caps.interruption,
+        transcription=caps.transcription,
+        audio_formats=formats or (AudioFormat.PCM16,),
+        input_sample_rates=in_rates,
+        output_sample_rates=out_rates,
+        max_session_seconds=entry.max_session_seconds,
+        languages=tuple(caps.languages),
+        cost_tier=entry.models[entry.default_model].tier,
+        typical_latency_ms=caps.typical_latency_ms,
+    )
+
+
+def estimated_cost_per_minute(catalog: Catalog, provider: str, model: str | None = None) -> float:
+    """USD for a typical minute of conversation with ``provider``'s model.
+
+    A typical minute: the caller speaks 30 s and the agent 30 s. OpenAI counts audio at 10
+    tokens/s in and 20 tokens/s out; Gemini at 25 tokens/s both ways; the pipeline is billed
+    per STT minute of caller audio, ~150 LLM tokens in and 50 out per turn at 6 turns a minute,
+    and ~450 TTS characters per agent half-minute. This is an estimate for ranking, not a bill.
+    """
+    entry = catalog.providers[provider]
+    m = entry.models[model or entry.default_model]
+    if m.estimated_per_minute is not None:
+        return m.estimated_per_minute
+    prices = m.prices
+    tok = prices.per_million_tokens
+    if provider == ProviderType.GEMINI:
+        audio_in, audio_out = 30 * 25, 30 * 25
+    else:
+        audio_in, audio_out = 30 * 10, 30 * 20
+    cost = (tok.get("input_audio", 0.0) * audio_in + tok.get("output_audio", 0.0) * audio_out) / 1e6
+    cost += (tok.get("input_text", 0.0) * 6 * 150 + tok.get("output_text", 0.0) * 6 * 50) / 1e6
+    cost += prices.per_minute.get("input_audio", 0.0) * 0.5
+    cost += prices.per_minute.get("output_audio", 0.0) * 0.5
+    cost += prices.per_thousand_characters * 0.45
+    return round(cost, 6)
+
+
+class ProviderRegistry:
+    """Registered providers and carriers, bound to one :class:`Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._providers: dict[str, str | ProviderFactory] = dict(_DEFAULT_PROVIDER_FACTORIES)
+        self._adapters: dict[str, str | AdapterFactory] = dict(_DEFAULT_ADAPTER_FACTORIES)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.settings.catalog
+
+    # -- registration ------------------------------------------------------------------------------
+    def register_provider(self, name: str, factory: str | ProviderFactory) -> None:
+        """Register (or replace) a provider factory; ``name`` must be in providers.yaml."""
+        if name not in self.catalog.providers:
+            raise ConfigError(f"provider {name!r} is not described in providers.yaml")
+        self._providers[name] = factory
+
+    def register_telephony(self, name: str, factory: str | AdapterFactory) -> None:
+        self._adapters[name] = factory
+
+    # -- inspection --------------------------------------------------------------------------------
+    def _missing(self, required_env: list[str]) -> tuple[str, ...]:
+        return tuple(
+            env for env in required_env if not self.settings.secret(_ENV_TO_FIELD.get(env, env))
+        )
+
+    def is_configured(self, provider: str) -> tuple[bool, tuple[str, ...]]:
+        """Whether ``provider`` has its keys, and which variables are missing."""
+        entry = self._entry(provider)
+        missing = self._missing(entry.required_env)
+        return (not missing, missing)
+
+    def list_providers(self) -> list[ProviderInfo]:
+        out = []
+        for name, entry in self.catalog.providers.items():
+            if name not in self._providers:
+                continue
+            configured, missing = self.is_configured(name)
+            out.append(
+                ProviderInfo(
+                    name=name,
+                    display_name=entry.display_name,
+                    kind=entry.kind,
+                    configured=configured,
+                    missing=missing,
+                    default_model=entry.default_model,
+                    models=tuple(entry.models),
+                    capabilities=capabilities_of(entry),
+                    estimated_cost_per_minute=estimated_cost_per_minute(self.catalog, name),
+                    extra={"voices": entry.voices, "default_voice": entry.default_voice},
+                )
+            )
+        return out
+
+    def capabilities(self, provider: str) -> ProviderCapabilities:
+        return capabilities_of(self._entry(provider))
+
+    def _entry(self, provider: str) -> ProviderEntry:
+        try:
+            return self.catalog.providers[str(provider)]
+        except KeyError:
+            known = ", ".join(self.catalog.providers)
+            raise ConfigError(f"unknown provider {provider!r}; known: {known}") from None
+
+    # -- creation ------------------------------------------------------------------------------------
+    def create_provider(
+        self, provider: str, config: SessionConfig | None = None, **options: Any
+    ) -> BaseProvider:
+        """Create an unconnected provider session.
+
+        Fills ``config.model_id`` and ``config.voice`` from the catalogue defaults when unset.
+
+        Raises:
+            ConfigError: unknown provider, or its keys are missing (named in the message).
+        """
+        entry = self._entry(provider)
+        configured, missing = self.is_configured(provider)
+        if not configured:
+            raise ConfigError(
+                f"provider {provider!r} is not configured: set {', '.join(missing)}",
+                missing=missing,
+            )
+        config = config or SessionConfig()
+        if config.model_id is None:
+            config.model_id = entry.default_model
+        if config.voice is None:
+            config.voice = entry.default_voice
+        factory = self._resolve(self._providers.get(str(provider)), provider)
+        return cast(BaseProvider, factory(config, settings=self.settings, **options))
+
+    def create_telephony_adapter(self, carrier: str) -> TelephonyAdapter:
+        """Create the call-control adapter for ``carrier``.
+
+        Raises:
+            ConfigError: unknown carrier or missing variables (named in the message).
+        """
+        entry = self.catalog.telephony.get(str(carrier))
+        if entry is None or str(carrier) not in self._adapters:
+            raise ConfigError(f"unknown carrier {carrier!r}; known: {', '.join(self._adapters)}")
+        missing = self._missing(entry.required_env)
+        if missing:
+            raise ConfigError(
+                f"carrier {carrier!r} is not configured: set {', '.join(missing)}",
+                missing=missing,
+            )
+        factory = self._resolve(self._adapters[str(carrier)], carrier)
+        return cast(TelephonyAdapter, factory(self.settings))
+
+    @staticmethod
+    def _resolve(factory: Any, name: str) -> Callable[..., Any]:
+        if factory is None:
+            raise ConfigError(f"no implementation registered for {name!r}")
+        if callable(factory):
+            return cast(Callable[..., Any], factory)
+        module_name, _, attr = str(factory).partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            hint = " (pip install 'switchboard-voice[local]')" if name == "local" else ""
+            raise ConfigError(f"{name!r} is unavailable: {exc}{hint}") from exc
+        return cast(Callable[..., Any], getattr(module, attr))
+
+    # -- selection -----------------------------------------------------------------------------------
+    def select_best_provider(
+        self, requirements: Requirements | None = None, *, configured_only: bool = True, **kw: Any
+    ) -> ProviderType:
+        """Pick the provider that best meets ``requirements`` (scoring in the module docstring).
+
+        Raises:
+            ConfigError: no provider meets the requirements; the message says why each failed.
+        """
+        req = requirements or Requirements.from_mapping(kw)
+        scores, reasons = self.score_providers(req, configured_only=configured_only)
+        if not scores:
+            detail = "; ".join(f"{name}: {why}" for name, why in reasons.items())
+            raise ConfigError(f"no provider meets the requirements ({detail})")
+        best = max(scores.items(), key=lambda kv: kv[1])[0]
+        return ProviderType(best)
+
+    def score_providers(
+        self, req: Requirements, *, configured_only: bool = True
+    ) -> tuple[dict[str, float], dict[str, str]]:
+        """Scores of eligible providers and the reasons others were excluded."""
+        strategy_name = req.strategy or self.catalog.default_strategy
+        strategy = self.catalog.strategies.get(strategy_name)
+        if req.strategy and strategy is None:
+            raise ConfigError(f"unknown strategy {req.strategy!r}")
+        order = strategy.order if strategy else []
+        eligible: dict[str, ProviderCapabilities] = {}
+        reasons: dict[str, str] = {}
+        for name, entry in self.catalog.providers.items():
+            if name not in self._providers:
+                continue
+            caps = capabilities_of(entry)
+            why = self._exclusion(name, caps, req, configured_only)
+            if why:
+                reasons[name] = why
+            else:
+                eligible[name] = caps
+        costs = sorted(eligible, key=lambda n: estimated_cost_per_minute(self.catalog, n))
+        scores: dict[str, float] = {}
+        for name, caps in eligible.items():
+            score = 0.0
+            if req.cost_preference == "lowest":
+                score += 30 - 10 * costs.index(name)
+            elif req.cost_preference is not None:
+                distance = abs(TIER_RANK[caps.cost_tier] - TIER_RANK[req.cost_preference])
+                score += {0: 30, 1: 10}.get(distance, 0)
+            for flag in ("realtime", "multimodal", "function_calling", "interruption"):
+                if getattr(caps, flag) and not getattr(req, flag):
+                    score += 5
+            score -= caps.typical_latency_ms / 100
+            if name in order:
+                score += max(0, 3 - order.index(name))
+            scores[name] = score
+        return scores, reasons
+
+    def _exclusion(
+        self, name: str, caps: ProviderCapabilities, req: Requirements, configured_only: bool
+    ) -> str | None:
+        if configured_only:
+            configured, missing = self.is_configured(name)
+            if not configured:
+                return f"not configured (missing {', '.join(missing)})"
+        lacking = [
+            flag
+            for flag in ("realtime", "multimodal", "function_calling", "interruption")
+            if getattr(req, flag) and not getattr(caps, flag)
+        ]
+        if lacking:
+            return f"lacks {', '.join(lacking)}"
+        if req.language and req.language.split("-")[0].lower() not in caps.languages:
+            return f"does not speak {req.language}"
+        if req.max_latency_ms is not None and caps.typical_latency_ms > req.max_latency_ms:
+            return f"typical latency {caps.typical_latency_ms} ms > {req.max_latency_ms} ms"
+        return None
+
+
+_default_registry: ProviderRegistry | None = None
+
+
+def get_provider_registry(settings: Settings | None = None) -> ProviderRegistry:
+    """A registry bound to ``settings``; without it, a process-wide one from the environment."""
+    global _default_registry
+    if settings is not None:
+        return ProviderRegistry(settings)
+    if _default_registry is None:
+        from switchboard.config import load_settings
+
+        _default_registry = ProviderRegistry(load_settings())
+    return _default_registry
