@@ -1,0 +1,70 @@
+"""switchboard: put AI voice agents on phone numbers.
+
+The curated public API; see the README for a tour.
+"""
+
+from switchboard.__about__ import __version__
+from switchboard.config import Settings, load_settings
+from switchboard.errors import (
+    AudioError,
+    ConfigError,
+    LocalProtocolError,
+    ProviderError,
+    RemoteProtocolError,
+    SignatureError,
+    SwitchboardError,
+    TelephonyError,
+    ToolError,
+)
+from switchboard.providers.base import (
+    AudioChunk,
+    AudioFormat,
+    AudioSpec,
+    BaseProvider,
+    ProviderCapabilities,
+    ProviderEvent,
+    ProviderEventType,
+    RealtimeEndToEndProvider,
+    SegmentedVoiceProvider,
+    SessionConfig,
+    SessionState,
+    TelephonyAdapter,
+    Usage,
+)
+from switchboard.providers.registry import (
+    ProviderType,
+    Requirements,
+    TelephonyType,
+    get_provider_registry,
+)
+
+__all__ = [
+    "AudioChunk",
+    "AudioError",
+    "AudioFormat",
+    "AudioSpec",
+    "BaseProvider",
+    "ConfigError",
+    "LocalProtocolError",
+    "ProviderCapabilities",
+    "ProviderError",
+    "ProviderEvent",
+    "ProviderEventType",
+    "ProviderType",
+    "RealtimeEndToEndProvider",
+    "RemoteProtocolError",
+    "Requirements",
+    "SegmentedVoiceProvider",
+    "SessionConfig",
+    "SessionState",
+    "Settings",
+    "SignatureError",
+    "SwitchboardError",
+    "TelephonyAdapter",
+    "TelephonyError",
+    "TelephonyType",
+    "ToolError",
+    "__version__",
+    "get_provider_registry",
+    "load_settings",
+]

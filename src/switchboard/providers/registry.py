@@ -256,7 +256,7 @@ class ProviderRegistry:
             known = ", ".join(self.catalog.providers)
             raise ConfigError(f"unknown provider {provider!r}; known: {known}") from None
 
-    # -- creation ------------------------------------------------------------------------------------
+    # -- creation ----------------------------------------------------------------------------
     def create_provider(
         self, provider: str, config: SessionConfig | None = None, **options: Any
     ) -> BaseProvider:
@@ -314,7 +314,7 @@ class ProviderRegistry:
             raise ConfigError(f"{name!r} is unavailable: {exc}{hint}") from exc
         return cast(Callable[..., Any], getattr(module, attr))
 
-    # -- selection -----------------------------------------------------------------------------------
+    # -- selection ----------------------------------------------------------------------------
     def select_best_provider(
         self, requirements: Requirements | None = None, *, configured_only: bool = True, **kw: Any
     ) -> ProviderType:

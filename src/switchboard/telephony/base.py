@@ -20,11 +20,16 @@ from typing import Protocol
 from switchboard.providers.base import AudioSpec, TelephonyAdapter
 
 __all__ = [
+    "CallDirection",
+    "CallHandler",
     "DtmfReceived",
+    "IncomingCall",
     "MarkAcknowledged",
     "MediaCodec",
     "MediaEvent",
     "MediaReceived",
+    "MediaSocket",
+    "PreparedCall",
     "StreamConnected",
     "StreamError",
     "StreamStarted",
@@ -130,4 +135,86 @@ class MediaCodec(Protocol):
     @property
     def stats(self) -> dict[str, int]:
         """Counters: frames_in, frames_out, malformed, reordered, gaps, late, dropped."""
+        ...
+
+
+# -- the contract between carrier routes and the call manager --------------------------------------
+class CallDirection(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCall:
+    """What a carrier webhook knows about a new call, handed to :meth:`CallHandler.prepare`."""
+
+    carrier: TelephonyType
+    carrier_call_id: str
+    from_number: str
+    to_number: str
+    direction: CallDirection = CallDirection.INBOUND
+    #: The carrier's account (Twilio AccountSid / Telnyx connection_id), when known.
+    account_id: str | None = None
+    #: Our call id, when the call was placed by us (outbound) and already has a record.
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """The call manager's answer: our call id and the agent/provider chosen for the call.
+
+    ``accepted`` is False when no agent or provider can take the call; ``reason`` says why and
+    the carrier route then ends the call politely (TwiML ``<Say>``+``<Hangup>`` / Telnyx hangup).
+    ``wideband`` asks the carrier for L16 16 kHz where it can (Telnyx), because the provider
+    gains from it.
+    """
+
+    call_id: str
+    accepted: bool = True
+    reason: str | None = None
+    agent: str | None = None
+    provider: str | None = None
+    wideband: bool = False
+
+
+class MediaSocket(Protocol):
+    """The websocket a carrier streams media over (Starlette's ``WebSocket`` satisfies it).
+
+    ``receive_text`` raises ``starlette.websockets.WebSocketDisconnect`` when the peer is gone.
+    """
+
+    async def receive_text(self) -> str: ...
+
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+class CallHandler(Protocol):
+    """What carrier routes call; implemented by ``switchboard.bridge.manager.CallManager``."""
+
+    async def prepare(self, call: IncomingCall) -> PreparedCall:
+        """Choose agent and provider for a new call and create its record."""
+        ...
+
+    async def run_media(
+        self,
+        *,
+        call_id: str,
+        carrier: TelephonyType,
+        codec: MediaCodec,
+        socket: MediaSocket,
+        started: StreamStarted,
+    ) -> None:
+        """Bridge an authenticated media socket (after ``start``) until the call ends."""
+        ...
+
+    async def update_status(
+        self, carrier: TelephonyType, carrier_call_id: str, status: str, **details: str
+    ) -> None:
+        """A carrier status callback / lifecycle webhook (ringing, answered, completed...)."""
+        ...
+
+    async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
+        """A DTMF digit reported out of band (Telnyx ``call.dtmf.received``)."""
         ...

@@ -1,0 +1,79 @@
+"""The REST API's provider and health routes (``/healthz``, ``/v1/providers``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from switchboard import __version__
+from switchboard.app.auth import require_token
+from switchboard.app.state import get_state
+from switchboard.providers.registry import ProviderInfo
+
+__all__ = ["health_router", "providers_router"]
+
+health_router = APIRouter()
+providers_router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class ProviderOut(BaseModel):
+    """A provider as the API shows it: capabilities and configuration state, never a secret."""
+
+    name: str
+    display_name: str
+    kind: str
+    configured: bool
+    missing: list[str]
+    default_model: str
+    models: list[str]
+    voices: list[str]
+    capabilities: dict[str, Any]
+    estimated_cost_per_minute_usd: float
+
+    @classmethod
+    def of(cls, info: ProviderInfo) -> ProviderOut:
+        caps = info.capabilities
+        return cls(
+            name=info.name,
+            display_name=info.display_name,
+            kind=info.kind,
+            configured=info.configured,
+            missing=list(info.missing),
+            default_model=info.default_model,
+            models=list(info.models),
+            voices=list(info.extra.get("voices", [])),
+            capabilities={
+                "realtime": caps.realtime,
+                "multimodal": caps.multimodal,
+                "function_calling": caps.function_calling,
+                "interruption": caps.interruption,
+                "transcription": caps.transcription,
+                "audio_formats": [f.value for f in caps.audio_formats],
+                "input_sample_rates": list(caps.input_sample_rates),
+                "output_sample_rates": list(caps.output_sample_rates),
+                "max_session_seconds": caps.max_session_seconds,
+                "languages": list(caps.languages),
+                "cost_tier": caps.cost_tier,
+                "typical_latency_ms": caps.typical_latency_ms,
+            },
+            estimated_cost_per_minute_usd=info.estimated_cost_per_minute,
+        )
+
+
+@health_router.get("/healthz", response_model=Health, tags=["health"])
+async def healthz() -> Health:
+    """Liveness: the process serves requests."""
+    return Health(status="ok", version=__version__)
+
+
+@providers_router.get("/providers", response_model=list[ProviderOut], tags=["providers"])
+async def list_providers(request: Request) -> list[ProviderOut]:
+    """Every provider in the catalogue with its capabilities and whether it is configured."""
+    return [ProviderOut.of(info) for info in get_state(request).registry.list_providers()]

@@ -1,0 +1,44 @@
+"""``create_app(settings)``: the FastAPI application serving carriers and the REST API."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from switchboard import __version__
+from switchboard.app.api import health_router, providers_router
+from switchboard.app.errors import install_error_handlers
+from switchboard.app.state import AppState
+from switchboard.config import Settings
+from switchboard.telephony.base import CallHandler
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, calls: CallHandler | None = None) -> FastAPI:
+    """Build the app for ``settings``.
+
+    Args:
+        settings: the configuration (read once by the caller, e.g. the CLI).
+        calls: the call handler carrier routes hand calls to; the bridge's ``CallManager`` when
+            omitted. Tests of carrier routes may pass a small recording handler.
+    """
+    if calls is None:
+        from switchboard.bridge.manager import CallManager
+
+        calls = CallManager(settings)
+    state = AppState.build(settings, calls)
+    app = FastAPI(
+        title="switchboard",
+        version=__version__,
+        description="AI voice agents on phone numbers: carriers bridged to voice providers.",
+    )
+    app.state.switchboard = state
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(providers_router)
+    # Carrier routes (each module adds its webhooks and media websocket).
+    return app

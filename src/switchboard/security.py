@@ -1,0 +1,89 @@
+"""Short-lived signed tokens that tie a carrier media socket to the webhook that created the call.
+
+A webhook that passed the carrier's signature check mints a token for the call; the media
+websocket must present it (Twilio: a ``<Parameter>`` in ``start.customParameters``; Telnyx: the
+``token`` query parameter of the stream URL) before any audio flows. The token is
+``base64url(json claims) + "." + base64url(HMAC-SHA256)``, with an expiry, so a leaked stream URL
+is useless after a minute and a forged one never works.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+from switchboard.errors import SignatureError
+
+__all__ = ["CallToken", "TokenSigner"]
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class CallToken:
+    """The verified claims of a media token."""
+
+    call_id: str
+    carrier: str
+    expires_at: float
+
+
+class TokenSigner:
+    """Mints and verifies media tokens with one process-wide secret.
+
+    Args:
+        secret: the HMAC key (``SWITCHBOARD_SIGNING_SECRET``); a random one when None, which is
+            fine for a single process but not for several workers behind a balancer.
+        ttl_s: token lifetime; the carrier opens the media socket within seconds of the webhook.
+    """
+
+    def __init__(self, secret: str | bytes | None = None, *, ttl_s: float = 60.0) -> None:
+        if secret is None:
+            secret = secrets.token_bytes(32)
+        self._key = secret.encode() if isinstance(secret, str) else secret
+        self.ttl_s = ttl_s
+
+    def sign(self, call_id: str, carrier: str, *, now: float | None = None) -> str:
+        """A token for ``call_id`` on ``carrier`` valid for ``ttl_s`` seconds."""
+        exp = (time.time() if now is None else now) + self.ttl_s
+        body = _b64e(json.dumps({"c": call_id, "k": carrier, "e": round(exp, 3)}).encode())
+        mac = hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest()
+        return f"{body}.{_b64e(mac)}"
+
+    def verify(self, token: str | None, *, carrier: str, now: float | None = None) -> CallToken:
+        """Return the token's claims.
+
+        Raises:
+            SignatureError: missing, malformed, forged, expired, or for another carrier.
+        """
+        if not token:
+            raise SignatureError("missing media token")
+        body, sep, mac = token.partition(".")
+        if not sep:
+            raise SignatureError("malformed media token")
+        expected = hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest()
+        try:
+            given = _b64d(mac)
+            claims = json.loads(_b64d(body))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SignatureError("malformed media token") from exc
+        if not hmac.compare_digest(expected, given):
+            raise SignatureError("media token signature does not match")
+        if not isinstance(claims, dict) or not {"c", "k", "e"} <= set(claims):
+            raise SignatureError("malformed media token")
+        if claims["k"] != carrier:
+            raise SignatureError(f"media token is for {claims['k']!r}, not {carrier!r}")
+        if float(claims["e"]) < (time.time() if now is None else now):
+            raise SignatureError("media token expired")
+        return CallToken(call_id=str(claims["c"]), carrier=carrier, expires_at=float(claims["e"]))
