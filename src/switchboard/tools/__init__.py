@@ -1,0 +1,34 @@
+"""Tools (functions) voice agents can call.
+
+``@tool`` turns a sync or async function into a tool with a JSON schema; a
+:class:`ToolRegistry` holds tools, gives ``schemas()`` for ``SessionConfig.tools`` and runs
+model calls with ``await registry.invoke(name, arguments, context)``. Built-ins
+(``end_call``, ``transfer_call``) act on the call through ``ToolContext.control``.
+"""
+
+from switchboard.tools.builtin import BUILTIN_TOOLS, builtin_registry, end_call, transfer_call
+from switchboard.tools.context import CallControl, NoCallControl, ToolContext
+from switchboard.tools.registry import (
+    DEFAULT_TIMEOUT_S,
+    Tool,
+    ToolRegistry,
+    ToolResult,
+    get_tool,
+    tool,
+)
+
+__all__ = [
+    "BUILTIN_TOOLS",
+    "DEFAULT_TIMEOUT_S",
+    "CallControl",
+    "NoCallControl",
+    "Tool",
+    "ToolContext",
+    "ToolRegistry",
+    "ToolResult",
+    "builtin_registry",
+    "end_call",
+    "get_tool",
+    "tool",
+    "transfer_call",
+]

@@ -1,0 +1,68 @@
+"""What a tool sees of the call it runs in: :class:`ToolContext` and :class:`CallControl`.
+
+A tool function asks for the context by annotating one parameter with :class:`ToolContext`; the
+registry injects it and leaves it out of the JSON schema the model sees::
+
+    @tool
+    async def end_call(context: ToolContext, goodbye: str = "Goodbye!") -> str:
+        await context.control.hang_up(goodbye=goodbye)
+        return "ending the call"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from switchboard.errors import ToolError
+
+__all__ = ["CallControl", "NoCallControl", "ToolContext"]
+
+
+@runtime_checkable
+class CallControl(Protocol):
+    """Carrier call control a tool may use; implemented per call by the bridge."""
+
+    async def hang_up(self, *, goodbye: str | None) -> None:
+        """End the call; with ``goodbye``, speak it first and hang up once it has played out."""
+        ...
+
+    async def transfer(self, destination: str) -> None:
+        """Transfer the caller to ``destination`` (E.164 number or SIP URI)."""
+        ...
+
+
+class NoCallControl:
+    """A :class:`CallControl` for contexts with no live call (CLI tool runs, tests of schemas).
+
+    Every operation raises :class:`ToolError`, which ``invoke`` turns into an error result.
+    """
+
+    async def hang_up(self, *, goodbye: str | None) -> None:
+        raise ToolError("no call to hang up")
+
+    async def transfer(self, destination: str) -> None:
+        raise ToolError("no call to transfer")
+
+
+@dataclass(slots=True)
+class ToolContext:
+    """The call a tool invocation belongs to (one per call, built by the bridge).
+
+    Attributes:
+        call_id: switchboard's call id (the call record's id).
+        control: hang-up / transfer through the carrier.
+        caller: the calling number (E.164), when known.
+        callee: the dialled number (E.164), when known.
+        carrier: ``"twilio"`` / ``"telnyx"``.
+        agent: the agent profile's name.
+        extras: free-form per-call data tools may share (e.g. a CRM record looked up earlier).
+    """
+
+    call_id: str
+    control: CallControl = field(default_factory=NoCallControl)
+    caller: str | None = None
+    callee: str | None = None
+    carrier: str | None = None
+    agent: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
