@@ -1,0 +1,41 @@
+# switchboard — the README's two commands: `make demo` and `make test`.
+# Both create .venv and install the project with its extras on first use; later runs only
+# reinstall when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS ?= dev,postgres,local,otel
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck unit serve bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/switchboard demo
+
+serve: $(STAMP)
+	$(BIN)/switchboard serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict src tests
+
+unit: $(STAMP)
+	$(BIN)/pytest -W error $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/audio.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,422 @@
+"""The call bridge's decisions, as pure synchronous code: events in, actions out.
+
+Theory of operation
+-------------------
+The runner (``bridge/session.py``) feeds the core what happens — agent audio already converted
+to 20 ms carrier frames, provider events, carrier marks, the clock — and carries out the actions
+the core returns. The core never sees a socket, a task or a real clock; ``now`` (milliseconds on
+any monotonic scale) is passed in, so every rule below is tested without an event loop.
+
+Outbound pacing
+    Agent audio is queued, and frames are released only while the audio the carrier holds but
+    has not yet played (``lead``) is below ``max_lead_ms``. ``sent_until`` is when the last
+    released frame will finish playing if the carrier plays in real time. A barge-in then only
+    has ``max_lead_ms`` of audio to clear, and the carrier never buffers a whole reply.
+    The core asks for a single wakeup (``ScheduleWakeup``) when it must release more frames or
+    a timer falls due, never a task per frame.
+
+Playout marks
+    Every ``mark_interval_ms`` of a reply and whenever the queue drains, a mark named
+    ``"<reply>:<ms>"`` follows the audio. The carrier echoes it when everything before it has
+    played, so ``played_ms`` of the current reply is known from acknowledgements, not guessed.
+
+Barge-in
+    Caller speech (``caller_speech_started``) or the provider's own interruption while agent
+    audio is queued or unacknowledged → ``ClearCallerBuffer`` at once, ``TruncateAssistant``
+    with the acknowledged ``played_ms``, and the agent transcript of that reply cut to the share
+    that was heard and marked ``interrupted``. A reply's transcript is recorded as said only once
+    its last mark is acknowledged.
+
+Turn latency
+    From the caller's end of speech (``caller_speech_stopped``) to the first frame of the next
+    reply released to the carrier: the latency the caller experiences at the carrier socket.
+
+Control
+    ``request_hangup``/``request_transfer`` wait until the reply that follows the request (the
+    goodbye) has been played (its last mark acknowledged), or a grace period passed, then
+    emit ``HangUp``/``TransferCall``. Silence: after ``silence_timeout_ms`` without caller speech
+    or agent audio, ``Say(reprompt)``; after ``silence_hangup_ms``, hang up. The call's maximum
+    duration: ``Say(goodbye)`` and hang up after it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard.bridge.actions import (
+    Action,
+    ClearCallerBuffer,
+    HangUp,
+    InvokeTool,
+    RecordTimeline,
+    RecordTranscript,
+    RecordTurnLatency,
+    Say,
+    ScheduleWakeup,
+    SendMark,
+    SendToCaller,
+    TransferCall,
+    TruncateAssistant,
+)
+
+__all__ = ["BridgeCore", "BridgeOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeOptions:
+    """Tunables of one call's bridge (times in milliseconds; None disables a timer)."""
+
+    frame_ms: int = 20
+    max_lead_ms: int = 200
+    mark_interval_ms: int = 200
+    barge_in: bool = True
+    silence_timeout_ms: float | None = None
+    silence_hangup_ms: float | None = None
+    max_call_ms: float | None = None
+    reprompt_text: str = "Are you still there?"
+    goodbye_text: str = "I'm sorry, we have reached the time limit for this call. Goodbye!"
+    #: How long a pending hang-up or transfer waits for the goodbye to play.
+    control_grace_ms: float = 10_000
+
+
+@dataclass(slots=True)
+class _Reply:
+    seq: int
+    text: str = ""
+    final_text: str | None = None
+    sent_ms: int = 0
+    marked_ms: int = 0
+    acked_ms: int = 0
+    done: bool = False
+    recorded: bool = False
+    first_frame_at: float | None = None
+
+    @property
+    def transcript(self) -> str:
+        return self.final_text if self.final_text is not None else self.text
+
+
+def _cut(text: str, share: float) -> str:
+    """The first ``share`` of ``text``, cut at a word boundary."""
+    if share >= 1.0 or not text:
+        return text
+    if share <= 0.0:
+        return ""
+    cut = text[: int(len(text) * share)]
+    if " " in cut and not text[len(cut) : len(cut) + 1].isspace():
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip()
+
+
+class BridgeCore:
+    """Decisions for one call. Not thread-safe; one instance per call."""
+
+    def __init__(self, options: BridgeOptions | None = None) -> None:
+        self.options = options or BridgeOptions()
+        self._queue: deque[bytes] = deque()
+        self._sent_until = 0.0
+        self._reply: _Reply | None = None
+        self._reply_seq = 0
+        self._outstanding: dict[str, tuple[int, int]] = {}  # mark -> (reply seq, ms)
+        self._turn = 0
+        self._turn_started_at: float | None = None
+        self._last_activity = 0.0
+        self._reprompted = False
+        self._started_at = 0.0
+        self._pending: tuple[str, str] | None = None  # ("hangup", reason) | ("transfer", dest)
+        self._pending_deadline = 0.0
+        self._reply_done_since_request = False
+        self._wakeup_at: float | None = None
+        self.ended = False
+        self.barge_ins = 0
+        self.frames_sent = 0
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def agent_speaking(self) -> bool:
+        """Agent audio is queued here or sent and not yet acknowledged as played."""
+        return bool(self._queue) or bool(self._outstanding)
+
+    @property
+    def queued_frames(self) -> int:
+        return len(self._queue)
+
+    @property
+    def turn(self) -> int:
+        return self._turn
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self, now: float) -> list[Action]:
+        self._started_at = self._last_activity = now
+        out: list[Action] = [RecordTimeline("call.started", now)]
+        self._schedule(out, now)
+        return out
+
+    def finish(self, now: float) -> list[Action]:
+        """The call is over: record what the caller heard of an unfinished reply."""
+        out: list[Action] = []
+        self._record_reply(out, now, interrupted=True)
+        self.ended = True
+        return out
+
+    # -- agent side ------------------------------------------------------------------------------
+    def _current_reply(self, out: list[Action], now: float) -> _Reply:
+        """The reply being generated; a new one once the previous reply is done.
+
+        A finished reply whose audio is still queued when the next begins is recorded as said
+        now: its audio plays before the new reply's, ahead of any later barge-in.
+        """
+        reply = self._reply
+        if reply is None or reply.done:
+            if reply is not None and not reply.recorded:
+                self._record_reply(out, now, interrupted=False)
+            self._reply_seq += 1
+            reply = self._reply = _Reply(self._reply_seq)
+        return reply
+
+    def agent_audio(self, frames: list[bytes], now: float) -> list[Action]:
+        """Queue agent audio (whole carrier frames) and release what the lead allows."""
+        out: list[Action] = []
+        if self.ended or not frames:
+            return out
+        self._current_reply(out, now)
+        self._queue.extend(frames)
+        self._pump(out, now)
+        self._schedule(out, now)
+        return out
+
+    def agent_text(self, text: str, *, final: bool, now: float) -> list[Action]:
+        out: list[Action] = []
+        reply = self._current_reply(out, now)
+        if final:
+            reply.final_text = text
+        else:
+            reply.text += text
+        return out
+
+    def response_done(self, status: str, now: float) -> list[Action]:
+        """The provider finished generating a reply (its audio may still be playing)."""
+        out: list[Action] = [RecordTimeline("response.done", now, {"status": status})]
+        if self._reply is not None and not self._reply.done:
+            self._reply.done = True
+            self._mark(out, self._reply)  # mark the end of the reply
+            if not self._queue and not self._outstanding:
+                self._record_reply(out, now, interrupted=status != "completed")
+        if self._pending is not None:
+            self._reply_done_since_request = True
+        self._check_pending(out, now)
+        self._schedule(out, now)
+        return out
+
+    def tick(self, now: float) -> list[Action]:
+        """Pacing and timers; call when a ``ScheduleWakeup`` falls due."""
+        self._wakeup_at = None
+        out: list[Action] = []
+        if self.ended:
+            return out
+        self._pump(out, now)
+        self._timers(out, now)
+        self._check_pending(out, now)
+        self._schedule(out, now)
+        return out
+
+    # -- caller side -----------------------------------------------------------------------------
+    def caller_speech_started(self, now: float) -> list[Action]:
+        self._last_activity = now
+        self._reprompted = False
+        self._turn_started_at = None
+        out: list[Action] = [RecordTimeline("caller.speech_started", now)]
+        if self.options.barge_in and self.agent_speaking:
+            self._barge_in(out, now, source="caller_speech")
+        return out
+
+    def provider_interrupted(self, now: float) -> list[Action]:
+        """The provider stopped its reply because it heard the caller (Gemini ``interrupted``)."""
+        out: list[Action] = []
+        if self.agent_speaking:
+            self._barge_in(out, now, source="provider")
+        return out
+
+    def caller_speech_stopped(self, now: float) -> list[Action]:
+        self._last_activity = now
+        self._turn_started_at = now
+        return [RecordTimeline("caller.speech_stopped", now)]
+
+    def caller_transcript(self, text: str, *, final: bool, now: float) -> list[Action]:
+        if not final or not text.strip():
+            return []
+        self._last_activity = now
+        return [RecordTranscript("caller", text.strip(), now)]
+
+    def mark_acked(self, name: str, now: float) -> list[Action]:
+        out: list[Action] = []
+        where = self._outstanding.pop(name, None)
+        if where is None:
+            return out
+        seq, ms = where
+        reply = self._reply
+        if reply is not None and reply.seq == seq:
+            reply.acked_ms = max(reply.acked_ms, ms)
+            if reply.done and not self._queue and not self._outstanding:
+                self._record_reply(out, now, interrupted=False)
+        self._last_activity = max(self._last_activity, now)
+        self._check_pending(out, now)
+        self._schedule(out, now)
+        return out
+
+    def function_call(
+        self, call_id: str, name: str, arguments: dict[str, Any], now: float
+    ) -> list[Action]:
+        return [
+            RecordTimeline("tool.call", now, {"name": name, "call_id": call_id}),
+            InvokeTool(call_id, name, arguments),
+        ]
+
+    # -- control ---------------------------------------------------------------------------------
+    def request_hangup(self, reason: str, now: float, *, after_reply: bool = True) -> list[Action]:
+        """Hang up once the coming reply (a goodbye) has played, or at once."""
+        out: list[Action] = [RecordTimeline("hangup.requested", now, {"reason": reason})]
+        self._set_pending(("hangup", reason), now, after_reply)
+        self._check_pending(out, now)
+        self._schedule(out, now)
+        return out
+
+    def request_transfer(self, destination: str, now: float) -> list[Action]:
+        out: list[Action] = [
+            RecordTimeline("transfer.requested", now, {"destination": destination})
+        ]
+        self._set_pending(("transfer", destination), now, True)
+        self._check_pending(out, now)
+        self._schedule(out, now)
+        return out
+
+    def _set_pending(self, pending: tuple[str, str], now: float, after_reply: bool) -> None:
+        self._pending = pending
+        self._pending_deadline = now + self.options.control_grace_ms
+        self._reply_done_since_request = not after_reply
+
+    def _check_pending(self, out: list[Action], now: float) -> None:
+        if self._pending is None or self.ended:
+            return
+        played = self._reply_done_since_request and not self.agent_speaking
+        if not played and now < self._pending_deadline:
+            return
+        kind, arg = self._pending
+        self._pending = None
+        self._record_reply(out, now, interrupted=self.agent_speaking)
+        if kind == "hangup":
+            out.append(HangUp(arg))
+        else:
+            out.append(TransferCall(arg))
+        self.ended = True
+
+    # -- internals -------------------------------------------------------------------------------
+    def _barge_in(self, out: list[Action], now: float, *, source: str) -> None:
+        reply = self._reply
+        played = reply.acked_ms if reply is not None else 0
+        self.barge_ins += 1
+        self._queue.clear()
+        self._outstanding.clear()
+        self._sent_until = now
+        out.append(ClearCallerBuffer())
+        out.append(TruncateAssistant(played))
+        out.append(RecordTimeline("barge_in", now, {"played_ms": played, "source": source}))
+        self._record_reply(out, now, interrupted=True)
+
+    def _record_reply(self, out: list[Action], now: float, *, interrupted: bool) -> None:
+        reply = self._reply
+        if reply is None or reply.recorded:
+            return
+        reply.recorded = True
+        reply.done = True
+        text = reply.transcript
+        if interrupted and reply.sent_ms:
+            text = _cut(text, reply.acked_ms / reply.sent_ms)
+        elif interrupted:
+            text = ""
+        if text or not interrupted:
+            out.append(RecordTranscript("agent", text, now, interrupted=interrupted))
+
+    def _mark(self, out: list[Action], reply: _Reply) -> None:
+        if reply.sent_ms > reply.marked_ms:
+            name = f"{reply.seq}:{reply.sent_ms}"
+            reply.marked_ms = reply.sent_ms
+            self._outstanding[name] = (reply.seq, reply.sent_ms)
+            out.append(SendMark(name))
+
+    def _pump(self, out: list[Action], now: float) -> None:
+        queue = self._queue
+        reply = self._reply
+        if not queue or reply is None:
+            return
+        frame_ms = self.options.frame_ms
+        if self._sent_until < now:
+            self._sent_until = now
+        limit = now + self.options.max_lead_ms
+        interval = self.options.mark_interval_ms
+        while queue and self._sent_until < limit:
+            out.append(SendToCaller(queue.popleft()))
+            self.frames_sent += 1
+            self._sent_until += frame_ms
+            reply.sent_ms += frame_ms
+            if reply.first_frame_at is None:
+                reply.first_frame_at = now
+                out.append(RecordTimeline("reply.first_audio", now, {"reply": reply.seq}))
+                if self._turn_started_at is not None:
+                    self._turn += 1
+                    out.append(RecordTurnLatency(self._turn, now - self._turn_started_at))
+                    self._turn_started_at = None
+            if reply.sent_ms - reply.marked_ms >= interval:
+                self._mark(out, reply)
+        if not queue:
+            self._mark(out, reply)
+        self._last_activity = max(self._last_activity, now)
+
+    def _timers(self, out: list[Action], now: float) -> None:
+        opts = self.options
+        if self._pending is not None:
+            return
+        if opts.max_call_ms is not None and now - self._started_at >= opts.max_call_ms:
+            out.append(RecordTimeline("call.max_duration", now))
+            out.append(Say(opts.goodbye_text, "max_duration"))
+            self._set_pending(("hangup", "max_duration"), now, True)
+            return
+        if self.agent_speaking:
+            return
+        idle = now - max(self._last_activity, self._sent_until)
+        if opts.silence_hangup_ms is not None and idle >= opts.silence_hangup_ms:
+            out.append(RecordTimeline("call.silence_hangup", now))
+            self._set_pending(("hangup", "silence"), now, False)
+        elif (
+            opts.silence_timeout_ms is not None
+            and idle >= opts.silence_timeout_ms
+            and not self._reprompted
+        ):
+            self._reprompted = True
+            out.append(RecordTimeline("call.reprompt", now))
+            out.append(Say(opts.reprompt_text, "silence"))
+
+    def _schedule(self, out: list[Action], now: float) -> None:
+        """Ask for one wakeup at the earliest time something is due."""
+        due: list[float] = []
+        opts = self.options
+        if self._queue:
+            due.append(self._sent_until - opts.max_lead_ms + 1)
+        if self._pending is not None:
+            due.append(self._pending_deadline)
+        else:
+            if opts.max_call_ms is not None:
+                due.append(self._started_at + opts.max_call_ms)
+            base = max(self._last_activity, self._sent_until)
+            if opts.silence_timeout_ms is not None and not self._reprompted:
+                due.append(base + opts.silence_timeout_ms)
+            if opts.silence_hangup_ms is not None:
+                due.append(base + opts.silence_hangup_ms)
+        if not due:
+            return
+        at = max(min(due), now + 1)
+        if self._wakeup_at is None or at < self._wakeup_at or self._wakeup_at <= now:
+            self._wakeup_at = at
+            out.append(ScheduleWakeup(at))

@@ -1,0 +1,164 @@
+"""Pure tests of the bridge core: pacing, marks, barge-in arithmetic, turns, control, timers."""
+
+from __future__ import annotations
+
+from switchboard.bridge.actions import (
+    Action,
+    ClearCallerBuffer,
+    HangUp,
+    InvokeTool,
+    RecordTranscript,
+    RecordTurnLatency,
+    Say,
+    ScheduleWakeup,
+    SendMark,
+    SendToCaller,
+    TransferCall,
+    TruncateAssistant,
+)
+from switchboard.bridge.core import BridgeCore, BridgeOptions
+
+FRAME = b"\xff" * 160
+
+
+def frames(n: int) -> list[bytes]:
+    return [FRAME] * n
+
+
+def of(actions: list[Action], kind: type) -> list[Action]:
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def test_pacing_keeps_lead_and_wakes_up_to_release_more() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=200, mark_interval_ms=1000))
+    core.start(0)
+    out = core.agent_audio(frames(50), now=0)  # one second of audio
+    assert len(of(out, SendToCaller)) == 10  # 200 ms lead
+    wake = of(out, ScheduleWakeup)
+    assert wake and isinstance(wake[-1], ScheduleWakeup) and wake[-1].at_ms == 1
+    out = core.tick(100)  # 100 ms later: 5 more frames fit
+    assert len(of(out, SendToCaller)) == 5
+    assert core.queued_frames == 35
+
+
+def test_marks_follow_interval_and_drain() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000, mark_interval_ms=200))
+    core.start(0)
+    out = core.agent_audio(frames(25), now=0)  # 500 ms
+    marks = [a.name for a in of(out, SendMark) if isinstance(a, SendMark)]
+    assert marks == ["1:200", "1:400", "1:500"]
+
+
+def test_barge_in_clears_truncates_with_acknowledged_ms_and_cuts_transcript() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000, mark_interval_ms=200))
+    core.start(0)
+    core.agent_text("one two three four five six seven eight nine ten", final=False, now=0)
+    core.agent_audio(frames(50), now=0)  # 1000 ms, marks at 200..1000
+    core.response_done("completed", now=10)
+    core.mark_acked("1:200", now=200)
+    core.mark_acked("1:400", now=400)
+    out = core.caller_speech_started(now=450)
+    assert of(out, ClearCallerBuffer)
+    assert of(out, TruncateAssistant) == [TruncateAssistant(400)]
+    transcripts = of(out, RecordTranscript)
+    assert len(transcripts) == 1
+    t = transcripts[0]
+    assert isinstance(t, RecordTranscript)
+    assert t.interrupted and t.role == "agent"
+    assert t.text == "one two three four"  # 40 % of the text, cut at a word
+    assert not core.agent_speaking
+    assert core.barge_ins == 1
+
+
+def test_caller_speech_after_playout_is_not_a_barge_in() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
+    core.start(0)
+    core.agent_text("hello there", final=True, now=0)
+    out = core.agent_audio(frames(5), now=0)
+    (mark,) = of(out, SendMark)
+    assert isinstance(mark, SendMark)
+    core.response_done("completed", now=5)
+    out = core.mark_acked(mark.name, now=100)
+    assert of(out, RecordTranscript) == [RecordTranscript("agent", "hello there", 100)]
+    out = core.caller_speech_started(now=200)
+    assert not of(out, ClearCallerBuffer)
+
+
+def test_turn_latency_from_end_of_speech_to_first_frame() -> None:
+    core = BridgeCore()
+    core.start(0)
+    core.caller_speech_started(1000)
+    core.caller_speech_stopped(2000)
+    out = core.agent_audio(frames(3), now=2350)
+    assert of(out, RecordTurnLatency) == [RecordTurnLatency(1, 350)]
+    out = core.agent_audio(frames(3), now=2400)
+    assert not of(out, RecordTurnLatency)
+
+
+def test_hangup_waits_for_goodbye_playout() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
+    core.start(0)
+    out = core.function_call("c1", "end_call", {}, now=0)
+    assert of(out, InvokeTool) == [InvokeTool("c1", "end_call", {})]
+    out = core.request_hangup("agent_ended", now=10)
+    assert not of(out, HangUp)  # the goodbye has not even started
+    core.agent_text("Goodbye!", final=True, now=20)
+    out = core.agent_audio(frames(10), now=20)
+    (mark,) = of(out, SendMark)
+    assert isinstance(mark, SendMark)
+    out = core.response_done("completed", now=30)
+    assert not of(out, HangUp)  # still playing
+    out = core.mark_acked(mark.name, now=220)
+    assert of(out, HangUp) == [HangUp("agent_ended")]
+    assert of(out, RecordTranscript) == [RecordTranscript("agent", "Goodbye!", 220)]
+
+
+def test_pending_control_falls_back_after_grace() -> None:
+    core = BridgeCore(BridgeOptions(control_grace_ms=1000))
+    core.start(0)
+    out = core.request_transfer("+15550100", now=0)
+    assert not of(out, TransferCall)
+    assert of(out, ScheduleWakeup) == [ScheduleWakeup(1000)]
+    assert of(core.tick(1000), TransferCall) == [TransferCall("+15550100")]
+
+
+def test_silence_reprompts_then_hangs_up() -> None:
+    core = BridgeCore(BridgeOptions(silence_timeout_ms=5000, silence_hangup_ms=9000))
+    out = core.start(0)
+    assert of(out, ScheduleWakeup) == [ScheduleWakeup(5000)]
+    out = core.tick(5000)
+    assert of(out, Say) == [Say("Are you still there?", "silence")]
+    out = core.tick(9000)
+    assert of(out, HangUp) == [HangUp("silence")]
+
+
+def test_caller_speech_resets_silence() -> None:
+    core = BridgeCore(BridgeOptions(silence_timeout_ms=5000))
+    core.start(0)
+    core.caller_speech_started(4000)
+    assert not of(core.tick(5000), Say)
+    assert of(core.tick(9000), Say)
+
+
+def test_max_duration_says_goodbye_then_hangs_up() -> None:
+    core = BridgeCore(BridgeOptions(max_call_ms=60_000, max_lead_ms=10_000))
+    core.start(0)
+    out = core.tick(60_000)
+    assert [a for a in out if isinstance(a, Say)][0].reason == "max_duration"
+    out = core.agent_audio(frames(5), now=60_010)
+    (mark,) = of(out, SendMark)
+    assert isinstance(mark, SendMark)
+    core.response_done("completed", 60_020)
+    assert of(core.mark_acked(mark.name, 60_200), HangUp) == [HangUp("max_duration")]
+
+
+def test_finish_records_unheard_part_as_interrupted() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000, mark_interval_ms=100))
+    core.start(0)
+    core.agent_text("alpha beta gamma delta", final=True, now=0)
+    core.agent_audio(frames(10), now=0)  # 200 ms; marks at 100 and 200
+    core.mark_acked("1:100", now=100)
+    out = core.finish(now=150)
+    (t,) = of(out, RecordTranscript)
+    assert isinstance(t, RecordTranscript)
+    assert t.interrupted and t.text == "alpha beta"
