@@ -1,0 +1,262 @@
+"""Agent profiles: who answers which number, with what prompt, voice, provider and tools.
+
+Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``)::
+
+    version: 1
+    agents:
+      receptionist:
+        numbers: ["*"]                  # E.164 dialled numbers; "*" = catch-all default
+        system_prompt: You are a friendly receptionist...
+        greeting: Hello! How can I help?
+        provider: openai                # or strategy: balanced / requirements: {...}
+        tools: [end_call, lookup_order]
+        tool_modules: ["myco.tools"]    # import paths of user @tool modules
+        limits: {max_call_seconds: 900, silence_timeout_s: 8, silence_hangup_s: 30}
+
+Validation is strict (unknown keys are errors); :class:`ConfigError` names the file and the
+dotted key path of each problem (``agents.sales.limits.max_call_seconds``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from switchboard.errors import ConfigError
+from switchboard.providers.base import AudioSpec, SessionConfig
+from switchboard.providers.registry import ProviderType, Requirements
+from switchboard.tools.builtin import builtin_registry
+from switchboard.tools.registry import ToolRegistry
+
+__all__ = ["Agent", "AgentBook", "AgentLimits", "normalise_number"]
+
+CATCH_ALL = "*"
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+
+
+def normalise_number(number: str) -> str:
+    """``"+1 (555) 010-0000"`` → ``"+15550100000"`` (spaces, dashes, dots, parentheses dropped)."""
+    return re.sub(r"[\s().-]", "", number)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentLimits(_Strict):
+    """Per-call limits.
+
+    Attributes:
+        max_call_seconds: the call is ended (with the goodbye) after this long; None = no limit.
+        silence_timeout_s: caller silence before the agent re-prompts; None = never.
+        silence_hangup_s: caller silence before the agent says goodbye and hangs up; None = never.
+    """
+
+    max_call_seconds: int | None = Field(default=900, gt=0)
+    silence_timeout_s: float | None = Field(default=8.0, gt=0)
+    silence_hangup_s: float | None = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _hangup_after_reprompt(self) -> AgentLimits:
+        if (
+            self.silence_timeout_s is not None
+            and self.silence_hangup_s is not None
+            and self.silence_hangup_s <= self.silence_timeout_s
+        ):
+            raise ValueError("silence_hangup_s must be longer than silence_timeout_s")
+        return self
+
+
+class Agent(_Strict):
+    """One agent profile (see the module docstring for the YAML)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    numbers: list[str] = Field(default_factory=list)
+    system_prompt: str = Field(min_length=1)
+    greeting: str | None = None
+    voice: str | None = None
+    provider: ProviderType | None = None
+    strategy: str | None = None
+    requirements: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = None
+    tools: list[str] = Field(default_factory=list)
+    tool_modules: list[str] = Field(default_factory=list)
+    limits: AgentLimits = AgentLimits()
+    reprompt: str | None = "Are you still there?"
+    goodbye: str = "Thank you for calling. Goodbye!"
+    apology: str = "I'm sorry, I'm having technical trouble. Please call again later. Goodbye."
+    barge_in: bool = True
+    language: str = "en-US"
+    turn_detection: dict[str, Any] | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+
+    @field_validator("numbers")
+    @classmethod
+    def _e164(cls, numbers: list[str]) -> list[str]:
+        out: list[str] = []
+        for raw in numbers:
+            number = raw if raw == CATCH_ALL else normalise_number(raw)
+            if number != CATCH_ALL and not _E164.match(number):
+                raise ValueError(f"{raw!r} is not an E.164 number (+15551234567) or '*'")
+            out.append(number)
+        return out
+
+    @field_validator("requirements")
+    @classmethod
+    def _known_requirements(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            Requirements.from_mapping(value)
+        except (ConfigError, TypeError) as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @property
+    def provider_requirements(self) -> Requirements:
+        """``requirements`` (and ``strategy``) as the registry's :class:`Requirements`."""
+        data = dict(self.requirements)
+        if self.strategy is not None:
+            data.setdefault("strategy", self.strategy)
+        return Requirements.from_mapping(data)
+
+    def tool_registry(self, base: ToolRegistry | None = None) -> ToolRegistry:
+        """The tools this agent may call: built-ins plus ``tool_modules``, narrowed to ``tools``.
+
+        Args:
+            base: a registry to start from instead of the built-ins (already holding user tools).
+
+        Raises:
+            ToolError: a tool module cannot be loaded or a tool name is unknown.
+        """
+        registry = base if base is not None else builtin_registry()
+        registry.load_import_paths(self.tool_modules)
+        return registry.subset(self.tools)
+
+    def session_config(
+        self,
+        audio_spec: AudioSpec,
+        tools_schemas: list[dict[str, Any]] | None = None,
+        *,
+        model_id: str | None = None,
+    ) -> SessionConfig:
+        """The :class:`SessionConfig` for a provider session of this agent.
+
+        Args:
+            audio_spec: the audio the caller side speaks (e.g. μ-law 8 kHz).
+            tools_schemas: ``ToolRegistry.schemas()`` of the tools offered.
+            model_id: overrides ``model`` (e.g. the provider's default model when unset).
+        """
+        extra: dict[str, Any] = {}
+        if self.turn_detection is not None:
+            extra["turn_detection"] = dict(self.turn_detection)
+        return SessionConfig(
+            model_id=model_id or self.model,
+            audio_format=audio_spec.format,
+            sample_rate=audio_spec.sample_rate,
+            system_prompt=self.system_prompt,
+            temperature=self.temperature,
+            tools=list(tools_schemas or []),
+            voice=self.voice,
+            language=self.language,
+            greeting=self.greeting,
+            extra=extra,
+        )
+
+
+class _AgentFile(_Strict):
+    version: Literal[1] = 1
+    agents: dict[str, dict[str, Any]]
+
+
+class AgentBook:
+    """Every agent profile, with routing by dialled number."""
+
+    def __init__(self, agents: list[Agent], *, source: str = "<memory>") -> None:
+        self.source = source
+        self._agents: dict[str, Agent] = {}
+        self._by_number: dict[str, Agent] = {}
+        for agent in agents:
+            if agent.name in self._agents:
+                raise ConfigError(f"{source}: agent {agent.name!r} is defined twice")
+            self._agents[agent.name] = agent
+            for number in agent.numbers:
+                other = self._by_number.get(number)
+                if other is not None:
+                    raise ConfigError(
+                        f"{source}: agents.{agent.name}.numbers: {number} is already answered "
+                        f"by agent {other.name!r}"
+                    )
+                self._by_number[number] = agent
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> AgentBook:
+        """Load and validate an agents file (the packaged ``agents.yaml`` when ``path`` is None).
+
+        Raises:
+            ConfigError: the file is unreadable, not YAML, or invalid; the message names the file
+                and the key path of each problem.
+        """
+        where = str(path) if path else "packaged agents.yaml"
+        try:
+            text = (
+                path.read_text("utf-8")
+                if path
+                else resources.files("switchboard").joinpath("agents.yaml").read_text("utf-8")
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot read {where}: {exc.strerror}") from exc
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where} is not valid YAML: {exc}") from exc
+        try:
+            parsed = _AgentFile.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: {_problems(exc, ())}") from exc
+        agents: list[Agent] = []
+        problems: list[str] = []
+        for name, body in parsed.agents.items():
+            if "name" in body and body["name"] != name:
+                problems.append(f"agents.{name}.name: differs from its key")
+                continue
+            try:
+                agents.append(Agent.model_validate({**body, "name": name}))
+            except ValidationError as exc:
+                problems.append(_problems(exc, ("agents", name)))
+        if problems:
+            raise ConfigError(f"{where}: {'; '.join(problems)}")
+        return cls(agents, source=where)
+
+    def route(self, to_number: str) -> Agent | None:
+        """The agent answering ``to_number``: exact match first, then the ``"*"`` default."""
+        return self._by_number.get(normalise_number(to_number)) or self._by_number.get(CATCH_ALL)
+
+    def get(self, name: str) -> Agent | None:
+        """The agent called ``name``, or None."""
+        return self._agents.get(name)
+
+    @property
+    def default(self) -> Agent | None:
+        """The catch-all agent, if there is one."""
+        return self._by_number.get(CATCH_ALL)
+
+    def names(self) -> list[str]:
+        return list(self._agents)
+
+    def __iter__(self) -> Iterator[Agent]:
+        return iter(list(self._agents.values()))
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+
+def _problems(exc: ValidationError, prefix: tuple[str, ...]) -> str:
+    return "; ".join(
+        f"{'.'.join([*prefix, *(str(p) for p in err['loc'])]) or '<root>'}: {err['msg']}"
+        for err in exc.errors()
+    )
