@@ -1,0 +1,280 @@
+"""Sans-I/O codec for the Telnyx media-streaming websocket (one instance per stream).
+
+Vendor doc: developers.telnyx.com/docs/voice/programmable-voice/media-streaming and the AsyncAPI
+page api-reference/websockets/stream-call-media-over-websocket (protocols.md §5.4).
+
+Theory of operation
+-------------------
+Telnyx sends JSON text frames: ``connected``, ``start`` (call ids + ``media_format``), ``media``
+(base64 RTP payload, no RTP header), ``dtmf``, ``mark`` (echo of a mark we sent, at playout),
+``stop`` and ``error``. Frame order is *not* guaranteed, so every frame with a
+``sequence_number`` is accounted for in a small reorder window:
+
+* ``_next`` is the lowest sequence number not seen yet. Non-media events are released at once
+  (they are rare and latency-sensitive) but still mark their number as seen.
+* A media frame whose number is ``_next`` is released, together with every held frame that is
+  now contiguous. A frame ahead of ``_next`` is held (``reordered``); a frame behind it is a late
+  duplicate and is dropped (``late``).
+* When more than ``reorder_window`` frames are held, the missing numbers are given up as lost
+  (``gaps``) and the held frames are released in order. ``stop`` flushes the window.
+
+Outbound frames (bidirectional ``rtp`` mode) are ``media``, ``mark`` and ``clear``; they need no
+``stream_id``. ``send_media`` is on the hot path, so it is a string template around base64.
+
+L16 byte order is UNCONFIRMED for Telnyx: RTP L16 is big-endian (RFC 3551 §4.5.11), so the
+codec assumes network order by default and swaps to/from the little-endian PCM16 the rest of
+switchboard uses. ``l16_byteorder="little"`` turns the swap off if Telnyx turns out to send LE.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import json
+import logging
+import sys
+from typing import Any, Literal
+
+from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.telephony.base import (
+    DtmfReceived,
+    MarkAcknowledged,
+    MediaEvent,
+    MediaReceived,
+    StreamConnected,
+    StreamError,
+    StreamStarted,
+    StreamStopped,
+)
+
+__all__ = ["TelnyxMediaCodec", "audio_spec_for_encoding"]
+
+logger = logging.getLogger(__name__)
+
+ByteOrder = Literal["big", "little"]
+
+_ENCODINGS: dict[str, AudioFormat] = {
+    "PCMU": AudioFormat.ULAW,
+    "AUDIO/X-MULAW": AudioFormat.ULAW,
+    "PCMA": AudioFormat.ALAW,
+    "AUDIO/X-ALAW": AudioFormat.ALAW,
+    "L16": AudioFormat.PCM16,
+    "AUDIO/L16": AudioFormat.PCM16,
+}
+_STAT_KEYS = ("frames_in", "frames_out", "malformed", "reordered", "gaps", "late", "dropped")
+
+
+def audio_spec_for_encoding(encoding: str, sample_rate: int | None) -> AudioSpec | None:
+    """Map a ``start.media_format`` to an :class:`AudioSpec` (None for codecs we cannot carry).
+
+    Accepts the current ``PCMU``/``PCMA``/``L16`` names and the older MIME-ish
+    ``audio/x-mulaw``/``audio/x-alaw`` (both appear in Telnyx docs).
+    """
+    fmt = _ENCODINGS.get(encoding.upper())
+    if fmt is None:
+        return None
+    if fmt is AudioFormat.PCM16:
+        return AudioSpec(fmt, int(sample_rate or 16000))
+    return AudioSpec(fmt, int(sample_rate or 8000))
+
+
+def _swap16(data: bytes) -> bytes:
+    """Swap the bytes of every 16-bit sample (big-endian ⇄ little-endian)."""
+    out = bytearray(data[: len(data) & ~1])
+    out[0::2], out[1::2] = out[1::2], out[0::2]
+    return bytes(out)
+
+
+class TelnyxMediaCodec:
+    """Parse Telnyx media frames into carrier-neutral events and encode outbound frames.
+
+    Args:
+        reorder_window: media frames held while waiting for a missing sequence number.
+        l16_byteorder: wire byte order of L16 payloads (UNCONFIRMED; default RFC 3551 "big").
+        outbound_spec: the audio format ``send_media`` expects, i.e. what was asked for with
+            ``stream_bidirectional_codec`` (PCMU 8 kHz by default). For L16 the caller passes
+            little-endian PCM16 and the codec converts to ``l16_byteorder``.
+    """
+
+    def __init__(
+        self,
+        *,
+        reorder_window: int = 8,
+        l16_byteorder: ByteOrder = "big",
+        outbound_spec: AudioSpec | None = None,
+    ) -> None:
+        self.reorder_window = reorder_window
+        self.l16_byteorder: ByteOrder = l16_byteorder
+        self.outbound_spec = outbound_spec or AudioSpec(AudioFormat.ULAW, 8000)
+        self.stream_id: str | None = None
+        self.call_control_id: str | None = None
+        self.inbound_spec: AudioSpec | None = None
+        self._swap_in = False
+        self._swap_out = (
+            self.outbound_spec.format is AudioFormat.PCM16 and l16_byteorder != sys.byteorder
+        )
+        self._next: int | None = None
+        self._seen_ahead: set[int] = set()
+        self._held: list[tuple[int, MediaReceived]] = []
+        self._stats = dict.fromkeys(_STAT_KEYS, 0)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: frames_in, frames_out, malformed, reordered, gaps, late, dropped."""
+        return dict(self._stats)
+
+    # -- outbound (hot path) ---------------------------------------------------------------------
+    def send_media(self, payload: bytes) -> str:
+        """One outbound ``media`` frame of ``outbound_spec`` audio (20 ms – 30 s per frame)."""
+        self._stats["frames_out"] += 1
+        if self._swap_out:
+            payload = _swap16(payload)
+        b64 = base64.b64encode(payload).decode("ascii")
+        return '{"event":"media","media":{"payload":"' + b64 + '"}}'
+
+    def send_mark(self, name: str) -> str:
+        """A ``mark``; Telnyx echoes it once everything queued before it has played."""
+        return json.dumps({"event": "mark", "mark": {"name": name}}, separators=(",", ":"))
+
+    def send_clear(self) -> str:
+        """``clear``: stop playback, drop the queue (queued marks are echoed)."""
+        return '{"event":"clear"}'
+
+    # -- inbound ---------------------------------------------------------------------------------
+    def receive(self, text: str) -> list[MediaEvent]:
+        """Parse one inbound text frame; malformed frames are counted and logged, never raised."""
+        try:
+            msg = json.loads(text)
+            if not isinstance(msg, dict):
+                raise ValueError("frame is not a JSON object")
+            return self._dispatch(msg)
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            self._stats["malformed"] += 1
+            logger.warning("malformed Telnyx media frame (%d bytes): %s", len(text), exc)
+            return []
+
+    def _dispatch(self, msg: dict[str, Any]) -> list[MediaEvent]:
+        seq = _int_or_none(msg.get("sequence_number"))
+        match msg.get("event"):
+            case "media":
+                return self._on_media(msg["media"], seq)
+            case "connected":
+                return [StreamConnected()]
+            case "start":
+                return self._released(seq, self._on_start(msg))
+            case "dtmf":
+                return self._released(seq, [DtmfReceived(digit=str(msg["dtmf"]["digit"]))])
+            case "mark":
+                return self._released(seq, [MarkAcknowledged(name=str(msg["mark"]["name"]))])
+            case "stop":
+                reason = (msg.get("stop") or {}).get("reason")
+                return [*self._flush(), StreamStopped(reason=str(reason) if reason else None)]
+            case "error":
+                err = msg.get("payload") or msg.get("error") or {}
+                code = err.get("code")
+                text = str(err.get("detail") or err.get("title") or "unknown error")
+                logger.warning("Telnyx media stream error %s: %s", code, text)
+                return [StreamError(code=None if code is None else str(code), message=text)]
+            case other:
+                logger.debug("ignoring Telnyx media event %r", other)
+                return []
+
+    def _on_start(self, msg: dict[str, Any]) -> list[MediaEvent]:
+        start = msg["start"]
+        fmt = start.get("media_format") or {}
+        encoding = str(fmt.get("encoding") or "PCMU")
+        spec = audio_spec_for_encoding(encoding, _int_or_none(fmt.get("sample_rate")))
+        self.stream_id = str(msg.get("stream_id") or start.get("stream_id") or "")
+        self.call_control_id = str(start["call_control_id"])
+        if spec is None:
+            logger.error("Telnyx stream %s uses unsupported encoding %r", self.stream_id, encoding)
+            return [StreamError(code="unsupported_encoding", message=encoding)]
+        self.inbound_spec = spec
+        self._swap_in = spec.format is AudioFormat.PCM16 and self.l16_byteorder != sys.byteorder
+        params = start.get("custom_parameters") or {}
+        custom = {str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {}
+        if start.get("client_state"):
+            custom.setdefault("client_state", str(start["client_state"]))
+        return [
+            StreamStarted(
+                stream_id=self.stream_id,
+                call_id=self.call_control_id,
+                audio=spec,
+                custom_parameters=custom,
+                account_id=str(start["user_id"]) if start.get("user_id") else None,
+            )
+        ]
+
+    def _on_media(self, media: dict[str, Any], seq: int | None) -> list[MediaEvent]:
+        if media.get("track", "inbound") == "outbound":
+            return []  # our own audio echoed back on both_tracks: not the caller
+        payload = base64.b64decode(media["payload"], validate=True)
+        if self._swap_in:
+            payload = _swap16(payload)
+        self._stats["frames_in"] += 1
+        event = MediaReceived(
+            payload=payload, timestamp_ms=_int_or_none(media.get("timestamp")), sequence=seq
+        )
+        if seq is None:
+            return [event]
+        if self._next is None:
+            self._next = seq
+        if seq < self._next or seq in self._seen_ahead:
+            self._stats["late"] += 1
+            self._stats["dropped"] += 1
+            return []
+        if seq > self._next:
+            self._stats["reordered"] += 1
+        heapq.heappush(self._held, (seq, event))
+        return self._released(seq, [])
+
+    def _released(self, seq: int | None, events: list[MediaEvent]) -> list[MediaEvent]:
+        """Account for ``seq``, then release held media that became contiguous (or overflowed)."""
+        if seq is not None:
+            if self._next is None:
+                self._next = seq
+            if seq >= self._next:
+                self._seen_ahead.add(seq)
+        out: list[MediaEvent] = []
+        while self._next is not None:
+            while self._next in self._seen_ahead:
+                self._seen_ahead.discard(self._next)
+                self._next += 1
+            while self._held and self._held[0][0] < self._next:
+                out.append(heapq.heappop(self._held)[1])
+            if len(self._held) <= self.reorder_window:
+                break
+            self._skip_to(self._held[0][0])  # give up numbers below the oldest held frame
+        out.extend(events)
+        return out
+
+    def _flush(self) -> list[MediaEvent]:
+        out: list[MediaEvent] = []
+        while self._held:
+            seq, event = heapq.heappop(self._held)
+            if self._next is not None and seq > self._next:
+                self._skip_to(seq)
+            self._next = seq + 1
+            out.append(event)
+        self._seen_ahead.clear()
+        return out
+
+    def _skip_to(self, target: int) -> None:
+        """Move ``_next`` to ``target``, counting the numbers never seen as lost (``gaps``)."""
+        assert self._next is not None
+        for number in range(self._next, target):
+            if number in self._seen_ahead:
+                self._seen_ahead.discard(number)
+            else:
+                self._stats["gaps"] += 1
+        self._next = target
+
+
+def _int_or_none(value: object) -> int | None:
+    """Telnyx sends numbers as strings (``"sequence_number": "4"``); accept both."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | str):
+        return int(value)  # ValueError on junk: the frame counts as malformed
+    raise TypeError(f"expected a number, got {type(value).__name__}")
