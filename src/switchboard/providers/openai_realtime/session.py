@@ -1,0 +1,273 @@
+"""OpenAI Realtime (GA) provider: the thin asyncio/websockets layer over :class:`RealtimeProtocol`.
+
+Connects to ``{OPENAI_BASE_URL as ws}/realtime?model=<model>`` with ``Authorization: Bearer``
+and no ``OpenAI-Beta`` header (GA dialect; vendor guide "Realtime API with WebSocket",
+protocols.md §1.1).
+
+Theory of operation: one supervisor task owns the connection. It reads frames into the protocol
+object, emits the events and sends whatever the protocol wants sent. When the socket closes
+without :meth:`disconnect`, the supervisor reconnects with exponential backoff (bounded by
+``max_reconnect_attempts``), emitting ``session.reconnecting``/``session.reconnected``; the
+protocol re-sends ``session.update`` and replays the conversation. Audio sent meanwhile is held
+by the protocol. After the bound: a fatal ``error`` event and state FAILED. A renewal timer
+reconnects the same way ``renew_margin_s`` before ``max_session_seconds`` (providers.yaml), at
+a moment when no response is active, so a long call is never dropped at the 30-minute limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from switchboard.config import Settings
+from switchboard.errors import ProviderError, RemoteProtocolError
+from switchboard.providers.base import (
+    AudioChunk,
+    AudioFormat,
+    AudioSpec,
+    BaseProvider,
+    ProviderCapabilities,
+    ProviderEvent,
+    ProviderEventType,
+    SessionConfig,
+    SessionState,
+)
+from switchboard.providers.openai_realtime.protocol import RealtimeProtocol
+
+__all__ = ["OpenAIRealtimeProvider"]
+
+logger = logging.getLogger(__name__)
+
+_E = ProviderEventType
+
+
+class OpenAIRealtimeProvider(BaseProvider):
+    """A :class:`RealtimeEndToEndProvider` speaking the OpenAI Realtime GA WebSocket protocol.
+
+    Args:
+        config: the session configuration (see ``messages.session_update`` for the mapping;
+            ``temperature`` is dropped because GA sessions have no such field).
+        settings: supplies ``openai_ws_url``, the API key and providers.yaml limits.
+        connect_timeout_s: time allowed to open the socket and get ``session.updated``.
+        max_reconnect_attempts: reconnect attempts after an unexpected close before FAILED.
+        backoff_base_s: first reconnect delay; doubles per attempt (capped at ``backoff_max_s``).
+        max_session_seconds: session limit (default providers.yaml ``max_session_seconds``).
+        renew_margin_s: renew the session this long before the limit.
+    """
+
+    capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
+        audio_formats=(AudioFormat.PCM16, AudioFormat.ULAW, AudioFormat.ALAW),
+        input_sample_rates=(24000, 8000),
+        output_sample_rates=(24000, 8000),
+        max_session_seconds=1800,
+    )
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        settings: Settings,
+        connect_timeout_s: float = 10.0,
+        max_reconnect_attempts: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 8.0,
+        max_session_seconds: float | None = None,
+        renew_margin_s: float = 60.0,
+    ) -> None:
+        super().__init__(config)
+        entry = settings.catalog.providers.get("openai")
+        model = config.model_id or (entry.default_model if entry else "gpt-realtime")
+        if max_session_seconds is None:
+            max_session_seconds = (entry.max_session_seconds if entry else None) or 1800
+        self._url = f"{settings.openai_ws_url}/realtime?{urlencode({'model': model})}"
+        self._key = settings.secret("openai_api_key") or ""
+        self._proto = RealtimeProtocol(config, model=model)
+        self._connect_timeout = connect_timeout_s
+        self._max_attempts = max_reconnect_attempts
+        self._backoff = (backoff_base_s, backoff_max_s)
+        self._session_limit = max_session_seconds
+        self._renew_margin = renew_margin_s
+        self._ws: ClientConnection | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._configured = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._renewing = False
+
+    @property
+    def input_spec(self) -> AudioSpec:
+        return self._proto.spec
+
+    @property
+    def output_spec(self) -> AudioSpec:
+        return self._proto.spec
+
+    # -- hooks -------------------------------------------------------------------------------
+    async def _do_connect(self) -> None:
+        self._ws = await self._dial()
+        await self._send(self._proto.start())
+        self._supervisor = asyncio.create_task(self._supervise(), name="openai-realtime")
+        try:
+            await asyncio.wait_for(self._configured.wait(), self._connect_timeout)
+        except TimeoutError as exc:
+            await self._stop_tasks()
+            raise ProviderError("OpenAI Realtime: no session.updated in time") from exc
+        if self._state is not SessionState.CONNECTING:  # failed while configuring
+            raise ProviderError("OpenAI Realtime: session ended while configuring")
+        logger.info("openai realtime: connected (%s)", self._proto.spec.format)
+
+    async def _do_send_audio(self, chunk: AudioChunk) -> None:
+        spec = self._proto.spec
+        if chunk.format is not spec.format or chunk.sample_rate != spec.sample_rate:
+            raise ProviderError(
+                f"audio must be {spec.format}@{spec.sample_rate}, got "
+                f"{chunk.format}@{chunk.sample_rate}",
+                fatal=False,
+            )
+        await self._send(self._proto.send_audio(chunk.data))
+
+    async def _do_function_result(self, call_id: str, result: Any) -> None:
+        await self._send(self._proto.function_result(call_id, result))
+
+    async def _do_interrupt(self, played_ms: int | None) -> None:
+        await self._send(self._proto.interrupt(played_ms))
+
+    async def _do_disconnect(self) -> None:
+        await self._stop_tasks()
+        logger.info("openai realtime: disconnected")
+
+    # -- I/O ---------------------------------------------------------------------------------
+    async def _dial(self) -> ClientConnection:
+        headers = {"Authorization": f"Bearer {self._key}"}
+        try:
+            return await asyncio.wait_for(
+                connect(self._url, additional_headers=headers, max_size=None),
+                self._connect_timeout,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            raise ProviderError(
+                f"OpenAI Realtime refused the connection (HTTP {status})",
+                code=f"http_{status}",
+                fatal=status in (401, 403, 404),
+            ) from exc
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            raise ProviderError(f"OpenAI Realtime: cannot connect: {exc}") from exc
+
+    async def _send(self, texts: list[str]) -> None:
+        ws = self._ws
+        for text in texts:
+            if ws is None:
+                logger.debug("> dropped (no connection), %d bytes", len(text))
+                continue
+            try:
+                await ws.send(text)
+            except ConnectionClosed:
+                logger.debug("> dropped (connection closed), %d bytes", len(text))
+                return
+
+    async def _stop_tasks(self) -> None:
+        for task in (self._renewer, self._supervisor):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._ws is not None:
+            await self._ws.close()
+            self._ws = None
+
+    async def _supervise(self) -> None:
+        self._start_renewer()
+        while True:
+            assert self._ws is not None
+            await self._read(self._ws)
+            if self._state in (SessionState.DISCONNECTING, SessionState.CLOSED):
+                return
+            if not await self._reconnect():
+                return
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for frame in ws:
+                await self._handle(frame)
+        except ConnectionClosed as exc:
+            logger.info("openai realtime: connection closed (%s)", exc)
+
+    async def _handle(self, frame: str | bytes) -> None:
+        try:
+            events = self._proto.receive(frame)
+        except RemoteProtocolError as exc:
+            logger.warning("openai realtime: bad server frame: %s", exc)
+            await self.emit(
+                ProviderEvent(
+                    _E.ERROR, {"code": "protocol_error", "message": str(exc), "fatal": False}
+                )
+            )
+            return
+        for event in events:
+            await self.emit(event)
+        await self._send(self._proto.data_to_send())
+        if self._proto.configured:
+            self._configured.set()
+        if self._proto.active_response_id is None:
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    async def _reconnect(self) -> bool:
+        reason = "session renewal" if self._renewing else "connection lost"
+        self._renewing = False
+        if self._state is SessionState.CONNECTED:
+            self._transition(SessionState.RECONNECTING)
+        self._ws = None
+        self._configured.clear()
+        for attempt in range(1, self._max_attempts + 1):
+            await self.emit(ProviderEvent(_E.RECONNECTING, {"attempt": attempt, "reason": reason}))
+            if attempt > 1 or reason != "session renewal":
+                delay = min(self._backoff[0] * 2 ** (attempt - 1), self._backoff[1])
+                await asyncio.sleep(delay)
+            try:
+                ws = await self._dial()
+            except ProviderError as exc:
+                logger.warning("openai realtime: reconnect %d failed: %s", attempt, exc)
+                if exc.fatal and exc.code is not None:
+                    break
+                continue
+            self._ws = ws
+            await self._send(self._proto.restore())
+            if self._state is SessionState.RECONNECTING:
+                self._transition(SessionState.CONNECTED)
+            await self.emit(ProviderEvent(_E.RECONNECTED, {"attempt": attempt}))
+            self._start_renewer()
+            return True
+        message = f"OpenAI Realtime: gave up after {self._max_attempts} reconnect attempts"
+        await self.emit(
+            ProviderEvent(_E.ERROR, {"code": "reconnect_failed", "message": message, "fatal": True})
+        )
+        if self._state in (SessionState.RECONNECTING, SessionState.CONNECTING):
+            self._transition(SessionState.FAILED)
+        return False
+
+    def _start_renewer(self) -> None:
+        if self._renewer is not None and not self._renewer.done():
+            self._renewer.cancel()
+        self._renewer = asyncio.create_task(self._renew_later(self._ws), name="openai-renew")
+
+    async def _renew_later(self, ws: ClientConnection | None) -> None:
+        wait = max(0.0, self._session_limit - self._renew_margin)
+        await asyncio.sleep(wait)
+        with contextlib.suppress(TimeoutError):  # renew between responses when possible
+            await asyncio.wait_for(self._idle.wait(), self._renew_margin * 0.8)
+        if ws is None or ws is not self._ws:
+            return
+        logger.warning(
+            "openai realtime: renewing session before the %.0f s limit", self._session_limit
+        )
+        self._renewing = True
+        await ws.close(1000, "session renewal")
