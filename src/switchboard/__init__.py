@@ -64,6 +64,7 @@ __all__ = [
     "TelephonyError",
     "TelephonyType",
     "ToolError",
+    "Usage",
     "__version__",
     "get_provider_registry",
     "load_settings",

@@ -46,7 +46,9 @@ def test_marks_follow_interval_and_drain() -> None:
     core.start(0)
     out = core.agent_audio(frames(25), now=0)  # 500 ms
     marks = [a.name for a in of(out, SendMark) if isinstance(a, SendMark)]
-    assert marks == ["1:200", "1:400", "1:500"]
+    assert marks == ["1:200", "1:400"]
+    out = core.response_done("completed", now=10)  # the end of the reply is marked
+    assert [a.name for a in of(out, SendMark) if isinstance(a, SendMark)] == ["1:500"]
 
 
 def test_barge_in_clears_truncates_with_acknowledged_ms_and_cuts_transcript() -> None:
@@ -66,7 +68,7 @@ def test_barge_in_clears_truncates_with_acknowledged_ms_and_cuts_transcript() ->
     assert isinstance(t, RecordTranscript)
     assert t.interrupted and t.role == "agent"
     assert t.text == "one two three four"  # 40 % of the text, cut at a word
-    assert not core.agent_speaking
+    assert not core.agent_speaking(450)
     assert core.barge_ins == 1
 
 
@@ -74,10 +76,9 @@ def test_caller_speech_after_playout_is_not_a_barge_in() -> None:
     core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
     core.start(0)
     core.agent_text("hello there", final=True, now=0)
-    out = core.agent_audio(frames(5), now=0)
-    (mark,) = of(out, SendMark)
+    core.agent_audio(frames(5), now=0)
+    (mark,) = of(core.response_done("completed", now=5), SendMark)
     assert isinstance(mark, SendMark)
-    core.response_done("completed", now=5)
     out = core.mark_acked(mark.name, now=100)
     assert of(out, RecordTranscript) == [RecordTranscript("agent", "hello there", 100)]
     out = core.caller_speech_started(now=200)
@@ -103,10 +104,10 @@ def test_hangup_waits_for_goodbye_playout() -> None:
     out = core.request_hangup("agent_ended", now=10)
     assert not of(out, HangUp)  # the goodbye has not even started
     core.agent_text("Goodbye!", final=True, now=20)
-    out = core.agent_audio(frames(10), now=20)
-    (mark,) = of(out, SendMark)
-    assert isinstance(mark, SendMark)
+    core.agent_audio(frames(9), now=20)
     out = core.response_done("completed", now=30)
+    (mark,) = of(out, SendMark)
+    assert isinstance(mark, SendMark) and mark.name == "1:180"
     assert not of(out, HangUp)  # still playing
     out = core.mark_acked(mark.name, now=220)
     assert of(out, HangUp) == [HangUp("agent_ended")]
@@ -145,10 +146,9 @@ def test_max_duration_says_goodbye_then_hangs_up() -> None:
     core.start(0)
     out = core.tick(60_000)
     assert [a for a in out if isinstance(a, Say)][0].reason == "max_duration"
-    out = core.agent_audio(frames(5), now=60_010)
-    (mark,) = of(out, SendMark)
+    core.agent_audio(frames(5), now=60_010)
+    (mark,) = of(core.response_done("completed", 60_020), SendMark)
     assert isinstance(mark, SendMark)
-    core.response_done("completed", 60_020)
     assert of(core.mark_acked(mark.name, 60_200), HangUp) == [HangUp("max_duration")]
 
 

@@ -16,7 +16,7 @@ Outbound pacing
     a timer falls due, never a task per frame.
 
 Playout marks
-    Every ``mark_interval_ms`` of a reply and whenever the queue drains, a mark named
+    Every ``mark_interval_ms`` of a reply and after its last frame, a mark named
     ``"<reply>:<ms>"`` follows the audio. The carrier echoes it when everything before it has
     played, so ``played_ms`` of the current reply is known from acknowledgements, not guessed.
 
@@ -134,10 +134,9 @@ class BridgeCore:
         self.frames_sent = 0
 
     # -- state -----------------------------------------------------------------------------------
-    @property
-    def agent_speaking(self) -> bool:
-        """Agent audio is queued here or sent and not yet acknowledged as played."""
-        return bool(self._queue) or bool(self._outstanding)
+    def agent_speaking(self, now: float) -> bool:
+        """Agent audio is queued here, sent and not yet acknowledged, or still playing."""
+        return bool(self._queue) or bool(self._outstanding) or self._sent_until > now
 
     @property
     def queued_frames(self) -> int:
@@ -228,14 +227,14 @@ class BridgeCore:
         self._reprompted = False
         self._turn_started_at = None
         out: list[Action] = [RecordTimeline("caller.speech_started", now)]
-        if self.options.barge_in and self.agent_speaking:
+        if self.options.barge_in and self.agent_speaking(now):
             self._barge_in(out, now, source="caller_speech")
         return out
 
     def provider_interrupted(self, now: float) -> list[Action]:
         """The provider stopped its reply because it heard the caller (Gemini ``interrupted``)."""
         out: list[Action] = []
-        if self.agent_speaking:
+        if self.agent_speaking(now):
             self._barge_in(out, now, source="provider")
         return out
 
@@ -300,12 +299,12 @@ class BridgeCore:
     def _check_pending(self, out: list[Action], now: float) -> None:
         if self._pending is None or self.ended:
             return
-        played = self._reply_done_since_request and not self.agent_speaking
+        played = self._reply_done_since_request and not self.agent_speaking(now)
         if not played and now < self._pending_deadline:
             return
         kind, arg = self._pending
         self._pending = None
-        self._record_reply(out, now, interrupted=self.agent_speaking)
+        self._record_reply(out, now, interrupted=self.agent_speaking(now))
         if kind == "hangup":
             out.append(HangUp(arg))
         else:
@@ -370,7 +369,7 @@ class BridgeCore:
                     self._turn_started_at = None
             if reply.sent_ms - reply.marked_ms >= interval:
                 self._mark(out, reply)
-        if not queue:
+        if not queue and reply.done:
             self._mark(out, reply)
         self._last_activity = max(self._last_activity, now)
 
@@ -383,7 +382,7 @@ class BridgeCore:
             out.append(Say(opts.goodbye_text, "max_duration"))
             self._set_pending(("hangup", "max_duration"), now, True)
             return
-        if self.agent_speaking:
+        if self.agent_speaking(now):
             return
         idle = now - max(self._last_activity, self._sent_until)
         if opts.silence_hangup_ms is not None and idle >= opts.silence_hangup_ms:

@@ -1,0 +1,448 @@
+"""The per-call runner: carries out the bridge core's decisions with real I/O.
+
+One :class:`CallSession` bridges one carrier media socket and one provider session. It runs
+three loops in one task group — the carrier reader, the provider event reader, and a timer that
+wakes the core when pacing or a timeout is due — and carries out the core's actions in order.
+Everything that must outlive a slow peer (tool calls, provider interrupts, carrier REST calls)
+runs in its own task, so a slow tool never delays audio.
+
+Audio formats are negotiated once: caller audio is converted from the carrier's format to the
+provider's ``input_spec`` and agent audio from the provider's ``output_spec`` to the carrier's,
+each by a stateful :class:`StreamConverter` that passes G.711 through untouched when both sides
+speak it (OpenAI ``audio/pcmu``, Deepgram ``mulaw``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from starlette.websockets import WebSocketDisconnect
+
+from switchboard.audio import Framer, StreamConverter
+from switchboard.bridge.actions import (
+    Action,
+    ClearCallerBuffer,
+    HangUp,
+    InvokeTool,
+    RecordTimeline,
+    RecordTranscript,
+    RecordTurnLatency,
+    Say,
+    ScheduleWakeup,
+    SendMark,
+    SendToCaller,
+    TransferCall,
+    TruncateAssistant,
+)
+from switchboard.bridge.core import BridgeCore, BridgeOptions
+from switchboard.errors import SwitchboardError
+from switchboard.providers.base import (
+    AudioChunk,
+    BaseProvider,
+    ProviderEvent,
+    ProviderEventType,
+    SessionState,
+    Usage,
+)
+from switchboard.telephony.base import (
+    DtmfReceived,
+    MarkAcknowledged,
+    MediaCodec,
+    MediaReceived,
+    MediaSocket,
+    StreamError,
+    StreamStarted,
+    StreamStopped,
+)
+from switchboard.tools import ToolContext, ToolRegistry, ToolResult
+
+__all__ = ["CallSession", "CallSink", "CarrierControl", "MemorySink"]
+
+logger = logging.getLogger(__name__)
+
+
+class CallSink(Protocol):
+    """Where a call's record goes (the store recorder, metrics); every method is non-blocking."""
+
+    def transcript(self, role: str, text: str, at_ms: float, interrupted: bool) -> None: ...
+
+    def timeline(self, kind: str, at_ms: float, data: dict[str, Any]) -> None: ...
+
+    def turn_latency(self, turn: int, latency_ms: float) -> None: ...
+
+    def tool_call(self, result: ToolResult, at_ms: float) -> None: ...
+
+    def usage(self, usage: Usage) -> None: ...
+
+
+@dataclass
+class MemorySink:
+    """A :class:`CallSink` that keeps everything in memory (tests, ``/v1/sessions``)."""
+
+    transcripts: list[tuple[str, str, float, bool]] = field(default_factory=list)
+    timelines: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
+    latencies: list[tuple[int, float]] = field(default_factory=list)
+    tools: list[ToolResult] = field(default_factory=list)
+    total_usage: Usage = field(default_factory=Usage)
+
+    def transcript(self, role: str, text: str, at_ms: float, interrupted: bool) -> None:
+        self.transcripts.append((role, text, at_ms, interrupted))
+
+    def timeline(self, kind: str, at_ms: float, data: dict[str, Any]) -> None:
+        self.timelines.append((kind, at_ms, data))
+
+    def turn_latency(self, turn: int, latency_ms: float) -> None:
+        self.latencies.append((turn, latency_ms))
+
+    def tool_call(self, result: ToolResult, at_ms: float) -> None:
+        self.tools.append(result)
+
+    def usage(self, usage: Usage) -> None:
+        self.total_usage = self.total_usage + usage
+
+
+class CarrierControl(Protocol):
+    """Carrier REST operations for this call (hang up, transfer); the manager binds the ids."""
+
+    async def hang_up(self) -> None: ...
+
+    async def transfer(self, destination: str) -> None: ...
+
+
+class _SessionCallControl:
+    """The :class:`~switchboard.tools.CallControl` tools see: requests go through the core."""
+
+    def __init__(self, session: CallSession) -> None:
+        self._session = session
+
+    async def hang_up(self, *, goodbye: str | None) -> None:
+        # The model's own reply to the function result is the goodbye; the core hangs up once it
+        # has played (or after a grace period if no reply comes).
+        s = self._session
+        await s.apply(s.core.request_hangup("agent_hangup", s.now()))
+
+    async def transfer(self, destination: str) -> None:
+        s = self._session
+        await s.apply(s.core.request_transfer(destination, s.now()))
+
+
+class CallSession:
+    """Bridges one call until either side ends it; ``run`` returns the end reason."""
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        codec: MediaCodec,
+        socket: MediaSocket,
+        started: StreamStarted,
+        provider: BaseProvider,
+        tools: ToolRegistry,
+        tool_context: ToolContext | None = None,
+        carrier_control: CarrierControl | None = None,
+        options: BridgeOptions | None = None,
+        sink: CallSink | None = None,
+        connect_timeout_s: float = 15.0,
+        on_frame_in: Callable[[], None] | None = None,
+    ) -> None:
+        self.call_id = call_id
+        self.codec = codec
+        self.socket = socket
+        self.started = started
+        self.provider = provider
+        self.tools = tools
+        self.core = BridgeCore(options)
+        self.sink: CallSink = sink or MemorySink()
+        self.carrier_control = carrier_control
+        self.tool_context = tool_context or ToolContext(call_id=call_id)
+        self.tool_context.control = _SessionCallControl(self)
+        self.connect_timeout_s = connect_timeout_s
+        self.end_reason: str | None = None
+        self.log = logging.LoggerAdapter(logger, {"call_id": call_id})
+        self._loop = asyncio.get_running_loop()
+        self._wake_at: float | None = None
+        self._wake = asyncio.Event()
+        self._done = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._inbound: StreamConverter | None = None
+        self._outbound: StreamConverter | None = None
+        self._framer = Framer(started.audio)
+        self._send_lock = asyncio.Lock()
+        self._on_frame_in = on_frame_in
+
+    # -- clock -----------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self._loop.time() * 1000.0
+
+    # -- main ------------------------------------------------------------------------------------
+    async def run(self) -> str:
+        """Bridge until the call ends; always finalises (provider closed, socket closed)."""
+        try:
+            if self.provider.state is SessionState.DISCONNECTED:
+                await asyncio.wait_for(self.provider.connect(), self.connect_timeout_s)
+        except (TimeoutError, SwitchboardError, OSError) as exc:
+            self.log.error("provider connect failed: %s", exc)
+            self._end("provider_failed")
+            await self._hang_up_carrier()
+            await self._finish()
+            return self.end_reason or "provider_failed"
+        carrier = self.started.audio
+        self._inbound = StreamConverter(carrier, self.provider.input_spec)
+        self._outbound = StreamConverter(self.provider.output_spec, carrier)
+        self.log.info(
+            "bridging %s/%d ⇄ provider in %s/%d out %s/%d",
+            carrier.format,
+            carrier.sample_rate,
+            self.provider.input_spec.format,
+            self.provider.input_spec.sample_rate,
+            self.provider.output_spec.format,
+            self.provider.output_spec.sample_rate,
+        )
+        await self.apply(self.core.start(self.now()))
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._carrier_loop()),
+                    group.create_task(self._provider_loop()),
+                    group.create_task(self._timer_loop()),
+                ]
+                await self._done.wait()
+                for task in tasks:
+                    task.cancel()
+        except* Exception as group_error:  # a bug in one loop ends this call only
+            for failure in group_error.exceptions:
+                self.log.error("call loop failed: %r", failure, exc_info=failure)
+            self._end("internal_error")
+        await self._finish()
+        return self.end_reason or "completed"
+
+    def _end(self, reason: str) -> None:
+        if self.end_reason is None:
+            self.end_reason = reason
+            self.log.info("call ending: %s", reason)
+        self._done.set()
+
+    async def _finish(self) -> None:
+        for action in self.core.finish(self.now()):
+            self._record(action)
+        for task in list(self._background):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.provider.disconnect(), 5.0)
+        with contextlib.suppress(Exception):
+            await self.socket.close(1000, self.end_reason or "completed")
+        self.sink.timeline("call.ended", self.now(), {"reason": self.end_reason})
+
+    # -- loops -----------------------------------------------------------------------------------
+    async def _carrier_loop(self) -> None:
+        receive, decode = self.socket.receive_text, self.codec.receive
+        inbound = self._inbound
+        assert inbound is not None
+        provider = self.provider
+        spec = provider.input_spec
+        try:
+            while True:
+                text = await receive()
+                for event in decode(text):
+                    match event:
+                        case MediaReceived(payload=payload):
+                            if self._on_frame_in is not None:
+                                self._on_frame_in()
+                            data = inbound.process(payload)
+                            if data and provider.state in _LIVE:
+                                await provider.send_audio(
+                                    AudioChunk(data, spec.format, spec.sample_rate)
+                                )
+                        case MarkAcknowledged(name=name):
+                            await self.apply(self.core.mark_acked(name, self.now()))
+                        case DtmfReceived(digit=digit):
+                            self.sink.timeline("caller.dtmf", self.now(), {"digit": digit})
+                        case StreamStopped():
+                            self._end("caller_hangup")
+                            return
+                        case StreamError(code=code, message=message):
+                            self.log.warning("carrier stream error %s: %s", code, message)
+                            self.sink.timeline("carrier.error", self.now(), {"code": code})
+                        case _:
+                            pass
+        except WebSocketDisconnect:
+            self._end("caller_hangup")
+
+    async def _provider_loop(self) -> None:
+        async for event in self.provider.receive_events():
+            await self._on_provider_event(event)
+            if self._done.is_set():
+                return
+        if self.end_reason is None:
+            failed = self.provider.state is SessionState.FAILED
+            self._end("provider_failed" if failed else "provider_closed")
+            await self._hang_up_carrier()
+
+    async def _on_provider_event(self, event: ProviderEvent) -> None:
+        now = self.now()
+        data = event.data
+        core = self.core
+        match event.type:
+            case ProviderEventType.AUDIO_OUTPUT:
+                chunk: AudioChunk = data["chunk"]
+                assert self._outbound is not None
+                frames = self._framer.push(self._outbound.process(chunk.data))
+                if frames:
+                    await self.apply(core.agent_audio(frames, now))
+            case ProviderEventType.TEXT_OUTPUT:
+                await self.apply(core.agent_text(data["text"], final=data["final"], now=now))
+            case ProviderEventType.CALLER_TRANSCRIPT:
+                await self.apply(core.caller_transcript(data["text"], final=data["final"], now=now))
+            case ProviderEventType.SPEECH_STARTED:
+                await self.apply(core.caller_speech_started(now))
+            case ProviderEventType.SPEECH_STOPPED:
+                await self.apply(core.caller_speech_stopped(now))
+            case ProviderEventType.INTERRUPTED:
+                await self.apply(core.provider_interrupted(now))
+            case ProviderEventType.FUNCTION_CALL:
+                args = data.get("arguments") or {}
+                await self.apply(core.function_call(data["call_id"], data["name"], args, now))
+            case ProviderEventType.RESPONSE_DONE:
+                tail = self._framer.flush()
+                if tail:
+                    await self.apply(core.agent_audio(tail, now))
+                usage = data.get("usage")
+                if isinstance(usage, Usage):
+                    self.sink.usage(usage)
+                await self.apply(core.response_done(str(data.get("status", "completed")), now))
+            case ProviderEventType.RECONNECTING | ProviderEventType.RECONNECTED:
+                self.sink.timeline(f"provider.{event.type.value.split('.')[-1]}", now, dict(data))
+            case ProviderEventType.ERROR:
+                self.log.warning("provider error %s: %s", data.get("code"), data.get("message"))
+                self.sink.timeline(
+                    "provider.error",
+                    now,
+                    {
+                        "code": data.get("code"),
+                        "message": data.get("message"),
+                        "fatal": data.get("fatal"),
+                    },
+                )
+
+    async def _timer_loop(self) -> None:
+        while True:
+            if self._wake_at is None:
+                await self._wake.wait()
+            else:
+                delay = (self._wake_at - self.now()) / 1000.0
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
+            self._wake.clear()
+            if self._wake_at is not None and self.now() >= self._wake_at:
+                self._wake_at = None
+                await self.apply(self.core.tick(self.now()))
+
+    # -- actions ---------------------------------------------------------------------------------
+    async def apply(self, actions: list[Action]) -> None:
+        """Carry out the core's actions in order."""
+        for action in actions:
+            match action:
+                case SendToCaller(payload=payload):
+                    await self._send(self.codec.send_media(payload))
+                case SendMark(name=name):
+                    await self._send(self.codec.send_mark(name))
+                case ClearCallerBuffer():
+                    await self._send(self.codec.send_clear())
+                    self._framer.clear()
+                    if self._outbound is not None:
+                        self._outbound.reset()
+                case TruncateAssistant(played_ms=played_ms):
+                    self._spawn(self.provider.interrupt(played_ms), "interrupt")
+                case InvokeTool(call_id=call_id, name=name, arguments=arguments):
+                    self._spawn(self._invoke_tool(call_id, name, arguments), f"tool {name}")
+                case HangUp(reason=reason):
+                    self._end(reason)
+                    await self._hang_up_carrier()
+                case TransferCall(destination=destination):
+                    self._end("transferred")
+                    self.sink.timeline("call.transferred", self.now(), {"to": destination})
+                    await self._transfer_carrier(destination)
+                case Say(text=text, reason=reason):
+                    self._spawn(self._say(text), f"say ({reason})")
+                case ScheduleWakeup(at_ms=at_ms):
+                    if self._wake_at is None or at_ms < self._wake_at:
+                        self._wake_at = at_ms
+                        self._wake.set()
+                case _:
+                    self._record(action)
+
+    def _record(self, action: Action) -> None:
+        match action:
+            case RecordTranscript(role=role, text=text, at_ms=at_ms, interrupted=interrupted):
+                self.sink.transcript(role, text, at_ms, interrupted)
+            case RecordTurnLatency(turn=turn, latency_ms=latency_ms):
+                self.sink.turn_latency(turn, latency_ms)
+            case RecordTimeline(kind=kind, at_ms=at_ms, data=data):
+                self.sink.timeline(kind, at_ms, data)
+            case _:
+                pass
+
+    async def _send(self, text: str) -> None:
+        if self._done.is_set() and self.end_reason == "caller_hangup":
+            return
+        try:
+            await self.socket.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self._end("caller_hangup")
+
+    def _spawn(self, coro: Awaitable[Any], what: str) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one failing side task must not end the call
+                self.log.warning("%s failed: %s", what, exc)
+
+        task = self._loop.create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _invoke_tool(self, call_id: str, name: str, arguments: dict[str, Any]) -> None:
+        result = await self.tools.invoke(name, arguments, self.tool_context, call_id=call_id)
+        self.sink.tool_call(result, self.now())
+        if result.ok:
+            self.log.info("tool %s ok in %.0f ms", name, result.duration_ms)
+        else:
+            self.log.warning("tool %s failed: %s", name, result.error)
+        if self.provider.state in _LIVE:
+            await self.provider.handle_function_result(call_id, result.output)
+
+    async def _say(self, text: str) -> None:
+        say = getattr(self.provider, "say", None)
+        if say is None:
+            self.log.info("provider cannot speak arbitrary text; skipped")
+            return
+        await say(text)
+
+    async def _hang_up_carrier(self) -> None:
+        if self.carrier_control is not None:
+            try:
+                await self.carrier_control.hang_up()
+            except SwitchboardError as exc:
+                self.log.warning("carrier hang-up failed: %s", exc)
+        self._done.set()
+
+    async def _transfer_carrier(self, destination: str) -> None:
+        if self.carrier_control is None:
+            self.log.warning("no carrier control: cannot transfer to %s", destination)
+            return
+        try:
+            await self.carrier_control.transfer(destination)
+        except SwitchboardError as exc:
+            self.log.warning("transfer failed: %s", exc)
+            self.sink.timeline("call.transfer_failed", self.now(), {"error": str(exc)})
+
+
+_LIVE = (SessionState.CONNECTED, SessionState.RECONNECTING)
