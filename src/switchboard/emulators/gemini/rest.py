@@ -1,0 +1,236 @@
+"""Emulated Gemini REST ``models/{model}:streamGenerateContent?alt=sse`` (pure core, plain dicts).
+
+Written from protocols.md §2.8 only (never from the client's codec). One request is one model
+turn, scripted:
+
+* the last content is a ``user`` text turn → the script's next turn: its ``tool`` becomes a
+  ``functionCall`` part (id ``fc_<n>`` unless ``call_ids=False``), otherwise its ``say`` is
+  streamed as several text chunks;
+* the last content carries ``functionResponse`` parts → the ``say`` of the turn that made the
+  call (matched by id, or by name when ids are off).
+
+Each chunk is a ``GenerateContentResponse``; the last adds ``finishReason: STOP`` and
+``usageMetadata``. Bad requests get Google's error JSON
+``{"error": {"code", "message", "status"}}`` with 400 (bad body, or API key not valid — what
+Google answers for a wrong key), 401 (no key; Google says 403 PERMISSION_DENIED for unregistered
+callers — UNCONFIRMED, kept 401 as the brief asks) or 404 (unknown model).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from switchboard.emulators.common import Script, ScriptedTurn
+
+__all__ = ["RestCore", "RestReply", "google_error"]
+
+_BODY_KEYS = {
+    "contents",
+    "systemInstruction",
+    "tools",
+    "toolConfig",
+    "generationConfig",
+    "safetySettings",
+    "cachedContent",
+    "labels",
+}
+_PART_KEYS = {
+    "text",
+    "inlineData",
+    "functionCall",
+    "functionResponse",
+    "fileData",
+    "executableCode",
+    "codeExecutionResult",
+    "thought",
+    "thoughtSignature",
+    "videoMetadata",
+}
+_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND"}
+
+
+def _camel(name: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+
+
+def get(obj: Mapping[str, Any], camel: str, default: Any = None) -> Any:
+    """``obj[camel]`` or its snake_case spelling (proto3 JSON accepts both)."""
+    if camel in obj:
+        return obj[camel]
+    snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
+    return obj.get(snake, default)
+
+
+def google_error(code: int, message: str) -> dict[str, Any]:
+    """Google's standard error body."""
+    return {"error": {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}}
+
+
+@dataclass(slots=True)
+class RestReply:
+    """What to answer: an error (``status`` ≥ 400 and ``error``) or SSE ``chunks``."""
+
+    status: int = 200
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class RestCore:
+    """Scripted ``streamGenerateContent`` answers and request checks.
+
+    Attributes:
+        requests: every accepted request body, in order.
+        violations: protocol problems a real service would reject or a client should not do.
+    """
+
+    def __init__(
+        self,
+        *,
+        script: Script,
+        api_key: str | None = None,
+        models: Collection[str] | None = None,
+        call_ids: bool = True,
+        words_per_chunk: int = 3,
+    ) -> None:
+        self.script = script
+        self.api_key = api_key
+        self.models = set(models) if models is not None else None
+        self.call_ids = call_ids
+        self.words_per_chunk = max(1, words_per_chunk)
+        self.requests: list[dict[str, Any]] = []
+        self.violations: list[str] = []
+        self._pending: dict[str, ScriptedTurn] = {}
+        self._calls = 0
+        self._responses = 0
+
+    def handle(self, *, model: str, method: str, key: str | None, raw: bytes) -> RestReply:
+        """Answer one POST to ``models/{model}:{method}``."""
+        if not key:
+            return RestReply(401, error=google_error(401, "Request is missing an API key."))
+        if self.api_key is not None and key != self.api_key:
+            msg = "API key not valid. Please pass a valid API key."
+            return RestReply(400, error=google_error(400, msg))
+        if method != "streamGenerateContent":
+            return RestReply(404, error=google_error(404, f"Method {method} is not emulated."))
+        if self.models is not None and model not in self.models:
+            msg = (
+                f"models/{model} is not found for API version v1beta, or is not supported "
+                "for generateContent. Call ListModels to see the list of available models."
+            )
+            return RestReply(404, error=google_error(404, msg))
+        try:
+            body = self._parse(raw)
+        except _BadRequest as exc:
+            return RestReply(400, error=google_error(400, str(exc)))
+        self.requests.append(body)
+        return RestReply(200, chunks=self._answer(model, body))
+
+    # -- validation ----------------------------------------------------------------------------
+    def _parse(self, raw: bytes) -> dict[str, Any]:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise _BadRequest("Invalid JSON payload received.") from None
+        if not isinstance(body, dict):
+            raise _BadRequest("Invalid JSON payload received. Expected an object.")
+        for key in body:
+            if _camel(key) not in _BODY_KEYS:
+                raise _BadRequest(
+                    f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.'
+                )
+        contents = get(body, "contents")
+        if not isinstance(contents, list) or not contents:
+            raise _BadRequest("* GenerateContentRequest.contents: contents is not specified")
+        for content in contents:
+            if get(content, "role", "user") not in ("user", "model"):
+                raise _BadRequest("Please use a valid role: user, model.")
+            parts = get(content, "parts")
+            if not isinstance(parts, list) or not parts:
+                raise _BadRequest(
+                    "* GenerateContentRequest.contents.parts: contents.parts must not be empty."
+                )
+            for part in parts:
+                unknown = {_camel(k) for k in part} - _PART_KEYS
+                if unknown:
+                    raise _BadRequest(
+                        "Invalid JSON payload received. Unknown name "
+                        f"\"{unknown.pop()}\" at 'contents.parts': Cannot find field."
+                    )
+                fr = get(part, "functionResponse")
+                if fr is not None and not isinstance(fr.get("response"), dict):
+                    raise _BadRequest("* functionResponse.response must be a JSON object")
+        return body
+
+    # -- script --------------------------------------------------------------------------------
+    def _answer(self, model: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        last = get(body, "contents")[-1]
+        responses = [get(p, "functionResponse") for p in get(last, "parts")]
+        responses = [r for r in responses if r is not None]
+        if responses:
+            say = ""
+            for resp in responses:
+                turn = self._pending.pop(str(resp.get("id") or resp.get("name")), None)
+                if turn is None:
+                    self.violations.append(f"functionResponse for unknown call {resp!r}")
+                else:
+                    say = turn.say
+            return self._text_chunks(model, say or "Done.")
+        turn = self.script.next_turn()
+        if turn.tool is not None:
+            declared = {
+                d.get("name")
+                for t in get(body, "tools", [])
+                for d in get(t, "functionDeclarations", [])
+            }
+            if turn.tool["name"] not in declared:
+                self.violations.append(f"scripted tool {turn.tool['name']!r} was not declared")
+            return [self._call_chunk(model, turn)]
+        return self._text_chunks(model, turn.say)
+
+    def _call_chunk(self, model: str, turn: ScriptedTurn) -> dict[str, Any]:
+        assert turn.tool is not None
+        self._calls += 1
+        call: dict[str, Any] = {
+            "name": turn.tool["name"],
+            "args": dict(turn.tool.get("arguments", {})),
+        }
+        if self.call_ids:
+            call = {"id": f"fc_{self._calls}", **call}
+        self._pending[str(call.get("id") or call["name"])] = turn
+        chunk = self._chunk(model, {"functionCall": call})
+        self._finish(chunk, 12)
+        return chunk
+
+    def _text_chunks(self, model: str, text: str) -> list[dict[str, Any]]:
+        words = text.split(" ")
+        n = self.words_per_chunk
+        pieces = [" ".join(words[i : i + n]) for i in range(0, len(words), n)]
+        pieces = [p + " " for p in pieces[:-1]] + pieces[-1:]
+        chunks = [self._chunk(model, {"text": p}) for p in pieces]
+        self._finish(chunks[-1], max(1, len(text) // 4))
+        return chunks
+
+    def _chunk(self, model: str, part: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}],
+            "modelVersion": model,
+            "responseId": f"resp_{self._responses + 1}",
+        }
+
+    def _finish(self, chunk: dict[str, Any], output_tokens: int) -> None:
+        self._responses += 1
+        chunk["candidates"][0]["finishReason"] = "STOP"
+        prompt = 10 * len(self.requests)
+        chunk["usageMetadata"] = {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": prompt + output_tokens,
+        }
