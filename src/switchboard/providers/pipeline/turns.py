@@ -1,0 +1,573 @@
+"""The pure turn-taking engine of a segmented pipeline: events in, actions out, no I/O.
+
+Theory of operation. :class:`TurnManager` sees the call through method calls — STT events, LLM
+events of a given response, TTS audio of a given sentence, function results, ``interrupt`` and
+``say`` — and answers each with a list of actions (:data:`TurnAction`) for the asyncio engine to
+carry out: emit a provider event, start/cancel an LLM stream, speak/cancel a sentence, ask the STT
+to finalize, record a turn's time to first audio. It never sees a clock: callers pass ``now``.
+
+Caller side::
+
+    idle ──SpeechStarted / first interim text──▶ speaking ──speech_final, or UtteranceEnd with
+      ▲                                             │      final text, or the final that a
+      └────────────── caller turn ended ◀───────────┘      requested Finalize produced
+
+An ``UtteranceEnd`` with only interim text asks the STT to ``Finalize``; the final result that
+follows ends the turn. Ending a caller turn appends the ``user`` message and starts a response.
+
+Agent side: one *response* at a time (an LLM stream, or a ``say``). LLM text is cut into sentences
+(:class:`SentenceSplitter`); each goes to TTS at once (``SpeakSentence``) and to ``text.output``.
+A response finishes when the LLM is done and every sentence has been spoken: its assistant
+message (text + tool calls) is appended to the history and ``response.done`` is emitted. If it
+made function calls, the turn continues with a new LLM response once every result is in (the
+tool loop). ``say`` requests queue behind a busy agent.
+
+Barge-in: caller speech while a response is active cancels the LLM stream and the TTS, emits
+``interrupted`` and ``response.done`` (status ``cancelled``), and stores in the history only the
+sentences that had produced audio. ``interrupt(played_ms)`` from the bridge then narrows that to
+what the caller actually heard (see :func:`heard_text`): whole sentences that were fully played,
+plus the leading words of the sentence cut off, in proportion to the part of it that played.
+Calls whose results had not arrived get a placeholder result so the history stays well formed
+(the LLM APIs require every call to be answered); late results are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from switchboard.providers.base import AudioChunk, ProviderEventType, Usage
+from switchboard.providers.pipeline.components import (
+    ChatMessage,
+    LLMDone,
+    LLMEvent,
+    LLMFunctionCall,
+    LLMTextDelta,
+    SttEvent,
+    SttSpeechStarted,
+    SttTranscript,
+    SttUtteranceEnd,
+)
+from switchboard.providers.pipeline.history import ConversationHistory
+from switchboard.providers.pipeline.sentences import SentenceSplitter, split_sentences
+
+__all__ = [
+    "CancelLLM",
+    "CancelSpeech",
+    "EmitEvent",
+    "FinalizeSTT",
+    "RecordLatency",
+    "SpeakSentence",
+    "StartLLM",
+    "TurnAction",
+    "TurnManager",
+    "heard_text",
+]
+
+INTERRUPTED_RESULT: Mapping[str, str] = {"error": "cancelled: the caller interrupted"}
+
+
+# -- actions --------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class EmitEvent:
+    """Emit a provider event (``data`` keys per :class:`ProviderEventType`)."""
+
+    type: ProviderEventType
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StartLLM:
+    """Start an LLM stream for ``response_id`` over ``history``; feed its events back."""
+
+    response_id: str
+    history: tuple[ChatMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelLLM:
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakSentence:
+    """Synthesize ``text``; report audio with ``on_audio`` and the end with ``on_sentence_done``."""
+
+    response_id: str
+    sentence_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelSpeech:
+    """Stop synthesis and drop queued sentences of ``response_id``."""
+
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinalizeSTT:
+    """Ask the recogniser to finalize what it heard so far."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLatency:
+    """A caller turn's time to first audio, for the provider's ``ttfa_ms`` list."""
+
+    ttfa_ms: float
+
+
+TurnAction = (
+    EmitEvent | StartLLM | CancelLLM | SpeakSentence | CancelSpeech | FinalizeSTT | RecordLatency
+)
+
+
+# -- state ----------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Sentence:
+    text: str
+    audio_ms: float = 0.0
+    done: bool = False
+
+
+@dataclass(slots=True)
+class _Response:
+    id: str
+    item_id: str
+    t0: float | None
+    from_caller: bool
+    splitter: SentenceSplitter = field(default_factory=SentenceSplitter)
+    sentences: list[_Sentence] = field(default_factory=list)
+    calls: list[LLMFunctionCall] = field(default_factory=list)
+    llm_done: bool = False
+    status: Literal["completed", "cancelled", "failed"] = "completed"
+    reason: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    ttfa_ms: float | None = None
+    message: ChatMessage | None = None
+
+    @property
+    def spoken_text(self) -> str:
+        return " ".join(s.text for s in self.sentences)
+
+    @property
+    def audio_ms(self) -> float:
+        return sum(s.audio_ms for s in self.sentences)
+
+
+def heard_text(sentences: list[tuple[str, float]], played_ms: float) -> str:
+    """The part of a reply the caller heard, from ``(sentence, audio_ms)`` pairs in order.
+
+    Sentences that finished before ``played_ms`` are kept whole; the one being played is cut to
+    its first words in proportion to the fraction played (rounded up, so a started word counts).
+    """
+    kept: list[str] = []
+    position = 0.0
+    for text, ms in sentences:
+        if ms <= 0:
+            continue
+        if position + ms <= played_ms:
+            kept.append(text)
+            position += ms
+            continue
+        fraction = max(0.0, (played_ms - position) / ms)
+        words = text.split()
+        n = math.ceil(len(words) * fraction)
+        if n:
+            kept.append(" ".join(words[:n]))
+        break
+    return " ".join(kept)
+
+
+class TurnManager:
+    """The pure turn-taking/barge-in/history/tool-loop state machine (see the module docstring).
+
+    Args:
+        max_history_turns: turns kept in the history (oldest dropped first).
+        max_history_tokens: estimated token budget of the history.
+        barge_in: whether caller speech interrupts the agent.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_history_turns: int = 20,
+        max_history_tokens: int = 6000,
+        barge_in: bool = True,
+    ) -> None:
+        self.history = ConversationHistory(
+            max_turns=max_history_turns, max_tokens=max_history_tokens
+        )
+        self.barge_in = barge_in
+        self._ids = 0
+        # caller
+        self._caller_item: str | None = None
+        self._finals: list[str] = []
+        self._interim = ""
+        self._finalize_requested = False
+        self._last_end_ms: int | None = None
+        self._unbilled_input_ms = 0.0
+        # agent
+        self._active: _Response | None = None
+        self._last_audible: _Response | None = None
+        self._awaiting: _Response | None = None  # finished response whose calls await results
+        self._results: dict[str, Any] = {}
+        self._says: list[tuple[str, float]] = []
+        self._turn_t0: float | None = None
+        self._turn_latency_recorded = False
+
+    # -- queries ----------------------------------------------------------------------------------
+    @property
+    def active_response_id(self) -> str | None:
+        return self._active.id if self._active else None
+
+    @property
+    def caller_speaking(self) -> bool:
+        return self._caller_item is not None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a response is active or a tool result is awaited."""
+        return self._active is not None or self._awaiting is not None
+
+    def is_current(self, response_id: str) -> bool:
+        return self._active is not None and self._active.id == response_id
+
+    def _new_id(self, prefix: str) -> str:
+        self._ids += 1
+        return f"{prefix}_{self._ids}"
+
+    # -- caller side ------------------------------------------------------------------------------
+    def on_input_audio(self, ms: float) -> None:
+        """Account ``ms`` of caller audio sent to the STT (billed in the next response.done)."""
+        self._unbilled_input_ms += ms
+
+    def on_stt(self, event: SttEvent, now: float) -> list[TurnAction]:
+        """Feed one STT event."""
+        match event:
+            case SttSpeechStarted(audio_ms=audio_ms):
+                return self._speech_started(audio_ms)
+            case SttTranscript():
+                return self._transcript(event, now)
+            case SttUtteranceEnd():
+                return self._utterance_end(now)
+
+    def _speech_started(self, audio_ms: int | None) -> list[TurnAction]:
+        actions: list[TurnAction] = []
+        if self._caller_item is None:
+            self._caller_item = self._new_id("item")
+            actions.append(
+                EmitEvent(
+                    ProviderEventType.SPEECH_STARTED,
+                    {"audio_ms": audio_ms, "item_id": self._caller_item},
+                )
+            )
+        if self.barge_in and self._active is not None:
+            actions += self._cancel_active("interrupted")
+        return actions
+
+    def _transcript(self, event: SttTranscript, now: float) -> list[TurnAction]:
+        text = event.text.strip()
+        actions: list[TurnAction] = []
+        if text and self._caller_item is None:
+            actions += self._speech_started(event.start_ms)
+        if event.end_ms is not None:
+            self._last_end_ms = event.end_ms
+        if event.is_final:
+            if text:
+                self._finals.append(text)
+            self._interim = ""
+            if (event.speech_final or self._finalize_requested) and self._finals:
+                return actions + self._end_caller_turn(now)
+        else:
+            self._interim = text
+        so_far = " ".join([*self._finals, self._interim]).strip()
+        if so_far and self._caller_item is not None:
+            actions.append(
+                EmitEvent(
+                    ProviderEventType.CALLER_TRANSCRIPT,
+                    {"text": so_far, "final": False, "item_id": self._caller_item},
+                )
+            )
+        return actions
+
+    def _utterance_end(self, now: float) -> list[TurnAction]:
+        if self._finals:
+            return self._end_caller_turn(now)
+        if self._interim:
+            self._finalize_requested = True
+            return [FinalizeSTT()]
+        if self._caller_item is not None:  # noise: speech started but no words came
+            item, self._caller_item = self._caller_item, None
+            return [
+                EmitEvent(
+                    ProviderEventType.SPEECH_STOPPED,
+                    {"audio_ms": self._last_end_ms, "item_id": item},
+                )
+            ]
+        return []
+
+    def _end_caller_turn(self, now: float) -> list[TurnAction]:
+        text = " ".join(self._finals)
+        item = self._caller_item or self._new_id("item")
+        self._finals, self._interim, self._finalize_requested = [], "", False
+        self._caller_item = None
+        actions: list[TurnAction] = [
+            EmitEvent(
+                ProviderEventType.SPEECH_STOPPED, {"audio_ms": self._last_end_ms, "item_id": item}
+            ),
+            EmitEvent(
+                ProviderEventType.CALLER_TRANSCRIPT, {"text": text, "final": True, "item_id": item}
+            ),
+        ]
+        if self._active is not None:
+            actions += self._cancel_active("interrupted")
+        if self._awaiting is not None:
+            self._answer_calls(self._awaiting, placeholder=True)
+        self.history.append(ChatMessage(role="user", content=text))
+        self._turn_t0, self._turn_latency_recorded = now, False
+        return actions + self._start_llm()
+
+    # -- agent side -------------------------------------------------------------------------------
+    def _start_llm(self) -> list[TurnAction]:
+        response = _Response(self._new_id("resp"), self._new_id("item"), self._turn_t0, True)
+        self._active = response
+        return [StartLLM(response.id, tuple(self.history.messages))]
+
+    def say(self, text: str, now: float) -> list[TurnAction]:
+        """Speak ``text`` as the agent now, or after the current response/tool loop."""
+        if not text.strip():
+            return []
+        if self.busy:
+            self._says.append((text, now))
+            return []
+        response = _Response(self._new_id("resp"), self._new_id("item"), now, False, llm_done=True)
+        self._active = response
+        actions: list[TurnAction] = []
+        for sentence in split_sentences(text):
+            actions += self._queue_sentence(response, sentence)
+        return actions + self._maybe_finish(response)
+
+    def on_llm(self, response_id: str, event: LLMEvent) -> list[TurnAction]:
+        """Feed one event of the LLM stream started for ``response_id`` (stale ones are ignored)."""
+        response = self._active
+        if response is None or response.id != response_id or response.llm_done:
+            return []
+        actions: list[TurnAction] = []
+        match event:
+            case LLMTextDelta(text=delta):
+                for sentence in response.splitter.push(delta):
+                    actions += self._queue_sentence(response, sentence)
+            case LLMFunctionCall(call_id=call_id, name=name, arguments=arguments):
+                response.calls.append(event)
+                actions.append(
+                    EmitEvent(
+                        ProviderEventType.FUNCTION_CALL,
+                        {"call_id": call_id, "name": name, "arguments": dict(arguments)},
+                    )
+                )
+            case LLMDone():
+                response.input_tokens += event.input_tokens
+                response.output_tokens += event.output_tokens
+                response.llm_done = True
+                if event.finish_reason not in (None, "STOP", "stop", "MAX_TOKENS"):
+                    response.reason = event.finish_reason
+                for sentence in response.splitter.flush():
+                    actions += self._queue_sentence(response, sentence)
+                actions += self._maybe_finish(response)
+        return actions
+
+    def on_llm_error(self, response_id: str, message: str) -> list[TurnAction]:
+        """The LLM stream of ``response_id`` failed: say what was generated, then fail it."""
+        response = self._active
+        if response is None or response.id != response_id:
+            return []
+        response.status, response.reason, response.llm_done = "failed", "llm_error", True
+        response.calls.clear()  # calls of a broken stream are not trusted
+        actions: list[TurnAction] = [
+            EmitEvent(
+                ProviderEventType.ERROR, {"code": "llm_error", "message": message, "fatal": False}
+            )
+        ]
+        return actions + self._maybe_finish(response)
+
+    def _queue_sentence(self, response: _Response, text: str) -> list[TurnAction]:
+        sentence_id = len(response.sentences)
+        response.sentences.append(_Sentence(text))
+        return [
+            EmitEvent(
+                ProviderEventType.TEXT_OUTPUT,
+                {
+                    "text": text,
+                    "final": False,
+                    "response_id": response.id,
+                    "item_id": response.item_id,
+                },
+            ),
+            SpeakSentence(response.id, sentence_id, text),
+        ]
+
+    def on_audio(
+        self, response_id: str, sentence_id: int, chunk: AudioChunk, now: float
+    ) -> list[TurnAction]:
+        """TTS produced ``chunk`` for a sentence; returns [] for a stale response (drop it)."""
+        response = self._active
+        if response is None or response.id != response_id:
+            return []
+        response.sentences[sentence_id].audio_ms += chunk.duration_ms
+        self._last_audible = response
+        actions: list[TurnAction] = []
+        if response.ttfa_ms is None and response.t0 is not None:
+            response.ttfa_ms = max(0.0, (now - response.t0) * 1000.0)
+        if response.from_caller and not self._turn_latency_recorded and self._turn_t0 is not None:
+            self._turn_latency_recorded = True
+            actions.append(RecordLatency(max(0.0, (now - self._turn_t0) * 1000.0)))
+        actions.append(
+            EmitEvent(
+                ProviderEventType.AUDIO_OUTPUT,
+                {"chunk": chunk, "response_id": response.id, "item_id": response.item_id},
+            )
+        )
+        return actions
+
+    def on_sentence_done(
+        self, response_id: str, sentence_id: int, error: str | None = None
+    ) -> list[TurnAction]:
+        """TTS finished a sentence (``error`` set when synthesis failed; the reply goes on)."""
+        response = self._active
+        if response is None or response.id != response_id:
+            return []
+        response.sentences[sentence_id].done = True
+        actions: list[TurnAction] = []
+        if error is not None:
+            actions.append(
+                EmitEvent(
+                    ProviderEventType.ERROR, {"code": "tts_error", "message": error, "fatal": False}
+                )
+            )
+        return actions + self._maybe_finish(response)
+
+    def _maybe_finish(self, response: _Response) -> list[TurnAction]:
+        if not response.llm_done or not all(s.done for s in response.sentences):
+            return []
+        return self._finish(response)
+
+    def _finish(self, response: _Response) -> list[TurnAction]:
+        self._active = None
+        text = response.spoken_text
+        if text or response.calls:
+            response.message = ChatMessage(
+                role="assistant", content=text, tool_calls=tuple(response.calls)
+            )
+            self.history.append(response.message)
+        usage = Usage(
+            input_text_tokens=response.input_tokens,
+            output_text_tokens=response.output_tokens,
+            input_audio_seconds=round(self._unbilled_input_ms / 1000.0, 3),
+            output_audio_seconds=round(response.audio_ms / 1000.0, 3),
+            tts_characters=sum(len(s.text) for s in response.sentences),
+        )
+        self._unbilled_input_ms = 0.0
+        actions: list[TurnAction] = []
+        if text:
+            actions.append(
+                EmitEvent(
+                    ProviderEventType.TEXT_OUTPUT,
+                    {
+                        "text": text,
+                        "final": True,
+                        "response_id": response.id,
+                        "item_id": response.item_id,
+                    },
+                )
+            )
+        actions.append(
+            EmitEvent(
+                ProviderEventType.RESPONSE_DONE,
+                {
+                    "response_id": response.id,
+                    "status": response.status,
+                    "reason": response.reason,
+                    "usage": usage,
+                    "ttfa_ms": response.ttfa_ms,
+                },
+            )
+        )
+        if response.calls and response.status == "completed":
+            self._awaiting = response
+            actions += self._continue_if_answered()
+        elif response.calls:
+            self._answer_calls(response, placeholder=True)
+        if not self.busy and self._says:
+            actions += self.say(*self._says.pop(0))
+        return actions
+
+    def _cancel_active(self, reason: str) -> list[TurnAction]:
+        response = self._active
+        assert response is not None
+        actions: list[TurnAction] = []
+        if not response.llm_done:
+            actions.append(CancelLLM(response.id))
+        actions += [
+            CancelSpeech(response.id),
+            EmitEvent(ProviderEventType.INTERRUPTED, {"response_id": response.id}),
+        ]
+        # Keep only the sentences that produced audio (narrowed later by interrupt(played_ms)).
+        response.sentences = [s for s in response.sentences if s.audio_ms > 0]
+        for s in response.sentences:
+            s.done = True
+        response.llm_done = True
+        response.status, response.reason = "cancelled", reason
+        return actions + self._finish(response)
+
+    # -- tool loop --------------------------------------------------------------------------------
+    def on_function_result(self, call_id: str, result: Any) -> list[TurnAction]:
+        """The bridge's result for ``call_id``; continues the turn once every call is answered."""
+        known = {c.call_id for r in (self._active, self._awaiting) if r for c in r.calls}
+        if call_id not in known:
+            return [
+                EmitEvent(
+                    ProviderEventType.ERROR,
+                    {
+                        "code": "unknown_call_id",
+                        "message": f"no pending call {call_id!r}",
+                        "fatal": False,
+                    },
+                )
+            ]
+        self._results[call_id] = result
+        return self._continue_if_answered()
+
+    def _continue_if_answered(self) -> list[TurnAction]:
+        response = self._awaiting
+        if response is None or any(c.call_id not in self._results for c in response.calls):
+            return []
+        self._answer_calls(response, placeholder=False)
+        return self._start_llm()
+
+    def _answer_calls(self, response: _Response, *, placeholder: bool) -> None:
+        for call in response.calls:
+            result = self._results.pop(call.call_id, INTERRUPTED_RESULT if placeholder else None)
+            content = result if isinstance(result, str) else json.dumps(result, default=str)
+            self.history.append(
+                ChatMessage(role="tool", content=content, tool_call_id=call.call_id, name=call.name)
+            )
+        if self._awaiting is response:
+            self._awaiting = None
+
+    # -- interruption from the bridge -------------------------------------------------------------
+    def interrupt(self, played_ms: int | None) -> list[TurnAction]:
+        """The bridge stopped the agent; ``played_ms`` of the latest audible reply were heard."""
+        actions: list[TurnAction] = []
+        if self._active is not None:
+            actions += self._cancel_active("interrupted")
+        response = self._last_audible
+        if played_ms is not None and response is not None and response.message is not None:
+            heard = heard_text([(s.text, s.audio_ms) for s in response.sentences], played_ms)
+            if heard != response.message.content:
+                response.message = self.history.replace_content(response.message, heard)
+        return actions
