@@ -1,0 +1,181 @@
+"""The OpenAI Realtime (GA) emulator server: a WebSocket endpoint at ``/v1/realtime``.
+
+Checks ``Authorization: Bearer <key>`` (401 otherwise) and the ``model`` query parameter (400
+without it) at the upgrade, like the real endpoint (protocols.md §1.1), then runs one
+:class:`RealtimeConnection` per socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from switchboard.emulators.common import Script, ScriptedTurn
+from switchboard.emulators.openai_realtime.connection import RealtimeConnection
+from switchboard.emulators.openai_realtime.core import IdMaker
+
+__all__ = ["OpenAIRealtimeEmulator", "run"]
+
+logger = logging.getLogger(__name__)
+
+ScriptLike = Script | Iterable[str | Mapping[str, Any] | ScriptedTurn] | None
+
+
+class OpenAIRealtimeEmulator:
+    """A loopback OpenAI Realtime server for tests and demos.
+
+    Args:
+        host: interface to bind.
+        port: port to bind (0: any free port; read :attr:`port` after start).
+        script: the scripted turns (see :class:`switchboard.emulators.common.Script`).
+        echo: echo mode — every appended chunk comes straight back as output audio.
+        api_key: the bearer key expected; ``None`` accepts any non-empty key.
+        realtime: pace reply audio at playout speed (default: as fast as possible).
+        chunk_ms: duration of each ``response.output_audio.delta``.
+        ms_per_char: length of the speech-like reply audio per character of text.
+        vad_threshold: RMS (0..1) above which caller audio counts as speech.
+        drop_after_responses: close every connection (code 1011) after this many responses.
+        record: keep every client and server event in :attr:`received` / :attr:`sent`.
+
+    Attributes:
+        received: client events received (parsed JSON), all connections, in order.
+        sent: server events sent.
+        violations: errors sent for client events the real service would refuse.
+        connection_count: connections accepted so far.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        script: ScriptLike = None,
+        echo: bool = False,
+        api_key: str | None = None,
+        realtime: bool = False,
+        chunk_ms: int = 100,
+        ms_per_char: float = 60.0,
+        vad_threshold: float = 0.02,
+        drop_after_responses: int | None = None,
+        record: bool = True,
+    ) -> None:
+        self.host = host
+        self._port = port
+        self.script = script if isinstance(script, Script) else Script.from_obj(script)
+        self.echo = echo
+        self.api_key = api_key
+        self.realtime = realtime
+        self.chunk_ms = chunk_ms
+        self.ms_per_char = ms_per_char
+        self.vad_threshold = vad_threshold
+        self.drop_after_responses = drop_after_responses
+        self.record = record
+        self.ids = IdMaker()
+        self.received: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
+        self.violations: list[dict[str, Any]] = []
+        self.connection_count = 0
+        self.responses_done = 0
+        self._conns: set[RealtimeConnection] = set()
+        self._server: Server | None = None
+        self._drops: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handler, self.host, self._port, process_request=self._check, max_size=None
+        )
+        self._port = self._server.sockets[0].getsockname()[1] if self._server.sockets else 0
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> OpenAIRealtimeEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT/v1``, usable as ``OPENAI_BASE_URL``."""
+        return f"http://{self.host}:{self._port}/v1"
+
+    # -- cues --------------------------------------------------------------------------------
+    async def drop_connections(self, code: int = 1011) -> None:
+        """Close every open connection abnormally (as a server fault would)."""
+        for conn in list(self._conns):
+            await conn.ws.close(code, "emulated drop")
+
+    async def inject(self, text: str) -> None:
+        """Send a raw frame (e.g. garbage, or a server ``error`` event) to every connection."""
+        for conn in list(self._conns):
+            with contextlib.suppress(Exception):
+                await conn.ws.send(text)
+
+    def response_finished(self) -> None:
+        """Called by connections after each ``response.done`` (drives ``drop_after_responses``)."""
+        self.responses_done += 1
+        if self.drop_after_responses and self.responses_done == self.drop_after_responses:
+            task = asyncio.get_running_loop().create_task(self.drop_connections())
+            self._drops.add(task)
+            task.add_done_callback(self._drops.discard)
+
+    # -- server ------------------------------------------------------------------------------
+    def _check(self, connection: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path.rstrip("/") not in ("/v1/realtime", "/realtime"):
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
+        auth = request.headers.get("Authorization", "")
+        key = auth[7:] if auth.startswith("Bearer ") else ""
+        if not key or (self.api_key is not None and key != self.api_key):
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "Incorrect API key provided\n")
+        if not parse_qs(url.query).get("model"):
+            return connection.respond(HTTPStatus.BAD_REQUEST, "Missing model query parameter\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        model = parse_qs(urlsplit(ws.request.path).query)["model"][0]
+        conn = RealtimeConnection(self, ws, model)
+        self.connection_count += 1
+        self._conns.add(conn)
+        try:
+            await conn.serve()
+        except Exception:  # one bad connection must not take the emulator down
+            logger.exception("openai emulator: connection failed")
+        finally:
+            self._conns.discard(conn)
+
+
+async def run(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    script: ScriptLike = None,
+    echo: bool = False,
+    **options: Any,
+) -> None:
+    """Serve the emulator until cancelled; prints one line with its base URL."""
+    options.setdefault("record", False)
+    async with OpenAIRealtimeEmulator(
+        host=host, port=port, script=script, echo=echo, **options
+    ) as emu:
+        print(f"OpenAI Realtime emulator listening on {emu.base_url}", flush=True)
+        await asyncio.Event().wait()
