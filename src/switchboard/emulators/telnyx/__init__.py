@@ -1,0 +1,95 @@
+"""A simulated Telnyx network: Call Control API, signed webhooks and a caller on the media stream.
+
+Two entry points for the CLI:
+
+* ``await run(host=..., port=...)`` serves :class:`TelnyxEmulator` until cancelled and prints
+  its URL and public key (the app's ``TELNYX_BASE_URL`` / ``TELNYX_PUBLIC_KEY``).
+* ``await run_call(server=..., audio=..., out=...)`` places one inbound call to the app at
+  ``server`` and returns a :class:`CallReport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from switchboard.emulators.telnyx.audio import WireFormat, load_pcm16, wav_bytes, write_wav
+from switchboard.emulators.telnyx.caller import CallerMediaLeg, LegResult
+from switchboard.emulators.telnyx.calls import EmulatedCall
+from switchboard.emulators.telnyx.loopback import LoopbackServer, bind_loopback
+from switchboard.emulators.telnyx.report import CallReport
+from switchboard.emulators.telnyx.server import TelnyxEmulator
+
+__all__ = [
+    "CallReport",
+    "CallerMediaLeg",
+    "EmulatedCall",
+    "LegResult",
+    "LoopbackServer",
+    "TelnyxEmulator",
+    "WireFormat",
+    "bind_loopback",
+    "load_pcm16",
+    "run",
+    "run_call",
+    "wav_bytes",
+    "write_wav",
+]
+
+
+async def run(*, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+    """Serve the emulator until cancelled; prints one line with its URL and public key.
+
+    ``options`` go to :class:`TelnyxEmulator` (``api_key``, ``webhook_url``, ``realtime``,
+    ``private_key_b64``, ``audio``...).
+    """
+    async with TelnyxEmulator(host=host, port=port, **options) as emu:
+        print(
+            f"telnyx emulator on {emu.base_url} "
+            f"TELNYX_BASE_URL={emu.base_url} TELNYX_PUBLIC_KEY={emu.public_key_b64} "
+            f"TELNYX_API_KEY={emu.api_key}",
+            flush=True,
+        )
+        await asyncio.Event().wait()
+
+
+async def run_call(
+    *,
+    server: str,
+    audio: Path | None,
+    out: Path | None,
+    realtime: bool = True,
+    to: str = "+15550100001",
+    from_: str = "+15550100002",
+    webhook_path: str = "/telnyx/webhook",
+    timeout_s: float = 120.0,
+    **options: Any,
+) -> CallReport:
+    """Place one simulated inbound call to the switchboard app at ``server``.
+
+    The call runs on an in-process emulator, so the app must trust its key and reach its API:
+    pass ``port=`` and ``private_key_b64=`` (and the same ``api_key=``) to pin them, and start
+    the app with ``TELNYX_BASE_URL=http://127.0.0.1:<port>`` and the matching
+    ``TELNYX_PUBLIC_KEY`` (``run`` prints it for a given seed).
+
+    Args:
+        server: the app's base URL (``http://127.0.0.1:8000``).
+        audio: WAV the caller plays (1 s of silence when None).
+        out: where to write what the caller heard (WAV), or None.
+        realtime: real-time call clock, else ``speed`` (default 20) times faster.
+        options: more :class:`TelnyxEmulator` options, plus ``dtmf`` for the caller.
+    """
+    dtmf = str(options.pop("dtmf", ""))
+    async with TelnyxEmulator(realtime=realtime, **options) as emu:
+        call = await emu.place_inbound_call(
+            to=to,
+            from_=from_,
+            audio=audio,
+            webhook_url=server.rstrip("/") + webhook_path,
+            dtmf=dtmf,
+        )
+        report = await call.wait(timeout_s)
+    if out is not None:
+        report.write_wav(out)
+    return report

@@ -1,0 +1,83 @@
+"""Serve an ASGI app with uvicorn on a loopback port, as an async context manager.
+
+Port 0 works: the bound port is read from the listening socket. A pre-bound socket can be
+passed so a caller knows the port before building the app (an app whose settings must contain
+its own public URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+__all__ = ["LoopbackServer", "bind_loopback"]
+
+
+def bind_loopback(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A bound (not yet listening) TCP socket; ``getsockname()[1]`` is its port."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+class LoopbackServer:
+    """``async with LoopbackServer(app) as srv:`` → ``srv.base_url`` serves ``app``.
+
+    Args:
+        app: any ASGI application.
+        host, port: where to listen (port 0: any free port).
+        sock: a socket from :func:`bind_loopback` to use instead of binding here.
+    """
+
+    def __init__(
+        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
+    ) -> None:
+        self.host = host
+        self._sock = sock or bind_loopback(host, port)
+        self.port: int = self._sock.getsockname()[1]
+        config = uvicorn.Config(
+            app, log_level="warning", ws="websockets-sansio", lifespan="on", access_log=False
+        )
+        self._server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    async def __aenter__(self) -> LoopbackServer:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises why uvicorn could not start
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.005)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        self._server.force_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        self._sock.close()
