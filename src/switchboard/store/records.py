@@ -1,0 +1,147 @@
+"""What the store returns: frozen records of calls and of what happened during them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from switchboard.cost import CostBreakdown
+from switchboard.providers.base import Usage
+
+__all__ = [
+    "CallDetail",
+    "CallPage",
+    "CallRecord",
+    "CallStatus",
+    "TimelineEvent",
+    "ToolCallRecord",
+    "TranscriptEntry",
+    "TurnLatency",
+    "UsageRow",
+]
+
+Role = Literal["caller", "agent"]
+
+
+class CallStatus(StrEnum):
+    """Lifecycle of a call record (Twilio's call statuses, with underscores)."""
+
+    QUEUED = "queued"
+    RINGING = "ringing"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    CANCELED = "canceled"
+
+    @property
+    def final(self) -> bool:
+        return self not in (CallStatus.QUEUED, CallStatus.RINGING, CallStatus.IN_PROGRESS)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call (the ``calls`` row)."""
+
+    id: str
+    status: str
+    created_at: datetime
+    carrier: str | None = None
+    carrier_call_id: str | None = None
+    direction: str = "inbound"
+    provider: str | None = None
+    model: str | None = None
+    agent: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    end_reason: str | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    usage: Usage | None = None
+    cost: CostBreakdown | None = None
+    cost_total: float | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEntry:
+    """One utterance; ``started_ms``/``ended_ms`` are offsets from the call's start."""
+
+    seq: int
+    role: str
+    text: str
+    started_ms: int | None = None
+    ended_ms: int | None = None
+    interrupted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRecord:
+    """One tool invocation: ``result`` is what went back to the model (``ToolResult.output``)."""
+
+    seq: int
+    name: str
+    arguments: dict[str, Any]
+    result: dict[str, Any]
+    ok: bool
+    duration_ms: float
+    at: datetime
+    provider_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    """A lifecycle event of the call (``answered``, ``barge_in``, ``provider.reconnecting``...)."""
+
+    seq: int
+    at: datetime
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnLatency:
+    """Caller stopped speaking → first agent audio, for one turn."""
+
+    turn: int
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallDetail:
+    """A call with everything recorded about it, each list in order."""
+
+    record: CallRecord
+    transcript: tuple[TranscriptEntry, ...] = ()
+    tool_calls: tuple[ToolCallRecord, ...] = ()
+    timeline: tuple[TimelineEvent, ...] = ()
+    latencies: tuple[TurnLatency, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CallPage:
+    """One page of calls, newest first; pass ``next_cursor`` back for the next page."""
+
+    items: tuple[CallRecord, ...]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """Totals for one group of :meth:`CallStore.usage_summary` (None for keys not grouped by).
+
+    ``minutes`` sums call durations (answer to end); ``cost`` sums the calls' cost totals (USD).
+    """
+
+    calls: int
+    minutes: float
+    cost: float
+    day: date | None = None
+    provider: str | None = None
+    carrier: str | None = None
+    agent: str | None = None
