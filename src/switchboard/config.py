@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
     twilio_base_url: str = Field(default="https://api.twilio.com", alias="TWILIO_BASE_URL")
+    #: SharedKey secret for HMAC_SHA256 webhook signatures (X-Twilio-Webhooks-Signature-Settings).
+    twilio_webhook_shared_key: SecretStr | None = Field(
+        default=None, alias="TWILIO_WEBHOOK_SHARED_KEY"
+    )
     telnyx_api_key: SecretStr | None = Field(default=None, alias="TELNYX_API_KEY")
     telnyx_public_key: str | None = Field(default=None, alias="TELNYX_PUBLIC_KEY")
     telnyx_connection_id: str | None = Field(default=None, alias="TELNYX_CONNECTION_ID")
