@@ -10,6 +10,7 @@ from switchboard import __version__
 from switchboard.app.api import health_router, providers_router
 from switchboard.app.errors import install_error_handlers
 from switchboard.app.state import AppState
+from switchboard.app.telnyx import telnyx_router
 from switchboard.config import Settings
 from switchboard.telephony.base import CallHandler
 
@@ -41,4 +42,5 @@ def create_app(settings: Settings, *, calls: CallHandler | None = None) -> FastA
     app.include_router(health_router)
     app.include_router(providers_router)
     # Carrier routes (each module adds its webhooks and media websocket).
+    app.include_router(telnyx_router)
     return app
