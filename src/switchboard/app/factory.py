@@ -12,6 +12,7 @@ from switchboard.app.calls_api import calls_router
 from switchboard.app.errors import install_error_handlers
 from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
+from switchboard.app.twilio import twilio_router
 from switchboard.config import Settings
 from switchboard.telephony.base import CallHandler
 
@@ -44,5 +45,6 @@ def create_app(settings: Settings, *, calls: CallHandler | None = None) -> FastA
     app.include_router(providers_router)
     app.include_router(calls_router)
     # Carrier routes (each module adds its webhooks and media websocket).
+    app.include_router(twilio_router)
     app.include_router(telnyx_router)
     return app
