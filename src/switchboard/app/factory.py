@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -21,23 +24,50 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, calls: CallHandler | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    calls: CallHandler | None = None,
+    store: Any | None = None,
+    **manager_options: Any,
+) -> FastAPI:
     """Build the app for ``settings``.
 
     Args:
         settings: the configuration (read once by the caller, e.g. the CLI).
         calls: the call handler carrier routes hand calls to; the bridge's ``CallManager`` when
             omitted. Tests of carrier routes may pass a small recording handler.
+        store: the :class:`~switchboard.store.CallStore` for call records; one at
+            ``SWITCHBOARD_DATABASE_URL`` when omitted (migrated at start-up).
+        manager_options: passed to ``CallManager`` (agents, provider_options, ...).
     """
+    from switchboard.store import CallStore
+
+    if store is None:
+        store = CallStore.from_settings(settings)
     if calls is None:
         from switchboard.bridge.manager import CallManager
 
-        calls = CallManager(settings)
+        calls = CallManager(settings, store=store, **manager_options)
     state = AppState.build(settings, calls)
+    state.extras["store"] = store
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.migrate()
+        try:
+            yield
+        finally:
+            closer = getattr(calls, "aclose", None)
+            if closer is not None:
+                await closer()
+            await store.aclose()
+
     app = FastAPI(
         title="switchboard",
         version=__version__,
         description="AI voice agents on phone numbers: carriers bridged to voice providers.",
+        lifespan=lifespan,
     )
     app.state.switchboard = state
     install_error_handlers(app)

@@ -86,6 +86,12 @@ class StreamConverter:
             pcm = self._resampler.process(pcm)
         return encode_from_pcm16(pcm, self.target.format)
 
+    def flush(self) -> bytes:
+        """Return the audio the resampler still holds, converted, and start afresh."""
+        if self._resampler is None:
+            return b""
+        return encode_from_pcm16(self._resampler.flush(), self.target.format)
+
     def reset(self) -> None:
         """Drop resampler state (after a barge-in discards audio in flight)."""
         if self._resampler is not None:

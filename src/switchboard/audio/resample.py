@@ -61,8 +61,14 @@ class Resampler:
         return bytes(out.astype("<i2").tobytes())
 
     def flush(self) -> bytes:
-        """Return what the filter still holds (call once at the end of the stream)."""
-        return self.process(b"", last=True)
+        """Return what the filter still holds and start afresh (end of a stretch of audio).
+
+        soxr releases output in blocks, so up to a block (tens of ms) of audio waits inside the
+        filter until more input comes; at the end of an agent reply the bridge flushes it.
+        """
+        tail = self.process(b"", last=True)
+        self.reset()
+        return tail
 
     def reset(self) -> None:
         """Forget filter state (after a barge-in clears the audio in flight)."""

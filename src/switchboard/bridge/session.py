@@ -187,7 +187,7 @@ class CallSession:
                 await asyncio.wait_for(self.provider.connect(), self.connect_timeout_s)
         except (TimeoutError, SwitchboardError, OSError) as exc:
             self.log.error("provider connect failed: %s", exc)
-            self._end("provider_failed")
+            self.end("provider_failed")
             await self._hang_up_carrier()
             await self._finish()
             return self.end_reason or "provider_failed"
@@ -217,11 +217,12 @@ class CallSession:
         except* Exception as group_error:  # a bug in one loop ends this call only
             for failure in group_error.exceptions:
                 self.log.error("call loop failed: %r", failure, exc_info=failure)
-            self._end("internal_error")
+            self.end("internal_error")
         await self._finish()
         return self.end_reason or "completed"
 
-    def _end(self, reason: str) -> None:
+    def end(self, reason: str) -> None:
+        """End the call with ``reason`` (the first reason given wins)."""
         if self.end_reason is None:
             self.end_reason = reason
             self.log.info("call ending: %s", reason)
@@ -263,7 +264,7 @@ class CallSession:
                         case DtmfReceived(digit=digit):
                             self.sink.timeline("caller.dtmf", self.now(), {"digit": digit})
                         case StreamStopped():
-                            self._end("caller_hangup")
+                            self.end("caller_hangup")
                             return
                         case StreamError(code=code, message=message):
                             self.log.warning("carrier stream error %s: %s", code, message)
@@ -271,7 +272,7 @@ class CallSession:
                         case _:
                             pass
         except WebSocketDisconnect:
-            self._end("caller_hangup")
+            self.end("caller_hangup")
 
     async def _provider_loop(self) -> None:
         async for event in self.provider.receive_events():
@@ -280,7 +281,7 @@ class CallSession:
                 return
         if self.end_reason is None:
             failed = self.provider.state is SessionState.FAILED
-            self._end("provider_failed" if failed else "provider_closed")
+            self.end("provider_failed" if failed else "provider_closed")
             await self._hang_up_carrier()
 
     async def _on_provider_event(self, event: ProviderEvent) -> None:
@@ -308,7 +309,8 @@ class CallSession:
                 args = data.get("arguments") or {}
                 await self.apply(core.function_call(data["call_id"], data["name"], args, now))
             case ProviderEventType.RESPONSE_DONE:
-                tail = self._framer.flush()
+                assert self._outbound is not None
+                tail = self._framer.push(self._outbound.flush()) + self._framer.flush()
                 if tail:
                     await self.apply(core.agent_audio(tail, now))
                 usage = data.get("usage")
@@ -362,10 +364,10 @@ class CallSession:
                 case InvokeTool(call_id=call_id, name=name, arguments=arguments):
                     self._spawn(self._invoke_tool(call_id, name, arguments), f"tool {name}")
                 case HangUp(reason=reason):
-                    self._end(reason)
+                    self.end(reason)
                     await self._hang_up_carrier()
                 case TransferCall(destination=destination):
-                    self._end("transferred")
+                    self.end("transferred")
                     self.sink.timeline("call.transferred", self.now(), {"to": destination})
                     await self._transfer_carrier(destination)
                 case Say(text=text, reason=reason):
@@ -394,7 +396,7 @@ class CallSession:
         try:
             await self.socket.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError):
-            self._end("caller_hangup")
+            self.end("caller_hangup")
 
     def _spawn(self, coro: Awaitable[Any], what: str) -> None:
         async def guarded() -> None:

@@ -17,9 +17,9 @@ Selection scoring (:meth:`ProviderRegistry.select_best_provider`), documented an
    ``interruption``, ``language``) and meet ``max_latency_ms``. Nothing left → ``ConfigError``
    that says, per provider, why it was excluded.
 2. Score each survivor (higher wins):
-   * cost: ``cost_preference`` is ``"budget" | "standard" | "premium"`` — +30 for the default
-     model's tier matching, +10 for a neighbouring tier; ``"lowest"`` ranks by the estimated
-     cost per minute from providers.yaml prices (cheapest +30, falling by 10 per place);
+   * cost: ``cost_preference`` is ``"budget" | "standard" | "premium"`` — +30 when one of the
+     provider's models has that tier, +10 for a neighbouring tier; ``"lowest"`` ranks by the
+     estimated cost per minute from providers.yaml prices (cheapest +30, falling by 10 per place);
    * capability bonus: +5 per optional capability the provider has beyond those asked for
      (breadth helps the call adapt);
    * latency: ``-typical_latency_ms / 100``;
@@ -358,7 +358,11 @@ class ProviderRegistry:
             if req.cost_preference == "lowest":
                 score += 30 - 10 * costs.index(name)
             elif req.cost_preference is not None:
-                distance = abs(TIER_RANK[caps.cost_tier] - TIER_RANK[req.cost_preference])
+                wanted = TIER_RANK[req.cost_preference]
+                distance = min(
+                    abs(TIER_RANK[m.tier] - wanted)
+                    for m in self.catalog.providers[name].models.values()
+                )
                 score += {0: 30, 1: 10}.get(distance, 0)
             for flag in ("realtime", "multimodal", "function_calling", "interruption"):
                 if getattr(caps, flag) and not getattr(req, flag):

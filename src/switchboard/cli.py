@@ -1,0 +1,239 @@
+"""The ``switchboard`` command line: argument parsing only; the work is done by the library.
+
+Commands::
+
+    switchboard serve [--host H] [--port P]          run the gateway
+    switchboard providers [--json]                   list providers and whether they are configured
+    switchboard emulate NAME [--port P] [--script F] run a service emulator (openai, gemini,
+                                                     deepgram, twilio, telnyx)
+    switchboard call --carrier C --server URL --audio in.wav [--out heard.wav]
+                                                     place a simulated carrier call
+    switchboard calls [--status S] [--limit N]       list call records
+    switchboard calls show ID                        one call: transcript, tools, timeline, cost
+    switchboard demo                                 a whole simulated call, offline, no keys
+    switchboard loadtest --server URL --calls N ...  concurrent simulated calls, round trips
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from switchboard import __version__
+from switchboard.errors import SwitchboardError
+
+__all__ = ["main"]
+
+EMULATORS = ("openai", "gemini", "deepgram", "twilio", "telnyx")
+_EMULATOR_MODULES = {
+    "openai": "switchboard.emulators.openai_realtime",
+    "gemini": "switchboard.emulators.gemini",
+    "deepgram": "switchboard.emulators.deepgram",
+    "twilio": "switchboard.emulators.twilio",
+    "telnyx": "switchboard.emulators.telnyx",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="switchboard", description="AI voice agents on phone numbers."
+    )
+    parser.add_argument("--version", action="version", version=f"switchboard {__version__}")
+    parser.add_argument("--log-level", default=None, help="e.g. INFO or INFO,switchboard.bridge=DEBUG")
+    parser.add_argument("--log-format", choices=("auto", "json", "text"), default=None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+
+    providers = sub.add_parser("providers", help="list providers and their configuration state")
+    providers.add_argument("--json", action="store_true", help="machine-readable output")
+
+    emulate = sub.add_parser("emulate", help="run a service emulator on loopback")
+    emulate.add_argument("name", choices=EMULATORS)
+    emulate.add_argument("--host", default="127.0.0.1")
+    emulate.add_argument("--port", type=int, default=0)
+    emulate.add_argument("--script", type=Path, help="JSON file: a list of scripted turns")
+    emulate.add_argument("--echo", action="store_true", help="openai: echo audio back (load tests)")
+    emulate.add_argument(
+        "--webhook-url", help="telnyx: the app's webhook URL for signed call events"
+    )
+
+    call = sub.add_parser("call", help="place a simulated carrier call against a server")
+    call.add_argument("--carrier", choices=("twilio", "telnyx"), default="twilio")
+    call.add_argument("--server", required=True, help="the switchboard server's base URL")
+    call.add_argument("--audio", type=Path, required=True, help="WAV the caller says")
+    call.add_argument("--out", type=Path, help="WAV of what the caller heard")
+    call.add_argument("--fast", action="store_true", help="stream faster than real time")
+    call.add_argument("--to", default="+15550100000")
+    call.add_argument("--from", dest="from_", default="+15550111111")
+
+    calls = sub.add_parser("calls", help="list call records, or show one")
+    calls.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    calls.add_argument("call_id", nargs="?")
+    calls.add_argument("--status")
+    calls.add_argument("--carrier")
+    calls.add_argument("--provider")
+    calls.add_argument("--limit", type=int, default=20)
+    calls.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="a complete simulated call, offline, no keys")
+    demo.add_argument("--out", type=Path, default=Path("demo-heard.wav"))
+    demo.add_argument("--database", default=None, help="database URL for the demo's call record")
+
+    load = sub.add_parser("loadtest", help="N concurrent simulated calls; round-trip report")
+    load.add_argument("--carrier", choices=("twilio", "telnyx"), default="twilio")
+    load.add_argument("--server", required=True)
+    load.add_argument("--calls", type=int, default=10)
+    load.add_argument("--duration", type=float, default=10.0)
+    load.add_argument("--ramp", type=float, default=2.0)
+    load.add_argument("--pid", type=int, help="server PID, to report its CPU and RSS")
+    load.add_argument("--json", type=Path, help="write the report as JSON here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``switchboard`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from switchboard.config import load_settings
+    from switchboard.logs import configure_logging
+
+    try:
+        settings = load_settings()
+    except SwitchboardError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    secrets = [
+        settings.secret(name) or ""
+        for name in (
+            "openai_api_key",
+            "gemini_api_key",
+            "deepgram_api_key",
+            "twilio_auth_token",
+            "telnyx_api_key",
+            "api_token",
+        )
+    ]
+    configure_logging(
+        level=args.log_level or settings.log_level,
+        fmt=args.log_format or settings.log_format,
+        secrets=secrets,
+    )
+    try:
+        return int(_dispatch(args, settings) or 0)
+    except SwitchboardError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Any) -> int:
+    match args.command:
+        case "serve":
+            from switchboard.server import serve
+
+            return serve(settings, host=args.host, port=args.port)
+        case "providers":
+            return _providers(settings, as_json=args.json)
+        case "emulate":
+            return _emulate(args)
+        case "call":
+            return _call(args)
+        case "calls":
+            from switchboard.store.cli import calls_command
+
+            return asyncio.run(calls_command(settings, args))
+        case "demo":
+            from switchboard.demo import run_demo
+
+            return asyncio.run(run_demo(out=args.out, database_url=args.database))
+        case "loadtest":
+            from switchboard.loadtest import loadtest_command
+
+            return asyncio.run(loadtest_command(args))
+    return 2
+
+
+def _providers(settings: Any, *, as_json: bool) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from switchboard.providers.registry import ProviderRegistry
+
+    infos = ProviderRegistry(settings).list_providers()
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": i.name,
+                        "configured": i.configured,
+                        "missing": list(i.missing),
+                        "default_model": i.default_model,
+                        "kind": i.kind,
+                        "estimated_cost_per_minute_usd": i.estimated_cost_per_minute,
+                    }
+                    for i in infos
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    table = Table(title="switchboard providers")
+    for column in ("provider", "kind", "configured", "default model", "$/min (est.)", "missing"):
+        table.add_column(column)
+    for i in infos:
+        table.add_row(
+            i.name,
+            i.kind,
+            "[green]yes[/]" if i.configured else "[red]no[/]",
+            i.default_model,
+            f"{i.estimated_cost_per_minute:.4f}",
+            ", ".join(i.missing),
+        )
+    Console().print(table)
+    return 0
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(_EMULATOR_MODULES[args.name])
+    options: dict[str, Any] = {}
+    if args.script:
+        options["script"] = json.loads(args.script.read_text("utf-8"))
+    if args.echo:
+        options["echo"] = True
+    if args.webhook_url:
+        options["webhook_url"] = args.webhook_url
+    asyncio.run(module.run(host=args.host, port=args.port, **options))
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(_EMULATOR_MODULES[args.carrier])
+    report = asyncio.run(
+        module.run_call(
+            server=args.server,
+            audio=args.audio,
+            out=args.out,
+            realtime=not args.fast,
+            to=args.to,
+            from_=args.from_,
+        )
+    )
+    print(report.summary())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

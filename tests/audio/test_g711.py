@@ -1,0 +1,65 @@
+"""G.711 codecs: bit-exact with CPython's audioop over every input."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from switchboard.audio import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
+from switchboard.errors import AudioError
+
+ALL_PCM16 = np.arange(-32768, 32768, dtype="<i2").tobytes()
+ALL_CODES = bytes(range(256))
+
+
+def _audioop() -> ModuleType:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+
+    return audioop
+
+
+pytestmark = pytest.mark.skipif(
+    sys.version_info >= (3, 13), reason="audioop (the reference) left the stdlib in 3.13"
+)
+
+
+def test_ulaw_encode_matches_audioop_on_all_65536_inputs() -> None:
+    assert pcm16_to_ulaw(ALL_PCM16) == _audioop().lin2ulaw(ALL_PCM16, 2)
+
+
+def test_alaw_encode_matches_audioop_on_all_65536_inputs() -> None:
+    assert pcm16_to_alaw(ALL_PCM16) == _audioop().lin2alaw(ALL_PCM16, 2)
+
+
+def test_ulaw_decode_matches_audioop_on_all_codes() -> None:
+    assert ulaw_to_pcm16(ALL_CODES) == _audioop().ulaw2lin(ALL_CODES, 2)
+
+
+def test_alaw_decode_matches_audioop_on_all_codes() -> None:
+    assert alaw_to_pcm16(ALL_CODES) == _audioop().alaw2lin(ALL_CODES, 2)
+
+
+def test_published_reference_points() -> None:
+    # ITU-T G.711: μ-law 0xFF and A-law 0xD5 are (near) zero; extremes map to ±32124 / ±32256.
+    assert ulaw_to_pcm16(b"\xff") == (0).to_bytes(2, "little", signed=True)
+    assert ulaw_to_pcm16(b"\x00") == (-32124).to_bytes(2, "little", signed=True)
+    assert alaw_to_pcm16(b"\xd5") == (8).to_bytes(2, "little", signed=True)
+    assert alaw_to_pcm16(b"\x2a") == (-32256).to_bytes(2, "little", signed=True)
+
+
+def test_odd_pcm_length_is_a_clear_error() -> None:
+    with pytest.raises(AudioError, match="even number of bytes"):
+        pcm16_to_ulaw(b"\x00\x01\x02")
+    with pytest.raises(AudioError):
+        pcm16_to_alaw(b"\x00")
+
+
+def test_empty_input() -> None:
+    assert pcm16_to_ulaw(b"") == b""
+    assert ulaw_to_pcm16(b"") == b""

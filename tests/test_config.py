@@ -1,0 +1,122 @@
+"""Settings from the environment and providers.yaml validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from switchboard.catalog import load_catalog
+from switchboard.config import Settings, http_to_ws, load_settings
+from switchboard.errors import ConfigError
+
+
+def test_defaults_and_ws_derivation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9999/v1/")
+    settings = load_settings()
+    assert settings.openai_base_url == "http://127.0.0.1:9999/v1"
+    assert settings.openai_ws_url == "ws://127.0.0.1:9999/v1"
+    assert settings.gemini_ws_url == "wss://generativelanguage.googleapis.com"
+    assert settings.deepgram_base_url == "https://api.deepgram.com"
+    assert settings.twilio_base_url == "https://api.twilio.com"
+    assert settings.telnyx_base_url == "https://api.telnyx.com"
+    assert settings.provider == "auto"
+
+
+def test_every_documented_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = {
+        "OPENAI_API_KEY": "sk-test",
+        "GEMINI_API_KEY": "g-test",
+        "DEEPGRAM_API_KEY": "d-test",
+        "TWILIO_ACCOUNT_SID": "AC123",
+        "TWILIO_AUTH_TOKEN": "tw-token",
+        "TELNYX_API_KEY": "KEY123",
+        "TELNYX_PUBLIC_KEY": "cHVi",
+        "TELNYX_CONNECTION_ID": "conn-1",
+        "SWITCHBOARD_PUBLIC_URL": "https://voice.example.com",
+        "SWITCHBOARD_API_TOKEN": "api-token",
+        "SWITCHBOARD_DATABASE_URL": "sqlite+aiosqlite:///x.db",
+        "SWITCHBOARD_PROVIDER": "OpenAI",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    s = load_settings()
+    assert s.secret("openai_api_key") == "sk-test"
+    assert s.secret("twilio_auth_token") == "tw-token"
+    assert s.telnyx_connection_id == "conn-1"
+    assert s.public_ws_url == "wss://voice.example.com"
+    assert s.provider == "openai"
+    assert s.database_url.endswith("x.db")
+    # secrets never show in the repr
+    assert "sk-test" not in repr(s) and "tw-token" not in repr(s)
+
+
+def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("GEMINI_API_KEY=from-dotenv\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    assert load_settings().secret("gemini_api_key") == "from-dotenv"
+
+
+def test_bad_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="OPENAI_BASE_URL|openai_base_url"):
+        load_settings(OPENAI_BASE_URL="ftp://nope")
+
+
+def test_http_to_ws() -> None:
+    assert http_to_ws("https://a/b") == "wss://a/b"
+    assert http_to_ws("http://a") == "ws://a"
+    assert http_to_ws("wss://a") == "wss://a"
+    with pytest.raises(ConfigError):
+        http_to_ws("mailto:x")
+
+
+def test_packaged_catalog_has_the_seed_models() -> None:
+    catalog = load_catalog()
+    openai = catalog.providers["openai"]
+    assert openai.default_model == "gpt-4o-mini-realtime-preview-2024-12-17"
+    assert openai.models["gpt-4o-realtime-preview-2024-12-17"].tier == "premium"
+    assert {"gpt-realtime", "gpt-realtime-mini"} <= set(openai.models)
+    assert (
+        catalog.providers["gemini"].default_model == "gemini-2.5-flash-preview-native-audio-dialog"
+    )
+    assert openai.max_session_seconds == 1800
+    assert catalog.providers["gemini"].max_session_seconds == 3600
+    assert catalog.providers["deepgram"].max_session_seconds is None
+    assert catalog.telephony["twilio"].max_call_seconds == 14400
+    assert catalog.telephony["telnyx"].max_call_seconds is None
+    assert {"nova-2", "nova-3", "whisper"} <= set(catalog.providers["deepgram"].models)
+
+
+def test_bad_catalog_names_the_offending_key(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[1] / "src/switchboard/providers.yaml").read_text()
+    bad = tmp_path / "providers.yaml"
+    bad.write_text(text.replace("tier: premium", "tier: platinum", 1))
+    with pytest.raises(ConfigError) as info:
+        load_catalog(bad)
+    message = str(info.value)
+    assert str(bad) in message
+    assert "providers.openai.models.gpt-4o-realtime-preview-2024-12-17.tier" in message
+
+
+def test_unknown_key_and_bad_yaml_are_rejected(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[1] / "src/switchboard/providers.yaml").read_text()
+    bad = tmp_path / "p.yaml"
+    bad.write_text(
+        text.replace("default_strategy: balanced", "default_strategy: balanced\nbogus: 1")
+    )
+    with pytest.raises(ConfigError, match="bogus"):
+        load_catalog(bad)
+    bad.write_text("providers: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_catalog(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_catalog(tmp_path / "missing.yaml")
+
+
+def test_settings_fail_at_start_on_a_bad_catalog(tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("version: 1\n")
+    with pytest.raises(ConfigError, match="prices_as_of"):
+        load_settings(SWITCHBOARD_CONFIG=str(bad))
+    assert isinstance(Settings(), Settings)
