@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from switchboard import __version__
 from switchboard.app.api import health_router, providers_router
 from switchboard.app.calls_api import calls_router
+from switchboard.app.control_api import control_router, stream_router
 from switchboard.app.errors import install_error_handlers
 from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
@@ -74,6 +75,8 @@ def create_app(
     app.include_router(health_router)
     app.include_router(providers_router)
     app.include_router(calls_router)
+    app.include_router(control_router)
+    app.include_router(stream_router)
     # Carrier routes (each module adds its webhooks and media websocket).
     app.include_router(twilio_router)
     app.include_router(telnyx_router)

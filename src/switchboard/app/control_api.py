@@ -1,0 +1,238 @@
+"""Live-call control and the raw client stream.
+
+* ``POST /v1/calls`` — place an outbound call through a carrier for an agent.
+* ``POST /v1/calls/{id}/hangup`` / ``POST /v1/calls/{id}/transfer`` — act on a live call.
+* ``GET /v1/sessions`` — the calls being bridged now.
+* ``WS /v1/stream`` — the seed's websocket handler: a program or browser streams PCM16 to a
+  provider chosen by name or by requirements and gets agent audio (binary frames, same rate)
+  and JSON events back.
+
+``/v1/stream`` protocol. The token goes in the ``Authorization`` header or ``?token=``. The
+client's first message is JSON::
+
+    {"type": "start", "provider": "openai" | null, "requirements": {...} | null,
+     "sample_rate": 16000, "system_prompt": "...", "voice": null, "greeting": null,
+     "tools": [<seed function shape>, ...]}
+
+then binary frames of PCM16 LE mono at ``sample_rate``, and optionally JSON
+``{"type": "function_result", "call_id": ..., "result": ...}``,
+``{"type": "interrupt", "played_ms": 1200}`` or ``{"type": "stop"}``. The server answers
+``{"type": "started", "provider": ..., "model": ...}``, then binary agent audio at
+``sample_rate`` and JSON events ``{"type": "<ProviderEventType>", ...data}`` (audio omitted).
+Errors are ``{"type": "error", "message": ...}`` followed by close code 1008 (auth) or 1011.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, status
+from pydantic import BaseModel, Field
+from starlette.websockets import WebSocketDisconnect
+
+from switchboard.app.auth import require_token, require_token_ws
+from switchboard.app.state import get_state
+from switchboard.audio import StreamConverter
+from switchboard.bridge.manager import CallManager
+from switchboard.errors import ConfigError, SwitchboardError
+from switchboard.providers.base import (
+    AudioChunk,
+    AudioFormat,
+    AudioSpec,
+    BaseProvider,
+    ProviderEvent,
+    ProviderEventType,
+    SessionConfig,
+)
+from switchboard.providers.registry import Requirements
+from switchboard.telephony.base import TelephonyType
+
+__all__ = ["control_router", "stream_router"]
+
+logger = logging.getLogger(__name__)
+
+control_router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["calls"])
+stream_router = APIRouter(prefix="/v1", tags=["stream"])
+
+
+def _manager(request: Request) -> CallManager:
+    calls = get_state(request).calls
+    if not isinstance(calls, CallManager):
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "call control is unavailable")
+    return calls
+
+
+class PlaceCall(BaseModel):
+    carrier: TelephonyType
+    to: str = Field(pattern=r"^\+[1-9]\d{6,14}$", description="E.164 number to dial")
+    from_: str = Field(alias="from", pattern=r"^\+[1-9]\d{6,14}$", description="our number")
+    agent: str | None = Field(default=None, description="agent profile name")
+
+
+class PlacedCall(BaseModel):
+    call_id: str
+    carrier_call_id: str
+
+
+class Transfer(BaseModel):
+    destination: str = Field(min_length=3, max_length=200, description="E.164 number or SIP URI")
+
+
+class Ack(BaseModel):
+    call_id: str
+    status: str
+
+
+@control_router.post("/calls", response_model=PlacedCall, status_code=201)
+async def place_call(body: PlaceCall, request: Request) -> PlacedCall:
+    """Dial out through a carrier; the call is answered by the agent's provider."""
+    manager = _manager(request)
+    try:
+        call_id, carrier_id = await manager.place_call(
+            carrier=body.carrier, to=body.to, from_=body.from_, agent=body.agent
+        )
+    except ConfigError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+    return PlacedCall(call_id=call_id, carrier_call_id=carrier_id)
+
+
+@control_router.post("/calls/{call_id}/hangup", response_model=Ack)
+async def hangup(call_id: str, request: Request) -> Ack:
+    """Hang up a live call."""
+    try:
+        await _manager(request).hangup(call_id)
+    except KeyError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {call_id}") from None
+    return Ack(call_id=call_id, status="hanging-up")
+
+
+@control_router.post("/calls/{call_id}/transfer", response_model=Ack)
+async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
+    """Transfer a live call to another number."""
+    try:
+        await _manager(request).transfer(call_id, body.destination)
+    except KeyError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {call_id}") from None
+    return Ack(call_id=call_id, status="transferred")
+
+
+@control_router.get("/sessions")
+async def sessions(request: Request) -> list[dict[str, Any]]:
+    """The calls being bridged now."""
+    return _manager(request).sessions()
+
+
+# -- the raw client stream -------------------------------------------------------------------------
+def _event_json(event: ProviderEvent) -> str:
+    data: dict[str, Any] = {"type": event.type.value}
+    for key, value in event.data.items():
+        if key == "chunk":
+            continue
+        data[key] = value.as_dict() if hasattr(value, "as_dict") else value
+    return json.dumps(data, default=str)
+
+
+@stream_router.websocket("/stream")
+async def stream(websocket: WebSocket) -> None:
+    """The seed's websocket handler (protocol in the module docstring)."""
+    if not await require_token_ws(websocket):
+        await websocket.close(1008, "missing or invalid token")
+        return
+    await websocket.accept()
+    state = get_state(websocket)
+    try:
+        start = json.loads(await asyncio.wait_for(websocket.receive_text(), 10.0))
+        if not isinstance(start, dict) or start.get("type") != "start":
+            raise ConfigError('the first message must be {"type": "start", ...}')
+        rate = int(start.get("sample_rate", 16000))
+        name = (
+            start.get("provider")
+            or state.registry.select_best_provider(
+                Requirements.from_mapping(start.get("requirements") or {})
+            ).value
+        )
+        config = SessionConfig(
+            audio_format=AudioFormat.PCM16,
+            sample_rate=rate,
+            system_prompt=start.get("system_prompt"),
+            voice=start.get("voice"),
+            greeting=start.get("greeting"),
+            tools=list(start.get("tools") or []),
+        )
+        provider = state.registry.create_provider(name, config)
+        await provider.connect()
+    except (SwitchboardError, ValueError, TypeError, TimeoutError) as exc:
+        await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
+        await websocket.close(1011, "cannot start")
+        return
+    except WebSocketDisconnect:
+        return
+    client = AudioSpec(AudioFormat.PCM16, rate)
+    await websocket.send_text(
+        json.dumps({"type": "started", "provider": name, "model": config.model_id})
+    )
+    pump = asyncio.get_running_loop().create_task(_pump_events(websocket, provider, client))
+    inbound = StreamConverter(client, provider.input_spec)
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            if message.get("bytes") is not None:
+                data = inbound.process(message["bytes"])
+                if data:
+                    spec = provider.input_spec
+                    await provider.send_audio(AudioChunk(data, spec.format, spec.sample_rate))
+            elif message.get("text") is not None and not await _client_command(
+                websocket, provider, message["text"]
+            ):
+                break
+    except (WebSocketDisconnect, SwitchboardError) as exc:
+        logger.info("stream client ended: %s", exc)
+    finally:
+        pump.cancel()
+        with contextlib.suppress(Exception):
+            await provider.disconnect()
+        with contextlib.suppress(Exception):
+            await websocket.close(1000)
+
+
+async def _client_command(websocket: WebSocket, provider: BaseProvider, text: str) -> bool:
+    try:
+        command = json.loads(text)
+        kind = command["type"]
+    except (ValueError, KeyError, TypeError):
+        await websocket.send_text(json.dumps({"type": "error", "message": "malformed command"}))
+        return True
+    match kind:
+        case "function_result":
+            await provider.handle_function_result(str(command["call_id"]), command.get("result"))
+        case "interrupt":
+            await provider.interrupt(command.get("played_ms"))
+        case "stop":
+            return False
+        case _:
+            await websocket.send_text(
+                json.dumps({"type": "error", "message": f"unknown command {kind!r}"})
+            )
+    return True
+
+
+async def _pump_events(websocket: WebSocket, provider: BaseProvider, client: AudioSpec) -> None:
+    outbound = StreamConverter(provider.output_spec, client)
+    async for event in provider.receive_events():
+        if event.type is ProviderEventType.AUDIO_OUTPUT:
+            data = outbound.process(event.data["chunk"].data)
+            if data:
+                await websocket.send_bytes(data)
+            continue
+        if event.type is ProviderEventType.RESPONSE_DONE:
+            tail = outbound.flush()
+            if tail:
+                await websocket.send_bytes(tail)
+        await websocket.send_text(_event_json(event))
+    await websocket.close(1000, "provider session ended")
