@@ -7,16 +7,18 @@ Theory of operation
 -------------------
 Telnyx sends JSON text frames: ``connected``, ``start`` (call ids + ``media_format``), ``media``
 (base64 RTP payload, no RTP header), ``dtmf``, ``mark`` (echo of a mark we sent, at playout),
-``stop`` and ``error``. Frame order is *not* guaranteed, so every frame with a
-``sequence_number`` is accounted for in a small reorder window:
+``stop`` and ``error``. Frame order is *not* guaranteed ("use media.chunk, media.timestamp and
+sequence_number to order frames"), so media frames pass through a small reorder window keyed
+on ``media.chunk`` — a media-only counter — or, when a frame has no chunk, on
+``sequence_number``. ``sequence_number`` alone would stall: it also counts non-media events,
+and the doc's own example jumps from ``start`` #1 to ``media`` #4.
 
-* ``_next`` is the lowest sequence number not seen yet. Non-media events are released at once
-  (they are rare and latency-sensitive) but still mark their number as seen.
-* A media frame whose number is ``_next`` is released, together with every held frame that is
-  now contiguous. A frame ahead of ``_next`` is held (``reordered``); a frame behind it is a late
-  duplicate and is dropped (``late``).
-* When more than ``reorder_window`` frames are held, the missing numbers are given up as lost
+* ``_next`` is the next key expected. A frame with that key is released with every held frame
+  now contiguous; a frame ahead of it is held (``reordered``); one behind it is a late
+  duplicate and is dropped (``late``, ``dropped``).
+* When more than ``reorder_window`` frames are held, the missing keys are given up as lost
   (``gaps``) and the held frames are released in order. ``stop`` flushes the window.
+* Non-media events (rare and latency-sensitive) are released at once.
 
 Outbound frames (bidirectional ``rtp`` mode) are ``media``, ``mark`` and ``clear``; they need no
 ``stream_id``. ``send_media`` is on the hot path, so it is a string template around base64.
@@ -90,7 +92,7 @@ class TelnyxMediaCodec:
     """Parse Telnyx media frames into carrier-neutral events and encode outbound frames.
 
     Args:
-        reorder_window: media frames held while waiting for a missing sequence number.
+        reorder_window: media frames held while waiting for a missing one.
         l16_byteorder: wire byte order of L16 payloads (UNCONFIRMED; default RFC 3551 "big").
         outbound_spec: the audio format ``send_media`` expects, i.e. what was asked for with
             ``stream_bidirectional_codec`` (PCMU 8 kHz by default). For L16 the caller passes
@@ -115,7 +117,6 @@ class TelnyxMediaCodec:
             self.outbound_spec.format is AudioFormat.PCM16 and l16_byteorder != sys.byteorder
         )
         self._next: int | None = None
-        self._seen_ahead: set[int] = set()
         self._held: list[tuple[int, MediaReceived]] = []
         self._stats = dict.fromkeys(_STAT_KEYS, 0)
 
@@ -162,11 +163,11 @@ class TelnyxMediaCodec:
             case "connected":
                 return [StreamConnected()]
             case "start":
-                return self._released(seq, self._on_start(msg))
+                return self._on_start(msg)
             case "dtmf":
-                return self._released(seq, [DtmfReceived(digit=str(msg["dtmf"]["digit"]))])
+                return [DtmfReceived(digit=str(msg["dtmf"]["digit"]))]
             case "mark":
-                return self._released(seq, [MarkAcknowledged(name=str(msg["mark"]["name"]))])
+                return [MarkAcknowledged(name=str(msg["mark"]["name"]))]
             case "stop":
                 reason = (msg.get("stop") or {}).get("reason")
                 return [*self._flush(), StreamStopped(reason=str(reason) if reason else None)]
@@ -216,59 +217,44 @@ class TelnyxMediaCodec:
         event = MediaReceived(
             payload=payload, timestamp_ms=_int_or_none(media.get("timestamp")), sequence=seq
         )
-        if seq is None:
+        chunk = _int_or_none(media.get("chunk"))
+        key = seq if chunk is None else chunk
+        if key is None:
             return [event]
         if self._next is None:
-            self._next = seq
-        if seq < self._next or seq in self._seen_ahead:
+            self._next = key  # the first frame sets the origin (chunk numbering is not documented)
+        if key < self._next or any(k == key for k, _ in self._held):
             self._stats["late"] += 1
             self._stats["dropped"] += 1
             return []
-        if seq > self._next:
+        if key > self._next:
             self._stats["reordered"] += 1
-        heapq.heappush(self._held, (seq, event))
-        return self._released(seq, [])
+        heapq.heappush(self._held, (key, event))
+        return self._release()
 
-    def _released(self, seq: int | None, events: list[MediaEvent]) -> list[MediaEvent]:
-        """Account for ``seq``, then release held media that became contiguous (or overflowed)."""
-        if seq is not None:
-            if self._next is None:
-                self._next = seq
-            if seq >= self._next:
-                self._seen_ahead.add(seq)
+    def _release(self) -> list[MediaEvent]:
+        """Release held frames that became contiguous, giving up gaps when the window is full."""
         out: list[MediaEvent] = []
-        while self._next is not None:
-            while self._next in self._seen_ahead:
-                self._seen_ahead.discard(self._next)
-                self._next += 1
-            while self._held and self._held[0][0] < self._next:
-                out.append(heapq.heappop(self._held)[1])
-            if len(self._held) <= self.reorder_window:
+        assert self._next is not None
+        while self._held:
+            key = self._held[0][0]
+            if key != self._next and len(self._held) <= self.reorder_window:
                 break
-            self._skip_to(self._held[0][0])  # give up numbers below the oldest held frame
-        out.extend(events)
+            if key > self._next:
+                self._stats["gaps"] += key - self._next
+            out.append(heapq.heappop(self._held)[1])
+            self._next = key + 1
         return out
 
     def _flush(self) -> list[MediaEvent]:
         out: list[MediaEvent] = []
         while self._held:
-            seq, event = heapq.heappop(self._held)
-            if self._next is not None and seq > self._next:
-                self._skip_to(seq)
-            self._next = seq + 1
+            key, event = heapq.heappop(self._held)
+            if self._next is not None and key > self._next:
+                self._stats["gaps"] += key - self._next
+            self._next = key + 1
             out.append(event)
-        self._seen_ahead.clear()
         return out
-
-    def _skip_to(self, target: int) -> None:
-        """Move ``_next`` to ``target``, counting the numbers never seen as lost (``gaps``)."""
-        assert self._next is not None
-        for number in range(self._next, target):
-            if number in self._seen_ahead:
-                self._seen_ahead.discard(number)
-            else:
-                self._stats["gaps"] += 1
-        self._next = target
 
 
 def _int_or_none(value: object) -> int | None:
