@@ -178,11 +178,10 @@ class RealtimeConnection:
 
     async def _on_append(self, audio_b64: str) -> None:
         fmt, rate = self.state.input_format
-        data = base64.b64decode(audio_b64)
         if self.emu.echo:
-            await self._echo_audio(audio_b64, data, fmt)
+            await self._echo_audio(audio_b64, fmt)
             return
-        pcm = _to_pcm16(data, fmt)
+        pcm = _to_pcm16(base64.b64decode(audio_b64), fmt)
         self._buffered_ms += len(pcm) / 2 * 1000 / rate
         for vad_event in self._vad.feed(pcm):
             if vad_event.kind == "start":
@@ -367,7 +366,7 @@ class RealtimeConnection:
         await self.send({"type": "response.done", "response": response})
         self.emu.response_finished()
 
-    async def _echo_audio(self, audio_b64: str, data: bytes, fmt: str) -> None:
+    async def _echo_audio(self, audio_b64: str, fmt: str) -> None:
         if self._echo is None:
             rid, item_id = self.ids("resp"), self.ids("item")
             self._echo = (rid, item_id)
@@ -376,8 +375,9 @@ class RealtimeConnection:
             )
         rid, item_id = self._echo
         out_fmt, _rate = self.state.output_format
-        if out_fmt != fmt:  # same rate family only matters for G.711 ⇄ G.711
-            audio_b64 = base64.b64encode(_from_pcm16(_to_pcm16(data, fmt), out_fmt)).decode()
+        if out_fmt != fmt:  # transcoded only when the formats differ (G.711 ⇄ G.711 is exact)
+            pcm = _to_pcm16(base64.b64decode(audio_b64), fmt)
+            audio_b64 = base64.b64encode(_from_pcm16(pcm, out_fmt)).decode()
         event = {
             "type": "response.output_audio.delta",
             "response_id": rid,

@@ -93,6 +93,7 @@ class RealtimeProtocol:
         self._response_audio: dict[str, int] = {}
         # conversation history for replay: item key -> item (insertion ordered)
         self._history: dict[str, dict[str, Any]] = {}
+        self._heard: dict[str, float] = {}  # truncated item -> fraction of its audio heard
 
     # -- commands ----------------------------------------------------------------------------
     def start(self) -> list[str]:
@@ -100,13 +101,21 @@ class RealtimeProtocol:
         self.configured = False
         return [_dumps(messages.session_update(self.config, model=self.model))]
 
-    def restore(self) -> list[str]:
-        """After a reconnect: reconfigure and replay the conversation so context survives."""
+    def connection_lost(self) -> None:
+        """The socket is gone: hold audio from now on and forget the server's response state.
+
+        A response that was requested or active is lost with the connection; a queued request
+        stays queued and is sent once the next session is configured.
+        """
         self.configured = False
         self._requested_id = None
         self.active_response_id = None
         self._audio_item = None
         self._audio_bytes.clear()
+
+    def restore(self) -> list[str]:
+        """After a reconnect: reconfigure and replay the conversation so context survives."""
+        self.connection_lost()
         out = self.start()
         for item in self.history():
             out.append(_dumps({"type": "conversation.item.create", "item": item}))
@@ -154,7 +163,9 @@ class RealtimeProtocol:
         """Stop the agent: ``response.cancel`` if a response is active, then truncate the item.
 
         The truncation point is ``played_ms`` clamped to the audio actually received for the
-        current assistant item (the server rejects ``audio_end_ms`` beyond it).
+        current assistant item (the server rejects ``audio_end_ms`` beyond it). With
+        ``played_ms=None`` (playout unknown) nothing is truncated. The replay history keeps the
+        same fraction of the item's transcript as was heard.
         """
         out: list[str] = []
         if self.active_response_id:
@@ -211,7 +222,7 @@ class RealtimeProtocol:
             raise RemoteProtocolError("server event is not an object with a string 'type'")
         try:
             return self._dispatch(msg)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RemoteProtocolError(f"malformed {msg['type']!r} event: {exc!r}") from exc
 
     def _dispatch(self, msg: dict[str, Any]) -> list[ProviderEvent]:
@@ -395,6 +406,8 @@ class RealtimeProtocol:
     def _set_assistant_text(self, item_id: str, text: str, *, create: bool = False) -> None:
         if create and item_id in self._history:
             return
+        if item_id in self._heard:
+            text = text[: round(len(text) * self._heard[item_id])]
         self._history[item_id] = messages.history_item("assistant", text)
 
     def _add_assistant_text(self, item_id: str, delta: str) -> None:
@@ -402,9 +415,10 @@ class RealtimeProtocol:
         item["content"][0]["text"] += delta
 
     def _cut_transcript(self, item_id: str, end_ms: int, received_ms: int) -> None:
-        item = self._history.get(item_id)
-        if item is None or received_ms <= 0:
+        if received_ms <= 0:
             return
-        text: str = item["content"][0]["text"]
-        keep = round(len(text) * end_ms / received_ms)
-        item["content"][0]["text"] = text[:keep]
+        self._heard[item_id] = end_ms / received_ms
+        item = self._history.get(item_id)
+        if item is not None:
+            text: str = item["content"][0]["text"]
+            item["content"][0]["text"] = text[: round(len(text) * self._heard[item_id])]

@@ -166,6 +166,7 @@ class OpenAIRealtimeProvider(BaseProvider):
             if ws is None:
                 logger.debug("> dropped (no connection), %d bytes", len(text))
                 continue
+            logger.debug("> %d bytes", len(text))
             try:
                 await ws.send(text)
             except ConnectionClosed:
@@ -200,6 +201,7 @@ class OpenAIRealtimeProvider(BaseProvider):
             logger.info("openai realtime: connection closed (%s)", exc)
 
     async def _handle(self, frame: str | bytes) -> None:
+        logger.debug("< %d bytes", len(frame))
         try:
             events = self._proto.receive(frame)
         except RemoteProtocolError as exc:
@@ -223,6 +225,7 @@ class OpenAIRealtimeProvider(BaseProvider):
     async def _reconnect(self) -> bool:
         reason = "session renewal" if self._renewing else "connection lost"
         self._renewing = False
+        self._proto.connection_lost()  # hold caller audio until the new session is configured
         if self._state is SessionState.CONNECTED:
             self._transition(SessionState.RECONNECTING)
         self._ws = None
@@ -246,6 +249,8 @@ class OpenAIRealtimeProvider(BaseProvider):
             await self.emit(ProviderEvent(_E.RECONNECTED, {"attempt": attempt}))
             self._start_renewer()
             return True
+        if self._renewer is not None:
+            self._renewer.cancel()
         message = f"OpenAI Realtime: gave up after {self._max_attempts} reconnect attempts"
         await self.emit(
             ProviderEvent(_E.ERROR, {"code": "reconnect_failed", "message": message, "fatal": True})
@@ -270,4 +275,5 @@ class OpenAIRealtimeProvider(BaseProvider):
             "openai realtime: renewing session before the %.0f s limit", self._session_limit
         )
         self._renewing = True
+        self._proto.connection_lost()
         await ws.close(1000, "session renewal")
