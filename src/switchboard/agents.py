@@ -23,10 +23,18 @@ import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from switchboard.errors import ConfigError
 from switchboard.providers.base import AudioSpec, SessionConfig
@@ -43,6 +51,17 @@ _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 def normalise_number(number: str) -> str:
     """``"+1 (555) 010-0000"`` → ``"+15550100000"`` (spaces, dashes, dots, parentheses dropped)."""
     return re.sub(r"[\s().-]", "", number)
+
+
+def _dialled_number(raw: str) -> str:
+    number = raw if raw == CATCH_ALL else normalise_number(raw)
+    if number != CATCH_ALL and not _E164.match(number):
+        raise ValueError(f"{raw!r} is not an E.164 number (+15551234567) or '*'")
+    return number
+
+
+#: A dialled number in E.164 (spaces and punctuation allowed, then dropped) or ``"*"``.
+DialledNumber = Annotated[str, AfterValidator(_dialled_number)]
 
 
 class _Strict(BaseModel):
@@ -77,7 +96,7 @@ class Agent(_Strict):
     """One agent profile (see the module docstring for the YAML)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    numbers: list[str] = Field(default_factory=list)
+    numbers: list[DialledNumber] = Field(default_factory=list)
     system_prompt: str = Field(min_length=1)
     greeting: str | None = None
     voice: str | None = None
@@ -95,17 +114,6 @@ class Agent(_Strict):
     language: str = "en-US"
     turn_detection: dict[str, Any] | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-
-    @field_validator("numbers")
-    @classmethod
-    def _e164(cls, numbers: list[str]) -> list[str]:
-        out: list[str] = []
-        for raw in numbers:
-            number = raw if raw == CATCH_ALL else normalise_number(raw)
-            if number != CATCH_ALL and not _E164.match(number):
-                raise ValueError(f"{raw!r} is not an E.164 number (+15551234567) or '*'")
-            out.append(number)
-        return out
 
     @field_validator("requirements")
     @classmethod
