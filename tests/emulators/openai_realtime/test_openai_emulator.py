@@ -173,7 +173,9 @@ async def test_active_response_cancel_truncate_and_voice_rules() -> None:
         await send(ws, {"type": "response.create"})
         busy = await until(ws, "error")
         assert busy["error"]["code"] == "conversation_already_has_active_response"
-        await send(ws, {"type": "response.cancel"})
+        await send(ws, {"type": "response.cancel", "response_id": "resp_nope"})
+        assert (await until(ws, "error"))["error"]["code"] == "invalid_value"
+        await send(ws, {"type": "response.cancel", "response_id": delta["response_id"]})
         done = await until(ws, "response.done")
         assert done["response"]["status"] == "cancelled"
         assert done["response"]["status_details"]["reason"] == "client_cancelled"
@@ -190,6 +192,7 @@ async def test_active_response_cancel_truncate_and_voice_rules() -> None:
     codes = [v["code"] for v in emu.violations]
     assert codes == [
         "conversation_already_has_active_response",
+        "invalid_value",
         "invalid_value",
         "cannot_update_voice",
     ]

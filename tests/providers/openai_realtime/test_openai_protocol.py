@@ -215,7 +215,7 @@ def test_interrupt_clamps_truncate_to_received_audio_and_cancels() -> None:
     assert (chunk.format, chunk.sample_rate) == (AudioFormat.PCM16, 24000)
     proto.receive(audio_delta("resp_1", "item_a", 48 * 200))
     cancel, truncate = sent(proto.interrupt(played_ms=9000))
-    assert cancel["type"] == "response.cancel"
+    assert cancel == {"type": "response.cancel", "response_id": "resp_1"}
     assert truncate == {
         "type": "conversation.item.truncate",
         "item_id": "item_a",
@@ -361,3 +361,33 @@ def test_golden_fixtures_parse_on_client_side() -> None:
     assert ours["output"] == golden["output"]
     assert ours["input"]["format"] == golden["input"]["format"]
     assert ours["input"]["turn_detection"] == golden["input"]["turn_detection"]
+
+
+def test_connection_lost_holds_audio_and_forgets_the_response() -> None:
+    proto = configured()
+    proto.receive(response_created("resp_1"))
+    proto.connection_lost()
+    assert proto.send_audio(b"\x02\x00" * 10) == []
+    assert proto.request_response() == []  # queued until the next session is configured
+    proto.restore()
+    proto.receive(srv(type="session.updated", session={"type": "realtime"}))
+    out = sent(proto.data_to_send())
+    assert [e["type"] for e in out] == ["input_audio_buffer.append", "response.create"]
+
+
+def test_truncated_reply_is_replayed_as_heard() -> None:
+    proto = configured()
+    proto.receive(response_created("resp_1"))
+    proto.receive(audio_delta("resp_1", "item_a", 48 * 1000))  # 1 s received
+    proto.interrupt(played_ms=500)
+    done = srv(
+        type="response.output_audio_transcript.done",
+        response_id="resp_1",
+        item_id="item_a",
+        output_index=0,
+        content_index=0,
+        transcript="0123456789",
+    )
+    proto.receive(done)
+    (item,) = proto.history()
+    assert item["content"][0]["text"] == "01234"

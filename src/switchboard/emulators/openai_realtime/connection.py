@@ -172,6 +172,10 @@ class RealtimeConnection:
             case "response.cancel":
                 if self._response is None and self._echo is None:
                     raise ClientError("response_cancel_not_active", "no active response")
+                active = self._response[0] if self._response else None
+                wanted = event.get("response_id")
+                if wanted is not None and wanted != active and self._echo is None:
+                    raise ClientError("invalid_value", f"response {wanted} is not active")
                 await self._stop_response("client_cancelled")
             case _:  # output_audio_buffer.clear: WebRTC/SIP only
                 raise ClientError("invalid_value", f"{event['type']} is not supported on WebSocket")

@@ -169,7 +169,8 @@ class RealtimeProtocol:
         """
         out: list[str] = []
         if self.active_response_id:
-            out.append(_dumps({"type": "response.cancel"}))
+            cancel = {"type": "response.cancel", "response_id": self.active_response_id}
+            out.append(_dumps(cancel))
         self._queued = None
         item = self._audio_item
         if item is not None and played_ms is not None:
