@@ -311,3 +311,22 @@ async def test_run_prints_its_url_and_serves(capsys: pytest.CaptureFixture[str])
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def test_manual_commit_then_response_create_uses_the_script() -> None:
+    script = [{"caller": "manual turn", "say": "Manual reply."}]
+    async with OpenAIRealtimeEmulator(api_key=KEY, script=script) as emu, client(emu) as ws:
+        audio = {"input": {"turn_detection": None, "transcription": {"model": "whisper-1"}}}
+        await send(ws, session_update(audio=audio))
+        await until(ws, "session.updated")
+        await send(ws, {"type": "input_audio_buffer.commit"})
+        assert (await until(ws, "error"))["error"]["code"] == "input_audio_buffer_commit_empty"
+        await speak_raw(ws, "manual turn")
+        await send(ws, {"type": "input_audio_buffer.commit"})
+        transcript = await until(ws, "conversation.item.input_audio_transcription.completed")
+        assert transcript["transcript"] == "manual turn"
+        await send(ws, {"type": "response.create"})
+        done = await until(ws, "response.output_audio_transcript.done")
+        assert done["transcript"] == "Manual reply."
+        assert not any(e["type"] == "input_audio_buffer.speech_started" for e in emu.sent)
+    assert [v["code"] for v in emu.violations] == ["input_audio_buffer_commit_empty"]

@@ -91,6 +91,7 @@ class RealtimeConnection:
         self._speech_item: str | None = None
         self._response: tuple[str, asyncio.Task[None]] | None = None
         self._pending_say: str | None = None  # spoken after a scripted tool call's output
+        self._committed_turn: ScriptedTurn | None = None  # a manual commit's turn
         self._echo: tuple[str, str] | None = None  # (response id, item id)
 
     # -- I/O ---------------------------------------------------------------------------------
@@ -150,7 +151,9 @@ class RealtimeConnection:
             case "input_audio_buffer.commit":
                 if self._buffered_ms <= 0:
                     raise ClientError("input_audio_buffer_commit_empty", "buffer is empty")
-                await self._commit(self.ids("item"), ScriptedTurn())
+                turn = self.emu.script.next_turn()  # manual turns (turn_detection null)
+                self._committed_turn = turn
+                await self._commit(self.ids("item"), turn)
             case "input_audio_buffer.clear":
                 self._buffered_ms = 0.0
                 await self.send({"type": "input_audio_buffer.cleared"})
@@ -320,7 +323,8 @@ class RealtimeConnection:
             say, self._pending_say = self._pending_say, None
             self._start(None, say)
         else:
-            turn = self.emu.script.next_turn()
+            turn, self._committed_turn = self._committed_turn, None
+            turn = turn or self.emu.script.next_turn()
             self._start(turn.tool, turn.say)
 
     # -- responses ---------------------------------------------------------------------------

@@ -184,14 +184,21 @@ class OpenAIRealtimeProvider(BaseProvider):
             self._ws = None
 
     async def _supervise(self) -> None:
-        self._start_renewer()
-        while True:
-            assert self._ws is not None
-            await self._read(self._ws)
-            if self._state in (SessionState.DISCONNECTING, SessionState.CLOSED):
-                return
-            if not await self._reconnect():
-                return
+        try:
+            self._start_renewer()
+            while True:
+                assert self._ws is not None
+                await self._read(self._ws)
+                if self._state in (SessionState.DISCONNECTING, SessionState.CLOSED):
+                    return
+                if not await self._reconnect():
+                    return
+        except Exception as exc:  # a bug here must end this session, never hang it
+            logger.exception("openai realtime: session supervisor failed")
+            data = {"code": "internal_error", "message": repr(exc), "fatal": True}
+            await self.emit(ProviderEvent(_E.ERROR, data))
+            if self._state in (SessionState.CONNECTED, SessionState.RECONNECTING):
+                self._transition(SessionState.FAILED)
 
     async def _read(self, ws: ClientConnection) -> None:
         try:
