@@ -1,0 +1,551 @@
+"""A simulated Twilio caller: does to an app what Twilio does on a real phone call.
+
+It signs and posts the voice webhook, follows the TwiML it gets back (``<Say>``, ``<Play>``,
+``<Pause>``, ``<Hangup>``, ``<Dial>``, ``<Redirect>``, ``<Connect><Stream>``), opens the media
+stream with a signed upgrade, sends ``connected`` + ``start`` (customParameters from the TwiML),
+streams a WAV as 20 ms μ-law frames on a clock (real time, or ``speed`` times faster), plays the
+server's audio through a :class:`~.playout.Playout` (marks acknowledged when their audio has
+played, ``clear`` honoured), records what it hears with silence where nothing played, sends DTMF
+on request, ends with ``stop`` and posts status callbacks. Messages follow
+twilio.com/docs/voice/media-streams/websocket-messages; this module shares no code with the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import secrets
+import time
+import wave
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from switchboard.audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
+from switchboard.audio.resample import Resampler
+from switchboard.emulators.twilio.playout import FRAME_BYTES, Playout
+from switchboard.emulators.twilio.signing import http_form_of, twilio_signature
+from switchboard.emulators.twilio.twiml import TwimlError, Verb, parse_twiml
+
+__all__ = ["CallReport", "TwilioCaller", "load_ulaw", "new_sid", "write_ulaw_wav"]
+
+logger = logging.getLogger(__name__)
+_SILENCE = b"\xff" * FRAME_BYTES
+
+
+def new_sid(prefix: str) -> str:
+    """A Twilio-style SID: two letters + 32 hex digits."""
+    return prefix + secrets.token_hex(16)
+
+
+def load_ulaw(audio: Path | bytes | None, *, sample_rate: int = 8000) -> bytes:
+    """μ-law 8 kHz audio from a WAV file (any rate, mono or stereo), raw PCM16, or 1 s silence."""
+    if audio is None:
+        return b"\xff" * 8000
+    if isinstance(audio, Path):
+        with wave.open(str(audio), "rb") as wav:
+            if wav.getsampwidth() != 2:
+                raise ValueError(f"{audio}: only 16-bit PCM WAV files are supported")
+            rate, channels = wav.getframerate(), wav.getnchannels()
+            samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        if channels > 1:
+            samples = samples.reshape(-1, channels).mean(axis=1).astype("<i2")
+        pcm, sample_rate = samples.tobytes(), rate
+    else:
+        pcm = audio
+    if sample_rate != 8000:
+        pcm = Resampler(sample_rate, 8000).process(pcm, last=True)
+    return pcm16_to_ulaw(pcm)
+
+
+def write_ulaw_wav(path: Path, ulaw: bytes) -> None:
+    """Write μ-law 8 kHz audio as a 16-bit PCM WAV."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(ulaw_to_pcm16(ulaw))
+
+
+@dataclass(slots=True)
+class CallReport:
+    """What happened on one simulated call."""
+
+    call_sid: str
+    account_sid: str
+    stream_sid: str | None = None
+    outcome: str = "unknown"
+    webhook_status: int | None = None
+    call_ms: float = 0.0
+    stream_ms: float = 0.0
+    frames_sent: int = 0
+    frames_received: int = 0
+    marks_received: int = 0
+    marks_acked: int = 0
+    mark_names: list[str] = field(default_factory=list)
+    clears: int = 0
+    heard_audio_ms: float = 0.0
+    dropped_audio_ms: float = 0.0
+    dtmf_sent: str = ""
+    digits_played: str = ""
+    said: list[str] = field(default_factory=list)
+    dialed: list[str] = field(default_factory=list)
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+    close_code: int | None = None
+    close_reason: str = ""
+    statuses_posted: list[tuple[str, int]] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    recording: Path | None = None
+
+    def summary(self) -> str:
+        """A few human-readable lines: ids, durations, marks, clears."""
+        return "\n".join(
+            [
+                f"call {self.call_sid} stream {self.stream_sid or '-'}: {self.outcome}",
+                f"  call {self.call_ms / 1000:.2f} s, stream {self.stream_ms / 1000:.2f} s, "
+                f"heard {self.heard_audio_ms / 1000:.2f} s "
+                f"(dropped by clear {self.dropped_audio_ms / 1000:.2f} s)",
+                f"  frames sent {self.frames_sent}, received {self.frames_received}; "
+                f"marks {self.marks_acked}/{self.marks_received} acked; clears {self.clears}",
+                f"  dtmf sent {self.dtmf_sent or '-'}; said {self.said or '-'}; "
+                f"dialed {self.dialed or '-'}; close {self.close_code} {self.close_reason}",
+            ]
+            + ([f"  recording {self.recording}"] if self.recording else [])
+            + [f"  VIOLATION {v}" for v in self.violations]
+        )
+
+
+class _Control:
+    """What the REST side asked of a live call: hang up, or run new TwiML."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.hangup = False
+        self.twiml: str | None = None
+        self.url: str | None = None
+
+
+class TwilioCaller:
+    """One simulated call against an app's Twilio webhook.
+
+    Args:
+        webhook_url: the voice URL to post (e.g. ``http://127.0.0.1:8000/twilio/voice``).
+        auth_token: the key Twilio signs with (the app's ``TWILIO_AUTH_TOKEN``).
+        audio: what the caller says: μ-law 8 kHz bytes (see :func:`load_ulaw`).
+        account_sid: ``AccountSid`` sent in webhooks.
+        from_: caller number; ``to``: called number.
+        direction: ``inbound`` or ``outbound-api`` (a call placed through the REST API).
+        status_url: where status callbacks go (None: none are posted).
+        status_events: which statuses to post (``completed`` always makes sense).
+        speed: clock speed factor (1.0 real time; 10.0 ten times faster).
+        linger_s: call time to stay on the line after our audio, waiting for the server's.
+        max_call_s: call time after which the caller hangs up regardless.
+        dtmf: digits to send right after the audio.
+        sign_upgrade: ``"https"`` (sign the https form of the stream URL) or ``"wss"``.
+        out: where to write what the caller heard (16-bit 8 kHz WAV).
+        call_sid: the CallSid to use (the REST emulator passes its own).
+        twiml: run this TwiML instead of fetching ``webhook_url`` (REST ``Twiml=``).
+    """
+
+    def __init__(
+        self,
+        *,
+        webhook_url: str | None,
+        auth_token: str,
+        audio: bytes,
+        account_sid: str = "AC" + "0" * 32,
+        from_: str = "+15005550006",
+        to: str = "+15005550001",
+        direction: str = "inbound",
+        status_url: str | None = None,
+        status_events: Iterable[str] = ("completed",),
+        speed: float = 1.0,
+        linger_s: float = 1.0,
+        max_call_s: float = 60.0,
+        dtmf: str = "",
+        sign_upgrade: str = "https",
+        out: Path | None = None,
+        call_sid: str | None = None,
+        twiml: str | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.webhook_url = webhook_url
+        self._token = auth_token
+        self.audio = audio
+        self.from_, self.to, self.direction = from_, to, direction
+        self.status_url = status_url
+        self.status_events = set(status_events)
+        self.speed = speed
+        self.linger_s = linger_s
+        self.max_call_s = max_call_s
+        self.sign_upgrade = sign_upgrade
+        self.out = out
+        self._initial_twiml = twiml
+        self._http = http
+        self._dtmf: asyncio.Queue[str] = asyncio.Queue()
+        self._pending_dtmf = dtmf
+        self._control = _Control()
+        self._status_seq = 0
+        self._timeline = bytearray()
+        self.report = CallReport(call_sid=call_sid or new_sid("CA"), account_sid=account_sid)
+        self.status = "queued"
+        self.started_at: float | None = None
+
+    # -- control (from tests or the REST emulator) -------------------------------------------------
+    def send_dtmf(self, digits: str) -> None:
+        """Press ``digits`` on the keypad (sent on the live stream, one ``dtmf`` per digit)."""
+        for d in digits:
+            self._dtmf.put_nowait(d)
+
+    def hangup(self) -> None:
+        """End the call (REST ``Status=completed``)."""
+        self._control.hangup = True
+        self._control.event.set()
+
+    def redirect(self, *, twiml: str | None = None, url: str | None = None) -> None:
+        """Run new TwiML (REST update with ``Twiml=`` or ``Url=``): the live stream stops."""
+        self._control.twiml, self._control.url = twiml, url
+        self._control.event.set()
+
+    # -- the call ----------------------------------------------------------------------------------
+    async def run(self) -> CallReport:
+        """Place the call and follow it to the end; returns the report."""
+        client = self._http or httpx.AsyncClient(timeout=10.0)
+        self._client = client
+        t0 = time.monotonic()
+        self.started_at = t0
+        try:
+            self.status = "in-progress" if self.direction != "inbound" else "ringing"
+            if self._initial_twiml is not None:
+                twiml: str | None = self._initial_twiml
+            else:
+                assert self.webhook_url is not None
+                twiml = await self._fetch(self.webhook_url)
+            self.status = "in-progress"
+            await self._post_status("in-progress")
+            depth = 0
+            while twiml is not None and depth < 10:
+                depth += 1
+                twiml = await self._execute(twiml)
+        except (httpx.HTTPError, TwimlError) as exc:
+            self.report.outcome = f"failed: {type(exc).__name__}: {exc}"
+            logger.warning("simulated Twilio call failed: %s", exc)
+        finally:
+            self.report.call_ms = (time.monotonic() - t0) * 1000.0 * self.speed
+            self.status = "completed"
+            with contextlib.suppress(httpx.HTTPError):
+                await self._post_status("completed")
+            if self._http is None:
+                await client.aclose()
+            if self.out is not None:
+                write_ulaw_wav(self.out, bytes(self._timeline))
+                self.report.recording = self.out
+        return self.report
+
+    def _params(self, status: str) -> list[tuple[str, str]]:
+        r = self.report
+        return [
+            ("AccountSid", r.account_sid),
+            ("ApiVersion", "2010-04-01"),
+            ("CallSid", r.call_sid),
+            ("CallStatus", status),
+            ("Called", self.to),
+            ("Caller", self.from_),
+            ("Direction", self.direction),
+            ("From", self.from_),
+            ("To", self.to),
+        ]
+
+    async def _post(self, url: str, params: list[tuple[str, str]]) -> httpx.Response:
+        signature = twilio_signature(self._token, url, params)
+        return await self._client.post(
+            url,
+            data=dict(params),
+            headers={
+                "X-Twilio-Signature": signature,
+                "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+                "User-Agent": "TwilioProxy/1.1",
+            },
+        )
+
+    async def _fetch(self, url: str) -> str | None:
+        resp = await self._post(url, self._params(self.status))
+        self.report.webhook_status = resp.status_code
+        if resp.status_code != 200:
+            # Twilio says "an application error has occurred" and hangs up.
+            self.report.outcome = f"webhook HTTP {resp.status_code}"
+            return None
+        ctype = resp.headers.get("content-type", "")
+        if "xml" not in ctype:
+            self.report.violations.append(f"webhook answered Content-Type {ctype!r}")
+        return resp.text
+
+    async def _post_status(self, status: str) -> None:
+        if not self.status_url or status not in self.status_events:
+            return
+        self._status_seq += 1
+        params = [*self._params(status), ("SequenceNumber", str(self._status_seq - 1))]
+        params += [("CallbackSource", "call-progress-events"), ("Timestamp", time.ctime())]
+        if status == "completed":
+            params.append(("CallDuration", str(round(self.report.call_ms / 1000))))
+        resp = await self._post(self.status_url, params)
+        self.report.statuses_posted.append((status, resp.status_code))
+
+    async def _execute(self, twiml: str) -> str | None:
+        """Run one TwiML document; returns the next document to run (Redirect), if any."""
+        for verb in parse_twiml(twiml):
+            match verb.name:
+                case "Say":
+                    self.report.said.append(verb.text)
+                case "Play":
+                    self.report.digits_played += verb.attrs.get("digits", "")
+                case "Pause":
+                    await asyncio.sleep(float(verb.attrs.get("length", "1")) / self.speed)
+                case "Hangup" | "Reject":
+                    self.report.outcome = "hangup by TwiML"
+                    return None
+                case "Dial":
+                    self.report.dialed.append(
+                        verb.text or ",".join(c.text for c in verb.children) or ""
+                    )
+                    self.report.outcome = "dialed"
+                    return None
+                case "Redirect":
+                    return await self._fetch(verb.text)
+                case "Connect":
+                    nxt = await self._connect(verb)
+                    if nxt is not None or self.report.outcome != "stream ended":
+                        return nxt
+                case other:
+                    self.report.violations.append(f"unsupported TwiML verb <{other}>")
+        if self.report.outcome == "unknown":
+            self.report.outcome = "twiml ended"
+        return None
+
+    async def _connect(self, verb: Verb) -> str | None:
+        streams = [c for c in verb.children if c.name == "Stream"]
+        if not streams or "url" not in streams[0].attrs:
+            self.report.violations.append("<Connect> without <Stream url>")
+            return None
+        stream = streams[0]
+        url = stream.attrs["url"]
+        signed = http_form_of(url) if self.sign_upgrade == "https" else url
+        headers = {"X-Twilio-Signature": twilio_signature(self._token, signed)}
+        params = stream.parameters()
+        self.report.custom_parameters = params
+        try:
+            async with connect(url, additional_headers=headers, max_size=2**20) as ws:
+                await _StreamSession(self, ws, params).run()
+        except (OSError, ConnectionClosed) as exc:
+            self.report.outcome = f"stream failed: {type(exc).__name__}"
+            return None
+        ctl = self._control
+        if ctl.twiml is not None or ctl.url is not None:
+            twiml, url_ = ctl.twiml, ctl.url
+            ctl.twiml = ctl.url = None
+            ctl.event.clear()
+            self.report.outcome = "redirected"
+            return twiml if twiml is not None else await self._fetch(url_ or "")
+        return None
+
+
+class _StreamSession:
+    """One media stream of the call (see module docstring)."""
+
+    def __init__(self, caller: TwilioCaller, ws: ClientConnection, params: dict[str, str]) -> None:
+        self.c = caller
+        self.ws = ws
+        self.params = params
+        self.playout = Playout()
+        self.seq = 0
+        self.stream_sid = new_sid("MZ")
+        self.server_closed = False
+        self.last_rx = 0  # tick index of the last audio received
+        self.due_acks: list[str] = []
+
+    def _next_seq(self) -> str:
+        self.seq += 1
+        return str(self.seq)
+
+    async def _send(self, msg: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(msg, separators=(",", ":")))
+
+    async def run(self) -> None:
+        c, r = self.c, self.c.report
+        r.stream_sid = self.stream_sid
+        await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        start = {
+            "accountSid": r.account_sid,
+            "streamSid": self.stream_sid,
+            "callSid": r.call_sid,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": self.params,
+        }
+        await self._send(
+            {
+                "event": "start",
+                "sequenceNumber": self._next_seq(),
+                "start": start,
+                "streamSid": self.stream_sid,
+            }
+        )
+        receiver = asyncio.create_task(self._receive())
+        try:
+            await self._clock()
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+            r.heard_audio_ms = self.playout.heard_bytes / 8.0
+            r.dropped_audio_ms = self.playout.dropped_bytes / 8.0
+            c._timeline += self.playout.timeline
+            if self.ws.close_code is not None:
+                r.close_code = self.ws.close_code
+                r.close_reason = self.ws.close_reason or ""
+
+    async def _clock(self) -> None:
+        """The 20 ms clock: send a frame of caller audio, play a frame, ack marks, send DTMF."""
+        c, r = self.c, self.c.report
+        tick_s = 0.020 / c.speed
+        audio = c.audio
+        n_audio = (len(audio) + FRAME_BYTES - 1) // FRAME_BYTES
+        linger = int(c.linger_s / 0.020)
+        max_ticks = int(c.max_call_s / 0.020)
+        t0 = time.monotonic()
+        n = 0
+        while True:
+            if self.server_closed:
+                r.outcome = "server closed"
+                break
+            if c._control.event.is_set():
+                r.outcome = "hangup by REST" if c._control.hangup else "redirected"
+                await self._stop()
+                break
+            idle = n >= n_audio + linger and n - self.last_rx >= linger
+            if n >= max_ticks or (idle and self.playout.queued == 0):
+                r.outcome = "caller hung up"
+                await self._stop()
+                break
+            frame = audio[n * FRAME_BYTES : (n + 1) * FRAME_BYTES] if n < n_audio else b""
+            frame += _SILENCE[: FRAME_BYTES - len(frame)]
+            try:
+                await self._media(frame, n)
+                if n == n_audio and c._pending_dtmf:
+                    c.send_dtmf(c._pending_dtmf)
+                    c._pending_dtmf = ""
+                while not c._dtmf.empty():
+                    await self._dtmf_msg(c._dtmf.get_nowait())
+                due, self.due_acks = self.due_acks, []
+                for name in due + self.playout.tick():
+                    await self._ack(name)
+            except ConnectionClosed:
+                self.server_closed = True
+                continue
+            n += 1
+            r.stream_ms = n * 20.0
+            delay = t0 + n * tick_s - time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(c._control.event.wait(), timeout=max(delay, 0.0))
+
+    async def _media(self, frame: bytes, n: int) -> None:
+        payload = base64.b64encode(frame).decode()
+        media = {"track": "inbound", "chunk": str(n + 1), "timestamp": str(n * 20)}
+        media["payload"] = payload
+        msg = {"event": "media", "sequenceNumber": self._next_seq(), "media": media}
+        await self._send({**msg, "streamSid": self.stream_sid})
+        self.c.report.frames_sent += 1
+
+    async def _dtmf_msg(self, digit: str) -> None:
+        await self._send(
+            {
+                "event": "dtmf",
+                "streamSid": self.stream_sid,
+                "sequenceNumber": self._next_seq(),
+                "dtmf": {"track": "inbound_track", "digit": digit},
+            }
+        )
+        self.c.report.dtmf_sent += digit
+
+    async def _ack(self, name: str) -> None:
+        await self._send(
+            {
+                "event": "mark",
+                "sequenceNumber": self._next_seq(),
+                "streamSid": self.stream_sid,
+                "mark": {"name": name},
+            }
+        )
+        self.c.report.marks_acked += 1
+
+    async def _stop(self) -> None:
+        r = self.c.report
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(
+                {
+                    "event": "stop",
+                    "sequenceNumber": self._next_seq(),
+                    "stop": {"accountSid": r.account_sid, "callSid": r.call_sid},
+                    "streamSid": self.stream_sid,
+                }
+            )
+            await self.ws.close()
+
+    async def _receive(self) -> None:
+        r = self.c.report
+        try:
+            async for raw in self.ws:
+                self._handle(raw if isinstance(raw, str) else raw.decode(), r)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.server_closed = True
+
+    def _handle(self, raw: str, r: CallReport) -> None:
+        try:
+            msg = json.loads(raw)
+            event = msg["event"]
+        except (ValueError, KeyError, TypeError):
+            r.violations.append(f"unparseable frame ({len(raw)} chars)")
+            return
+        if event in ("media", "mark", "clear") and msg.get("streamSid") != self.stream_sid:
+            r.violations.append(f"{event} with streamSid {msg.get('streamSid')!r}")
+        match event:
+            case "media":
+                try:
+                    payload = base64.b64decode(msg["media"]["payload"], validate=True)
+                except (KeyError, TypeError, ValueError) as exc:
+                    r.violations.append(f"bad media payload: {type(exc).__name__}")
+                    return
+                r.frames_received += 1
+                self.playout.add_audio(payload)
+                self.last_rx = int(r.stream_ms / 20)
+            case "mark":
+                try:
+                    name = str(msg["mark"]["name"])
+                except (KeyError, TypeError):
+                    r.violations.append("mark without mark.name")
+                    return
+                r.marks_received += 1
+                r.mark_names.append(name)
+                for acked in self.playout.add_mark(name):
+                    self._ack_soon(acked)
+            case "clear":
+                r.clears += 1
+                for acked in self.playout.clear():
+                    self._ack_soon(acked)
+            case other:
+                r.violations.append(f"unknown event {other!r} from server")
+
+    def _ack_soon(self, name: str) -> None:
+        """Acknowledge on the next tick (≤ 20 ms): the clock task owns all sending."""
+        self.due_acks.append(name)
