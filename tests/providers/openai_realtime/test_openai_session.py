@@ -353,3 +353,13 @@ async def test_audio_in_the_wrong_format_is_refused() -> None:
     async with session(config) as (_emu, provider, _events):
         with pytest.raises(ProviderError):
             await provider.send_audio(AudioChunk(bytes(960), AudioFormat.PCM16, 24000))
+
+
+async def test_echo_mode_round_trip_through_the_provider() -> None:
+    config = SessionConfig(audio_format=AudioFormat.ULAW, sample_rate=8000)
+    async with session(config, emu_options={"echo": True}) as (_emu, provider, events):
+        frames = [bytes([0x10 + i]) * 160 for i in range(10)]
+        for frame in frames:
+            await provider.send_audio(AudioChunk(frame, AudioFormat.ULAW, 8000))
+        await events.wait_for(lambda _e: len(events.of(E.AUDIO_OUTPUT)) == len(frames))
+        assert [e.data["chunk"].data for e in events.of(E.AUDIO_OUTPUT)] == frames
