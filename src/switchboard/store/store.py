@@ -130,6 +130,7 @@ class CallStore:
         url: database URL (see :func:`normalise_database_url`).
         schema: PostgreSQL schema for the tables (created by ``migrate``); ignored for SQLite.
         flush_interval_s: longest a recorded item waits before its batch is committed.
+        max_pending: recorded items allowed to wait; beyond it new ones are dropped (counted).
         echo: log SQL (debugging).
     """
 
@@ -139,6 +140,7 @@ class CallStore:
         *,
         schema: str | None = None,
         flush_interval_s: float = 0.5,
+        max_pending: int = 10_000,
         echo: bool = False,
     ) -> None:
         self.url = normalise_database_url(url)
@@ -162,7 +164,9 @@ class CallStore:
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(wal=not memory))
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.writer = BatchWriter(self._sessions, flush_interval_s=flush_interval_s)
+        self.writer = BatchWriter(
+            self._sessions, flush_interval_s=flush_interval_s, max_pending=max_pending
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> CallStore:
