@@ -66,13 +66,14 @@ def test_golden_inbound_frames_parse_to_neutral_events() -> None:
     events = [
         e for f in _fixture("media_inbound.json")["frames"] for e in codec.receive(json.dumps(f))
     ]
+    # The doc's media frame is chunk 2: it waits for chunk 1, which never comes, until stop.
     assert [type(e) for e in events] == [
         StreamConnected,
         StreamStarted,
-        MediaReceived,
         DtmfReceived,
         MarkAcknowledged,
         StreamError,
+        MediaReceived,
         StreamStopped,
     ]
     started = events[1]
@@ -82,15 +83,16 @@ def test_golden_inbound_frames_parse_to_neutral_events() -> None:
     assert started.audio == AudioSpec(AudioFormat.ULAW, 8000)
     assert started.custom_parameters["customer_id"] == "customer_123"
     assert started.custom_parameters["client_state"] == "aGF2ZSBhIG5pY2UgZGF5ID1d"
-    media = events[2]
+    media = events[5]
     assert isinstance(media, MediaReceived)
     assert media.payload == b"\xff" * 4
     assert media.timestamp_ms == 5
     assert media.sequence == 4
-    assert events[3] == DtmfReceived(digit="1")
-    assert events[4] == MarkAcknowledged(name="some_mark_name")
-    assert events[5] == StreamError(code="100003", message="The frame is malformed")
+    assert events[2] == DtmfReceived(digit="1")
+    assert events[3] == MarkAcknowledged(name="some_mark_name")
+    assert events[4] == StreamError(code="100003", message="The frame is malformed")
     assert codec.stats["malformed"] == 0
+    assert codec.stats["gaps"] == 1
     assert codec.stats["frames_in"] == 1
 
 
@@ -181,6 +183,14 @@ def test_lost_frame_is_given_up_after_the_window() -> None:
     assert late == []
     assert codec.stats["late"] == 1
     assert codec.stats["dropped"] == 1
+
+
+def test_swapped_first_pair_is_reordered() -> None:
+    codec = TelnyxMediaCodec()
+    codec.receive(_start(1))
+    assert codec.receive(_media(3, b"\x02")) == []
+    out = codec.receive(_media(2, b"\x01"))
+    assert [e.payload for e in out if isinstance(e, MediaReceived)] == [b"\x01", b"\x02"]
 
 
 def test_duplicate_frame_is_dropped() -> None:

@@ -399,6 +399,7 @@ class TelnyxEmulator:
         result = await call.leg_task
         call.legs.append(result)
         if result.connect_error:
+            call.leg = None  # never streamed: no streaming.stopped
             self._webhook(
                 call,
                 "streaming.failed",
@@ -456,6 +457,7 @@ class TelnyxEmulator:
             ),
         )
         await done
+        await asyncio.sleep(0)  # let the delivery callbacks record their statuses
         if call.leg_task is not None and call.leg_task.done():
             result = call.leg_task.result()
             if not any(leg is result for leg in call.legs):

@@ -19,6 +19,9 @@ and the doc's own example jumps from ``start`` #1 to ``media`` #4.
 * When more than ``reorder_window`` frames are held, the missing keys are given up as lost
   (``gaps``) and the held frames are released in order. ``stop`` flushes the window.
 * Non-media events (rare and latency-sensitive) are released at once.
+* Chunks are assumed to count from 1 (UNCONFIRMED; the doc's example shows chunk 2 as the
+  second media frame). If they start higher, the first window's worth of frames is held once
+  and the missing numbers are counted as ``gaps``; nothing is lost.
 
 Outbound frames (bidirectional ``rtp`` mode) are ``media``, ``mark`` and ``clear``; they need no
 ``stream_id``. ``send_media`` is on the hot path, so it is a string template around base64.
@@ -222,7 +225,9 @@ class TelnyxMediaCodec:
         if key is None:
             return [event]
         if self._next is None:
-            self._next = key  # the first frame sets the origin (chunk numbering is not documented)
+            # Chunks count from 1 (the doc's example and Twilio's convention), so a swapped first
+            # pair is still reordered; sequence numbers start wherever the first frame says.
+            self._next = min(key, 1) if chunk is not None else key
         if key < self._next or any(k == key for k, _ in self._held):
             self._stats["late"] += 1
             self._stats["dropped"] += 1
