@@ -141,7 +141,7 @@ def _timeline(detail: CallDetail) -> Table:
 
 
 def _latencies(detail: CallDetail) -> Table:
-    table = Table(title="Turn latency", header_style="bold")
+    table = Table(title="Turn latency", header_style="bold", min_width=36)
     table.add_column("turn", justify="right")
     table.add_column("ms", justify="right")
     values = [lat.latency_ms for lat in detail.latencies]

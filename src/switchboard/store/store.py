@@ -349,6 +349,8 @@ class CallStore:
         """The call with its transcript, tool calls, timeline and latencies; None if unknown."""
         try:
             async with self._sessions() as s:
+                if self.dialect == "postgresql":  # one snapshot for the row and its children
+                    await s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 row = await s.get(CallRow, call_id)
                 if row is None:
                     return None
