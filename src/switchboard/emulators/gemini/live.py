@@ -61,6 +61,8 @@ class Conversation:
     pending_call: tuple[str, ScriptedTurn] | None = None
     audio_bytes: int = 0
     handles: int = 0
+    vad: EnergyVAD | None = None  # caller speech detection continues across a resumption
+    utterance_bytes: int = 0
 
 
 class LiveService:
@@ -96,8 +98,12 @@ class LiveService:
         self.setups: list[dict[str, Any]] = []
         self.close_codes: list[int] = []
         self.images = 0
+        #: Caller audio bytes per connection, in connection order.
+        self.audio_by_connection: list[int] = []
         self.connections: list[LiveConnection] = []
         self.handles: dict[str, Conversation] = {}
+        #: Failure injection: reject every setup with this (code, reason) while set.
+        self.reject_setups: tuple[int, str] | None = None
         self._ids = itertools.count(1)
         self.call_ids = itertools.count(1)
 
@@ -129,14 +135,17 @@ class LiveService:
                 raise SetupError(1008, f"API version {version} is not supported.")
             msg = _loads(raw)
             self.received.append(msg)
+            if self.reject_setups is not None:
+                raise SetupError(*self.reject_setups)
             setup = check_setup(msg, key=key, api_key=self.api_key, models=self.models)
             conv = self._conversation(setup)
         except SetupError as exc:
             self.close_codes.append(exc.code)
-            await ws.close(exc.code, exc.reason)
+            await ws.close(exc.code, _reason(exc.reason))
             return
         self.setups.append(setup)
-        conn = LiveConnection(self, ws, conv, setup)
+        conn = LiveConnection(self, ws, conv, setup, index=len(self.audio_by_connection))
+        self.audio_by_connection.append(0)
         self.connections.append(conn)
         try:
             await conn.run()
@@ -178,6 +187,22 @@ class LiveService:
             await conn.close(1001, "emulator shutting down")
 
 
+def _reason(text: str) -> str:
+    """A close reason fits a control frame: at most 123 bytes of UTF-8."""
+    return text.encode()[:123].decode("utf-8", "ignore")
+
+
+def _usage(prompt: int, response: int) -> dict[str, Any]:
+    """``usageMetadata`` at Gemini's 25 audio tokens a second."""
+    return {
+        "promptTokenCount": prompt,
+        "responseTokenCount": response,
+        "totalTokenCount": prompt + response,
+        "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": prompt}],
+        "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": response}],
+    }
+
+
 def _loads(raw: str | bytes) -> dict[str, Any]:
     try:
         msg = json.loads(raw)
@@ -192,17 +217,26 @@ class LiveConnection:
     """One websocket after an accepted setup (see the module's theory of operation)."""
 
     def __init__(
-        self, service: LiveService, ws: WebSocket, conv: Conversation, setup: dict[str, Any]
+        self,
+        service: LiveService,
+        ws: WebSocket,
+        conv: Conversation,
+        setup: dict[str, Any],
+        *,
+        index: int = 0,
     ) -> None:
         self.service = service
+        self.index = index
         self.ws = ws
         self.conv = conv
         self.setup = setup
         vad_cfg = get(get(setup, "realtimeInputConfig") or {}, "automaticActivityDetection") or {}
         self.auto_vad = not get(vad_cfg, "disabled", False)
         self.resumable = get(setup, "sessionResumption") is not None
-        self.vad = EnergyVAD(IN_RATE, silence_ms=int(get(vad_cfg, "silenceDurationMs", 300)))
-        self.utterance_bytes = 0
+        if conv.vad is None:
+            silence_ms = int(get(vad_cfg, "silenceDurationMs", 300))
+            conv.vad = EnergyVAD(IN_RATE, silence_ms=silence_ms)
+        self.vad: EnergyVAD = conv.vad
         self._reply: asyncio.Task[None] | None = None
         self._timers: list[asyncio.Task[None]] = []
         self._send_lock = asyncio.Lock()
@@ -228,7 +262,7 @@ class LiveConnection:
             return
         self._closed = True
         with contextlib.suppress(Exception):
-            await self.ws.close(code, reason)
+            await self.ws.close(code, _reason(reason))
 
     async def go_away(self, time_left_s: float) -> None:
         if self.resumable:
@@ -334,7 +368,8 @@ class LiveConnection:
         if len(data) % 2:
             self.service.violations.append("odd-length PCM16 audio")
         self.conv.audio_bytes += len(data)
-        self.utterance_bytes += len(data)
+        self.service.audio_by_connection[self.index] += len(data)
+        self.conv.utterance_bytes += len(data)
         if not self.auto_vad:
             return
         for event in self.vad.feed(data):
@@ -348,6 +383,11 @@ class LiveConnection:
             self._reply.cancel()
             self._reply = None
             await self.send({"serverContent": {"interrupted": True}})
+            # Whether a turnComplete follows an interruption is UNCONFIRMED; the emulator sends
+            # one (with usage) so the cut turn is accounted for.
+            await self.send(
+                {"serverContent": {"turnComplete": True}, "usageMetadata": _usage(10, 0)}
+            )
         if self.conv.pending_call is not None:
             call_id, _ = self.conv.pending_call
             self.conv.pending_call = None
@@ -385,8 +425,8 @@ class LiveConnection:
         await self._speech_started()
         turn = self.conv.script.next_turn()
         heard = text if text is not None else turn.caller
-        prompt_ms = self.utterance_bytes / 2 / IN_RATE * 1000
-        self.utterance_bytes = 0
+        prompt_ms = self.conv.utterance_bytes / 2 / IN_RATE * 1000
+        self.conv.utterance_bytes = 0
         if text is None and heard and get(self.setup, "inputAudioTranscription") is not None:
             transcription = {"text": heard, "finished": True}
             await self.send({"serverContent": {"inputTranscription": transcription}})
@@ -432,13 +472,7 @@ class LiveConnection:
         await self.send({"serverContent": {"generationComplete": True}})
         prompt = 10 + int(prompt_ms / 1000 * 25)
         response = int(len(audio) / 2 / OUT_RATE * 25)
-        usage = {
-            "promptTokenCount": prompt,
-            "responseTokenCount": response,
-            "totalTokenCount": prompt + response,
-            "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": prompt}],
-            "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": response}],
-        }
+        usage = _usage(prompt, response)
         await self.send({"serverContent": {"turnComplete": True}, "usageMetadata": usage})
         if self.resumable:
             await self._resumption_update()

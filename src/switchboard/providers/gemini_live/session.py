@@ -1,0 +1,412 @@
+"""Gemini Live provider: the asyncio I/O around :class:`GeminiLiveProtocol`.
+
+Why raw ``websockets`` and not the google-genai SDK's ``client.aio.live``: the SDK forces the
+``wss`` scheme on its websocket base URL (``_websocket_base_url``), so it cannot reach a plain
+``ws://127.0.0.1:PORT`` emulator; it hides the socket, so we could not open the *next* connection
+while the current one still delivers audio (goAway handover), nor buffer and replay input across
+a reconnect ourselves; and it would couple our wire format to SDK releases (3.x moved the default
+API version to ``v1``). The SDK's types are still used in tests to check every message we send.
+
+Theory of operation::
+
+    connect: open ws (x-goog-api-key header) ─▶ send setup ─▶ wait setupComplete ─▶ drain buffer
+             ─▶ reader task + renewal timer (max session: renew before ``renew_after_s``)
+    goAway / unexpected close / renewal timer / failed write:
+        CONNECTED ─▶ RECONNECTING (emit session.reconnecting{attempt, reason})
+           protocol.suspend(): caller audio and tool results are buffered, not dropped
+           open a new ws with setup.sessionResumption.handle = latest handle (old ws keeps
+           delivering the tail of the current reply meanwhile) ─▶ setupComplete
+           ─▶ switch to the new ws, flush the buffer in order; the old ws is closed once its
+              model turn is over (or just before the goAway deadline)
+        ─▶ CONNECTED (emit session.reconnected{attempt})
+        after ``max_reconnect_attempts`` failures (or a 1007/1008 setup rejection):
+        emit error{fatal: True} ─▶ FAILED
+
+Malformed server frames raise :class:`RemoteProtocolError` in the protocol; the session logs them,
+emits a non-fatal ``error`` event and carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from switchboard.audio import StreamConverter
+from switchboard.config import Settings
+from switchboard.errors import ConfigError, ProviderError, RemoteProtocolError
+from switchboard.providers.base import (
+    AudioChunk,
+    AudioFormat,
+    AudioSpec,
+    BaseProvider,
+    ProviderCapabilities,
+    ProviderEvent,
+    SessionConfig,
+    SessionState,
+)
+from switchboard.providers.base import ProviderEventType as T
+from switchboard.providers.gemini_live.events import (
+    AudioDelta,
+    FunctionCallRequested,
+    GoAway,
+    InputTranscript,
+    Interrupted,
+    LiveEvent,
+    ModelText,
+    OutputTranscript,
+    ToolCallCancelled,
+    TurnComplete,
+    VoiceActivity,
+)
+from switchboard.providers.gemini_live.protocol import GeminiLiveProtocol
+from switchboard.providers.gemini_live.setup import LiveSetup
+
+__all__ = ["GeminiLiveProvider"]
+
+logger = logging.getLogger(__name__)
+
+Connector = Callable[..., Awaitable[ClientConnection]]
+LIVE_PATH = "/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent"
+FATAL_CLOSE_CODES = frozenset({1007, 1008})
+#: How long a replaced connection may finish its reply when no goAway deadline is known.
+RETIRE_GRACE_S = 10.0
+
+
+class GeminiLiveProvider(BaseProvider):
+    """Gemini Live speech-to-speech session (``ProviderType.GEMINI``).
+
+    Args:
+        config: session configuration (model id without ``models/``, voice, prompt, tools…).
+        settings: ``gemini_api_key`` and ``gemini_base_url`` (``ws_url`` derived from it).
+        connector: ``websockets.asyncio.client.connect`` or a stand-in with its signature.
+        api_version: path version (``v1beta``; the SDK 3.x default is ``v1``).
+        max_reconnect_attempts: connection attempts per reconnect before giving up.
+        reconnect_backoff_s: first pause between attempts (doubles each time).
+        setup_timeout_s: how long to wait for ``setupComplete``.
+        renew_after_s: reconnect (resuming) this long after each connect, before the 60-minute
+            session limit (``None`` disables).
+    """
+
+    capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
+        realtime=True,
+        multimodal=True,
+        audio_formats=(AudioFormat.PCM16,),
+        input_sample_rates=(16000,),
+        output_sample_rates=(24000,),
+        max_session_seconds=3600,
+        languages=("en", "es", "fr", "de", "it", "pt", "ja", "hi", "zh"),
+        typical_latency_ms=600,
+    )
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        settings: Settings,
+        connector: Connector | None = None,
+        api_version: str = "v1beta",
+        max_reconnect_attempts: int = 3,
+        reconnect_backoff_s: float = 0.5,
+        setup_timeout_s: float = 15.0,
+        renew_after_s: float | None = 55 * 60,
+    ) -> None:
+        super().__init__(config)
+        key = settings.secret("gemini_api_key")
+        if not key:
+            raise ConfigError("Gemini Live needs GEMINI_API_KEY", missing=("GEMINI_API_KEY",))
+        self._key = key
+        self._url = settings.gemini_ws_url + LIVE_PATH.format(version=api_version)
+        self._connector: Connector = connector or connect
+        self._max_attempts = max(1, max_reconnect_attempts)
+        self._backoff = reconnect_backoff_s
+        self._setup_timeout = setup_timeout_s
+        self._renew_after = renew_after_s
+        self.protocol = GeminiLiveProtocol(LiveSetup.from_config(config))
+        self._ws: ClientConnection | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._renew_task: asyncio.Task[None] | None = None
+        self._send_lock = asyncio.Lock()
+        self._converter: StreamConverter | None = None
+        self._go_away_deadline: float | None = None
+        self._turn_idle = asyncio.Event()  # set while no model turn is under way
+        self._turn_idle.set()
+
+    @property
+    def input_spec(self) -> AudioSpec:
+        return AudioSpec(AudioFormat.PCM16, 16000)
+
+    @property
+    def output_spec(self) -> AudioSpec:
+        return AudioSpec(AudioFormat.PCM16, 24000)
+
+    # -- public extras -------------------------------------------------------------------------
+    async def send_text(self, text: str) -> None:
+        """Add a user text turn (``clientContent``); the model answers it."""
+        self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="send text")
+        await self._send(self.protocol.send_text(text))
+
+    async def send_image(self, data: bytes, mime_type: str = "image/jpeg") -> None:
+        """Show the model an image (``realtimeInput.video`` frame)."""
+        self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="send an image")
+        await self._send(self.protocol.send_image(data, mime_type))
+
+    # -- hooks ---------------------------------------------------------------------------------
+    async def _do_connect(self) -> None:
+        ws = await self._open()
+        self._attach(ws)
+        await self._send(self.protocol.drain())
+        self._start_renewal()
+        if self._config.greeting:
+            await self._send(
+                self.protocol.send_text(f"Greet the caller by saying: {self._config.greeting}")
+            )
+
+    async def _do_send_audio(self, chunk: AudioChunk) -> None:
+        data = chunk.data
+        if chunk.spec != self.input_spec:
+            if self._converter is None:
+                self._converter = StreamConverter(chunk.spec, self.input_spec)
+            data = self._converter.process(data)
+        if data:
+            await self._send(self.protocol.send_audio(data))
+
+    async def _do_function_result(self, call_id: str, result: Any) -> None:
+        await self._send(self.protocol.function_result(call_id, result))
+
+    async def _do_interrupt(self, played_ms: int | None) -> None:
+        await self._send(self.protocol.interrupt(played_ms))
+
+    async def _do_disconnect(self) -> None:
+        current = asyncio.current_task()
+        for task in [self._renew_task, self._reconnect_task, *self._tasks]:
+            if task is not None and task is not current:
+                task.cancel()
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await self._close_ws(ws)
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- connections ---------------------------------------------------------------------------
+    async def _open(self) -> ClientConnection:
+        """Connect, send setup, wait for ``setupComplete``.
+
+        Raises:
+            ProviderError: connection failure, timeout, or the server closed (``code`` = close
+                code; ``fatal`` for 1007/1008, which a retry cannot fix).
+        """
+        try:
+            ws = await self._connector(
+                self._url,
+                additional_headers={"x-goog-api-key": self._key},
+                open_timeout=self._setup_timeout,
+                max_size=None,
+            )
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            raise ProviderError(f"cannot connect to Gemini Live: {exc}", fatal=False) from exc
+        try:
+            await ws.send(self.protocol.setup())
+            async with asyncio.timeout(self._setup_timeout):
+                while not self.protocol.setup_complete:
+                    await self._dispatch(self._parse(await ws.recv()))
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else 1006
+            reason = exc.rcvd.reason if exc.rcvd else "no close frame"
+            raise ProviderError(
+                f"Gemini Live closed the session during setup: {code} {reason}",
+                code=str(code),
+                fatal=code in FATAL_CLOSE_CODES,
+            ) from exc
+        except TimeoutError as exc:
+            await self._close_ws(ws)
+            raise ProviderError("Gemini Live sent no setupComplete", fatal=False) from exc
+        logger.info("Gemini Live session ready (model=%s)", self.protocol.setup_config.model)
+        return ws
+
+    def _attach(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self._spawn(self._read(ws))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _close_ws(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await ws.close()
+
+    async def _retire(self, ws: ClientConnection, deadline: float | None) -> None:
+        """Close a replaced connection once its model turn is over (or at the deadline)."""
+        loop = asyncio.get_running_loop()
+        until = deadline if deadline is not None else loop.time() + RETIRE_GRACE_S
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(until):
+                await self._turn_idle.wait()
+        await self._close_ws(ws)
+
+    async def _read(self, ws: ClientConnection) -> None:
+        reason = "connection closed"
+        try:
+            async for raw in ws:  # a retired connection still delivers its reply's tail
+                await self._dispatch(self._parse(raw))
+        except ConnectionClosed:
+            pass
+        if ws.close_code is not None:
+            reason = f"connection closed ({ws.close_code} {ws.close_reason or ''})".strip()
+        if ws is self._ws:
+            self._schedule_reconnect(reason)
+
+    async def _send(self, messages: list[str]) -> None:
+        if not messages:
+            return
+        async with self._send_lock:
+            for i, message in enumerate(messages):
+                ws = self._ws
+                try:
+                    if ws is None:
+                        raise ConnectionError("no connection")
+                    await ws.send(message)
+                except (ConnectionClosed, ConnectionError):
+                    self.protocol.requeue(messages[i:])
+                    self._schedule_reconnect("write failed")
+                    return
+
+    def _parse(self, raw: str | bytes) -> list[LiveEvent]:
+        try:
+            return self.protocol.receive(raw)
+        except RemoteProtocolError as exc:
+            logger.warning("Gemini Live: %s", exc)
+            self.emit_nowait(
+                ProviderEvent(
+                    T.ERROR, {"code": "protocol_error", "message": str(exc), "fatal": False}
+                )
+            )
+            return []
+
+    # -- events ----------------------------------------------------------------------------------
+    async def _dispatch(self, events: list[LiveEvent]) -> None:
+        await self._dispatch_events(events)
+        if self.protocol.turn_open:
+            self._turn_idle.clear()
+        else:
+            self._turn_idle.set()
+
+    async def _dispatch_events(self, events: list[LiveEvent]) -> None:
+        for ev in events:
+            match ev:
+                case AudioDelta(pcm=pcm, sample_rate=rate, response_id=rid):
+                    chunk = AudioChunk(pcm, AudioFormat.PCM16, rate)
+                    await self._emit(T.AUDIO_OUTPUT, chunk=chunk, response_id=rid, item_id=None)
+                case (
+                    OutputTranscript(text=text, response_id=rid)
+                    | ModelText(text=text, response_id=rid)
+                ):
+                    await self._emit(
+                        T.TEXT_OUTPUT, text=text, final=False, response_id=rid, item_id=None
+                    )
+                case InputTranscript(text=text, finished=finished):
+                    await self._emit(T.CALLER_TRANSCRIPT, text=text, final=finished, item_id=None)
+                case Interrupted(response_id=rid):
+                    await self._emit(T.INTERRUPTED, response_id=rid)
+                case TurnComplete():
+                    await self._turn_complete(ev)
+                case FunctionCallRequested(call_id=cid, name=name, arguments=args):
+                    await self._emit(T.FUNCTION_CALL, call_id=cid, name=name, arguments=args)
+                case ToolCallCancelled(ids=ids):
+                    logger.info("Gemini cancelled function calls %s", ", ".join(ids))
+                case GoAway(time_left_s=left):
+                    logger.info("Gemini goAway: %.1fs left", left)
+                    loop = asyncio.get_running_loop()
+                    self._go_away_deadline = loop.time() + max(0.0, left - 0.5)
+                    self._schedule_reconnect("goAway")
+                case VoiceActivity(started=started):
+                    kind = T.SPEECH_STARTED if started else T.SPEECH_STOPPED
+                    await self._emit(kind, audio_ms=None, item_id=None)
+                case _:
+                    pass
+
+    async def _turn_complete(self, ev: TurnComplete) -> None:
+        if ev.text:
+            await self._emit(
+                T.TEXT_OUTPUT, text=ev.text, final=True, response_id=ev.response_id, item_id=None
+            )
+        await self._emit(
+            T.RESPONSE_DONE,
+            response_id=ev.response_id,
+            status=ev.status,
+            reason=ev.reason,
+            usage=ev.usage,
+        )
+
+    async def _emit(self, kind: T, **data: Any) -> None:
+        await self.emit(ProviderEvent(kind, data))
+
+    # -- reconnection ----------------------------------------------------------------------------
+    def _start_renewal(self) -> None:
+        if self._renew_task is not None:
+            self._renew_task.cancel()
+        if self._renew_after is not None:
+            self._renew_task = asyncio.create_task(self._renew(self._renew_after))
+
+    async def _renew(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._schedule_reconnect("session renewal")
+
+    def _schedule_reconnect(self, reason: str) -> None:
+        self.protocol.suspend()
+        if self._state is not SessionState.CONNECTED:
+            return
+        if self._reconnect_task is not None and not self._reconnect_task.done():
+            return
+        self._reconnect_task = asyncio.create_task(self._reconnect(reason))
+
+    async def _reconnect(self, reason: str) -> None:
+        self._transition(SessionState.RECONNECTING)
+        logger.info("Gemini Live reconnecting: %s", reason)
+        old = self._ws
+        error: ProviderError | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            await self._emit(T.RECONNECTING, attempt=attempt, reason=reason)
+            try:
+                ws = await self._open()
+            except ProviderError as exc:
+                error = exc
+                logger.warning("Gemini Live reconnect attempt %d failed: %s", attempt, exc)
+                if exc.fatal or attempt == self._max_attempts:
+                    break
+                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+                continue
+            if self._state is not SessionState.RECONNECTING:  # disconnect() meanwhile
+                await self._close_ws(ws)
+                return
+            async with self._send_lock:
+                self._ws = ws
+                self._spawn(self._read(ws))
+                pending = self.protocol.drain()
+            await self._send(pending)
+            if old is not None:
+                self._spawn(self._retire(old, self._go_away_deadline))
+            self._go_away_deadline = None
+            self._transition(SessionState.CONNECTED)
+            self._start_renewal()
+            await self._emit(T.RECONNECTED, attempt=attempt)
+            return
+        if self._renew_task is not None:
+            self._renew_task.cancel()
+        message = f"Gemini Live could not reconnect: {error}"
+        await self._emit(T.ERROR, code="reconnect_failed", message=message, fatal=True)
+        if old is not None:
+            await self._close_ws(old)
+        if self._state is SessionState.RECONNECTING:
+            self._transition(SessionState.FAILED)
