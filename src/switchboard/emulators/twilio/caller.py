@@ -242,8 +242,7 @@ class TwilioCaller:
         finally:
             self.report.call_ms = (time.monotonic() - t0) * 1000.0 * self.speed
             self.status = "completed"
-            with contextlib.suppress(httpx.HTTPError):
-                await self._post_status("completed")
+            await self._post_status("completed")
             if self._http is None:
                 await client.aclose()
             if self.out is not None:
@@ -297,7 +296,12 @@ class TwilioCaller:
         params += [("CallbackSource", "call-progress-events"), ("Timestamp", time.ctime())]
         if status == "completed":
             params.append(("CallDuration", str(round(self.report.call_ms / 1000))))
-        resp = await self._post(self.status_url, params)
+        try:
+            resp = await self._post(self.status_url, params)
+        except httpx.HTTPError as exc:  # Twilio logs a failed callback; the call goes on
+            logger.info("status callback to %s failed: %s", self.status_url, exc)
+            self.report.statuses_posted.append((status, 0))
+            return
         self.report.statuses_posted.append((status, resp.status_code))
 
     async def _execute(self, twiml: str) -> str | None:
@@ -309,7 +313,11 @@ class TwilioCaller:
                 case "Play":
                     self.report.digits_played += verb.attrs.get("digits", "")
                 case "Pause":
-                    await asyncio.sleep(float(verb.attrs.get("length", "1")) / self.speed)
+                    wait_s = float(verb.attrs.get("length", "1")) / self.speed
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._control.event.wait(), timeout=wait_s)
+                    if self._control.event.is_set():
+                        return await self._after_control()
                 case "Hangup" | "Reject":
                     self.report.outcome = "hangup by TwiML"
                     return None
@@ -323,7 +331,7 @@ class TwilioCaller:
                     return await self._fetch(verb.text)
                 case "Connect":
                     nxt = await self._connect(verb)
-                    if nxt is not None or self.report.outcome != "stream ended":
+                    if nxt is not None or self.report.outcome != "server closed":
                         return nxt
                 case other:
                     self.report.violations.append(f"unsupported TwiML verb <{other}>")
@@ -348,14 +356,21 @@ class TwilioCaller:
         except (OSError, ConnectionClosed) as exc:
             self.report.outcome = f"stream failed: {type(exc).__name__}"
             return None
-        ctl = self._control
-        if ctl.twiml is not None or ctl.url is not None:
-            twiml, url_ = ctl.twiml, ctl.url
-            ctl.twiml = ctl.url = None
-            ctl.event.clear()
-            self.report.outcome = "redirected"
-            return twiml if twiml is not None else await self._fetch(url_ or "")
+        if self._control.event.is_set():
+            return await self._after_control()
         return None
+
+    async def _after_control(self) -> str | None:
+        """Act on a REST update: hang up (None) or the TwiML to run next."""
+        ctl = self._control
+        ctl.event.clear()
+        if ctl.hangup:
+            self.report.outcome = "hangup by REST"
+            return None
+        twiml, url = ctl.twiml, ctl.url
+        ctl.twiml = ctl.url = None
+        self.report.outcome = "redirected"
+        return twiml if twiml is not None else await self._fetch(url or "")
 
 
 class _StreamSession:
