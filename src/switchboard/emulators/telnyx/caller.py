@@ -207,11 +207,14 @@ class CallerMediaLeg:
             played = await self._play(ws, out_step)
             tick += 1
             self.result.duration_ms = tick * FRAME_MS
-            talking = tick < len(frames) or digits or self._queue or self._pending_marks
-            idle_ms = 0 if (talking or played) else idle_ms + FRAME_MS
-            if idle_ms >= self.tail_ms:
-                self.result.ended_by = "caller_hangup"
-                break
+            talking = tick < len(frames) or held is not None or digits
+            if talking or played or self._queue or self._pending_marks:
+                idle_ms = 0
+            else:
+                idle_ms += FRAME_MS
+                if idle_ms >= self.tail_ms:
+                    self.result.ended_by = "caller_hangup"
+                    break
             if self.result.duration_ms >= self.max_ms:
                 self.result.ended_by = "max_duration"
                 break

@@ -42,7 +42,12 @@ class LoopbackServer:
         self._sock = sock or bind_loopback(host, port)
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
-            app, log_level="warning", ws="websockets-sansio", lifespan="on", access_log=False
+            app,
+            log_level="warning",
+            ws="websockets-sansio",
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
@@ -76,7 +81,6 @@ class LoopbackServer:
         if self._task is None:
             return
         self._server.should_exit = True
-        self._server.force_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
