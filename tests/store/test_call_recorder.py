@@ -26,7 +26,7 @@ async def new_call(store: CallStore) -> str:
 async def test_records_are_batched_into_one_commit(store: CallStore) -> None:
     call_id = await new_call(store)
     recorder = store.recorder(call_id)
-    recorder.record_update(status="in_progress", provider="gemini")
+    recorder.record_update(status="in-progress", provider="gemini")  # Twilio's spelling
     for n in range(20):
         recorder.record_transcript("caller" if n % 2 else "agent", f"line {n}", started_ms=n * 100)
         recorder.record_timeline("turn", {"n": n})

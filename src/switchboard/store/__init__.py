@@ -16,6 +16,7 @@ from switchboard.store.records import (
     TranscriptEntry,
     TurnLatency,
     UsageRow,
+    normalise_status,
 )
 from switchboard.store.store import MAX_PAGE, CallStore, normalise_database_url
 
@@ -34,4 +35,5 @@ __all__ = [
     "TurnLatency",
     "UsageRow",
     "normalise_database_url",
+    "normalise_status",
 ]

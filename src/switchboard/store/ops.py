@@ -24,7 +24,7 @@ from switchboard.store.models import (
     TurnLatencyRow,
     utcnow,
 )
-from switchboard.store.records import CallRecord
+from switchboard.store.records import CallRecord, normalise_status
 
 __all__ = [
     "UPDATABLE_FIELDS",
@@ -88,7 +88,7 @@ def _columns(fields: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out["cost_total"] = None
     if "status" in out and out["status"] is not None:
-        out["status"] = str(out["status"])
+        out["status"] = normalise_status(out["status"])
     return out
 
 

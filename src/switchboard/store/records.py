@@ -20,13 +20,18 @@ __all__ = [
     "TranscriptEntry",
     "TurnLatency",
     "UsageRow",
+    "normalise_status",
 ]
 
 Role = Literal["caller", "agent"]
 
 
 class CallStatus(StrEnum):
-    """Lifecycle of a call record (Twilio's call statuses, with underscores)."""
+    """Lifecycle of a call record (Twilio's call statuses, with underscores).
+
+    The store accepts any status string and stores it through :func:`normalise_status`, so
+    Twilio's ``in-progress`` / ``no-answer`` become ``in_progress`` / ``no_answer``.
+    """
 
     QUEUED = "queued"
     RINGING = "ringing"
@@ -40,6 +45,11 @@ class CallStatus(StrEnum):
     @property
     def final(self) -> bool:
         return self not in (CallStatus.QUEUED, CallStatus.RINGING, CallStatus.IN_PROGRESS)
+
+
+def normalise_status(value: str) -> str:
+    """One spelling for statuses: ``"in-progress"`` (Twilio) → ``"in_progress"``, lower case."""
+    return str(value).strip().lower().replace("-", "_")
 
 
 @dataclass(frozen=True, slots=True)

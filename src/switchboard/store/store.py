@@ -66,6 +66,7 @@ from switchboard.store.records import (
     TranscriptEntry,
     TurnLatency,
     UsageRow,
+    normalise_status,
 )
 
 __all__ = ["MAX_PAGE", "CallStore", "normalise_database_url"]
@@ -235,7 +236,7 @@ class CallStore:
             agent=agent,
             from_number=from_number,
             to_number=to_number,
-            status=str(status),
+            status=normalise_status(status),
             created_at=created_at or utcnow(),
             extra=dict(extra or {}),
         )
@@ -439,7 +440,7 @@ class CallStore:
             raise StoreError(f"limit must be between 1 and {MAX_PAGE}")
         query = select(CallRow)
         for column, value in (
-            (CallRow.status, status),
+            (CallRow.status, normalise_status(status) if status is not None else None),
             (CallRow.carrier, carrier),
             (CallRow.provider, provider),
             (CallRow.agent, agent),
