@@ -25,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request, WebSocket
+from fastapi import APIRouter, FastAPI, HTTPException, Request, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from switchboard.app.state import AppState, get_state
@@ -49,7 +50,18 @@ from switchboard.telephony.telnyx.webhooks import (
 __all__ = ["TelnyxCall", "TelnyxRuntime", "telnyx_router", "telnyx_runtime"]
 
 logger = logging.getLogger(__name__)
-telnyx_router = APIRouter(tags=["telnyx"])
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On shutdown, finish queued Call Control commands and close the Telnyx HTTP client."""
+    yield
+    runtime = app.state.switchboard.extras.get("telnyx")
+    if isinstance(runtime, TelnyxRuntime):
+        await runtime.aclose()
+
+
+telnyx_router = APIRouter(tags=["telnyx"], lifespan=_lifespan)
 _TELNYX = TelephonyType.TELNYX
 _REQUIRED = (
     ("TELNYX_API_KEY", "telnyx_api_key"),

@@ -102,6 +102,11 @@ class TelnyxAdapter:
         except (KeyError, TypeError) as exc:
             raise TelephonyError("Telnyx dial answer has no call_control_id") from exc
 
+    @property
+    def is_closed(self) -> bool:
+        """Whether the HTTP client is closed (an injected client only by its owner)."""
+        return self._client.is_closed
+
     async def aclose(self) -> None:
         if self._own_client:
             await self._client.aclose()
