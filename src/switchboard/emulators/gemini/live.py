@@ -102,6 +102,8 @@ class LiveService:
         self.audio_by_connection: list[int] = []
         self.connections: list[LiveConnection] = []
         self.handles: dict[str, Conversation] = {}
+        #: Every conversation, resumed or not, in creation order.
+        self.conversations: list[Conversation] = []
         #: Failure injection: reject every setup with this (code, reason) while set.
         self.reject_setups: tuple[int, str] | None = None
         self._ids = itertools.count(1)
@@ -109,15 +111,7 @@ class LiveService:
 
     @property
     def audio_bytes(self) -> int:
-        return sum(conv.audio_bytes for conv in self._conversations())
-
-    def _conversations(self) -> list[Conversation]:
-        seen: dict[int, Conversation] = {}
-        for conn in self.connections:
-            seen[conn.conv.id] = conn.conv
-        for conv in self.handles.values():
-            seen[conv.id] = conv
-        return list(seen.values())
+        return sum(conv.audio_bytes for conv in self.conversations)
 
     async def serve(self, ws: WebSocket, *, version: str) -> None:
         """Run one websocket connection to its end."""
@@ -159,7 +153,9 @@ class LiveService:
             if conv is None:
                 raise SetupError(1007, "Request contains an invalid argument.")
             return conv
-        return Conversation(next(self._ids), Script.from_obj(self.turns))
+        conv = Conversation(next(self._ids), Script.from_obj(self.turns))
+        self.conversations.append(conv)
+        return conv
 
     def new_handle(self, conv: Conversation) -> str:
         conv.handles += 1
