@@ -163,8 +163,9 @@ def test_barge_in_cancels_and_keeps_only_heard_text() -> None:
     assert events(actions, ProviderEventType.INTERRUPTED)[0].data == {"response_id": rid}
     done = events(actions, ProviderEventType.RESPONSE_DONE)[0].data
     assert done["status"] == "cancelled"
-    # Before the bridge says how much was heard: the sentences that produced audio.
-    assert tm.history.messages[-1].content == "One two three four. Five six seven eight."
+    # Before the bridge says how much was heard: the text whose audio was produced (the second
+    # sentence was cut off after 1 s of an estimated 1.36 s: 3 of its 4 words).
+    assert tm.history.messages[-1].content == "One two three four. Five six seven"
     assert tm.on_audio(rid, 2, ulaw_ms(100), 2.0) == []  # stale audio is dropped
     tm.interrupt(played_ms=1500)
     assert tm.history.messages[-1].content == "One two three four. Five six"
@@ -274,3 +275,15 @@ def test_history_bounded_by_turns_and_tokens() -> None:
         small.append(ChatMessage("user", "x" * 40 + str(i)))
     assert len(small) == 2
     assert small.messages[-1].content.endswith("9")
+
+
+def test_late_interrupt_truncates_old_reply_but_spares_the_new_one() -> None:
+    tm = TurnManager()
+    rid = one(caller_says(tm, "story"), StartLLM).response_id
+    speak = one(tm.on_llm(rid, LLMTextDelta("Alpha beta gamma delta. ")), SpeakSentence)
+    tm.on_audio(rid, speak.sentence_id, ulaw_ms(1000), 1.0)
+    tm.on_sentence_done(rid, 0)
+    new = one(caller_says(tm, "stop"), StartLLM).response_id  # barge-in, then a new turn
+    assert tm.interrupt(played_ms=500) == []  # arrives late: the new reply is still silent
+    assert tm.active_response_id == new
+    assert [m.content for m in tm.history.messages] == ["story", "Alpha beta", "stop"]

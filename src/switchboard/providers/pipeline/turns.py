@@ -24,9 +24,11 @@ tool loop). ``say`` requests queue behind a busy agent.
 
 Barge-in: caller speech while a response is active cancels the LLM stream and the TTS, emits
 ``interrupted`` and ``response.done`` (status ``cancelled``), and stores in the history only the
-sentences that had produced audio. ``interrupt(played_ms)`` from the bridge then narrows that to
-what the caller actually heard (see :func:`heard_text`): whole sentences that were fully played,
-plus the leading words of the sentence cut off, in proportion to the part of it that played.
+text whose audio had been produced (the sentence being synthesized is cut in proportion to its
+audio so far over its estimated length). ``interrupt(played_ms)`` from the bridge then narrows
+that to what the caller actually heard (see :func:`heard_text`): whole sentences that were
+fully played, plus the leading words of the sentence cut off, in proportion to the part of it
+that played (sentence/word granularity: no word timings exist for synthesized audio).
 Calls whose results had not arrived get a placeholder result so the history stays well formed
 (the LLM APIs require every call to be answered); late results are ignored.
 """
@@ -67,6 +69,8 @@ __all__ = [
     "heard_text",
 ]
 
+#: Initial estimate of synthesized speech length per character (about 14 characters a second).
+DEFAULT_MS_PER_CHAR = 70.0
 INTERRUPTED_RESULT: Mapping[str, str] = {"error": "cancelled: the caller interrupted"}
 
 
@@ -218,6 +222,7 @@ class TurnManager:
         self._results: dict[str, Any] = {}
         self._says: list[tuple[str, float]] = []
         self._turn_t0: float | None = None
+        self._ms_per_char = DEFAULT_MS_PER_CHAR  # speech rate of the TTS, learnt per call
         self._turn_latency_recorded = False
 
     # -- queries ----------------------------------------------------------------------------------
@@ -441,7 +446,11 @@ class TurnManager:
         response = self._active
         if response is None or response.id != response_id:
             return []
-        response.sentences[sentence_id].done = True
+        sentence = response.sentences[sentence_id]
+        sentence.done = True
+        if error is None and sentence.audio_ms > 0 and sentence.text:
+            rate = sentence.audio_ms / len(sentence.text)
+            self._ms_per_char = 0.7 * self._ms_per_char + 0.3 * rate
         actions: list[TurnAction] = []
         if error is not None:
             actions.append(
@@ -516,10 +525,18 @@ class TurnManager:
             CancelSpeech(response.id),
             EmitEvent(ProviderEventType.INTERRUPTED, {"response_id": response.id}),
         ]
-        # Keep only the sentences that produced audio (narrowed later by interrupt(played_ms)).
+        # Keep only the audio that was produced (narrowed later by interrupt(played_ms)): whole
+        # sentences, and of the one cut off, its first words in proportion to its audio so far
+        # over its estimated full length (characters × the call's measured ms per character).
         response.sentences = [s for s in response.sentences if s.audio_ms > 0]
-        for s in response.sentences:
-            s.done = True
+        for sentence in response.sentences:
+            if not sentence.done:
+                full_ms = max(sentence.audio_ms, len(sentence.text) * self._ms_per_char)
+                words = sentence.text.split()
+                sentence.text = " ".join(
+                    words[: math.ceil(len(words) * sentence.audio_ms / full_ms)]
+                )
+                sentence.done = True
         response.llm_done = True
         response.status, response.reason = "cancelled", reason
         return actions + self._finish(response)
@@ -561,9 +578,13 @@ class TurnManager:
 
     # -- interruption from the bridge -------------------------------------------------------------
     def interrupt(self, played_ms: int | None) -> list[TurnAction]:
-        """The bridge stopped the agent; ``played_ms`` of the latest audible reply were heard."""
+        """The bridge stopped the agent; ``played_ms`` of the latest audible reply were heard.
+
+        A response that has produced no audio yet is left running: the caller cannot be
+        interrupting it (typically it answers the very speech that caused the barge-in).
+        """
         actions: list[TurnAction] = []
-        if self._active is not None:
+        if self._active is not None and self._active.audio_ms > 0:
             actions += self._cancel_active("interrupted")
         response = self._last_audible
         if played_ms is not None and response is not None and response.message is not None:
