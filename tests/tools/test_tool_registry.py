@@ -87,10 +87,30 @@ def test_options_and_nested_models() -> None:
         True,
     )
     params = spec.parameters
-    assert params["properties"]["to"] == {"$ref": "#/$defs/Address"}
-    assert params["$defs"]["Address"]["properties"]["city"] == {"type": "string"}
+    assert "$defs" not in params  # nested models are inlined: no $ref for Gemini to choke on
+    assert params["properties"]["to"] == {
+        "type": "object",
+        "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+        "required": ["street", "city"],
+    }
     assert params["properties"]["weight_kg"] == {"type": "number", "exclusiveMinimum": 0.0}
     assert params["required"] == ["to", "weight_kg"]
+
+
+class TreeNode(BaseModel):
+    label: str
+    children: list[TreeNode] = []
+
+
+def test_recursive_models_keep_their_definitions() -> None:
+    @tool
+    def plant(tree: TreeNode) -> None:
+        """Plant a tree."""
+
+    spec = get_tool(plant)
+    assert spec is not None
+    assert spec.parameters["properties"]["tree"] == {"$ref": "#/$defs/TreeNode"}
+    assert "TreeNode" in spec.parameters["$defs"]
 
 
 def test_tool_without_parameters_has_empty_object_schema() -> None:

@@ -173,6 +173,40 @@ def _strip_titles(schema: Any) -> Any:
     return out
 
 
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``{"$ref": "#/$defs/X"}`` by the definition, so schemas are self-contained.
+
+    Gemini's ``Schema`` dialect has no ``$ref``; OpenAI accepts both forms. A recursive model
+    cannot be inlined: its schema is returned unchanged, ``$defs`` included.
+    """
+    defs = schema.get("$defs")
+    if not isinstance(defs, dict):
+        return schema
+
+    class _Recursive(Exception):
+        pass
+
+    def walk(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [walk(item, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref[len("#/$defs/") :]
+            if name in seen or name not in defs:
+                raise _Recursive(name)
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return {**walk(defs[name], (*seen, name)), **walk(rest, seen)}
+        return {k: walk(v, seen) for k, v in node.items() if k != "$defs"}
+
+    try:
+        inlined: dict[str, Any] = walk(schema, ())
+    except _Recursive:
+        return schema
+    return inlined
+
+
 def _build(
     func: Callable[..., Any], *, name: str | None, description: str | None, timeout_s: float | None
 ) -> Tool:
@@ -202,7 +236,7 @@ def _build(
     model_name = "".join(part.title() for part in re.split(r"[_-]", tool_name)) + "Arguments"
     try:
         model = create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
-        parameters = _strip_titles(model.model_json_schema())
+        parameters = _inline_refs(_strip_titles(model.model_json_schema()))
     except Exception as exc:  # pydantic cannot build a schema for some annotation
         raise ToolError(f"tool {tool_name!r}: cannot build a JSON schema: {exc}") from exc
     parameters.setdefault("properties", {})
