@@ -167,3 +167,21 @@ async def test_sync_tools_run_in_a_thread_without_blocking_the_loop(
     assert result.value != threading.current_thread().name
     assert ticks >= 5  # the loop kept running while the tool slept in its thread
     assert result.duration_ms >= 200
+
+
+async def test_parameter_names_pydantic_reserves() -> None:
+    @tool
+    def echo(json: str, model_name: str, schema: int = 1) -> str:
+        """Echo reserved names."""
+        return f"{json}|{model_name}|{schema}"
+
+    registry = ToolRegistry([echo])
+    params = registry.get("echo").parameters
+    assert list(params["properties"]) == ["json", "model_name", "schema"]
+    assert params["required"] == ["json", "model_name"]
+    result = await registry.invoke("echo", {"json": "a", "model_name": "b", "schema": 2})
+    assert result.value == "a|b|2"
+    bad = await registry.invoke("echo", {"json": 1})
+    assert bad.error is not None
+    assert "json: Input should be a valid string" in bad.error
+    assert "model_name: Field required" in bad.error

@@ -28,7 +28,9 @@ Theory of operation of :meth:`ToolRegistry.invoke` (one model function call)::
       ▼
     ToolResult(ok=True, value=...)  →  ``output`` {"result": value} goes back to the model
 
-Nothing but cancellation escapes ``invoke``: a failing tool never crashes a call.
+Nothing but cancellation escapes ``invoke``: a failing tool never crashes a call. A sync tool
+that times out keeps running in its worker thread until it returns (threads cannot be killed);
+its result is then discarded, so give blocking tools their own I/O timeouts too.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class Tool:
     parameters: dict[str, Any]
     timeout_s: float = DEFAULT_TIMEOUT_S
     context_param: str | None = None
+    #: model field name → function parameter name (they differ only for reserved names).
+    param_names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_async(self) -> bool:
@@ -219,6 +223,7 @@ def _build(
         raise ToolError(f"tool {tool_name!r}: cannot resolve type hints: {exc}") from exc
     summary, param_docs = _doc_parts(func)
     fields: dict[str, Any] = {}
+    param_of: dict[str, str] = {}  # model field name -> function parameter name
     context_param: str | None = None
     for pname, param in inspect.signature(func).parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
@@ -232,7 +237,13 @@ def _build(
         default = ... if param.default is param.empty else param.default
         if pname in param_docs:
             annotation = Annotated[annotation, Field(description=param_docs[pname])]
-        fields[pname] = (annotation, default)
+        field_name = pname
+        if pname.startswith(("model_", "_")) or hasattr(BaseModel, pname):
+            # A name pydantic reserves (json, schema, copy, model_*...): aliased, same schema.
+            field_name = f"arg_{len(fields)}_{pname.lstrip('_')}"
+            annotation = Annotated[annotation, Field(alias=pname)]
+        fields[field_name] = (annotation, default)
+        param_of[field_name] = pname
     model_name = "".join(part.title() for part in re.split(r"[_-]", tool_name)) + "Arguments"
     try:
         model = create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
@@ -252,6 +263,7 @@ def _build(
         parameters=parameters,
         timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
         context_param=context_param,
+        param_names=param_of,
     )
 
 
@@ -440,7 +452,10 @@ class ToolRegistry:
             validated = spec.arguments_model.model_validate(args)
         except ValidationError as exc:
             return done(False, args, error=f"invalid arguments for {name}: {_describe(exc)}")
-        kwargs = {key: getattr(validated, key) for key in type(validated).model_fields}
+        kwargs = {
+            spec.param_names.get(key, key): getattr(validated, key)
+            for key in type(validated).model_fields
+        }
         if spec.context_param:
             if context is None:
                 return done(False, args, error=f"tool {name} needs a call context")
