@@ -1,0 +1,1 @@
+"""Offline local provider (placeholder during development)."""
