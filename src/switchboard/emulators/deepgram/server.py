@@ -79,7 +79,7 @@ class DeepgramEmulator:
         speed: speak audio pacing, ×realtime (with ``realtime=True``).
         realtime: pace speak websocket audio; False sends it as fast as possible.
         chunk_ms: speak websocket audio frame length.
-        tts_latency_s: delay before the first audio of each Flush.
+        tts_latency_s: delay before the first audio of each Flush or REST request.
         ms_per_char: synthetic speech length per character.
         interim_every_ms: audio between two interim results.
         flush_limit: Flushes allowed per 60 s before a Warning.
@@ -308,6 +308,8 @@ class DeepgramEmulator:
         if not isinstance(text, str) or not text.strip():
             return JSONResponse(_error_body("Bad Request", "text is required"), 400)
         self.rest_requests.append({"query": query, "text": text})
+        if self.tts_latency_s:
+            await asyncio.sleep(self.tts_latency_s)
         audio = synthesize(
             text, params["encoding"], params["sample_rate"], ms_per_char=self.ms_per_char
         )
