@@ -87,7 +87,11 @@ def validate_client(messages: Iterable[dict[str, Any]]) -> None:
 
 @asynccontextmanager
 async def session(
-    script: list[Any], *, config: SessionConfig | None = None, **emu_options: Any
+    script: list[Any],
+    *,
+    config: SessionConfig | None = None,
+    options: dict[str, Any] | None = None,
+    **emu_options: Any,
 ) -> AsyncIterator[tuple[GeminiEmulator, GeminiLiveProvider, Recorder]]:
     emu_options.setdefault("speed", SPEED)
     async with GeminiEmulator(script=script, api_key="test-key", **emu_options) as emu:
@@ -98,7 +102,8 @@ async def session(
             system_prompt="You are a phone agent.",
             tools=[TOOL],
         )
-        provider = create_provider(cfg, settings=settings, reconnect_backoff_s=0.05)
+        opts = {"reconnect_backoff_s": 0.05, **(options or {})}
+        provider = create_provider(cfg, settings=settings, **opts)
         assert isinstance(provider, GeminiLiveProvider)
         await provider.connect()
         rec = Recorder(provider)
@@ -238,6 +243,20 @@ async def test_go_away_resumes_with_handle_and_loses_no_caller_audio() -> None:
     finals = [e.data["text"] for e in rec.of(T.TEXT_OUTPUT) if e.data["final"]]
     assert finals == ["First answer.", "Second answer."]  # script position kept on resume
     assert emu.violations == []
+
+
+@pytest.mark.anyio
+async def test_session_is_renewed_by_resumption_before_the_limit() -> None:
+    options = {"renew_after_s": 0.3 * UNIT}
+    async with session([{"say": "Renewed."}], options=options) as (emu, provider, rec):
+        reconnecting = (await rec.wait(T.RECONNECTING))[0]
+        assert reconnecting.data == {"attempt": 1, "reason": "session renewal"}
+        await rec.wait(T.RECONNECTED)
+        await utterance(provider)
+        (done,) = await rec.wait(T.RESPONSE_DONE)
+    assert done.data["status"] == "completed"
+    assert emu.live.setups[1]["sessionResumption"]["handle"] == "h-1-1"
+    assert len(emu.live.conversations) == 1
 
 
 @pytest.mark.anyio

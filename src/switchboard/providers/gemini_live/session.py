@@ -136,6 +136,8 @@ class GeminiLiveProvider(BaseProvider):
         self._converter: StreamConverter | None = None
         self._go_away_deadline: float | None = None
         self._turn_idle = asyncio.Event()  # set while no model turn is under way
+        self._switched = False  # the running reconnect has switched to its new connection
+        self._again: str | None = None  # reconnect once more after the running one
         self._turn_idle.set()
 
     @property
@@ -250,10 +252,12 @@ class GeminiLiveProvider(BaseProvider):
         """Close a replaced connection once its model turn is over (or at the deadline)."""
         loop = asyncio.get_running_loop()
         until = deadline if deadline is not None else loop.time() + RETIRE_GRACE_S
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(until):
-                await self._turn_idle.wait()
-        await self._close_ws(ws)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(until):
+                    await self._turn_idle.wait()
+        finally:
+            await self._close_ws(ws)
 
     async def _read(self, ws: ClientConnection) -> None:
         reason = "connection closed"
@@ -364,14 +368,26 @@ class GeminiLiveProvider(BaseProvider):
         self._schedule_reconnect("session renewal")
 
     def _schedule_reconnect(self, reason: str) -> None:
+        """Start a reconnect (at most one runs; a loss of its new connection queues another)."""
         self.protocol.suspend()
-        if self._state is not SessionState.CONNECTED:
+        running = self._reconnect_task is not None and not self._reconnect_task.done()
+        if running and self._switched:
+            self._again = reason  # the new connection failed before the reconnect finished
             return
-        if self._reconnect_task is not None and not self._reconnect_task.done():
+        if running or self._state is not SessionState.CONNECTED:
             return
         self._reconnect_task = asyncio.create_task(self._reconnect(reason))
 
-    async def _reconnect(self, reason: str) -> None:
+    async def _reconnect(self, reason: str | None) -> None:
+        while reason is not None and self._state is SessionState.CONNECTED:
+            self._again = None
+            self._switched = False
+            if not await self._reconnect_once(reason):
+                return
+            reason = self._again
+
+    async def _reconnect_once(self, reason: str) -> bool:
+        """One reconnect with bounded attempts; False when the session failed or closed."""
         self._transition(SessionState.RECONNECTING)
         logger.info("Gemini Live reconnecting: %s", reason)
         old = self._ws
@@ -389,9 +405,10 @@ class GeminiLiveProvider(BaseProvider):
                 continue
             if self._state is not SessionState.RECONNECTING:  # disconnect() meanwhile
                 await self._close_ws(ws)
-                return
+                return False
             async with self._send_lock:
                 self._ws = ws
+                self._switched = True
                 self._spawn(self._read(ws))
                 pending = self.protocol.drain()
             await self._send(pending)
@@ -401,7 +418,7 @@ class GeminiLiveProvider(BaseProvider):
             self._transition(SessionState.CONNECTED)
             self._start_renewal()
             await self._emit(T.RECONNECTED, attempt=attempt)
-            return
+            return True
         if self._renew_task is not None:
             self._renew_task.cancel()
         message = f"Gemini Live could not reconnect: {error}"
@@ -410,3 +427,4 @@ class GeminiLiveProvider(BaseProvider):
             await self._close_ws(old)
         if self._state is SessionState.RECONNECTING:
             self._transition(SessionState.FAILED)
+        return False
