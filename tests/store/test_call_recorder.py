@@ -112,7 +112,7 @@ async def test_one_bad_record_loses_only_itself(store: CallStore) -> None:
 
 async def test_finalize_through_the_recorder(store: CallStore) -> None:
     recorder = store.recorder(await new_call(store))
-    recorder.record_update(status="in_progress")
+    recorder.record_update(status="in_progress", cost={"total": 0.5, "lines": []})
     await recorder.finalize(
         "failed", "provider_error", Usage(output_audio_tokens=10), error="upstream 500"
     )
@@ -127,6 +127,7 @@ async def test_finalize_through_the_recorder(store: CallStore) -> None:
     assert record.usage == Usage(output_audio_tokens=10)
     assert record.ended_at is not None
     assert record.duration_s == 0.0  # never answered
+    assert record.cost_total == 0.5  # finalize without a cost keeps the one recorded earlier
 
 
 async def test_programming_errors_raise_at_once(store: CallStore) -> None:

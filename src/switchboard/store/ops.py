@@ -113,7 +113,7 @@ async def finalize_call(
     error: str | None = None,
     ended_at: datetime | None = None,
 ) -> None:
-    """End the call: status, reason, usage, cost, ``ended_at`` and ``duration_s``."""
+    """End the call: status, reason, ``ended_at``, ``duration_s``; usage/cost/error when given."""
     row = await session.get(CallRow, call_id)
     if row is None:
         raise StoreError(f"no call {call_id!r}")
@@ -125,9 +125,12 @@ async def finalize_call(
         "end_reason": end_reason,
         "ended_at": ended,
         "duration_s": max(0.0, (ended - start).total_seconds()) if start else 0.0,
-        "usage": usage,
-        "cost": cost,
     }
+    # None leaves what was recorded earlier (e.g. usage set by record_update) in place.
+    if usage is not None:
+        fields["usage"] = usage
+    if cost is not None:
+        fields["cost"] = cost
     if error is not None:
         fields["error"] = error
     for key, value in _columns(fields).items():
