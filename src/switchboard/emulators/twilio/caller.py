@@ -147,7 +147,8 @@ class TwilioCaller:
         status_url: where status callbacks go (None: none are posted).
         status_events: which statuses to post (``completed`` always makes sense).
         speed: clock speed factor (1.0 real time; 10.0 ten times faster).
-        linger_s: call time to stay on the line after our audio, waiting for the server's.
+        linger_s: how long to stay on the line once our audio is sent and the server's audio
+            (anything but digital silence) has stopped and played out.
         max_call_s: call time after which the caller hangs up regardless.
         dtmf: digits to send right after the audio.
         sign_upgrade: ``"https"`` (sign the https form of the stream URL) or ``"wss"``.
@@ -384,7 +385,6 @@ class _StreamSession:
         self.seq = 0
         self.stream_sid = new_sid("MZ")
         self.server_closed = False
-        self.last_rx = 0  # tick index of the last audio received
         self.due_acks: list[str] = []
 
     def _next_seq(self) -> str:
@@ -446,8 +446,9 @@ class _StreamSession:
                 r.outcome = "hangup by REST" if c._control.hangup else "redirected"
                 await self._stop()
                 break
-            idle = n >= n_audio + linger and n - self.last_rx >= linger
-            if n >= max_ticks or (idle and self.playout.queued == 0):
+            # hang up once our audio is out and nothing but silence has played for linger_s
+            quiet = self.playout.ticks - max(self.playout.last_sound_tick, 0)
+            if n >= max_ticks or (n >= n_audio + linger and quiet >= linger):
                 r.outcome = "caller hung up"
                 await self._stop()
                 break
@@ -543,7 +544,6 @@ class _StreamSession:
                     return
                 r.frames_received += 1
                 self.playout.add_audio(payload)
-                self.last_rx = int(r.stream_ms / 20)
             case "mark":
                 try:
                     name = str(msg["mark"]["name"])

@@ -27,8 +27,10 @@ class Playout:
         self._consumed = 0  # bytes played or dropped
         self._marks: deque[tuple[int, str]] = deque()
         self.timeline = bytearray()  # μ-law, one frame per tick
-        self.heard_bytes = 0  # non-silence bytes played
+        self.heard_bytes = 0  # bytes of received audio played
         self.dropped_bytes = 0
+        self.ticks = 0
+        self.last_sound_tick = -1  # last tick that played something other than digital silence
 
     @property
     def queued(self) -> int:
@@ -66,6 +68,9 @@ class Playout:
         del self._queue[:take]
         self._consumed += take
         self.heard_bytes += take
+        self.ticks += 1
+        if frame.strip(b"\xff\x7f"):
+            self.last_sound_tick = self.ticks
         self.timeline += frame + _SILENCE[: FRAME_BYTES - take]
         acked: list[str] = []
         while self._marks and self._marks[0][0] <= self._consumed:

@@ -1,0 +1,391 @@
+"""Twilio routes end to end over loopback: the simulated caller against the app.
+
+A small recording CallHandler stands in for the call manager: its ``run_media`` greets the
+caller, echoes caller audio back as media frames and sends marks, so the caller has something
+to hear and acknowledge.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import wave
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from starlette.websockets import WebSocketDisconnect
+from tests.conftest import UNIT
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from switchboard.app.factory import create_app
+from switchboard.app.twilio import START_TIMEOUT_KEY
+from switchboard.audio.g711 import pcm16_to_ulaw
+from switchboard.config import load_settings
+from switchboard.emulators.twilio import TwilioCaller, TwilioEmulator, run_call, twilio_signature
+from switchboard.emulators.twilio._serve import AsgiServer
+from switchboard.telephony.base import (
+    DtmfReceived,
+    IncomingCall,
+    MarkAcknowledged,
+    MediaCodec,
+    MediaReceived,
+    MediaSocket,
+    PreparedCall,
+    StreamStarted,
+    StreamStopped,
+    TelephonyType,
+)
+
+pytestmark = pytest.mark.anyio
+TOKEN = "test-auth-token"
+ACCOUNT = "AC" + "1" * 32
+TONE = pcm16_to_ulaw(
+    (np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000) * 8000).astype("<i2").tobytes()
+)  # 1 s
+
+
+@dataclass
+class RecordingCalls:
+    """A CallHandler that records everything and echoes caller audio."""
+
+    accept: bool = True
+    greeting_frames: int = 10
+    flood_then_clear: bool = False
+    prepared: list[IncomingCall] = field(default_factory=list)
+    statuses: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    async def prepare(self, call: IncomingCall) -> PreparedCall:
+        self.prepared.append(call)
+        return PreparedCall(
+            call_id=f"call-{len(self.prepared)}",
+            accepted=self.accept,
+            reason=None if self.accept else "no agent",
+        )
+
+    async def run_media(
+        self,
+        *,
+        call_id: str,
+        carrier: TelephonyType,
+        codec: MediaCodec,
+        socket: MediaSocket,
+        started: StreamStarted,
+    ) -> None:
+        run: dict[str, Any] = {"call_id": call_id, "started": started, "acks": [], "dtmf": []}
+        run["echoed"] = 0
+        self.runs.append(run)
+        for _ in range(self.greeting_frames):
+            await socket.send_text(codec.send_media(TONE[:160]))
+        await socket.send_text(codec.send_mark("greeting"))
+        if self.flood_then_clear:
+            for _ in range(100):  # 2 s the caller will not get to hear
+                await socket.send_text(codec.send_media(TONE[:160]))
+            await socket.send_text(codec.send_mark("flood"))
+            await socket.send_text(codec.send_clear())
+        try:
+            while True:
+                for event in codec.receive(await socket.receive_text()):
+                    match event:
+                        case MediaReceived(payload=payload):
+                            await socket.send_text(codec.send_media(payload))
+                            run["echoed"] += 1
+                            if run["echoed"] % 25 == 0:
+                                await socket.send_text(codec.send_mark(f"echo-{run['echoed']}"))
+                        case MarkAcknowledged(name=name):
+                            run["acks"].append(name)
+                        case DtmfReceived(digit=digit):
+                            run["dtmf"].append(digit)
+                        case StreamStopped():
+                            run["stopped"] = True
+                            return
+        except WebSocketDisconnect:
+            run["disconnected"] = True
+        finally:
+            run["stats"] = codec.stats
+
+    async def update_status(
+        self, carrier: TelephonyType, carrier_call_id: str, status: str, **details: str
+    ) -> None:
+        self.statuses.append((carrier_call_id, status, details))
+
+    async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
+        raise AssertionError("Twilio reports DTMF in-band")
+
+
+@asynccontextmanager
+async def serve(calls: RecordingCalls, **env: str) -> AsyncIterator[tuple[str, FastAPI]]:
+    """The app on a free port, with SWITCHBOARD_PUBLIC_URL set to where it really listens."""
+    base_env = {"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_ACCOUNT_SID": ACCOUNT}
+    app = create_app(load_settings(**{**base_env, **env}), calls=calls)
+    async with AsgiServer(app) as srv:
+        if "SWITCHBOARD_PUBLIC_URL" not in env:
+            full = {**base_env, **env, "SWITCHBOARD_PUBLIC_URL": srv.base_url}
+            app.state.switchboard.settings = load_settings(**full)
+        yield srv.base_url, app
+
+
+def _form(sid: str = "CA" + "a" * 32, status: str = "ringing") -> dict[str, str]:
+    return {
+        "AccountSid": ACCOUNT,
+        "CallSid": sid,
+        "CallStatus": status,
+        "Direction": "inbound",
+        "From": "+15550001111",
+        "To": "+15551112222",
+    }
+
+
+async def test_call_end_to_end(tmp_path: Path) -> None:
+    calls = RecordingCalls()
+    wav_in = tmp_path / "in.wav"
+    with wave.open(str(wav_in), "wb") as w:  # 16 kHz input: the caller converts it
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        t = np.arange(16000) / 16000
+        w.writeframes((np.sin(2 * np.pi * 300 * t) * 9000).astype("<i2").tobytes())
+    out = tmp_path / "heard.wav"
+    async with serve(calls) as (base, _):
+        report = await run_call(
+            server=base,
+            audio=wav_in,
+            out=out,
+            realtime=False,
+            auth_token=TOKEN,
+            account_sid=ACCOUNT,
+            dtmf="5",
+            linger_s=0.6,
+        )
+    assert report.violations == []
+    assert report.webhook_status == 200
+    assert report.outcome == "caller hung up"
+    [incoming] = calls.prepared
+    assert incoming.carrier is TelephonyType.TWILIO
+    assert incoming.carrier_call_id == report.call_sid
+    assert (incoming.from_number, incoming.account_id) == ("+15005550006", ACCOUNT)
+    assert report.custom_parameters["call_id"] == "call-1"
+    [run] = calls.runs
+    assert run["call_id"] == "call-1"
+    assert run["started"].stream_id == report.stream_sid
+    assert run["started"].call_id == report.call_sid
+    assert run["stopped"]
+    assert run["dtmf"] == ["5"]
+    assert report.dtmf_sent == "5"
+    # every frame the caller sent was echoed and heard; every mark was acknowledged
+    # (the echo of the last frame or two may still be in flight when the caller hangs up)
+    assert report.frames_sent - 2 <= run["echoed"] <= report.frames_sent
+    assert report.frames_sent + 8 <= report.frames_received <= report.frames_sent + 10
+    assert report.marks_received == 1 + run["echoed"] // 25
+    assert report.marks_received - 1 <= report.marks_acked <= report.marks_received
+    assert run["acks"] == report.mark_names[: len(run["acks"])]
+    assert run["acks"][0] == "greeting"
+    # the caller hangs up with the last echoed silence (behind the greeting) still queued
+    assert (report.frames_received - 12) * 20 <= report.heard_audio_ms
+    assert report.heard_audio_ms <= report.frames_received * 20
+    assert report.stream_ms < 5000  # hung up after its audio + linger, not at max_call_s
+    assert run["stats"]["malformed"] == run["stats"]["gaps"] == 0
+    with wave.open(str(out), "rb") as heard:
+        assert heard.getframerate() == 8000
+        assert heard.getnframes() == pytest.approx(report.stream_ms * 8, abs=160)
+    # status callback arrived, signed, with the duration
+    [(sid, status, details)] = calls.statuses
+    assert (sid, status) == (report.call_sid, "completed")
+    assert "CallDuration" in details
+    assert report.statuses_posted == [("completed", 204)]
+
+
+async def test_clear_drops_buffered_audio_and_returns_marks() -> None:
+    calls = RecordingCalls(flood_then_clear=True)
+    async with serve(calls) as (base, _):
+        caller = TwilioCaller(
+            webhook_url=f"{base}/twilio/voice",
+            auth_token=TOKEN,
+            account_sid=ACCOUNT,
+            audio=TONE[:1600],
+            speed=10.0,
+            linger_s=0.4,
+            sign_upgrade="wss",  # the other URL form is accepted too
+        )
+        report = await caller.run()
+    assert report.violations == []
+    assert report.clears == 1
+    assert report.dropped_audio_ms >= 1000
+    assert report.heard_audio_ms < report.frames_received * 20 - 1000
+    assert {"greeting", "flood"} <= set(calls.runs[0]["acks"])
+    assert report.marks_acked == report.marks_received
+
+
+async def test_rejected_call_says_and_hangs_up() -> None:
+    calls = RecordingCalls(accept=False)
+    async with serve(calls) as (base, _):
+        report = await run_call(
+            server=base, audio=None, out=None, auth_token=TOKEN, account_sid=ACCOUNT
+        )
+    assert report.outcome == "hangup by TwiML"
+    assert report.said
+    assert report.stream_sid is None
+    assert calls.runs == []
+
+
+async def test_forged_unsigned_and_replayed_webhooks_are_403() -> None:
+    calls = RecordingCalls()
+    async with serve(calls) as (base, _), httpx.AsyncClient(timeout=5 * UNIT) as http:
+        url = f"{base}/twilio/voice"
+        form = _form()
+        r = await http.post(url, data=form)
+        assert (r.status_code, r.text) == (403, "forbidden")
+        forged = twilio_signature("wrong-token", url, form.items())
+        r = await http.post(url, data=form, headers={"X-Twilio-Signature": forged})
+        assert r.status_code == 403
+        other_url = twilio_signature(TOKEN, "https://elsewhere.example/twilio/voice", form.items())
+        r = await http.post(url, data=form, headers={"X-Twilio-Signature": other_url})
+        assert r.status_code == 403
+        good = {"X-Twilio-Signature": twilio_signature(TOKEN, url, form.items())}
+        tampered = {**form, "From": "+19999999999"}
+        assert (await http.post(url, data=tampered, headers=good)).status_code == 403
+        first = await http.post(url, data=form, headers=good)
+        assert first.status_code == 200
+        assert first.headers["content-type"].startswith("text/xml")
+        assert "<Connect><Stream" in first.text
+        replay = await http.post(url, data=form, headers=good)
+        assert replay.status_code == 403
+        assert len(calls.prepared) == 1
+        # status callbacks: same checks, and (CallSid, CallStatus, SequenceNumber) dedupe
+        surl = f"{base}/twilio/status"
+        status = {**_form(status="completed"), "SequenceNumber": "3", "CallDuration": "7"}
+        sig = {"X-Twilio-Signature": twilio_signature(TOKEN, surl, status.items())}
+        assert (await http.post(surl, data=status)).status_code == 403
+        assert (await http.post(surl, data=status, headers=sig)).status_code == 204
+        assert (await http.post(surl, data=status, headers=sig)).status_code == 403
+        assert len(calls.statuses) == 1
+        assert calls.statuses[0][2]["CallDuration"] == "7"
+
+
+async def test_other_account_rejected() -> None:
+    calls = RecordingCalls()
+    async with serve(calls) as (base, _), httpx.AsyncClient() as http:
+        url = f"{base}/twilio/voice"
+        form = {**_form(), "AccountSid": "AC" + "9" * 32}
+        sig = {"X-Twilio-Signature": twilio_signature(TOKEN, url, form.items())}
+        assert (await http.post(url, data=form, headers=sig)).status_code == 403
+    assert calls.prepared == []
+
+
+async def test_sha256_shared_key_variant() -> None:
+    calls = RecordingCalls()
+    async with (
+        serve(calls, TWILIO_WEBHOOK_SHARED_KEY="shared-secret") as (base, _),
+        httpx.AsyncClient() as http,
+    ):
+        url = f"{base}/twilio/voice?x=1"
+        form = _form()
+        settings_hdr = {"X-Twilio-Webhooks-Signature-Settings": "key=k1,algorithm=HMAC_SHA256"}
+        sig = twilio_signature("shared-secret", url, form.items(), algorithm="HMAC_SHA256")
+        r = await http.post(url, data=form, headers={**settings_hdr, "X-Twilio-Signature": sig})
+        assert r.status_code == 200
+        sha1 = twilio_signature(TOKEN, url, form.items())  # SHA1 sig with a SHA256 header
+        r = await http.post(url, data=form, headers={**settings_hdr, "X-Twilio-Signature": sha1})
+        assert r.status_code == 403
+
+
+async def test_unconfigured_is_503_naming_variables() -> None:
+    calls = RecordingCalls()
+    app = create_app(
+        load_settings(TWILIO_AUTH_TOKEN=None, SWITCHBOARD_PUBLIC_URL=None), calls=calls
+    )
+    async with AsgiServer(app) as srv, httpx.AsyncClient() as http:
+        for path in ("/twilio/voice", "/twilio/status"):
+            r = await http.post(f"{srv.base_url}{path}", data=_form())
+            assert r.status_code == 503
+            message = r.json()["error"]["message"]
+            assert "TWILIO_AUTH_TOKEN" in message
+            assert "SWITCHBOARD_PUBLIC_URL" in message
+
+
+async def _media_close(base: str, headers: dict[str, str], frames: list[str]) -> int | None:
+    ws_url = "ws" + base[4:] + "/twilio/media"
+    async with connect(ws_url, additional_headers=headers) as ws:
+        for frame in frames:
+            await ws.send(frame)
+        received: list[str | bytes] = []
+        try:
+            while True:
+                received.append(await ws.recv())
+        except ConnectionClosed:
+            pass
+        assert received == []  # no audio (or anything) before authentication
+        return ws.close_code
+
+
+def _start(params: dict[str, str]) -> str:
+    start = {
+        "accountSid": ACCOUNT,
+        "streamSid": "MZ" + "b" * 32,
+        "callSid": "CA" + "a" * 32,
+        "tracks": ["inbound"],
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        "customParameters": params,
+    }
+    return json.dumps({"event": "start", "sequenceNumber": "1", "start": start})
+
+
+async def test_media_socket_authentication() -> None:
+    calls = RecordingCalls()
+    async with serve(calls) as (base, app):
+        app.state.switchboard.extras[START_TIMEOUT_KEY] = 0.3 * UNIT
+        ws_url = "ws" + base[4:] + "/twilio/media"
+        signed = {
+            "X-Twilio-Signature": twilio_signature(TOKEN, "http" + base[4:] + "/twilio/media")
+        }
+        assert await _media_close(base, {}, []) == 1008  # unsigned upgrade
+        forged = {"X-Twilio-Signature": twilio_signature("nope", ws_url)}
+        assert await _media_close(base, forged, []) == 1008
+        # signed upgrade, but the media token is missing / forged / for another call
+        assert await _media_close(base, signed, [_start({"call_id": "call-1"})]) == 1008
+        bad = {"call_id": "call-1", "token": "x.y"}
+        assert await _media_close(base, signed, [_start(bad)]) == 1008
+        signer = app.state.switchboard.signer
+        other = {"call_id": "call-1", "token": signer.sign("call-2", "twilio")}
+        assert await _media_close(base, signed, [_start(other)]) == 1008
+        telnyx = {"call_id": "call-1", "token": signer.sign("call-1", "telnyx")}
+        assert await _media_close(base, signed, [_start(telnyx)]) == 1008
+        # never sends start: closed after the timeout
+        connected = json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        assert await _media_close(base, signed, [connected]) == 1008
+        assert calls.runs == []
+        # a good token gets through to run_media
+        good = {"call_id": "call-1", "token": signer.sign("call-1", "twilio")}
+        stop = json.dumps({"event": "stop", "sequenceNumber": "2", "stop": {}})
+        async with connect(ws_url, additional_headers=signed) as ws:
+            await ws.send(_start(good))
+            greeting = json.loads(await ws.recv())
+            assert greeting["event"] == "media"
+            assert base64.b64decode(greeting["media"]["payload"]) == TONE[:160]
+            await ws.send(stop)
+        assert calls.runs[0]["call_id"] == "call-1"
+
+
+async def test_outbound_call_through_rest_emulator_reaches_the_app() -> None:
+    calls = RecordingCalls(greeting_frames=5)
+    async with (
+        serve(calls) as (base, _),
+        TwilioEmulator(
+            account_sid=ACCOUNT, auth_token=TOKEN, audio=TONE[:800], speed=10.0, linger_s=0.3
+        ) as emu,
+    ):
+        caller = emu.dial_in(f"{base}/twilio/voice?call_id=ours-1")
+        [report] = await emu.wait_calls(timeout_s=10 * UNIT)
+        assert report is caller.report
+    assert calls.prepared[0].call_id == "ours-1"
+    assert report.outcome == "caller hung up"
+    assert report.mark_names[0] == "greeting"
+    assert report.marks_acked >= 1
