@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -20,7 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.common import speech_like_pcm16
-from switchboard.emulators.deepgram import IDLE_CLOSE_CODE, DeepgramEmulator
+from switchboard.emulators.deepgram import IDLE_CLOSE_CODE, DeepgramEmulator, run
 
 KEY = "dg-test-key"
 AUTH = {"Authorization": f"Token {KEY}"}
@@ -194,3 +195,22 @@ async def test_speak_rest_wav_default_and_raw() -> None:
         assert denied.status_code == 401
         assert "err_code" in denied.json()
         assert [r["text"] for r in emu.rest_requests] == ["Hi.", "Hi."]
+
+
+@pytest.mark.anyio
+async def test_run_serves_until_cancelled(capsys: pytest.CaptureFixture[str]) -> None:
+    task = asyncio.create_task(run(port=0, script=[{"caller": "hi"}], idle_timeout_s=5))
+    url = ""
+    for _ in range(int(200 * UNIT)):
+        url = capsys.readouterr().out.strip()
+        if url:
+            break
+        await asyncio.sleep(0.01)
+    assert url.startswith("deepgram emulator: http://127.0.0.1:")
+    async with httpx.AsyncClient() as client:
+        base = url.split(": ", 1)[1]
+        reply = await client.post(f"{base}/v1/speak", json={"text": "Hi."}, headers=AUTH)
+        assert reply.status_code == 200
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

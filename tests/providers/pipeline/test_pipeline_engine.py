@@ -236,3 +236,33 @@ async def test_stt_failure_fails_session() -> None:
     assert stt.closed  # the failed session tore itself down
     await provider.disconnect()
     assert state_of(provider) is SessionState.CLOSED
+
+
+class BrokenLLM(FakeLLM):
+    async def stream(
+        self,
+        *,
+        system_prompt: str | None,
+        history: list[ChatMessage],
+        tools: list[dict[str, Any]],
+        temperature: float | None = None,
+    ) -> AsyncIterator[LLMEvent]:
+        yield LLMTextDelta("Let me see. ")
+        raise RuntimeError("HTTP 503")
+
+
+@pytest.mark.anyio
+async def test_llm_failure_is_a_non_fatal_error_and_a_failed_response() -> None:
+    stt, tts = FakeSTT(), FakeTTS()
+    config = SessionConfig(audio_format=AudioFormat.ULAW, sample_rate=8000)
+    provider = PipelineProvider(config, stt=stt, llm=BrokenLLM([]), tts=tts)
+    await provider.connect()
+    stt.utterance("hello")
+    seen = await collect_until(provider, ProviderEventType.RESPONSE_DONE)
+    error = next(e for e in seen if e.type is ProviderEventType.ERROR).data
+    assert error["code"] == "llm_error"
+    assert error["fatal"] is False
+    assert seen[-1].data["status"] == "failed"
+    assert tts.texts == ["Let me see."]  # what was generated before the failure is still said
+    assert state_of(provider) is SessionState.CONNECTED
+    await provider.disconnect()
