@@ -435,3 +435,55 @@ async def test_run_serves_until_cancelled(capsys: pytest.CaptureFixture[str]) ->
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def _official_sdk_session(base_url: str) -> tuple[list[str], list[types.FunctionCall]]:
+    """Drive the emulator with google-genai's own (sync, httpx) REST client."""
+    from google import genai
+
+    client = genai.Client(
+        api_key="k", http_options=types.HttpOptions(base_url=base_url, api_version="v1beta")
+    )
+    try:
+        config = types.GenerateContentConfig(system_instruction="Be brief.")
+        texts = [
+            c.text or ""
+            for c in client.models.generate_content_stream(
+                model="gemini-2.5-flash", contents="hi", config=config
+            )
+        ]
+        decl = types.FunctionDeclaration(
+            name="get_weather",
+            description="d",
+            parameters=types.Schema(
+                type="OBJECT", properties={"city": types.Schema(type="STRING")}
+            ),
+        )
+        config = types.GenerateContentConfig(
+            tools=[types.Tool(function_declarations=[decl])],
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
+        chunks = list(
+            client.models.generate_content_stream(
+                model="gemini-2.5-flash", contents="weather?", config=config
+            )
+        )
+        calls = [fc for c in chunks for fc in (c.function_calls or [])]
+    finally:
+        client.close()
+    return texts, calls
+
+
+@pytest.mark.anyio
+async def test_rest_side_serves_the_official_sdk() -> None:
+    script: list[Any] = [
+        "Hello from the emulator, friend.",
+        {"tool": {"name": "get_weather", "arguments": {"city": "Paris"}}, "say": "Sunny."},
+    ]
+    async with GeminiEmulator(script=script, api_key="k") as emu:
+        texts, calls = await asyncio.to_thread(_official_sdk_session, emu.base_url)
+    assert "".join(texts) == "Hello from the emulator, friend."
+    assert len(texts) > 1
+    assert [(c.id, c.name, c.args) for c in calls] == [("fc_1", "get_weather", {"city": "Paris"})]
+    assert emu.rest.requests[0]["systemInstruction"]["parts"] == [{"text": "Be brief."}]
+    assert emu.violations == []
