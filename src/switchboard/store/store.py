@@ -29,8 +29,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, event, func, or_, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -104,10 +102,21 @@ def normalise_database_url(url: str) -> str:
 
 
 def _upgrade(connection: Connection) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    # Alembic logs each plugin (on import) and migration step at INFO; at start-up that is
+    # noise, so it is imported here, with its loggers quietened for the duration.
+    alembic_logger = logging.getLogger("alembic")
+    level = alembic_logger.level
+    alembic_logger.setLevel(max(level, logging.WARNING))
+    try:
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+    finally:
+        alembic_logger.setLevel(level)
 
 
 def _encode_cursor(record: CallRecord) -> str:
