@@ -15,12 +15,14 @@ from switchboard.config import load_settings
 from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.deepgram import DeepgramEmulator
 from switchboard.emulators.gemini import GeminiEmulator
+from switchboard.errors import ProviderError
 from switchboard.providers.base import (
     AudioChunk,
     AudioFormat,
     ProviderEvent,
     ProviderEventType,
     SessionConfig,
+    SessionState,
 )
 from switchboard.providers.pipeline import PipelineProvider
 from switchboard.providers.registry import get_provider_registry
@@ -228,3 +230,20 @@ async def test_idle_listen_socket_is_restored_mid_call() -> None:
         ]
         assert len(dg.listen_queries) >= 2  # (the new socket may idle out again meanwhile)
         assert not call.of(E.ERROR)
+
+
+@pytest.mark.anyio
+async def test_bad_deepgram_key_fails_connect() -> None:
+    async with DeepgramEmulator(api_key="dg") as dg, GeminiEmulator(api_key="gm") as gm:
+        settings = load_settings(
+            DEEPGRAM_API_KEY="wrong",
+            DEEPGRAM_BASE_URL=dg.base_url,
+            GEMINI_API_KEY="gm",
+            GEMINI_BASE_URL=gm.base_url,
+        )
+        provider = get_provider_registry(settings).create_provider("deepgram", SessionConfig())
+        with pytest.raises(ProviderError) as refused:
+            await provider.connect()
+        assert refused.value.code == "unauthorized"
+        assert provider.state is SessionState.FAILED
+        await provider.disconnect()

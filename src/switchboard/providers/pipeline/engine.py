@@ -137,9 +137,10 @@ class PipelineProvider(BaseProvider):
     async def _do_connect(self) -> None:
         try:
             await self.stt.start()
-        except ProviderError:
-            raise
         except Exception as exc:
+            await self._teardown()  # close the LLM and TTS clients too
+            if isinstance(exc, ProviderError):
+                raise
             raise ProviderError(f"speech recognition did not start: {exc}") from exc
         self._stt_task = asyncio.create_task(self._stt_loop(), name="pipeline-stt")
         self._speech_task = asyncio.create_task(self._speech_loop(), name="pipeline-tts")
