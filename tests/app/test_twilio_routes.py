@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import numpy as np
 import pytest
@@ -43,6 +44,7 @@ from switchboard.telephony.base import (
     StreamStopped,
     TelephonyType,
 )
+from switchboard.telephony.twilio import TwilioAdapter
 
 pytestmark = pytest.mark.anyio
 TOKEN = "test-auth-token"
@@ -389,3 +391,39 @@ async def test_outbound_call_through_rest_emulator_reaches_the_app() -> None:
     assert report.outcome == "caller hung up"
     assert report.mark_names[0] == "greeting"
     assert report.marks_acked >= 1
+
+
+async def _until(predicate: Any, timeout_s: float = 5.0) -> None:
+    with anyio.fail_after(timeout_s * UNIT):
+        while not predicate():  # noqa: ASYNC110  # polls a recording fake's state
+            await anyio.sleep(0.01)
+
+
+async def test_dtmf_reconnects_the_stream_and_transfer_dials() -> None:
+    calls = RecordingCalls(greeting_frames=2)
+    async with (
+        serve(calls) as (base, _),
+        TwilioEmulator(
+            account_sid=ACCOUNT, auth_token=TOKEN, audio=TONE, speed=5.0, linger_s=30.0
+        ) as emu,
+    ):
+        adapter = TwilioAdapter(
+            account_sid=ACCOUNT, auth_token=TOKEN, base_url=emu.base_url, public_url=base
+        )
+        try:
+            caller = emu.dial_in(f"{base}/twilio/voice")
+            await _until(lambda: len(calls.runs) == 1)
+            sid = caller.report.call_sid
+            await adapter.send_dtmf(sid, "42")
+            await _until(lambda: len(calls.runs) == 2)
+            await adapter.transfer_call(sid, "+15553334444")
+            [report] = await emu.wait_calls(timeout_s=10 * UNIT)
+        finally:
+            await adapter.aclose()
+    assert report.digits_played == "42"
+    assert report.dialed == ["+15553334444"]
+    assert report.outcome == "dialed"
+    assert [c.carrier_call_id for c in calls.prepared] == [sid, sid]
+    assert calls.runs[0]["stopped"]  # the redirect stopped the first stream with `stop`
+    assert calls.runs[1]["stopped"]
+    assert report.violations == []
