@@ -78,6 +78,8 @@ class CallerMediaLeg:
         audio: PCM16 LE at ``inbound.sample_rate``: what the caller says.
         speed: 1.0 is real time; 10.0 runs the call clock ten times faster.
         tail_ms: silence the caller waits for, after hearing everything, before hanging up.
+        min_tail_s: wall-clock floor on that wait, so a sped-up clock does not hang up while
+            the app's answer is still in flight.
         max_ms: longest call (call time).
         dtmf: digits the caller presses after speaking (one per 100 ms).
         swap_every: deliver every Nth pair of media frames out of order (0: never).
@@ -95,6 +97,7 @@ class CallerMediaLeg:
         audio: bytes,
         speed: float = 1.0,
         tail_ms: int = 400,
+        min_tail_s: float = 0.3,
         max_ms: int = 60_000,
         dtmf: str = "",
         swap_every: int = 0,
@@ -108,6 +111,7 @@ class CallerMediaLeg:
         self.audio = audio
         self.speed = speed
         self.tail_ms = tail_ms
+        self.min_tail_s = min_tail_s
         self.max_ms = max_ms
         self.dtmf = dtmf
         self.swap_every = swap_every
@@ -182,7 +186,7 @@ class CallerMediaLeg:
         digits = list(self.dtmf)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        tick, idle_ms, held = 0, 0, None
+        tick, idle_ms, held, last_busy = 0, 0, None, t0
         while True:
             if self._stop_reason is not None:
                 self.result.ended_by = self._stop_reason
@@ -209,10 +213,11 @@ class CallerMediaLeg:
             self.result.duration_ms = tick * FRAME_MS
             talking = tick < len(frames) or held is not None or digits
             if talking or played or self._queue or self._pending_marks:
-                idle_ms = 0
+                idle_ms, last_busy = 0, loop.time()
             else:
                 idle_ms += FRAME_MS
-                if idle_ms >= self.tail_ms:
+                # The wall-clock floor lets in-flight answers arrive on a fast clock.
+                if idle_ms >= self.tail_ms and loop.time() - last_busy >= self.min_tail_s:
                     self.result.ended_by = "caller_hangup"
                     break
             if self.result.duration_ms >= self.max_ms:

@@ -68,6 +68,7 @@ class TelnyxEmulator:
         private_key_b64: a fixed Ed25519 seed, so a long-running app can keep its public key.
         audio: what callers/callees say by default (WAV path or bytes; 1 s silence when None).
         tail_ms, max_call_ms: the caller hangs up after this much silence / call time.
+        min_tail_s: wall-clock floor on ``tail_ms`` (answers in flight on a fast clock).
         answer_delay_ms: how long a dialled callee rings before answering.
         l16_byteorder: L16 byte order on the wire (UNCONFIRMED for Telnyx; RFC 3551: big).
         duplicate_webhooks: deliver every webhook twice (retries), to exercise idempotency.
@@ -86,6 +87,7 @@ class TelnyxEmulator:
         private_key_b64: str | None = None,
         audio: AudioSource = None,
         tail_ms: int = 400,
+        min_tail_s: float = 0.3,
         max_call_ms: int = 60_000,
         answer_delay_ms: int = 200,
         l16_byteorder: str = "big",
@@ -97,6 +99,7 @@ class TelnyxEmulator:
         self.speed = 1.0 if realtime else speed
         self.audio = audio
         self.tail_ms = tail_ms
+        self.min_tail_s = min_tail_s
         self.max_call_ms = max_call_ms
         self.answer_delay_ms = answer_delay_ms
         self.l16_byteorder: Any = "little" if l16_byteorder == "little" else "big"
@@ -381,6 +384,7 @@ class TelnyxEmulator:
             audio=load_pcm16(call.audio, inbound.sample_rate),
             speed=self.speed,
             tail_ms=self.tail_ms,
+            min_tail_s=self.min_tail_s,
             max_ms=self.max_call_ms,
             dtmf=call.dtmf,
             swap_every=call.swap_every,
