@@ -135,8 +135,16 @@ class BridgeCore:
 
     # -- state -----------------------------------------------------------------------------------
     def agent_speaking(self, now: float) -> bool:
-        """Agent audio is queued here, sent and not yet acknowledged, or still playing."""
-        return bool(self._queue) or bool(self._outstanding) or self._sent_until > now
+        """Agent audio is queued here, or sent and not yet known to have played.
+
+        Acknowledged marks are the truth; only audio sent after the last mark (the reply is
+        still streaming) falls back on the real-time playout estimate.
+        """
+        if self._queue or self._outstanding:
+            return True
+        reply = self._reply
+        unmarked = reply is not None and reply.sent_ms > reply.marked_ms
+        return unmarked and self._sent_until > now
 
     @property
     def queued_frames(self) -> int:
@@ -200,7 +208,8 @@ class BridgeCore:
         out: list[Action] = [RecordTimeline("response.done", now, {"status": status})]
         if self._reply is not None and not self._reply.done:
             self._reply.done = True
-            self._mark(out, self._reply)  # mark the end of the reply
+            if not self._queue:
+                self._mark(out, self._reply)  # the end of the reply (else marked at drain)
             if not self._queue and not self._outstanding:
                 self._record_reply(out, now, interrupted=status != "completed")
         if self._pending is not None:

@@ -192,17 +192,17 @@ class CallManager:
             logger.error("call %s rejected: %s", call_id, exc)
             return PreparedCall(call_id, accepted=False, reason=str(exc), agent=agent.name)
         sink = CallRecordSink(self.store, call_id) if self.store is not None else None
-        if sink is not None:
-            await sink.create(
-                carrier=call.carrier.value,
-                carrier_call_id=call.carrier_call_id,
-                direction=call.direction.value,
-                provider=provider_name,
-                model=config.model_id,
-                agent=agent.name,
-                from_number=call.from_number,
-                to_number=call.to_number,
-            )
+        if sink is not None and not await sink.create(
+            carrier=call.carrier.value,
+            carrier_call_id=call.carrier_call_id,
+            direction=call.direction.value,
+            provider=provider_name,
+            model=config.model_id,
+            agent=agent.name,
+            from_number=call.from_number,
+            to_number=call.to_number,
+        ):
+            sink = None  # the store is down: take the call anyway, unrecorded (logged)
         active = ActiveCall(
             call_id=call_id,
             incoming=call,
@@ -276,7 +276,9 @@ class CallManager:
             max_s.append(carrier_limit.max_call_seconds)
         options = BridgeOptions(
             barge_in=agent.barge_in,
-            silence_timeout_ms=limits.silence_timeout_s * 1000 if limits.silence_timeout_s else None,
+            silence_timeout_ms=limits.silence_timeout_s * 1000
+            if limits.silence_timeout_s
+            else None,
             silence_hangup_ms=limits.silence_hangup_s * 1000 if limits.silence_hangup_s else None,
             max_call_ms=min(max_s) * 1000 if max_s else None,
             reprompt_text=agent.reprompt or "Are you still there?",

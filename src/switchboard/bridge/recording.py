@@ -35,10 +35,19 @@ class CallRecordSink:
         self._answered_ms: float | None = None
         self.transcripts: list[tuple[str, str, bool]] = []
 
-    async def create(self, **fields: Any) -> None:
-        """Create the record (awaited: the webhook answers only once the call exists)."""
-        await self.store.create_call(call_id=self.call_id, **fields)
+    async def create(self, **fields: Any) -> bool:
+        """Create the record (awaited: the webhook answers once the call exists).
+
+        Returns False (and logs why) when the store cannot be written: a call is worth more than
+        its record, so the caller takes the call anyway.
+        """
+        try:
+            await self.store.create_call(call_id=self.call_id, **fields)
+        except Exception as exc:
+            logger.error("call %s: cannot create the call record: %s", self.call_id, exc)
+            return False
         self.recorder.record_timeline("call.created", {"carrier": fields.get("carrier")})
+        return True
 
     def _offset(self, at_ms: float) -> int:
         return max(0, int(at_ms - self._t0_ms))

@@ -174,6 +174,7 @@ class CallSession:
         self._framer = Framer(started.audio)
         self._send_lock = asyncio.Lock()
         self._on_frame_in = on_frame_in
+        self._carrier_action: tuple[str, str] | None = None
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -187,8 +188,8 @@ class CallSession:
                 await asyncio.wait_for(self.provider.connect(), self.connect_timeout_s)
         except (TimeoutError, SwitchboardError, OSError) as exc:
             self.log.error("provider connect failed: %s", exc)
+            self._carrier_action = ("hangup", "")
             self.end("provider_failed")
-            await self._hang_up_carrier()
             await self._finish()
             return self.end_reason or "provider_failed"
         carrier = self.started.audio
@@ -233,6 +234,15 @@ class CallSession:
             self._record(action)
         for task in list(self._background):
             task.cancel()
+        # Carrier REST calls run here, after the loops: the task group cancels its tasks as
+        # soon as the call is marked ended, which would cut a request short.
+        match self._carrier_action:
+            case ("hangup", _):
+                await self._hang_up_carrier()
+            case ("transfer", destination):
+                await self._transfer_carrier(destination)
+            case _:
+                pass
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.provider.disconnect(), 5.0)
         with contextlib.suppress(Exception):
@@ -281,8 +291,8 @@ class CallSession:
                 return
         if self.end_reason is None:
             failed = self.provider.state is SessionState.FAILED
+            self._carrier_action = ("hangup", "")
             self.end("provider_failed" if failed else "provider_closed")
-            await self._hang_up_carrier()
 
     async def _on_provider_event(self, event: ProviderEvent) -> None:
         now = self.now()
@@ -364,12 +374,12 @@ class CallSession:
                 case InvokeTool(call_id=call_id, name=name, arguments=arguments):
                     self._spawn(self._invoke_tool(call_id, name, arguments), f"tool {name}")
                 case HangUp(reason=reason):
+                    self._carrier_action = ("hangup", "")
                     self.end(reason)
-                    await self._hang_up_carrier()
                 case TransferCall(destination=destination):
-                    self.end("transferred")
+                    self._carrier_action = ("transfer", destination)
                     self.sink.timeline("call.transferred", self.now(), {"to": destination})
-                    await self._transfer_carrier(destination)
+                    self.end("transferred")
                 case Say(text=text, reason=reason):
                     self._spawn(self._say(text), f"say ({reason})")
                 case ScheduleWakeup(at_ms=at_ms):
@@ -429,20 +439,20 @@ class CallSession:
         await say(text)
 
     async def _hang_up_carrier(self) -> None:
-        if self.carrier_control is not None:
-            try:
-                await self.carrier_control.hang_up()
-            except SwitchboardError as exc:
-                self.log.warning("carrier hang-up failed: %s", exc)
-        self._done.set()
+        if self.carrier_control is None:
+            return  # closing the media socket ends a Twilio <Connect>; nothing else to do
+        try:
+            await asyncio.wait_for(self.carrier_control.hang_up(), 10.0)
+        except (SwitchboardError, TimeoutError, OSError) as exc:
+            self.log.warning("carrier hang-up failed: %s", exc)
 
     async def _transfer_carrier(self, destination: str) -> None:
         if self.carrier_control is None:
             self.log.warning("no carrier control: cannot transfer to %s", destination)
             return
         try:
-            await self.carrier_control.transfer(destination)
-        except SwitchboardError as exc:
+            await asyncio.wait_for(self.carrier_control.transfer(destination), 10.0)
+        except (SwitchboardError, TimeoutError, OSError) as exc:
             self.log.warning("transfer failed: %s", exc)
             self.sink.timeline("call.transfer_failed", self.now(), {"error": str(exc)})
 

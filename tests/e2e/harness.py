@@ -1,0 +1,67 @@
+"""Shared pieces of the end-to-end tests: caller audio, agents, the app on a loopback port."""
+
+from __future__ import annotations
+
+import io
+import wave
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from switchboard.agents import Agent, AgentBook
+from switchboard.app import create_app
+from switchboard.config import Settings, load_settings
+from switchboard.emulators.common import speech_like_pcm16
+from switchboard.emulators.telnyx.loopback import LoopbackServer, bind_loopback
+
+API_TOKEN = "e2e-api-token"
+
+
+def caller_wav(
+    *utterances: str, gap_ms: int = 1500, lead_ms: int = 1500, rate: int = 8000
+) -> bytes:
+    """A WAV of speech-like utterances separated by silence (what the simulated caller says)."""
+    pcm = bytearray(bytes(rate * lead_ms // 1000 * 2))
+    for text in utterances:
+        pcm += speech_like_pcm16(text, rate, ms_per_char=45.0)
+        pcm += bytes(rate * gap_ms // 1000 * 2)
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(bytes(pcm))
+    return out.getvalue()
+
+
+def agent_book(**overrides: Any) -> AgentBook:
+    fields: dict[str, Any] = {
+        "name": "frontdesk",
+        "numbers": ["*"],
+        "system_prompt": "You are a test agent.",
+        "greeting": "Hello, thanks for calling.",
+        "tools": ["end_call", "transfer_call"],
+        "limits": {"max_call_seconds": 60, "silence_timeout_s": 20, "silence_hangup_s": 40},
+    }
+    fields.update(overrides)
+    return AgentBook([Agent.model_validate(fields)])
+
+
+@asynccontextmanager
+async def running_app(
+    tmp_path: Path, env: dict[str, str], **manager_options: Any
+) -> AsyncIterator[tuple[str, Settings, Any]]:
+    """The app under uvicorn on a free loopback port: yields (base URL, settings, app)."""
+    sock = bind_loopback()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = load_settings(
+        SWITCHBOARD_PUBLIC_URL=base,
+        SWITCHBOARD_API_TOKEN=API_TOKEN,
+        SWITCHBOARD_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}",
+        **env,
+    )
+    manager_options.setdefault("agents", agent_book())
+    app = create_app(settings, **manager_options)
+    async with LoopbackServer(app, sock=sock):
+        yield base, settings, app
