@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 async def test_greeting_turn_and_end_call(tmp_path: Path) -> None:
-    script = [
+    script: list[dict[str, Any]] = [
         {"caller": "what are your opening hours", "say": "We are open nine to five."},
         {"caller": "thanks bye", "tool": {"name": "end_call", "arguments": {}}, "say": "Goodbye!"},
     ]
@@ -31,7 +32,7 @@ async def test_greeting_turn_and_end_call(tmp_path: Path) -> None:
             "TELNYX_BASE_URL": telnyx.base_url,
             "SWITCHBOARD_PROVIDER": "openai",
         }
-        async with running_app(tmp_path, env) as (base, settings, app):
+        async with running_app(tmp_path, env) as (base, _settings, _app):
             call = await telnyx.place_inbound_call(
                 to="+15550100000",
                 from_="+15550111111",

@@ -76,7 +76,7 @@ class CallRecordSink:
     def usage(self, usage: Usage) -> None:
         self.total_usage = self.total_usage + usage
 
-    # -- end -----------------------------------------------------------------------------------------
+    # -- end ------------------------------------------------------------------------------
     async def finalize(
         self,
         *,
