@@ -33,6 +33,7 @@ from switchboard.config import load_settings
 from switchboard.emulators.twilio import TwilioCaller, TwilioEmulator, run_call, twilio_signature
 from switchboard.emulators.twilio._serve import AsgiServer
 from switchboard.telephony.base import (
+    CallDirection,
     DtmfReceived,
     IncomingCall,
     MarkAcknowledged,
@@ -384,13 +385,24 @@ async def test_outbound_call_through_rest_emulator_reaches_the_app() -> None:
             account_sid=ACCOUNT, auth_token=TOKEN, audio=TONE[:800], speed=10.0, linger_s=0.3
         ) as emu,
     ):
-        caller = emu.dial_in(f"{base}/twilio/voice?call_id=ours-1")
+        adapter = TwilioAdapter(
+            account_sid=ACCOUNT, auth_token=TOKEN, base_url=emu.base_url, public_url=base
+        )
+        try:
+            sid = await adapter.place_call(to="+15551112222", from_="+15550001111", call_id="c-7")
+        finally:
+            await adapter.aclose()
         [report] = await emu.wait_calls(timeout_s=10 * UNIT)
-        assert report is caller.report
-    assert calls.prepared[0].call_id == "ours-1"
+    assert report.call_sid == sid
+    [incoming] = calls.prepared
+    assert (incoming.call_id, incoming.direction) == ("c-7", CallDirection.OUTBOUND)
+    assert incoming.to_number == "+15551112222"
     assert report.outcome == "caller hung up"
     assert report.mark_names[0] == "greeting"
     assert report.marks_acked >= 1
+    posted = ["initiated", "ringing", "in-progress", "completed"]
+    assert report.statuses_posted == [(s, 204) for s in posted]
+    assert [(c[0], c[1]) for c in calls.statuses] == [(sid, s) for s in posted]
 
 
 async def _until(predicate: Any, timeout_s: float = 5.0) -> None:

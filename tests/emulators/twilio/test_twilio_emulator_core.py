@@ -126,3 +126,30 @@ async def test_rest_errors_and_resources() -> None:
             assert (redirect.status_code, redirect.json()["code"]) == (400, 21220)
         assert [r.status for r in emu.requests] == [401, 400, 400, 404, 201, 200, 400]
         assert emu.requests[4].get("Twiml") == twiml
+
+
+def test_playout_tracks_last_sound() -> None:
+    p = Playout()
+    p.add_audio(b"\x00" * F + b"\xff" * F)
+    p.tick()
+    p.tick()
+    p.tick()
+    assert (p.ticks, p.last_sound_tick) == (3, 1)
+
+
+@pytest.mark.anyio
+async def test_run_prints_its_url_and_serves(capsys: pytest.CaptureFixture[str]) -> None:
+    import anyio
+
+    from switchboard.emulators.twilio import run
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        with anyio.fail_after(5 * UNIT):
+            while "listening on" not in (out := capsys.readouterr().out):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        url = out.strip().rsplit(" ", 1)[-1]
+        async with httpx.AsyncClient() as http:
+            r = await http.get(f"{url}/2010-04-01/Accounts/AC1/Calls/CA1.json")
+        assert (r.status_code, r.json()["code"]) == (401, 20003)
+        tg.cancel_scope.cancel()

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Generator
 from typing import Any
 
+import anyio
 import uvicorn
 
 __all__ = ["AsgiServer"]
@@ -57,4 +58,5 @@ class AsgiServer:
     async def __aexit__(self, *exc: object) -> None:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
-            await self._task
+            with anyio.CancelScope(shield=True):  # shut down cleanly even when cancelled
+                await self._task

@@ -225,6 +225,9 @@ class TwilioCaller:
         t0 = time.monotonic()
         self.started_at = t0
         try:
+            for early in ("initiated", "ringing"):
+                self.status = early
+                await self._post_status(early)
             self.status = "in-progress" if self.direction != "inbound" else "ringing"
             if self._initial_twiml is not None:
                 twiml: str | None = self._initial_twiml

@@ -26,6 +26,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -133,11 +134,16 @@ class TwilioEmulator:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for call in self.calls.values():
-            if call.caller is not None and call.task is not None and not call.task.done():
-                call.caller.hangup()
-        await self.wait_calls(timeout_s=5.0)
-        await self._server.__aexit__(*exc)
+        with anyio.CancelScope(shield=True):  # hang up and shut down even when cancelled
+            live = [c for c in self.calls.values() if c.task is not None and not c.task.done()]
+            for call in live:
+                if call.caller is not None:
+                    call.caller.hangup()
+            await self.wait_calls(timeout_s=5.0)
+            for call in live:
+                if call.task is not None and not call.task.done():
+                    call.task.cancel()
+            await self._server.__aexit__(*exc)
 
     async def wait_calls(self, *, timeout_s: float = 30.0) -> list[CallReport]:
         """Wait for every simulated call to finish; returns their reports."""
@@ -264,8 +270,8 @@ class TwilioEmulator:
             auth_token=self.auth_token,
             audio=opts.pop("audio", self.audio),
             account_sid=self.account_sid,
-            from_=to,  # the callee's phone is the "caller" answering our outbound call
-            to=from_,
+            from_=from_,  # webhooks of outbound-api calls carry From/To as created
+            to=to,
             direction="outbound-api",
             status_url=params.get("StatusCallback"),
             status_events=[e.replace("answered", "in-progress") for e in events],
