@@ -27,6 +27,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, WebSocket
@@ -93,6 +94,8 @@ class TelnyxRuntime:
 
     Attributes:
         start_timeout_s: how long a media socket may wait for ``start``.
+        l16_byteorder: L16 byte order on Telnyx's wire (UNCONFIRMED; RFC 3551 says "big").
+        shutdown_timeout_s: how long ``aclose`` lets queued commands finish.
     """
 
     def __init__(self, state: AppState, *, adapter: TelnyxAdapter | None = None) -> None:
@@ -100,6 +103,8 @@ class TelnyxRuntime:
         self.adapter = adapter
         self.seen = SeenEvents()
         self.start_timeout_s = 10.0
+        self.l16_byteorder: Literal["big", "little"] = "big"
+        self.shutdown_timeout_s = 5.0
         self.calls: dict[str, TelnyxCall] = {}
         self.by_call_id: dict[str, TelnyxCall] = {}
         self._verifier: TelnyxSignatureVerifier | None = None
@@ -122,8 +127,13 @@ class TelnyxRuntime:
 
     async def aclose(self) -> None:
         """Wait for queued commands, then close the HTTP client."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=self.shutdown_timeout_s)
+            for task in pending:
+                logger.warning("cancelling a Telnyx command still running at shutdown")
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
         if self.adapter is not None:
             await self.adapter.aclose()
 
@@ -217,12 +227,12 @@ class TelnyxRuntime:
         assert self.adapter is not None
         base = self.state.settings.public_ws_url
         token = self.state.signer.sign(call.call_id, _TELNYX.value)
-        wide = call.wideband
+        spec = call.audio
         await self.adapter.start_streaming(
             call.call_control_id,
             stream_url=f"{base}/telnyx/media?token={quote(token, safe='')}",
-            codec="L16" if wide else "PCMU",
-            sample_rate=16000 if wide else 8000,
+            codec="L16" if spec.format is AudioFormat.PCM16 else "PCMU",
+            sample_rate=spec.sample_rate,
         )
         call.streaming = True
 
@@ -273,7 +283,7 @@ async def telnyx_media(websocket: WebSocket) -> None:
         return
     runtime = telnyx_runtime(state)
     call = runtime.by_call_id.get(claims.call_id)
-    codec = TelnyxMediaCodec(outbound_spec=call.audio if call else None)
+    codec = TelnyxMediaCodec(l16_byteorder=runtime.l16_byteorder)  # outbound follows start
     await websocket.accept()
     try:
         started = await asyncio.wait_for(_await_start(websocket, codec), runtime.start_timeout_s)

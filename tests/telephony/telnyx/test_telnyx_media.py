@@ -255,6 +255,18 @@ def test_l16_is_big_endian_on_the_wire_by_default() -> None:
     assert base64.b64decode(frame["media"]["payload"]) == b"\x01\x02\x03\x04"
 
 
+def test_outbound_format_follows_start_unless_given() -> None:
+    codec = TelnyxMediaCodec()
+    assert codec.outbound_spec == AudioSpec(AudioFormat.ULAW, 8000)
+    codec.receive(_start(1, "L16", 16000))
+    assert codec.outbound_spec == AudioSpec(AudioFormat.PCM16, 16000)
+    frame = json.loads(codec.send_media(b"\x02\x01"))
+    assert base64.b64decode(frame["media"]["payload"]) == b"\x01\x02"
+    pinned = TelnyxMediaCodec(outbound_spec=AudioSpec(AudioFormat.ULAW, 8000))
+    pinned.receive(_start(1, "L16", 16000))
+    assert pinned.outbound_spec == AudioSpec(AudioFormat.ULAW, 8000)
+
+
 def test_l16_little_endian_option_passes_bytes_through() -> None:
     codec = TelnyxMediaCodec(
         l16_byteorder="little", outbound_spec=AudioSpec(AudioFormat.PCM16, 16000)

@@ -106,8 +106,7 @@ class TelnyxEmulator:
         self.connection_id = connection_id
         self.user_id = secrets.token_hex(8).upper()
         self.calls: dict[str, EmulatedCall] = {}
-        #: Protocol violations by clients of the REST API (tests assert this is empty).
-        self.violations: list[str] = []
+        self._rest_violations: list[str] = []
         #: Every command as ``(call_control_id or "", action, body)``.
         self.commands: list[tuple[str, str, dict[str, Any]]] = []
         self.sender = WebhookSender(private_key_b64=private_key_b64, duplicate=duplicate_webhooks)
@@ -129,6 +128,12 @@ class TelnyxEmulator:
     @property
     def port(self) -> int:
         return self._server.port
+
+    @property
+    def violations(self) -> list[str]:
+        """Every protocol violation by the app, REST and media (tests assert this is empty)."""
+        per_call = [v for call in self.calls.values() for v in call.violations]
+        return self._rest_violations + per_call
 
     @property
     def public_key_b64(self) -> str:
@@ -304,9 +309,7 @@ class TelnyxEmulator:
     def _reject(self, action: str, why: str, call: EmulatedCall | None = None) -> JSONResponse:
         """A request the real API rejects: 422 and a recorded violation (code UNCONFIRMED)."""
         message = f"{action}: {why}"
-        self.violations.append(message)
-        if call is not None:
-            call.violations.append(message)
+        (call.violations if call is not None else self._rest_violations).append(message)
         return _error(422, "10015", "Invalid parameter", why)
 
     # -- call flow -------------------------------------------------------------------------------

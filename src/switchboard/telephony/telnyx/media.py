@@ -98,7 +98,8 @@ class TelnyxMediaCodec:
         reorder_window: media frames held while waiting for a missing one.
         l16_byteorder: wire byte order of L16 payloads (UNCONFIRMED; default RFC 3551 "big").
         outbound_spec: the audio format ``send_media`` expects, i.e. what was asked for with
-            ``stream_bidirectional_codec`` (PCMU 8 kHz by default). For L16 the caller passes
+            ``stream_bidirectional_codec``. When None it follows ``start.media_format`` (we ask
+            for the same codec both ways), PCMU 8 kHz until then. For L16 the caller passes
             little-endian PCM16 and the codec converts to ``l16_byteorder``.
     """
 
@@ -111,17 +112,19 @@ class TelnyxMediaCodec:
     ) -> None:
         self.reorder_window = reorder_window
         self.l16_byteorder: ByteOrder = l16_byteorder
-        self.outbound_spec = outbound_spec or AudioSpec(AudioFormat.ULAW, 8000)
+        self._follow_inbound = outbound_spec is None
         self.stream_id: str | None = None
         self.call_control_id: str | None = None
         self.inbound_spec: AudioSpec | None = None
         self._swap_in = False
-        self._swap_out = (
-            self.outbound_spec.format is AudioFormat.PCM16 and l16_byteorder != sys.byteorder
-        )
+        self._set_outbound(outbound_spec or AudioSpec(AudioFormat.ULAW, 8000))
         self._next: int | None = None
         self._held: list[tuple[int, MediaReceived]] = []
         self._stats = dict.fromkeys(_STAT_KEYS, 0)
+
+    def _set_outbound(self, spec: AudioSpec) -> None:
+        self.outbound_spec = spec
+        self._swap_out = spec.format is AudioFormat.PCM16 and self.l16_byteorder != sys.byteorder
 
     @property
     def stats(self) -> dict[str, int]:
@@ -196,6 +199,8 @@ class TelnyxMediaCodec:
             return [StreamError(code="unsupported_encoding", message=encoding)]
         self.inbound_spec = spec
         self._swap_in = spec.format is AudioFormat.PCM16 and self.l16_byteorder != sys.byteorder
+        if self._follow_inbound:
+            self._set_outbound(spec)
         params = start.get("custom_parameters") or {}
         custom = {str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {}
         if start.get("client_state"):
