@@ -350,6 +350,13 @@ class TwilioCaller:
             return None
         stream = streams[0]
         url = stream.attrs["url"]
+        # twilio.com/docs/api/errors/31920 and 31922: no query string, wss only (plain ws is
+        # tolerated here so tests can run on loopback without TLS).
+        if "?" in url:
+            self.report.violations.append("31920: <Stream> url carries a query string")
+        if not url.startswith(("wss://", "ws://")):
+            self.report.violations.append(f"31922: <Stream> url scheme not wss: {url[:16]}")
+            return None
         signed = http_form_of(url) if self.sign_upgrade == "https" else url
         headers = {"X-Twilio-Signature": twilio_signature(self._token, signed)}
         params = stream.parameters()
