@@ -42,6 +42,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from switchboard.providers.base import AudioChunk, ProviderEventType, Usage
+from switchboard.providers.pipeline.actions import (
+    CancelLLM,
+    CancelSpeech,
+    EmitEvent,
+    FinalizeSTT,
+    RecordLatency,
+    SpeakSentence,
+    StartLLM,
+    TurnAction,
+)
 from switchboard.providers.pipeline.components import (
     ChatMessage,
     LLMDone,
@@ -72,61 +82,6 @@ __all__ = [
 #: Initial estimate of synthesized speech length per character (about 14 characters a second).
 DEFAULT_MS_PER_CHAR = 70.0
 INTERRUPTED_RESULT: Mapping[str, str] = {"error": "cancelled: the caller interrupted"}
-
-
-# -- actions --------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class EmitEvent:
-    """Emit a provider event (``data`` keys per :class:`ProviderEventType`)."""
-
-    type: ProviderEventType
-    data: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class StartLLM:
-    """Start an LLM stream for ``response_id`` over ``history``; feed its events back."""
-
-    response_id: str
-    history: tuple[ChatMessage, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CancelLLM:
-    response_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class SpeakSentence:
-    """Synthesize ``text``; report audio with ``on_audio`` and the end with ``on_sentence_done``."""
-
-    response_id: str
-    sentence_id: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class CancelSpeech:
-    """Stop synthesis and drop queued sentences of ``response_id``."""
-
-    response_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class FinalizeSTT:
-    """Ask the recogniser to finalize what it heard so far."""
-
-
-@dataclass(frozen=True, slots=True)
-class RecordLatency:
-    """A caller turn's time to first audio, for the provider's ``ttfa_ms`` list."""
-
-    ttfa_ms: float
-
-
-TurnAction = (
-    EmitEvent | StartLLM | CancelLLM | SpeakSentence | CancelSpeech | FinalizeSTT | RecordLatency
-)
 
 
 # -- state ----------------------------------------------------------------------------------------
