@@ -75,19 +75,19 @@ def _pcm_view(pcm: bytes) -> npt.NDArray[np.uint16]:
 
 def pcm16_to_ulaw(pcm: bytes) -> bytes:
     """Encode PCM16 LE to G.711 μ-law (as ``audioop.lin2ulaw(pcm, 2)``)."""
-    return _ULAW_ENC[_pcm_view(pcm)].tobytes()
+    return _ULAW_ENC.take(_pcm_view(pcm)).tobytes()
 
 
 def pcm16_to_alaw(pcm: bytes) -> bytes:
     """Encode PCM16 LE to G.711 A-law (as ``audioop.lin2alaw(pcm, 2)``)."""
-    return _ALAW_ENC[_pcm_view(pcm)].tobytes()
+    return _ALAW_ENC.take(_pcm_view(pcm)).tobytes()
 
 
 def ulaw_to_pcm16(ulaw: bytes) -> bytes:
     """Decode G.711 μ-law to PCM16 LE (as ``audioop.ulaw2lin(data, 2)``)."""
-    return _ULAW_DEC[np.frombuffer(ulaw, dtype=np.uint8)].tobytes()
+    return _ULAW_DEC.take(np.frombuffer(ulaw, dtype=np.uint8)).tobytes()
 
 
 def alaw_to_pcm16(alaw: bytes) -> bytes:
     """Decode G.711 A-law to PCM16 LE (as ``audioop.alaw2lin(data, 2)``)."""
-    return _ALAW_DEC[np.frombuffer(alaw, dtype=np.uint8)].tobytes()
+    return _ALAW_DEC.take(np.frombuffer(alaw, dtype=np.uint8)).tobytes()

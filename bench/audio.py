@@ -1,0 +1,172 @@
+"""Audio benchmark: G.711 codecs and the streaming resampler (run by hand).
+
+    .venv/bin/python bench/audio.py            # prints a Markdown table
+
+Measures, on one core (the process is pinned to CPU 0 when the OS allows):
+* codec throughput as ×real-time for 8 kHz telephony audio, processed in 20 ms frames (the
+  bridge's unit of work) and in 1 s blocks, and as a ratio to ``audioop`` measured in the same run
+  (Python ≤ 3.12 only);
+* streaming resampler throughput 8k→24k, 24k→8k and 8k→16k in 20 ms chunks, ×real-time;
+* quality: SNR of a 1 kHz-ish tone set through 8k→24k→8k.
+Targets (issue #2): codecs at least as fast as audioop; 8k→24k ≥ 500× real time; SNR ≥ 60 dB.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from datetime import date
+
+import numpy as np
+
+from switchboard.audio import (
+    Resampler,
+    alaw_to_pcm16,
+    pcm16_to_alaw,
+    pcm16_to_ulaw,
+    ulaw_to_pcm16,
+)
+
+SECONDS = 60  # of audio per measurement
+
+
+def pin_one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})
+
+
+def tone_pcm(rate: int, seconds: float) -> bytes:
+    t = np.arange(int(rate * seconds)) / rate
+    x = sum(np.sin(2 * math.pi * f * t) * 0.2 for f in (311.0, 997.0, 3001.0))
+    return (np.asarray(x) * 32767).astype("<i2").tobytes()
+
+
+def best_of(fn: Callable[[], None], repeat: int = 5) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def chunks(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def main() -> None:
+    pin_one_core()
+    pcm8 = tone_pcm(8000, SECONDS)
+    ulaw8 = pcm16_to_ulaw(pcm8)
+    alaw8 = pcm16_to_alaw(pcm8)
+    frames_pcm = chunks(pcm8, 320)  # 20 ms
+    frames_ulaw = chunks(ulaw8, 160)
+    frames_alaw = chunks(alaw8, 160)
+    audioop = None
+    if sys.version_info < (3, 13):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import audioop as _audioop
+        audioop = _audioop
+
+    rows: list[tuple[str, str, str, str]] = []
+
+    def codec(
+        name: str,
+        ours: Callable[[bytes], bytes],
+        ref: Callable[[bytes], bytes] | None,
+        frames: list[bytes],
+        block: bytes,
+    ) -> None:
+        t20 = best_of(lambda: [ours(f) for f in frames])
+        t1s = best_of(
+            lambda: [
+                ours(block[i : i + len(block) // SECONDS])
+                for i in range(0, len(block), len(block) // SECONDS)
+            ]
+        )
+        ratio = "n/a"
+        if ref is not None:
+            r20 = best_of(lambda: [ref(f) for f in frames])
+            step = len(block) // SECONDS
+            r1s = best_of(lambda: [ref(block[i : i + step]) for i in range(0, len(block), step)])
+            ratio = f"{r20 / t20:.2f}× / {r1s / t1s:.2f}×"
+        rows.append((name, f"{SECONDS / t20:,.0f}×", f"{SECONDS / t1s:,.0f}×", ratio))
+
+    codec(
+        "PCM16 → μ-law",
+        pcm16_to_ulaw,
+        audioop and (lambda b: audioop.lin2ulaw(b, 2)),
+        frames_pcm,
+        pcm8,
+    )
+    codec(
+        "μ-law → PCM16",
+        ulaw_to_pcm16,
+        audioop and (lambda b: audioop.ulaw2lin(b, 2)),
+        frames_ulaw,
+        ulaw8,
+    )
+    codec(
+        "PCM16 → A-law",
+        pcm16_to_alaw,
+        audioop and (lambda b: audioop.lin2alaw(b, 2)),
+        frames_pcm,
+        pcm8,
+    )
+    codec(
+        "A-law → PCM16",
+        alaw_to_pcm16,
+        audioop and (lambda b: audioop.alaw2lin(b, 2)),
+        frames_alaw,
+        alaw8,
+    )
+
+    resample_rows: list[tuple[str, str]] = []
+    for src, dst in ((8000, 24000), (24000, 8000), (8000, 16000), (16000, 8000)):
+        signal = tone_pcm(src, SECONDS)
+        pieces = chunks(signal, src * 20 // 1000 * 2)
+
+        def run(src: int = src, dst: int = dst, pieces: list[bytes] = pieces) -> None:
+            rs = Resampler(src, dst)
+            for piece in pieces:
+                rs.process(piece)
+
+        resample_rows.append(
+            (f"{src // 1000}k → {dst // 1000}k", f"{SECONDS / best_of(run, 3):,.0f}×")
+        )
+
+    pcm = tone_pcm(8000, 2.0)
+    up = Resampler(8000, 24000)
+    mid = up.process(pcm) + up.flush()
+    down = Resampler(24000, 8000)
+    back = down.process(mid) + down.flush()
+    ref = np.frombuffer(pcm, "<i2").astype(np.float64)
+    out = np.frombuffer(back, "<i2").astype(np.float64)[: len(ref)]
+    core = slice(800, len(ref) - 800)
+    noise = float(np.sum((ref[core] - out[core]) ** 2))
+    snr = math.inf if noise == 0 else 10 * math.log10(float(np.sum(ref[core] ** 2)) / noise)
+
+    print(
+        f"### Audio ({date.today().isoformat()}, {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}, one core)\n"
+    )
+    print(
+        "| codec | ×real-time, 20 ms frames | ×real-time, 1 s blocks | speed vs audioop (20 ms / 1 s) |"
+    )
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print("\n| streaming resampler (soxr HQ, 20 ms chunks) | ×real-time |")
+    print("|---|---|")
+    for row2 in resample_rows:
+        print("| " + " | ".join(row2) + " |")
+    print(f"\nSNR of three tones (311, 997, 3001 Hz) through 8k→24k→8k: {snr:.1f} dB\n")
+
+
+if __name__ == "__main__":
+    main()
