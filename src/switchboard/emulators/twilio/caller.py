@@ -13,9 +13,7 @@ twilio.com/docs/voice/media-streams/websocket-messages; this module shares no co
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
 import secrets
 import time
@@ -23,23 +21,21 @@ import wave
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from switchboard.audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 from switchboard.audio.resample import Resampler
-from switchboard.emulators.twilio.playout import FRAME_BYTES, Playout
 from switchboard.emulators.twilio.signing import http_form_of, twilio_signature
+from switchboard.emulators.twilio.stream import CallerStream
 from switchboard.emulators.twilio.twiml import TwimlError, Verb, parse_twiml
 
 __all__ = ["CallReport", "TwilioCaller", "load_ulaw", "new_sid", "write_ulaw_wav"]
 
 logger = logging.getLogger(__name__)
-_SILENCE = b"\xff" * FRAME_BYTES
 
 
 def new_sid(prefix: str) -> str:
@@ -124,7 +120,7 @@ class CallReport:
         )
 
 
-class _Control:
+class CallControl:
     """What the REST side asked of a live call: hang up, or run new TwiML."""
 
     def __init__(self) -> None:
@@ -192,11 +188,11 @@ class TwilioCaller:
         self.out = out
         self._initial_twiml = twiml
         self._http = http
-        self._dtmf: asyncio.Queue[str] = asyncio.Queue()
-        self._pending_dtmf = dtmf
-        self._control = _Control()
+        self.dtmf_queue: asyncio.Queue[str] = asyncio.Queue()
+        self.pending_dtmf = dtmf
+        self.control = CallControl()
         self._status_seq = 0
-        self._timeline = bytearray()
+        self.timeline = bytearray()
         self.report = CallReport(call_sid=call_sid or new_sid("CA"), account_sid=account_sid)
         self.status = "queued"
         self.started_at: float | None = None
@@ -205,17 +201,17 @@ class TwilioCaller:
     def send_dtmf(self, digits: str) -> None:
         """Press ``digits`` on the keypad (sent on the live stream, one ``dtmf`` per digit)."""
         for d in digits:
-            self._dtmf.put_nowait(d)
+            self.dtmf_queue.put_nowait(d)
 
     def hangup(self) -> None:
         """End the call (REST ``Status=completed``)."""
-        self._control.hangup = True
-        self._control.event.set()
+        self.control.hangup = True
+        self.control.event.set()
 
     def redirect(self, *, twiml: str | None = None, url: str | None = None) -> None:
         """Run new TwiML (REST update with ``Twiml=`` or ``Url=``): the live stream stops."""
-        self._control.twiml, self._control.url = twiml, url
-        self._control.event.set()
+        self.control.twiml, self.control.url = twiml, url
+        self.control.event.set()
 
     # -- the call ----------------------------------------------------------------------------------
     async def run(self) -> CallReport:
@@ -250,7 +246,7 @@ class TwilioCaller:
             if self._http is None:
                 await client.aclose()
             if self.out is not None:
-                write_ulaw_wav(self.out, bytes(self._timeline))
+                write_ulaw_wav(self.out, bytes(self.timeline))
                 self.report.recording = self.out
         return self.report
 
@@ -319,8 +315,8 @@ class TwilioCaller:
                 case "Pause":
                     wait_s = float(verb.attrs.get("length", "1")) / self.speed
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._control.event.wait(), timeout=wait_s)
-                    if self._control.event.is_set():
+                        await asyncio.wait_for(self.control.event.wait(), timeout=wait_s)
+                    if self.control.event.is_set():
                         return await self._after_control()
                 case "Hangup" | "Reject":
                     self.report.outcome = "hangup by TwiML"
@@ -363,17 +359,17 @@ class TwilioCaller:
         self.report.custom_parameters = params
         try:
             async with connect(url, additional_headers=headers, max_size=2**20) as ws:
-                await _StreamSession(self, ws, params).run()
+                await CallerStream(self, ws, params).run()
         except (OSError, ConnectionClosed) as exc:
             self.report.outcome = f"stream failed: {type(exc).__name__}"
             return None
-        if self._control.event.is_set():
+        if self.control.event.is_set():
             return await self._after_control()
         return None
 
     async def _after_control(self) -> str | None:
         """Act on a REST update: hang up (None) or the TwiML to run next."""
-        ctl = self._control
+        ctl = self.control
         ctl.event.clear()
         if ctl.hangup:
             self.report.outcome = "hangup by REST"
@@ -382,195 +378,3 @@ class TwilioCaller:
         ctl.twiml = ctl.url = None
         self.report.outcome = "redirected"
         return twiml if twiml is not None else await self._fetch(url or "")
-
-
-class _StreamSession:
-    """One media stream of the call (see module docstring)."""
-
-    def __init__(self, caller: TwilioCaller, ws: ClientConnection, params: dict[str, str]) -> None:
-        self.c = caller
-        self.ws = ws
-        self.params = params
-        self.playout = Playout()
-        self.seq = 0
-        self.stream_sid = new_sid("MZ")
-        self.server_closed = False
-        self.due_acks: list[str] = []
-
-    def _next_seq(self) -> str:
-        self.seq += 1
-        return str(self.seq)
-
-    async def _send(self, msg: dict[str, Any]) -> None:
-        await self.ws.send(json.dumps(msg, separators=(",", ":")))
-
-    async def run(self) -> None:
-        c, r = self.c, self.c.report
-        r.stream_sid = self.stream_sid
-        await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        start = {
-            "accountSid": r.account_sid,
-            "streamSid": self.stream_sid,
-            "callSid": r.call_sid,
-            "tracks": ["inbound"],
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            "customParameters": self.params,
-        }
-        await self._send(
-            {
-                "event": "start",
-                "sequenceNumber": self._next_seq(),
-                "start": start,
-                "streamSid": self.stream_sid,
-            }
-        )
-        receiver = asyncio.create_task(self._receive())
-        try:
-            await self._clock()
-        finally:
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await receiver
-            r.heard_audio_ms = self.playout.heard_bytes / 8.0
-            r.dropped_audio_ms = self.playout.dropped_bytes / 8.0
-            c._timeline += self.playout.timeline
-            if self.ws.close_code is not None:
-                r.close_code = self.ws.close_code
-                r.close_reason = self.ws.close_reason or ""
-
-    async def _clock(self) -> None:
-        """The 20 ms clock: send a frame of caller audio, play a frame, ack marks, send DTMF."""
-        c, r = self.c, self.c.report
-        tick_s = 0.020 / c.speed
-        audio = c.audio
-        n_audio = (len(audio) + FRAME_BYTES - 1) // FRAME_BYTES
-        linger = int(c.linger_s / 0.020)
-        max_ticks = int(c.max_call_s / 0.020)
-        t0 = time.monotonic()
-        n = 0
-        while True:
-            if self.server_closed:
-                r.outcome = "server closed"
-                break
-            if c._control.event.is_set():
-                r.outcome = "hangup by REST" if c._control.hangup else "redirected"
-                await self._stop()
-                break
-            # hang up once our audio is out and nothing but silence has played for linger_s
-            quiet = self.playout.ticks - max(self.playout.last_sound_tick, 0)
-            if n >= max_ticks or (n >= n_audio + linger and quiet >= linger):
-                r.outcome = "caller hung up"
-                await self._stop()
-                break
-            frame = audio[n * FRAME_BYTES : (n + 1) * FRAME_BYTES] if n < n_audio else b""
-            frame += _SILENCE[: FRAME_BYTES - len(frame)]
-            try:
-                await self._media(frame, n)
-                if n == n_audio and c._pending_dtmf:
-                    c.send_dtmf(c._pending_dtmf)
-                    c._pending_dtmf = ""
-                while not c._dtmf.empty():
-                    await self._dtmf_msg(c._dtmf.get_nowait())
-                due, self.due_acks = self.due_acks, []
-                for name in due + self.playout.tick():
-                    await self._ack(name)
-            except ConnectionClosed:
-                self.server_closed = True
-                continue
-            n += 1
-            r.stream_ms = n * 20.0
-            delay = t0 + n * tick_s - time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(c._control.event.wait(), timeout=max(delay, 0.0))
-
-    async def _media(self, frame: bytes, n: int) -> None:
-        payload = base64.b64encode(frame).decode()
-        media = {"track": "inbound", "chunk": str(n + 1), "timestamp": str(n * 20)}
-        media["payload"] = payload
-        msg = {"event": "media", "sequenceNumber": self._next_seq(), "media": media}
-        await self._send({**msg, "streamSid": self.stream_sid})
-        self.c.report.frames_sent += 1
-
-    async def _dtmf_msg(self, digit: str) -> None:
-        await self._send(
-            {
-                "event": "dtmf",
-                "streamSid": self.stream_sid,
-                "sequenceNumber": self._next_seq(),
-                "dtmf": {"track": "inbound_track", "digit": digit},
-            }
-        )
-        self.c.report.dtmf_sent += digit
-
-    async def _ack(self, name: str) -> None:
-        await self._send(
-            {
-                "event": "mark",
-                "sequenceNumber": self._next_seq(),
-                "streamSid": self.stream_sid,
-                "mark": {"name": name},
-            }
-        )
-        self.c.report.marks_acked += 1
-
-    async def _stop(self) -> None:
-        r = self.c.report
-        with contextlib.suppress(ConnectionClosed):
-            await self._send(
-                {
-                    "event": "stop",
-                    "sequenceNumber": self._next_seq(),
-                    "stop": {"accountSid": r.account_sid, "callSid": r.call_sid},
-                    "streamSid": self.stream_sid,
-                }
-            )
-            await self.ws.close()
-
-    async def _receive(self) -> None:
-        r = self.c.report
-        try:
-            async for raw in self.ws:
-                self._handle(raw if isinstance(raw, str) else raw.decode(), r)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.server_closed = True
-
-    def _handle(self, raw: str, r: CallReport) -> None:
-        try:
-            msg = json.loads(raw)
-            event = msg["event"]
-        except (ValueError, KeyError, TypeError):
-            r.violations.append(f"unparseable frame ({len(raw)} chars)")
-            return
-        if event in ("media", "mark", "clear") and msg.get("streamSid") != self.stream_sid:
-            r.violations.append(f"{event} with streamSid {msg.get('streamSid')!r}")
-        match event:
-            case "media":
-                try:
-                    payload = base64.b64decode(msg["media"]["payload"], validate=True)
-                except (KeyError, TypeError, ValueError) as exc:
-                    r.violations.append(f"bad media payload: {type(exc).__name__}")
-                    return
-                r.frames_received += 1
-                self.playout.add_audio(payload)
-            case "mark":
-                try:
-                    name = str(msg["mark"]["name"])
-                except (KeyError, TypeError):
-                    r.violations.append("mark without mark.name")
-                    return
-                r.marks_received += 1
-                r.mark_names.append(name)
-                for acked in self.playout.add_mark(name):
-                    self._ack_soon(acked)
-            case "clear":
-                r.clears += 1
-                for acked in self.playout.clear():
-                    self._ack_soon(acked)
-            case other:
-                r.violations.append(f"unknown event {other!r} from server")
-
-    def _ack_soon(self, name: str) -> None:
-        """Acknowledge on the next tick (≤ 20 ms): the clock task owns all sending."""
-        self.due_acks.append(name)

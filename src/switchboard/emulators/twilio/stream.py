@@ -1,0 +1,224 @@
+"""One media stream of a simulated Twilio call: the 20 ms clock, playout, marks, clear, DTMF.
+
+Messages follow twilio.com/docs/voice/media-streams/websocket-messages: ``connected``, ``start``
+(sequenceNumber "1"), then ``media`` (chunk/timestamp from the stream start), ``dtmf``, ``mark``
+acknowledgements and ``stop``, each with the next sequenceNumber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from switchboard.emulators.twilio.playout import FRAME_BYTES, Playout
+
+if TYPE_CHECKING:
+    from switchboard.emulators.twilio.caller import CallReport, TwilioCaller
+
+__all__ = ["CallerStream"]
+
+_SILENCE = b"\xff" * FRAME_BYTES
+
+
+def _new_sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+class CallerStream:
+    """One media stream of the call (see module docstring)."""
+
+    def __init__(self, caller: TwilioCaller, ws: ClientConnection, params: dict[str, str]) -> None:
+        self.c = caller
+        self.ws = ws
+        self.params = params
+        self.playout = Playout()
+        self.seq = 0
+        self.stream_sid = _new_sid("MZ")
+        self.server_closed = False
+        self.due_acks: list[str] = []
+
+    def _next_seq(self) -> str:
+        self.seq += 1
+        return str(self.seq)
+
+    async def _send(self, msg: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(msg, separators=(",", ":")))
+
+    async def run(self) -> None:
+        c, r = self.c, self.c.report
+        r.stream_sid = self.stream_sid
+        await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        start = {
+            "accountSid": r.account_sid,
+            "streamSid": self.stream_sid,
+            "callSid": r.call_sid,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": self.params,
+        }
+        await self._send(
+            {
+                "event": "start",
+                "sequenceNumber": self._next_seq(),
+                "start": start,
+                "streamSid": self.stream_sid,
+            }
+        )
+        receiver = asyncio.create_task(self._receive())
+        try:
+            await self._clock()
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+            r.heard_audio_ms = self.playout.heard_bytes / 8.0
+            r.dropped_audio_ms = self.playout.dropped_bytes / 8.0
+            c.timeline += self.playout.timeline
+            if self.ws.close_code is not None:
+                r.close_code = self.ws.close_code
+                r.close_reason = self.ws.close_reason or ""
+
+    async def _clock(self) -> None:
+        """The 20 ms clock: send a frame of caller audio, play a frame, ack marks, send DTMF."""
+        c, r = self.c, self.c.report
+        tick_s = 0.020 / c.speed
+        audio = c.audio
+        n_audio = (len(audio) + FRAME_BYTES - 1) // FRAME_BYTES
+        linger = int(c.linger_s / 0.020)
+        max_ticks = int(c.max_call_s / 0.020)
+        t0 = time.monotonic()
+        n = 0
+        while True:
+            if self.server_closed:
+                r.outcome = "server closed"
+                break
+            if c.control.event.is_set():
+                r.outcome = "hangup by REST" if c.control.hangup else "redirected"
+                await self._stop()
+                break
+            # hang up once our audio is out and nothing but silence has played for linger_s
+            quiet = self.playout.ticks - max(self.playout.last_sound_tick, 0)
+            if n >= max_ticks or (n >= n_audio + linger and quiet >= linger):
+                r.outcome = "caller hung up"
+                await self._stop()
+                break
+            frame = audio[n * FRAME_BYTES : (n + 1) * FRAME_BYTES] if n < n_audio else b""
+            frame += _SILENCE[: FRAME_BYTES - len(frame)]
+            try:
+                await self._media(frame, n)
+                if n == n_audio and c.pending_dtmf:
+                    c.send_dtmf(c.pending_dtmf)
+                    c.pending_dtmf = ""
+                while not c.dtmf_queue.empty():
+                    await self._dtmf_msg(c.dtmf_queue.get_nowait())
+                due, self.due_acks = self.due_acks, []
+                for name in due + self.playout.tick():
+                    await self._ack(name)
+            except ConnectionClosed:
+                self.server_closed = True
+                continue
+            n += 1
+            r.stream_ms = n * 20.0
+            delay = t0 + n * tick_s - time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(c.control.event.wait(), timeout=max(delay, 0.0))
+
+    async def _media(self, frame: bytes, n: int) -> None:
+        payload = base64.b64encode(frame).decode()
+        media = {"track": "inbound", "chunk": str(n + 1), "timestamp": str(n * 20)}
+        media["payload"] = payload
+        msg = {"event": "media", "sequenceNumber": self._next_seq(), "media": media}
+        await self._send({**msg, "streamSid": self.stream_sid})
+        self.c.report.frames_sent += 1
+
+    async def _dtmf_msg(self, digit: str) -> None:
+        await self._send(
+            {
+                "event": "dtmf",
+                "streamSid": self.stream_sid,
+                "sequenceNumber": self._next_seq(),
+                "dtmf": {"track": "inbound_track", "digit": digit},
+            }
+        )
+        self.c.report.dtmf_sent += digit
+
+    async def _ack(self, name: str) -> None:
+        await self._send(
+            {
+                "event": "mark",
+                "sequenceNumber": self._next_seq(),
+                "streamSid": self.stream_sid,
+                "mark": {"name": name},
+            }
+        )
+        self.c.report.marks_acked += 1
+
+    async def _stop(self) -> None:
+        r = self.c.report
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(
+                {
+                    "event": "stop",
+                    "sequenceNumber": self._next_seq(),
+                    "stop": {"accountSid": r.account_sid, "callSid": r.call_sid},
+                    "streamSid": self.stream_sid,
+                }
+            )
+            await self.ws.close()
+
+    async def _receive(self) -> None:
+        r = self.c.report
+        try:
+            async for raw in self.ws:
+                self._handle(raw if isinstance(raw, str) else raw.decode(), r)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.server_closed = True
+
+    def _handle(self, raw: str, r: CallReport) -> None:
+        try:
+            msg = json.loads(raw)
+            event = msg["event"]
+        except (ValueError, KeyError, TypeError):
+            r.violations.append(f"unparseable frame ({len(raw)} chars)")
+            return
+        if event in ("media", "mark", "clear") and msg.get("streamSid") != self.stream_sid:
+            r.violations.append(f"{event} with streamSid {msg.get('streamSid')!r}")
+        match event:
+            case "media":
+                try:
+                    payload = base64.b64decode(msg["media"]["payload"], validate=True)
+                except (KeyError, TypeError, ValueError) as exc:
+                    r.violations.append(f"bad media payload: {type(exc).__name__}")
+                    return
+                r.frames_received += 1
+                self.playout.add_audio(payload)
+            case "mark":
+                try:
+                    name = str(msg["mark"]["name"])
+                except (KeyError, TypeError):
+                    r.violations.append("mark without mark.name")
+                    return
+                r.marks_received += 1
+                r.mark_names.append(name)
+                for acked in self.playout.add_mark(name):
+                    self._ack_soon(acked)
+            case "clear":
+                r.clears += 1
+                for acked in self.playout.clear():
+                    self._ack_soon(acked)
+            case other:
+                r.violations.append(f"unknown event {other!r} from server")
+
+    def _ack_soon(self, name: str) -> None:
+        """Acknowledge on the next tick (≤ 20 ms): the clock task owns all sending."""
+        self.due_acks.append(name)
