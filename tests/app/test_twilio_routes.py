@@ -314,7 +314,7 @@ async def test_unconfigured_is_503_naming_variables() -> None:
             assert "SWITCHBOARD_PUBLIC_URL" in message
 
 
-async def _media_close(base: str, headers: dict[str, str], frames: list[str]) -> int | None:
+async def _media_close(base: str, headers: dict[str, str], frames: list[str | bytes]) -> int | None:
     ws_url = "ws" + base[4:] + "/twilio/media"
     async with connect(ws_url, additional_headers=headers) as ws:
         for frame in frames:
@@ -364,6 +364,7 @@ async def test_media_socket_authentication() -> None:
         # never sends start: closed after the timeout
         connected = json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         assert await _media_close(base, signed, [connected]) == 1008
+        assert await _media_close(base, signed, [b"\x00\x01"]) == 1008  # binary frame
         assert calls.runs == []
         # a good token gets through to run_media
         good = {"call_id": "call-1", "token": signer.sign("call-1", "twilio")}

@@ -236,6 +236,9 @@ async def media_socket(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         logger.info("Twilio media socket closed before start")
         return
+    except KeyError:  # Starlette's receive_text on a binary frame
+        await _reject(ws, "binary frame before start")
+        return
     if started is None:
         await _reject(ws, f"no start message within {timeout} s")
         return
