@@ -63,7 +63,7 @@ async def run_call(
         audio=load_ulaw(audio),
         status_url=options.pop("status_url", f"{base}/twilio/status"),
         speed=speed,
-        out=out,
+        out=Path(out) if out is not None else None,
         **options,
     )
     return await caller.run()

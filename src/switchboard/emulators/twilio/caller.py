@@ -43,10 +43,12 @@ def new_sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
-def load_ulaw(audio: Path | bytes | None, *, sample_rate: int = 8000) -> bytes:
+def load_ulaw(audio: Path | str | bytes | None, *, sample_rate: int = 8000) -> bytes:
     """μ-law 8 kHz audio from a WAV file (any rate, mono or stereo), raw PCM16, or 1 s silence."""
     if audio is None:
         return b"\xff" * 8000
+    if isinstance(audio, str):
+        audio = Path(audio)
     if isinstance(audio, Path):
         with wave.open(str(audio), "rb") as wav:
             if wav.getsampwidth() != 2:

@@ -96,7 +96,7 @@ class TwilioEmulator:
         port: int = 0,
         account_sid: str = "AC" + "1" * 32,
         auth_token: str = "emulator-auth-token",  # noqa: S107  # a fake account's token
-        audio: Path | bytes | None = None,
+        audio: Path | str | bytes | None = None,
         speed: float = 1.0,
         **caller_options: Any,
     ) -> None:
