@@ -29,7 +29,7 @@ from tests.conftest import UNIT
 from websockets.asyncio.server import ServerConnection, serve
 
 from switchboard.audio.g711 import pcm16_to_ulaw
-from switchboard.emulators.common import speech_like_pcm16
+from switchboard.emulators.common import pcm16_rms, speech_like_pcm16
 from switchboard.emulators.telnyx import (
     LoopbackServer,
     TelnyxEmulator,
@@ -316,21 +316,21 @@ async def test_dialled_call_rings_then_answers_with_stream() -> None:
     assert len([f for f in seen["frames"] if f["event"] == "media"]) == 10
 
 
-async def test_run_call_against_a_bare_auto_answering_app(tmp_path: Path) -> None:
-    sock = bind_loopback()
-    port = sock.getsockname()[1]
-    sock.close()
-    emulator_url = f"http://127.0.0.1:{port}"
+async def echo_script(ws: ServerConnection, seen: dict[str, Any]) -> None:
+    async for raw in ws:
+        msg = json.loads(raw)
+        if msg["event"] == "media":
+            await ws.send(
+                json.dumps({"event": "media", "media": {"payload": msg["media"]["payload"]}})
+            )
 
-    async def script(ws: ServerConnection, seen: dict[str, Any]) -> None:
-        async for raw in ws:
-            msg = json.loads(raw)
-            if msg["event"] == "media":  # echo
-                await ws.send(
-                    json.dumps({"event": "media", "media": {"payload": msg["media"]["payload"]}})
-                )
 
-    async with media_server(script) as (url, _):
+@asynccontextmanager
+async def auto_answering_app(
+    emulator_url: str, public_key_b64: str
+) -> AsyncIterator[tuple[str, Hooks]]:
+    """A bare app: answers every incoming call with an echoing bidirectional stream."""
+    async with media_server(echo_script) as (url, _):
 
         async def auto_answer(data: dict[str, Any]) -> None:
             if data["event_type"] == "call.initiated":
@@ -342,27 +342,37 @@ async def test_run_call_against_a_bare_auto_answering_app(tmp_path: Path) -> Non
                         headers={"Authorization": f"Bearer {KEY}"},
                     )
 
-        hooks = Hooks(public_key_b64="")
-        hooks.on_event = auto_answer
-        seed = base64.b64encode(bytes(range(32))).decode()
-        raw = Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key()
-        hooks.public_key_b64 = base64.b64encode(
-            raw.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        ).decode()
+        hooks = Hooks(public_key_b64=public_key_b64, on_event=auto_answer)
         app = Starlette(routes=[Route("/telnyx/webhook", hooks.endpoint, methods=["POST"])])
-        wav = tmp_path / "caller.wav"
-        wav.write_bytes(wav_bytes(speech_like_pcm16("x" * 10, 16000, ms_per_char=40), 16000))
-        out = tmp_path / "heard.wav"
         async with LoopbackServer(app) as server:
-            report = await run_call(
-                server=server.base_url,
-                audio=wav,
-                out=out,
-                realtime=False,
-                port=port,
-                api_key=KEY,
-                private_key_b64=seed,
-            )
+            yield server.base_url, hooks
+
+
+def caller_file(tmp_path: Path) -> Path:
+    wav = tmp_path / "caller.wav"
+    wav.write_bytes(wav_bytes(speech_like_pcm16("x" * 10, 16000, ms_per_char=40), 16000))
+    return wav
+
+
+async def test_run_call_in_process_with_a_pinned_port_and_key(tmp_path: Path) -> None:
+    sock = bind_loopback()
+    port = sock.getsockname()[1]
+    sock.close()
+    seed = bytes(range(32))
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    public_b64 = base64.b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+    out = tmp_path / "heard.wav"
+    async with auto_answering_app(f"http://127.0.0.1:{port}", public_b64) as (server, hooks):
+        report = await run_call(
+            server=server,
+            audio=caller_file(tmp_path),
+            out=out,
+            realtime=False,
+            discover=False,
+            port=port,
+            api_key=KEY,
+            private_key_b64=base64.b64encode(seed).decode(),
+        )
     assert report.frames_sent == report.frames_received == 20
     assert 380 <= report.heard_ms <= 400
     assert out.stat().st_size == 44 + len(report.heard_pcm)
@@ -370,6 +380,30 @@ async def test_run_call_against_a_bare_auto_answering_app(tmp_path: Path) -> Non
     assert report.call_control_id in summary
     assert "answer" in summary
     assert hooks.bad_signatures == 0
+
+
+async def test_run_call_through_a_running_emulator(tmp_path: Path) -> None:
+    async with TelnyxEmulator(api_key=KEY, realtime=False) as emu:
+        async with auto_answering_app(emu.base_url, emu.public_key_b64) as (server, hooks):
+            out = tmp_path / "heard.wav"
+            report = await run_call(
+                server=server,
+                audio=caller_file(tmp_path),
+                out=out,
+                emulator=emu.base_url,
+                api_key=KEY,
+                dtmf="7",
+            )
+        async with httpx.AsyncClient() as client:
+            unauthorised = await client.post(f"{emu.base_url}/_emulator/calls", json={})
+    assert report.frames_sent == report.frames_received == 20
+    assert report.call_control_id in emu.calls
+    assert report.commands == ["answer"]
+    assert ("call.dtmf.received", 200) in report.webhooks
+    assert pcm16_rms(report.heard_pcm) > 0.01
+    assert out.stat().st_size == 44 + len(report.heard_pcm)
+    assert hooks.bad_signatures == 0
+    assert unauthorised.status_code == 401
 
 
 async def test_run_prints_its_url_and_key(capsys: pytest.CaptureFixture[str]) -> None:

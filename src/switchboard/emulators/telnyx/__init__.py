@@ -14,12 +14,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from switchboard.config import load_settings
 from switchboard.emulators.telnyx.audio import WireFormat, load_pcm16, wav_bytes, write_wav
 from switchboard.emulators.telnyx.caller import CallerMediaLeg, LegResult
 from switchboard.emulators.telnyx.calls import EmulatedCall
+from switchboard.emulators.telnyx.control import find_emulator, place_remote_call
 from switchboard.emulators.telnyx.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.telnyx.report import CallReport
 from switchboard.emulators.telnyx.server import TelnyxEmulator
+from switchboard.errors import ConfigError
 
 __all__ = [
     "CallReport",
@@ -63,33 +66,65 @@ async def run_call(
     to: str = "+15550100001",
     from_: str = "+15550100002",
     webhook_path: str = "/telnyx/webhook",
-    timeout_s: float = 120.0,
+    timeout_s: float = 600.0,
     **options: Any,
 ) -> CallReport:
     """Place one simulated inbound call to the switchboard app at ``server``.
 
-    The call runs on an in-process emulator, so the app must trust its key and reach its API:
-    pass ``port=`` and ``private_key_b64=`` (and the same ``api_key=``) to pin them, and start
-    the app with ``TELNYX_BASE_URL=http://127.0.0.1:<port>`` and the matching
-    ``TELNYX_PUBLIC_KEY`` (``run`` prints it for a given seed).
+    The call must come from the emulator the app trusts (its ``TELNYX_PUBLIC_KEY``) and sends
+    commands to (its ``TELNYX_BASE_URL``), so:
+
+    * with ``emulator="http://127.0.0.1:9100"`` — or, by default, when ``TELNYX_BASE_URL``
+      names a loopback emulator that answers — the running emulator (``switchboard emulate
+      telnyx``) places the call through its control API; its own clock setting applies;
+    * otherwise an in-process emulator places it: pin ``port=``, ``private_key_b64=`` and
+      ``api_key=`` to the values the app was started with.
 
     Args:
         server: the app's base URL (``http://127.0.0.1:8000``).
         audio: WAV the caller plays (1 s of silence when None).
         out: where to write what the caller heard (WAV), or None.
         realtime: real-time call clock, else ``speed`` (default 20) times faster.
-        options: more :class:`TelnyxEmulator` options, plus ``dtmf`` for the caller.
+        options: ``emulator``, ``api_key``, ``dtmf``, ``discover`` (False: never look for a
+            running emulator), and more :class:`TelnyxEmulator` options.
     """
     dtmf = str(options.pop("dtmf", ""))
-    async with TelnyxEmulator(realtime=realtime, **options) as emu:
-        call = await emu.place_inbound_call(
+    emulator = options.pop("emulator", None)
+    api_key = options.pop("api_key", None)
+    webhook_url = server.rstrip("/") + webhook_path
+    if emulator is None and options.pop("discover", True):
+        emulator, api_key = await _discover(api_key)
+    if emulator:
+        wav = await asyncio.to_thread(Path(audio).read_bytes) if audio is not None else None
+        report = await place_remote_call(
+            str(emulator),
+            api_key=api_key or "KEY_EMULATOR",
             to=to,
             from_=from_,
-            audio=audio,
-            webhook_url=server.rstrip("/") + webhook_path,
+            webhook_url=webhook_url,
+            audio=wav,
             dtmf=dtmf,
+            timeout_s=timeout_s,
         )
-        report = await call.wait(timeout_s)
+    else:
+        if api_key:
+            options["api_key"] = api_key
+        async with TelnyxEmulator(realtime=realtime, **options) as emu:
+            call = await emu.place_inbound_call(
+                to=to, from_=from_, audio=audio, webhook_url=webhook_url, dtmf=dtmf
+            )
+            report = await call.wait(timeout_s)
     if out is not None:
         report.write_wav(out)
     return report
+
+
+async def _discover(api_key: str | None) -> tuple[str | None, str | None]:
+    """A running emulator named by ``TELNYX_BASE_URL``, with the configured key."""
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return None, api_key
+    if await find_emulator(settings.telnyx_base_url):
+        return settings.telnyx_base_url, api_key or settings.secret("telnyx_api_key")
+    return None, api_key

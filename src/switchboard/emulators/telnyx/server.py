@@ -39,6 +39,7 @@ from starlette.routing import Route
 from switchboard.emulators.telnyx.audio import AudioSource, WireFormat, load_pcm16
 from switchboard.emulators.telnyx.caller import CallerMediaLeg
 from switchboard.emulators.telnyx.calls import EmulatedCall
+from switchboard.emulators.telnyx.control import control_routes
 from switchboard.emulators.telnyx.loopback import LoopbackServer
 from switchboard.emulators.telnyx.webhooks import WebhookSender
 
@@ -116,6 +117,7 @@ class TelnyxEmulator:
                 Route("/v2/calls", self._dial, methods=["POST"]),
                 Route("/v2/calls/{ccid}", self._get_call, methods=["GET"]),
                 Route("/v2/calls/{ccid}/actions/{action}", self._action, methods=["POST"]),
+                *control_routes(self),
             ]
         )
         self._server = LoopbackServer(app, host=host, port=port)
