@@ -1,1 +1,114 @@
-"""Offline local provider (placeholder during development)."""
+"""The offline *local* provider: Silero VAD + Whisper tiny.en, a rule-based agent, Piper.
+
+Nothing leaves the machine and no key is needed: the models ship inside pip packages (the
+``[local]`` extra). The parts plug into the generic pipeline engine
+(:class:`~switchboard.providers.pipeline.PipelineProvider`):
+
+* :class:`~.stt.LocalSTT` — VAD-segmented utterances transcribed by Whisper on a shared pool;
+* :class:`~.dialog.RuleDialog` — intents and templates from an agent YAML (:mod:`.agent`);
+* :class:`~.tts.PiperTTS` — the joe voice, sentence by sentence, in the call's codec and rate.
+
+:func:`create_provider` is the registry's factory (``switchboard.providers.local:create_provider``).
+Importing this package does not load any model; :func:`~.models.require` turns a missing extra
+into a :class:`~switchboard.errors.ConfigError` naming ``pip install 'switchboard-voice[local]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any, ClassVar
+
+from switchboard.config import Settings
+from switchboard.providers.base import (
+    AudioFormat,
+    AudioSpec,
+    ProviderCapabilities,
+    SessionConfig,
+)
+from switchboard.providers.local.agent import AgentScript, load_agent
+from switchboard.providers.local.dialog import RuleDialog
+from switchboard.providers.local.stt import LocalSTT
+from switchboard.providers.local.tts import PiperTTS
+from switchboard.providers.pipeline import PipelineProvider
+
+__all__ = [
+    "AgentScript",
+    "LocalProvider",
+    "LocalSTT",
+    "PiperTTS",
+    "RuleDialog",
+    "create_provider",
+    "load_agent",
+]
+
+_RAW = (AudioFormat.PCM16, AudioFormat.ULAW, AudioFormat.ALAW)
+_TTS_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+
+
+class LocalProvider(PipelineProvider):
+    """The pipeline engine with the local parts; loads the Piper voice while STT starts."""
+
+    capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
+        realtime=False,
+        function_calling=True,
+        interruption=True,
+        transcription=True,
+        audio_formats=(AudioFormat.ULAW, AudioFormat.PCM16, AudioFormat.ALAW),
+        input_sample_rates=(8000, 16000),
+        output_sample_rates=(8000, 16000, 22050),
+        languages=("en",),
+        cost_tier="free",
+        typical_latency_ms=800,
+    )
+
+    async def _do_connect(self) -> None:
+        warm = getattr(self.tts, "warm_up", None)
+        task = asyncio.ensure_future(warm()) if warm is not None else None
+        try:
+            await super()._do_connect()
+        finally:
+            if task is not None:
+                await task
+
+
+def _input_spec(config: SessionConfig) -> AudioSpec:
+    spec = config.audio_spec
+    if spec.format in _RAW and spec.sample_rate in (8000, 16000):
+        return spec
+    return AudioSpec(AudioFormat.PCM16, 16000)
+
+
+def _output_spec(config: SessionConfig) -> AudioSpec:
+    spec = config.audio_spec
+    if spec.format in _RAW and spec.sample_rate in _TTS_RATES:
+        return spec
+    return AudioSpec(AudioFormat.PCM16, 22050)
+
+
+def create_provider(
+    config: SessionConfig, *, settings: Settings | None = None, **options: Any
+) -> LocalProvider:
+    """Build the local provider for one call (the registry's factory).
+
+    Args:
+        config: the session; ``config.extra["agent_yaml"]`` names the agent file (the packaged
+            receptionist otherwise); its greeting is used when ``config.greeting`` is unset.
+            Caller audio in ``config.audio_spec`` is used as is when it is raw at 8 or 16 kHz
+            (μ-law 8 kHz for phones); TTS speaks in ``config.audio_spec`` too.
+        settings: unused (the local provider needs no keys); accepted for the registry.
+        **options: ``vad_options`` (dict for the VAD segmenter), ``length_scale`` (Piper pace),
+            ``agent`` (an :class:`AgentScript` object), and the engine's own keyword arguments
+            (``barge_in``, ``greeting``, ``max_history_turns``...).
+
+    Raises:
+        ConfigError: the agent file is invalid (models load later, in ``connect``).
+    """
+    agent = options.pop("agent", None)
+    if agent is None:
+        agent = load_agent(config.extra.get("agent_yaml"))
+    if config.greeting is None and agent.greeting:
+        config = dataclasses.replace(config, greeting=agent.greeting)
+    stt = LocalSTT(_input_spec(config), vad_options=options.pop("vad_options", None))
+    tts = PiperTTS(_output_spec(config), length_scale=options.pop("length_scale", None))
+    return LocalProvider(config, stt=stt, llm=RuleDialog(agent), tts=tts, **options)
