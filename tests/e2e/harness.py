@@ -14,24 +14,37 @@ from switchboard.app import create_app
 from switchboard.config import Settings, load_settings
 from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.telnyx.loopback import LoopbackServer, bind_loopback
+from switchboard.store import CallDetail, CallStore
 
 API_TOKEN = "e2e-api-token"
 
 
-def caller_wav(
-    *utterances: str, gap_ms: int = 1500, lead_ms: int = 1500, rate: int = 8000
+def caller_pcm(
+    *utterances: str, gap_ms: int | list[int] = 1500, lead_ms: int = 1500, rate: int = 8000
 ) -> bytes:
-    """A WAV of speech-like utterances separated by silence (what the simulated caller says)."""
+    """PCM16 of speech-like utterances separated by silence (what the simulated caller says).
+
+    ``gap_ms`` is the silence after each utterance (one value for all, or one per utterance).
+    """
+    gaps = gap_ms if isinstance(gap_ms, list) else [gap_ms] * len(utterances)
     pcm = bytearray(bytes(rate * lead_ms // 1000 * 2))
-    for text in utterances:
+    for text, gap in zip(utterances, gaps, strict=True):
         pcm += speech_like_pcm16(text, rate, ms_per_char=45.0)
-        pcm += bytes(rate * gap_ms // 1000 * 2)
+        pcm += bytes(rate * gap // 1000 * 2)
+    return bytes(pcm)
+
+
+def caller_wav(
+    *utterances: str, gap_ms: int | list[int] = 1500, lead_ms: int = 1500, rate: int = 8000
+) -> bytes:
+    """:func:`caller_pcm` as a WAV file's bytes."""
+    pcm = caller_pcm(*utterances, gap_ms=gap_ms, lead_ms=lead_ms, rate=rate)
     out = io.BytesIO()
     with wave.open(out, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(rate)
-        wav.writeframes(bytes(pcm))
+        wav.writeframes(pcm)
     return out.getvalue()
 
 
@@ -46,6 +59,20 @@ def agent_book(**overrides: Any) -> AgentBook:
     }
     fields.update(overrides)
     return AgentBook([Agent.model_validate(fields)])
+
+
+async def read_only_call(tmp_path: Path) -> CallDetail:
+    """The one call record the test's database holds."""
+    store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
+    try:
+        await store.migrate()
+        page = await store.list_calls()
+        assert len(page.items) == 1, page.items
+        detail = await store.get_call(page.items[0].id)
+        assert detail is not None
+        return detail
+    finally:
+        await store.aclose()
 
 
 @asynccontextmanager

@@ -1,0 +1,162 @@
+"""End to end over loopback: simulated Twilio caller → app → OpenAI Realtime emulator.
+
+Covers the bridge's call flows: greeting, a caller turn answered, a tool ending the call after
+the goodbye is heard, barge-in (clear + truncate at the played ms), transfer, the caller hanging
+up mid-reply, and the provider dropping mid-call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.twilio import CallReport, TwilioEmulator
+from tests.e2e.harness import caller_pcm, read_only_call, running_app
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+LONG_REPLY = (
+    "Let me tell you all about our many services, our opening hours on every single day of "
+    "the week, and the history of this fine establishment since it first opened."
+)
+
+
+@asynccontextmanager
+async def call_setup(
+    tmp_path: Path, script: list[dict[str, Any]], **emulator_options: Any
+) -> AsyncIterator[tuple[OpenAIRealtimeEmulator, TwilioEmulator, str]]:
+    emulator_options.setdefault("ms_per_char", 30.0)
+    async with (
+        OpenAIRealtimeEmulator(script=script, **emulator_options) as oai,
+        TwilioEmulator() as twilio,
+    ):
+        env = {
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": oai.base_url,
+            "TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": twilio.auth_token,
+            "TWILIO_BASE_URL": twilio.base_url,
+            "SWITCHBOARD_PROVIDER": "openai",
+        }
+        options = {"provider_options": {"openai": {"backoff_base_s": 0.05}}}
+        async with running_app(tmp_path, env, **options) as (base, _settings, _app):
+            yield oai, twilio, base
+
+
+async def place(twilio: TwilioEmulator, base: str, pcm: bytes, **options: Any) -> CallReport:
+    caller = twilio.dial_in(f"{base}/twilio/voice", audio=pcm_to_ulaw(pcm), **options)
+    (report,) = await twilio.wait_calls(timeout_s=40)
+    assert report.call_sid == caller.report.call_sid
+    return report
+
+
+def pcm_to_ulaw(pcm: bytes) -> bytes:
+    from switchboard.audio import pcm16_to_ulaw
+
+    return pcm16_to_ulaw(pcm)
+
+
+async def test_greeting_turn_and_end_call_after_goodbye(tmp_path: Path) -> None:
+    script = [
+        {"caller": "what are your opening hours", "say": "We are open nine to five."},
+        {"caller": "thanks bye", "tool": {"name": "end_call", "arguments": {}}, "say": "Goodbye!"},
+    ]
+    async with call_setup(tmp_path, script) as (oai, twilio, base):
+        pcm = caller_pcm("what are your opening hours", "thanks bye", gap_ms=[1500, 4000])
+        report = await place(twilio, base, pcm)
+        hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
+    assert report.violations == [] and oai.violations == [] and twilio.violations == []
+    assert report.marks_acked == report.marks_received > 0
+    assert report.heard_audio_ms > 1500
+    assert hangups, "end_call must hang up through the REST API"
+    detail = await read_only_call(tmp_path)
+    assert detail.record.end_reason == "agent_hangup"
+    said = [(t.role, t.text) for t in detail.transcript]
+    assert said[0] == ("agent", "Hello, thanks for calling.")
+    assert ("caller", "what are your opening hours") in said
+    assert ("agent", "We are open nine to five.") in said
+    assert said[-1] == ("agent", "Goodbye!")  # the goodbye was heard before the hang-up
+    assert [t.name for t in detail.tool_calls] == ["end_call"]
+    assert detail.tool_calls[0].ok
+    assert len(detail.latencies) == 2
+    usage = detail.record.usage
+    assert usage is not None and usage.output_audio_tokens > 0
+    assert detail.record.cost_total is not None and detail.record.cost_total > 0
+
+
+async def test_barge_in_clears_and_truncates_at_played_ms(tmp_path: Path) -> None:
+    script = [
+        {"caller": "tell me everything", "say": LONG_REPLY},
+        {"caller": "stop please", "say": "Sorry, go ahead."},
+    ]
+    async with call_setup(tmp_path, script) as (oai, twilio, base):
+        pcm = caller_pcm("tell me everything", "stop please", gap_ms=[1800, 2500])
+        report = await place(twilio, base, pcm)
+    assert report.clears >= 1
+    truncates = [e for e in oai.received if e.get("type") == "conversation.item.truncate"]
+    assert len(truncates) == 1
+    played = truncates[0]["audio_end_ms"]
+    full_ms = len(LONG_REPLY) * 30
+    assert 0 < played < full_ms
+    assert report.dropped_audio_ms > 0
+    detail = await read_only_call(tmp_path)
+    interrupted = [t for t in detail.transcript if t.interrupted]
+    assert len(interrupted) == 1
+    cut = interrupted[0].text
+    assert cut and LONG_REPLY.startswith(cut) and len(cut) < len(LONG_REPLY)
+    assert ("agent", "Sorry, go ahead.") in [(t.role, t.text) for t in detail.transcript]
+    barge = [e for e in detail.timeline if e.kind == "barge_in"]
+    assert barge and barge[0].data["played_ms"] == played
+
+
+async def test_transfer_dials_the_destination(tmp_path: Path) -> None:
+    script = [
+        {
+            "caller": "billing please",
+            "tool": {"name": "transfer_call", "arguments": {"destination": "+15550199999"}},
+            "say": "Transferring you now.",
+        }
+    ]
+    async with call_setup(tmp_path, script) as (_oai, twilio, base):
+        report = await place(twilio, base, caller_pcm("billing please", gap_ms=6000))
+    assert report.dialed == ["+15550199999"]
+    detail = await read_only_call(tmp_path)
+    assert detail.record.end_reason == "transferred"
+    assert ("agent", "Transferring you now.") in [(t.role, t.text) for t in detail.transcript]
+
+
+async def test_caller_hangs_up_mid_reply(tmp_path: Path) -> None:
+    script = [{"caller": "tell me everything", "say": LONG_REPLY}]
+    async with call_setup(tmp_path, script) as (oai, twilio, base):
+        pcm = caller_pcm("tell me everything", gap_ms=8000)
+        report = await place(twilio, base, pcm, max_call_s=4.5)
+        assert oai.connection_count == 1
+    assert report.heard_audio_ms < len(LONG_REPLY) * 30 + 2000
+    detail = await read_only_call(tmp_path)
+    assert detail.record.end_reason == "caller_hangup"
+    assert detail.record.status == "completed"
+    last = detail.transcript[-1]
+    assert last.role == "agent" and last.interrupted
+    assert len(last.text) < len(LONG_REPLY)
+
+
+async def test_provider_drop_mid_call_reconnects_and_the_call_goes_on(tmp_path: Path) -> None:
+    script = [
+        {"caller": "first question", "say": "First answer."},
+        {"caller": "second question", "say": "Second answer."},
+    ]
+    async with call_setup(tmp_path, script, drop_after_responses=2) as (oai, twilio, base):
+        pcm = caller_pcm("first question", "second question", gap_ms=[2500, 2500])
+        await place(twilio, base, pcm)
+        assert oai.connection_count >= 2
+    detail = await read_only_call(tmp_path)
+    said = [(t.role, t.text) for t in detail.transcript]
+    assert ("agent", "First answer.") in said
+    assert ("agent", "Second answer.") in said
+    kinds = [e.kind for e in detail.timeline]
+    assert "provider.reconnecting" in kinds and "provider.reconnected" in kinds
