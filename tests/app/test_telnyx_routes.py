@@ -157,7 +157,10 @@ def caller_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
 
 
 # -- full calls ------------------------------------------------------------------------------------
-async def test_full_inbound_call_with_retried_webhooks(tmp_path: Path) -> None:
+async def test_full_inbound_call_with_retried_webhooks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="switchboard")
     calls = RecordingCalls()
     async with rig(calls, duplicate_webhooks=True) as r:
         call = await r.emu.place_inbound_call(
@@ -206,6 +209,10 @@ async def test_full_inbound_call_with_retried_webhooks(tmp_path: Path) -> None:
     assert heard.stat().st_size > 44
     assert pcm16_rms(report.heard_pcm) > 0.01
     assert "streaming_start" in report.summary()
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("switchboard.app.telnyx")]
+    assert any("streaming.started" in m for m in ours)
+    assert not any(token[:20] in m for m in caplog.messages)  # the media token is never logged
+    assert KEY not in caplog.text
 
 
 async def test_wideband_call_streams_l16_16k() -> None:

@@ -187,7 +187,8 @@ class TelnyxRuntime:
                 if call is not None:
                     self.by_call_id.pop(call.call_id, None)
             case "streaming.started" | "streaming.stopped":
-                logger.info("Telnyx %s: %s", event.event_type, event.text("stream_url")[:60])
+                url = event.text("stream_url").partition("?")[0]  # never log the token
+                logger.info("Telnyx %s: %s", event.event_type, url)
             case "streaming.failed":
                 logger.warning(
                     "Telnyx stream failed for %s: %s", ccid, event.text("failure_reason")
