@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -360,6 +361,43 @@ async def test_unknown_event_is_acknowledged(caplog: pytest.LogCaptureFixture) -
         response = await client.post("/telnyx/webhook", content=body, headers=_signed(key, body))
     assert response.status_code == 200
     assert "ignoring Telnyx event call.machine.detection.ended" in caplog.text
+
+
+@dataclass
+class GatedCalls(RecordingCalls):
+    """``prepare`` waits for ``gate``; ``log`` shows the order the routes called us in."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    log: list[str] = field(default_factory=list)
+
+    async def prepare(self, call: IncomingCall) -> PreparedCall:
+        self.log.append("prepare")
+        await self.gate.wait()
+        self.log.append("prepared")
+        return await super().prepare(call)
+
+    async def update_status(
+        self, carrier: TelephonyType, carrier_call_id: str, status: str, **details: str
+    ) -> None:
+        self.log.append(status)
+        await super().update_status(carrier, carrier_call_id, status, **details)
+
+
+async def test_webhooks_are_acknowledged_at_once_and_handled_in_order() -> None:
+    key = Ed25519PrivateKey.generate()
+    initiated = _event("call.initiated", "ev-1", direction="incoming", to="+1", **{"from": "+2"})
+    hangup = _event("call.hangup", "ev-2", hangup_cause="originator_cancel")
+    calls = GatedCalls()
+    async with http_app(calls, key) as client:
+        first = await client.post(
+            "/telnyx/webhook", content=initiated, headers=_signed(key, initiated)
+        )
+        second = await client.post("/telnyx/webhook", content=hangup, headers=_signed(key, hangup))
+        assert (first.status_code, second.status_code) == (200, 200)
+        assert calls.log == ["prepare"]  # answered while prepare is still running
+        calls.gate.set()
+    # The hangup waited for the call's earlier event (whose answer failed: no API here).
+    assert calls.log == ["prepare", "prepared", "completed"]
 
 
 async def test_dtmf_webhook_is_recorded() -> None:
