@@ -175,6 +175,17 @@ def test_turn_audio_transcripts_and_usage() -> None:
     assert next_audio.response_id == "gemini-turn-2"
 
 
+def test_audio_in_url_safe_unpadded_base64_is_accepted() -> None:
+    proto = ready(make_protocol())
+    pcm = b"\xfb\xff\xfe\x00\x01"  # encodes with '-', '_' and padding in standard form
+    data = base64.urlsafe_b64encode(pcm).decode().rstrip("=")
+    blob = {"mimeType": "audio/pcm;rate=24000", "data": data}
+    msg = {"serverContent": {"modelTurn": {"parts": [{"inlineData": blob}]}}}
+    (delta,) = proto.receive(json.dumps(msg))
+    assert isinstance(delta, AudioDelta)
+    assert delta.pcm == pcm
+
+
 def test_server_interruption_closes_turn_once() -> None:
     proto = ready(make_protocol())
     proto.receive(audio_msg(b"\x00\x00" * 10))

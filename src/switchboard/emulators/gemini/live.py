@@ -352,7 +352,7 @@ class LiveConnection:
     async def _blob(self, blob: Mapping[str, Any]) -> None:
         mime = str(get(blob, "mimeType", ""))
         try:
-            data = base64.b64decode(str(get(blob, "data", "")), validate=True)
+            data = _b64decode(str(get(blob, "data", "")))
         except (binascii.Error, ValueError):
             self.service.violations.append("blob data is not base64")
             return
@@ -472,3 +472,10 @@ class LiveConnection:
         await self.send({"serverContent": {"turnComplete": True}, "usageMetadata": usage})
         if self.resumable:
             await self._resumption_update()
+
+
+def _b64decode(text: str) -> bytes:
+    """Proto3 JSON ``bytes``: standard or URL-safe base64, padded or not (google-genai sends
+    URL-safe)."""
+    text = text.replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)

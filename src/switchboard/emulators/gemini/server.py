@@ -62,6 +62,9 @@ class GeminiEmulator:
         rest_call_ids: give REST ``functionCall`` parts an ``id``.
         go_away_after_s: send ``goAway`` this long after each Live setup (``None``: only on cue).
         binary_frames: send Live server JSON as binary frames, as Google does.
+        ssl_certfile: serve TLS (``https``/``wss``) with this certificate — the google-genai
+            SDK's Live client only speaks ``wss``.
+        ssl_keyfile: the certificate's private key.
 
     Attributes:
         live: the Live service (``live.violations``, ``live.received``, ``live.audio_bytes``…).
@@ -82,6 +85,8 @@ class GeminiEmulator:
         rest_call_ids: bool = True,
         go_away_after_s: float | None = None,
         binary_frames: bool = True,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         turns = list(script or [])
         self.host = host
@@ -98,6 +103,7 @@ class GeminiEmulator:
             binary_frames=binary_frames,
         )
         self.rest_chunk_delay_s = rest_chunk_delay_s
+        self._ssl = (ssl_certfile, ssl_keyfile)
         #: REST streams whose client went away before the last chunk.
         self.rest_streams_aborted = 0
         self._server: _Server | None = None
@@ -115,8 +121,9 @@ class GeminiEmulator:
 
     @property
     def base_url(self) -> str:
-        """``http://host:port`` — set it as ``GEMINI_BASE_URL``."""
-        return f"http://{self.host}:{self._port}"
+        """``http://host:port`` (``https`` with TLS) — set it as ``GEMINI_BASE_URL``."""
+        scheme = "https" if self._ssl[0] else "http"
+        return f"{scheme}://{self.host}:{self._port}"
 
     # -- lifecycle -----------------------------------------------------------------------------
     def app(self) -> Starlette:
@@ -137,6 +144,8 @@ class GeminiEmulator:
             log_level="warning",
             ws="websockets-sansio",
             timeout_graceful_shutdown=1,
+            ssl_certfile=self._ssl[0],
+            ssl_keyfile=self._ssl[1],
         )
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve())

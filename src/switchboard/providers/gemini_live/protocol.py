@@ -309,7 +309,7 @@ class GeminiLiveProtocol:
         blob = part.get("inlineData")
         if isinstance(blob, dict) and str(blob.get("mimeType", "")).startswith("audio/"):
             try:
-                pcm = base64.b64decode(str(blob.get("data", "")), validate=True)
+                pcm = _b64decode(str(blob.get("data", "")))
             except ValueError as exc:
                 raise RemoteProtocolError("Gemini audio is not base64") from exc
             if self._suppress_audio or self._turn_interrupted:
@@ -348,3 +348,10 @@ def _duration_s(value: Any) -> float:
         return float(str(value).removesuffix("s"))
     except ValueError:
         return 0.0
+
+
+def _b64decode(text: str) -> bytes:
+    """Proto3 JSON ``bytes``: standard or URL-safe base64, padded or not (google-genai sends
+    URL-safe)."""
+    text = text.replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
