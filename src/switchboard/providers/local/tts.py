@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import numpy as np
@@ -106,7 +106,7 @@ class PiperTTS:
         """Load the voice now (off the event loop) rather than on the first reply."""
         await asyncio.get_running_loop().run_in_executor(models.tts_pool(), models.piper_voice)
 
-    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
         """Audio for ``text`` in :attr:`output_spec`, sentence by sentence."""
         if not text.strip():
             return

@@ -1,0 +1,190 @@
+"""Whisper STT on synthesised phone-line speech, Piper TTS output, caller synth, models."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import wave
+from functools import cache
+
+import anyio
+import numpy as np
+import pytest
+from tests.conftest import UNIT
+
+from switchboard.audio import convert, ulaw_to_pcm16
+from switchboard.errors import AudioError, ConfigError, ProviderError
+from switchboard.providers.base import AudioChunk, AudioFormat, AudioSpec
+from switchboard.providers.local import models
+from switchboard.providers.local.numbers import find_numbers
+from switchboard.providers.local.stt import LocalSTT
+from switchboard.providers.local.synth import caller_audio, caller_wav
+from switchboard.providers.local.tts import PiperTTS
+from switchboard.providers.pipeline.components import (
+    SttEvent,
+    SttSpeechStarted,
+    SttTranscript,
+    SttUtteranceEnd,
+)
+
+pytestmark = pytest.mark.local
+
+ULAW8K = AudioSpec(AudioFormat.ULAW, 8000)
+
+
+@cache
+def phone(text: str) -> bytes:
+    return caller_audio(text)
+
+
+async def feed(stt: LocalSTT, data: bytes, chunk: int) -> None:
+    for offset in range(0, len(data), chunk):
+        await stt.send_audio(data[offset : offset + chunk])
+
+
+async def transcripts(stt: LocalSTT, count: int) -> list[SttEvent]:
+    events: list[SttEvent] = []
+    with anyio.fail_after(30 * UNIT):
+        async for event in stt.events():
+            events.append(event)
+            if sum(isinstance(e, SttTranscript | SttUtteranceEnd) for e in events) == count:
+                break
+    return events
+
+
+def words(text: str) -> str:
+    return text.lower()
+
+
+@pytest.mark.anyio
+async def test_recognises_phone_line_utterances() -> None:
+    stt = LocalSTT(ULAW8K)
+    await stt.start()
+    audio = phone("Please transfer me to the billing department.") + phone(
+        "My account number is four five seven two nine."
+    )
+    await feed(stt, audio, 160)  # 20 ms μ-law frames, as a carrier sends them
+    events = await transcripts(stt, 2)
+    await stt.close()
+    kinds = [type(e) for e in events]
+    assert kinds == [SttSpeechStarted, SttTranscript, SttSpeechStarted, SttTranscript] or kinds == [
+        SttSpeechStarted,
+        SttSpeechStarted,
+        SttTranscript,
+        SttTranscript,
+    ]
+    first, second = [e for e in events if isinstance(e, SttTranscript)]
+    assert first.is_final and first.speech_final
+    assert "transfer" in words(first.text) and "billing" in words(first.text)
+    assert [n.digits for n in find_numbers(second.text)] == ["45729"]
+    assert first.start_ms is not None and first.end_ms is not None
+    assert 300 < first.start_ms < first.end_ms
+    assert len(stt.decode_seconds) == 2
+
+
+@pytest.mark.anyio
+async def test_two_streams_at_once_pcm16_and_ulaw() -> None:
+    """Two calls share the model and pool: both are transcribed, each in its own format."""
+    a = LocalSTT(ULAW8K)
+    b = LocalSTT(AudioSpec(AudioFormat.PCM16, 16000))
+    audio_a = phone("What are your hours?")
+    audio_b = convert(
+        AudioChunk(phone("Connect me to support, please."), AudioFormat.ULAW, 8000),
+        AudioFormat.PCM16,
+        16000,
+    ).data
+    await asyncio.gather(a.start(), b.start())
+    results = await asyncio.gather(
+        feed(a, audio_a, 160), feed(b, audio_b, 640), transcripts(a, 1), transcripts(b, 1)
+    )
+    await asyncio.gather(a.close(), b.close())
+    text_a = [e.text for e in results[2] if isinstance(e, SttTranscript)]
+    text_b = [e.text for e in results[3] if isinstance(e, SttTranscript)]
+    assert "hours" in words(text_a[0])
+    assert "support" in words(text_b[0])
+
+
+@pytest.mark.anyio
+async def test_finalize_transcribes_speech_cut_off_mid_stream() -> None:
+    stt = LocalSTT(ULAW8K)
+    await stt.start()
+    audio = caller_audio("Where are you located?", trail_ms=0)
+    await feed(stt, audio, 160)
+    await stt.finalize()
+    events = await transcripts(stt, 1)
+    await stt.close()
+    text = next(e.text for e in events if isinstance(e, SttTranscript))
+    assert "located" in words(text)
+
+
+@pytest.mark.anyio
+async def test_misuse_and_close() -> None:
+    stt = LocalSTT(ULAW8K)
+    with pytest.raises(ProviderError):
+        await stt.send_audio(b"\xff" * 160)
+    with pytest.raises(AudioError):
+        LocalSTT(AudioSpec(AudioFormat.OPUS, 48000))
+    await stt.start()
+    await stt.close()
+    assert [e async for e in stt.events()] == []
+    with pytest.raises(ProviderError):
+        await stt.send_audio(b"\xff" * 160)
+
+
+@pytest.mark.anyio
+async def test_tts_ulaw_8k_for_phones_is_intelligible() -> None:
+    tts = PiperTTS(ULAW8K)
+    chunks = [c async for c in tts.synthesize("We are open until five. Goodbye for now.")]
+    await tts.aclose()
+    assert all(0 < len(c) <= 1600 for c in chunks)  # 200 ms pieces of 8 kHz μ-law
+    audio = b"".join(chunks)
+    seconds = len(audio) / 8000
+    assert 1.5 < seconds < 6.0
+    assert len(tts.sentence_seconds) == 2
+    pcm = np.frombuffer(ulaw_to_pcm16(audio), dtype="<i2")
+    assert 0.5 < np.abs(pcm).max() / 32768 <= 0.95  # levelled to 0.9 peak, μ-law rounding
+    # The voice, through the codec, reads back: run it through the STT.
+    stt = LocalSTT(ULAW8K)
+    await stt.start()
+    await feed(stt, b"\xff" * 2400 + audio + b"\xff" * 8000, 160)
+    texts = [e.text for e in await transcripts(stt, 1) if isinstance(e, SttTranscript)]
+    await stt.close()
+    assert "open" in words(texts[0])
+
+
+@pytest.mark.anyio
+async def test_tts_pcm16_rates_and_cancellation() -> None:
+    tts = PiperTTS(AudioSpec(AudioFormat.PCM16, 16000), chunk_ms=100)
+    stream = tts.synthesize("First sentence here. Second one. Third one too.")
+    first = await stream.__anext__()
+    assert len(first) == 3200  # 100 ms of 16 kHz PCM16
+    await stream.aclose()  # cancel: no further sentence is voiced
+    assert len(tts.sentence_seconds) == 1
+    native = PiperTTS(AudioSpec(AudioFormat.PCM16, 22050))
+    audio = b"".join([c async for c in native.synthesize("Hello.")])
+    assert len(audio) % 2 == 0 and len(audio) > 22050  # over half a second
+    assert [c async for c in native.synthesize("   ")] == []
+    with pytest.raises(AudioError):
+        PiperTTS(AudioSpec(AudioFormat.MP3, 8000))
+    with pytest.raises(AudioError):
+        PiperTTS(AudioSpec(AudioFormat.PCM16, 11025))
+
+
+def test_caller_audio_and_wav() -> None:
+    audio = caller_audio("Hello there.", lead_ms=500, trail_ms=250)
+    pcm = np.frombuffer(ulaw_to_pcm16(audio), dtype="<i2")
+    assert np.abs(pcm[:4000]).max() == 0 and np.abs(pcm[-2000:]).max() == 0
+    assert 0.6 < np.abs(pcm).max() / 32768 < 0.75  # levelled to 0.7 peak
+    data = caller_wav("Hello there.")
+    with wave.open(io.BytesIO(data)) as wav:
+        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (8000, 2, 1)
+        assert wav.getnframes() > 8000
+
+
+def test_models_load_once_and_missing_extra_names_the_fix() -> None:
+    assert models.whisper_model() is models.whisper_model()
+    assert models.piper_voice() is models.piper_voice()
+    assert {"whisper", "piper"} <= set(models.LOAD_SECONDS)
+    assert (models.whisper_model_dir() / "model.bin").is_file()
+    with pytest.raises(ConfigError, match=r"pip install 'switchboard-voice\[local\]'"):
+        models.require("switchboard_no_such_module", "testing")
