@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import secrets
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -461,7 +462,7 @@ class TelnyxEmulator:
                 hangup_cause=cause,
                 hangup_source=source,
                 sip_hangup_cause="200",
-                end_time=None,
+                end_time=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
                 call_quality_stats=None,
             ),
         )

@@ -233,6 +233,9 @@ class TelnyxMediaCodec:
             # Chunks count from 1 (the doc's example and Twilio's convention), so a swapped first
             # pair is still reordered; sequence numbers start wherever the first frame says.
             self._next = min(key, 1) if chunk is not None else key
+        if key == self._next and not self._held:  # the common case: in order, nothing held
+            self._next = key + 1
+            return [event]
         if key < self._next or any(k == key for k, _ in self._held):
             self._stats["late"] += 1
             self._stats["dropped"] += 1
