@@ -1,0 +1,125 @@
+"""Every carrier × provider pair end to end over loopback.
+
+Each pair runs the same call: the greeting, one caller turn answered, then the caller says
+goodbye and the agent's ``end_call`` tool hangs up through the carrier once the goodbye has
+played. (The deeper flows — barge-in, transfer, drops — are in test_twilio_openai.py.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from switchboard.audio import pcm16_to_ulaw
+from switchboard.emulators.deepgram import DeepgramEmulator
+from switchboard.emulators.gemini import GeminiEmulator
+from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.telnyx import TelnyxEmulator
+from switchboard.emulators.twilio import TwilioEmulator
+from tests.e2e.harness import caller_pcm, caller_wav, read_only_call, running_app
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+SCRIPT: list[dict[str, Any]] = [
+    {"caller": "what are your opening hours", "say": "We are open nine to five."},
+    {"caller": "thanks bye", "tool": {"name": "end_call", "arguments": {}}, "say": "Goodbye!"},
+]
+UTTERANCES = ("what are your opening hours", "thanks bye")
+GAPS = [2500, 5000]
+
+
+@asynccontextmanager
+async def provider_env(name: str, stack: AsyncExitStack) -> AsyncIterator[dict[str, str]]:
+    """Start the emulators ``name`` needs; yield the settings that point at them."""
+    match name:
+        case "openai":
+            oai = await stack.enter_async_context(
+                OpenAIRealtimeEmulator(script=SCRIPT, ms_per_char=30.0)
+            )
+            yield {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": oai.base_url}
+            assert oai.violations == []
+        case "gemini":
+            gem = await stack.enter_async_context(GeminiEmulator(script=SCRIPT, realtime=False))
+            yield {"GEMINI_API_KEY": "g-test", "GEMINI_BASE_URL": gem.base_url}
+            assert gem.live.violations == []
+        case "deepgram":
+            dg = await stack.enter_async_context(DeepgramEmulator(script=SCRIPT, ms_per_char=30.0))
+            gem = await stack.enter_async_context(GeminiEmulator(script=SCRIPT))
+            yield {
+                "DEEPGRAM_API_KEY": "dg-test",
+                "DEEPGRAM_BASE_URL": dg.base_url,
+                "GEMINI_API_KEY": "g-test",
+                "GEMINI_BASE_URL": gem.base_url,
+            }
+            assert dg.violations == [] and gem.rest.violations == []
+        case _:
+            raise AssertionError(name)
+
+
+def _plain(text: str) -> str:
+    """Lower case without punctuation: Deepgram's smart_format capitalises and punctuates."""
+    return "".join(c for c in text.lower() if c.isalnum() or c == " ").strip()
+
+
+def check_record_and_transcript(said: list[tuple[str, str]]) -> None:
+    plain = [(role, _plain(text)) for role, text in said]
+    assert plain[0] == ("agent", "hello thanks for calling")
+    assert ("caller", "what are your opening hours") in plain
+    assert ("agent", "we are open nine to five") in plain
+    assert plain[-1] == ("agent", "goodbye")
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
+async def test_twilio_pair(tmp_path: Path, provider: str) -> None:
+    async with AsyncExitStack() as stack:
+        async with provider_env(provider, stack) as env:
+            twilio = await stack.enter_async_context(TwilioEmulator())
+            env |= {
+                "TWILIO_ACCOUNT_SID": twilio.account_sid,
+                "TWILIO_AUTH_TOKEN": twilio.auth_token,
+                "TWILIO_BASE_URL": twilio.base_url,
+                "SWITCHBOARD_PROVIDER": provider,
+            }
+            async with running_app(tmp_path, env) as (base, _settings, _app):
+                pcm = caller_pcm(*UTTERANCES, gap_ms=GAPS)
+                twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
+                (report,) = await twilio.wait_calls(timeout_s=40)
+            hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
+    assert report.violations == []
+    assert hangups, "end_call must hang up through Twilio's REST API"
+    detail = await read_only_call(tmp_path)
+    assert detail.record.provider == provider
+    assert detail.record.end_reason == "agent_hangup"
+    check_record_and_transcript([(t.role, t.text) for t in detail.transcript])
+    assert [t.name for t in detail.tool_calls] == ["end_call"]
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
+async def test_telnyx_pair(tmp_path: Path, provider: str) -> None:
+    async with AsyncExitStack() as stack:
+        async with provider_env(provider, stack) as env:
+            telnyx = await stack.enter_async_context(TelnyxEmulator(tail_ms=8000))
+            env |= {
+                "TELNYX_API_KEY": telnyx.api_key,
+                "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
+                "TELNYX_BASE_URL": telnyx.base_url,
+                "SWITCHBOARD_PROVIDER": provider,
+            }
+            async with running_app(tmp_path, env) as (base, _settings, _app):
+                call = await telnyx.place_inbound_call(
+                    to="+15550100000",
+                    from_="+15550111111",
+                    audio=caller_wav(*UTTERANCES, gap_ms=GAPS),
+                    webhook_url=f"{base}/telnyx/webhook",
+                )
+                report = await call.wait(40)
+    assert report.violations == []
+    assert "hangup" in report.commands
+    detail = await read_only_call(tmp_path)
+    assert detail.record.provider == provider
+    assert detail.record.end_reason == "agent_hangup"
+    check_record_and_transcript([(t.role, t.text) for t in detail.transcript])
