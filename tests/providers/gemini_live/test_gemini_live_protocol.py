@@ -292,3 +292,16 @@ def test_usage_without_details() -> None:
     assert usage_from_metadata(meta) == Usage(
         input_text_tokens=7, output_audio_tokens=3, output_text_tokens=2
     )
+
+
+def test_requeued_messages_go_first_after_the_next_setup() -> None:
+    proto = ready(make_protocol())
+    (lost,) = proto.send_audio(b"\x01\x00")  # the write of this one failed
+    proto.requeue([lost])
+    assert proto.state is ProtocolState.AWAITING_SETUP
+    assert proto.send_text("after") == []
+    proto.setup()
+    proto.receive('{"setupComplete": {}}')
+    flushed = proto.drain()
+    assert flushed[0] == lost
+    assert "clientContent" in json.loads(flushed[1])

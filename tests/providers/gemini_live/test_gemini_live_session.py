@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -163,6 +164,16 @@ async def test_audio_both_ways_with_transcripts_and_usage() -> None:
     assert setup["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
     assert setup["tools"][0]["functionDeclarations"][0]["name"] == "get_weather"
     assert emu.violations == []
+
+
+@pytest.mark.anyio
+async def test_api_key_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with session([{"say": "Hi."}]) as (_, provider, rec):
+        await utterance(provider)
+        await rec.wait(T.RESPONSE_DONE)
+    assert "x-goog-api-key: <redacted>" in caplog.text  # the handshake was logged…
+    assert "test-key" not in caplog.text  # …without the key
 
 
 @pytest.mark.anyio

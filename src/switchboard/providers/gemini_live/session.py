@@ -71,6 +71,21 @@ __all__ = ["GeminiLiveProvider"]
 
 logger = logging.getLogger(__name__)
 
+
+class _RedactApiKey(logging.Filter):
+    """websockets logs handshake headers at DEBUG: hide the ``x-goog-api-key`` value."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 2 and str(args[0]).lower() == "x-goog-api-key":
+            record.args = (args[0], "<redacted>")
+        return True
+
+
+#: Logger handed to websockets for the connection's frames (``>``/``<`` lines at DEBUG).
+wire_logger = logging.getLogger(f"{__name__}.wire")
+wire_logger.addFilter(_RedactApiKey())
+
 Connector = Callable[..., Awaitable[ClientConnection]]
 LIVE_PATH = "/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent"
 FATAL_CLOSE_CODES = frozenset({1007, 1008})
@@ -211,6 +226,7 @@ class GeminiLiveProvider(BaseProvider):
                 additional_headers={"x-goog-api-key": self._key},
                 open_timeout=self._setup_timeout,
                 max_size=None,
+                logger=wire_logger,
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise ProviderError(f"cannot connect to Gemini Live: {exc}", fatal=False) from exc
