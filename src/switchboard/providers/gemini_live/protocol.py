@@ -174,9 +174,9 @@ class GeminiLiveProtocol:
 
     def interrupt(self, played_ms: int | None) -> list[str]:
         """Stop the current turn locally (see the theory of operation); sends nothing."""
-        if self._turn_open and not self._turn_interrupted:
-            self._suppress_audio = True
+        if self._turn_open:
             self._heard_text = self._heard(played_ms)
+            self._suppress_audio = not self._turn_interrupted
         return []
 
     def _heard(self, played_ms: int | None) -> str:

@@ -24,6 +24,11 @@ Theory of operation::
 
 Malformed server frames raise :class:`RemoteProtocolError` in the protocol; the session logs them,
 emits a non-fatal ``error`` event and carries on.
+
+``interrupt(played_ms)`` puts nothing on the wire (Gemini has no truncate; see
+:mod:`.protocol`): the server's own activity detection already cut the turn when the caller spoke,
+and the rest of the turn's audio is dropped locally. ``response.done`` for such a turn has status
+``cancelled``. The websockets handshake debug log never shows the API key.
 """
 
 from __future__ import annotations
@@ -246,6 +251,9 @@ class GeminiLiveProvider(BaseProvider):
         except TimeoutError as exc:
             await self._close_ws(ws)
             raise ProviderError("Gemini Live sent no setupComplete", fatal=False) from exc
+        except BaseException:  # cancelled (disconnect during a reconnect) or a bug: no leak
+            await self._close_ws(ws)
+            raise
         logger.info("Gemini Live session ready (model=%s)", self.protocol.setup_config.model)
         return ws
 
