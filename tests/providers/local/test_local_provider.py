@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from functools import cache
+from pathlib import Path
 
 import anyio
 import pytest
 from tests.conftest import UNIT
 
 from switchboard.config import load_settings
+from switchboard.errors import ConfigError
 from switchboard.providers.base import (
     AudioChunk,
     AudioFormat,
+    AudioSpec,
     ProviderEvent,
     ProviderEventType,
     SessionConfig,
     SessionState,
 )
-from switchboard.providers.local import LocalProvider, create_provider
+from switchboard.providers.local import LocalProvider, RuleDialog, create_provider
 from switchboard.providers.local.synth import caller_audio
 from switchboard.providers.registry import get_provider_registry
 
@@ -122,3 +125,25 @@ async def test_barge_in_cuts_the_greeting_short() -> None:
     ]
     assert not any("number 12" in text for text in greeting_text)  # never reached the end
     await provider.disconnect()
+
+
+async def test_agent_yaml_and_audio_formats_come_from_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "name: Pizza\ngreeting: Pizza place, hello.\n"
+        "intents: [{name: menu, examples: [what is on the menu], reply: Pizza.}]\n",
+        encoding="utf-8",
+    )
+    config = SessionConfig(
+        audio_format=AudioFormat.PCM16, sample_rate=24000, extra={"agent_yaml": str(path)}
+    )
+    provider = create_provider(config)
+    assert isinstance(provider.llm, RuleDialog)
+    assert provider.llm.agent.name == "Pizza"
+    assert provider.config.greeting == "Pizza place, hello."
+    assert config.greeting is None  # the caller's config object is not modified
+    assert provider.input_spec == AudioSpec(AudioFormat.PCM16, 16000)  # Whisper's rate
+    assert provider.output_spec == AudioSpec(AudioFormat.PCM16, 24000)
+    await provider.disconnect()
+    with pytest.raises(ConfigError):
+        create_provider(SessionConfig(extra={"agent_yaml": str(tmp_path / "missing.yaml")}))
