@@ -113,6 +113,9 @@ class Agent(_Strict):
     barge_in: bool = True
     language: str = "en-US"
     turn_detection: dict[str, Any] | None = None
+    #: Named transfer destinations (``billing: "+15550100200"``) that ``transfer_call`` accepts
+    #: besides E.164 numbers and SIP URIs.
+    directory: dict[str, str] = Field(default_factory=dict)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
 
     @field_validator("requirements")

@@ -120,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "api_token",
         )
     ]
+    # The demo prints its own story; its logs would only drown it unless asked for.
+    default_level = "WARNING" if args.command in ("demo", "loadtest") else settings.log_level
     configure_logging(
-        level=args.log_level or settings.log_level,
+        level=args.log_level or default_level,
         fmt=args.log_format or settings.log_format,
         secrets=secrets,
     )

@@ -291,6 +291,7 @@ class CallManager:
             callee=active.incoming.to_number,
             carrier=carrier.value,
             agent=agent.name,
+            extras={"directory": {k.lower(): v for k, v in agent.directory.items()}},
         )
         session = CallSession(
             call_id=call_id,

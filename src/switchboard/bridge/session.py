@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,7 +41,7 @@ from switchboard.bridge.actions import (
     TruncateAssistant,
 )
 from switchboard.bridge.core import BridgeCore, BridgeOptions
-from switchboard.errors import SwitchboardError
+from switchboard.errors import SwitchboardError, ToolError
 from switchboard.providers.base import (
     AudioChunk,
     BaseProvider,
@@ -128,7 +129,12 @@ class _SessionCallControl:
 
     async def transfer(self, destination: str) -> None:
         s = self._session
-        await s.apply(s.core.request_transfer(destination, s.now()))
+        directory: dict[str, str] = s.tool_context.extras.get("directory", {})
+        target = directory.get(destination.strip().lower(), destination.strip())
+        if not _DIALABLE.match(target):
+            known = ", ".join(sorted(directory)) or "none"
+            raise ToolError(f"unknown destination {destination!r} (known: {known})")
+        await s.apply(s.core.request_transfer(target, s.now()))
 
 
 class CallSession:
@@ -458,3 +464,5 @@ class CallSession:
 
 
 _LIVE = (SessionState.CONNECTED, SessionState.RECONNECTING)
+#: What a carrier can dial: an E.164 number or a SIP URI.
+_DIALABLE = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s]+)$")
