@@ -375,8 +375,10 @@ async def test_tool_call_cancellation_drops_the_late_result() -> None:
 @pytest.mark.anyio
 async def test_greeting_and_resampling_of_other_input_rates() -> None:
     config = SessionConfig(model_id="m", voice="Kore", greeting="Thanks for calling!")
-    async with session([{"say": "Thanks for calling!"}], config=config) as (emu, provider, rec):
+    async with session([{"say": "Scripted turn 1."}], config=config) as (emu, provider, rec):
         await rec.wait(T.RESPONSE_DONE)
+        final = [e.data["text"] for e in rec.of(T.TEXT_OUTPUT) if e.data["final"]]
+        assert final == ["Thanks for calling!"]  # spoken verbatim, the script is untouched
         pcm8k = speech_like_pcm16("x" * 16, 8000)  # ~1 s
         await provider.send_audio(AudioChunk(pcm8k, AudioFormat.PCM16, 8000))
         await asyncio.sleep(0.05)

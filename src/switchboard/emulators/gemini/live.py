@@ -6,6 +6,7 @@ Theory of operation, per connection::
       caller audio (realtimeInput.audio | mediaChunks, 16 kHz PCM) ─▶ EnergyVAD
         speech start while a reply plays      ─▶ serverContent.interrupted (reply stops)
         speech start while a tool call pends  ─▶ toolCallCancellation (UNCONFIRMED trigger)
+        clientContent / realtimeInput.text "Say exactly: X" ─▶ reply X (script not consumed)
         speech stop / clientContent turn / realtimeInput.text ─▶ next scripted turn:
            inputTranscription(caller) ─▶ toolCall … (waits for toolResponse) ─▶ reply
       reply = modelTurn audio chunks (24 kHz) interleaved with outputTranscription, paced at
@@ -181,6 +182,16 @@ class LiveService:
     async def close_all(self) -> None:
         for conn in list(self.connections):
             await conn.close(1001, "emulator shutting down")
+
+
+def _say_verbatim(text: str | None) -> str | None:
+    """The words of a ``Say exactly: …`` / ``Say: …`` text turn (how clients script a greeting),
+    the convention every switchboard emulator follows; None for any other turn."""
+    stripped = (text or "").strip()
+    for prefix in ("Say exactly:", "Say:"):
+        if stripped.startswith(prefix):
+            return stripped[len(prefix) :].strip()
+    return None
 
 
 def _reason(text: str) -> str:
@@ -419,6 +430,10 @@ class LiveConnection:
     async def _caller_turn(self, text: str | None) -> None:
         """The caller finished an utterance (``text`` is None for audio)."""
         await self._speech_started()
+        verbatim = _say_verbatim(text)
+        if verbatim is not None:  # "Say exactly: …" speaks the words, the script stays put
+            self._start_reply(self._speak(verbatim))
+            return
         turn = self.conv.script.next_turn()
         heard = text if text is not None else turn.caller
         prompt_ms = self.conv.utterance_bytes / 2 / IN_RATE * 1000

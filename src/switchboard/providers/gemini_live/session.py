@@ -186,9 +186,7 @@ class GeminiLiveProvider(BaseProvider):
         await self._send(self.protocol.drain())
         self._start_renewal()
         if self._config.greeting:
-            await self._send(
-                self.protocol.send_text(f"Greet the caller by saying: {self._config.greeting}")
-            )
+            await self._send(self.protocol.send_text(f"Say exactly: {self._config.greeting}"))
 
     async def _do_send_audio(self, chunk: AudioChunk) -> None:
         data = chunk.data
