@@ -262,6 +262,18 @@ async def test_out_of_order_delivery_option_swaps_frames() -> None:
     assert chunks == [2, 1, 4, 3, 5]
 
 
+async def test_unanswered_call_ends_at_the_time_limit() -> None:
+    emu = TelnyxEmulator(api_key=KEY, realtime=False, max_call_ms=2000)
+    async with emu, hooks_for(emu) as hooks:
+        call = await emu.place_inbound_call(to="+1", from_="+2")
+        report = await call.wait(TIMEOUT)
+        await hooks.next("call.initiated")
+        hangup = await hooks.next("call.hangup")
+    assert hangup["payload"]["hangup_cause"] == "time_limit"
+    assert report.ended_by == "max_duration"
+    assert report.commands == []
+
+
 async def test_rest_errors_are_realistic() -> None:
     async with TelnyxEmulator(api_key=KEY) as emu, httpx.AsyncClient() as client:
         bad = await client.post(

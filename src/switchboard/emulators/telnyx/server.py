@@ -201,6 +201,7 @@ class TelnyxEmulator:
         )
         call.started_at = asyncio.get_running_loop().time()
         self.calls[call.call_control_id] = call
+        self._spawn(self._time_limit(call))
         self._webhook(call, "call.initiated", call.payload(caller_id_name=from_))
         return call
 
@@ -239,6 +240,7 @@ class TelnyxEmulator:
         call.commands.append("dial")
         call.command_bodies.append(body)
         self.calls[call.call_control_id] = call
+        self._spawn(self._time_limit(call))
         self._webhook(call, "call.initiated", call.payload())
         self._spawn(self._callee_answers(call, body))
         data = {
@@ -426,6 +428,11 @@ class TelnyxEmulator:
         if call.is_alive:
             cause = "time_limit" if result.ended_by == "max_duration" else "normal_clearing"
             await self._end_call(call, cause, "caller", result.ended_by)
+
+    async def _time_limit(self, call: EmulatedCall) -> None:
+        """End any call at ``max_call_ms`` (unanswered, or answered with no stream running)."""
+        await asyncio.sleep(self.max_call_ms / 1000 / self.speed)
+        await self._end_call(call, "time_limit", "unknown", "max_duration")
 
     async def _callee_answers(self, call: EmulatedCall, dial: dict[str, Any]) -> None:
         await asyncio.sleep(self.answer_delay_ms / 1000 / self.speed)
