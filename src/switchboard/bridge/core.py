@@ -154,6 +154,11 @@ class BridgeCore:
     def turn(self) -> int:
         return self._turn
 
+    @property
+    def turn_pending(self) -> bool:
+        """The caller finished speaking and the agent's reply has not started yet."""
+        return self._turn_started_at is not None
+
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, now: float) -> list[Action]:
         self._started_at = self._last_activity = now
@@ -248,7 +253,8 @@ class BridgeCore:
         return out
 
     def caller_speech_stopped(self, now: float) -> list[Action]:
-        self._last_activity = now
+        """The caller stopped speaking at ``now`` (the turn's latency is measured from it)."""
+        self._last_activity = max(self._last_activity, now)
         self._turn_started_at = now
         return [RecordTimeline("caller.speech_stopped", now)]
 

@@ -44,6 +44,7 @@ from switchboard.bridge.core import BridgeCore, BridgeOptions
 from switchboard.errors import SwitchboardError, ToolError
 from switchboard.providers.base import (
     AudioChunk,
+    AudioFormat,
     BaseProvider,
     ProviderEvent,
     ProviderEventType,
@@ -181,6 +182,8 @@ class CallSession:
         self._send_lock = asyncio.Lock()
         self._on_frame_in = on_frame_in
         self._carrier_action: tuple[str, str] | None = None
+        self._last_voice_ms: float | None = None
+        self._voice_consumed_ms = 0.0  # caller voice before this already started a turn
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -255,6 +258,16 @@ class CallSession:
             await self.socket.close(1000, self.end_reason or "completed")
         self.sink.timeline("call.ended", self.now(), {"reason": self.end_reason})
 
+    def _speech_end(self, now: float) -> float:
+        """When the caller's voice last reached our socket (for turn latency), else ``now``.
+
+        Providers report the end of speech after their own VAD hangover (and the pipeline after
+        transcription), so the caller's real end of speech at the carrier socket is the last
+        loud caller frame, when there was one in the last few seconds.
+        """
+        last = self._last_voice_ms
+        return last + 20.0 if last is not None and now - last < 5000.0 else now
+
     # -- loops -----------------------------------------------------------------------------------
     async def _carrier_loop(self) -> None:
         receive, decode = self.socket.receive_text, self.codec.receive
@@ -262,6 +275,7 @@ class CallSession:
         assert inbound is not None
         provider = self.provider
         spec = provider.input_spec
+        ulaw_in = self.started.audio.format is AudioFormat.ULAW
         try:
             while True:
                 text = await receive()
@@ -270,6 +284,13 @@ class CallSession:
                         case MediaReceived(payload=payload):
                             if self._on_frame_in is not None:
                                 self._on_frame_in()
+                            if (
+                                ulaw_in
+                                and payload
+                                and sum(payload.translate(_ULAW_MAGNITUDE))
+                                > _VOICE_LEVEL * len(payload)
+                            ):
+                                self._last_voice_ms = self.now()
                             data = inbound.process(payload)
                             if data and provider.state in _LIVE:
                                 await provider.send_audio(
@@ -306,6 +327,17 @@ class CallSession:
         core = self.core
         match event.type:
             case ProviderEventType.AUDIO_OUTPUT:
+                if (
+                    not core.turn_pending
+                    and self._last_voice_ms is not None
+                    and self._last_voice_ms > self._voice_consumed_ms
+                    and not core.agent_speaking(now)
+                ):
+                    # A reply after caller speech with no speech.stopped from the provider
+                    # (Gemini sends none without voice-activity messages): the caller's last
+                    # voice at our socket starts the turn.
+                    self._voice_consumed_ms = now
+                    await self.apply(core.caller_speech_stopped(self._last_voice_ms + 20.0))
                 chunk: AudioChunk = data["chunk"]
                 assert self._outbound is not None
                 frames = self._framer.push(self._outbound.process(chunk.data))
@@ -318,7 +350,8 @@ class CallSession:
             case ProviderEventType.SPEECH_STARTED:
                 await self.apply(core.caller_speech_started(now))
             case ProviderEventType.SPEECH_STOPPED:
-                await self.apply(core.caller_speech_stopped(now))
+                self._voice_consumed_ms = now
+                await self.apply(core.caller_speech_stopped(self._speech_end(now)))
             case ProviderEventType.INTERRUPTED:
                 await self.apply(core.provider_interrupted(now))
             case ProviderEventType.FUNCTION_CALL:
@@ -464,5 +497,21 @@ class CallSession:
 
 
 _LIVE = (SessionState.CONNECTED, SessionState.RECONNECTING)
+
+
+def _ulaw_magnitude_table() -> bytes:
+    """μ-law code → |sample| >> 7 (0..255), for a translate-and-sum loudness estimate."""
+    from switchboard.audio import ulaw_to_pcm16
+
+    pcm = ulaw_to_pcm16(bytes(range(256)))
+    values = [
+        abs(int.from_bytes(pcm[i : i + 2], "little", signed=True)) >> 7 for i in range(0, 512, 2)
+    ]
+    return bytes(min(255, v) for v in values)
+
+
+_ULAW_MAGNITUDE = _ulaw_magnitude_table()
+#: Mean |sample| >> 7 above which a caller frame counts as voice (about -42 dBFS).
+_VOICE_LEVEL = 2
 #: What a carrier can dial: an E.164 number or a SIP URI.
 _DIALABLE = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s]+)$")
