@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,10 +15,12 @@ from switchboard.app.api import health_router, providers_router
 from switchboard.app.calls_api import calls_router
 from switchboard.app.control_api import control_router, stream_router
 from switchboard.app.errors import install_error_handlers
+from switchboard.app.metrics_api import METRICS_KEY, metrics_router
 from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
 from switchboard.app.twilio import twilio_router
 from switchboard.config import Settings
+from switchboard.metrics import Metrics
 from switchboard.telephony.base import CallHandler
 
 __all__ = ["create_app"]
@@ -46,19 +49,35 @@ def create_app(
 
     if store is None:
         store = CallStore.from_settings(settings)
+    monitoring = settings.catalog.monitoring
+    metrics = Metrics.from_catalog(settings.catalog) if monitoring.metrics_enabled else None
     if calls is None:
         from switchboard.bridge.manager import CallManager
 
+        manager_options.setdefault("metrics", metrics)
         calls = CallManager(settings, store=store, **manager_options)
     state = AppState.build(settings, calls)
     state.extras["store"] = store
+    if metrics is not None:
+        state.extras[METRICS_KEY] = metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.migrate()
+        lag_watch = (
+            asyncio.get_running_loop().create_task(
+                metrics.watch_event_loop(monitoring.event_loop_lag_interval_s)
+            )
+            if metrics is not None
+            else None
+        )
         try:
             yield
         finally:
+            if lag_watch is not None:
+                lag_watch.cancel()
+                with suppress(asyncio.CancelledError):
+                    await lag_watch
             closer = getattr(calls, "aclose", None)
             if closer is not None:
                 await closer()
@@ -77,6 +96,7 @@ def create_app(
     app.include_router(calls_router)
     app.include_router(control_router)
     app.include_router(stream_router)
+    app.include_router(metrics_router)
     # Carrier routes (each module adds its webhooks and media websocket).
     app.include_router(twilio_router)
     app.include_router(telnyx_router)

@@ -33,6 +33,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, HTTPException, Request, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState, get_state
 from switchboard.errors import ConfigError, RemoteProtocolError, SignatureError
 from switchboard.providers.base import AudioFormat, AudioSpec
@@ -258,6 +259,8 @@ async def telnyx_webhook(request: Request) -> dict[str, str]:
     except SignatureError as exc:
         client = request.client.host if request.client else "?"
         logger.warning("rejected Telnyx webhook from %s: %s", client, exc)
+        if (metrics := metrics_of(get_state(request))) is not None:
+            metrics.signature_rejected(_TELNYX.value, f"signature: {exc}")
         raise HTTPException(403, "invalid Telnyx webhook signature") from exc
     try:
         event = parse_event(body)
@@ -279,6 +282,8 @@ async def telnyx_media(websocket: WebSocket) -> None:
         claims = state.signer.verify(websocket.query_params.get("token"), carrier=_TELNYX.value)
     except SignatureError as exc:
         logger.warning("Telnyx media socket refused: %s", exc)
+        if (metrics := metrics_of(state)) is not None:
+            metrics.signature_rejected(_TELNYX.value, "media token")
         await websocket.accept()
         await websocket.close(code=1008, reason="invalid media token")
         return

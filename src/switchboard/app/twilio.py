@@ -26,6 +26,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
+from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState, get_state
 from switchboard.errors import SignatureError
 from switchboard.telephony.base import CallDirection, IncomingCall, StreamStarted, TelephonyType
@@ -78,6 +79,8 @@ def _public(state: AppState, path: str, query: str) -> str:
 
 def _forbidden(why: str, request: Request) -> Response:
     logger.warning("rejected Twilio webhook %s: %s", request.url.path, why)
+    if (metrics := metrics_of(get_state(request))) is not None:
+        metrics.signature_rejected(_CARRIER.value, why)
     return Response(status_code=403, content="forbidden", media_type="text/plain")
 
 
@@ -187,6 +190,8 @@ async def status_webhook(request: Request) -> Response:
 # -- media websocket -------------------------------------------------------------------------------
 async def _reject(ws: WebSocket, reason: str) -> None:
     logger.warning("closing Twilio media socket: %s", reason)
+    if (metrics := metrics_of(get_state(ws))) is not None:
+        metrics.signature_rejected(_CARRIER.value, reason)
     await ws.close(code=1008, reason=reason[:120])
 
 

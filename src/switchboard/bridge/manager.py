@@ -27,6 +27,7 @@ from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
 from switchboard.config import Settings
 from switchboard.errors import ConfigError, SwitchboardError, TelephonyError
+from switchboard.metrics import Metrics
 from switchboard.providers.base import AudioFormat, AudioSpec, BaseProvider, TelephonyAdapter
 from switchboard.providers.registry import ProviderRegistry
 from switchboard.telephony.base import (
@@ -105,6 +106,7 @@ class CallManager:
         provider_options: extra keyword arguments per provider name for its factory (tests use
             this to shorten reconnect backoffs, for instance).
         media_timeout_s: how long a prepared call waits for its media socket.
+        metrics: the app's Prometheus metrics (``create_app`` passes them); None counts nothing.
     """
 
     def __init__(
@@ -117,8 +119,10 @@ class CallManager:
         provider_options: dict[str, dict[str, Any]] | None = None,
         media_timeout_s: float = 30.0,
         bridge_overrides: dict[str, Any] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.registry = registry or ProviderRegistry(settings)
         self.agents = agents or AgentBook.load(settings.agents_path)
         self.store = store
@@ -189,7 +193,7 @@ class CallManager:
                 provider_name, config, **self.provider_options.get(provider_name, {})
             )
         except SwitchboardError as exc:
-            logger.error("call %s rejected: %s", call_id, exc)
+            logger.error("call %s rejected: %s", call_id, exc, extra={"call_id": call_id})
             return PreparedCall(call_id, accepted=False, reason=str(exc), agent=agent.name)
         sink = CallRecordSink(self.store, call_id) if self.store is not None else None
         if sink is not None and not await sink.create(
@@ -215,6 +219,8 @@ class CallManager:
         )
         self.calls[call_id] = active
         self._by_carrier_id[(call.carrier.value, call.carrier_call_id)] = call_id
+        if self.metrics is not None:
+            self.metrics.call_started()
         asyncio.get_running_loop().call_later(self.media_timeout_s, self._expire, call_id)
         logger.info(
             "call %s: %s %s → %s, agent %s, provider %s",
@@ -224,6 +230,7 @@ class CallManager:
             call.to_number,
             agent.name,
             provider_name,
+            extra={"call_id": call_id},
         )
         return PreparedCall(
             call_id,
@@ -236,13 +243,20 @@ class CallManager:
         try:
             await provider.connect()
         except (SwitchboardError, OSError, TimeoutError) as exc:
-            logger.error("call %s: provider connect failed: %s", call_id, exc)
+            logger.error(
+                "call %s: provider connect failed: %s", call_id, exc, extra={"call_id": call_id}
+            )
 
     def _expire(self, call_id: str) -> None:
         active = self.calls.get(call_id)
         if active is None or active.session is not None:
             return
-        logger.warning("call %s: no media stream within %.0f s", call_id, self.media_timeout_s)
+        logger.warning(
+            "call %s: no media stream within %.0f s",
+            call_id,
+            self.media_timeout_s,
+            extra={"call_id": call_id},
+        )
         asyncio.get_running_loop().create_task(self._end(active, "no_media"))
 
     async def run_media(
@@ -257,7 +271,9 @@ class CallManager:
         """Bridge the media socket of a prepared call until the call ends."""
         active = self.calls.get(call_id)
         if active is None or active.session is not None:
-            logger.warning("media for unknown or already bridged call %s", call_id)
+            logger.warning(
+                "media for unknown or already bridged call %s", call_id, extra={"call_id": call_id}
+            )
             await socket.close(1008, "unknown call")
             return
         with contextlib.suppress(Exception):
@@ -303,7 +319,14 @@ class CallManager:
             tool_context=context,
             carrier_control=control,
             options=options,
-            sink=active.sink,
+            sink=active.sink
+            if self.metrics is None
+            else self.metrics.call_sink(
+                active.sink,
+                carrier=carrier.value,
+                provider=active.provider_name,
+                model=active.provider.config.model_id,
+            ),
         )
         active.session = session
         active.status = "in-progress"
@@ -328,6 +351,16 @@ class CallManager:
         self.finished[active.call_id] = reason
         if len(self.finished) > 1000:
             self.finished.pop(next(iter(self.finished)))
+        if self.metrics is not None:
+            session = active.session
+            self.metrics.call_ended(
+                carrier=active.incoming.carrier.value,
+                provider=active.provider_name,
+                model=active.provider.config.model_id,
+                reason=reason,
+                sink=session.sink if session is not None else None,
+                media=session.codec.stats if session is not None else None,
+            )
         if active.sink is not None:
             await active.sink.finalize(
                 status="failed" if reason in ("provider_failed", "internal_error") else "completed",
@@ -337,7 +370,9 @@ class CallManager:
                 carrier=active.incoming.carrier.value,
                 catalog=self.settings.catalog,
             )
-        logger.info("call %s ended: %s", active.call_id, reason)
+        logger.info(
+            "call %s ended: %s", active.call_id, reason, extra={"call_id": active.call_id}
+        )
 
     async def update_status(
         self, carrier: TelephonyType, carrier_call_id: str, status: str, **details: str

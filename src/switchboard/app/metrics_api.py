@@ -1,0 +1,75 @@
+"""``GET /metrics``: the app's Prometheus metrics, protected so they are never public by accident.
+
+* ``SWITCHBOARD_METRICS_TOKEN`` set: the scraper must send ``Authorization: Bearer <token>``
+  (401 otherwise), from any address.
+* unset: only loopback clients (``127.0.0.1``, ``::1``, ``::ffff:127.0.0.1``) may read them; any
+  other client gets 403. Behind a reverse proxy every request looks local, so set a token there.
+
+The metrics live in ``AppState.extras["metrics"]`` (see :func:`metrics_of`); when
+``monitoring.metrics_enabled`` is false in providers.yaml there are none and the route answers 404.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from fastapi import APIRouter, HTTPException, Request, status
+from starlette.responses import Response
+
+from switchboard.app.auth import check_bearer
+from switchboard.app.state import AppState, get_state
+from switchboard.metrics import CONTENT_TYPE, Metrics
+
+__all__ = ["METRICS_KEY", "metrics_of", "metrics_router"]
+
+logger = logging.getLogger(__name__)
+
+#: ``AppState.extras`` key of the app's :class:`~switchboard.metrics.Metrics`.
+METRICS_KEY = "metrics"
+
+metrics_router = APIRouter(tags=["monitoring"])
+
+
+def metrics_of(state: AppState) -> Metrics | None:
+    """The app's metrics, or None when metrics are disabled (or the app was built without)."""
+    metrics = state.extras.get(METRICS_KEY)
+    return metrics if isinstance(metrics, Metrics) else None
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+@metrics_router.get("/metrics", include_in_schema=False)
+async def metrics_endpoint(request: Request) -> Response:
+    """The Prometheus text exposition of this app's registry."""
+    state = get_state(request)
+    metrics = metrics_of(state)
+    if metrics is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "metrics are disabled")
+    token = state.settings.secret("metrics_token")
+    if token is not None:
+        if not check_bearer(request.headers.get("authorization"), token):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing or invalid metrics token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    else:
+        client = request.client.host if request.client else None
+        if not _is_loopback(client):
+            logger.warning("refused /metrics to %s: set SWITCHBOARD_METRICS_TOKEN", client)
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "metrics are served to loopback clients only; set SWITCHBOARD_METRICS_TOKEN",
+            )
+    return Response(metrics.render(), media_type=CONTENT_TYPE)
