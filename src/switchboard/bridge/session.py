@@ -312,8 +312,14 @@ class CallSession:
             self.end("caller_hangup")
 
     async def _provider_loop(self) -> None:
+        # Optional sink hook (switchboard.metrics.MetricsSink): provider event times, after the
+        # event is handled so a turn it starts is already on the timeline.
+        observe = getattr(self.sink, "provider_event", None)
         async for event in self.provider.receive_events():
+            received = self.now()
             await self._on_provider_event(event)
+            if observe is not None:
+                observe(event.type, received)
             if self._done.is_set():
                 return
         if self.end_reason is None:
