@@ -145,7 +145,7 @@ def test_max_duration_says_goodbye_then_hangs_up() -> None:
     core = BridgeCore(BridgeOptions(max_call_ms=60_000, max_lead_ms=10_000))
     core.start(0)
     out = core.tick(60_000)
-    assert [a for a in out if isinstance(a, Say)][0].reason == "max_duration"
+    assert next(a for a in out if isinstance(a, Say)).reason == "max_duration"
     core.agent_audio(frames(5), now=60_010)
     (mark,) = of(core.response_done("completed", 60_020), SendMark)
     assert isinstance(mark, SendMark)
@@ -162,3 +162,34 @@ def test_finish_records_unheard_part_as_interrupted() -> None:
     (t,) = of(out, RecordTranscript)
     assert isinstance(t, RecordTranscript)
     assert t.interrupted and t.text == "alpha beta"
+
+
+def test_tool_hangup_counts_only_the_reply_to_the_function_result() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
+    core.start(0)
+    core.request_hangup("agent_hangup", 10, goodbye="Bye now!", from_tool=True)
+    # the response that carried the function call ends after the request: not the goodbye
+    assert not of(core.response_done("completed", 12), HangUp)
+    core.function_result_sent(15)
+    core.agent_text("Goodbye!", final=True, now=20)
+    core.agent_audio(frames(5), now=20)
+    (mark,) = of(core.response_done("completed", 30), SendMark)
+    assert isinstance(mark, SendMark)
+    assert of(core.mark_acked(mark.name, 130), HangUp) == [HangUp("agent_hangup")]
+
+
+def test_silent_reply_to_end_call_makes_the_bridge_say_the_goodbye() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
+    core.start(0)
+    core.request_hangup("agent_hangup", 10, goodbye="Bye now!", from_tool=True)
+    core.function_result_sent(15)
+    out = core.response_done("completed", 20)  # the model said nothing more
+    assert of(out, Say) == [Say("Bye now!", "goodbye")]
+    assert not of(out, HangUp)
+    core.agent_text("Bye now!", final=True, now=30)
+    core.agent_audio(frames(5), now=30)
+    (mark,) = of(core.response_done("completed", 40), SendMark)
+    assert isinstance(mark, SendMark)
+    out = core.mark_acked(mark.name, 140)
+    assert of(out, HangUp) == [HangUp("agent_hangup")]
+    assert of(out, RecordTranscript) == [RecordTranscript("agent", "Bye now!", 140)]

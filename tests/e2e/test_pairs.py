@@ -75,20 +75,19 @@ def check_record_and_transcript(said: list[tuple[str, str]]) -> None:
 
 @pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
 async def test_twilio_pair(tmp_path: Path, provider: str) -> None:
-    async with AsyncExitStack() as stack:
-        async with provider_env(provider, stack) as env:
-            twilio = await stack.enter_async_context(TwilioEmulator())
-            env |= {
-                "TWILIO_ACCOUNT_SID": twilio.account_sid,
-                "TWILIO_AUTH_TOKEN": twilio.auth_token,
-                "TWILIO_BASE_URL": twilio.base_url,
-                "SWITCHBOARD_PROVIDER": provider,
-            }
-            async with running_app(tmp_path, env) as (base, _settings, _app):
-                pcm = caller_pcm(*UTTERANCES, gap_ms=GAPS)
-                twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
-                (report,) = await twilio.wait_calls(timeout_s=40)
-            hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
+    async with AsyncExitStack() as stack, provider_env(provider, stack) as env:
+        twilio = await stack.enter_async_context(TwilioEmulator())
+        env |= {
+            "TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": twilio.auth_token,
+            "TWILIO_BASE_URL": twilio.base_url,
+            "SWITCHBOARD_PROVIDER": provider,
+        }
+        async with running_app(tmp_path, env) as (base, _settings, _app):
+            pcm = caller_pcm(*UTTERANCES, gap_ms=GAPS)
+            twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
+            (report,) = await twilio.wait_calls(timeout_s=40)
+        hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
     assert report.violations == []
     assert hangups, "end_call must hang up through Twilio's REST API"
     detail = await read_only_call(tmp_path)
@@ -100,23 +99,22 @@ async def test_twilio_pair(tmp_path: Path, provider: str) -> None:
 
 @pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
 async def test_telnyx_pair(tmp_path: Path, provider: str) -> None:
-    async with AsyncExitStack() as stack:
-        async with provider_env(provider, stack) as env:
-            telnyx = await stack.enter_async_context(TelnyxEmulator(tail_ms=8000))
-            env |= {
-                "TELNYX_API_KEY": telnyx.api_key,
-                "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
-                "TELNYX_BASE_URL": telnyx.base_url,
-                "SWITCHBOARD_PROVIDER": provider,
-            }
-            async with running_app(tmp_path, env) as (base, _settings, _app):
-                call = await telnyx.place_inbound_call(
-                    to="+15550100000",
-                    from_="+15550111111",
-                    audio=caller_wav(*UTTERANCES, gap_ms=GAPS),
-                    webhook_url=f"{base}/telnyx/webhook",
-                )
-                report = await call.wait(40)
+    async with AsyncExitStack() as stack, provider_env(provider, stack) as env:
+        telnyx = await stack.enter_async_context(TelnyxEmulator(tail_ms=8000))
+        env |= {
+            "TELNYX_API_KEY": telnyx.api_key,
+            "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
+            "TELNYX_BASE_URL": telnyx.base_url,
+            "SWITCHBOARD_PROVIDER": provider,
+        }
+        async with running_app(tmp_path, env) as (base, _settings, _app):
+            call = await telnyx.place_inbound_call(
+                to="+15550100000",
+                from_="+15550111111",
+                audio=caller_wav(*UTTERANCES, gap_ms=GAPS),
+                webhook_url=f"{base}/telnyx/webhook",
+            )
+            report = await call.wait(40)
     assert report.violations == []
     assert "hangup" in report.commands
     detail = await read_only_call(tmp_path)

@@ -128,6 +128,9 @@ class BridgeCore:
         self._pending: tuple[str, str] | None = None  # ("hangup", reason) | ("transfer", dest)
         self._pending_deadline = 0.0
         self._reply_done_since_request = False
+        self._goodbye: str | None = None
+        self._awaiting_result = False
+        self._audio_since_result = False
         self._wakeup_at: float | None = None
         self.ended = False
         self.barge_ins = 0
@@ -193,6 +196,7 @@ class BridgeCore:
         out: list[Action] = []
         if self.ended or not frames:
             return out
+        self._audio_since_result = True
         self._current_reply(out, now)
         self._queue.extend(frames)
         self._pump(out, now)
@@ -217,8 +221,13 @@ class BridgeCore:
                 self._mark(out, self._reply)  # the end of the reply (else marked at drain)
             if not self._queue and not self._outstanding:
                 self._record_reply(out, now, interrupted=status != "completed")
-        if self._pending is not None:
-            self._reply_done_since_request = True
+        if self._pending is not None and not self._awaiting_result:
+            if self._goodbye and not self._audio_since_result:
+                # The reply to the function result had nothing to say: say the goodbye.
+                out.append(Say(self._goodbye, "goodbye"))
+                self._goodbye = None
+            else:
+                self._reply_done_since_request = True
         self._check_pending(out, now)
         self._schedule(out, now)
         return out
@@ -289,27 +298,58 @@ class BridgeCore:
         ]
 
     # -- control ---------------------------------------------------------------------------------
-    def request_hangup(self, reason: str, now: float, *, after_reply: bool = True) -> list[Action]:
-        """Hang up once the coming reply (a goodbye) has played, or at once."""
+    def request_hangup(
+        self,
+        reason: str,
+        now: float,
+        *,
+        after_reply: bool = True,
+        goodbye: str | None = None,
+        from_tool: bool = False,
+    ) -> list[Action]:
+        """Hang up once the coming reply (a goodbye) has played, or at once.
+
+        ``from_tool``: a tool asked; the reply that counts is the one to its function result
+        (see :meth:`function_result_sent`). If that reply has no audio and ``goodbye`` is set,
+        the core has the agent say ``goodbye`` and hangs up once it has played.
+        """
         out: list[Action] = [RecordTimeline("hangup.requested", now, {"reason": reason})]
-        self._set_pending(("hangup", reason), now, after_reply)
+        self._set_pending(("hangup", reason), now, after_reply, goodbye, from_tool)
         self._check_pending(out, now)
         self._schedule(out, now)
         return out
 
-    def request_transfer(self, destination: str, now: float) -> list[Action]:
+    def request_transfer(
+        self, destination: str, now: float, *, from_tool: bool = False
+    ) -> list[Action]:
         out: list[Action] = [
             RecordTimeline("transfer.requested", now, {"destination": destination})
         ]
-        self._set_pending(("transfer", destination), now, True)
+        self._set_pending(("transfer", destination), now, True, None, from_tool)
         self._check_pending(out, now)
         self._schedule(out, now)
         return out
 
-    def _set_pending(self, pending: tuple[str, str], now: float, after_reply: bool) -> None:
+    def function_result_sent(self, now: float) -> list[Action]:
+        """The tool that requested the pending hang-up/transfer has answered the model."""
+        self._awaiting_result = False
+        self._audio_since_result = False
+        return []
+
+    def _set_pending(
+        self,
+        pending: tuple[str, str],
+        now: float,
+        after_reply: bool,
+        goodbye: str | None = None,
+        from_tool: bool = False,
+    ) -> None:
         self._pending = pending
         self._pending_deadline = now + self.options.control_grace_ms
         self._reply_done_since_request = not after_reply
+        self._goodbye = goodbye
+        self._awaiting_result = from_tool
+        self._audio_since_result = False
 
     def _check_pending(self, out: list[Action], now: float) -> None:
         if self._pending is None or self.ended:

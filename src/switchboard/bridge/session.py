@@ -123,10 +123,13 @@ class _SessionCallControl:
         self._session = session
 
     async def hang_up(self, *, goodbye: str | None) -> None:
-        # The model's own reply to the function result is the goodbye; the core hangs up once it
-        # has played (or after a grace period if no reply comes).
+        # The model's own reply to the function result is the goodbye; if that reply is silent
+        # the core has ``goodbye`` said. It hangs up once the goodbye has played (or after a
+        # grace period if nothing comes).
         s = self._session
-        await s.apply(s.core.request_hangup("agent_hangup", s.now()))
+        await s.apply(
+            s.core.request_hangup("agent_hangup", s.now(), goodbye=goodbye, from_tool=True)
+        )
 
     async def transfer(self, destination: str) -> None:
         s = self._session
@@ -135,7 +138,7 @@ class _SessionCallControl:
         if not _DIALABLE.match(target):
             known = ", ".join(sorted(directory)) or "none"
             raise ToolError(f"unknown destination {destination!r} (known: {known})")
-        await s.apply(s.core.request_transfer(target, s.now()))
+        await s.apply(s.core.request_transfer(target, s.now(), from_tool=True))
 
 
 class CallSession:
@@ -475,6 +478,7 @@ class CallSession:
             self.log.warning("tool %s failed: %s", name, result.error)
         if self.provider.state in _LIVE:
             await self.provider.handle_function_result(call_id, result.output)
+        await self.apply(self.core.function_result_sent(self.now()))
 
     async def _say(self, text: str) -> None:
         say = getattr(self.provider, "say", None)

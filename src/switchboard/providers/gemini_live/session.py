@@ -174,6 +174,10 @@ class GeminiLiveProvider(BaseProvider):
         self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="send text")
         await self._send(self.protocol.send_text(text))
 
+    async def say(self, text: str) -> None:
+        """Speak ``text`` as the agent (a "Say exactly" text turn, as the greeting is)."""
+        await self.send_text(f"Say exactly: {text}")
+
     async def send_image(self, data: bytes, mime_type: str = "image/jpeg") -> None:
         """Show the model an image (``realtimeInput.video`` frame)."""
         self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="send an image")

@@ -159,6 +159,11 @@ class RealtimeProtocol:
             event["response"] = response
         return [_dumps(event)]
 
+    def say(self, text: str) -> list[str]:
+        """Have the model speak ``text`` verbatim (re-prompt, goodbye) as its next response."""
+        self._history[f"say_{next(self._ids)}"] = messages.history_item("assistant", text)
+        return self.request_response({"instructions": messages.greeting_instructions(text)})
+
     def interrupt(self, played_ms: int | None) -> list[str]:
         """Stop the agent: ``response.cancel`` if a response is active, then truncate the item.
 

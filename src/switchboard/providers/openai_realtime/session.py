@@ -135,6 +135,11 @@ class OpenAIRealtimeProvider(BaseProvider):
     async def _do_function_result(self, call_id: str, result: Any) -> None:
         await self._send(self._proto.function_result(call_id, result))
 
+    async def say(self, text: str) -> None:
+        """Speak ``text`` as the agent (after any response in progress)."""
+        self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="say")
+        await self._send(self._proto.say(text))
+
     async def _do_interrupt(self, played_ms: int | None) -> None:
         await self._send(self._proto.interrupt(played_ms))
 

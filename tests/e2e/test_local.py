@@ -1,0 +1,107 @@
+"""End to end with the offline local provider (real Whisper/Piper models, no network).
+
+A simulated Twilio caller whose voice is synthesised by Piper calls the gateway; the packaged
+receptionist answers. Also: ``switchboard demo`` itself, and two calls at once.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import pytest
+
+from switchboard.demo import run_demo
+from switchboard.emulators.twilio import TwilioEmulator
+from switchboard.providers.base import AudioFormat
+from switchboard.providers.local import synth
+from switchboard.store import CallStore
+from tests.e2e.harness import agent_book, running_app
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.local]
+
+
+def caller_script(*lines: tuple[str, float], lead_s: float = 4.5) -> bytes:
+    pcm = bytearray(b"\x00\x00" * int(8000 * lead_s))
+    for text, pause_s in lines:
+        pcm += synth.caller_audio(text, fmt=AudioFormat.PCM16, lead_ms=0, trail_ms=0)
+        pcm += b"\x00\x00" * int(8000 * pause_s)
+    from switchboard.audio import pcm16_to_ulaw
+
+    return pcm16_to_ulaw(bytes(pcm))
+
+
+def local_agent_env(twilio: TwilioEmulator) -> dict[str, str]:
+    return {
+        "SWITCHBOARD_PROVIDER": "local",
+        "TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "TWILIO_BASE_URL": twilio.base_url,
+    }
+
+
+async def test_local_hours_then_goodbye_hangs_up_after_the_goodbye(tmp_path: Path) -> None:
+    audio = caller_script(("What are your opening hours?", 9.0), ("That's all, goodbye.", 6.0))
+    book = agent_book(provider="local", greeting="Hello, Acme here.")
+    async with TwilioEmulator(linger_s=2.0, max_call_s=60) as twilio:
+        async with running_app(tmp_path, local_agent_env(twilio), agents=book) as (base, _s, _a):
+            twilio.dial_in(f"{base}/twilio/voice", audio=audio)
+            (report,) = await twilio.wait_calls(timeout_s=60)
+        hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
+    assert report.violations == []
+    assert hangups, "end_call hangs up through the carrier"
+    store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
+    await store.migrate()
+    (record,) = (await store.list_calls()).items
+    detail = await store.get_call(record.id)
+    await store.aclose()
+    assert detail is not None
+    said = [(t.role, t.text.lower()) for t in detail.transcript]
+    caller_lines = " ".join(text for role, text in said if role == "caller")
+    assert "hours" in caller_lines and "goodbye" in caller_lines
+    agent_lines = [text for role, text in said if role == "agent"]
+    assert any("open" in text for text in agent_lines)  # the hours answer
+    assert [t.name for t in detail.tool_calls] == ["end_call"]
+    assert detail.record.end_reason == "agent_hangup"
+    assert "bye" in agent_lines[-1], "the goodbye was spoken before the hang-up"
+    assert detail.latencies and all(lat.latency_ms < 3000 for lat in detail.latencies)
+
+
+async def test_two_local_calls_at_once_are_both_answered(tmp_path: Path) -> None:
+    audio = caller_script(("Where are you located?", 8.0))
+    book = agent_book(provider="local", greeting="Hi.", tools=["end_call"])
+    async with TwilioEmulator(linger_s=1.0, max_call_s=30) as twilio:  # noqa: SIM117
+        async with running_app(tmp_path, local_agent_env(twilio), agents=book) as (base, _s, _a):
+            twilio.dial_in(f"{base}/twilio/voice", audio=audio)
+            twilio.dial_in(f"{base}/twilio/voice", audio=audio)
+            reports = await twilio.wait_calls(timeout_s=60)
+    assert len(reports) == 2
+    assert all(r.violations == [] for r in reports)
+    store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
+    await store.migrate()
+    page = await store.list_calls()
+    details = [await store.get_call(c.id) for c in page.items]
+    await store.aclose()
+    assert len(details) == 2
+    for detail in details:
+        assert detail is not None
+        caller = " ".join(t.text.lower() for t in detail.transcript if t.role == "caller")
+        assert "located" in caller or "where" in caller
+        assert sum(1 for t in detail.transcript if t.role == "agent") >= 2  # greeting + answer
+
+
+async def test_demo_runs_offline_and_writes_its_recording(tmp_path: Path) -> None:
+    out = tmp_path / "heard.wav"
+    code = await run_demo(out=out, database_url=f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}")
+    assert code == 0
+    with wave.open(str(out)) as wav:
+        assert wav.getframerate() == 8000
+        assert wav.getnframes() > 8000 * 10
+    store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}")
+    await store.migrate()
+    (record,) = (await store.list_calls()).items
+    detail = await store.get_call(record.id)
+    await store.aclose()
+    assert detail is not None
+    assert detail.record.end_reason == "transferred"
+    assert [t.name for t in detail.tool_calls] == ["transfer_call"]
