@@ -152,12 +152,9 @@ def main() -> None:
     noise = float(np.sum((ref[core] - out[core]) ** 2))
     snr = math.inf if noise == 0 else 10 * math.log10(float(np.sum(ref[core] ** 2)) / noise)
 
-    print(
-        f"### Audio ({date.today().isoformat()}, {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}, one core)\n"
-    )
-    print(
-        "| codec | ×real-time, 20 ms frames | ×real-time, 1 s blocks | speed vs audioop (20 ms / 1 s) |"
-    )
+    machine = f"{platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}"
+    print(f"### Audio ({date.today().isoformat()}, {machine}, one core)\n")
+    print("| codec | ×real-time, 20 ms | ×real-time, 1 s blocks | vs audioop (20 ms / 1 s) |")
     print("|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")

@@ -59,7 +59,7 @@ def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_bad_url_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="OPENAI_BASE_URL|openai_base_url"):
+    with pytest.raises(ConfigError, match=r"OPENAI_BASE_URL|openai_base_url"):
         load_settings(OPENAI_BASE_URL="ftp://nope")
 
 

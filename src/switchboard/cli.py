@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="switchboard", description="AI voice agents on phone numbers."
     )
     parser.add_argument("--version", action="version", version=f"switchboard {__version__}")
-    parser.add_argument("--log-level", default=None, help="e.g. INFO or INFO,switchboard.bridge=DEBUG")
+    parser.add_argument(
+        "--log-level", default=None, help="e.g. INFO or INFO,switchboard.bridge=DEBUG"
+    )
     parser.add_argument("--log-format", choices=("auto", "json", "text"), default=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

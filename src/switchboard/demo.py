@@ -52,8 +52,8 @@ DEMO_AGENT = Agent.model_validate(
 
 
 def _caller_ulaw(console: Console) -> bytes:
-    from switchboard.providers.local import synth
     from switchboard.providers.base import AudioFormat
+    from switchboard.providers.local import synth
 
     pcm = bytearray(b"\x00\x00" * 8000 * 5)  # five seconds for the greeting
     for text, pause_s in DEMO_LINES:
@@ -104,6 +104,7 @@ async def run_demo(*, out: Path = Path("demo-heard.wav"), database_url: str | No
     from switchboard.emulators.twilio import TwilioEmulator
 
     console = Console()
+    out = await asyncio.to_thread(out.resolve)
     console.rule("switchboard demo: an offline phone call")
     try:
         await asyncio.to_thread(_load_models, console)
@@ -130,7 +131,7 @@ async def run_demo(*, out: Path = Path("demo-heard.wav"), database_url: str | No
         async with LoopbackServer(app, sock=sock):
             console.print(f"[dim]gateway on {base}; Twilio emulator on {twilio.base_url}[/]")
             store: CallStore = app.state.switchboard.extras["store"]
-            caller = twilio.dial_in(f"{base}/twilio/voice", out=out.resolve())
+            caller = twilio.dial_in(f"{base}/twilio/voice", out=out)
             done = asyncio.Event()
             follower = asyncio.create_task(_follow(store, caller.report.call_sid, done, console))
             reports = await twilio.wait_calls(timeout_s=150)
@@ -143,7 +144,7 @@ async def run_demo(*, out: Path = Path("demo-heard.wav"), database_url: str | No
     report = reports[0]
     console.rule("call summary")
     console.print(report.summary())
-    console.print(f"recording of what the caller heard: [bold]{out.resolve()}[/]")
+    console.print(f"recording of what the caller heard: [bold]{out}[/]")
     console.print(f"call record: {settings.database_url}  (id {call_id})")
     console.print(f"show it with: [bold]switchboard calls show {call_id}[/]")
     ok = report.heard_audio_ms > 1000 and report.frames_sent > 0 and not report.violations

@@ -1,25 +1,69 @@
 """Logging setup for the CLI: JSON lines in production, readable lines on a terminal.
 
-Library modules only ever call ``logging.getLogger(__name__)``; this module is used by ``cli.py``
-alone. Every record logged through a call's ``LoggerAdapter`` carries ``call_id``, which both
-formats print. A redaction filter masks anything that looks like a credential the settings hold,
-as a last line of defence: secrets are never passed to log calls in the first place.
+Library modules only ever call ``logging.getLogger(__name__)``; ``configure_logging`` is used by
+``cli.py`` alone. Every record logged through a call's ``LoggerAdapter`` carries ``call_id``, which
+both formats print; so does every record logged from inside a call's tasks (the provider session,
+carrier REST calls, tools), which run under :func:`call_context` — the call manager sets it and
+the handler's :class:`CallContextFilter` copies it onto records that lack one. A redaction filter
+masks anything that looks like a credential the settings hold, and credential header values, as a
+last line of defence: secrets are never passed to log calls in the first place.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["JsonFormatter", "RedactingFilter", "TextFormatter", "configure_logging"]
+__all__ = [
+    "CREDENTIAL_HEADERS",
+    "CallContextFilter",
+    "JsonFormatter",
+    "RedactingFilter",
+    "TextFormatter",
+    "call_context",
+    "configure_logging",
+    "current_call_id",
+]
 
 _STANDARD = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime"}
 )
+
+
+_CALL_ID: ContextVar[str | None] = ContextVar("switchboard_call_id", default=None)
+
+
+@contextmanager
+def call_context(call_id: str) -> Iterator[None]:
+    """Run the block (and every task it creates) as part of call ``call_id`` for logging."""
+    token = _CALL_ID.set(call_id)
+    try:
+        yield
+    finally:
+        _CALL_ID.reset(token)
+
+
+def current_call_id() -> str | None:
+    """The call the running code works for, if any (see :func:`call_context`)."""
+    return _CALL_ID.get()
+
+
+class CallContextFilter(logging.Filter):
+    """Adds ``call_id`` from :func:`call_context` to records that do not carry one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "call_id", None) is None:
+            call_id = _CALL_ID.get()
+            if call_id is not None:
+                record.call_id = call_id
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,21 +100,47 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-class RedactingFilter(logging.Filter):
-    """Masks the given secret values wherever they appear in a formatted message."""
+#: Headers whose values are credentials (websockets and httpx log handshakes at DEBUG).
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-goog-api-key", "x-api-key", "api-key", "cookie"}
+)
+_HEADER_LINE = re.compile(
+    r"(?i)\b(authorization|proxy-authorization|x-goog-api-key|x-api-key|api-key|cookie)"
+    r"(['\"]?\s*[:=,]\s*['\"]?)(?:(bearer|token|basic)\s+)?[^\s'\",}]+"
+)
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in a formatted message: the given values, and credential header values.
+
+    Header values are masked whatever the configured secrets: the websockets library logs every
+    handshake header at DEBUG (``> Authorization: Bearer sk-…``), as httpx does for requests.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self._secrets = [s for s in secrets if s and len(s) >= 6]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            message = record.getMessage()
-            if any(s in message for s in self._secrets):
-                for secret in self._secrets:
-                    message = message.replace(secret, "***")
-                record.msg, record.args = message, None
+        args = record.args
+        if (
+            isinstance(args, tuple)
+            and len(args) == 2
+            and str(args[0]).strip().lower() in CREDENTIAL_HEADERS
+        ):
+            record.args = (args[0], "<redacted>")
+        message = record.getMessage()
+        masked = _HEADER_LINE.sub(_mask_header, message)
+        for secret in self._secrets:
+            masked = masked.replace(secret, "***")
+        if masked != message:
+            record.msg, record.args = masked, None
         return True
+
+
+def _mask_header(match: re.Match[str]) -> str:
+    scheme = f"{match.group(3)} " if match.group(3) else ""
+    return f"{match.group(1)}{match.group(2)}{scheme}<redacted>"
 
 
 def configure_logging(
@@ -85,13 +155,15 @@ def configure_logging(
     Args:
         level: ``"INFO"``, or per module: ``"INFO,switchboard.bridge=DEBUG,uvicorn=WARNING"``.
         fmt: ``"json"``, ``"text"``, or ``"auto"`` (text on a terminal, JSON otherwise).
-        secrets: values to mask should they ever reach a message.
+        secrets: values to mask should they ever reach a message (credential header values,
+            ``Authorization: Bearer …`` and the like, are always masked).
         stream: where to write (stderr by default).
     """
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not getattr(stream, "isatty", lambda: False)())
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.addFilter(CallContextFilter())
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):
