@@ -165,7 +165,13 @@ class TelnyxRuntime:
         """Act on one verified, first-seen webhook event."""
         ccid = event.call_control_id or ""
         calls = self.state.calls
-        logger.info("Telnyx %s for call %s", event.event_type, ccid)
+        known = self.calls.get(ccid)
+        logger.info(
+            "Telnyx %s for call %s",
+            event.event_type,
+            ccid,
+            extra={"call_id": known.call_id} if known is not None else None,
+        )
         match event.event_type:
             case "call.initiated":
                 await self._on_initiated(event, ccid)

@@ -156,7 +156,12 @@ async def voice_webhook(request: Request) -> Response:
     token = state.signer.sign(prepared.call_id, _CARRIER.value)
     stream_url = f"{state.settings.public_ws_url}{MEDIA_PATH}"
     twiml = stream_twiml(stream_url, {"call_id": prepared.call_id, "token": token})
-    logger.info("answering Twilio call %s as %s", call.carrier_call_id, prepared.call_id)
+    logger.info(
+        "answering Twilio call %s as %s",
+        call.carrier_call_id,
+        prepared.call_id,
+        extra={"call_id": prepared.call_id},
+    )
     return Response(twiml, media_type=_XML)
 
 
@@ -256,10 +261,19 @@ async def media_socket(ws: WebSocket) -> None:
     if params.get("call_id") != claims.call_id:
         await _reject(ws, "media token is for another call")
         return
-    logger.info("Twilio stream %s started for call %s", started.stream_id, claims.call_id)
+    logger.info(
+        "Twilio stream %s started for call %s",
+        started.stream_id,
+        claims.call_id,
+        extra={"call_id": claims.call_id},
+    )
     try:
         await state.calls.run_media(
             call_id=claims.call_id, carrier=_CARRIER, codec=codec, socket=ws, started=started
         )
     except WebSocketDisconnect:
-        logger.info("Twilio media socket for call %s disconnected", claims.call_id)
+        logger.info(
+            "Twilio media socket for call %s disconnected",
+            claims.call_id,
+            extra={"call_id": claims.call_id},
+        )

@@ -27,6 +27,7 @@ from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
 from switchboard.config import Settings
 from switchboard.errors import ConfigError, SwitchboardError, TelephonyError
+from switchboard.logs import call_context
 from switchboard.metrics import Metrics
 from switchboard.providers.base import AudioFormat, AudioSpec, BaseProvider, TelephonyAdapter
 from switchboard.providers.registry import ProviderRegistry
@@ -241,7 +242,8 @@ class CallManager:
 
     async def _connect(self, provider: BaseProvider, call_id: str) -> None:
         try:
-            await provider.connect()
+            with call_context(call_id):  # the provider's tasks log with the call's id
+                await provider.connect()
         except (SwitchboardError, OSError, TimeoutError) as exc:
             logger.error(
                 "call %s: provider connect failed: %s", call_id, exc, extra={"call_id": call_id}
@@ -333,10 +335,11 @@ class CallManager:
         if active.sink is not None:
             active.sink.answered()
         reason = "internal_error"
-        try:
-            reason = await session.run()
-        finally:
-            await self._end(active, reason)
+        with call_context(call_id):  # every task of the call logs with its id
+            try:
+                reason = await session.run()
+            finally:
+                await self._end(active, reason)
 
     async def _end(self, active: ActiveCall, reason: str) -> None:
         if self.calls.pop(active.call_id, None) is None:
@@ -370,9 +373,7 @@ class CallManager:
                 carrier=active.incoming.carrier.value,
                 catalog=self.settings.catalog,
             )
-        logger.info(
-            "call %s ended: %s", active.call_id, reason, extra={"call_id": active.call_id}
-        )
+        logger.info("call %s ended: %s", active.call_id, reason, extra={"call_id": active.call_id})
 
     async def update_status(
         self, carrier: TelephonyType, carrier_call_id: str, status: str, **details: str

@@ -1,0 +1,214 @@
+"""End to end over loopback: what one call leaves in ``/metrics`` and in the logs.
+
+A simulated Twilio caller talks to the app bridged to the OpenAI Realtime emulator, with the
+root logger writing JSON lines into a buffer (``configure_logging(stream=...)``, no redaction
+filter, so a secret reaching a log call at all would show). Then ``GET /metrics`` is parsed with
+``prometheus_client``'s own parser and checked for the numbers that call must have produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from switchboard.audio import pcm16_to_ulaw
+from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.twilio import CallReport, TwilioEmulator
+from switchboard.logs import configure_logging
+from tests.conftest import UNIT
+from tests.e2e.harness import API_TOKEN, caller_pcm, read_only_call, running_app
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+OPENAI_KEY = "sk-supersecret-openai-key"
+TWILIO_TOKEN = "twilio-supersecret-auth-token"
+SECRETS = (OPENAI_KEY, TWILIO_TOKEN, API_TOKEN)
+LONG_REPLY = (
+    "Let me tell you all about our many services, our opening hours on every single day of "
+    "the week, and the history of this fine establishment since it first opened."
+)
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@contextmanager
+def json_logs(level: str) -> Iterator[io.StringIO]:
+    """Route every log record into a buffer as JSON lines; restore logging afterwards."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    buffer = io.StringIO()
+    configure_logging(level=level, fmt="json", stream=buffer)
+    try:
+        yield buffer
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+        for part in level.split(",")[1:]:
+            logging.getLogger(part.partition("=")[0].strip()).setLevel(logging.NOTSET)
+
+
+@asynccontextmanager
+async def call_setup(
+    tmp_path: Path, script: list[dict[str, Any]]
+) -> AsyncIterator[tuple[TwilioEmulator, str]]:
+    async with (
+        OpenAIRealtimeEmulator(script=script, ms_per_char=30.0) as oai,
+        TwilioEmulator(auth_token=TWILIO_TOKEN) as twilio,
+    ):
+        env = {
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "OPENAI_BASE_URL": oai.base_url,
+            "TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "TWILIO_BASE_URL": twilio.base_url,
+            "SWITCHBOARD_PROVIDER": "openai",
+        }
+        async with running_app(tmp_path, env) as (base, _settings, _app):
+            yield twilio, base
+        assert oai.violations == []
+
+
+async def place(twilio: TwilioEmulator, base: str, pcm: bytes) -> CallReport:
+    twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
+    (report,) = await twilio.wait_calls(timeout_s=40)
+    return report
+
+
+async def scrape(base: str) -> Samples:
+    """``GET /metrics`` (from loopback, no token set) parsed into {(sample, labels): value}."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{base}/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+async def scrape_after_call(base: str) -> Samples:
+    """Metrics once the call's end has been counted (the caller may hang up first)."""
+    for _ in range(100):
+        samples = await scrape(base)
+        if total(samples, "switchboard_calls_total") >= 1:
+            return samples
+        await asyncio.sleep(0.05 * UNIT)
+    raise AssertionError("the call's end was never counted")
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of ``name`` over the samples whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, lab), v in samples.items() if n == name and wanted <= lab)
+
+
+def read_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+async def test_metrics_and_logs_of_a_call_ended_by_a_tool(tmp_path: Path) -> None:
+    script: list[dict[str, Any]] = [
+        {"caller": "what are your opening hours", "say": "We are open nine to five."},
+        {"caller": "thanks bye", "tool": {"name": "end_call", "arguments": {}}, "say": "Goodbye!"},
+    ]
+    level = "INFO,switchboard=DEBUG,websockets=DEBUG,httpx=DEBUG"
+    with json_logs(level) as buffer:
+        async with call_setup(tmp_path, script) as (twilio, base):
+            pcm = caller_pcm("what are your opening hours", "thanks bye", gap_ms=[1500, 4000])
+            report = await place(twilio, base, pcm)
+            samples = await scrape_after_call(base)
+    assert report.violations == []
+    detail = await read_only_call(tmp_path)
+    call_id = detail.record.id
+    assert detail.record.end_reason == "agent_hangup"
+
+    labels = {"carrier": "twilio", "provider": "openai"}
+    assert total(samples, "switchboard_calls_total", outcome="agent_hangup", **labels) == 1
+    assert total(samples, "switchboard_calls_total") == 1
+    assert total(samples, "switchboard_active_calls") == 0
+    turns = len(detail.latencies)
+    assert turns == 2
+    assert total(samples, "switchboard_turn_latency_seconds_count", **labels) == turns
+    latency_sum = sum(lat.latency_ms for lat in detail.latencies) / 1000.0
+    assert total(samples, "switchboard_turn_latency_seconds_sum") == pytest.approx(
+        latency_sum, abs=0.01
+    )
+    # Both caller turns were answered with audio and transcribed by the provider.
+    assert total(samples, "switchboard_provider_first_audio_seconds_count", provider="openai") == 2
+    assert total(samples, "switchboard_provider_first_transcript_seconds_count") == 2
+    assert total(samples, "switchboard_tool_calls_total", tool="end_call") == 1
+    assert total(samples, "switchboard_tool_errors_total") == 0
+    assert total(samples, "switchboard_tool_duration_seconds_count", tool="end_call") == 1
+    assert total(samples, "switchboard_barge_ins_total") == 0
+    assert total(samples, "switchboard_provider_reconnects_total") == 0
+    frames_in = total(samples, "switchboard_media_frames_total", direction="in")
+    frames_out = total(samples, "switchboard_media_frames_total", direction="out")
+    # The app's codec counted what the caller sent and received (a frame may be in flight);
+    # Twilio's codec counts every inbound message: media, marks echoed, connected/start/stop.
+    assert report.frames_sent - 2 <= frames_in <= report.frames_sent + report.marks_acked + 3
+    assert report.frames_received <= frames_out <= report.frames_received + 2
+    assert frames_in > 100 and frames_out > 0
+    assert total(samples, "switchboard_estimated_cost_usd_total", provider="openai") > 0
+    record_cost = detail.record.cost_total or 0.0
+    both = total(samples, "switchboard_estimated_cost_usd_total") + total(
+        samples, "switchboard_estimated_telephony_cost_usd_total"
+    )
+    assert both == pytest.approx(record_cost, rel=0.01)
+    assert total(samples, "switchboard_event_loop_lag_observed_seconds_count") >= 1
+
+    lines = read_lines(buffer)
+    text = buffer.getvalue()
+    for secret in SECRETS:
+        assert secret not in text, f"a secret reached the logs: {secret[:6]}…"
+    assert not re.search(r"[A-Za-z0-9+/]{200,}", text), "audio (base64) reached the logs"
+    about_call = [line for line in lines if call_id in line["message"]]
+    assert about_call, "no log line names the call"
+    for line in about_call:
+        assert line.get("call_id") == call_id, line
+    session_lines = [line for line in lines if line["logger"] == "switchboard.bridge.session"]
+    assert session_lines and all(line.get("call_id") == call_id for line in session_lines)
+    # The provider session and the carrier REST client do not know the call, but run in its
+    # tasks: their lines carry its id too (only this one call runs in this test).
+    in_call = ("switchboard.providers.", "switchboard.telephony.", "switchboard.tools.")
+    for line in lines:
+        if line["logger"].startswith(in_call):
+            assert line.get("call_id") == call_id, line
+    assert any(line["logger"].startswith("switchboard.providers.") for line in lines)
+    assert any(line["logger"].startswith("switchboard.telephony.") for line in lines)
+    debug = [line for line in lines if line["level"] == "debug"]
+    assert any(line["logger"].startswith("switchboard.") for line in debug)
+
+
+async def test_barge_in_is_counted_once(tmp_path: Path) -> None:
+    script = [
+        {"caller": "tell me everything", "say": LONG_REPLY},
+        {"caller": "stop please", "say": "Sorry, go ahead."},
+    ]
+    with json_logs("WARNING") as buffer:
+        async with call_setup(tmp_path, script) as (twilio, base):
+            pcm = caller_pcm("tell me everything", "stop please", gap_ms=[1800, 2500])
+            report = await place(twilio, base, pcm)
+            samples = await scrape_after_call(base)
+    assert report.clears >= 1
+    detail = await read_only_call(tmp_path)
+    barges = [e for e in detail.timeline if e.kind == "barge_in"]
+    assert len(barges) == 1
+    assert total(samples, "switchboard_barge_ins_total", provider="openai") == 1
+    outcome = detail.record.end_reason or ""
+    assert total(samples, "switchboard_calls_total", outcome=outcome) == 1
+    assert all(line["level"] in ("warning", "error", "critical") for line in read_lines(buffer))
