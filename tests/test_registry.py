@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from switchboard.config import load_settings
 from switchboard.errors import ConfigError
+from switchboard.providers.base import BaseProvider
 from switchboard.providers.registry import (
     ProviderRegistry,
     ProviderType,
@@ -116,9 +119,9 @@ def test_register_custom_factory() -> None:
     reg = registry()
     made: list[str] = []
 
-    def factory(config: object, *, settings: object) -> object:
+    def factory(config: object, *, settings: object) -> BaseProvider:
         made.append("x")
-        return object()
+        return cast(BaseProvider, object())
 
     reg.register_provider("local", factory)
     reg.create_provider("local")

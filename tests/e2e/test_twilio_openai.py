@@ -62,7 +62,7 @@ def pcm_to_ulaw(pcm: bytes) -> bytes:
 
 
 async def test_greeting_turn_and_end_call_after_goodbye(tmp_path: Path) -> None:
-    script = [
+    script: list[dict[str, Any]] = [
         {"caller": "what are your opening hours", "say": "We are open nine to five."},
         {"caller": "thanks bye", "tool": {"name": "end_call", "arguments": {}}, "say": "Goodbye!"},
     ]
