@@ -104,24 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``switchboard`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     from switchboard.config import load_settings
-    from switchboard.logs import configure_logging
+    from switchboard.logs import configure_logging, secret_values
 
     try:
         settings = load_settings()
     except SwitchboardError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
-    secrets = [
-        settings.secret(name) or ""
-        for name in (
-            "openai_api_key",
-            "gemini_api_key",
-            "deepgram_api_key",
-            "twilio_auth_token",
-            "telnyx_api_key",
-            "api_token",
-        )
-    ]
+    secrets = secret_values(settings)  # every SecretStr setting, metrics token included
     # The demo prints its own story; its logs would only drown it unless asked for.
     default_level = "WARNING" if args.command in ("demo", "loadtest") else settings.log_level
     configure_logging(

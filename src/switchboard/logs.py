@@ -30,6 +30,7 @@ __all__ = [
     "call_context",
     "configure_logging",
     "current_call_id",
+    "secret_values",
 ]
 
 _STANDARD = frozenset(
@@ -141,6 +142,18 @@ class RedactingFilter(logging.Filter):
 def _mask_header(match: re.Match[str]) -> str:
     scheme = f"{match.group(3)} " if match.group(3) else ""
     return f"{match.group(1)}{match.group(2)}{scheme}<redacted>"
+
+
+def secret_values(settings: Any) -> list[str]:
+    """The plain values of every ``SecretStr`` setting, for :class:`RedactingFilter`."""
+    from pydantic import SecretStr
+
+    values: list[str] = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name, None)
+        if isinstance(value, SecretStr):
+            values.append(value.get_secret_value())
+    return values
 
 
 def configure_logging(

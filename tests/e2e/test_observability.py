@@ -1,8 +1,8 @@
 """End to end over loopback: what one call leaves in ``/metrics`` and in the logs.
 
 A simulated Twilio caller talks to the app bridged to the OpenAI Realtime emulator, with the
-root logger writing JSON lines into a buffer (``configure_logging(stream=...)``, no redaction
-filter, so a secret reaching a log call at all would show). Then ``GET /metrics`` is parsed with
+root logger writing JSON lines into a buffer (``configure_logging(stream=...)`` given no secrets to
+mask, so a secret reaching a log call at all would show). Then ``GET /metrics`` is parsed with
 ``prometheus_client``'s own parser and checked for the numbers that call must have produced.
 """
 
