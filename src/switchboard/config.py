@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="SWITCHBOARD_LOG_LEVEL")
     log_format: str = Field(default="auto", alias="SWITCHBOARD_LOG_FORMAT")
     metrics_token: SecretStr | None = Field(default=None, alias="SWITCHBOARD_METRICS_TOKEN")
+    #: OpenTelemetry traces (a span per call; needs the ``otel`` extra). Off by default.
+    otel: bool = Field(default=False, alias="SWITCHBOARD_OTEL")
     #: Secret for per-call media tokens; generated at start when unset (single process only).
     signing_secret: SecretStr | None = Field(default=None, alias="SWITCHBOARD_SIGNING_SECRET")
 
