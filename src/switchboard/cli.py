@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--fast", action="store_true", help="stream faster than real time")
     call.add_argument("--to", default="+15550100000")
     call.add_argument("--from", dest="from_", default="+15550111111")
+    call.add_argument(
+        "--auth-token", help="twilio: the token the server validates with (TWILIO_AUTH_TOKEN)"
+    )
 
     calls = sub.add_parser("calls", help="list call records, or show one")
     calls.add_argument("action", nargs="?", choices=("list", "show"), default="list")
@@ -139,7 +142,7 @@ def _dispatch(args: argparse.Namespace, settings: Any) -> int:
         case "emulate":
             return _emulate(args)
         case "call":
-            return _call(args)
+            return _call(args, settings)
         case "calls":
             from switchboard.store.cli import calls_command
 
@@ -211,10 +214,17 @@ def _emulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _call(args: argparse.Namespace) -> int:
+def _call(args: argparse.Namespace, settings: Any) -> int:
     import importlib
 
     module = importlib.import_module(_EMULATOR_MODULES[args.carrier])
+    options: dict[str, Any] = {}
+    if args.carrier == "twilio":
+        token = args.auth_token or settings.secret("twilio_auth_token")
+        if not token:
+            print("switchboard call: give --auth-token or set TWILIO_AUTH_TOKEN", file=sys.stderr)
+            return 2
+        options["auth_token"] = token
     report = asyncio.run(
         module.run_call(
             server=args.server,
@@ -223,6 +233,7 @@ def _call(args: argparse.Namespace) -> int:
             realtime=not args.fast,
             to=args.to,
             from_=args.from_,
+            **options,
         )
     )
     print(report.summary())

@@ -160,3 +160,37 @@ async def test_provider_drop_mid_call_reconnects_and_the_call_goes_on(tmp_path: 
     assert ("agent", "Second answer.") in said
     kinds = [e.kind for e in detail.timeline]
     assert "provider.reconnecting" in kinds and "provider.reconnected" in kinds
+
+
+@pytest.mark.local
+async def test_provider_failure_apologises_and_ends_the_call_cleanly(tmp_path: Path) -> None:
+    import asyncio
+
+    oai = OpenAIRealtimeEmulator(script=[{"caller": "hello", "say": "Hi there."}])
+    await oai.__aenter__()
+    async with TwilioEmulator() as twilio:
+        env = {
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": oai.base_url,
+            "TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": twilio.auth_token,
+            "TWILIO_BASE_URL": twilio.base_url,
+            "SWITCHBOARD_PROVIDER": "openai",
+        }
+        fast_fail = {"openai": {"backoff_base_s": 0.05, "max_reconnect_attempts": 2}}
+        async with running_app(tmp_path, env, provider_options=fast_fail) as (base, _s, _a):
+            twilio.dial_in(
+                f"{base}/twilio/voice", audio=pcm_to_ulaw(caller_pcm("hello", gap_ms=9000))
+            )
+            await asyncio.sleep(2.5)  # the greeting has played
+            await oai.__aexit__(None, None, None)  # the provider is gone for good
+            (report,) = await twilio.wait_calls(timeout_s=40)
+        hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
+    assert report.violations == []
+    assert hangups, "the call is ended through the carrier"
+    detail = await read_only_call(tmp_path)
+    assert detail.record.end_reason == "provider_failed"
+    assert detail.record.status == "failed"
+    said = [(t.role, t.text) for t in detail.transcript]
+    assert said[-1][0] == "agent" and "technical trouble" in said[-1][1]
+    assert report.heard_audio_ms > 2500  # greeting + the apology

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from switchboard.agents import Agent, AgentBook
+from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.core import BridgeOptions
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
@@ -321,6 +322,8 @@ class CallManager:
             tool_context=context,
             carrier_control=control,
             options=options,
+            apology=agent.apology,
+            apology_audio=apology_audio,
             sink=active.sink
             if self.metrics is None
             else self.metrics.call_sink(

@@ -45,6 +45,7 @@ from switchboard.errors import SwitchboardError, ToolError
 from switchboard.providers.base import (
     AudioChunk,
     AudioFormat,
+    AudioSpec,
     BaseProvider,
     ProviderEvent,
     ProviderEventType,
@@ -159,6 +160,8 @@ class CallSession:
         sink: CallSink | None = None,
         connect_timeout_s: float = 15.0,
         on_frame_in: Callable[[], None] | None = None,
+        apology: str | None = None,
+        apology_audio: Callable[[str, AudioSpec], Awaitable[bytes | None]] | None = None,
     ) -> None:
         self.call_id = call_id
         self.codec = codec
@@ -185,6 +188,8 @@ class CallSession:
         self._send_lock = asyncio.Lock()
         self._on_frame_in = on_frame_in
         self._carrier_action: tuple[str, str] | None = None
+        self.apology = apology
+        self._apology_audio = apology_audio
         self._last_voice_ms: float | None = None
         self._voice_consumed_ms = 0.0  # caller voice before this already started a turn
 
@@ -246,6 +251,8 @@ class CallSession:
             self._record(action)
         for task in list(self._background):
             task.cancel()
+        if self.end_reason == "provider_failed":
+            await self._apologise()
         # Carrier REST calls run here, after the loops: the task group cancels its tasks as
         # soon as the call is marked ended, which would cut a request short.
         match self._carrier_action:
@@ -486,6 +493,38 @@ class CallSession:
             self.log.info("provider cannot speak arbitrary text; skipped")
             return
         await say(text)
+
+    async def _apologise(self) -> None:
+        """Speak the agent's apology (provider failed) and wait until it has played."""
+        if not self.apology or self._apology_audio is None:
+            return
+        spec = self.started.audio
+        try:
+            audio = await asyncio.wait_for(self._apology_audio(self.apology, spec), 10.0)
+        except TimeoutError:
+            audio = None
+        if not audio:
+            return
+        framer = Framer(spec)
+        frames = framer.push(audio) + framer.flush()
+        try:
+            await self.socket.send_text(self.codec.send_clear())
+            for frame in frames:
+                await self.socket.send_text(self.codec.send_media(frame))
+            await self.socket.send_text(self.codec.send_mark("apology"))
+            deadline = self.now() + len(frames) * 20 + 2000
+            while self.now() < deadline:
+                text = await asyncio.wait_for(
+                    self.socket.receive_text(), (deadline - self.now()) / 1000
+                )
+                events = self.codec.receive(text)
+                if any(isinstance(e, MarkAcknowledged) and e.name == "apology" for e in events):
+                    break
+                if any(isinstance(e, StreamStopped) for e in events):
+                    return
+        except (WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
+            return
+        self.sink.transcript("agent", self.apology, self.now(), False)
 
     async def _hang_up_carrier(self) -> None:
         if self.carrier_control is None:
