@@ -1,0 +1,93 @@
+"""``switchboard loadtest``: N concurrent simulated carrier calls against a running server.
+
+Each call signs and posts the carrier webhook, follows it to the media socket, sends a tagged
+20 ms μ-law frame every 20 ms, acknowledges marks at playout and measures every frame's round
+trip (sent → its echo back, with the provider in echo mode). See :mod:`.client` for one call,
+:mod:`.runner` for the run and :mod:`.report` for what is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from switchboard.loadtest.client import CallStats, LoadCall
+from switchboard.loadtest.report import LoadReport, ServerUsage
+from switchboard.loadtest.runner import LoadOptions, LoadProgress, run_load
+from switchboard.loadtest.stats import LatencySummary, percentile, summarize
+from switchboard.loadtest.tags import TagScanner, decode_tag, tagged_frame
+
+__all__ = [
+    "CallStats",
+    "LatencySummary",
+    "LoadCall",
+    "LoadOptions",
+    "LoadProgress",
+    "LoadReport",
+    "ServerUsage",
+    "TagScanner",
+    "decode_tag",
+    "loadtest_command",
+    "percentile",
+    "run_load",
+    "summarize",
+    "tagged_frame",
+]
+
+
+async def loadtest_command(args: argparse.Namespace) -> int:
+    """The ``switchboard loadtest`` command: run, show progress, print the table, write JSON.
+
+    Returns 0 when every call ended cleanly with nothing lost or left queued, else 1.
+    """
+    from rich.console import Console
+    from rich.live import Live
+
+    token = getattr(args, "auth_token", None) or _settings_token()
+    if not token:
+        print(
+            "switchboard loadtest: --auth-token or TWILIO_AUTH_TOKEN is required", file=sys.stderr
+        )
+        return 2
+    options = LoadOptions(
+        server=args.server,
+        auth_token=token,
+        calls=args.calls,
+        duration_s=args.duration,
+        ramp_s=args.ramp,
+        carrier=args.carrier,
+        pid=args.pid,
+        drain_s=getattr(args, "drain", 1.0),
+    )
+    console = Console(stderr=True)
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+
+        def show(p: LoadProgress) -> None:
+            cpu = (
+                "" if p.server_cpu_percent is None else f", server CPU {p.server_cpu_percent:.0f} %"
+            )
+            live.update(
+                f"[bold]{p.elapsed_s:5.1f} s[/] calls {p.active} active / {p.finished} done "
+                f"of {options.calls}; frames {p.frames_returned}/{p.frames_sent} back{cpu}"
+            )
+
+        try:
+            report = await run_load(options, on_progress=show)
+        except ValueError as exc:
+            print(f"switchboard loadtest: {exc}", file=sys.stderr)
+            return 2
+    Console().print(report.table())
+    for error in report.errors[:10]:
+        console.print(f"[red]{error}[/]")
+    data: dict[str, Any] = report.to_dict()
+    if args.json is not None:
+        args.json.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+    return 0 if report.clean else 1
+
+
+def _settings_token() -> str | None:
+    from switchboard.config import load_settings
+
+    return load_settings().secret("twilio_auth_token")

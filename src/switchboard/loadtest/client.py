@@ -1,0 +1,315 @@
+"""One simulated Twilio call of the load test: webhook, media socket, tagged frames, marks.
+
+Theory of operation
+-------------------
+:class:`LoadCall` does what Twilio does on a call, as cheaply as possible so that one process
+can drive hundreds of calls: it signs and posts the voice webhook, reads ``<Stream url>`` and
+its ``<Parameter>``s from the TwiML, opens the media socket with a signed upgrade, and sends
+``connected`` and ``start``. Then a sender loop sends one 20 ms μ-law frame every 20 ms on an
+absolute schedule (``t0 + k·20 ms``, so a late wakeup is caught up rather than drifting); frame
+``k`` carries tag ``k`` (:mod:`.tags`) and its send time is kept. The JSON of a media message is
+a string template, so a frame costs one base64 encoding and one ``%`` format.
+
+The receiver decodes server ``media`` and plays it on a simulated loudspeaker: ``play_end`` is
+when everything received so far has played (a payload starts at ``max(now, play_end)``). A
+``mark`` is acknowledged when the audio before it has played (the sender sends due
+acknowledgements on its next tick, as Twilio's playout does); ``clear`` drops the queue and
+acknowledges pending marks. A gap of at least :data:`STALL_MS` between ``play_end`` and newly
+arriving audio (after audio has started) is a playout stall.
+
+Round trips: a tag found in returned audio gives ``received − sent`` for its frame. When the
+provider transcodes (PCM both ways) no tag survives; the call then measures by position: the
+k-th 160 bytes returned are taken as frame k's echo. At the end the call stops sending, waits up
+to ``drain_s`` for the rest, then sends ``stop``. Frames missing below the highest frame
+returned are lost; frames after it are still queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import secrets
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from switchboard.emulators.twilio.signing import http_form_of, twilio_signature
+from switchboard.emulators.twilio.twiml import parse_twiml
+from switchboard.loadtest.tags import FRAME_BYTES, TagScanner, tagged_frame
+
+__all__ = ["STALL_MS", "CallStats", "LoadCall"]
+
+#: A playout gap this long (ms) or longer, once audio has started, counts as a stall.
+STALL_MS = 60.0
+_FRAME_S = 0.020
+
+
+@dataclass(slots=True)
+class CallStats:
+    """What one simulated call measured (times in milliseconds)."""
+
+    index: int
+    call_sid: str
+    ok: bool = False
+    error: str = ""
+    mode: str = "tag"  # "tag" or "position" (no tag survived: transcoded audio)
+    frames_sent: int = 0
+    frames_returned: int = 0
+    frames_lost: int = 0
+    frames_queued: int = 0
+    out_of_order: int = 0
+    bytes_returned: int = 0
+    marks_received: int = 0
+    marks_acked: int = 0
+    clears: int = 0
+    stalls: int = 0
+    stall_ms: float = 0.0
+    send_lag_max_ms: float = 0.0
+    close_code: int | None = None
+    rtt_ms: array[float] = field(default_factory=lambda: array("d"))
+
+
+class LoadCall:
+    """One simulated call (see module docstring).
+
+    Args:
+        index: this call's number in the run (for the report).
+        server: the app's base URL as it sees itself (``SWITCHBOARD_PUBLIC_URL``).
+        auth_token: the Twilio auth token the app validates signatures with.
+        duration_s: how long to send frames.
+        drain_s: how long to wait for outstanding echoes after the last frame.
+        account_sid / to / from_: webhook fields.
+        http: a shared HTTP client.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        *,
+        server: str,
+        auth_token: str,
+        duration_s: float,
+        http: httpx.AsyncClient,
+        drain_s: float = 1.0,
+        account_sid: str = "AC" + "0" * 32,
+        to: str = "+15005550001",
+        from_: str = "+15005550006",
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.auth_token = auth_token
+        self.duration_s = duration_s
+        self.drain_s = drain_s
+        self.account_sid, self.to, self.from_ = account_sid, to, from_
+        self.http = http
+        self.stats = CallStats(index=index, call_sid="CA" + secrets.token_hex(16))
+        self.stream_sid = "MZ" + secrets.token_hex(16)
+        self.started = False
+        self._sent_at = array("d")  # loop time (s) each frame was sent
+        self._returned = bytearray()  # 1 per frame returned (tag mode)
+        self._max_returned = -1
+        self._scanner = TagScanner()
+        self._play_end = 0.0
+        self._heard = False
+        self._pending_marks: list[tuple[float, str]] = []
+        self._seq = 0
+        self._all_back = asyncio.Event()
+        self._done_sending = False
+        self._pos_rtt = array("d")  # round trips by position, used when no tag came back
+        self._loop = asyncio.get_running_loop()
+
+    # -- the call -------------------------------------------------------------------------------
+    async def run(self) -> CallStats:
+        """Place the call, stream for ``duration_s``, drain, hang up; never raises."""
+        s = self.stats
+        try:
+            url, params = await self._webhook()
+            headers = {"X-Twilio-Signature": twilio_signature(self.auth_token, http_form_of(url))}
+            async with connect(url, additional_headers=headers, max_size=2**20) as ws:
+                await self._stream(ws, params)
+                s.close_code = ws.close_code
+        except (httpx.HTTPError, OSError, InvalidHandshake, ConnectionClosed, ValueError) as exc:
+            s.error = f"{type(exc).__name__}: {exc}"[:200]
+        self._finish()
+        return s
+
+    async def _webhook(self) -> tuple[str, dict[str, str]]:
+        voice = f"{self.server}/twilio/voice"
+        params = [
+            ("AccountSid", self.account_sid),
+            ("ApiVersion", "2010-04-01"),
+            ("CallSid", self.stats.call_sid),
+            ("CallStatus", "ringing"),
+            ("Called", self.to),
+            ("Caller", self.from_),
+            ("Direction", "inbound"),
+            ("From", self.from_),
+            ("To", self.to),
+        ]
+        resp = await self.http.post(
+            voice,
+            data=dict(params),
+            headers={
+                "X-Twilio-Signature": twilio_signature(self.auth_token, voice, params),
+                "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+            },
+        )
+        if resp.status_code != 200:
+            raise ValueError(f"webhook answered HTTP {resp.status_code}")
+        for verb in parse_twiml(resp.text):  # TwimlError is a ValueError
+            streams = [c for c in verb.children if c.name == "Stream" and c.attrs.get("url")]
+            if verb.name == "Connect" and streams:
+                return streams[0].attrs["url"], streams[0].parameters()
+        raise ValueError("webhook TwiML has no <Connect><Stream url>")
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def _stream(self, ws: ClientConnection, custom: dict[str, str]) -> None:
+        s = self.stats
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        start = {
+            "accountSid": self.account_sid,
+            "streamSid": self.stream_sid,
+            "callSid": s.call_sid,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": custom,
+        }
+        msg = {"event": "start", "sequenceNumber": str(self._next_seq()), "start": start}
+        await ws.send(json.dumps({**msg, "streamSid": self.stream_sid}))
+        self.started = True
+        receiver = asyncio.create_task(self._receive(ws))
+        try:
+            await self._send_frames(ws)
+            self._done_sending = True
+            if self._back() >= s.frames_sent:
+                self._all_back.set()
+            if not receiver.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._all_back.wait(), self.drain_s)
+            # listen until what came back has played, acknowledging the last marks
+            await asyncio.sleep(max(0.0, min(self._play_end - self._loop.time(), self.drain_s)))
+            await self._send_acks(ws, self._loop.time())
+            stop = {"accountSid": self.account_sid, "callSid": s.call_sid}
+            stop_msg = {"event": "stop", "sequenceNumber": str(self._next_seq()), "stop": stop}
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(json.dumps({**stop_msg, "streamSid": self.stream_sid}))
+            s.ok = not receiver.done()  # the server kept the call up until we hung up
+            if not s.ok:
+                s.error = "server closed the stream"
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+
+    async def _send_frames(self, ws: ClientConnection) -> None:
+        s, loop = self.stats, self._loop
+        template = (
+            '{"event":"media","sequenceNumber":"%d","media":{"track":"inbound","chunk":"%d",'
+            '"timestamp":"%d","payload":"%s"},"streamSid":"' + self.stream_sid + '"}'
+        )
+        b64 = base64.b64encode
+        n_frames = round(self.duration_s / _FRAME_S)
+        t0 = loop.time()
+        for k in range(n_frames):
+            due = t0 + k * _FRAME_S
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = loop.time()
+            lag = (now - due) * 1000.0
+            if lag > s.send_lag_max_ms:
+                s.send_lag_max_ms = lag
+            if self._pending_marks:
+                await self._send_acks(ws, now)
+            payload = b64(tagged_frame(k)).decode()
+            self._seq += 1
+            self._sent_at.append(now)
+            self._returned.append(0)
+            await ws.send(template % (self._seq, k + 1, k * 20, payload))
+            s.frames_sent += 1
+
+    async def _send_acks(self, ws: ClientConnection, now: float) -> None:
+        due = [m for m in self._pending_marks if m[0] <= now]
+        if not due:
+            return
+        self._pending_marks = [m for m in self._pending_marks if m[0] > now]
+        for _at, name in due:
+            self._seq += 1
+            msg = {"event": "mark", "sequenceNumber": str(self._seq), "mark": {"name": name}}
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(json.dumps({**msg, "streamSid": self.stream_sid}))
+            self.stats.marks_acked += 1
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                self._on_message(raw if isinstance(raw, str) else raw.decode())
+
+    # -- what the server sends -----------------------------------------------------------------
+    def _on_message(self, raw: str) -> None:
+        msg: dict[str, Any] = json.loads(raw)
+        now = self._loop.time()
+        match msg.get("event"):
+            case "media":
+                self._on_audio(base64.b64decode(msg["media"]["payload"]), now)
+            case "mark":
+                self.stats.marks_received += 1
+                name = str(msg["mark"]["name"])
+                self._pending_marks.append((max(now, self._play_end), name))
+            case "clear":
+                self.stats.clears += 1
+                self._play_end = now
+                self._pending_marks = [(now, name) for _at, name in self._pending_marks]
+            case _:
+                pass
+
+    def _on_audio(self, payload: bytes, now: float) -> None:
+        s = self.stats
+        if self._heard and now - self._play_end >= STALL_MS / 1000.0:
+            s.stalls += 1
+            s.stall_ms += (now - self._play_end) * 1000.0
+        self._heard = True
+        self._play_end = max(now, self._play_end) + len(payload) / 8000.0
+        before = self._scanner.bytes_seen
+        sent_at, returned, rtt = self._sent_at, self._returned, s.rtt_ms
+        for k in self._scanner.feed(payload):
+            if k >= len(sent_at) or returned[k]:
+                continue  # not a frame of ours, or a duplicate
+            returned[k] = 1
+            if k < self._max_returned:
+                s.out_of_order += 1
+            else:
+                self._max_returned = k
+            s.frames_returned += 1
+            rtt.append((now - sent_at[k]) * 1000.0)
+        s.bytes_returned = self._scanner.bytes_seen
+        if s.frames_returned == 0:  # no tag yet: count by position (transcoded audio)
+            first = before // FRAME_BYTES
+            last = min(s.bytes_returned // FRAME_BYTES, len(sent_at))
+            for k in range(first, last):
+                self._pos_rtt.append((now - sent_at[k]) * 1000.0)
+        if self._done_sending and self._back() >= s.frames_sent:
+            self._all_back.set()
+
+    def _back(self) -> int:
+        s = self.stats
+        return s.frames_returned if s.frames_returned else s.bytes_returned // FRAME_BYTES
+
+    def _finish(self) -> None:
+        s = self.stats
+        if s.frames_returned == 0 and s.bytes_returned >= FRAME_BYTES:
+            s.mode = "position"
+            back = min(s.bytes_returned // FRAME_BYTES, s.frames_sent)
+            s.frames_returned, s.frames_lost, s.frames_queued = back, 0, s.frames_sent - back
+            s.rtt_ms = self._pos_rtt
+            return
+        s.frames_queued = s.frames_sent - 1 - self._max_returned
+        s.frames_lost = s.frames_sent - s.frames_returned - s.frames_queued

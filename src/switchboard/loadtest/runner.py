@@ -1,0 +1,198 @@
+"""Runs N simulated calls against a server, samples the server's /proc, builds the report.
+
+Calls start evenly over ``ramp_s`` (call i at ``i·ramp_s/N``) and each streams for
+``duration_s``; the steady window, in which every call is up and none has ended, is
+``[ramp_s + 0.5, duration_s − 0.5]`` seconds after the first start (when that window is at
+least one second long). The server process is sampled every half second while the calls run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from switchboard.loadtest.client import CallStats, LoadCall
+from switchboard.loadtest.report import LoadReport, ServerUsage
+from switchboard.loadtest.stats import ProcSample, read_proc, summarize
+
+__all__ = ["LoadOptions", "LoadProgress", "run_load"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """What to run (see ``switchboard loadtest --help``)."""
+
+    server: str
+    auth_token: str
+    calls: int = 10
+    duration_s: float = 10.0
+    ramp_s: float = 2.0
+    carrier: str = "twilio"
+    pid: int | None = None
+    drain_s: float = 1.0
+    account_sid: str = "AC" + "0" * 32
+    to: str = "+15005550001"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProgress:
+    """A live snapshot for a progress display."""
+
+    elapsed_s: float
+    started: int
+    active: int
+    finished: int
+    frames_sent: int
+    frames_returned: int
+    server_cpu_percent: float | None
+
+
+async def run_load(
+    options: LoadOptions, *, on_progress: Callable[[LoadProgress], None] | None = None
+) -> LoadReport:
+    """Run the load test and return its report.
+
+    Raises:
+        ValueError: an unsupported carrier or a non-positive number of calls.
+    """
+    if options.carrier != "twilio":
+        raise ValueError(f"carrier {options.carrier!r} is not supported by the load test yet")
+    if options.calls < 1:
+        raise ValueError("calls must be at least 1")
+    loop = asyncio.get_running_loop()
+    limits = httpx.Limits(max_connections=options.calls, max_keepalive_connections=options.calls)
+    samples: list[tuple[float, ProcSample]] = []
+    async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
+        calls = [
+            LoadCall(
+                i,
+                server=options.server,
+                auth_token=options.auth_token,
+                duration_s=options.duration_s,
+                drain_s=options.drain_s,
+                account_sid=options.account_sid,
+                to=options.to,
+                http=http,
+            )
+            for i in range(options.calls)
+        ]
+        t0 = loop.time()
+        tasks = [
+            loop.create_task(_delayed(call, t0 + i * options.ramp_s / options.calls))
+            for i, call in enumerate(calls)
+        ]
+        watcher = loop.create_task(_watch(options, calls, tasks, t0, samples, on_progress))
+        try:
+            results = await asyncio.gather(*tasks)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+    if options.pid is not None and (last := read_proc(options.pid)) is not None:
+        samples.append((loop.time() - t0, last))
+    return _report(options, results, samples)
+
+
+async def _delayed(call: LoadCall, at: float) -> CallStats:
+    delay = at - asyncio.get_running_loop().time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return await call.run()
+
+
+async def _watch(
+    options: LoadOptions,
+    calls: list[LoadCall],
+    tasks: list[asyncio.Task[CallStats]],
+    t0: float,
+    samples: list[tuple[float, ProcSample]],
+    on_progress: Callable[[LoadProgress], None] | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        elapsed = loop.time() - t0
+        cpu: float | None = None
+        if options.pid is not None and (sample := read_proc(options.pid)) is not None:
+            if samples:
+                t_prev, prev = samples[-1]
+                if elapsed > t_prev:
+                    cpu = (sample.cpu_s - prev.cpu_s) / (elapsed - t_prev) * 100.0
+            samples.append((elapsed, sample))
+        if on_progress is not None:
+            started = sum(1 for c in calls if c.started)
+            finished = sum(1 for t in tasks if t.done())
+            on_progress(
+                LoadProgress(
+                    elapsed_s=elapsed,
+                    started=started,
+                    active=started - finished,
+                    finished=finished,
+                    frames_sent=sum(c.stats.frames_sent for c in calls),
+                    frames_returned=sum(c.stats.frames_returned for c in calls),
+                    server_cpu_percent=cpu,
+                )
+            )
+        await asyncio.sleep(0.5)
+
+
+def _usage(options: LoadOptions, samples: list[tuple[float, ProcSample]]) -> ServerUsage | None:
+    if options.pid is None or len(samples) < 2:
+        return None
+    lo, hi = options.ramp_s + 0.5, options.duration_s - 0.5
+    window = [s for s in samples if lo <= s[0] <= hi]
+    if len(window) < 2 or window[-1][0] - window[0][0] < 1.0:
+        window = samples
+    (ta, a), (tb, b) = window[0], window[-1]
+    cpu = (b.cpu_s - a.cpu_s) / (tb - ta) * 100.0 if tb > ta else 0.0
+    start_kb = samples[0][1].rss_kb
+    steady_kb = max(s.rss_kb for _t, s in window)
+    return ServerUsage(
+        pid=options.pid,
+        cpu_percent=cpu,
+        cpu_window_s=tb - ta,
+        rss_start_mb=start_kb / 1024.0,
+        rss_peak_mb=max(s.rss_kb for _t, s in samples) / 1024.0,
+        rss_per_call_kb=max(0, steady_kb - start_kb) / options.calls,
+    )
+
+
+def _report(
+    options: LoadOptions, results: list[CallStats], samples: list[tuple[float, ProcSample]]
+) -> LoadReport:
+    report = LoadReport(
+        carrier=options.carrier,
+        server=options.server,
+        calls=options.calls,
+        duration_s=options.duration_s,
+        ramp_s=options.ramp_s,
+    )
+    rtts: list[float] = []
+    for s in results:
+        report.calls_ok += s.ok
+        report.calls_failed += not s.ok
+        if s.error:
+            report.errors.append(f"call {s.index}: {s.error}")
+        if s.mode == "position":
+            report.mode = "position"
+        report.frames_sent += s.frames_sent
+        report.frames_returned += s.frames_returned
+        report.frames_lost += s.frames_lost
+        report.frames_queued += s.frames_queued
+        report.out_of_order += s.out_of_order
+        report.marks_received += s.marks_received
+        report.marks_acked += s.marks_acked
+        report.clears += s.clears
+        report.stalls += s.stalls
+        report.stall_ms += s.stall_ms
+        report.send_lag_max_ms = max(report.send_lag_max_ms, s.send_lag_max_ms)
+        rtts.extend(s.rtt_ms)
+    report.round_trip = summarize(rtts)
+    report.server_usage = _usage(options, samples)
+    return report

@@ -1,0 +1,78 @@
+"""CI smoke run of the load test: 5 calls against the app on loopback with the echo emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.loadtest import LoadOptions, LoadProgress, run_load
+from tests.e2e.harness import agent_book, running_app
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+AUTH_TOKEN = "loadtest-auth-token"
+ACCOUNT_SID = "AC" + "1" * 32
+
+
+def _env(oai: OpenAIRealtimeEmulator) -> dict[str, str]:
+    return {
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": oai.base_url,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "SWITCHBOARD_PROVIDER": "openai",
+    }
+
+
+def _agents() -> object:
+    return agent_book(greeting=None, reprompt=None, limits={"max_call_seconds": 120})
+
+
+async def test_five_calls_lose_nothing_and_end_cleanly(tmp_path: Path) -> None:
+    seen: list[LoadProgress] = []
+    async with (
+        OpenAIRealtimeEmulator(echo=True, record=False) as oai,
+        running_app(tmp_path, _env(oai), agents=_agents()) as (base, _s, _app),
+    ):
+        options = LoadOptions(
+            server=base,
+            auth_token=AUTH_TOKEN,
+            account_sid=ACCOUNT_SID,
+            calls=5,
+            duration_s=3.0,
+            ramp_s=0.5,
+            pid=os.getpid(),
+        )
+        report = await run_load(options, on_progress=seen.append)
+    assert report.errors == []
+    assert report.calls_ok == 5 and report.calls_failed == 0
+    assert report.mode == "tag"
+    assert report.frames_sent == 5 * 150
+    assert report.frames_returned == report.frames_sent
+    assert report.frames_lost == 0 and report.frames_queued == 0
+    assert report.clean
+    rt = report.round_trip
+    assert rt.count == report.frames_sent
+    assert 0 < rt.p50 <= rt.p95 <= rt.p99 <= rt.max
+    assert report.marks_received > 0 and report.marks_acked == report.marks_received
+    assert oai.violations == []
+    assert report.server_usage is not None and report.server_usage.cpu_percent > 0
+    assert seen and seen[-1].frames_sent > 0
+    assert json.loads(json.dumps(report.to_dict()))["clean"] is True
+
+
+async def test_wrong_auth_token_fails_every_call(tmp_path: Path) -> None:
+    async with (
+        OpenAIRealtimeEmulator(echo=True, record=False) as oai,
+        running_app(tmp_path, _env(oai), agents=_agents()) as (base, _s, _app),
+    ):
+        options = LoadOptions(
+            server=base, auth_token="wrong", account_sid=ACCOUNT_SID, calls=2, duration_s=0.2
+        )
+        report = await run_load(options)
+    assert report.calls_failed == 2 and not report.clean
+    assert all("HTTP 403" in e for e in report.errors)
