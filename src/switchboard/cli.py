@@ -100,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--ramp", type=float, default=2.0)
     load.add_argument("--pid", type=int, help="server PID, to report its CPU and RSS")
     load.add_argument("--json", type=Path, help="write the report as JSON here")
+    load.add_argument(
+        "--auth-token", help="Twilio auth token to sign with (default: TWILIO_AUTH_TOKEN)"
+    )
+    load.add_argument(
+        "--account-sid", help="AccountSid to send (default: TWILIO_ACCOUNT_SID, else AC0…0)"
+    )
+    load.add_argument(
+        "--drain", type=float, default=1.0, help="seconds to wait for echoes after the last frame"
+    )
     return parser
 
 

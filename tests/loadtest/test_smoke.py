@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
@@ -76,3 +78,23 @@ async def test_wrong_auth_token_fails_every_call(tmp_path: Path) -> None:
         report = await run_load(options)
     assert report.calls_failed == 2 and not report.clean
     assert all("HTTP 403" in e for e in report.errors)
+
+
+async def test_cli_writes_the_json_report(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    async with (
+        OpenAIRealtimeEmulator(echo=True, record=False) as oai,
+        running_app(tmp_path, _env(oai), agents=_agents()) as (base, _s, _app),
+    ):
+        argv = ["loadtest", "--server", base, "--calls", "2", "--duration", "1", "--ramp", "0"]
+        argv += ["--auth-token", AUTH_TOKEN, "--account-sid", ACCOUNT_SID, "--json", str(out)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "OPENAI_"))}
+        done = await anyio.run_process(
+            [sys.executable, "-m", "switchboard.cli", *argv], check=False, env=env
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    data = json.loads(out.read_text("utf-8"))
+    assert data["clean"] is True and data["calls_ok"] == 2
+    assert data["frames_sent"] == data["frames_returned"] == 100
+    assert data["round_trip"]["count"] == 100
+    assert "frames lost" in done.stdout.decode()

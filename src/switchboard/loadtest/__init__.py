@@ -45,7 +45,7 @@ async def loadtest_command(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.live import Live
 
-    token = getattr(args, "auth_token", None) or _settings_token()
+    token, account_sid = _twilio_identity(args)
     if not token:
         print(
             "switchboard loadtest: --auth-token or TWILIO_AUTH_TOKEN is required", file=sys.stderr
@@ -54,12 +54,13 @@ async def loadtest_command(args: argparse.Namespace) -> int:
     options = LoadOptions(
         server=args.server,
         auth_token=token,
+        account_sid=account_sid,
         calls=args.calls,
         duration_s=args.duration,
         ramp_s=args.ramp,
         carrier=args.carrier,
         pid=args.pid,
-        drain_s=getattr(args, "drain", 1.0),
+        drain_s=args.drain,
     )
     console = Console(stderr=True)
     with Live(console=console, refresh_per_second=4, transient=True) as live:
@@ -87,7 +88,11 @@ async def loadtest_command(args: argparse.Namespace) -> int:
     return 0 if report.clean else 1
 
 
-def _settings_token() -> str | None:
+def _twilio_identity(args: argparse.Namespace) -> tuple[str | None, str]:
+    """(auth token, account SID) from the arguments, else from the settings (environment)."""
     from switchboard.config import load_settings
 
-    return load_settings().secret("twilio_auth_token")
+    settings = load_settings()
+    token = args.auth_token or settings.secret("twilio_auth_token")
+    sid = args.account_sid or getattr(settings, "twilio_account_sid", None) or "AC" + "0" * 32
+    return token, str(sid)
