@@ -1,0 +1,73 @@
+"""A bridged call's record, checked in SQLite and in PostgreSQL (when configured / in CI)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from switchboard.audio import pcm16_to_ulaw
+from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.twilio import TwilioEmulator
+from switchboard.store import CallStore
+from tests.e2e.harness import caller_pcm, running_app
+from tests.store.conftest import BACKENDS, POSTGRES_URL, _drop_schema
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_call_record_in_each_backend(tmp_path: Path, backend: str) -> None:
+    if backend == "sqlite":
+        url, schema = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", None
+    else:
+        if not POSTGRES_URL:
+            pytest.fail("CI=true but SWITCHBOARD_TEST_POSTGRES_URL is not set")
+        url, schema = POSTGRES_URL, f"sbe2e_{uuid.uuid4().hex[:12]}"
+    script: list[dict[str, Any]] = [
+        {"caller": "hi", "say": "Hello there."},
+        {"caller": "bye", "tool": {"name": "end_call", "arguments": {}}, "say": "Goodbye!"},
+    ]
+    store = CallStore(url, schema=schema, flush_interval_s=0.05)
+    try:
+        async with (
+            OpenAIRealtimeEmulator(script=script, ms_per_char=30.0) as oai,
+            TwilioEmulator() as twilio,
+        ):
+            env = {
+                "OPENAI_API_KEY": "sk-test",
+                "OPENAI_BASE_URL": oai.base_url,
+                "TWILIO_ACCOUNT_SID": twilio.account_sid,
+                "TWILIO_AUTH_TOKEN": twilio.auth_token,
+                "TWILIO_BASE_URL": twilio.base_url,
+                "SWITCHBOARD_PROVIDER": "openai",
+            }
+            async with running_app(tmp_path, env, store=store) as (base, _s, _a):
+                pcm = caller_pcm("hi", "bye", gap_ms=[2000, 4000])
+                twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
+                await twilio.wait_calls(timeout_s=30)
+        reader = CallStore(url, schema=schema)
+        await reader.migrate()
+        (record,) = (await reader.list_calls()).items
+        detail = await reader.get_call(record.id)
+        usage = await reader.usage_summary()
+        await reader.aclose()
+    finally:
+        if schema:
+            await _drop_schema(url, schema)
+    assert detail is not None
+    assert detail.record.end_reason == "agent_hangup" and detail.record.status == "completed"
+    said = [(t.role, t.text) for t in detail.transcript]
+    assert said == [
+        ("agent", "Hello, thanks for calling."),
+        ("caller", "hi"),
+        ("agent", "Hello there."),
+        ("caller", "bye"),
+        ("agent", "Goodbye!"),
+    ]
+    assert [t.name for t in detail.tool_calls] == ["end_call"]
+    assert len(detail.latencies) == 2
+    assert detail.record.cost_total is not None and detail.record.cost_total > 0
+    assert sum(row.calls for row in usage) == 1
