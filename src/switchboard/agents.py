@@ -117,6 +117,9 @@ class Agent(_Strict):
     #: besides E.164 numbers and SIP URIs.
     directory: dict[str, str] = Field(default_factory=dict)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    #: Audio to the provider: ``auto`` passes G.711 through where the provider takes it;
+    #: ``pcm16`` forces the provider's PCM (24 kHz on OpenAI: a resampler each way).
+    provider_audio: Literal["auto", "pcm16"] = "auto"
 
     @field_validator("requirements")
     @classmethod
@@ -165,6 +168,8 @@ class Agent(_Strict):
         extra: dict[str, Any] = {}
         if self.turn_detection is not None:
             extra["turn_detection"] = dict(self.turn_detection)
+        if self.provider_audio != "auto":
+            extra["provider_audio"] = self.provider_audio
         return SessionConfig(
             model_id=model_id or self.model,
             audio_format=audio_spec.format,

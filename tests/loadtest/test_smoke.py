@@ -98,3 +98,26 @@ async def test_cli_writes_the_json_report(tmp_path: Path) -> None:
     assert data["frames_sent"] == data["frames_returned"] == 100
     assert data["round_trip"]["count"] == 100
     assert "frames lost" in done.stdout.decode()
+
+
+async def test_forced_pcm_provider_audio_is_measured_by_position(tmp_path: Path) -> None:
+    agents = agent_book(greeting=None, reprompt=None, provider_audio="pcm16")
+    async with (
+        OpenAIRealtimeEmulator(echo=True) as oai,
+        running_app(tmp_path, _env(oai), agents=agents) as (base, _s, _app),
+    ):
+        options = LoadOptions(
+            server=base, auth_token=AUTH_TOKEN, account_sid=ACCOUNT_SID, calls=2, duration_s=2.0
+        )
+        report = await run_load(options)
+    updates = [e for e in oai.received if e.get("type") == "session.update"]
+    assert updates and all(
+        u["session"]["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+        for u in updates
+    )
+    assert report.calls_ok == 2 and report.errors == []
+    assert report.mode == "position"  # resampled both ways: no tag survives
+    assert report.frames_lost == 0
+    assert report.frames_returned + report.frames_queued == report.frames_sent == 200
+    assert report.frames_queued <= 2 * 10  # at most what the two resamplers hold
+    assert report.round_trip.count > 150

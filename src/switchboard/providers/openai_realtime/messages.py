@@ -49,7 +49,12 @@ _SEMANTIC_VAD_KEYS = frozenset({"type", "eagerness", "create_response", "interru
 
 
 def audio_spec_for(config: SessionConfig) -> AudioSpec:
-    """The audio spec used both ways: G.711 passes through at 8 kHz, anything else is PCM 24 kHz."""
+    """The audio spec used both ways: G.711 passes through at 8 kHz, anything else is PCM 24 kHz.
+
+    ``config.extra["provider_audio"] == "pcm16"`` (the agent's ``provider_audio``) forces PCM.
+    """
+    if config.extra.get("provider_audio") == "pcm16":
+        return AudioSpec(AudioFormat.PCM16, 24000)
     match config.audio_format:
         case AudioFormat.ULAW:
             return AudioSpec(AudioFormat.ULAW, 8000)
