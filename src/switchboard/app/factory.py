@@ -20,12 +20,24 @@ from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
 from switchboard.app.twilio import twilio_router
 from switchboard.config import Settings
+from switchboard.errors import ConfigError
 from switchboard.metrics import Metrics
 from switchboard.telephony.base import CallHandler
 
 __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
+
+
+def _tracing() -> Any:
+    """OpenTelemetry call traces for ``SWITCHBOARD_OTEL=1`` (the optional ``otel`` extra)."""
+    try:
+        from switchboard.tracing import Tracing
+    except ImportError as exc:
+        raise ConfigError(
+            "SWITCHBOARD_OTEL=1 needs OpenTelemetry: pip install 'switchboard[otel]'"
+        ) from exc
+    return Tracing()
 
 
 def create_app(
@@ -55,6 +67,8 @@ def create_app(
         from switchboard.bridge.manager import CallManager
 
         manager_options.setdefault("metrics", metrics)
+        if settings.otel and "tracing" not in manager_options:
+            manager_options["tracing"] = _tracing()
         calls = CallManager(settings, store=store, **manager_options)
     state = AppState.build(settings, calls)
     state.extras["store"] = store

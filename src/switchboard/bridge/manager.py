@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from switchboard.agents import Agent, AgentBook
 from switchboard.bridge.apology import apology_audio
@@ -42,6 +42,9 @@ from switchboard.telephony.base import (
     TelephonyType,
 )
 from switchboard.tools import ToolContext, ToolRegistry
+
+if TYPE_CHECKING:  # the otel extra is optional: imported only when SWITCHBOARD_OTEL is set
+    from switchboard.tracing import Tracing
 
 __all__ = ["ActiveCall", "CallManager"]
 
@@ -109,6 +112,7 @@ class CallManager:
             this to shorten reconnect backoffs, for instance).
         media_timeout_s: how long a prepared call waits for its media socket.
         metrics: the app's Prometheus metrics (``create_app`` passes them); None counts nothing.
+        tracing: OpenTelemetry call traces (``SWITCHBOARD_OTEL=1``); None traces nothing.
     """
 
     def __init__(
@@ -122,9 +126,11 @@ class CallManager:
         media_timeout_s: float = 30.0,
         bridge_overrides: dict[str, Any] | None = None,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.tracing = tracing
         self.registry = registry or ProviderRegistry(settings)
         self.agents = agents or AgentBook.load(settings.agents_path)
         self.store = store
@@ -223,6 +229,14 @@ class CallManager:
         self._by_carrier_id[(call.carrier.value, call.carrier_call_id)] = call_id
         if self.metrics is not None:
             self.metrics.call_started()
+        if self.tracing is not None:
+            self.tracing.call_started(
+                call_id,
+                carrier=call.carrier.value,
+                provider=provider_name,
+                model=config.model_id or "",
+                agent=agent.name,
+            )
         asyncio.get_running_loop().call_later(self.media_timeout_s, self._expire, call_id)
         logger.info(
             "call %s: %s %s → %s, agent %s, provider %s",
@@ -243,7 +257,12 @@ class CallManager:
 
     async def _connect(self, provider: BaseProvider, call_id: str) -> None:
         try:
-            with call_context(call_id):  # the provider's tasks log with the call's id
+            span = (
+                self.tracing.span(call_id, "provider.connect")
+                if self.tracing is not None
+                else contextlib.nullcontext()
+            )
+            with call_context(call_id), span:  # the provider's tasks log with the call's id
                 await provider.connect()
         except (SwitchboardError, OSError, TimeoutError) as exc:
             logger.error(
@@ -312,6 +331,16 @@ class CallManager:
             agent=agent.name,
             extras={"directory": {k.lower(): v for k, v in agent.directory.items()}},
         )
+        sink: Any = active.sink
+        if self.metrics is not None:
+            sink = self.metrics.call_sink(
+                sink,
+                carrier=carrier.value,
+                provider=active.provider_name,
+                model=active.provider.config.model_id,
+            )
+        if self.tracing is not None:
+            sink = self.tracing.call_sink(call_id, sink)
         session = CallSession(
             call_id=call_id,
             codec=codec,
@@ -324,14 +353,7 @@ class CallManager:
             options=options,
             apology=agent.apology,
             apology_audio=apology_audio,
-            sink=active.sink
-            if self.metrics is None
-            else self.metrics.call_sink(
-                active.sink,
-                carrier=carrier.value,
-                provider=active.provider_name,
-                model=active.provider.config.model_id,
-            ),
+            sink=sink,
         )
         active.session = session
         active.status = "in-progress"
@@ -367,6 +389,9 @@ class CallManager:
                 sink=session.sink if session is not None else None,
                 media=session.codec.stats if session is not None else None,
             )
+        if self.tracing is not None:
+            usage = getattr(active.session.sink, "total_usage", None) if active.session else None
+            self.tracing.call_ended(active.call_id, reason, usage=usage)
         if active.sink is not None:
             await active.sink.finalize(
                 status="failed" if reason in ("provider_failed", "internal_error") else "completed",
