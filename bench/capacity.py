@@ -1,0 +1,222 @@
+"""Capacity benchmark: how many concurrent calls one server core carries (run by hand).
+
+    .venv/bin/python bench/capacity.py                      # μ-law passthrough sweep
+    .venv/bin/python bench/capacity.py --audio pcm16        # provider forced to PCM 24 kHz
+    .venv/bin/python bench/capacity.py --calls 1 150 --duration 30 --json out.json
+
+For each N in the sweep (default 1, 25, 50, 100, 150, 200) a fresh ``switchboard serve`` is
+started pinned to CPU 0 (``os.sched_setaffinity``), with env pointing at an echo-mode OpenAI
+Realtime emulator (its own process) and a Twilio configuration; the emulator and this process
+(the load generator, :func:`switchboard.loadtest.run_load`) are pinned to CPU 1. Every call
+streams tagged 20 ms μ-law frames and measures each frame's round trip. The server's CPU (over
+the steady window) and RSS come from ``/proc``. It prints a Markdown table (what the
+"Capacity" section of ``docs/benchmarks.md`` holds).
+
+A row passes when every call ended cleanly with no frame lost or left queued and round-trip
+p99 is within 200 ms of the N = 1 median (targets: N = 150 passthrough, N = 70 with PCM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from switchboard.loadtest import LoadOptions, LoadReport, run_load
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEP = (1, 25, 50, 100, 150, 200)
+AUTH_TOKEN = "bench-auth-token"  # noqa: S105 (a throwaway local test key)
+ACCOUNT_SID = "AC" + "b" * 32
+SERVER_CPU, LOAD_CPU = 0, 1
+
+AGENTS_YAML = """\
+version: 1
+agents:
+  bench:
+    numbers: ["*"]
+    system_prompt: Echo bench agent.
+    provider: openai
+    reprompt: null
+    provider_audio: {audio}
+    limits: {{max_call_seconds: 3600, silence_timeout_s: 600, silence_hangup_s: 1200}}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pin(pid: int, cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity") and cpu < (os.cpu_count() or 1):
+        os.sched_setaffinity(pid, {cpu})
+
+
+def start_emulator() -> tuple[subprocess.Popen[str], str]:
+    code = (
+        "import asyncio\n"
+        "from switchboard.emulators.openai_realtime.server import run\n"
+        "asyncio.run(run(port=0, echo=True, record=False))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    _pin(proc.pid, LOAD_CPU)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"(https?://\S+)", line)
+    if match is None:
+        proc.kill()
+        raise RuntimeError(f"emulator did not start: {line!r}")
+    return proc, match.group(1)
+
+
+def start_server(
+    emulator_url: str, workdir: Path, audio: str, extra_env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    agents = workdir / "agents.yaml"
+    agents.write_text(AGENTS_YAML.format(audio=audio), "utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "TWILIO_"))}
+    env.update(
+        OPENAI_API_KEY="sk-bench",
+        OPENAI_BASE_URL=emulator_url,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        SWITCHBOARD_PUBLIC_URL=base,
+        SWITCHBOARD_API_TOKEN="bench-api-token",  # noqa: S106 (throwaway local test key)
+        SWITCHBOARD_AGENTS=str(agents),
+        SWITCHBOARD_PROVIDER="openai",
+        SWITCHBOARD_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'calls.db'}",
+        SWITCHBOARD_LOG_LEVEL="WARNING",
+        **extra_env,
+    )
+    cmd = [sys.executable, "-m", "switchboard.cli", "serve", "--host", "127.0.0.1"]
+    proc = subprocess.Popen([*cmd, "--port", str(port)], env=env, cwd=workdir)
+    _pin(proc.pid, SERVER_CPU)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/healthz", timeout=1.0).status_code < 500:
+                return proc, base
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_one(
+    n: int, emulator_url: str, audio: str, duration: float, extra_env: dict[str, str]
+) -> LoadReport:
+    with tempfile.TemporaryDirectory(prefix="sb-capacity-") as tmp:
+        server, base = start_server(emulator_url, Path(tmp), audio, extra_env)
+        try:
+            time.sleep(1.0)  # let the server settle before its baseline RSS is read
+            options = LoadOptions(
+                server=base,
+                auth_token=AUTH_TOKEN,
+                account_sid=ACCOUNT_SID,
+                calls=n,
+                duration_s=duration,
+                ramp_s=min(5.0, n / 30.0),
+                pid=server.pid,
+            )
+            return asyncio.run(run_load(options))
+        finally:
+            stop(server)
+
+
+def passes(report: LoadReport, baseline_p50: float) -> bool:
+    return report.clean and report.round_trip.p99 <= baseline_p50 + 200.0
+
+
+def row(report: LoadReport, baseline_p50: float) -> str:
+    rt, u = report.round_trip, report.server_usage
+    cpu = f"{u.cpu_percent:.0f} %" if u else "-"
+    rss = f"{u.rss_peak_mb:.0f} MB" if u else "-"
+    per_call = f"{u.rss_per_call_kb:.0f} kB" if u and report.calls > 1 else "-"
+    return (
+        f"| {report.calls} | {report.calls_ok}/{report.calls_failed} | {report.frames_sent} | "
+        f"{report.frames_lost} | {report.frames_queued} | {rt.p50:.1f} | {rt.p95:.1f} | "
+        f"{rt.p99:.1f} | {rt.max:.1f} | {report.stalls} | {cpu} | {rss} | {per_call} | "
+        f"{report.send_lag_max_ms:.0f} | {'yes' if passes(report, baseline_p50) else 'no'} |"
+    )
+
+
+HEADER = (
+    "| calls | ok/failed | frames sent | lost | queued | RT p50 ms | p95 | p99 | max | stalls | "
+    "server CPU | server RSS peak | RSS/call | gen. lag ms | pass |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, nargs="*", default=list(SWEEP))
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--audio", choices=("auto", "pcm16"), default="auto")
+    parser.add_argument("--json", type=Path, help="write every report here")
+    args = parser.parse_args()
+    _pin(0, LOAD_CPU)
+    emulator, url = start_emulator()
+    reports: list[LoadReport] = []
+    try:
+        for n in args.calls:
+            report = run_one(n, url, args.audio, args.duration, {})
+            reports.append(report)
+            base = reports[0].round_trip.p50
+            print(row(report, base), flush=True)
+    finally:
+        stop(emulator)
+    baseline = reports[0].round_trip.p50
+    label = "μ-law passthrough" if args.audio == "auto" else "provider forced to PCM 24 kHz"
+    table = "\n".join([HEADER, *(row(r, baseline) for r in reports)])
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"\n### {label} ({stamp}; {machine()})\n\n{table}")
+    if args.json:
+        args.json.write_text(json.dumps([r.to_dict() for r in reports], indent=2), "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
