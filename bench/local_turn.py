@@ -25,7 +25,7 @@ from switchboard.agents import Agent, AgentBook
 from switchboard.app import create_app
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.config import load_settings
-from switchboard.emulators.telnyx.loopback import LoopbackServer, bind_loopback
+from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.providers.base import AudioFormat
 from switchboard.providers.local import models, synth
@@ -78,7 +78,7 @@ async def run(calls: int, turns: int, workdir: Path) -> list[float]:
             TWILIO_AUTH_TOKEN=twilio.auth_token,
             TWILIO_BASE_URL=twilio.base_url,
             SWITCHBOARD_PUBLIC_URL=base,
-            SWITCHBOARD_API_TOKEN="bench",
+            SWITCHBOARD_API_TOKEN="bench-token",  # noqa: S106  # a throwaway local run
             SWITCHBOARD_DATABASE_URL=db,
         )
         app = create_app(settings, agents=AgentBook([AGENT]))

@@ -100,7 +100,7 @@ async def _follow(store: CallStore, carrier_sid: str, done: asyncio.Event, conso
 
 async def run_demo(*, out: Path = Path("demo-heard.wav"), database_url: str | None = None) -> int:
     """Run the demo call; returns 0 when the call went through both ways."""
-    from switchboard.emulators.telnyx.loopback import LoopbackServer, bind_loopback
+    from switchboard.emulators.loopback import LoopbackServer, bind_loopback
     from switchboard.emulators.twilio import TwilioEmulator
 
     console = Console()

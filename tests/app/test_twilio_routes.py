@@ -30,8 +30,8 @@ from switchboard.app.factory import create_app
 from switchboard.app.twilio import START_TIMEOUT_KEY
 from switchboard.audio.g711 import pcm16_to_ulaw
 from switchboard.config import load_settings
+from switchboard.emulators.loopback import LoopbackServer
 from switchboard.emulators.twilio import TwilioCaller, TwilioEmulator, run_call, twilio_signature
-from switchboard.emulators.twilio._serve import AsgiServer
 from switchboard.telephony.base import (
     CallDirection,
     DtmfReceived,
@@ -129,7 +129,7 @@ async def serve(calls: RecordingCalls, **env: str) -> AsyncIterator[tuple[str, F
     """The app on a free port, with SWITCHBOARD_PUBLIC_URL set to where it really listens."""
     base_env = {"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_ACCOUNT_SID": ACCOUNT}
     app = create_app(load_settings(**{**base_env, **env}), calls=calls)
-    async with AsgiServer(app) as srv:
+    async with LoopbackServer(app, lifespan="off") as srv:
         if "SWITCHBOARD_PUBLIC_URL" not in env:
             full = {**base_env, **env, "SWITCHBOARD_PUBLIC_URL": srv.base_url}
             app.state.switchboard.settings = load_settings(**full)
@@ -305,7 +305,7 @@ async def test_unconfigured_is_503_naming_variables() -> None:
     app = create_app(
         load_settings(TWILIO_AUTH_TOKEN=None, SWITCHBOARD_PUBLIC_URL=None), calls=calls
     )
-    async with AsgiServer(app) as srv, httpx.AsyncClient() as http:
+    async with LoopbackServer(app, lifespan="off") as srv, httpx.AsyncClient() as http:
         for path in ("/twilio/voice", "/twilio/status"):
             r = await http.post(f"{srv.base_url}{path}", data=_form())
             assert r.status_code == 503

@@ -13,7 +13,7 @@ from switchboard.agents import Agent, AgentBook
 from switchboard.app import create_app
 from switchboard.config import Settings, load_settings
 from switchboard.emulators.common import speech_like_pcm16
-from switchboard.emulators.telnyx.loopback import LoopbackServer, bind_loopback
+from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.store import CallDetail, CallStore
 
 API_TOKEN = "e2e-api-token"

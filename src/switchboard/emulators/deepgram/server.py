@@ -21,10 +21,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -42,6 +41,7 @@ from switchboard.emulators.deepgram.speak import (
     synthesize,
     wav_header,
 )
+from switchboard.emulators.loopback import LoopbackServer
 
 __all__ = ["IDLE_CLOSE_CODE", "DeepgramEmulator", "run"]
 
@@ -52,14 +52,6 @@ IDLE_CLOSE_REASON = (
     "NET-0001: Deepgram did not receive audio data or a text message within the timeout window."
 )
 TurnSpec = str | Mapping[str, Any] | ScriptedTurn
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without signal capture: the emulator is cancelled by its owner, not by SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def _error_body(code: str, message: str) -> dict[str, str]:
@@ -129,8 +121,7 @@ class DeepgramEmulator:
         self.speak_messages: list[dict[str, Any]] = []
         self.rest_requests: list[dict[str, Any]] = []
         self._listen_sockets: set[WebSocket] = set()
-        self._server: _Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server: LoopbackServer | None = None
 
     @property
     def port(self) -> int:
@@ -153,23 +144,9 @@ class DeepgramEmulator:
         )
 
     async def __aenter__(self) -> DeepgramEmulator:
-        config = uvicorn.Config(
-            self.app(),
-            host=self.host,
-            port=self._port,
-            lifespan="off",
-            log_level="warning",
-            ws="websockets-sansio",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = _Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("Deepgram emulator stopped while starting")
-            await asyncio.sleep(0.005)
-        self._port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._server = LoopbackServer(self.app(), host=self.host, port=self._port, lifespan="off")
+        await self._server.__aenter__()
+        self._port = self._server.port
         logger.info("Deepgram emulator on %s", self.base_url)
         return self
 
@@ -177,9 +154,8 @@ class DeepgramEmulator:
         for ws in list(self._listen_sockets):
             with contextlib.suppress(Exception):
                 await ws.close(1001, "emulator shutting down")
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        if self._server is not None:
+            await self._server.aclose()
 
     async def drop_listen_sockets(self, code: int = IDLE_CLOSE_CODE, reason: str = "") -> int:
         """Close every open listen socket now (a test hook); returns how many were open."""

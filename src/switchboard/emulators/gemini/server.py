@@ -14,13 +14,11 @@ GenerativeService.BidiGenerateContent``) and the text LLM client
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Collection, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -30,6 +28,7 @@ from starlette.websockets import WebSocket
 from switchboard.emulators.common import Script, ScriptedTurn
 from switchboard.emulators.gemini.live import LiveService
 from switchboard.emulators.gemini.rest import RestCore, RestReply
+from switchboard.emulators.loopback import LoopbackServer
 
 __all__ = ["GeminiEmulator", "run"]
 
@@ -37,14 +36,6 @@ logger = logging.getLogger(__name__)
 
 LIVE_PATH = "/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent"
 TurnSpec = str | Mapping[str, Any] | ScriptedTurn
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without signal capture: the emulator is cancelled by its owner, not by SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 class GeminiEmulator:
@@ -106,8 +97,7 @@ class GeminiEmulator:
         self._ssl = (ssl_certfile, ssl_keyfile)
         #: REST streams whose client went away before the last chunk.
         self.rest_streams_aborted = 0
-        self._server: _Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server: LoopbackServer | None = None
 
     # -- recorded state ------------------------------------------------------------------------
     @property
@@ -136,33 +126,23 @@ class GeminiEmulator:
         )
 
     async def __aenter__(self) -> GeminiEmulator:
-        config = uvicorn.Config(
+        self._server = LoopbackServer(
             self.app(),
             host=self.host,
             port=self._port,
             lifespan="off",
-            log_level="warning",
-            ws="websockets-sansio",
-            timeout_graceful_shutdown=1,
             ssl_certfile=self._ssl[0],
             ssl_keyfile=self._ssl[1],
         )
-        self._server = _Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # raises the bind error
-                raise RuntimeError("Gemini emulator stopped while starting")
-            await asyncio.sleep(0.005)
-        self._port = self._server.servers[0].sockets[0].getsockname()[1]
+        await self._server.__aenter__()
+        self._port = self._server.port
         logger.info("Gemini emulator on %s", self.base_url)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.live.close_all()
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        if self._server is not None:
+            await self._server.aclose()
 
     # -- REST ------------------------------------------------------------------------------------
     async def _rest_endpoint(self, request: Request) -> Response:

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.config import load_settings
+from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.telnyx.audio import WireFormat, load_pcm16, wav_bytes, write_wav
 from switchboard.emulators.telnyx.caller import CallerMediaLeg, LegResult
 from switchboard.emulators.telnyx.calls import EmulatedCall
 from switchboard.emulators.telnyx.control import find_emulator, place_remote_call
-from switchboard.emulators.telnyx.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.telnyx.report import CallReport
 from switchboard.emulators.telnyx.server import TelnyxEmulator
 from switchboard.errors import ConfigError

@@ -37,11 +37,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from switchboard.emulators.loopback import LoopbackServer
 from switchboard.emulators.telnyx.audio import AudioSource, WireFormat, load_pcm16
 from switchboard.emulators.telnyx.caller import CallerMediaLeg
 from switchboard.emulators.telnyx.calls import EmulatedCall
 from switchboard.emulators.telnyx.control import control_routes
-from switchboard.emulators.telnyx.loopback import LoopbackServer
 from switchboard.emulators.telnyx.webhooks import WebhookSender
 
 __all__ = ["TelnyxEmulator"]

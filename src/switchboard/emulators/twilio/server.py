@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from switchboard.emulators.twilio._serve import AsgiServer
+from switchboard.emulators.loopback import LoopbackServer
 from switchboard.emulators.twilio.caller import CallReport, TwilioCaller, load_ulaw, new_sid
 
 __all__ = ["RecordedRequest", "TwilioEmulator", "run"]
@@ -108,7 +108,7 @@ class TwilioEmulator:
         self.calls: dict[str, _Call] = {}
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
-        self._server = AsgiServer(self.app(), host=host, port=port)
+        self._server = LoopbackServer(self.app(), host=host, port=port, lifespan="off")
 
     @property
     def base_url(self) -> str:
@@ -143,7 +143,7 @@ class TwilioEmulator:
             for call in live:
                 if call.task is not None and not call.task.done():
                     call.task.cancel()
-            await self._server.__aexit__(*exc)
+            await self._server.aclose()
 
     async def wait_calls(self, *, timeout_s: float = 30.0) -> list[CallReport]:
         """Wait for every simulated call to finish; returns their reports."""
