@@ -21,11 +21,13 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import CallReport, TwilioEmulator
 from switchboard.logs import configure_logging
+from switchboard.store.render import render_call_detail
 from tests.conftest import UNIT
 from tests.e2e.harness import API_TOKEN, caller_pcm, read_only_call, running_app
 
@@ -117,6 +119,20 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, lab), v in samples.items() if n == name and wanted <= lab)
 
 
+async def api_timeline(base: str, call_id: str) -> list[dict[str, Any]]:
+    """``GET /v1/calls/{id}``'s timeline, once the call's end is recorded."""
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with httpx.AsyncClient(headers=headers) as client:
+        for _ in range(100):
+            response = await client.get(f"{base}/v1/calls/{call_id}")
+            assert response.status_code == 200, response.text
+            timeline: list[dict[str, Any]] = response.json()["timeline"]
+            if timeline and timeline[-1]["kind"] == "call.ended":
+                return timeline
+            await asyncio.sleep(0.05 * UNIT)
+    raise AssertionError("the call's end never reached its timeline")
+
+
 def read_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
 
@@ -132,9 +148,10 @@ async def test_metrics_and_logs_of_a_call_ended_by_a_tool(tmp_path: Path) -> Non
             pcm = caller_pcm("what are your opening hours", "thanks bye", gap_ms=[1500, 4000])
             report = await place(twilio, base, pcm)
             samples = await scrape_after_call(base)
+            call_id = (await read_only_call(tmp_path)).record.id
+            timeline = await api_timeline(base, call_id)
     assert report.violations == []
     detail = await read_only_call(tmp_path)
-    call_id = detail.record.id
     assert detail.record.end_reason == "agent_hangup"
 
     labels = {"carrier": "twilio", "provider": "openai"}
@@ -171,12 +188,28 @@ async def test_metrics_and_logs_of_a_call_ended_by_a_tool(tmp_path: Path) -> Non
     assert both == pytest.approx(record_cost, rel=0.01)
     assert total(samples, "switchboard_event_loop_lag_observed_seconds_count") >= 1
 
+    # The timeline shows the call's lifecycle, turns and tool call with relative times.
+    kinds = [event["kind"] for event in timeline]
+    for kind in ("call.created", "media.started", "call.started", "caller.speech_stopped"):
+        assert kind in kinds
+    for kind in ("reply.first_audio", "tool.call", "hangup.requested", "call.ended"):
+        assert kind in kinds
+    assert kinds.index("call.started") < kinds.index("tool.call") < kinds.index("call.ended")
+    offsets = [event["t_ms"] for event in timeline]
+    assert offsets[0] == 0 and offsets[-1] == max(offsets) > 3000
+    tool_at = offsets[kinds.index("tool.call")]
+    assert offsets[kinds.index("call.started")] <= tool_at <= offsets[-1]
+    shown = io.StringIO()
+    Console(file=shown, width=160).print(render_call_detail(detail))
+    assert "+ms" in shown.getvalue() and "hangup.requested" in shown.getvalue()
+
     lines = read_lines(buffer)
     text = buffer.getvalue()
     for secret in SECRETS:
         assert secret not in text, f"a secret reached the logs: {secret[:6]}…"
     assert not re.search(r"[A-Za-z0-9+/]{200,}", text), "audio (base64) reached the logs"
-    about_call = [line for line in lines if call_id in line["message"]]
+    ours = [line for line in lines if line["logger"].startswith("switchboard.")]
+    about_call = [line for line in ours if call_id in line["message"]]
     assert about_call, "no log line names the call"
     for line in about_call:
         assert line.get("call_id") == call_id, line

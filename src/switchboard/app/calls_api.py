@@ -19,6 +19,7 @@ from switchboard.errors import StoreError
 from switchboard.providers.base import Usage
 from switchboard.providers.registry import ProviderType
 from switchboard.store import CallDetail, CallRecord, CallStatus, CallStore
+from switchboard.store.records import timeline_offsets
 from switchboard.telephony.base import TelephonyType
 
 __all__ = ["calls_router"]
@@ -126,6 +127,8 @@ class ToolCallOut(BaseModel):
 class TimelineOut(BaseModel):
     seq: int
     at: datetime
+    #: ms since the call was accepted (the call's monotonic clock), for reading the timeline.
+    t_ms: int
     kind: str
     data: dict[str, Any]
 
@@ -160,7 +163,12 @@ class CallDetailOut(CallOut):
             tool_calls=[
                 ToolCallOut.model_validate(t, from_attributes=True) for t in detail.tool_calls
             ],
-            timeline=[TimelineOut.model_validate(t, from_attributes=True) for t in detail.timeline],
+            timeline=[
+                TimelineOut(seq=t.seq, at=t.at, t_ms=offset, kind=t.kind, data=t.data)
+                for t, offset in zip(
+                    detail.timeline, timeline_offsets(detail.timeline), strict=True
+                )
+            ],
             latencies=[
                 LatencyOut.model_validate(t, from_attributes=True) for t in detail.latencies
             ],

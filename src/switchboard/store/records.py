@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -21,6 +22,7 @@ __all__ = [
     "TurnLatency",
     "UsageRow",
     "normalise_status",
+    "timeline_offsets",
 ]
 
 Role = Literal["caller", "agent"]
@@ -112,6 +114,25 @@ class TimelineEvent:
     at: datetime
     kind: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+def timeline_offsets(events: Sequence[TimelineEvent]) -> list[int]:
+    """Each event's time in ms since the call was created, for a readable timeline.
+
+    The call's sink records ``t_ms`` (monotonic, since the call was accepted) with each event;
+    events written without it are placed by their wall-clock ``at`` since the first event.
+    """
+    if not events:
+        return []
+    first = events[0].at
+    offsets = []
+    for event in events:
+        t_ms = event.data.get("t_ms")
+        if isinstance(t_ms, int | float):
+            offsets.append(int(t_ms))
+        else:
+            offsets.append(max(0, int((event.at - first).total_seconds() * 1000)))
+    return offsets
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from switchboard.cost import format_money
-from switchboard.store.records import CallDetail, CallPage, CallRecord
+from switchboard.store.records import CallDetail, CallPage, CallRecord, timeline_offsets
 
 __all__ = ["render_call_detail", "render_call_list"]
 
@@ -131,12 +131,14 @@ def _tools(detail: CallDetail) -> Table:
 
 def _timeline(detail: CallDetail) -> Table:
     table = Table(title="Timeline", header_style="bold", expand=True)
+    table.add_column("+ms", justify="right", no_wrap=True)
     table.add_column("at (UTC)", no_wrap=True)
     table.add_column("event", no_wrap=True)
     table.add_column("data")
-    for event in detail.timeline:
-        data = ", ".join(f"{k}={v}" for k, v in event.data.items())
-        table.add_row(event.at.strftime("%H:%M:%S.%f")[:-3], event.kind, data)
+    offsets = timeline_offsets(detail.timeline)
+    for event, offset in zip(detail.timeline, offsets, strict=True):
+        data = ", ".join(f"{k}={v}" for k, v in event.data.items() if k != "t_ms")
+        table.add_row(f"{offset:,}", event.at.strftime("%H:%M:%S.%f")[:-3], event.kind, data)
     return table
 
 
