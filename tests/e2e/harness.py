@@ -92,3 +92,5 @@ async def running_app(
     app = create_app(settings, **manager_options)
     async with LoopbackServer(app, sock=sock):
         yield base, settings, app
+        # the caller's side can finish first: let the gateway finalise its records
+        assert await app.state.switchboard.calls.wait_idle(10.0), "calls still live"

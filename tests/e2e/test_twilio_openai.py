@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from switchboard.agents import AgentBook
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import CallReport, TwilioEmulator
-from tests.e2e.harness import caller_pcm, read_only_call, running_app
+from tests.e2e.harness import agent_book, caller_pcm, read_only_call, running_app
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -28,7 +29,10 @@ LONG_REPLY = (
 
 @asynccontextmanager
 async def call_setup(
-    tmp_path: Path, script: list[dict[str, Any]], **emulator_options: Any
+    tmp_path: Path,
+    script: list[dict[str, Any]],
+    agents: AgentBook | None = None,
+    **emulator_options: Any,
 ) -> AsyncIterator[tuple[OpenAIRealtimeEmulator, TwilioEmulator, str]]:
     emulator_options.setdefault("ms_per_char", 30.0)
     async with (
@@ -43,7 +47,9 @@ async def call_setup(
             "TWILIO_BASE_URL": twilio.base_url,
             "SWITCHBOARD_PROVIDER": "openai",
         }
-        options = {"provider_options": {"openai": {"backoff_base_s": 0.05}}}
+        options: dict[str, Any] = {"provider_options": {"openai": {"backoff_base_s": 0.05}}}
+        if agents is not None:
+            options["agents"] = agents
         async with running_app(tmp_path, env, **options) as (base, _settings, _app):
             yield oai, twilio, base
 
@@ -194,3 +200,27 @@ async def test_provider_failure_apologises_and_ends_the_call_cleanly(tmp_path: P
     said = [(t.role, t.text) for t in detail.transcript]
     assert said[-1][0] == "agent" and "technical trouble" in said[-1][1]
     assert report.heard_audio_ms > 2500  # greeting + the apology
+
+
+async def test_silence_reprompts_then_hangs_up(tmp_path: Path) -> None:
+    book = agent_book(limits={"silence_timeout_s": 2, "silence_hangup_s": 5})
+    async with call_setup(tmp_path, [], agents=book) as (_oai, twilio, base):
+        report = await place(twilio, base, bytes(8000 * 2 * 12))  # a silent caller
+    assert report.heard_audio_ms > 1200  # the greeting and the re-prompt
+    detail = await read_only_call(tmp_path)
+    assert detail.record.end_reason == "silence"
+    said = [(t.role, t.text) for t in detail.transcript]
+    assert ("agent", "Are you still there?") in said
+    kinds = [e.kind for e in detail.timeline]
+    assert kinds.index("call.reprompt") < kinds.index("call.silence_hangup")
+
+
+async def test_maximum_duration_ends_politely(tmp_path: Path) -> None:
+    book = agent_book(limits={"max_call_seconds": 4}, goodbye="Time is up, goodbye.")
+    script = [{"caller": "tell me everything", "say": LONG_REPLY}]
+    async with call_setup(tmp_path, script, agents=book) as (_oai, twilio, base):
+        report = await place(twilio, base, caller_pcm("tell me everything", gap_ms=9000))
+    assert report.violations == []
+    detail = await read_only_call(tmp_path)
+    assert detail.record.end_reason == "max_duration"
+    assert detail.transcript[-1].text == "Time is up, goodbye."

@@ -493,12 +493,23 @@ class CallManager:
         self._outbound_ids[(str(carrier), carrier_call_id)] = call_id
         return call_id, carrier_call_id
 
+    async def wait_idle(self, timeout_s: float = 5.0) -> bool:
+        """Wait until no call is live (records finalised); False if some still are."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.calls and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return not self.calls
+
     async def aclose(self) -> None:
+        """Shut down: end every live call (records finalised, within 5 s), close clients."""
         for active in list(self.calls.values()):
             if active.session is not None:
                 active.session.end("shutdown")
             else:
                 await self._end(active, "shutdown")
+        if not await self.wait_idle(5.0):
+            logger.warning("%d call(s) still ending at shutdown", len(self.calls))
         for adapter in self._adapters.values():
             if adapter is not None:
                 with contextlib.suppress(Exception):
