@@ -180,6 +180,7 @@ class CallSession:
         self._loop = asyncio.get_running_loop()
         self._wake_at: float | None = None
         self._wake = asyncio.Event()
+        self._wake_timer: asyncio.TimerHandle | None = None
         self._done = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self._inbound: StreamConverter | None = None
@@ -251,6 +252,8 @@ class CallSession:
             self._record(action)
         for task in list(self._background):
             task.cancel()
+        if self._wake_timer is not None:
+            self._wake_timer.cancel()
         if self.end_reason == "provider_failed":
             await self._apologise()
         # Carrier REST calls run here, after the loops: the task group cancels its tasks as
@@ -397,16 +400,15 @@ class CallSession:
                 )
 
     async def _timer_loop(self) -> None:
+        # One loop timer (call_at → event) per wakeup, not a wait_for task per wait: pacing
+        # wakeups come every frame when audio is queued (bench/capacity.py).
         while True:
-            if self._wake_at is None:
-                await self._wake.wait()
-            else:
-                delay = (self._wake_at - self.now()) / 1000.0
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), delay)
+            await self._wake.wait()
             self._wake.clear()
-            if self._wake_at is not None and self.now() >= self._wake_at:
+            at = self._wake_at
+            if at is not None and self.now() < at:  # the loop may run a timer a hair early
+                self._wake_timer = self._loop.call_at(at / 1000.0, self._wake.set)
+            elif at is not None:
                 self._wake_at = None
                 await self.apply(self.core.tick(self.now()))
 
@@ -440,7 +442,9 @@ class CallSession:
                 case ScheduleWakeup(at_ms=at_ms):
                     if self._wake_at is None or at_ms < self._wake_at:
                         self._wake_at = at_ms
-                        self._wake.set()
+                        if self._wake_timer is not None:
+                            self._wake_timer.cancel()
+                        self._wake_timer = self._loop.call_at(at_ms / 1000.0, self._wake.set)
                 case _:
                     self._record(action)
 
