@@ -245,3 +245,55 @@ async def test_barge_in_is_counted_once(tmp_path: Path) -> None:
     outcome = detail.record.end_reason or ""
     assert total(samples, "switchboard_calls_total", outcome=outcome) == 1
     assert all(line["level"] in ("warning", "error", "critical") for line in read_lines(buffer))
+
+
+@pytest.mark.parametrize(("carrier", "provider"), [("twilio", "gemini"), ("telnyx", "deepgram")])
+async def test_call_metrics_for_other_providers(
+    tmp_path: Path, carrier: str, provider: str
+) -> None:
+    """Gemini sends no speech events (the bridge infers the turn from the caller's voice) and
+    Deepgram is a pipeline: both still give one latency sample per turn and a provider
+    first-audio time per answer."""
+    from contextlib import AsyncExitStack
+
+    from switchboard.emulators.telnyx import TelnyxEmulator
+    from tests.e2e.harness import caller_wav
+    from tests.e2e.test_pairs import GAPS, UTTERANCES, provider_env
+
+    async with AsyncExitStack() as stack, provider_env(provider, stack) as env:
+        env["SWITCHBOARD_PROVIDER"] = provider
+        if carrier == "twilio":
+            twilio = await stack.enter_async_context(TwilioEmulator())
+            env |= {
+                "TWILIO_ACCOUNT_SID": twilio.account_sid,
+                "TWILIO_AUTH_TOKEN": twilio.auth_token,
+                "TWILIO_BASE_URL": twilio.base_url,
+            }
+        else:
+            telnyx = await stack.enter_async_context(TelnyxEmulator(tail_ms=8000))
+            env |= {
+                "TELNYX_API_KEY": telnyx.api_key,
+                "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
+                "TELNYX_BASE_URL": telnyx.base_url,
+            }
+        async with running_app(tmp_path, env) as (base, _settings, _app):
+            if carrier == "twilio":
+                await place(twilio, base, caller_pcm(*UTTERANCES, gap_ms=GAPS))
+            else:
+                call = await telnyx.place_inbound_call(
+                    to="+15550100000",
+                    from_="+15550111111",
+                    audio=caller_wav(*UTTERANCES, gap_ms=GAPS),
+                    webhook_url=f"{base}/telnyx/webhook",
+                )
+                await call.wait(40)
+            samples = await scrape_after_call(base)
+    detail = await read_only_call(tmp_path)
+    labels = {"carrier": carrier, "provider": provider}
+    assert total(samples, "switchboard_calls_total", outcome="agent_hangup", **labels) == 1
+    assert len(detail.latencies) == 2
+    assert total(samples, "switchboard_turn_latency_seconds_count", **labels) == 2
+    assert total(samples, "switchboard_provider_first_audio_seconds_count", provider=provider) == 2
+    assert total(samples, "switchboard_tool_calls_total", tool="end_call") == 1
+    assert total(samples, "switchboard_media_frames_total", carrier=carrier, direction="in") > 0
+    assert total(samples, "switchboard_estimated_cost_usd_total", provider=provider) > 0
