@@ -27,7 +27,7 @@ from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState
 from switchboard.bridge.session import MemorySink
 from switchboard.config import load_settings
-from switchboard.metrics import Metrics, rejection_reason
+from switchboard.metrics import MAX_LABEL_VALUES, Metrics, rejection_reason
 from switchboard.providers.base import ProviderEventType, Usage
 from switchboard.tools import ToolResult
 from tests.conftest import UNIT
@@ -285,3 +285,16 @@ async def test_telnyx_signature_rejections_are_counted(tmp_path: Path) -> None:
     name = "switchboard_webhook_rejections_total"
     assert value(scraped, name, carrier="telnyx") == 1
     assert value(scraped, name, carrier="telnyx", reason="invalid_request") == 0
+
+
+def test_free_form_labels_are_bounded() -> None:
+    metrics = Metrics()
+    sink = metrics.call_sink(None, carrier="twilio", provider="openai", model="m")
+    for n in range(MAX_LABEL_VALUES + 10):
+        sink.tool_call(ToolResult(f"made_up_{n}", ok=False, error="unknown tool"), 0.0)
+    sink.tool_call(ToolResult("made_up_0", ok=True), 0.0)
+    s = scrape(metrics)
+    tools = {dict(labels)["tool"] for (name, labels) in s if name == "switchboard_tool_calls_total"}
+    assert len(tools) == MAX_LABEL_VALUES + 1 and "other" in tools
+    assert value(s, "switchboard_tool_calls_total", tool="other") == 10
+    assert value(s, "switchboard_tool_calls_total", tool="made_up_0") == 2

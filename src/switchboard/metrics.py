@@ -33,7 +33,7 @@ from switchboard.cost import estimate_call_cost
 from switchboard.providers.base import ProviderEventType, Usage
 from switchboard.tools import ToolResult
 
-__all__ = ["CONTENT_TYPE", "Metrics", "MetricsSink", "rejection_reason"]
+__all__ = ["CONTENT_TYPE", "MAX_LABEL_VALUES", "Metrics", "MetricsSink", "rejection_reason"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _SECONDS_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0, 3.0, 5.0, 8.0)
 _TOOL_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+#: Distinct values a free-form label (tool name, error code) may take before "other".
+MAX_LABEL_VALUES = 50
 #: Codec ``stats`` keys counted as media problems (``frames_in``/``frames_out`` are counted apart).
 _PROBLEM_KINDS = ("late", "dropped", "reordered", "gaps", "malformed")
 
@@ -77,6 +79,7 @@ class Metrics:
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.catalog = catalog
+        self._seen: dict[str, set[str]] = {}
         r = self.registry
         turn_buckets = tuple(b / 1000.0 for b in turn_latency_buckets_ms) or _SECONDS_BUCKETS
         self.active_calls = Gauge(
@@ -188,6 +191,20 @@ class Metrics:
         return cls(
             turn_latency_buckets_ms=catalog.monitoring.turn_latency_buckets_ms, catalog=catalog
         )
+
+    def bounded(self, kind: str, value: str) -> str:
+        """``value`` as a label, or ``"other"`` once ``kind`` has :data:`MAX_LABEL_VALUES` values.
+
+        Tool names come from the model and error codes from the vendor: neither may grow the
+        number of series without bound.
+        """
+        seen = self._seen.setdefault(kind, set())
+        if value in seen:
+            return value
+        if len(seen) >= MAX_LABEL_VALUES:
+            return "other"
+        seen.add(value)
+        return value
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""
@@ -301,7 +318,8 @@ class MetricsSink:
             case "provider.reconnecting":
                 m.provider_reconnects.labels(self.provider).inc()
             case "provider.error":
-                m.provider_errors.labels(self.provider, str(data.get("code") or "unknown")).inc()
+                code = m.bounded("error_code", str(data.get("code") or "unknown"))
+                m.provider_errors.labels(self.provider, code).inc()
             case _:
                 pass
         if self.inner is not None:
@@ -314,10 +332,11 @@ class MetricsSink:
 
     def tool_call(self, result: ToolResult, at_ms: float) -> None:
         m = self.metrics
-        m.tool_calls.labels(result.name).inc()
+        tool = m.bounded("tool", result.name)
+        m.tool_calls.labels(tool).inc()
         if not result.ok:
-            m.tool_errors.labels(result.name).inc()
-        m.tool_duration.labels(result.name).observe(result.duration_ms / 1000.0)
+            m.tool_errors.labels(tool).inc()
+        m.tool_duration.labels(tool).observe(result.duration_ms / 1000.0)
         if self.inner is not None:
             self.inner.tool_call(result, at_ms)
 
