@@ -66,6 +66,7 @@ class ActiveCall:
     session: CallSession | None = None
     status: str = "ringing"
     sink: CallRecordSink | None = None
+    ending: bool = False
 
     def summary(self) -> dict[str, Any]:
         """What ``GET /v1/sessions`` shows of a live call."""
@@ -143,6 +144,8 @@ class CallManager:
         self.finished: dict[str, str] = {}  # call id -> end reason (recent, bounded)
         self._outbound_agents: dict[str, str] = {}  # our call id -> agent name, until answered
         self._outbound_ids: dict[tuple[str, str], str] = {}  # (carrier, carrier id) -> call id
+        self._idle = asyncio.Event()  # set while no call is live
+        self._idle.set()
 
     # -- helpers ---------------------------------------------------------------------------------
     def adapter(self, carrier: TelephonyType | str) -> TelephonyAdapter | None:
@@ -226,6 +229,7 @@ class CallManager:
             sink=sink,
         )
         self.calls[call_id] = active
+        self._idle.clear()
         self._by_carrier_id[(call.carrier.value, call.carrier_call_id)] = call_id
         if self.metrics is not None:
             self.metrics.call_started()
@@ -367,8 +371,18 @@ class CallManager:
                 await self._end(active, reason)
 
     async def _end(self, active: ActiveCall, reason: str) -> None:
-        if self.calls.pop(active.call_id, None) is None:
+        # Stays in ``calls`` until its record is final (graceful shutdown waits on that).
+        if active.call_id not in self.calls or active.ending:
             return
+        active.ending = True
+        try:
+            await self._finish_call(active, reason)
+        finally:
+            self.calls.pop(active.call_id, None)
+            if not self.calls:
+                self._idle.set()
+
+    async def _finish_call(self, active: ActiveCall, reason: str) -> None:
         self._by_carrier_id.pop(
             (active.incoming.carrier.value, active.incoming.carrier_call_id), None
         )
@@ -495,10 +509,9 @@ class CallManager:
 
     async def wait_idle(self, timeout_s: float = 5.0) -> bool:
         """Wait until no call is live (records finalised); False if some still are."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self.calls and loop.time() < deadline:
-            await asyncio.sleep(0.02)
+        if self.calls:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout_s)
         return not self.calls
 
     async def aclose(self) -> None:
