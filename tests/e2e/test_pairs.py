@@ -94,6 +94,7 @@ async def test_twilio_pair(tmp_path: Path, provider: str) -> None:
     assert detail.record.provider == provider
     assert detail.record.end_reason == "agent_hangup"
     check_record_and_transcript([(t.role, t.text) for t in detail.transcript])
+    assert len(detail.latencies) == 2, detail.latencies  # both caller turns were timed
     assert [t.name for t in detail.tool_calls] == ["end_call"]
 
 
@@ -121,3 +122,4 @@ async def test_telnyx_pair(tmp_path: Path, provider: str) -> None:
     assert detail.record.provider == provider
     assert detail.record.end_reason == "agent_hangup"
     check_record_and_transcript([(t.role, t.text) for t in detail.transcript])
+    assert len(detail.latencies) == 2, detail.latencies  # both caller turns were timed

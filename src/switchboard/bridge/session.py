@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 from starlette.websockets import WebSocketDisconnect
 
 from switchboard.audio import Framer, StreamConverter
@@ -288,7 +289,7 @@ class CallSession:
         assert inbound is not None
         provider = self.provider
         spec = provider.input_spec
-        ulaw_in = self.started.audio.format is AudioFormat.ULAW
+        voiced = _voice_detector(self.started.audio.format)
         try:
             while True:
                 text = await receive()
@@ -297,12 +298,7 @@ class CallSession:
                         case MediaReceived(payload=payload):
                             if self._on_frame_in is not None:
                                 self._on_frame_in()
-                            if (
-                                ulaw_in
-                                and payload
-                                and sum(payload.translate(_ULAW_MAGNITUDE))
-                                > _VOICE_LEVEL * len(payload)
-                            ):
+                            if payload and voiced(payload):
                                 self._last_voice_ms = self.now()
                             data = inbound.process(payload)
                             if data and provider.state in _LIVE:
@@ -566,5 +562,26 @@ def _ulaw_magnitude_table() -> bytes:
 _ULAW_MAGNITUDE = _ulaw_magnitude_table()
 #: Mean |sample| >> 7 above which a caller frame counts as voice (about -42 dBFS).
 _VOICE_LEVEL = 2
+
+
+def _voice_detector(fmt: AudioFormat) -> Callable[[bytes], bool]:
+    """A cheap per-frame "is the caller's voice in this frame" test for ``fmt`` audio.
+
+    Used only to time the end of the caller's speech at our socket (turn latency); μ-law, the
+    common case, costs one ``bytes.translate`` and a ``sum`` per 20 ms frame.
+    """
+    if fmt is AudioFormat.ULAW:
+        return lambda frame: sum(frame.translate(_ULAW_MAGNITUDE)) > _VOICE_LEVEL * len(frame)
+    if fmt is AudioFormat.PCM16:
+        level = _VOICE_LEVEL << 7
+
+        def pcm16(frame: bytes) -> bool:
+            samples = np.frombuffer(frame, dtype="<i2", count=len(frame) // 2)
+            return bool(samples.size) and float(np.abs(samples, dtype=np.int32).mean()) > level
+
+        return pcm16
+    return lambda frame: False
+
+
 #: What a carrier can dial: an E.164 number or a SIP URI.
 _DIALABLE = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s]+)$")
