@@ -8,6 +8,7 @@ when source and target are the same (μ-law 8 kHz phone audio to a provider that
 
 from __future__ import annotations
 
+from switchboard.audio.fir import FirResampler, integer_ratio
 from switchboard.audio.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
 from switchboard.audio.resample import Resampler, check_rate
 from switchboard.errors import AudioError
@@ -71,11 +72,15 @@ class StreamConverter:
         self.source = source
         self.target = target
         self.passthrough = source == target
-        self._resampler = (
-            Resampler(source.sample_rate, target.sample_rate)
-            if source.sample_rate != target.sample_rate
-            else None
-        )
+        # Integer ratios (8k↔16k/24k/48k) use the low-latency polyphase FIR: soxr's HQ stream
+        # holds ~60 ms per direction and releases it in bursts (docs/benchmarks.md, Capacity).
+        self._resampler: Resampler | FirResampler | None = None
+        if source.sample_rate != target.sample_rate:
+            self._resampler = (
+                FirResampler(source.sample_rate, target.sample_rate)
+                if integer_ratio(source.sample_rate, target.sample_rate) is not None
+                else Resampler(source.sample_rate, target.sample_rate)
+            )
 
     def process(self, data: bytes) -> bytes:
         """Convert one piece of ``source`` audio to ``target`` audio (may return b"")."""
