@@ -23,7 +23,10 @@ __all__ = ["LoopbackServer", "bind_loopback"]
 
 def bind_loopback(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A bound (not yet listening) TCP socket; ``getsockname()[1]`` is its port."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on sockets whose proto says TCP,
+    # and without it Nagle holds a media frame sent right after a mark until the peer's ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
