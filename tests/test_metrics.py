@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from switchboard.app.factory import create_app
 from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState
-from switchboard.bridge.session import MemorySink
+from switchboard.bridge.sink import MemorySink
 from switchboard.config import load_settings
 from switchboard.metrics import MAX_LABEL_VALUES, Metrics, rejection_reason
 from switchboard.providers.base import ProviderEventType, Usage

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from switchboard.audio import pcm16_to_ulaw
-from switchboard.bridge.session import MemorySink
+from switchboard.bridge.sink import MemorySink
 from switchboard.config import load_settings
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator

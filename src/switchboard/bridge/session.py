@@ -19,10 +19,8 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
 from starlette.websockets import WebSocketDisconnect
 
 from switchboard.audio import Framer, StreamConverter
@@ -42,10 +40,11 @@ from switchboard.bridge.actions import (
     TruncateAssistant,
 )
 from switchboard.bridge.core import BridgeCore, BridgeOptions
+from switchboard.bridge.sink import CallSink, MemorySink
+from switchboard.bridge.voice import voice_detector
 from switchboard.errors import SwitchboardError, ToolError
 from switchboard.providers.base import (
     AudioChunk,
-    AudioFormat,
     AudioSpec,
     BaseProvider,
     ProviderEvent,
@@ -63,51 +62,11 @@ from switchboard.telephony.base import (
     StreamStarted,
     StreamStopped,
 )
-from switchboard.tools import ToolContext, ToolRegistry, ToolResult
+from switchboard.tools import ToolContext, ToolRegistry
 
 __all__ = ["CallSession", "CallSink", "CarrierControl", "MemorySink"]
 
 logger = logging.getLogger(__name__)
-
-
-class CallSink(Protocol):
-    """Where a call's record goes (the store recorder, metrics); every method is non-blocking."""
-
-    def transcript(self, role: str, text: str, at_ms: float, interrupted: bool) -> None: ...
-
-    def timeline(self, kind: str, at_ms: float, data: dict[str, Any]) -> None: ...
-
-    def turn_latency(self, turn: int, latency_ms: float) -> None: ...
-
-    def tool_call(self, result: ToolResult, at_ms: float) -> None: ...
-
-    def usage(self, usage: Usage) -> None: ...
-
-
-@dataclass
-class MemorySink:
-    """A :class:`CallSink` that keeps everything in memory (tests, ``/v1/sessions``)."""
-
-    transcripts: list[tuple[str, str, float, bool]] = field(default_factory=list)
-    timelines: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
-    latencies: list[tuple[int, float]] = field(default_factory=list)
-    tools: list[ToolResult] = field(default_factory=list)
-    total_usage: Usage = field(default_factory=Usage)
-
-    def transcript(self, role: str, text: str, at_ms: float, interrupted: bool) -> None:
-        self.transcripts.append((role, text, at_ms, interrupted))
-
-    def timeline(self, kind: str, at_ms: float, data: dict[str, Any]) -> None:
-        self.timelines.append((kind, at_ms, data))
-
-    def turn_latency(self, turn: int, latency_ms: float) -> None:
-        self.latencies.append((turn, latency_ms))
-
-    def tool_call(self, result: ToolResult, at_ms: float) -> None:
-        self.tools.append(result)
-
-    def usage(self, usage: Usage) -> None:
-        self.total_usage = self.total_usage + usage
 
 
 class CarrierControl(Protocol):
@@ -289,7 +248,7 @@ class CallSession:
         assert inbound is not None
         provider = self.provider
         spec = provider.input_spec
-        voiced = _voice_detector(self.started.audio.format)
+        voiced = voice_detector(self.started.audio.format)
         try:
             while True:
                 text = await receive()
@@ -546,41 +505,6 @@ class CallSession:
 
 
 _LIVE = (SessionState.CONNECTED, SessionState.RECONNECTING)
-
-
-def _ulaw_magnitude_table() -> bytes:
-    """μ-law code → |sample| >> 7 (0..255), for a translate-and-sum loudness estimate."""
-    from switchboard.audio import ulaw_to_pcm16
-
-    pcm = ulaw_to_pcm16(bytes(range(256)))
-    values = [
-        abs(int.from_bytes(pcm[i : i + 2], "little", signed=True)) >> 7 for i in range(0, 512, 2)
-    ]
-    return bytes(min(255, v) for v in values)
-
-
-_ULAW_MAGNITUDE = _ulaw_magnitude_table()
-#: Mean |sample| >> 7 above which a caller frame counts as voice (about -42 dBFS).
-_VOICE_LEVEL = 2
-
-
-def _voice_detector(fmt: AudioFormat) -> Callable[[bytes], bool]:
-    """A cheap per-frame "is the caller's voice in this frame" test for ``fmt`` audio.
-
-    Used only to time the end of the caller's speech at our socket (turn latency); μ-law, the
-    common case, costs one ``bytes.translate`` and a ``sum`` per 20 ms frame.
-    """
-    if fmt is AudioFormat.ULAW:
-        return lambda frame: sum(frame.translate(_ULAW_MAGNITUDE)) > _VOICE_LEVEL * len(frame)
-    if fmt is AudioFormat.PCM16:
-        level = _VOICE_LEVEL << 7
-
-        def pcm16(frame: bytes) -> bool:
-            samples = np.frombuffer(frame, dtype="<i2", count=len(frame) // 2)
-            return bool(samples.size) and float(np.abs(samples, dtype=np.int32).mean()) > level
-
-        return pcm16
-    return lambda frame: False
 
 
 #: What a carrier can dial: an E.164 number or a SIP URI.
