@@ -154,7 +154,15 @@ def run_one(
 
 
 def passes(report: LoadReport, baseline_p50: float) -> bool:
-    return report.clean and report.round_trip.p99 <= baseline_p50 + 200.0
+    """Clean, nothing lost or queued, p99 within 200 ms of the N = 1 median.
+
+    Measured by position (PCM: no tag survives), the resampler's few-ms delay leaves the last,
+    partial frame of each call in the bridge's framer: one "queued" frame per call is allowed.
+    """
+    slack = report.calls if report.mode == "position" else 0
+    ok = report.calls_ok == report.calls and report.calls_failed == 0
+    ok = ok and report.frames_lost == 0 and report.frames_queued <= slack
+    return ok and report.round_trip.p99 <= baseline_p50 + 200.0
 
 
 def row(report: LoadReport, baseline_p50: float) -> str:
