@@ -124,8 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
     secrets = secret_values(settings)  # every SecretStr setting, metrics token included
-    # The demo prints its own story; its logs would only drown it unless asked for.
-    default_level = "WARNING" if args.command in ("demo", "loadtest") else settings.log_level
+    # Only the long-running commands log at the configured level by default; the others
+    # print their own story, which INFO logs would only drown (--log-level still applies).
+    default_level = settings.log_level if args.command in ("serve", "emulate") else "WARNING"
     configure_logging(
         level=args.log_level or default_level,
         fmt=args.log_format or settings.log_format,

@@ -60,8 +60,9 @@ class CallRecordSink:
     # -- CallSink ----------------------------------------------------------------------------------
     def transcript(self, role: str, text: str, at_ms: float, interrupted: bool) -> None:
         self.transcripts.append((role, text, interrupted))
+        offset = self._offset(at_ms)  # when the line was settled (heard, or cut off)
         self.recorder.record_transcript(
-            role, text, ended_ms=self._offset(at_ms), interrupted=interrupted
+            role, text, started_ms=offset, ended_ms=offset, interrupted=interrupted
         )
 
     def timeline(self, kind: str, at_ms: float, data: dict[str, Any] | None = None) -> None:
