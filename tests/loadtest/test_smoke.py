@@ -119,5 +119,7 @@ async def test_forced_pcm_provider_audio_is_measured_by_position(tmp_path: Path)
     assert report.mode == "position"  # resampled both ways: no tag survives
     assert report.frames_lost == 0
     assert report.frames_returned + report.frames_queued == report.frames_sent == 200
-    assert report.frames_queued <= 2 * 10  # at most what the two resamplers hold
+    # the resamplers' ~4 ms delay leaves at most the last partial frame of each call in the
+    # bridge's framer (soxr HQ held ~7 frames per call)
+    assert report.frames_queued <= 2
     assert report.round_trip.count > 150
