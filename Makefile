@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src tests
+	$(BIN)/mypy --strict src tests bench examples
 
 unit: $(STAMP)
 	$(BIN)/pytest -W error $(PYTEST_ARGS)
