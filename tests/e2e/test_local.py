@@ -105,3 +105,38 @@ async def test_demo_runs_offline_and_writes_its_recording(tmp_path: Path) -> Non
     assert detail is not None
     assert detail.record.end_reason == "transferred"
     assert [t.name for t in detail.tool_calls] == ["transfer_call"]
+
+
+async def test_telnyx_call_answered_by_the_local_provider(tmp_path: Path) -> None:
+    from switchboard.audio import ulaw_to_pcm16
+    from switchboard.emulators.telnyx import TelnyxEmulator, wav_bytes
+
+    audio = caller_script(("Where are you located?", 7.0))
+    book = agent_book(provider="local", greeting="Hi.", tools=["end_call"])
+    async with TelnyxEmulator(tail_ms=3000, max_call_ms=30_000) as telnyx:
+        env = {
+            "SWITCHBOARD_PROVIDER": "local",
+            "TELNYX_API_KEY": telnyx.api_key,
+            "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
+            "TELNYX_BASE_URL": telnyx.base_url,
+        }
+        async with running_app(tmp_path, env, agents=book) as (base, _s, _a):
+            call = await telnyx.place_inbound_call(
+                to="+15550100000",
+                from_="+15550111111",
+                audio=wav_bytes(ulaw_to_pcm16(audio), 8000),
+                webhook_url=f"{base}/telnyx/webhook",
+            )
+            report = await call.wait(60)
+    assert report.violations == []
+    store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
+    await store.migrate()
+    (record,) = (await store.list_calls()).items
+    detail = await store.get_call(record.id)
+    await store.aclose()
+    assert detail is not None
+    assert detail.record.carrier == "telnyx" and detail.record.provider == "local"
+    caller = " ".join(t.text.lower() for t in detail.transcript if t.role == "caller")
+    assert "located" in caller or "where" in caller
+    assert sum(1 for t in detail.transcript if t.role == "agent") >= 2  # greeting + answer
+    assert len(detail.latencies) == 1
