@@ -161,3 +161,25 @@ def test_ordinary_lines_are_untouched() -> None:
     first, second = json_lines(buffer)
     assert first["message"] == "> Host: api.openai.com"
     assert second["message"] == "short is too short a secret to mask"
+
+
+def test_wire_loggers_mask_keys_without_switchboard_logging_setup() -> None:
+    import io
+
+    import switchboard  # noqa: F401  # installs the wire redaction on import
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    wire = logging.getLogger("websockets.client")
+    old_level = wire.level
+    wire.addHandler(handler)
+    wire.setLevel(logging.DEBUG)
+    try:
+        wire.debug("> %s: %s", "Authorization", "Bearer sk-wire-secret-123")
+        wire.debug("> Authorization: Token dg-wire-secret-456")
+    finally:
+        wire.removeHandler(handler)
+        wire.setLevel(old_level)
+    text = stream.getvalue()
+    assert "sk-wire-secret-123" not in text and "dg-wire-secret-456" not in text
+    assert text.count("<redacted>") == 2

@@ -16,6 +16,7 @@ from switchboard.errors import (
     TelephonyError,
     ToolError,
 )
+from switchboard.logs import install_wire_redaction
 from switchboard.providers.base import (
     AudioChunk,
     AudioFormat,
@@ -69,3 +70,5 @@ __all__ = [
     "get_provider_registry",
     "load_settings",
 ]
+
+install_wire_redaction()  # keys never reach a log, whoever configures logging

@@ -30,6 +30,7 @@ __all__ = [
     "call_context",
     "configure_logging",
     "current_call_id",
+    "install_wire_redaction",
     "secret_values",
 ]
 
@@ -137,6 +138,22 @@ class RedactingFilter(logging.Filter):
         if masked != message:
             record.msg, record.args = masked, None
         return True
+
+
+#: Loggers of the libraries that log credential headers (handshakes, requests) at DEBUG.
+WIRE_LOGGERS = ("websockets.client", "websockets.server", "httpx", "httpcore")
+
+
+def install_wire_redaction() -> None:
+    """Mask credential headers at the source, whoever configures logging (idempotent).
+
+    A filter on the logger itself runs before any handler, so an application that sets up its
+    own logging and turns on DEBUG still never sees a key. ``switchboard`` calls this on import.
+    """
+    for name in WIRE_LOGGERS:
+        wire = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in wire.filters):
+            wire.addFilter(RedactingFilter())
 
 
 def _mask_header(match: re.Match[str]) -> str:
