@@ -127,7 +127,7 @@ def test_every_secret_setting_is_masked() -> None:
     text = buffer.getvalue()
     for secret in secrets:
         assert secret not in text
-    assert text.count("***") == 4
+    assert text.count("***") + text.count("<redacted>") == 4  # query tokens: <redacted>
 
 
 @pytest.mark.usefixtures("restore_logging")
@@ -183,3 +183,23 @@ def test_wire_loggers_mask_keys_without_switchboard_logging_setup() -> None:
     text = stream.getvalue()
     assert "sk-wire-secret-123" not in text and "dg-wire-secret-456" not in text
     assert text.count("<redacted>") == 2
+
+
+def test_query_tokens_are_masked_in_server_logs() -> None:
+    import io
+
+    import switchboard  # noqa: F401
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    access = logging.getLogger("uvicorn.access")
+    old_level = access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        access.info('%s - "WebSocket %s" %d', "127.0.0.1:1", "/telnyx/media?token=abc.def", 101)
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(old_level)
+    assert "abc.def" not in stream.getvalue()
+    assert "/telnyx/media?token=<redacted>" in stream.getvalue()

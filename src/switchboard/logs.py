@@ -106,6 +106,7 @@ class TextFormatter(logging.Formatter):
 CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-goog-api-key", "x-api-key", "api-key", "cookie"}
 )
+_QUERY_TOKEN = re.compile(r"(?i)([?&](?:token|key|api_key)=)[^&\s\"']+")
 _HEADER_LINE = re.compile(
     r"(?i)\b(authorization|proxy-authorization|x-goog-api-key|x-api-key|api-key|cookie)"
     r"(['\"]?\s*[:=,]\s*['\"]?)(?:(bearer|token|basic)\s+)?[^\s'\",}]+"
@@ -132,7 +133,7 @@ class RedactingFilter(logging.Filter):
         ):
             record.args = (args[0], "<redacted>")
         message = record.getMessage()
-        masked = _HEADER_LINE.sub(_mask_header, message)
+        masked = _QUERY_TOKEN.sub(r"\1<redacted>", _HEADER_LINE.sub(_mask_header, message))
         for secret in self._secrets:
             masked = masked.replace(secret, "***")
         if masked != message:
@@ -141,7 +142,14 @@ class RedactingFilter(logging.Filter):
 
 
 #: Loggers of the libraries that log credential headers (handshakes, requests) at DEBUG.
-WIRE_LOGGERS = ("websockets.client", "websockets.server", "httpx", "httpcore")
+WIRE_LOGGERS = (
+    "websockets.client",
+    "websockets.server",
+    "httpx",
+    "httpcore",
+    "uvicorn.access",  # logs media URLs with their per-call ``?token=``
+    "uvicorn.error",
+)
 
 
 def install_wire_redaction() -> None:
