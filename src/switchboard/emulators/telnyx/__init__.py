@@ -17,7 +17,12 @@ from typing import Any
 from switchboard.config import load_settings
 from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.telnyx.audio import WireFormat, load_pcm16, wav_bytes, write_wav
-from switchboard.emulators.telnyx.caller import CallerMediaLeg, LegResult
+from switchboard.emulators.telnyx.caller import (
+    CallerMediaLeg,
+    LegResult,
+    MediaLeg,
+    MediaLegFactory,
+)
 from switchboard.emulators.telnyx.calls import EmulatedCall
 from switchboard.emulators.telnyx.control import find_emulator, place_remote_call
 from switchboard.emulators.telnyx.report import CallReport
@@ -30,6 +35,8 @@ __all__ = [
     "EmulatedCall",
     "LegResult",
     "LoopbackServer",
+    "MediaLeg",
+    "MediaLegFactory",
     "TelnyxEmulator",
     "WireFormat",
     "bind_loopback",

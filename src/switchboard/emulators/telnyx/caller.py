@@ -32,14 +32,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from switchboard.emulators.telnyx.audio import WireFormat
 
-__all__ = ["CallerMediaLeg", "LegResult"]
+__all__ = ["CallerMediaLeg", "LegResult", "MediaLeg", "MediaLegFactory"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,40 @@ class LegResult:
     connect_error: str | None = None
     #: outbound chunks under the documented 20 ms minimum (played anyway).
     short_chunks: int = 0
+
+
+class MediaLeg(Protocol):
+    """What the emulator needs of a caller's media leg (:class:`CallerMediaLeg` is one).
+
+    ``run`` connects to ``url`` and streams until the leg ends; ``request_stop`` asks it to
+    end (the app hung up or stopped the stream). Another implementation (the load test's
+    tagged-frame caller) can stand in through ``TelnyxEmulator(media_leg_factory=...)``.
+    """
+
+    url: str
+
+    def request_stop(self, reason: str) -> None: ...
+
+    async def run(self) -> LegResult: ...
+
+
+class MediaLegFactory(Protocol):
+    """Builds the caller's media leg for one stream of a call.
+
+    Called with the ``stream_url``, the ``start`` object to send (without ``media_format``),
+    the inbound wire format (``stream_codec``) and the outbound one (None unless
+    bidirectional ``rtp``), and the call's ``call_control_id``.
+    """
+
+    def __call__(
+        self,
+        *,
+        url: str,
+        start: dict[str, Any],
+        inbound: WireFormat,
+        outbound: WireFormat | None,
+        call_control_id: str,
+    ) -> MediaLeg: ...
 
 
 class CallerMediaLeg:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from switchboard.emulators.telnyx.audio import AudioSource
-from switchboard.emulators.telnyx.caller import CallerMediaLeg, LegResult
+from switchboard.emulators.telnyx.caller import LegResult, MediaLeg
 from switchboard.emulators.telnyx.report import CallReport
 
 __all__ = ["CallState", "EmulatedCall"]
@@ -47,7 +47,7 @@ class EmulatedCall:
     command_bodies: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[tuple[str, int]] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
-    leg: CallerMediaLeg | None = None
+    leg: MediaLeg | None = None
     leg_task: asyncio.Task[LegResult] | None = None
     legs: list[LegResult] = field(default_factory=list)
     stream_url: str | None = None

@@ -39,7 +39,7 @@ from starlette.routing import Route
 
 from switchboard.emulators.loopback import LoopbackServer
 from switchboard.emulators.telnyx.audio import AudioSource, WireFormat, load_pcm16
-from switchboard.emulators.telnyx.caller import CallerMediaLeg
+from switchboard.emulators.telnyx.caller import CallerMediaLeg, MediaLeg, MediaLegFactory
 from switchboard.emulators.telnyx.calls import EmulatedCall
 from switchboard.emulators.telnyx.control import control_routes
 from switchboard.emulators.telnyx.webhooks import WebhookSender
@@ -75,6 +75,8 @@ class TelnyxEmulator:
         l16_byteorder: L16 byte order on the wire (UNCONFIRMED for Telnyx; RFC 3551: big).
         duplicate_webhooks: deliver every webhook twice (retries), to exercise idempotency.
         connection_id: the connection inbound calls arrive on.
+        media_leg_factory: builds the caller's media leg instead of the default
+            :class:`CallerMediaLeg` (WAV caller); e.g. the load test's tagged-frame caller.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class TelnyxEmulator:
         l16_byteorder: str = "big",
         duplicate_webhooks: bool = False,
         connection_id: str = "1684641123236054244",
+        media_leg_factory: MediaLegFactory | None = None,
     ) -> None:
         self.api_key = api_key
         self.webhook_url = webhook_url
@@ -106,6 +109,8 @@ class TelnyxEmulator:
         self.answer_delay_ms = answer_delay_ms
         self.l16_byteorder: Any = "little" if l16_byteorder == "little" else "big"
         self.connection_id = connection_id
+        self.media_leg_factory = media_leg_factory
+        self._leg_factories: dict[str, MediaLegFactory] = {}  # per-call overrides
         self.user_id = secrets.token_hex(8).upper()
         self.calls: dict[str, EmulatedCall] = {}
         self._rest_violations: list[str] = []
@@ -180,6 +185,7 @@ class TelnyxEmulator:
         webhook_url: str | None = None,
         dtmf: str = "",
         swap_every: int = 0,
+        media_leg_factory: MediaLegFactory | None = None,
     ) -> EmulatedCall:
         """A caller dials ``to``: sends ``call.initiated`` and returns the call.
 
@@ -188,6 +194,7 @@ class TelnyxEmulator:
             webhook_url: overrides the emulator's ``webhook_url`` for this call.
             dtmf: digits the caller presses after speaking (media ``dtmf`` + webhook).
             swap_every: deliver every Nth pair of media frames out of order.
+            media_leg_factory: this call's media leg builder (overrides the emulator's).
         """
         call = EmulatedCall(
             direction="incoming",
@@ -201,6 +208,8 @@ class TelnyxEmulator:
         )
         call.started_at = asyncio.get_running_loop().time()
         self.calls[call.call_control_id] = call
+        if media_leg_factory is not None:
+            self._leg_factories[call.call_control_id] = media_leg_factory
         self._spawn(self._time_limit(call))
         self._webhook(call, "call.initiated", call.payload(caller_id_name=from_))
         return call
@@ -384,7 +393,33 @@ class TelnyxEmulator:
             "client_state": call.client_state,
             "custom_parameters": custom,
         }
-        leg = CallerMediaLeg(
+        factory = self._leg_factories.get(call.call_control_id, self.media_leg_factory)
+        leg: MediaLeg
+        if factory is not None:
+            leg = factory(
+                url=str(params["stream_url"]),
+                start=start,
+                inbound=inbound,
+                outbound=outbound,
+                call_control_id=call.call_control_id,
+            )
+        else:
+            leg = self._caller_leg(call, params, start, inbound, outbound)
+        call.leg, call.stream_url = leg, str(params["stream_url"])
+        self._webhook(call, "streaming.started", call.payload(stream_url=call.stream_url))
+        call.leg_task = asyncio.create_task(leg.run())
+        self._spawn(self._after_leg(call, leg))
+
+    def _caller_leg(
+        self,
+        call: EmulatedCall,
+        params: dict[str, Any],
+        start: dict[str, Any],
+        inbound: WireFormat,
+        outbound: WireFormat | None,
+    ) -> CallerMediaLeg:
+        """The default caller: plays the call's audio (WAV) and records what it hears."""
+        return CallerMediaLeg(
             url=str(params["stream_url"]),
             start=start,
             inbound=inbound,
@@ -401,12 +436,8 @@ class TelnyxEmulator:
             ),
             violations=call.violations,
         )
-        call.leg, call.stream_url = leg, str(params["stream_url"])
-        self._webhook(call, "streaming.started", call.payload(stream_url=call.stream_url))
-        call.leg_task = asyncio.create_task(leg.run())
-        self._spawn(self._after_leg(call, leg))
 
-    async def _after_leg(self, call: EmulatedCall, leg: CallerMediaLeg) -> None:
+    async def _after_leg(self, call: EmulatedCall, leg: MediaLeg) -> None:
         assert call.leg_task is not None
         result = await call.leg_task
         call.legs.append(result)
