@@ -1,4 +1,4 @@
-"""CI smoke run of the load test: 5 calls against the app on loopback with the echo emulator."""
+"""CI smoke runs of the load test: 5 calls against the app on loopback with the echo emulator."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from switchboard.emulators.loopback import bind_loopback
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.loadtest import LoadOptions, LoadProgress, run_load
+from switchboard.loadtest.telnyx import new_telnyx_seed, telnyx_public_key
 from tests.e2e.harness import agent_book, running_app
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -123,3 +125,74 @@ async def test_forced_pcm_provider_audio_is_measured_by_position(tmp_path: Path)
     # bridge's framer (soxr HQ held ~7 frames per call)
     assert report.frames_queued <= 2
     assert report.round_trip.count > 150
+
+
+def _free_port() -> int:
+    with bind_loopback() as sock:
+        return int(sock.getsockname()[1])
+
+
+def _telnyx_env(oai: OpenAIRealtimeEmulator, seed: str, port: int) -> dict[str, str]:
+    """The app trusts ``seed``'s public key and commands the emulator on ``port``."""
+    return {
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": oai.base_url,
+        "TELNYX_API_KEY": "KEY_LOADTEST",
+        "TELNYX_PUBLIC_KEY": telnyx_public_key(seed),
+        "TELNYX_BASE_URL": f"http://127.0.0.1:{port}",
+        "TELNYX_CONNECTION_ID": "1684641123236054244",
+        "SWITCHBOARD_PROVIDER": "openai",
+    }
+
+
+async def test_five_telnyx_calls_lose_nothing_and_end_cleanly(tmp_path: Path) -> None:
+    seed, port = new_telnyx_seed(), _free_port()
+    async with (
+        OpenAIRealtimeEmulator(echo=True, record=False) as oai,
+        running_app(tmp_path, _telnyx_env(oai, seed, port), agents=_agents()) as (base, _s, _a),
+    ):
+        options = LoadOptions(
+            server=base,
+            carrier="telnyx",
+            telnyx_key_b64=seed,
+            telnyx_port=port,
+            telnyx_api_key="KEY_LOADTEST",
+            calls=5,
+            duration_s=3.0,
+            ramp_s=0.5,
+            pid=os.getpid(),
+        )
+        report = await run_load(options)
+    assert report.errors == []
+    assert report.carrier == "telnyx"
+    assert report.calls_ok == 5 and report.calls_failed == 0
+    assert report.mode == "tag"  # PCMU passes through untouched
+    assert report.frames_sent == 5 * 150
+    assert report.frames_returned == report.frames_sent
+    assert report.frames_lost == 0 and report.frames_queued == 0
+    assert report.clean
+    rt = report.round_trip
+    assert rt.count == report.frames_sent
+    assert 0 < rt.p50 <= rt.p95 <= rt.p99 <= rt.max
+    assert report.marks_received > 0 and report.marks_acked == report.marks_received
+    assert oai.violations == []
+    assert report.server_usage is not None and report.server_usage.cpu_percent > 0
+
+
+async def test_telnyx_calls_with_an_untrusted_key_fail(tmp_path: Path) -> None:
+    port = _free_port()
+    async with OpenAIRealtimeEmulator(echo=True, record=False) as oai:
+        env = _telnyx_env(oai, new_telnyx_seed(), port)
+        async with running_app(tmp_path, env, agents=_agents()) as (base, _s, _a):
+            options = LoadOptions(
+                server=base,
+                carrier="telnyx",
+                telnyx_key_b64=new_telnyx_seed(),  # not the key the app trusts
+                telnyx_port=port,
+                telnyx_api_key="KEY_LOADTEST",
+                calls=2,
+                duration_s=0.2,
+            )
+            report = await run_load(options)
+    assert report.calls_failed == 2 and not report.clean
+    assert all("call.initiated answered HTTP 4" in e for e in report.errors), report.errors

@@ -1,14 +1,17 @@
-"""One simulated Twilio call of the load test: webhook, media socket, tagged frames, marks.
+"""One simulated call of the load test: tagged frames, round trips, marks; the Twilio call.
 
 Theory of operation
 -------------------
-:class:`LoadCall` does what Twilio does on a call, as cheaply as possible so that one process
-can drive hundreds of calls: it signs and posts the voice webhook, reads ``<Stream url>`` and
-its ``<Parameter>``s from the TwiML, opens the media socket with a signed upgrade, and sends
+:class:`MediaMeter` is the carrier-neutral media side of a call, given an open socket and the
+carrier's message shapes (:mod:`.wire`). :class:`LoadCall` does what Twilio does on a call, as
+cheaply as possible so that one process can drive hundreds of calls: it signs and posts the
+voice webhook, reads ``<Stream url>`` and its ``<Parameter>``s from the TwiML and opens the
+media socket with a signed upgrade; the Telnyx call is in :mod:`.telnyx`. The meter sends
 ``connected`` and ``start``. Then a sender loop sends one 20 ms μ-law frame every 20 ms on an
 absolute schedule (``t0 + k·20 ms``, so a late wakeup is caught up rather than drifting); frame
 ``k`` carries tag ``k`` (:mod:`.tags`) and its send time is kept. The JSON of a media message is
-a string template, so a frame costs one base64 encoding and one ``%`` format.
+a string template, so a frame costs one base64 encoding and one ``%`` format. When the network
+ends the stream early (:meth:`MediaMeter.halt`), sending stops and the call is not ok.
 
 The receiver decodes server ``media`` and plays it on a simulated loudspeaker: ``play_end`` is
 when everything received so far has played (a payload starts at ``max(now, play_end)``). A
@@ -33,7 +36,7 @@ import json
 import secrets
 from array import array
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -42,8 +45,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from switchboard.emulators.twilio.signing import http_form_of, twilio_signature
 from switchboard.emulators.twilio.twiml import parse_twiml
 from switchboard.loadtest.tags import FRAME_BYTES, TagScanner, tagged_frame
+from switchboard.loadtest.wire import CallerWire, TwilioWire
 
-__all__ = ["STALL_MS", "CallStats", "LoadCall"]
+__all__ = ["STALL_MS", "CallStats", "LoadCall", "MediaMeter", "SimulatedCall"]
 
 #: A playout gap this long (ms) or longer, once audio has started, counts as a stall.
 STALL_MS = 60.0
@@ -75,41 +79,41 @@ class CallStats:
     rtt_ms: array[float] = field(default_factory=lambda: array("d"))
 
 
-class LoadCall:
-    """One simulated call (see module docstring).
+class SimulatedCall(Protocol):
+    """One simulated call of any carrier, as the runner sees it."""
+
+    stats: CallStats
+
+    @property
+    def started(self) -> bool:
+        """Whether media has started flowing."""
+        ...
+
+    async def run(self) -> CallStats:
+        """Place the call, stream, hang up; never raises."""
+        ...
+
+
+class MediaMeter:
+    """The carrier-neutral media side of one call: tagged frames out, echoes and marks in.
 
     Args:
-        index: this call's number in the run (for the report).
-        server: the app's base URL as it sees itself (``SWITCHBOARD_PUBLIC_URL``).
-        auth_token: the Twilio auth token the app validates signatures with.
+        stats: where to count (shared with the call).
+        wire: the carrier's caller messages (:mod:`.wire`).
         duration_s: how long to send frames.
         drain_s: how long to wait for outstanding echoes after the last frame.
-        account_sid / to / from_: webhook fields.
-        http: a shared HTTP client.
     """
 
     def __init__(
-        self,
-        index: int,
-        *,
-        server: str,
-        auth_token: str,
-        duration_s: float,
-        http: httpx.AsyncClient,
-        drain_s: float = 1.0,
-        account_sid: str = "AC" + "0" * 32,
-        to: str = "+15005550001",
-        from_: str = "+15005550006",
+        self, stats: CallStats, wire: CallerWire, *, duration_s: float, drain_s: float
     ) -> None:
-        self.server = server.rstrip("/")
-        self.auth_token = auth_token
+        self.stats = stats
+        self.wire = wire
         self.duration_s = duration_s
         self.drain_s = drain_s
-        self.account_sid, self.to, self.from_ = account_sid, to, from_
-        self.http = http
-        self.stats = CallStats(index=index, call_sid="CA" + secrets.token_hex(16))
-        self.stream_sid = "MZ" + secrets.token_hex(16)
         self.started = False
+        #: why the network ended the stream early (the app hung up), or None.
+        self.halted: str | None = None
         self._sent_at = array("d")  # loop time (s) each frame was sent
         self._returned = bytearray()  # 1 per frame returned (tag mode)
         self._max_returned = -1
@@ -123,71 +127,16 @@ class LoadCall:
         self._pos_rtt = array("d")  # round trips by position, used when no tag came back
         self._loop = asyncio.get_running_loop()
 
-    # -- the call -------------------------------------------------------------------------------
-    async def run(self) -> CallStats:
-        """Place the call, stream for ``duration_s``, drain, hang up; never raises."""
+    def halt(self, reason: str) -> None:
+        """Stop sending at the next frame (the network ended the stream)."""
+        if self.halted is None:
+            self.halted = reason
+
+    async def stream(self, ws: ClientConnection) -> None:
+        """Run the media leg on an open socket: hello, frames, drain, acknowledgements, stop."""
         s = self.stats
-        try:
-            url, params = await self._webhook()
-            headers = {"X-Twilio-Signature": twilio_signature(self.auth_token, http_form_of(url))}
-            # no permessage-deflate offered (UNCONFIRMED whether Twilio offers it; it would
-            # only add deflate cost on both ends for base64 audio)
-            async with connect(
-                url, additional_headers=headers, max_size=2**20, compression=None
-            ) as ws:
-                await self._stream(ws, params)
-                s.close_code = ws.close_code
-        except (httpx.HTTPError, OSError, InvalidHandshake, ConnectionClosed, ValueError) as exc:
-            s.error = f"{type(exc).__name__}: {exc}"[:200]
-        self._finish()
-        return s
-
-    async def _webhook(self) -> tuple[str, dict[str, str]]:
-        voice = f"{self.server}/twilio/voice"
-        params = [
-            ("AccountSid", self.account_sid),
-            ("ApiVersion", "2010-04-01"),
-            ("CallSid", self.stats.call_sid),
-            ("CallStatus", "ringing"),
-            ("Called", self.to),
-            ("Caller", self.from_),
-            ("Direction", "inbound"),
-            ("From", self.from_),
-            ("To", self.to),
-        ]
-        resp = await self.http.post(
-            voice,
-            data=dict(params),
-            headers={
-                "X-Twilio-Signature": twilio_signature(self.auth_token, voice, params),
-                "I-Twilio-Idempotency-Token": secrets.token_hex(16),
-            },
-        )
-        if resp.status_code != 200:
-            raise ValueError(f"webhook answered HTTP {resp.status_code}")
-        for verb in parse_twiml(resp.text):  # TwimlError is a ValueError
-            streams = [c for c in verb.children if c.name == "Stream" and c.attrs.get("url")]
-            if verb.name == "Connect" and streams:
-                return streams[0].attrs["url"], streams[0].parameters()
-        raise ValueError("webhook TwiML has no <Connect><Stream url>")
-
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
-    async def _stream(self, ws: ClientConnection, custom: dict[str, str]) -> None:
-        s = self.stats
-        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-        start = {
-            "accountSid": self.account_sid,
-            "streamSid": self.stream_sid,
-            "callSid": s.call_sid,
-            "tracks": ["inbound"],
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            "customParameters": custom,
-        }
-        msg = {"event": "start", "sequenceNumber": str(self._next_seq()), "start": start}
-        await ws.send(json.dumps({**msg, "streamSid": self.stream_sid}))
+        await ws.send(self.wire.connected())
+        await ws.send(self.wire.start(self._next_seq()))
         self.started = True
         receiver = asyncio.create_task(self._receive(ws))
         try:
@@ -195,30 +144,30 @@ class LoadCall:
             self._done_sending = True
             if self._back() >= s.frames_sent:
                 self._all_back.set()
-            if not receiver.done():
+            if not receiver.done() and self.halted is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._all_back.wait(), self.drain_s)
             # listen until what came back has played, acknowledging the last marks
             await asyncio.sleep(max(0.0, min(self._play_end - self._loop.time(), self.drain_s)))
             await self._send_acks(ws, self._loop.time())
-            stop = {"accountSid": self.account_sid, "callSid": s.call_sid}
-            stop_msg = {"event": "stop", "sequenceNumber": str(self._next_seq()), "stop": stop}
             with contextlib.suppress(ConnectionClosed):
-                await ws.send(json.dumps({**stop_msg, "streamSid": self.stream_sid}))
-            s.ok = not receiver.done()  # the server kept the call up until we hung up
-            if not s.ok:
+                await ws.send(self.wire.stop(self._next_seq()))
+            s.ok = not receiver.done() and self.halted is None  # up until we hung up
+            if receiver.done():
                 s.error = "server closed the stream"
+            elif self.halted is not None:
+                s.error = f"stream ended by the network: {self.halted}"
         finally:
             receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await receiver
 
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
     async def _send_frames(self, ws: ClientConnection) -> None:
-        s, loop = self.stats, self._loop
-        template = (
-            '{"event":"media","sequenceNumber":"%d","media":{"track":"inbound","chunk":"%d",'
-            '"timestamp":"%d","payload":"%s"},"streamSid":"' + self.stream_sid + '"}'
-        )
+        s, loop, media = self.stats, self._loop, self.wire.media
         b64 = base64.b64encode
         n_frames = round(self.duration_s / _FRAME_S)
         t0 = loop.time()
@@ -227,6 +176,8 @@ class LoadCall:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if self.halted is not None:
+                return
             now = loop.time()
             lag = (now - due) * 1000.0
             if lag > s.send_lag_max_ms:
@@ -237,7 +188,7 @@ class LoadCall:
             self._seq += 1
             self._sent_at.append(now)
             self._returned.append(0)
-            await ws.send(template % (self._seq, k + 1, k * 20, payload))
+            await ws.send(media(self._seq, k + 1, k * 20, payload))
             s.frames_sent += 1
 
     async def _send_acks(self, ws: ClientConnection, now: float) -> None:
@@ -246,10 +197,8 @@ class LoadCall:
             return
         self._pending_marks = [m for m in self._pending_marks if m[0] > now]
         for _at, name in due:
-            self._seq += 1
-            msg = {"event": "mark", "sequenceNumber": str(self._seq), "mark": {"name": name}}
             with contextlib.suppress(ConnectionClosed):
-                await ws.send(json.dumps({**msg, "streamSid": self.stream_sid}))
+                await ws.send(self.wire.mark(self._next_seq(), name))
             self.stats.marks_acked += 1
 
     async def _receive(self, ws: ClientConnection) -> None:
@@ -307,7 +256,8 @@ class LoadCall:
         s = self.stats
         return s.frames_returned if s.frames_returned else s.bytes_returned // FRAME_BYTES
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
+        """Settle lost/queued counts (and position mode) once the stream is over."""
         s = self.stats
         if s.frames_returned == 0 and s.bytes_returned >= FRAME_BYTES:
             s.mode = "position"
@@ -317,3 +267,99 @@ class LoadCall:
             return
         s.frames_queued = s.frames_sent - 1 - self._max_returned
         s.frames_lost = s.frames_sent - s.frames_returned - s.frames_queued
+
+
+class LoadCall:
+    """One simulated Twilio call (see module docstring).
+
+    Args:
+        index: this call's number in the run (for the report).
+        server: the app's base URL as it sees itself (``SWITCHBOARD_PUBLIC_URL``).
+        auth_token: the Twilio auth token the app validates signatures with.
+        duration_s: how long to send frames.
+        drain_s: how long to wait for outstanding echoes after the last frame.
+        account_sid / to / from_: webhook fields.
+        http: a shared HTTP client.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        *,
+        server: str,
+        auth_token: str,
+        duration_s: float,
+        http: httpx.AsyncClient,
+        drain_s: float = 1.0,
+        account_sid: str = "AC" + "0" * 32,
+        to: str = "+15005550001",
+        from_: str = "+15005550006",
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.auth_token = auth_token
+        self.duration_s = duration_s
+        self.drain_s = drain_s
+        self.account_sid, self.to, self.from_ = account_sid, to, from_
+        self.http = http
+        self.stats = CallStats(index=index, call_sid="CA" + secrets.token_hex(16))
+        self.stream_sid = "MZ" + secrets.token_hex(16)
+        self.meter: MediaMeter | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.meter is not None and self.meter.started
+
+    async def run(self) -> CallStats:
+        """Place the call, stream for ``duration_s``, drain, hang up; never raises."""
+        s = self.stats
+        try:
+            url, params = await self._webhook()
+            wire = TwilioWire(
+                stream_sid=self.stream_sid,
+                account_sid=self.account_sid,
+                call_sid=s.call_sid,
+                custom=params,
+            )
+            self.meter = MediaMeter(s, wire, duration_s=self.duration_s, drain_s=self.drain_s)
+            headers = {"X-Twilio-Signature": twilio_signature(self.auth_token, http_form_of(url))}
+            # no permessage-deflate offered (UNCONFIRMED whether Twilio offers it; it would
+            # only add deflate cost on both ends for base64 audio)
+            async with connect(
+                url, additional_headers=headers, max_size=2**20, compression=None
+            ) as ws:
+                await self.meter.stream(ws)
+                s.close_code = ws.close_code
+        except (httpx.HTTPError, OSError, InvalidHandshake, ConnectionClosed, ValueError) as exc:
+            s.error = f"{type(exc).__name__}: {exc}"[:200]
+        if self.meter is not None:
+            self.meter.finish()
+        return s
+
+    async def _webhook(self) -> tuple[str, dict[str, str]]:
+        voice = f"{self.server}/twilio/voice"
+        params = [
+            ("AccountSid", self.account_sid),
+            ("ApiVersion", "2010-04-01"),
+            ("CallSid", self.stats.call_sid),
+            ("CallStatus", "ringing"),
+            ("Called", self.to),
+            ("Caller", self.from_),
+            ("Direction", "inbound"),
+            ("From", self.from_),
+            ("To", self.to),
+        ]
+        resp = await self.http.post(
+            voice,
+            data=dict(params),
+            headers={
+                "X-Twilio-Signature": twilio_signature(self.auth_token, voice, params),
+                "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+            },
+        )
+        if resp.status_code != 200:
+            raise ValueError(f"webhook answered HTTP {resp.status_code}")
+        for verb in parse_twiml(resp.text):  # TwimlError is a ValueError
+            streams = [c for c in verb.children if c.name == "Stream" and c.attrs.get("url")]
+            if verb.name == "Connect" and streams:
+                return streams[0].attrs["url"], streams[0].parameters()
+        raise ValueError("webhook TwiML has no <Connect><Stream url>")

@@ -4,6 +4,11 @@ Calls start evenly over ``ramp_s`` (call i at ``i·ramp_s/N``) and each streams 
 ``duration_s``; the steady window, in which every call is up and none has ended, is
 ``[ramp_s + 0.5, duration_s − 0.5]`` seconds after the first start (when that window is at
 least one second long). The server process is sampled every half second while the calls run.
+
+Twilio calls post their webhooks themselves (:class:`~.client.LoadCall`); Telnyx calls are placed
+by an in-process Telnyx emulator that acts as the network (:mod:`.telnyx`): the app must trust
+its key (``telnyx_key_b64``'s public key as ``TELNYX_PUBLIC_KEY``) and send its commands to it
+(``TELNYX_BASE_URL=http://127.0.0.1:<telnyx_port>``, ``TELNYX_API_KEY=<telnyx_api_key>``).
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from switchboard.loadtest.client import CallStats, LoadCall
+from switchboard.emulators.telnyx import TelnyxEmulator
+from switchboard.loadtest.client import CallStats, LoadCall, SimulatedCall
 from switchboard.loadtest.report import LoadReport, ServerUsage
 from switchboard.loadtest.stats import ProcSample, read_proc, summarize
+from switchboard.loadtest.telnyx import TelnyxLoadCall
 
 __all__ = ["LoadOptions", "LoadProgress", "run_load"]
 
@@ -27,10 +34,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
-    """What to run (see ``switchboard loadtest --help``)."""
+    """What to run (see ``switchboard loadtest --help``).
+
+    ``auth_token``/``account_sid`` are Twilio's; ``telnyx_*`` configure the in-process Telnyx
+    emulator (Ed25519 seed, REST port, the API key the app sends).
+    """
 
     server: str
-    auth_token: str
+    auth_token: str = ""
     calls: int = 10
     duration_s: float = 10.0
     ramp_s: float = 2.0
@@ -39,6 +50,10 @@ class LoadOptions:
     drain_s: float = 1.0
     account_sid: str = "AC" + "0" * 32
     to: str = "+15005550001"
+    telnyx_key_b64: str | None = None
+    telnyx_port: int = 0
+    telnyx_api_key: str = "KEY_EMULATOR"
+    webhook_path: str = "/telnyx/webhook"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,27 +77,44 @@ async def run_load(
     Raises:
         ValueError: an unsupported carrier or a non-positive number of calls.
     """
-    if options.carrier != "twilio":
-        raise ValueError(f"carrier {options.carrier!r} is not supported by the load test yet")
+    if options.carrier not in ("twilio", "telnyx"):
+        raise ValueError(f"carrier {options.carrier!r} is not supported by the load test")
     if options.calls < 1:
         raise ValueError("calls must be at least 1")
     loop = asyncio.get_running_loop()
     limits = httpx.Limits(max_connections=options.calls, max_keepalive_connections=options.calls)
     samples: list[tuple[float, ProcSample]] = []
-    async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
-        calls = [
-            LoadCall(
-                i,
-                server=options.server,
-                auth_token=options.auth_token,
-                duration_s=options.duration_s,
-                drain_s=options.drain_s,
-                account_sid=options.account_sid,
-                to=options.to,
-                http=http,
-            )
-            for i in range(options.calls)
-        ]
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0, limits=limits))
+        calls: list[SimulatedCall]
+        if options.carrier == "telnyx":
+            emulator = await stack.enter_async_context(_telnyx_emulator(options))
+            webhook_url = options.server.rstrip("/") + options.webhook_path
+            calls = [
+                TelnyxLoadCall(
+                    i,
+                    emulator=emulator,
+                    webhook_url=webhook_url,
+                    duration_s=options.duration_s,
+                    drain_s=options.drain_s,
+                    to=options.to,
+                )
+                for i in range(options.calls)
+            ]
+        else:
+            calls = [
+                LoadCall(
+                    i,
+                    server=options.server,
+                    auth_token=options.auth_token,
+                    duration_s=options.duration_s,
+                    drain_s=options.drain_s,
+                    account_sid=options.account_sid,
+                    to=options.to,
+                    http=http,
+                )
+                for i in range(options.calls)
+            ]
         t0 = loop.time()
         tasks = [
             loop.create_task(_delayed(call, t0 + i * options.ramp_s / options.calls))
@@ -100,7 +132,18 @@ async def run_load(
     return _report(options, results, samples)
 
 
-async def _delayed(call: LoadCall, at: float) -> CallStats:
+def _telnyx_emulator(options: LoadOptions) -> TelnyxEmulator:
+    """The network for Telnyx calls; no call may be cut by its time limit."""
+    longest_s = options.ramp_s + options.duration_s + options.drain_s + 60.0
+    return TelnyxEmulator(
+        port=options.telnyx_port,
+        api_key=options.telnyx_api_key,
+        private_key_b64=options.telnyx_key_b64,
+        max_call_ms=round(max(60.0, longest_s) * 1000),
+    )
+
+
+async def _delayed(call: SimulatedCall, at: float) -> CallStats:
     delay = at - asyncio.get_running_loop().time()
     if delay > 0:
         await asyncio.sleep(delay)
@@ -109,7 +152,7 @@ async def _delayed(call: LoadCall, at: float) -> CallStats:
 
 async def _watch(
     options: LoadOptions,
-    calls: list[LoadCall],
+    calls: list[SimulatedCall],
     tasks: list[asyncio.Task[CallStats]],
     t0: float,
     samples: list[tuple[float, ProcSample]],
