@@ -109,6 +109,17 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--drain", type=float, default=1.0, help="seconds to wait for echoes after the last frame"
     )
+    load.add_argument(
+        "--telnyx-key",
+        metavar="SEED_B64",
+        help="telnyx: Ed25519 seed the load tool signs webhooks with (the server's "
+        "TELNYX_PUBLIC_KEY is its public key; printed when missing)",
+    )
+    load.add_argument(
+        "--telnyx-port",
+        type=int,
+        help="telnyx: port of the load tool's Call Control emulator (the server's TELNYX_BASE_URL)",
+    )
     return parser
 
 

@@ -196,3 +196,40 @@ async def test_telnyx_calls_with_an_untrusted_key_fail(tmp_path: Path) -> None:
             report = await run_load(options)
     assert report.calls_failed == 2 and not report.clean
     assert all("call.initiated answered HTTP 4" in e for e in report.errors), report.errors
+
+
+def _cli_env() -> dict[str, str]:
+    prefixes = ("TWILIO_", "OPENAI_", "TELNYX_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+async def test_cli_telnyx_without_key_prints_what_the_server_needs() -> None:
+    argv = ["loadtest", "--carrier", "telnyx", "--server", "http://127.0.0.1:9"]
+    done = await anyio.run_process(
+        [sys.executable, "-m", "switchboard.cli", *argv], check=False, env=_cli_env()
+    )
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    seed = err.rsplit("--telnyx-key ", 1)[1].split()[0]
+    assert f"TELNYX_PUBLIC_KEY={telnyx_public_key(seed)} " in err
+    assert "TELNYX_BASE_URL=http://127.0.0.1:" in err and "--telnyx-port " in err
+
+
+async def test_cli_telnyx_run_writes_a_clean_report(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    seed, port = new_telnyx_seed(), _free_port()
+    async with OpenAIRealtimeEmulator(echo=True, record=False) as oai:
+        env = _telnyx_env(oai, seed, port)
+        async with running_app(tmp_path, env, agents=_agents()) as (base, _s, _a):
+            argv = ["loadtest", "--carrier", "telnyx", "--server", base, "--calls", "2"]
+            argv += ["--duration", "1", "--ramp", "0", "--json", str(out)]
+            argv += ["--telnyx-key", seed, "--telnyx-port", str(port)]
+            done = await anyio.run_process(
+                [sys.executable, "-m", "switchboard.cli", *argv],
+                check=False,
+                env={**_cli_env(), "TELNYX_API_KEY": "KEY_LOADTEST"},
+            )
+    assert done.returncode == 0, done.stderr.decode()
+    data = json.loads(out.read_text("utf-8"))
+    assert data["clean"] is True and data["calls_ok"] == 2 and data["carrier"] == "telnyx"
+    assert data["frames_sent"] == data["frames_returned"] == 100

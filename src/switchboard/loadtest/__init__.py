@@ -1,6 +1,8 @@
 """``switchboard loadtest``: N concurrent simulated carrier calls against a running server.
 
-Each call signs and posts the carrier webhook, follows it to the media socket, sends a tagged
+Each Twilio call signs and posts the voice webhook and follows it to the media socket; each
+Telnyx call is placed by an in-process Telnyx emulator (signed webhooks, Call Control API) and
+the load tool's caller answers on the media socket the emulator opens. Each call sends a tagged
 20 ms μ-law frame every 20 ms, acknowledges marks at playout and measures every frame's round
 trip (sent → its echo back, with the provider in echo mode). See :mod:`.client` for one call,
 :mod:`.runner` for the run and :mod:`.report` for what is reported.
@@ -18,6 +20,7 @@ from switchboard.loadtest.report import LoadReport, ServerUsage
 from switchboard.loadtest.runner import LoadOptions, LoadProgress, run_load
 from switchboard.loadtest.stats import LatencySummary, percentile, summarize
 from switchboard.loadtest.tags import TagScanner, decode_tag, tagged_frame
+from switchboard.loadtest.telnyx import TelnyxLoadCall, new_telnyx_seed, telnyx_public_key
 
 __all__ = [
     "CallStats",
@@ -28,12 +31,15 @@ __all__ = [
     "LoadReport",
     "ServerUsage",
     "TagScanner",
+    "TelnyxLoadCall",
     "decode_tag",
     "loadtest_command",
+    "new_telnyx_seed",
     "percentile",
     "run_load",
     "summarize",
     "tagged_frame",
+    "telnyx_public_key",
 ]
 
 
@@ -46,15 +52,31 @@ async def loadtest_command(args: argparse.Namespace) -> int:
     from rich.live import Live
 
     token, account_sid = _twilio_identity(args)
-    if not token:
+    telnyx: dict[str, Any] = {}
+    if args.carrier == "telnyx":
+        if not args.telnyx_key or not args.telnyx_port:
+            print(_telnyx_setup(args), file=sys.stderr)
+            return 2
+        try:
+            telnyx_public_key(args.telnyx_key)
+        except ValueError as exc:
+            print(f"switchboard loadtest: --telnyx-key: {exc}", file=sys.stderr)
+            return 2
+        telnyx = {
+            "telnyx_key_b64": args.telnyx_key,
+            "telnyx_port": args.telnyx_port,
+            "telnyx_api_key": _telnyx_api_key(),
+        }
+    elif not token:
         print(
             "switchboard loadtest: --auth-token or TWILIO_AUTH_TOKEN is required", file=sys.stderr
         )
         return 2
     options = LoadOptions(
         server=args.server,
-        auth_token=token,
+        auth_token=token or "",
         account_sid=account_sid,
+        **telnyx,
         calls=args.calls,
         duration_s=args.duration,
         ramp_s=args.ramp,
@@ -86,6 +108,37 @@ async def loadtest_command(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
     return 0 if report.clean else 1
+
+
+def _telnyx_setup(args: argparse.Namespace) -> str:
+    """How to start the server so that it trusts and commands the load tool's emulator."""
+    from switchboard.emulators.loopback import bind_loopback
+
+    seed = args.telnyx_key or new_telnyx_seed()
+    port = args.telnyx_port
+    if not port:
+        with bind_loopback() as sock:
+            port = int(sock.getsockname()[1])
+    try:
+        public = telnyx_public_key(seed)
+    except ValueError as exc:
+        return f"switchboard loadtest: --telnyx-key: {exc}"
+    return (
+        "switchboard loadtest: --carrier telnyx needs --telnyx-key and --telnyx-port: the load\n"
+        "tool acts as the Telnyx network, so start the server with\n"
+        f"  TELNYX_PUBLIC_KEY={public} TELNYX_BASE_URL=http://127.0.0.1:{port} "
+        f"TELNYX_API_KEY={_telnyx_api_key()}\n"
+        "and run\n"
+        f"  switchboard loadtest --carrier telnyx --server {args.server} "
+        f"--telnyx-key {seed} --telnyx-port {port} ..."
+    )
+
+
+def _telnyx_api_key() -> str:
+    """The API key the server sends (TELNYX_API_KEY), which the emulator accepts."""
+    from switchboard.config import load_settings
+
+    return load_settings().secret("telnyx_api_key") or "KEY_EMULATOR"
 
 
 def _twilio_identity(args: argparse.Namespace) -> tuple[str | None, str]:
