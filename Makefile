@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint typecheck unit serve bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/switchboard/audio/_g711.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'

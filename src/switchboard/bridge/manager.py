@@ -443,7 +443,8 @@ class CallManager:
 
     # -- API operations --------------------------------------------------------------------------
     def sessions(self) -> list[dict[str, Any]]:
-        return [active.summary() for active in self.calls.values()]
+        """Live calls (a call whose record is being finalised is no longer live)."""
+        return [active.summary() for active in self.calls.values() if not active.ending]
 
     async def hangup(self, call_id: str) -> None:
         """Hang up a live call through its carrier.
