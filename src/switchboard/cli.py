@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument(
         "--auth-token", help="twilio: the token the server validates with (TWILIO_AUTH_TOKEN)"
     )
+    call.add_argument(
+        "--account-sid", help="twilio: the account the server expects (TWILIO_ACCOUNT_SID)"
+    )
 
     calls = sub.add_parser("calls", help="list call records, or show one")
     calls.add_argument("action", nargs="?", choices=("list", "show"), default="list")
@@ -246,6 +249,9 @@ def _call(args: argparse.Namespace, settings: Any) -> int:
             print("switchboard call: give --auth-token or set TWILIO_AUTH_TOKEN", file=sys.stderr)
             return 2
         options["auth_token"] = token
+        account = args.account_sid or settings.twilio_account_sid
+        if account:
+            options["account_sid"] = account
     report = asyncio.run(
         module.run_call(
             server=args.server,
