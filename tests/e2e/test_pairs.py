@@ -33,22 +33,25 @@ GAPS = [2500, 5000]
 
 
 @asynccontextmanager
-async def provider_env(name: str, stack: AsyncExitStack) -> AsyncIterator[dict[str, str]]:
-    """Start the emulators ``name`` needs; yield the settings that point at them."""
+async def provider_env(
+    name: str, stack: AsyncExitStack, script: list[dict[str, Any]] | None = None
+) -> AsyncIterator[dict[str, str]]:
+    """Start the emulators ``name`` needs (scripted); yield the settings that point at them."""
+    script = SCRIPT if script is None else script
     match name:
         case "openai":
             oai = await stack.enter_async_context(
-                OpenAIRealtimeEmulator(script=SCRIPT, ms_per_char=30.0)
+                OpenAIRealtimeEmulator(script=script, ms_per_char=30.0)
             )
             yield {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": oai.base_url}
             assert oai.violations == []
         case "gemini":
-            gem = await stack.enter_async_context(GeminiEmulator(script=SCRIPT, realtime=False))
+            gem = await stack.enter_async_context(GeminiEmulator(script=script, realtime=False))
             yield {"GEMINI_API_KEY": "g-test", "GEMINI_BASE_URL": gem.base_url}
             assert gem.live.violations == []
         case "deepgram":
-            dg = await stack.enter_async_context(DeepgramEmulator(script=SCRIPT, ms_per_char=30.0))
-            gem = await stack.enter_async_context(GeminiEmulator(script=SCRIPT))
+            dg = await stack.enter_async_context(DeepgramEmulator(script=script, ms_per_char=30.0))
+            gem = await stack.enter_async_context(GeminiEmulator(script=script))
             yield {
                 "DEEPGRAM_API_KEY": "dg-test",
                 "DEEPGRAM_BASE_URL": dg.base_url,
@@ -123,3 +126,71 @@ async def test_telnyx_pair(tmp_path: Path, provider: str) -> None:
     assert detail.record.end_reason == "agent_hangup"
     check_record_and_transcript([(t.role, t.text) for t in detail.transcript])
     assert len(detail.latencies) == 2, detail.latencies  # both caller turns were timed
+
+
+LONG_REPLY = (
+    "Let me tell you all about our many services, our opening hours on every single day of "
+    "the week, and the history of this fine establishment since it first opened."
+)
+BARGE_SCRIPT: list[dict[str, Any]] = [
+    {"caller": "tell me everything", "say": LONG_REPLY},
+    {
+        "caller": "billing please",
+        "tool": {"name": "transfer_call", "arguments": {"destination": "+15550199999"}},
+        "say": "Transferring you now.",
+    },
+]
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
+async def test_twilio_barge_in_then_transfer(tmp_path: Path, provider: str) -> None:
+    async with AsyncExitStack() as stack, provider_env(provider, stack, BARGE_SCRIPT) as env:
+        twilio = await stack.enter_async_context(TwilioEmulator())
+        env |= {
+            "TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": twilio.auth_token,
+            "TWILIO_BASE_URL": twilio.base_url,
+            "SWITCHBOARD_PROVIDER": provider,
+        }
+        async with running_app(tmp_path, env) as (base, _settings, _app):
+            pcm = caller_pcm("tell me everything", "billing please", gap_ms=[1800, 7000])
+            twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
+            (report,) = await twilio.wait_calls(timeout_s=40)
+    assert report.violations == []
+    assert report.clears >= 1, "barge-in clears the carrier's buffer"
+    assert report.dialed == ["+15550199999"]
+    detail = await read_only_call(tmp_path)
+    assert detail.record.end_reason == "transferred"
+    interrupted = [t for t in detail.transcript if t.interrupted]
+    assert interrupted and interrupted[0].role == "agent"
+    assert len(interrupted[0].text) < len(LONG_REPLY)
+    assert any(e.kind == "barge_in" for e in detail.timeline)
+    assert [t.name for t in detail.tool_calls] == ["transfer_call"]
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
+async def test_telnyx_caller_hangs_up_mid_reply(tmp_path: Path, provider: str) -> None:
+    script: list[dict[str, Any]] = [{"caller": "tell me everything", "say": LONG_REPLY}]
+    async with AsyncExitStack() as stack, provider_env(provider, stack, script) as env:
+        telnyx = await stack.enter_async_context(TelnyxEmulator(max_call_ms=5000))
+        env |= {
+            "TELNYX_API_KEY": telnyx.api_key,
+            "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
+            "TELNYX_BASE_URL": telnyx.base_url,
+            "SWITCHBOARD_PROVIDER": provider,
+        }
+        async with running_app(tmp_path, env) as (base, _settings, _app):
+            call = await telnyx.place_inbound_call(
+                to="+15550100000",
+                from_="+15550111111",
+                audio=caller_wav("tell me everything", gap_ms=8000),
+                webhook_url=f"{base}/telnyx/webhook",
+            )
+            report = await call.wait(30)
+    assert report.violations == []
+    detail = await read_only_call(tmp_path)
+    assert detail.record.end_reason == "caller_hangup"
+    assert detail.record.status == "completed"
+    last = detail.transcript[-1]
+    assert last.role == "agent" and last.interrupted
+    assert len(last.text) < len(LONG_REPLY)

@@ -153,6 +153,8 @@ class CallSession:
         self._apology_audio = apology_audio
         self._last_voice_ms: float | None = None
         self._voice_consumed_ms = 0.0  # caller voice before this already started a turn
+        self._voiced_run = 0  # consecutive voiced caller frames
+        self._provider_reports_speech = False
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -231,6 +233,18 @@ class CallSession:
             await self.socket.close(1000, self.end_reason or "completed")
         self.sink.timeline("call.ended", self.now(), {"reason": self.end_reason})
 
+    async def _voice_barge_in(self, now: float) -> None:
+        """The caller has spoken over agent audio for a while and the provider said nothing.
+
+        Providers with their own VAD events (OpenAI, the pipeline) report caller speech and the
+        bridge acts on that. Gemini reports none: once it has finished generating, the reply's
+        audio still queued here would play on over the caller. So until a provider has shown
+        that it reports speech, the bridge's own voice detector starts the barge-in.
+        """
+        if not self._provider_reports_speech and self.core.agent_speaking(now):
+            self.log.info("caller speech over agent audio: barge-in (bridge VAD)")
+            await self.apply(self.core.caller_speech_started(now))
+
     def _speech_end(self, now: float) -> float:
         """When the caller's voice last reached our socket (for turn latency), else ``now``.
 
@@ -258,7 +272,13 @@ class CallSession:
                             if self._on_frame_in is not None:
                                 self._on_frame_in()
                             if payload and voiced(payload):
-                                self._last_voice_ms = self.now()
+                                now = self.now()
+                                self._last_voice_ms = now
+                                self._voiced_run += 1
+                                if self._voiced_run == _BARGE_IN_FRAMES:
+                                    await self._voice_barge_in(now)
+                            else:
+                                self._voiced_run = 0
                             data = inbound.process(payload)
                             if data and provider.state in _LIVE:
                                 await provider.send_audio(
@@ -322,6 +342,7 @@ class CallSession:
             case ProviderEventType.CALLER_TRANSCRIPT:
                 await self.apply(core.caller_transcript(data["text"], final=data["final"], now=now))
             case ProviderEventType.SPEECH_STARTED:
+                self._provider_reports_speech = True
                 await self.apply(core.caller_speech_started(now))
             case ProviderEventType.SPEECH_STOPPED:
                 self._voice_consumed_ms = now
@@ -507,5 +528,7 @@ class CallSession:
 _LIVE = (SessionState.CONNECTED, SessionState.RECONNECTING)
 
 
+#: Consecutive voiced 20 ms caller frames that count as speech over agent audio (240 ms).
+_BARGE_IN_FRAMES = 12
 #: What a carrier can dial: an E.164 number or a SIP URI.
 _DIALABLE = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s]+)$")
