@@ -7,6 +7,7 @@ played. (The deeper flows — barge-in, transfer, drops — are in test_twilio_o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -194,3 +195,49 @@ async def test_telnyx_caller_hangs_up_mid_reply(tmp_path: Path, provider: str) -
     last = detail.transcript[-1]
     assert last.role == "agent" and last.interrupted
     assert len(last.text) < len(LONG_REPLY)
+
+
+@pytest.mark.parametrize("provider", ["gemini", "deepgram"])
+async def test_twilio_provider_drop_mid_call(tmp_path: Path, provider: str) -> None:
+    """The provider's socket drops between two turns; the call goes on (OpenAI: see twilio)."""
+    script: list[dict[str, Any]] = [
+        {"caller": "first question", "say": "First answer."},
+        {"caller": "second question", "say": "Second answer."},
+    ]
+    async with AsyncExitStack() as stack:
+        if provider == "gemini":
+            gem = await stack.enter_async_context(GeminiEmulator(script=script))
+            env = {"GEMINI_API_KEY": "g-test", "GEMINI_BASE_URL": gem.base_url}
+        else:
+            dg = await stack.enter_async_context(DeepgramEmulator(script=script, ms_per_char=30.0))
+            gem = await stack.enter_async_context(GeminiEmulator(script=script))
+            env = {
+                "DEEPGRAM_API_KEY": "dg-test",
+                "DEEPGRAM_BASE_URL": dg.base_url,
+                "GEMINI_API_KEY": "g-test",
+                "GEMINI_BASE_URL": gem.base_url,
+            }
+        twilio = await stack.enter_async_context(TwilioEmulator())
+        env |= {
+            "TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": twilio.auth_token,
+            "TWILIO_BASE_URL": twilio.base_url,
+            "SWITCHBOARD_PROVIDER": provider,
+        }
+        async with running_app(tmp_path, env) as (base, _settings, _app):
+            pcm = caller_pcm("first question", "second question", gap_ms=[3500, 3000])
+            twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
+            await asyncio.sleep(4.5)  # the first answer has been given
+            if provider == "gemini":
+                await gem.live.drop_all()
+            else:
+                assert await dg.drop_listen_sockets() == 1
+            (report,) = await twilio.wait_calls(timeout_s=40)
+    assert report.violations == []
+    detail = await read_only_call(tmp_path)
+    said = [(t.role, _plain(t.text)) for t in detail.transcript]
+    assert ("agent", "first answer") in said
+    assert ("agent", "second answer") in said
+    if provider == "gemini":
+        kinds = [e.kind for e in detail.timeline]
+        assert "provider.reconnecting" in kinds and "provider.reconnected" in kinds
