@@ -2,7 +2,8 @@
 
 Each pair runs the same call: the greeting, one caller turn answered, then the caller says
 goodbye and the agent's ``end_call`` tool hangs up through the carrier once the goodbye has
-played. (The deeper flows — barge-in, transfer, drops — are in test_twilio_openai.py.)
+played. Every emulated provider also goes through barge-in then transfer (Twilio), the caller
+hanging up mid-reply (Telnyx) and a provider drop (Twilio; OpenAI's is in test_twilio_openai.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.deepgram import DeepgramEmulator
 from switchboard.emulators.gemini import GeminiEmulator
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.telnyx import CallReport as TelnyxReport
 from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from tests.e2e.harness import caller_pcm, caller_wav, read_only_call, running_app
@@ -33,35 +36,78 @@ UTTERANCES = ("what are your opening hours", "thanks bye")
 GAPS = [2500, 5000]
 
 
+@dataclass
+class Providers:
+    """The provider emulators one test started, and the settings that point at them."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    openai: OpenAIRealtimeEmulator | None = None
+    gemini: GeminiEmulator | None = None
+    deepgram: DeepgramEmulator | None = None
+
+
 @asynccontextmanager
 async def provider_env(
     name: str, stack: AsyncExitStack, script: list[dict[str, Any]] | None = None
-) -> AsyncIterator[dict[str, str]]:
-    """Start the emulators ``name`` needs (scripted); yield the settings that point at them."""
+) -> AsyncIterator[Providers]:
+    """Start the emulators ``name`` needs (scripted); after the test, check their violations."""
     script = SCRIPT if script is None else script
     match name:
         case "openai":
             oai = await stack.enter_async_context(
                 OpenAIRealtimeEmulator(script=script, ms_per_char=30.0)
             )
-            yield {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": oai.base_url}
+            yield Providers({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": oai.base_url}, oai)
             assert oai.violations == []
         case "gemini":
             gem = await stack.enter_async_context(GeminiEmulator(script=script, realtime=False))
-            yield {"GEMINI_API_KEY": "g-test", "GEMINI_BASE_URL": gem.base_url}
+            env = {"GEMINI_API_KEY": "g-test", "GEMINI_BASE_URL": gem.base_url}
+            yield Providers(env, gemini=gem)
             assert gem.live.violations == []
         case "deepgram":
             dg = await stack.enter_async_context(DeepgramEmulator(script=script, ms_per_char=30.0))
             gem = await stack.enter_async_context(GeminiEmulator(script=script))
-            yield {
+            env = {
                 "DEEPGRAM_API_KEY": "dg-test",
                 "DEEPGRAM_BASE_URL": dg.base_url,
                 "GEMINI_API_KEY": "g-test",
                 "GEMINI_BASE_URL": gem.base_url,
             }
+            yield Providers(env, gemini=gem, deepgram=dg)
             assert dg.violations == [] and gem.rest.violations == []
         case _:
             raise AssertionError(name)
+
+
+def twilio_env(twilio: TwilioEmulator, provider: str) -> dict[str, str]:
+    return {
+        "TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "TWILIO_BASE_URL": twilio.base_url,
+        "SWITCHBOARD_PROVIDER": provider,
+    }
+
+
+def telnyx_env(telnyx: TelnyxEmulator, provider: str) -> dict[str, str]:
+    return {
+        "TELNYX_API_KEY": telnyx.api_key,
+        "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
+        "TELNYX_BASE_URL": telnyx.base_url,
+        "SWITCHBOARD_PROVIDER": provider,
+    }
+
+
+async def telnyx_call(
+    telnyx: TelnyxEmulator, base: str, audio: bytes, timeout_s: float
+) -> TelnyxReport:
+    """One inbound Telnyx call to the app at ``base``; returns the network's report."""
+    call = await telnyx.place_inbound_call(
+        to="+15550100000",
+        from_="+15550111111",
+        audio=audio,
+        webhook_url=f"{base}/telnyx/webhook",
+    )
+    return await call.wait(timeout_s)
 
 
 def _plain(text: str) -> str:
@@ -79,14 +125,9 @@ def check_record_and_transcript(said: list[tuple[str, str]]) -> None:
 
 @pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
 async def test_twilio_pair(tmp_path: Path, provider: str) -> None:
-    async with AsyncExitStack() as stack, provider_env(provider, stack) as env:
+    async with AsyncExitStack() as stack, provider_env(provider, stack) as providers:
         twilio = await stack.enter_async_context(TwilioEmulator())
-        env |= {
-            "TWILIO_ACCOUNT_SID": twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": twilio.auth_token,
-            "TWILIO_BASE_URL": twilio.base_url,
-            "SWITCHBOARD_PROVIDER": provider,
-        }
+        env = providers.env | twilio_env(twilio, provider)
         async with running_app(tmp_path, env) as (base, _settings, _app):
             pcm = caller_pcm(*UTTERANCES, gap_ms=GAPS)
             twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
@@ -104,22 +145,12 @@ async def test_twilio_pair(tmp_path: Path, provider: str) -> None:
 
 @pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
 async def test_telnyx_pair(tmp_path: Path, provider: str) -> None:
-    async with AsyncExitStack() as stack, provider_env(provider, stack) as env:
+    async with AsyncExitStack() as stack, provider_env(provider, stack) as providers:
         telnyx = await stack.enter_async_context(TelnyxEmulator(tail_ms=8000))
-        env |= {
-            "TELNYX_API_KEY": telnyx.api_key,
-            "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
-            "TELNYX_BASE_URL": telnyx.base_url,
-            "SWITCHBOARD_PROVIDER": provider,
-        }
+        env = providers.env | telnyx_env(telnyx, provider)
         async with running_app(tmp_path, env) as (base, _settings, _app):
-            call = await telnyx.place_inbound_call(
-                to="+15550100000",
-                from_="+15550111111",
-                audio=caller_wav(*UTTERANCES, gap_ms=GAPS),
-                webhook_url=f"{base}/telnyx/webhook",
-            )
-            report = await call.wait(40)
+            audio = caller_wav(*UTTERANCES, gap_ms=GAPS)
+            report = await telnyx_call(telnyx, base, audio, 40)
     assert report.violations == []
     assert "hangup" in report.commands
     detail = await read_only_call(tmp_path)
@@ -145,14 +176,9 @@ BARGE_SCRIPT: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
 async def test_twilio_barge_in_then_transfer(tmp_path: Path, provider: str) -> None:
-    async with AsyncExitStack() as stack, provider_env(provider, stack, BARGE_SCRIPT) as env:
+    async with AsyncExitStack() as stack, provider_env(provider, stack, BARGE_SCRIPT) as providers:
         twilio = await stack.enter_async_context(TwilioEmulator())
-        env |= {
-            "TWILIO_ACCOUNT_SID": twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": twilio.auth_token,
-            "TWILIO_BASE_URL": twilio.base_url,
-            "SWITCHBOARD_PROVIDER": provider,
-        }
+        env = providers.env | twilio_env(twilio, provider)
         async with running_app(tmp_path, env) as (base, _settings, _app):
             pcm = caller_pcm("tell me everything", "billing please", gap_ms=[1800, 7000])
             twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
@@ -172,22 +198,12 @@ async def test_twilio_barge_in_then_transfer(tmp_path: Path, provider: str) -> N
 @pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
 async def test_telnyx_caller_hangs_up_mid_reply(tmp_path: Path, provider: str) -> None:
     script: list[dict[str, Any]] = [{"caller": "tell me everything", "say": LONG_REPLY}]
-    async with AsyncExitStack() as stack, provider_env(provider, stack, script) as env:
+    async with AsyncExitStack() as stack, provider_env(provider, stack, script) as providers:
         telnyx = await stack.enter_async_context(TelnyxEmulator(max_call_ms=5000))
-        env |= {
-            "TELNYX_API_KEY": telnyx.api_key,
-            "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
-            "TELNYX_BASE_URL": telnyx.base_url,
-            "SWITCHBOARD_PROVIDER": provider,
-        }
+        env = providers.env | telnyx_env(telnyx, provider)
         async with running_app(tmp_path, env) as (base, _settings, _app):
-            call = await telnyx.place_inbound_call(
-                to="+15550100000",
-                from_="+15550111111",
-                audio=caller_wav("tell me everything", gap_ms=8000),
-                webhook_url=f"{base}/telnyx/webhook",
-            )
-            report = await call.wait(30)
+            audio = caller_wav("tell me everything", gap_ms=8000)
+            report = await telnyx_call(telnyx, base, audio, 30)
     assert report.violations == []
     detail = await read_only_call(tmp_path)
     assert detail.record.end_reason == "caller_hangup"
@@ -204,34 +220,18 @@ async def test_twilio_provider_drop_mid_call(tmp_path: Path, provider: str) -> N
         {"caller": "first question", "say": "First answer."},
         {"caller": "second question", "say": "Second answer."},
     ]
-    async with AsyncExitStack() as stack:
-        if provider == "gemini":
-            gem = await stack.enter_async_context(GeminiEmulator(script=script))
-            env = {"GEMINI_API_KEY": "g-test", "GEMINI_BASE_URL": gem.base_url}
-        else:
-            dg = await stack.enter_async_context(DeepgramEmulator(script=script, ms_per_char=30.0))
-            gem = await stack.enter_async_context(GeminiEmulator(script=script))
-            env = {
-                "DEEPGRAM_API_KEY": "dg-test",
-                "DEEPGRAM_BASE_URL": dg.base_url,
-                "GEMINI_API_KEY": "g-test",
-                "GEMINI_BASE_URL": gem.base_url,
-            }
+    async with AsyncExitStack() as stack, provider_env(provider, stack, script) as providers:
         twilio = await stack.enter_async_context(TwilioEmulator())
-        env |= {
-            "TWILIO_ACCOUNT_SID": twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": twilio.auth_token,
-            "TWILIO_BASE_URL": twilio.base_url,
-            "SWITCHBOARD_PROVIDER": provider,
-        }
+        env = providers.env | twilio_env(twilio, provider)
         async with running_app(tmp_path, env) as (base, _settings, _app):
             pcm = caller_pcm("first question", "second question", gap_ms=[3500, 3000])
             twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
             await asyncio.sleep(4.5)  # the first answer has been given
-            if provider == "gemini":
-                await gem.live.drop_all()
+            if providers.deepgram is not None:
+                assert await providers.deepgram.drop_listen_sockets() == 1
             else:
-                assert await dg.drop_listen_sockets() == 1
+                assert providers.gemini is not None
+                await providers.gemini.live.drop_all()
             (report,) = await twilio.wait_calls(timeout_s=40)
     assert report.violations == []
     detail = await read_only_call(tmp_path)
