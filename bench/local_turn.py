@@ -23,11 +23,9 @@ from pathlib import Path
 
 from switchboard.agents import Agent, AgentBook
 from switchboard.app import create_app
-from switchboard.audio import pcm16_to_ulaw
 from switchboard.config import load_settings
 from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.twilio import TwilioEmulator
-from switchboard.providers.base import AudioFormat
 from switchboard.providers.local import models, synth
 from switchboard.store import CallStore
 
@@ -53,12 +51,8 @@ AGENT = Agent.model_validate(
 
 
 def caller_audio(turns: int) -> bytes:
-    pcm = bytearray(b"\x00\x00" * 8000 * 2)
-    for i in range(turns):
-        text = QUESTIONS[i % len(QUESTIONS)]
-        pcm += synth.caller_audio(text, fmt=AudioFormat.PCM16, lead_ms=0, trail_ms=0)
-        pcm += b"\x00\x00" * int(8000 * PAUSE_S)
-    return pcm16_to_ulaw(bytes(pcm))
+    lines = [(QUESTIONS[i % len(QUESTIONS)], PAUSE_S) for i in range(turns)]
+    return synth.conversation(lines, lead_s=2.0)
 
 
 def pct(values: list[float], q: float) -> float:

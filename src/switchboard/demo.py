@@ -20,7 +20,6 @@ from rich.console import Console
 
 from switchboard.agents import Agent, AgentBook
 from switchboard.app import create_app
-from switchboard.audio import pcm16_to_ulaw
 from switchboard.config import load_settings
 from switchboard.errors import SwitchboardError
 from switchboard.store import CallStore
@@ -52,15 +51,11 @@ DEMO_AGENT = Agent.model_validate(
 
 
 def _caller_ulaw(console: Console) -> bytes:
-    from switchboard.providers.base import AudioFormat
     from switchboard.providers.local import synth
 
-    pcm = bytearray(b"\x00\x00" * 8000 * 5)  # five seconds for the greeting
-    for text, pause_s in DEMO_LINES:
-        pcm += synth.caller_audio(text, fmt=AudioFormat.PCM16, lead_ms=0, trail_ms=0)
-        pcm += b"\x00\x00" * int(8000 * pause_s)
-    console.print(f"[dim]caller script: {len(DEMO_LINES)} lines, {len(pcm) / 16000:.1f} s[/]")
-    return pcm16_to_ulaw(bytes(pcm))
+    audio = synth.conversation(DEMO_LINES, lead_s=5.0)  # five seconds for the greeting
+    console.print(f"[dim]caller script: {len(DEMO_LINES)} lines, {len(audio) / 8000:.1f} s[/]")
+    return audio
 
 
 def _load_models(console: Console) -> None:

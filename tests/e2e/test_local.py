@@ -13,22 +13,15 @@ import pytest
 
 from switchboard.demo import run_demo
 from switchboard.emulators.twilio import TwilioEmulator
-from switchboard.providers.base import AudioFormat
 from switchboard.providers.local import synth
 from switchboard.store import CallStore
-from tests.e2e.harness import agent_book, running_app
+from tests.e2e.harness import agent_book, read_only_call, running_app
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.local]
 
 
 def caller_script(*lines: tuple[str, float], lead_s: float = 4.5) -> bytes:
-    pcm = bytearray(b"\x00\x00" * int(8000 * lead_s))
-    for text, pause_s in lines:
-        pcm += synth.caller_audio(text, fmt=AudioFormat.PCM16, lead_ms=0, trail_ms=0)
-        pcm += b"\x00\x00" * int(8000 * pause_s)
-    from switchboard.audio import pcm16_to_ulaw
-
-    return pcm16_to_ulaw(bytes(pcm))
+    return synth.conversation(lines, lead_s=lead_s)
 
 
 def local_agent_env(twilio: TwilioEmulator) -> dict[str, str]:
@@ -50,12 +43,7 @@ async def test_local_hours_then_goodbye_hangs_up_after_the_goodbye(tmp_path: Pat
         hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
     assert report.violations == []
     assert hangups, "end_call hangs up through the carrier"
-    store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
-    await store.migrate()
-    (record,) = (await store.list_calls()).items
-    detail = await store.get_call(record.id)
-    await store.aclose()
-    assert detail is not None
+    detail = await read_only_call(tmp_path)
     said = [(t.role, t.text.lower()) for t in detail.transcript]
     caller_lines = " ".join(text for role, text in said if role == "caller")
     # keywords, not exact strings: Whisper may hear "opening hours" as "opening now"
@@ -130,12 +118,7 @@ async def test_telnyx_call_answered_by_the_local_provider(tmp_path: Path) -> Non
             )
             report = await call.wait(60)
     assert report.violations == []
-    store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
-    await store.migrate()
-    (record,) = (await store.list_calls()).items
-    detail = await store.get_call(record.id)
-    await store.aclose()
-    assert detail is not None
+    detail = await read_only_call(tmp_path)
     assert detail.record.carrier == "telnyx" and detail.record.provider == "local"
     caller = " ".join(t.text.lower() for t in detail.transcript if t.role == "caller")
     assert "located" in caller or "where" in caller

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import wave
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from switchboard.audio import Resampler, encode_from_pcm16
 from switchboard.providers.base import AudioFormat
 from switchboard.providers.local.tts import PIPER_RATE, synthesize_pcm16
 
-__all__ = ["caller_audio", "caller_wav", "phone_line"]
+__all__ = ["caller_audio", "caller_wav", "conversation", "phone_line"]
 
 
 def phone_line(pcm: bytes, sample_rate: int, *, peak: float = 0.7) -> bytes:
@@ -82,3 +83,12 @@ def caller_wav(text: str, path: str | Path | None = None, *, sample_rate: int = 
     if path is not None:
         Path(path).write_bytes(data)
     return data
+
+
+def conversation(lines: Iterable[tuple[str, float]], *, lead_s: float = 0.0) -> bytes:
+    """A caller's side of a call as μ-law 8 kHz: ``lead_s`` of silence, then each line followed
+    by its pause in seconds (time for the agent to answer). Blocking; loads Piper once."""
+    audio = bytearray(b"\xff" * int(8000 * lead_s))  # μ-law silence
+    for text, pause_s in lines:
+        audio += caller_audio(text, lead_ms=0, trail_ms=int(pause_s * 1000))
+    return bytes(audio)
