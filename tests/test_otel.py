@@ -27,7 +27,7 @@ from switchboard.metrics import Metrics
 from switchboard.providers.base import ProviderEventType, Usage
 from switchboard.tools import ToolResult
 from switchboard.tracing import Tracing, TracingSink
-from tests.e2e.harness import caller_pcm, read_only_call, running_app
+from tests.e2e.harness import caller_pcm, openai_env, read_only_call, running_app, twilio_env
 
 
 @pytest.fixture
@@ -152,14 +152,7 @@ async def test_an_emulated_call_is_one_trace(
         OpenAIRealtimeEmulator(script=script, ms_per_char=30.0) as oai,
         TwilioEmulator() as twilio,
     ):
-        env = {
-            "OPENAI_API_KEY": "sk-test",
-            "OPENAI_BASE_URL": oai.base_url,
-            "TWILIO_ACCOUNT_SID": twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": twilio.auth_token,
-            "TWILIO_BASE_URL": twilio.base_url,
-            "SWITCHBOARD_PROVIDER": "openai",
-        }
+        env = openai_env(oai) | twilio_env(twilio, "openai")
         tracing = tracing_for(exporter)
         async with running_app(tmp_path, env, tracing=tracing) as (base, _settings, _app):
             pcm = caller_pcm("what are your opening hours", "thanks bye", gap_ms=[1500, 4000])

@@ -14,6 +14,9 @@ from switchboard.app import create_app
 from switchboard.config import Settings, load_settings
 from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.loopback import LoopbackServer, bind_loopback
+from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.telnyx import TelnyxEmulator
+from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.store import CallDetail, CallStore
 
 API_TOKEN = "e2e-api-token"
@@ -59,6 +62,31 @@ def agent_book(**overrides: Any) -> AgentBook:
     }
     fields.update(overrides)
     return AgentBook([Agent.model_validate(fields)])
+
+
+def openai_env(oai: OpenAIRealtimeEmulator) -> dict[str, str]:
+    """Settings pointing the app at an OpenAI Realtime emulator."""
+    return {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": oai.base_url}
+
+
+def twilio_env(twilio: TwilioEmulator, provider: str | None = None) -> dict[str, str]:
+    """Settings pointing the app at a Twilio emulator (and pinning the provider, if given)."""
+    env = {
+        "TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "TWILIO_BASE_URL": twilio.base_url,
+    }
+    return env | ({"SWITCHBOARD_PROVIDER": provider} if provider else {})
+
+
+def telnyx_env(telnyx: TelnyxEmulator, provider: str | None = None) -> dict[str, str]:
+    """Settings pointing the app at a Telnyx emulator (and pinning the provider, if given)."""
+    env = {
+        "TELNYX_API_KEY": telnyx.api_key,
+        "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
+        "TELNYX_BASE_URL": telnyx.base_url,
+    }
+    return env | ({"SWITCHBOARD_PROVIDER": provider} if provider else {})
 
 
 async def read_only_call(tmp_path: Path) -> CallDetail:

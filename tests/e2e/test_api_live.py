@@ -14,21 +14,14 @@ import websockets
 from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
-from tests.e2e.harness import API_TOKEN, read_only_call, running_app
+from tests.e2e.harness import API_TOKEN, openai_env, read_only_call, running_app, twilio_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 def env_for(oai: OpenAIRealtimeEmulator, twilio: TwilioEmulator) -> dict[str, str]:
-    return {
-        "OPENAI_API_KEY": "sk-test",
-        "OPENAI_BASE_URL": oai.base_url,
-        "TWILIO_ACCOUNT_SID": twilio.account_sid,
-        "TWILIO_AUTH_TOKEN": twilio.auth_token,
-        "TWILIO_BASE_URL": twilio.base_url,
-        "SWITCHBOARD_PROVIDER": "openai",
-    }
+    return openai_env(oai) | twilio_env(twilio, "openai")
 
 
 async def test_outbound_call_sessions_and_api_hangup(tmp_path: Path) -> None:

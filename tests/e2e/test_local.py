@@ -15,7 +15,7 @@ from switchboard.demo import run_demo
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.providers.local import synth
 from switchboard.store import CallStore
-from tests.e2e.harness import agent_book, read_only_call, running_app
+from tests.e2e.harness import agent_book, read_only_call, running_app, telnyx_env, twilio_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.local]
 
@@ -25,12 +25,7 @@ def caller_script(*lines: tuple[str, float], lead_s: float = 4.5) -> bytes:
 
 
 def local_agent_env(twilio: TwilioEmulator) -> dict[str, str]:
-    return {
-        "SWITCHBOARD_PROVIDER": "local",
-        "TWILIO_ACCOUNT_SID": twilio.account_sid,
-        "TWILIO_AUTH_TOKEN": twilio.auth_token,
-        "TWILIO_BASE_URL": twilio.base_url,
-    }
+    return twilio_env(twilio, "local")
 
 
 async def test_local_hours_then_goodbye_hangs_up_after_the_goodbye(tmp_path: Path) -> None:
@@ -103,12 +98,7 @@ async def test_telnyx_call_answered_by_the_local_provider(tmp_path: Path) -> Non
     audio = caller_script(("Where are you located?", 7.0))
     book = agent_book(provider="local", greeting="Hi.", tools=["end_call"])
     async with TelnyxEmulator(tail_ms=3000, max_call_ms=30_000) as telnyx:
-        env = {
-            "SWITCHBOARD_PROVIDER": "local",
-            "TELNYX_API_KEY": telnyx.api_key,
-            "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
-            "TELNYX_BASE_URL": telnyx.base_url,
-        }
+        env = telnyx_env(telnyx, "local")
         async with running_app(tmp_path, env, agents=book) as (base, _s, _a):
             call = await telnyx.place_inbound_call(
                 to="+15550100000",

@@ -29,7 +29,14 @@ from switchboard.emulators.twilio import CallReport, TwilioEmulator
 from switchboard.logs import configure_logging
 from switchboard.store.render import render_call_detail
 from tests.conftest import UNIT
-from tests.e2e.harness import API_TOKEN, caller_pcm, read_only_call, running_app
+from tests.e2e.harness import (
+    API_TOKEN,
+    caller_pcm,
+    read_only_call,
+    running_app,
+    telnyx_env,
+    twilio_env,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -260,22 +267,14 @@ async def test_call_metrics_for_other_providers(
     from tests.e2e.harness import caller_wav
     from tests.e2e.test_pairs import GAPS, UTTERANCES, provider_env
 
-    async with AsyncExitStack() as stack, provider_env(provider, stack) as env:
-        env["SWITCHBOARD_PROVIDER"] = provider
+    async with AsyncExitStack() as stack, provider_env(provider, stack) as providers:
+        env = providers.env | {"SWITCHBOARD_PROVIDER": provider}
         if carrier == "twilio":
             twilio = await stack.enter_async_context(TwilioEmulator())
-            env |= {
-                "TWILIO_ACCOUNT_SID": twilio.account_sid,
-                "TWILIO_AUTH_TOKEN": twilio.auth_token,
-                "TWILIO_BASE_URL": twilio.base_url,
-            }
+            env |= twilio_env(twilio)
         else:
             telnyx = await stack.enter_async_context(TelnyxEmulator(tail_ms=8000))
-            env |= {
-                "TELNYX_API_KEY": telnyx.api_key,
-                "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
-                "TELNYX_BASE_URL": telnyx.base_url,
-            }
+            env |= telnyx_env(telnyx)
         async with running_app(tmp_path, env) as (base, _settings, _app):
             if carrier == "twilio":
                 await place(twilio, base, caller_pcm(*UTTERANCES, gap_ms=GAPS))

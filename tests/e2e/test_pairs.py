@@ -24,7 +24,14 @@ from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.telnyx import CallReport as TelnyxReport
 from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.emulators.twilio import TwilioEmulator
-from tests.e2e.harness import caller_pcm, caller_wav, read_only_call, running_app
+from tests.e2e.harness import (
+    caller_pcm,
+    caller_wav,
+    read_only_call,
+    running_app,
+    telnyx_env,
+    twilio_env,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -77,24 +84,6 @@ async def provider_env(
             assert dg.violations == [] and gem.rest.violations == []
         case _:
             raise AssertionError(name)
-
-
-def twilio_env(twilio: TwilioEmulator, provider: str) -> dict[str, str]:
-    return {
-        "TWILIO_ACCOUNT_SID": twilio.account_sid,
-        "TWILIO_AUTH_TOKEN": twilio.auth_token,
-        "TWILIO_BASE_URL": twilio.base_url,
-        "SWITCHBOARD_PROVIDER": provider,
-    }
-
-
-def telnyx_env(telnyx: TelnyxEmulator, provider: str) -> dict[str, str]:
-    return {
-        "TELNYX_API_KEY": telnyx.api_key,
-        "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
-        "TELNYX_BASE_URL": telnyx.base_url,
-        "SWITCHBOARD_PROVIDER": provider,
-    }
 
 
 async def telnyx_call(

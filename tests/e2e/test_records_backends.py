@@ -12,7 +12,7 @@ from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.store import CallStore
-from tests.e2e.harness import caller_pcm, running_app
+from tests.e2e.harness import caller_pcm, openai_env, running_app, twilio_env
 from tests.store.conftest import BACKENDS, POSTGRES_URL, _drop_schema
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -36,14 +36,7 @@ async def test_call_record_in_each_backend(tmp_path: Path, backend: str) -> None
             OpenAIRealtimeEmulator(script=script, ms_per_char=30.0) as oai,
             TwilioEmulator() as twilio,
         ):
-            env = {
-                "OPENAI_API_KEY": "sk-test",
-                "OPENAI_BASE_URL": oai.base_url,
-                "TWILIO_ACCOUNT_SID": twilio.account_sid,
-                "TWILIO_AUTH_TOKEN": twilio.auth_token,
-                "TWILIO_BASE_URL": twilio.base_url,
-                "SWITCHBOARD_PROVIDER": "openai",
-            }
+            env = openai_env(oai) | twilio_env(twilio, "openai")
             async with running_app(tmp_path, env, store=store) as (base, _s, _a):
                 pcm = caller_pcm("hi", "bye", gap_ms=[2000, 4000])
                 twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))

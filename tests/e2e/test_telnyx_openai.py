@@ -10,7 +10,7 @@ import pytest
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.store import CallStore
-from tests.e2e.harness import caller_wav, running_app
+from tests.e2e.harness import caller_wav, openai_env, running_app, telnyx_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -24,14 +24,7 @@ async def test_greeting_turn_and_end_call(tmp_path: Path) -> None:
         OpenAIRealtimeEmulator(script=script, ms_per_char=30.0) as oai,
         TelnyxEmulator(realtime=True, tail_ms=6000) as telnyx,
     ):
-        env = {
-            "OPENAI_API_KEY": "sk-test",
-            "OPENAI_BASE_URL": oai.base_url,
-            "TELNYX_API_KEY": telnyx.api_key,
-            "TELNYX_PUBLIC_KEY": telnyx.public_key_b64,
-            "TELNYX_BASE_URL": telnyx.base_url,
-            "SWITCHBOARD_PROVIDER": "openai",
-        }
+        env = openai_env(oai) | telnyx_env(telnyx, "openai")
         async with running_app(tmp_path, env) as (base, _settings, _app):
             call = await telnyx.place_inbound_call(
                 to="+15550100000",

@@ -17,7 +17,14 @@ import pytest
 from switchboard.agents import AgentBook
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import CallReport, TwilioEmulator
-from tests.e2e.harness import agent_book, caller_pcm, read_only_call, running_app
+from tests.e2e.harness import (
+    agent_book,
+    caller_pcm,
+    openai_env,
+    read_only_call,
+    running_app,
+    twilio_env,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -39,14 +46,7 @@ async def call_setup(
         OpenAIRealtimeEmulator(script=script, **emulator_options) as oai,
         TwilioEmulator() as twilio,
     ):
-        env = {
-            "OPENAI_API_KEY": "sk-test",
-            "OPENAI_BASE_URL": oai.base_url,
-            "TWILIO_ACCOUNT_SID": twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": twilio.auth_token,
-            "TWILIO_BASE_URL": twilio.base_url,
-            "SWITCHBOARD_PROVIDER": "openai",
-        }
+        env = openai_env(oai) | twilio_env(twilio, "openai")
         options: dict[str, Any] = {"provider_options": {"openai": {"backoff_base_s": 0.05}}}
         if agents is not None:
             options["agents"] = agents
@@ -175,14 +175,7 @@ async def test_provider_failure_apologises_and_ends_the_call_cleanly(tmp_path: P
     oai = OpenAIRealtimeEmulator(script=[{"caller": "hello", "say": "Hi there."}])
     await oai.__aenter__()
     async with TwilioEmulator() as twilio:
-        env = {
-            "OPENAI_API_KEY": "sk-test",
-            "OPENAI_BASE_URL": oai.base_url,
-            "TWILIO_ACCOUNT_SID": twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": twilio.auth_token,
-            "TWILIO_BASE_URL": twilio.base_url,
-            "SWITCHBOARD_PROVIDER": "openai",
-        }
+        env = openai_env(oai) | twilio_env(twilio, "openai")
         fast_fail = {"openai": {"backoff_base_s": 0.05, "max_reconnect_attempts": 2}}
         async with running_app(tmp_path, env, provider_options=fast_fail) as (base, _s, _a):
             twilio.dial_in(
