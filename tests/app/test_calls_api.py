@@ -120,10 +120,11 @@ async def seed(store: CallStore) -> list[str]:
             created_at=at,
         )
         ids.append(record.id)
+        recorder = store.recorder(record.id)
         if seconds is None:
-            await store.finalize(record.id, status, "provider_error", error="upstream failed")
+            await recorder.finalize(status, "provider_error", error="upstream failed")
             continue
-        await store.update_call(record.id, answered_at=at)
+        recorder.record_update(answered_at=at)
         usage = Usage(input_audio_tokens=int(seconds * 10), output_audio_tokens=int(seconds * 20))
         cost = estimate_call_cost(
             catalog,
@@ -133,14 +134,10 @@ async def seed(store: CallStore) -> list[str]:
             carrier=carrier,
             carrier_seconds=seconds,
         )
-        await store.finalize(
-            record.id,
-            status,
-            "caller_hung_up",
-            usage,
-            cost,
-            ended_at=at + timedelta(seconds=seconds),
+        await recorder.finalize(
+            status, "caller_hung_up", usage, cost, ended_at=at + timedelta(seconds=seconds)
         )
+    assert store.writer.errors == []
     return ids
 
 

@@ -1,4 +1,4 @@
-"""CallStore's direct API on SQLite and PostgreSQL."""
+"""CallStore: create a call, write through its recorder, read; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ async def make_call(
     return record.id
 
 
+async def update(store: CallStore, call_id: str, **fields: object) -> None:
+    """Set call fields through the call's recorder, as the bridge does, and wait for the write."""
+    recorder = store.recorder(call_id)
+    recorder.record_update(**fields)
+    await recorder.flush()
+    assert store.writer.errors == []
+
+
 async def test_create_update_finalize_and_read_back(store: CallStore) -> None:
     created = await store.create_call(
         carrier="twilio",
@@ -44,20 +52,17 @@ async def test_create_update_finalize_and_read_back(store: CallStore) -> None:
         extra={"stream_sid": "MZ1"},
     )
     assert (created.id, created.status, created.created_at) == ("call_fixed", "ringing", T0)
-    await store.update_call(
-        "call_fixed",
+    recorder = store.recorder("call_fixed")
+    recorder.record_update(
         status=CallStatus.IN_PROGRESS,
         answered_at=T0 + timedelta(seconds=2),
         provider="openai",
         model="gpt-realtime",
     )
-    await store.add_transcript("call_fixed", "agent", "Hello!", started_ms=0, ended_ms=900)
-    await store.add_transcript("call_fixed", "caller", "Hi, I need", started_ms=1200)
-    await store.add_transcript(
-        "call_fixed", "agent", "Sure, let me", started_ms=2500, interrupted=True
-    )
-    await store.add_tool_call(
-        "call_fixed",
+    recorder.record_transcript("agent", "Hello!", started_ms=0, ended_ms=900)
+    recorder.record_transcript("caller", "Hi, I need", started_ms=1200)
+    recorder.record_transcript("agent", "Sure, let me", started_ms=2500, interrupted=True)
+    recorder.record_tool_call(
         "end_call",
         {"goodbye": "Bye"},
         {"result": "call ended"},
@@ -65,10 +70,10 @@ async def test_create_update_finalize_and_read_back(store: CallStore) -> None:
         duration_ms=12.5,
         provider_call_id="fc_1",
     )
-    await store.add_timeline("call_fixed", "answered", {"carrier": "twilio"}, at=T0)
-    await store.add_timeline("call_fixed", "barge_in", {"played_ms": 640})
-    await store.add_turn_latency("call_fixed", 1, 480.0)
-    await store.add_turn_latency("call_fixed", 2, 620.0)
+    recorder.record_timeline("answered", {"carrier": "twilio"}, at=T0)
+    recorder.record_timeline("barge_in", {"played_ms": 640})
+    recorder.record_turn_latency(1, 480.0)
+    recorder.record_turn_latency(2, 620.0)
     usage = Usage(input_audio_tokens=3200, output_audio_tokens=4000)
     cost = estimate_call_cost(
         load_catalog(),
@@ -78,9 +83,10 @@ async def test_create_update_finalize_and_read_back(store: CallStore) -> None:
         carrier="twilio",
         carrier_seconds=63,
     )
-    await store.finalize(
-        "call_fixed", "completed", "agent_hung_up", usage, cost, ended_at=T0 + timedelta(seconds=65)
+    await recorder.finalize(
+        "completed", "agent_hung_up", usage, cost, ended_at=T0 + timedelta(seconds=65)
     )
+    assert store.writer.errors == []
 
     detail = await store.get_call("call_fixed")
     assert detail is not None
@@ -120,19 +126,39 @@ async def test_create_update_finalize_and_read_back(store: CallStore) -> None:
     assert [(x.turn, x.latency_ms) for x in detail.latencies] == [(1, 480.0), (2, 620.0)]
 
 
+async def test_created_record_is_what_reads_back(store: CallStore) -> None:
+    created = await store.create_call(
+        carrier="telnyx",
+        carrier_call_id="v3:abc",
+        from_number="+15550001111",
+        to_number="+15550002222",
+        direction="outbound",
+        provider="gemini",
+        status="in-progress",
+        extra={"k": 1},
+    )
+    assert created.id.startswith("call_")
+    detail = await store.get_call(created.id)
+    assert detail is not None
+    assert detail.record == created
+
+
 async def test_unknown_call_and_bad_writes(store: CallStore) -> None:
     assert await store.get_call("call_missing") is None
-    with pytest.raises(StoreError, match="no call 'call_missing'"):
-        await store.update_call("call_missing", status="failed")
+    missing = store.recorder("call_missing")
+    missing.record_update(status="failed")
+    await missing.flush()
+    assert store.writer.errors[-1] == "StoreError: no call 'call_missing'"
     with pytest.raises(StoreError, match="cannot update call fields colour"):
-        await store.update_call("call_missing", colour="red")
-    with pytest.raises(StoreError, match="no call"):
-        await store.finalize("call_missing", "failed", "x")
+        missing.record_update(colour="red")
+    await missing.finalize("failed", "x")
+    assert "no call" in store.writer.errors[-1]
+    assert len(store.writer.errors) == 2
     call = await store.create_call(
         carrier=None, carrier_call_id=None, from_number=None, to_number=None
     )
     with pytest.raises(StoreError, match="role must be"):
-        await store.add_transcript(call.id, "robot", "beep")
+        store.recorder(call.id).record_transcript("robot", "beep")
 
 
 async def test_find_by_carrier_id(store: CallStore) -> None:
@@ -149,7 +175,7 @@ async def test_list_filters_and_cursor_pagination(store: CallStore) -> None:
         await make_call(store, n, at=T0 + timedelta(minutes=n // 2), provider=p)
         for n, p in enumerate(["openai", "gemini", "openai", "gemini", "openai", "local", "openai"])
     ]
-    await store.update_call(ids[0], status="completed")
+    await update(store, ids[0], status="completed")
     page = await store.list_calls(limit=3)
     assert page.items[0].id == ids[6]  # the newest minute holds only the last call
     assert {r.id for r in page.items[1:]} == {ids[4], ids[5]}
@@ -195,8 +221,12 @@ async def test_usage_summary_by_day_and_provider(store: CallStore) -> None:
     ]
     for n, (at, provider, seconds, total) in enumerate(plan):
         call_id = await make_call(store, n, at=at, provider=provider)
-        await store.update_call(
-            call_id, duration_s=seconds, cost={"total": total, "lines": []}, status="completed"
+        await update(
+            store,
+            call_id,
+            duration_s=seconds,
+            cost={"total": total, "lines": []},
+            status="completed",
         )
     rows = await store.usage_summary()
     assert [(r.day, r.provider, r.calls, r.minutes) for r in rows] == [

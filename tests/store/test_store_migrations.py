@@ -12,8 +12,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 from switchboard.store import CallStore
+from switchboard.store.engine import MIGRATIONS_DIR
 from switchboard.store.models import Base
-from switchboard.store.store import MIGRATIONS_DIR
 
 pytestmark = pytest.mark.anyio
 

@@ -1,13 +1,13 @@
 """Non-blocking call recording: :class:`CallRecorder` in front of one background writer.
 
 Theory of operation: the bridge calls ``recorder.record_*`` from the audio path; each call only
-appends a unit of work (an :data:`~switchboard.store.ops.Op`) to an in-memory queue and returns.
-One :class:`BatchWriter` task per store drains the queue::
+appends an :data:`~switchboard.store.ops.Op` (a write, as data) to an in-memory queue and
+returns. One :class:`BatchWriter` task per store drains the queue::
 
     wait for the first op ─▶ wait until flush_interval_s passes or a flush() is requested
           ▲                          │
           │                          ▼
-          └──────────── apply every queued op in ONE transaction, commit
+          └──────────── apply every queued op in ONE transaction (writes.apply_batch)
                                      │ the batch failed?
                                      ▼
                          retry each op in its own transaction (one bad op loses only itself),
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -33,10 +32,10 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from switchboard.cost import CostBreakdown
-from switchboard.errors import StoreError
 from switchboard.providers.base import Usage
 from switchboard.store import ops
 from switchboard.store.models import utcnow
+from switchboard.store.writes import apply_batch
 from switchboard.tools.registry import ToolResult
 
 __all__ = ["BatchWriter", "CallRecorder"]
@@ -137,9 +136,7 @@ class BatchWriter:
         try:
             if work:
                 try:
-                    async with self._sessions() as session, session.begin():
-                        for op in work:
-                            await op(session)
+                    await apply_batch(self._sessions, work)
                     self.batches += 1
                 except Exception:
                     logger.debug("batch of %d records failed; retrying one by one", len(work))
@@ -152,8 +149,7 @@ class BatchWriter:
 
     async def _apply_one(self, op: ops.Op) -> None:
         try:
-            async with self._sessions() as session, session.begin():
-                await op(session)
+            await apply_batch(self._sessions, [op])
             self.batches += 1
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
@@ -178,10 +174,7 @@ class CallRecorder:
         Raises:
             StoreError: a field name is not a call field (a programming error, raised at once).
         """
-        unknown = sorted(set(fields) - ops.UPDATABLE_FIELDS)
-        if unknown:
-            raise StoreError(f"cannot update call fields {', '.join(unknown)}")
-        self._writer.submit(functools.partial(ops.update_call, call_id=self.call_id, fields=fields))
+        self._writer.submit(ops.UpdateCall(self.call_id, fields))
 
     def record_transcript(
         self,
@@ -193,18 +186,8 @@ class CallRecorder:
         interrupted: bool = False,
     ) -> None:
         """An utterance by ``"caller"`` or ``"agent"`` (offsets in ms from the call start)."""
-        if role not in ("caller", "agent"):
-            raise StoreError(f"transcript role must be 'caller' or 'agent', not {role!r}")
         self._writer.submit(
-            functools.partial(
-                ops.add_transcript,
-                call_id=self.call_id,
-                role=role,
-                text=text,
-                started_ms=started_ms,
-                ended_ms=ended_ms,
-                interrupted=interrupted,
-            )
+            ops.AddTranscript(self.call_id, role, text, started_ms, ended_ms, interrupted)
         )
 
     def record_tool_call(
@@ -220,12 +203,11 @@ class CallRecorder:
     ) -> None:
         """A tool invocation (``result`` is what went back to the model)."""
         self._writer.submit(
-            functools.partial(
-                ops.add_tool_call,
-                call_id=self.call_id,
-                name=name,
-                arguments=_json(arguments),
-                result=_json(result),
+            ops.AddToolCall(
+                self.call_id,
+                name,
+                _json(arguments),
+                _json(result),
                 ok=ok,
                 duration_ms=duration_ms,
                 provider_call_id=provider_call_id,
@@ -248,23 +230,11 @@ class CallRecorder:
         self, kind: str, data: Mapping[str, Any] | None = None, *, at: datetime | None = None
     ) -> None:
         """A lifecycle event (``answered``, ``barge_in``...); ``data`` is made JSON-safe."""
-        self._writer.submit(
-            functools.partial(
-                ops.add_timeline,
-                call_id=self.call_id,
-                kind=kind,
-                data=_json(data),
-                at=at or utcnow(),
-            )
-        )
+        self._writer.submit(ops.AddTimeline(self.call_id, kind, _json(data), at or utcnow()))
 
     def record_turn_latency(self, turn: int, latency_ms: float) -> None:
         """Caller stopped speaking → first agent audio, for turn number ``turn``."""
-        self._writer.submit(
-            functools.partial(
-                ops.add_turn_latency, call_id=self.call_id, turn=turn, latency_ms=latency_ms
-            )
-        )
+        self._writer.submit(ops.AddTurnLatency(self.call_id, turn, latency_ms))
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed."""
@@ -282,15 +252,8 @@ class CallRecorder:
     ) -> None:
         """Record the end of the call (status, reason, usage, cost, duration) and flush."""
         self._writer.submit(
-            functools.partial(
-                ops.finalize_call,
-                call_id=self.call_id,
-                status=str(status),
-                end_reason=end_reason,
-                usage=usage,
-                cost=cost,
-                error=error,
-                ended_at=ended_at or utcnow(),
+            ops.FinalizeCall(
+                self.call_id, status, end_reason, usage, cost, error, ended_at or utcnow()
             )
         )
         await self._writer.flush()

@@ -11,130 +11,42 @@
     detail = await store.get_call(call.id)
     await store.aclose()
 
-URLs: ``sqlite+aiosqlite:///path.db`` (``sqlite:///`` is rewritten), ``postgresql+asyncpg://``
-(``postgresql://`` / ``postgres://`` are rewritten to asyncpg). ``schema=`` puts every table in a
-PostgreSQL schema (created by :meth:`CallStore.migrate`), which keeps parallel test runs apart.
+Every write is an op (``ops.py``, writes as data) applied by ``writes.apply_batch`` in one
+transaction: ``create_call`` applies its op at once; a recorder queues its ops for the
+store's :class:`BatchWriter`. Reads are built in ``queries.py``; URLs and engines in
+``engine.py``. ``schema=`` puts every table in a PostgreSQL schema (created by
+:meth:`CallStore.migrate`), which keeps parallel test runs apart.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
-import re
-import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, event, func, or_, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from switchboard.config import Settings
-from switchboard.cost import CostBreakdown
 from switchboard.errors import StoreError
-from switchboard.providers.base import Usage
-from switchboard.store import ops
-from switchboard.store.models import (
-    CallRow,
-    TimelineRow,
-    ToolCallRow,
-    TranscriptRow,
-    TurnLatencyRow,
-    utcnow,
-)
+from switchboard.store import ops, queries
+from switchboard.store.engine import connect, normalise_database_url, upgrade
+from switchboard.store.models import CallRow
 from switchboard.store.recorder import BatchWriter, CallRecorder
-from switchboard.store.records import (
-    CallDetail,
-    CallPage,
-    CallRecord,
-    CallStatus,
-    TimelineEvent,
-    ToolCallRecord,
-    TranscriptEntry,
-    TurnLatency,
-    UsageRow,
-    normalise_status,
-)
+from switchboard.store.records import CallDetail, CallPage, CallRecord, CallStatus, UsageRow
+from switchboard.store.writes import apply_batch
 
 __all__ = ["MAX_PAGE", "CallStore", "normalise_database_url"]
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MAX_PAGE = 1000
-GROUP_KEYS = ("day", "provider", "carrier", "agent")
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-def normalise_database_url(url: str) -> str:
-    """Rewrite sync driver URLs to their async drivers (``postgresql://`` → ``+asyncpg``...).
-
-    Raises:
-        StoreError: the URL is not SQLite or PostgreSQL.
-    """
-    for prefix in (
-        "postgresql+psycopg2://",
-        "postgresql+psycopg://",
-        "postgresql://",
-        "postgres://",
-    ):
-        if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
-    if url.startswith("sqlite://"):
-        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
-    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
-        return url
-    raise StoreError(
-        "SWITCHBOARD_DATABASE_URL must be sqlite+aiosqlite:///FILE or postgresql+asyncpg://..., "
-        f"not {url.split('://', 1)[0]}://..."
-    )
-
-
-def _upgrade(connection: Connection) -> None:
-    # Alembic logs each plugin (on import) and migration step at INFO; at start-up that is
-    # noise, so it is imported here, with its loggers quietened for the duration.
-    alembic_logger = logging.getLogger("alembic")
-    level = alembic_logger.level
-    alembic_logger.setLevel(max(level, logging.WARNING))
-    try:
-        from alembic import command
-        from alembic.config import Config
-
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
-    finally:
-        alembic_logger.setLevel(level)
-
-
-def _encode_cursor(record: CallRecord) -> str:
-    raw = json.dumps([record.created_at.isoformat(), record.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, call_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(call_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise StoreError(f"invalid cursor {cursor!r}") from exc
 
 
 class CallStore:
-    """Call records: create/update/read, a batching writer for calls in progress, usage sums.
+    """Call records: create, record through a batching writer during the call, read, usage sums.
 
     Args:
         url: database URL (see :func:`normalise_database_url`).
@@ -153,26 +65,11 @@ class CallStore:
         max_pending: int = 10_000,
         echo: bool = False,
     ) -> None:
-        self.url = normalise_database_url(url)
-        try:
-            parsed = make_url(self.url)
-        except ArgumentError as exc:
-            raise StoreError(f"invalid database URL: {exc}") from exc
-        self.dialect = parsed.get_backend_name()
-        if schema is not None and not _SCHEMA_RE.match(schema):
-            raise StoreError(f"invalid schema name {schema!r}")
-        self.schema = schema if self.dialect == "postgresql" else None
-        kwargs: dict[str, Any] = {"echo": echo}
-        if self.dialect == "postgresql" and self.schema:
-            kwargs["connect_args"] = {"server_settings": {"search_path": self.schema}}
-        memory = self.dialect == "sqlite" and parsed.database in (None, "", ":memory:")
-        if memory:
-            kwargs["poolclass"] = StaticPool
-        elif self.dialect == "sqlite" and parsed.database:
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
-        if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(wal=not memory))
+        database = connect(url, schema=schema, echo=echo)
+        self.url = database.url
+        self.dialect = database.dialect
+        self.schema = database.schema
+        self.engine: AsyncEngine = database.engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.writer = BatchWriter(
             self._sessions, flush_interval_s=flush_interval_s, max_pending=max_pending
@@ -196,7 +93,7 @@ class CallStore:
             async with self.engine.begin() as conn:
                 if self.schema:
                     await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
-                await conn.run_sync(_upgrade)
+                await conn.run_sync(upgrade)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot migrate the call store: {exc}") from exc
         logger.info("call store ready (%s)", self.dialect)
@@ -211,13 +108,6 @@ class CallStore:
         return CallRecorder(self.writer, call_id)
 
     # -- writes ----------------------------------------------------------------------------------
-    async def _run(self, op: ops.Op) -> None:
-        try:
-            async with self._sessions() as session, session.begin():
-                await op(session)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"call store write failed: {exc}") from exc
-
     async def create_call(
         self,
         *,
@@ -234,125 +124,36 @@ class CallStore:
         created_at: datetime | None = None,
         extra: dict[str, Any] | None = None,
     ) -> CallRecord:
-        """Create a call record (``call_id`` generated when omitted) and return it."""
-        row = CallRow(
-            id=call_id or f"call_{uuid.uuid4().hex}",
-            carrier=carrier,
-            carrier_call_id=carrier_call_id,
-            direction=str(direction),
-            provider=provider,
-            model=model,
-            agent=agent,
-            from_number=from_number,
-            to_number=to_number,
-            status=normalise_status(status),
-            created_at=created_at or utcnow(),
-            extra=dict(extra or {}),
-        )
+        """Create a call record (``call_id`` generated when omitted), awaited, and return it.
 
-        async def insert(session: AsyncSession) -> None:
-            session.add(row)
-
-        await self._run(insert)
-        return ops.row_to_record(row)
-
-    async def update_call(self, call_id: str, **fields: Any) -> None:
-        """Set call fields (``status``, ``answered_at``, ``provider``, ``usage``, ``cost``...).
+        Everything after creation is written through :meth:`recorder`.
 
         Raises:
-            StoreError: unknown field or unknown call.
+            StoreError: the record could not be written.
         """
-        await self._run(lambda s: ops.update_call(s, call_id, fields))
-
-    async def add_transcript(
-        self,
-        call_id: str,
-        role: str,
-        text: str,
-        *,
-        started_ms: int | None = None,
-        ended_ms: int | None = None,
-        interrupted: bool = False,
-    ) -> None:
-        """Append an utterance (role ``"caller"`` or ``"agent"``)."""
-        await self._run(
-            lambda s: ops.add_transcript(
-                s,
-                call_id,
-                role,
-                text,
-                started_ms=started_ms,
-                ended_ms=ended_ms,
-                interrupted=interrupted,
-            )
+        defaults: dict[str, Any] = {}
+        if call_id is not None:
+            defaults["call_id"] = call_id
+        if created_at is not None:
+            defaults["created_at"] = created_at
+        op = ops.CreateCall(
+            carrier=carrier,
+            carrier_call_id=carrier_call_id,
+            from_number=from_number,
+            to_number=to_number,
+            direction=direction,
+            agent=agent,
+            provider=provider,
+            model=model,
+            status=status,
+            extra=extra or {},
+            **defaults,
         )
-
-    async def add_tool_call(
-        self,
-        call_id: str,
-        name: str,
-        arguments: dict[str, Any] | None,
-        result: dict[str, Any] | None,
-        *,
-        ok: bool,
-        duration_ms: float,
-        provider_call_id: str | None = None,
-        at: datetime | None = None,
-    ) -> None:
-        """Append a tool invocation."""
-        await self._run(
-            lambda s: ops.add_tool_call(
-                s,
-                call_id,
-                name,
-                arguments,
-                result,
-                ok=ok,
-                duration_ms=duration_ms,
-                provider_call_id=provider_call_id,
-                at=at,
-            )
-        )
-
-    async def add_timeline(
-        self,
-        call_id: str,
-        kind: str,
-        data: dict[str, Any] | None = None,
-        *,
-        at: datetime | None = None,
-    ) -> None:
-        """Append a timeline event."""
-        await self._run(lambda s: ops.add_timeline(s, call_id, kind, data, at=at))
-
-    async def add_turn_latency(self, call_id: str, turn: int, latency_ms: float) -> None:
-        """Record one turn's latency."""
-        await self._run(lambda s: ops.add_turn_latency(s, call_id, turn, latency_ms))
-
-    async def finalize(
-        self,
-        call_id: str,
-        status: str,
-        end_reason: str | None,
-        usage: Usage | None = None,
-        cost: CostBreakdown | None = None,
-        *,
-        error: str | None = None,
-        ended_at: datetime | None = None,
-    ) -> None:
-        """End a call: status, reason, usage, cost, ``ended_at`` and billable ``duration_s``."""
-        await self._run(
-            lambda s: ops.finalize_call(
-                s,
-                call_id,
-                status=str(status),
-                end_reason=end_reason,
-                usage=usage,
-                cost=cost,
-                error=error,
-                ended_at=ended_at,
-            )
-        )
+        try:
+            await apply_batch(self._sessions, [op])
+        except SQLAlchemyError as exc:
+            raise StoreError(f"call store write failed: {exc}") from exc
+        return op.record()
 
     # -- reads -----------------------------------------------------------------------------------
     async def get_call(self, call_id: str) -> CallDetail | None:
@@ -361,55 +162,7 @@ class CallStore:
             async with self._sessions() as s:
                 if self.dialect == "postgresql":  # one snapshot for the row and its children
                     await s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-                row = await s.get(CallRow, call_id)
-                if row is None:
-                    return None
-                transcript = await s.scalars(
-                    select(TranscriptRow)
-                    .where(TranscriptRow.call_id == call_id)
-                    .order_by(TranscriptRow.seq, TranscriptRow.id)
-                )
-                tools = await s.scalars(
-                    select(ToolCallRow)
-                    .where(ToolCallRow.call_id == call_id)
-                    .order_by(ToolCallRow.seq, ToolCallRow.id)
-                )
-                timeline = await s.scalars(
-                    select(TimelineRow)
-                    .where(TimelineRow.call_id == call_id)
-                    .order_by(TimelineRow.seq, TimelineRow.id)
-                )
-                latencies = await s.scalars(
-                    select(TurnLatencyRow)
-                    .where(TurnLatencyRow.call_id == call_id)
-                    .order_by(TurnLatencyRow.turn, TurnLatencyRow.id)
-                )
-                return CallDetail(
-                    record=ops.row_to_record(row),
-                    transcript=tuple(
-                        TranscriptEntry(
-                            t.seq, t.role, t.text, t.started_ms, t.ended_ms, t.interrupted
-                        )
-                        for t in transcript
-                    ),
-                    tool_calls=tuple(
-                        ToolCallRecord(
-                            t.seq,
-                            t.name,
-                            dict(t.arguments or {}),
-                            dict(t.result or {}),
-                            t.ok,
-                            t.duration_ms,
-                            t.at,
-                            t.provider_call_id,
-                        )
-                        for t in tools
-                    ),
-                    timeline=tuple(
-                        TimelineEvent(t.seq, t.at, t.kind, dict(t.data or {})) for t in timeline
-                    ),
-                    latencies=tuple(TurnLatency(t.turn, t.latency_ms) for t in latencies),
-                )
+                return await queries.call_detail(s, call_id)
         except SQLAlchemyError as exc:
             raise StoreError(f"call store read failed: {exc}") from exc
 
@@ -426,7 +179,7 @@ class CallStore:
                 row = await s.scalar(query)
         except SQLAlchemyError as exc:
             raise StoreError(f"call store read failed: {exc}") from exc
-        return ops.row_to_record(row) if row else None
+        return queries.row_to_record(row) if row else None
 
     async def list_calls(
         self,
@@ -447,33 +200,24 @@ class CallStore:
         """
         if not 1 <= limit <= MAX_PAGE:
             raise StoreError(f"limit must be between 1 and {MAX_PAGE}")
-        query = select(CallRow)
-        for column, value in (
-            (CallRow.status, normalise_status(status) if status is not None else None),
-            (CallRow.carrier, carrier),
-            (CallRow.provider, provider),
-            (CallRow.agent, agent),
-        ):
-            if value is not None:
-                query = query.where(column == str(value))
-        if since is not None:
-            query = query.where(CallRow.created_at >= since)
-        if until is not None:
-            query = query.where(CallRow.created_at < until)
-        if cursor:
-            at, last_id = _decode_cursor(cursor)
-            query = query.where(
-                or_(CallRow.created_at < at, (CallRow.created_at == at) & (CallRow.id < last_id))
-            )
-        query = query.order_by(CallRow.created_at.desc(), CallRow.id.desc()).limit(limit + 1)
+        query = queries.calls_query(
+            status=status,
+            carrier=carrier,
+            provider=provider,
+            agent=agent,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
         try:
             async with self._sessions() as s:
                 rows = list(await s.scalars(query))
         except SQLAlchemyError as exc:
             raise StoreError(f"call store read failed: {exc}") from exc
-        items = tuple(ops.row_to_record(r) for r in rows[:limit])
+        items = tuple(queries.row_to_record(r) for r in rows[:limit])
         more = len(rows) > limit
-        return CallPage(items=items, next_cursor=_encode_cursor(items[-1]) if more else None)
+        return CallPage(items=items, next_cursor=queries.encode_cursor(items[-1]) if more else None)
 
     async def usage_summary(
         self,
@@ -489,60 +233,11 @@ class CallStore:
         Raises:
             StoreError: an unknown group key.
         """
-        unknown = [g for g in group_by if g not in GROUP_KEYS]
-        if unknown:
-            raise StoreError(f"cannot group usage by {', '.join(unknown)}")
         keys = list(dict.fromkeys(group_by))
-        if self.dialect == "postgresql":
-            day = func.date(func.timezone("UTC", CallRow.created_at))
-        else:
-            day = func.date(CallRow.created_at)
-        columns: dict[str, Any] = {
-            "day": day,
-            "provider": CallRow.provider,
-            "carrier": CallRow.carrier,
-            "agent": CallRow.agent,
-        }
-        group_cols = [columns[k].label(k) for k in keys]
-        query = select(
-            *group_cols,
-            func.count(CallRow.id).label("calls"),
-            func.coalesce(func.sum(CallRow.duration_s), 0.0).label("seconds"),
-            func.coalesce(func.sum(CallRow.cost_total), 0.0).label("cost"),
-        )
-        if since is not None:
-            query = query.where(CallRow.created_at >= since)
-        if until is not None:
-            query = query.where(CallRow.created_at < until)
-        if group_cols:
-            query = query.group_by(*group_cols).order_by(*group_cols)
+        query = queries.usage_query(keys, dialect=self.dialect, since=since, until=until)
         try:
             async with self._sessions() as s:
                 result = (await s.execute(query)).mappings().all()
         except SQLAlchemyError as exc:
             raise StoreError(f"call store read failed: {exc}") from exc
-        out: list[UsageRow] = []
-        for row in result:
-            values: dict[str, Any] = {k: row[k] for k in keys}
-            if "day" in values and isinstance(values["day"], str):
-                values["day"] = date.fromisoformat(values["day"])
-            out.append(
-                UsageRow(
-                    calls=int(row["calls"]),
-                    minutes=round(float(row["seconds"]) / 60.0, 4),
-                    cost=round(float(row["cost"]), 6),
-                    **values,
-                )
-            )
-        return out
-
-
-def _sqlite_pragmas(*, wal: bool) -> Any:
-    def on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        if wal:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
-
-    return on_connect
+        return queries.usage_rows(result, keys)
