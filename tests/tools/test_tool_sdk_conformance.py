@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from google.genai import types
 from openai.types.realtime import RealtimeFunctionTool
 from pydantic import BaseModel, Field
+from tests.conformance import conform
 
 from switchboard.tools import ToolRegistry, builtin_registry, tool
 
@@ -44,14 +45,14 @@ def registry() -> ToolRegistry:
 
 def test_schemas_are_openai_realtime_function_tools() -> None:
     for schema in registry().schemas():
-        parsed = RealtimeFunctionTool.model_validate(schema)
+        parsed = conform(RealtimeFunctionTool, schema)
         assert parsed.type == "function"
         assert parsed.model_dump(exclude_none=True) == schema
 
 
 def test_schemas_convert_to_gemini_schema_with_the_sdk() -> None:
     for schema in registry().schemas():
-        json_schema = types.JSONSchema.model_validate(schema["parameters"])
+        json_schema = conform(types.JSONSchema, schema["parameters"])
         gemini = types.Schema.from_json_schema(json_schema=json_schema, api_option="GEMINI_API")
         assert gemini.type == types.Type.OBJECT
         assert set(gemini.properties or {}) == set(schema["parameters"]["properties"])
@@ -63,7 +64,7 @@ def test_schemas_convert_to_gemini_schema_with_the_sdk() -> None:
         assert declaration.name == schema["name"]
     ticket = registry().get("create_ticket").parameters
     gemini = types.Schema.from_json_schema(
-        json_schema=types.JSONSchema.model_validate(ticket), api_option="GEMINI_API"
+        json_schema=conform(types.JSONSchema, ticket), api_option="GEMINI_API"
     )
     props = gemini.properties or {}
     assert props["customer"].type == types.Type.OBJECT

@@ -15,6 +15,7 @@ from deepgram.listen.v1.types import (
     ListenV1UtteranceEnd,
 )
 from deepgram.speak.v1.types import SpeakV1Cleared, SpeakV1Flushed, SpeakV1Metadata
+from tests.conformance import conform
 from tests.conftest import UNIT
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -53,7 +54,7 @@ async def read_until(ws: ClientConnection, kind: str) -> list[dict[str, Any]]:
         raw = await ws.recv()
         assert isinstance(raw, str)
         message = json.loads(raw)
-        SDK_TYPES[message["type"]].model_validate(message)  # conforms to the SDK's types
+        conform(SDK_TYPES[message["type"]], message)  # conforms to the SDK's types
         out.append(message)
         if message["type"] == kind:
             return out
@@ -140,14 +141,14 @@ async def test_speak_websocket_flush_and_clear() -> None:
     async with DeepgramEmulator(api_key=KEY, speed=20.0) as emu:
         url = f"ws://127.0.0.1:{emu.port}/v1/speak?model=aura-asteria-en&encoding=mulaw&sample_rate=8000"
         async with connect(url, additional_headers=AUTH) as ws:
-            SpeakV1Metadata.model_validate(json.loads(await ws.recv()))
+            conform(SpeakV1Metadata, json.loads(await ws.recv()))
             await ws.send(json.dumps({"type": "Speak", "text": "Hello there."}))
             await ws.send(json.dumps({"type": "Flush"}))
             audio = b""
             while isinstance(raw := await ws.recv(), bytes):
                 audio += raw
             flushed = json.loads(raw)
-            SpeakV1Flushed.model_validate(flushed)
+            conform(SpeakV1Flushed, flushed)
             assert flushed == {"type": "Flushed", "sequence_id": 0}
             assert len(audio) == int(len("Hello there.") * 60 * 8)  # 60 ms a character, μ-law
             await ws.send(json.dumps({"type": "Speak", "text": "A long sentence " * 20}))
@@ -157,7 +158,7 @@ async def test_speak_websocket_flush_and_clear() -> None:
             while isinstance(raw := await ws.recv(), bytes):
                 pass
             cleared = json.loads(raw)
-            SpeakV1Cleared.model_validate(cleared)
+            conform(SpeakV1Cleared, cleared)
             assert cleared["type"] == "Cleared"
             await ws.send(json.dumps({"type": "Close"}))
             with pytest.raises(ConnectionClosed):

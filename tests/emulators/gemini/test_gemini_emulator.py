@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from google.genai import types
+from tests.conformance import conform
 from tests.conftest import UNIT
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -33,7 +34,7 @@ async def recv_json(ws: ClientConnection) -> dict[str, Any]:
     async with asyncio.timeout(5 * UNIT):
         frame = await ws.recv()
     msg = json.loads(frame)
-    types.LiveServerMessage.model_validate(msg)  # every emulator message is a valid one
+    conform(types.LiveServerMessage, msg)  # every emulator message is a valid one
     return dict(msg)
 
 
@@ -288,10 +289,10 @@ async def test_live_resumption_go_away_and_unknown_handle() -> None:
 def test_golden_server_fixture_matches_emulator_shapes() -> None:
     messages = json.loads((FIXTURES / "live_server_messages.json").read_text())["messages"]
     for msg in messages:
-        types.LiveServerMessage.model_validate(msg)
+        conform(types.LiveServerMessage, msg)
     client = json.loads((FIXTURES / "live_client_messages.json").read_text())
     for msg in client["camel"] + client["sdk_snake"]:
-        types.LiveClientMessage.model_validate(msg)
+        conform(types.LiveClientMessage, msg)
 
 
 @pytest.mark.anyio
@@ -328,7 +329,7 @@ async def test_rest_sse_chunks_are_valid_responses() -> None:
     chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
     assert len(chunks) == 3
     for chunk in chunks:
-        types.GenerateContentResponse.model_validate(chunk)
+        conform(types.GenerateContentResponse, chunk)
     text = "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks)
     assert text == "one two three four five six seven"
     assert ["usageMetadata" in c for c in chunks] == [False, False, True]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
-from pydantic import TypeAdapter
+from tests.conformance import conform
 from tests.conftest import UNIT
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -25,8 +25,6 @@ from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator, run
 pytestmark = pytest.mark.anyio
 KEY = "sk-emu"
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "openai"
-SERVER = TypeAdapter(RealtimeServerEvent)
-CLIENT = TypeAdapter(RealtimeClientEvent)
 
 
 def url(emu: OpenAIRealtimeEmulator, query: str = "?model=gpt-realtime") -> str:
@@ -44,7 +42,7 @@ async def client(emu: OpenAIRealtimeEmulator) -> AsyncIterator[ClientConnection]
 
 async def recv(ws: ClientConnection) -> dict[str, Any]:
     event: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 5 * UNIT))
-    SERVER.validate_python(event)
+    conform(RealtimeServerEvent, event)
     return event
 
 
@@ -61,7 +59,7 @@ async def drain(ws: ClientConnection) -> None:
 
 
 async def send(ws: ClientConnection, event: dict[str, Any]) -> None:
-    CLIENT.validate_python(event)
+    conform(RealtimeClientEvent, event)
     await ws.send(json.dumps(event))
 
 
@@ -297,7 +295,7 @@ async def test_golden_client_fixtures_are_accepted() -> None:
         assert (await until(ws, "error"))["error"]["code"] == "item_not_found"
     assert [v["code"] for v in emu.violations] == ["item_not_found"]
     for event in emu.sent:
-        SERVER.validate_python(event)
+        conform(RealtimeServerEvent, event)
 
 
 async def test_run_prints_its_url_and_serves(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from google.genai import types
+from tests.conformance import conform
 
 from switchboard.errors import LocalProtocolError, RemoteProtocolError
 from switchboard.providers.base import SessionConfig, Usage
@@ -53,8 +54,8 @@ def validate_client(message: str) -> dict[str, Any]:
     if "setup" in body:
         ric = body["setup"].pop("realtimeInputConfig", None)
         if ric is not None:
-            types.RealtimeInputConfig.model_validate(ric)
-    types.LiveClientMessage.model_validate(body)
+            conform(types.RealtimeInputConfig, ric)
+    conform(types.LiveClientMessage, body)
     return dict(msg)
 
 
@@ -78,7 +79,7 @@ def ready(proto: GeminiLiveProtocol) -> GeminiLiveProtocol:
 
 
 def server(msg: dict[str, Any]) -> str:
-    types.LiveServerMessage.model_validate(msg)  # what we feed is a real server message
+    conform(types.LiveServerMessage, msg)  # what we feed is a real server message
     return json.dumps(msg)
 
 

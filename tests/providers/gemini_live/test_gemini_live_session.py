@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from google.genai import types
+from tests.conformance import conform
 from tests.conftest import UNIT
 
 from switchboard.config import load_settings
@@ -82,8 +83,8 @@ def validate_client(messages: Iterable[dict[str, Any]]) -> None:
     for msg in messages:
         body = copy.deepcopy(msg)
         if "setup" in body:
-            types.RealtimeInputConfig.model_validate(body["setup"].pop("realtimeInputConfig"))
-        types.LiveClientMessage.model_validate(body)
+            conform(types.RealtimeInputConfig, body["setup"].pop("realtimeInputConfig"))
+        conform(types.LiveClientMessage, body)
 
 
 @asynccontextmanager

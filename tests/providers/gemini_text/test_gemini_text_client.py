@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from google.genai import types
+from tests.conformance import conform
 from tests.conftest import UNIT
 
 from switchboard.config import load_settings
@@ -69,12 +70,13 @@ def test_request_body_validates_against_sdk_and_uses_user_role_for_results() -> 
     assert params["type"] == "OBJECT"
     assert params["properties"]["days"] == {"type": "INTEGER", "nullable": True}
     assert "additionalProperties" not in params
-    req = types.GenerateContentConfig.model_validate(
-        {"system_instruction": body["systemInstruction"], "tools": body["tools"]}
+    req = conform(
+        types.GenerateContentConfig,
+        {"system_instruction": body["systemInstruction"], "tools": body["tools"]},
     )
     assert req.tools
     for content in body["contents"]:
-        types.Content.model_validate(content)
+        conform(types.Content, content)
 
 
 def test_golden_request_fixture_matches() -> None:
@@ -108,7 +110,7 @@ def test_stream_decoder_golden_chunks_crlf_and_lf() -> None:
         assert call.call_id.startswith("call_sb_")  # the chunk had no id
         assert events[-1] == LLMDone(input_tokens=8, output_tokens=12, finish_reason="STOP")
     for chunk in chunks:
-        types.GenerateContentResponse.model_validate(chunk)
+        conform(types.GenerateContentResponse, chunk)
 
 
 def test_stream_decoder_malformed_chunk() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
-from pydantic import TypeAdapter
+from tests.conformance import conform
 
 from switchboard.errors import RemoteProtocolError
 from switchboard.providers.base import AudioFormat, ProviderEventType, SessionConfig, Usage
@@ -17,8 +17,6 @@ from switchboard.providers.openai_realtime.protocol import RealtimeProtocol
 
 E = ProviderEventType
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "openai"
-CLIENT = TypeAdapter(RealtimeClientEvent)
-SERVER = TypeAdapter(RealtimeServerEvent)
 TOOLS = [
     {
         "type": "function",
@@ -35,13 +33,13 @@ def sent(texts: list[str]) -> list[dict[str, Any]]:
     """Parse client texts, checking each against the SDK's GA client-event union."""
     out = [json.loads(t) for t in texts]
     for event in out:
-        CLIENT.validate_python(event)
+        conform(RealtimeClientEvent, event)
     return out
 
 
 def srv(**event: Any) -> str:
     event.setdefault("event_id", "evt_test")
-    SERVER.validate_python(event)
+    conform(RealtimeServerEvent, event)
     return json.dumps(event)
 
 
@@ -345,12 +343,12 @@ def test_golden_fixtures_parse_on_client_side() -> None:
     client = json.loads((FIXTURES / "client_events.json").read_text())["events"]
     server = json.loads((FIXTURES / "server_events.json").read_text())["events"]
     for event in client:
-        CLIENT.validate_python(event)
+        conform(RealtimeClientEvent, event)
     proto = configured(SessionConfig(tools=TOOLS))
     proto.receive(response_created("resp_1"))
     kinds: list[E] = []
     for event in server:
-        SERVER.validate_python(event)
+        conform(RealtimeServerEvent, event)
         kinds += [e.type for e in proto.receive(json.dumps(event))]
     assert kinds == [E.AUDIO_OUTPUT, E.FUNCTION_CALL, E.RESPONSE_DONE, E.ERROR]
     # our own session.update for the same settings matches the fixture's audio section

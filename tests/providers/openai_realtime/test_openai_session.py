@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
-from pydantic import TypeAdapter
+from tests.conformance import conform
 from tests.conftest import UNIT
 
 from switchboard.audio.g711 import pcm16_to_alaw, pcm16_to_ulaw
@@ -35,8 +35,6 @@ from switchboard.providers.openai_realtime import OpenAIRealtimeProvider, create
 pytestmark = pytest.mark.anyio
 E = ProviderEventType
 KEY = "sk-test-emulator"
-CLIENT = TypeAdapter(RealtimeClientEvent)
-SERVER = TypeAdapter(RealtimeServerEvent)
 WEATHER = {
     "type": "function",
     "name": "get_weather",
@@ -82,9 +80,9 @@ def is_(kind: ProviderEventType, **data: Any) -> Callable[[ProviderEvent], bool]
 
 def check_wire(emu: OpenAIRealtimeEmulator) -> None:
     for event in emu.received:
-        CLIENT.validate_python(event)
+        conform(RealtimeClientEvent, event)
     for event in emu.sent:
-        SERVER.validate_python(event)
+        conform(RealtimeServerEvent, event)
     assert emu.violations == []
 
 
