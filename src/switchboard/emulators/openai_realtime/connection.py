@@ -18,7 +18,7 @@ import base64
 import contextlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -30,9 +30,8 @@ from switchboard.emulators.openai_realtime.core import (
     RealtimeSessionState,
     validate_client_event,
 )
-
-if TYPE_CHECKING:
-    from switchboard.emulators.openai_realtime.server import OpenAIRealtimeEmulator
+from switchboard.emulators.openai_realtime.host import EmulatorHost
+from switchboard.emulators.openai_realtime.responses import run_response
 
 __all__ = ["RealtimeConnection"]
 
@@ -84,7 +83,7 @@ def _say_from_instructions(instructions: str) -> str:
 class RealtimeConnection:
     """State and behaviour of one client connection (created by the emulator server)."""
 
-    def __init__(self, emu: OpenAIRealtimeEmulator, ws: ServerConnection, model: str) -> None:
+    def __init__(self, emu: EmulatorHost, ws: ServerConnection, model: str) -> None:
         self.emu = emu
         self.ws = ws
         self.ids = emu.ids
@@ -335,8 +334,6 @@ class RealtimeConnection:
 
     # -- responses ---------------------------------------------------------------------------
     def _start(self, tool: Any, say: str) -> None:
-        from switchboard.emulators.openai_realtime.responses import run_response
-
         rid = self.ids("resp")
         if tool is not None:
             self._pending_say = say

@@ -1,11 +1,15 @@
 """Scripted responses of the OpenAI Realtime emulator, in the documented GA event order.
 
-Audio reply (protocols.md §1.5 step 3): ``response.created`` → ``rate_limits.updated`` →
-``response.output_item.added`` → ``conversation.item.added`` → ``response.content_part.added``
-→ N × (``response.output_audio.delta``, ``response.output_audio_transcript.delta``) →
+Audio reply: ``response.created`` → ``rate_limits.updated`` → ``response.output_item.added`` →
+``conversation.item.added`` → ``response.content_part.added`` → N ×
+(``response.output_audio.delta``, ``response.output_audio_transcript.delta``) →
 ``response.output_audio.done`` → ``response.output_audio_transcript.done`` →
 ``response.content_part.done`` → ``response.output_item.done`` → ``conversation.item.done`` →
-``response.done``. Function call (step 4): item ``function_call`` with arguments deltas/done.
+``response.done``. Function call: item ``function_call`` with arguments deltas/done. Both are
+steps 3 and 4 of ``docs/wire/openai-realtime.md#response-sequence`` (vendor page:
+https://platform.openai.com/docs/guides/realtime-conversations).
+
+The connection is seen through :class:`ResponseTarget`, so this module never imports it.
 """
 
 from __future__ import annotations
@@ -13,12 +17,31 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from switchboard.emulators.openai_realtime.connection import RealtimeConnection
+from switchboard.emulators.openai_realtime.core import IdMaker, RealtimeSessionState
+from switchboard.emulators.openai_realtime.host import EmulatorHost
 
-__all__ = ["run_response"]
+__all__ = ["ResponseTarget", "run_response"]
+
+
+class ResponseTarget(Protocol):
+    """The connection a response streams on (:class:`~.connection.RealtimeConnection`)."""
+
+    emu: EmulatorHost
+    ids: IdMaker
+    state: RealtimeSessionState
+    items: dict[str, dict[str, Any]]
+    item_audio_ms: dict[str, float]
+    last_item: str | None
+
+    async def send(self, event: dict[str, Any]) -> None:
+        """Send one server event (``event_id`` added)."""
+        ...
+
+    def audio_for(self, text: str) -> bytes:
+        """Speech-like audio for ``text`` in the session's output format."""
+        ...
 
 
 def _usage(in_tokens: int, out_text: int, out_audio: int) -> dict[str, Any]:
@@ -35,7 +58,7 @@ def _usage(in_tokens: int, out_text: int, out_audio: int) -> dict[str, Any]:
     }
 
 
-async def run_response(conn: RealtimeConnection, rid: str, tool: Any, say: str) -> None:
+async def run_response(conn: ResponseTarget, rid: str, tool: Any, say: str) -> None:
     """Stream one response on ``conn`` (cancelled by barge-in or ``response.cancel``)."""
     created = {"id": rid, "object": "realtime.response", "status": "in_progress", "output": []}
     created["output_modalities"] = ["audio"]
@@ -57,7 +80,7 @@ async def run_response(conn: RealtimeConnection, rid: str, tool: Any, say: str) 
     conn.emu.response_finished()
 
 
-async def _begin_item(conn: RealtimeConnection, rid: str, item: dict[str, Any]) -> str:
+async def _begin_item(conn: ResponseTarget, rid: str, item: dict[str, Any]) -> str:
     previous = conn.last_item
     conn.items[item["id"]] = dict(item, _resp=rid)
     conn.last_item = item["id"]
@@ -68,9 +91,7 @@ async def _begin_item(conn: RealtimeConnection, rid: str, item: dict[str, Any]) 
     return str(previous) if previous else ""
 
 
-async def _end_item(
-    conn: RealtimeConnection, rid: str, item: dict[str, Any], previous: str
-) -> None:
+async def _end_item(conn: ResponseTarget, rid: str, item: dict[str, Any], previous: str) -> None:
     conn.items[item["id"]].update(item)
     await conn.send(
         {"type": "response.output_item.done", "response_id": rid, "output_index": 0, "item": item}
@@ -80,7 +101,7 @@ async def _end_item(
     )
 
 
-async def _function_call(conn: RealtimeConnection, rid: str, tool: Any) -> dict[str, Any]:
+async def _function_call(conn: ResponseTarget, rid: str, tool: Any) -> dict[str, Any]:
     item_id, call_id = conn.ids("item"), conn.ids("call")
     name = str(tool["name"])
     raw = tool.get("raw_arguments")  # lets tests send malformed JSON on purpose
@@ -110,7 +131,7 @@ async def _function_call(conn: RealtimeConnection, rid: str, tool: Any) -> dict[
     return done
 
 
-async def _speak(conn: RealtimeConnection, rid: str, say: str) -> dict[str, Any]:
+async def _speak(conn: ResponseTarget, rid: str, say: str) -> dict[str, Any]:
     item_id = conn.ids("item")
     item = {
         "id": item_id,

@@ -19,27 +19,52 @@ import asyncio
 import base64
 import binascii
 import contextlib
+from collections.abc import Mapping
 from dataclasses import asdict, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from switchboard.emulators.telnyx.calls import EmulatedCall
 from switchboard.emulators.telnyx.report import CallReport
 from switchboard.errors import TelephonyError
 
-if TYPE_CHECKING:
-    from switchboard.emulators.telnyx.server import TelnyxEmulator
-
 __all__ = [
+    "ControlledEmulator",
     "control_routes",
     "find_emulator",
     "place_remote_call",
     "report_from_json",
     "report_to_json",
 ]
+
+
+class ControlledEmulator(Protocol):
+    """What the control API needs of the emulator (:class:`~.server.TelnyxEmulator`)."""
+
+    @property
+    def api_key(self) -> str:
+        """The Bearer key both APIs accept."""
+        ...
+
+    @property
+    def public_key_b64(self) -> str:
+        """The webhook signing key's public half (the app's ``TELNYX_PUBLIC_KEY``)."""
+        ...
+
+    @property
+    def calls(self) -> Mapping[str, EmulatedCall]:
+        """Every call by ``call_control_id``."""
+        ...
+
+    async def place_inbound_call(
+        self, *, to: str, from_: str, audio: bytes | None, webhook_url: str, dtmf: str
+    ) -> EmulatedCall:
+        """A caller dials ``to``; returns the call."""
+        ...
 
 
 def report_to_json(report: CallReport) -> dict[str, Any]:
@@ -59,7 +84,7 @@ def report_from_json(doc: dict[str, Any]) -> CallReport:
     return CallReport(**values)
 
 
-def control_routes(emu: TelnyxEmulator) -> list[Route]:
+def control_routes(emu: ControlledEmulator) -> list[Route]:
     """Starlette routes of the control API for ``emu``."""
 
     def denied(request: Request) -> JSONResponse | None:

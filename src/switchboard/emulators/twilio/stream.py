@@ -13,17 +13,15 @@ import contextlib
 import json
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from switchboard.emulators.twilio.playout import FRAME_BYTES, Playout
+from switchboard.emulators.twilio.state import CallControl, CallReport
 
-if TYPE_CHECKING:
-    from switchboard.emulators.twilio.caller import CallReport, TwilioCaller
-
-__all__ = ["CallerStream"]
+__all__ = ["CallerStream", "StreamOwner"]
 
 _SILENCE = b"\xff" * FRAME_BYTES
 
@@ -32,10 +30,28 @@ def _new_sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
+class StreamOwner(Protocol):
+    """The call a stream belongs to (:class:`~.caller.TwilioCaller`), as the stream uses it."""
+
+    report: CallReport
+    control: CallControl
+    timeline: bytearray
+    audio: bytes
+    speed: float
+    linger_s: float
+    max_call_s: float
+    pending_dtmf: str
+    dtmf_queue: asyncio.Queue[str]
+
+    def send_dtmf(self, digits: str) -> None:
+        """Queue ``digits`` to be sent on the live stream."""
+        ...
+
+
 class CallerStream:
     """One media stream of the call (see module docstring)."""
 
-    def __init__(self, caller: TwilioCaller, ws: ClientConnection, params: dict[str, str]) -> None:
+    def __init__(self, caller: StreamOwner, ws: ClientConnection, params: dict[str, str]) -> None:
         self.c = caller
         self.ws = ws
         self.params = params
