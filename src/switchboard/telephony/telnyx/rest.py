@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 
 from switchboard.errors import ConfigError, TelephonyError
+from switchboard.telephony.telnyx.webhooks import encode_client_state
 
 __all__ = ["CALL_ENDED_CODE", "StreamCodec", "TelnyxAdapter"]
 
@@ -90,11 +91,15 @@ class TelnyxAdapter:
     async def place_call(self, *, to: str, from_: str, **options: Any) -> str:
         """``POST /v2/calls`` on ``TELNYX_CONNECTION_ID``; returns the new ``call_control_id``.
 
-        ``options`` are extra body fields (``client_state``, ``stream_url``, ``timeout_secs``...).
+        ``options`` are extra body fields (``client_state``, ``stream_url``, ``timeout_secs``...),
+        except ``call_id``: our call id, which Telnyx has no field for, travels as the
+        ``client_state`` it echoes on the call's webhooks (unless one is given).
         """
         connection_id = options.pop("connection_id", None) or self.connection_id
         if not connection_id:
             raise ConfigError("dialling out needs a connection", missing=("TELNYX_CONNECTION_ID",))
+        if (call_id := options.pop("call_id", None)) is not None:
+            options.setdefault("client_state", encode_client_state(call_id))
         body = {"connection_id": connection_id, "to": to, "from": from_, **options}
         data = await self._post("/v2/calls", body, action="dial")
         try:
