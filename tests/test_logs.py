@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 from switchboard.config import load_settings
-from switchboard.logs import call_context, configure_logging, current_call_id, secret_values
+from switchboard.logs import (
+    WIRE_LOGGERS,
+    RedactingFilter,
+    call_context,
+    configure_logging,
+    current_call_id,
+    install_wire_redaction,
+    secret_values,
+)
 
 
 @pytest.fixture
@@ -164,10 +172,7 @@ def test_ordinary_lines_are_untouched() -> None:
 
 
 def test_wire_loggers_mask_keys_without_switchboard_logging_setup() -> None:
-    import io
-
-    import switchboard  # noqa: F401  # installs the wire redaction on import
-
+    install_wire_redaction()  # what an application with its own logging setup calls
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     wire = logging.getLogger("websockets.client")
@@ -186,10 +191,7 @@ def test_wire_loggers_mask_keys_without_switchboard_logging_setup() -> None:
 
 
 def test_query_tokens_are_masked_in_server_logs() -> None:
-    import io
-
-    import switchboard  # noqa: F401
-
+    install_wire_redaction()
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     access = logging.getLogger("uvicorn.access")
@@ -203,3 +205,18 @@ def test_query_tokens_are_masked_in_server_logs() -> None:
         access.setLevel(old_level)
     assert "abc.def" not in stream.getvalue()
     assert "/telnyx/media?token=<redacted>" in stream.getvalue()
+
+
+def _wire_filters() -> list[int]:
+    return [
+        sum(isinstance(f, RedactingFilter) for f in logging.getLogger(name).filters)
+        for name in WIRE_LOGGERS
+    ]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configure_logging_installs_the_wire_redaction_once() -> None:
+    configure_logging(level="INFO", fmt="json", stream=io.StringIO())
+    configure_logging(level="INFO", fmt="json", stream=io.StringIO())
+    install_wire_redaction()
+    assert _wire_filters() == [1] * len(WIRE_LOGGERS)

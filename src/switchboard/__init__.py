@@ -68,7 +68,6 @@ __all__ = [
     "Usage",
     "__version__",
     "get_provider_registry",
+    "install_wire_redaction",
     "load_settings",
 ]
-
-install_wire_redaction()  # keys never reach a log, whoever configures logging

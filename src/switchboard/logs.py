@@ -1,10 +1,14 @@
 """Logging setup for the CLI: JSON lines in production, readable lines on a terminal.
 
 Library modules only ever call ``logging.getLogger(__name__)``; ``configure_logging`` is used by
-``cli.py`` alone. Every record logged through a call's ``LoggerAdapter`` carries ``call_id``, which
-both formats print; so does every record logged from inside a call's tasks (the provider session,
-carrier REST calls, tools), which run under :func:`call_context` — the call manager sets it and
-the handler's :class:`CallContextFilter` copies it onto records that lack one. A redaction filter
+``cli.py`` alone. Importing switchboard changes no logging state: the wire redaction below is
+installed by :func:`configure_logging` and ``server.serve``, and an application that sets up its
+own logging calls :func:`install_wire_redaction` once.
+
+Every record logged through a call's ``LoggerAdapter`` carries ``call_id``, which both formats
+print; so does every record logged from inside a call's tasks (the provider session, carrier REST
+calls, tools), which run under :func:`call_context` — the call manager sets it and the handler's
+:class:`CallContextFilter` copies it onto records that lack one. A redaction filter
 masks anything that looks like a credential the settings hold, and credential header values, as a
 last line of defence: secrets are never passed to log calls in the first place.
 """
@@ -156,7 +160,9 @@ def install_wire_redaction() -> None:
     """Mask credential headers at the source, whoever configures logging (idempotent).
 
     A filter on the logger itself runs before any handler, so an application that sets up its
-    own logging and turns on DEBUG still never sees a key. ``switchboard`` calls this on import.
+    own logging and turns on DEBUG still never sees a key. :func:`configure_logging` and
+    ``switchboard.server.serve`` call this; an application that configures logging itself calls
+    it once at start-up (nothing is installed on import). Calling it again adds nothing.
     """
     for name in WIRE_LOGGERS:
         wire = logging.getLogger(name)
@@ -196,7 +202,10 @@ def configure_logging(
         secrets: values to mask should they ever reach a message (credential header values,
             ``Authorization: Bearer …`` and the like, are always masked).
         stream: where to write (stderr by default).
+
+    Also installs :func:`install_wire_redaction` on the libraries' wire loggers.
     """
+    install_wire_redaction()
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not getattr(stream, "isatty", lambda: False)())
     handler = logging.StreamHandler(stream)
