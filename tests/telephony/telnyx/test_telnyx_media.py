@@ -122,13 +122,16 @@ def test_legacy_mulaw_encoding_name_is_accepted() -> None:
     assert audio_spec_for_encoding("audio/x-mulaw", 8000) == AudioSpec(AudioFormat.ULAW, 8000)
     assert audio_spec_for_encoding("PCMA", None) == AudioSpec(AudioFormat.ALAW, 8000)
     assert audio_spec_for_encoding("L16", 16000) == AudioSpec(AudioFormat.PCM16, 16000)
-    assert audio_spec_for_encoding("OPUS", 16000) is None
+    assert audio_spec_for_encoding("AMR-WB", 16000) is None
+    # OPUS and G722 are decoded by the codec: the bridge sees PCM16 (test_telnyx_wideband.py)
+    assert audio_spec_for_encoding("OPUS", 48000) == AudioSpec(AudioFormat.PCM16, 16000)
+    assert audio_spec_for_encoding("G722", 8000) == AudioSpec(AudioFormat.PCM16, 16000)
 
 
 def test_unsupported_encoding_is_a_stream_error() -> None:
     codec = TelnyxMediaCodec()
-    events = codec.receive(_start(encoding="G722"))
-    assert events == [StreamError(code="unsupported_encoding", message="G722")]
+    events = codec.receive(_start(encoding="AMR-WB"))
+    assert events == [StreamError(code="unsupported_encoding", message="AMR-WB")]
 
 
 def test_out_of_order_media_is_released_in_sequence() -> None:

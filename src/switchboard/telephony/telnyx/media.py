@@ -26,6 +26,12 @@ and the doc's own example jumps from ``start`` #1 to ``media`` #4.
 Outbound frames (bidirectional ``rtp`` mode) are ``media``, ``mark`` and ``clear``; they need no
 ``stream_id``. ``send_media`` is on the hot path, so it is a string template around base64.
 
+``OPUS`` and ``G722`` streams are transcoded here (:mod:`.wideband`): media payloads are decoded
+to PCM16 16 kHz as they leave the reorder window (in order, as the codecs need), a payload
+given up as lost is concealed (at most ``max_conceal`` per gap), a bad one counts as
+``malformed`` and is concealed too; ``send_media`` takes 20 ms PCM16 frames and encodes them.
+The bridge sees an ordinary PCM16 stream (``StreamStarted.audio``).
+
 L16 byte order is UNCONFIRMED for Telnyx: RTP L16 is big-endian (RFC 3551 §4.5.11), so the
 codec assumes network order by default and swaps to/from the little-endian PCM16 the rest of
 switchboard uses. ``l16_byteorder="little"`` turns the swap off if Telnyx turns out to send LE.
@@ -35,12 +41,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import heapq
 import json
 import logging
 import sys
 from typing import Any, Literal
 
+from switchboard.errors import AudioError
 from switchboard.providers.base import AudioFormat, AudioSpec
 from switchboard.telephony.base import (
     DtmfReceived,
@@ -52,6 +60,7 @@ from switchboard.telephony.base import (
     StreamStarted,
     StreamStopped,
 )
+from switchboard.telephony.telnyx.wideband import WIDEBAND_ENCODINGS, WireTranscoder, wideband_spec
 
 __all__ = ["TelnyxMediaCodec", "audio_spec_for_encoding"]
 
@@ -76,6 +85,8 @@ def audio_spec_for_encoding(encoding: str, sample_rate: int | None) -> AudioSpec
     Accepts the current ``PCMU``/``PCMA``/``L16`` names and the older MIME-ish
     ``audio/x-mulaw``/``audio/x-alaw`` (both appear in Telnyx docs).
     """
+    if encoding.upper() in WIDEBAND_ENCODINGS:
+        return wideband_spec(encoding, sample_rate)  # decoded to PCM16 by the codec
     fmt = _ENCODINGS.get(encoding.upper())
     if fmt is None:
         return None
@@ -117,6 +128,8 @@ class TelnyxMediaCodec:
         self.call_control_id: str | None = None
         self.inbound_spec: AudioSpec | None = None
         self._swap_in = False
+        self._wire: WireTranscoder | None = None  # OPUS / G722 streams
+        self.max_conceal = 5  # lost payloads concealed per gap (100 ms); longer gaps stay gaps
         self._set_outbound(outbound_spec or AudioSpec(AudioFormat.ULAW, 8000))
         self._next: int | None = None
         self._held: list[tuple[int, MediaReceived]] = []
@@ -135,7 +148,9 @@ class TelnyxMediaCodec:
     def send_media(self, payload: bytes) -> str:
         """One outbound ``media`` frame of ``outbound_spec`` audio (20 ms – 30 s per frame)."""
         self._stats["frames_out"] += 1
-        if self._swap_out:
+        if self._wire is not None and self._follow_inbound:
+            payload = self._wire.encode(payload)
+        elif self._swap_out:
             payload = _swap16(payload)
         b64 = base64.b64encode(payload).decode("ascii")
         return '{"event":"media","media":{"payload":"' + b64 + '"}}'
@@ -197,8 +212,18 @@ class TelnyxMediaCodec:
         if spec is None:
             logger.error("Telnyx stream %s uses unsupported encoding %r", self.stream_id, encoding)
             return [StreamError(code="unsupported_encoding", message=encoding)]
+        if encoding.upper() in WIDEBAND_ENCODINGS:
+            try:
+                self._wire = WireTranscoder(encoding, _int_or_none(fmt.get("sample_rate")))
+            except AudioError as exc:  # PyAV missing: the call cannot be heard
+                logger.error("Telnyx stream %s: %s", self.stream_id, exc)
+                return [StreamError(code="unsupported_encoding", message=f"{encoding}: {exc}")]
         self.inbound_spec = spec
-        self._swap_in = spec.format is AudioFormat.PCM16 and self.l16_byteorder != sys.byteorder
+        self._swap_in = (
+            self._wire is None
+            and spec.format is AudioFormat.PCM16
+            and self.l16_byteorder != sys.byteorder
+        )
         if self._follow_inbound:
             self._set_outbound(spec)
         params = start.get("custom_parameters") or {}
@@ -228,14 +253,14 @@ class TelnyxMediaCodec:
         chunk = _int_or_none(media.get("chunk"))
         key = seq if chunk is None else chunk
         if key is None:
-            return [event]
+            return self._decoded(event)
         if self._next is None:
             # Chunks count from 1 (the doc's example and Twilio's convention), so a swapped first
             # pair is still reordered; sequence numbers start wherever the first frame says.
             self._next = min(key, 1) if chunk is not None else key
         if key == self._next and not self._held:  # the common case: in order, nothing held
             self._next = key + 1
-            return [event]
+            return self._decoded(event)
         if key < self._next or any(k == key for k, _ in self._held):
             self._stats["late"] += 1
             self._stats["dropped"] += 1
@@ -255,7 +280,8 @@ class TelnyxMediaCodec:
                 break
             if key > self._next:
                 self._stats["gaps"] += key - self._next
-            out.append(heapq.heappop(self._held)[1])
+                out += self._concealed(key - self._next)
+            out += self._decoded(heapq.heappop(self._held)[1])
             self._next = key + 1
         return out
 
@@ -265,9 +291,31 @@ class TelnyxMediaCodec:
             key, event = heapq.heappop(self._held)
             if self._next is not None and key > self._next:
                 self._stats["gaps"] += key - self._next
+                out += self._concealed(key - self._next)
             self._next = key + 1
-            out.append(event)
+            out += self._decoded(event)
         return out
+
+    def _decoded(self, event: MediaReceived) -> list[MediaEvent]:
+        """``event`` as PCM16 for a transcoded stream (released in order), else unchanged."""
+        if self._wire is None:
+            return [event]
+        try:
+            pcm = self._wire.decode(event.payload)
+        except AudioError as exc:
+            self._stats["malformed"] += 1
+            logger.warning("bad %s payload in Telnyx stream: %s", self._wire.encoding, exc)
+            pcm = self._wire.conceal()
+        return [dataclasses.replace(event, payload=pcm)] if pcm else []
+
+    def _concealed(self, missing: int) -> list[MediaEvent]:
+        """Stand-ins for ``missing`` lost payloads of a transcoded stream (up to max_conceal)."""
+        if self._wire is None:
+            return []
+        wire = self._wire
+        return [
+            MediaReceived(payload=wire.conceal()) for _ in range(min(missing, self.max_conceal))
+        ]
 
 
 def _int_or_none(value: object) -> int | None:
