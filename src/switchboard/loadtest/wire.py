@@ -1,9 +1,11 @@
 """What a simulated caller sends on the media socket, per carrier (pure string building).
 
 Twilio and Telnyx media streams carry the same thing (20 ms μ-law frames, marks, a stop) in
-different JSON: Twilio uses camelCase and a top-level ``streamSid`` (Twilio "Media Streams —
-WebSocket Messages"), Telnyx snake_case and a top-level ``stream_id`` (Telnyx "Media
-Streaming", protocols.md §5.4). What the app sends back is read the same way for both
+different JSON: Twilio uses camelCase and a top-level ``streamSid``
+(https://www.twilio.com/docs/voice/media-streams/websocket-messages,
+``docs/wire/twilio.md#media-stream-messages``), Telnyx snake_case and a top-level ``stream_id``
+(https://developers.telnyx.com/docs/voice/programmable-voice/media-streaming,
+``docs/wire/telnyx.md#media-streaming``). What the app sends back is read the same way for both
 (``media.payload``, ``mark.name``, ``clear``), so only the caller's side needs a dialect.
 
 A media frame is a ``%`` template (sequence number, chunk, timestamp, base64 payload), so a

@@ -9,8 +9,9 @@ All three share one port (Starlette on uvicorn), so ``DeepgramEmulator.base_url`
     assert not emu.violations
 
 Idle listen sockets are closed like the real service: no audio and no text message for
-``idle_timeout_s`` (10 s on the real service, developers.deepgram.com/docs/audio-keep-alive) →
-close code 1011 with a ``NET-0001`` reason (the close code is UNCONFIRMED; protocols.md §3.1).
+``idle_timeout_s`` (10 s on the real service, https://developers.deepgram.com/docs/audio-keep-alive)
+→ close code 1011 with a ``NET-0001`` reason (the close code is UNCONFIRMED;
+``docs/wire/deepgram.md#keep-alive-and-idle-close``).
 """
 
 from __future__ import annotations

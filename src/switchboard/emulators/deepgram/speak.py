@@ -1,4 +1,7 @@
-"""The emulated Deepgram text-to-speech: ``/v1/speak`` websocket and REST (protocols.md §3.2–3.4).
+"""The emulated Deepgram text-to-speech: ``/v1/speak`` websocket and REST.
+
+Wire facts: ``docs/wire/deepgram.md#speak-websocket`` and ``docs/wire/deepgram.md#speak-rest``
+(vendor page: https://developers.deepgram.com/reference/text-to-speech/speak-streaming).
 
 Written against plain dicts, independent of the client. Audio is :func:`speech_like_pcm16` of
 realistic duration for the text, encoded to the requested encoding and rate.

@@ -1,7 +1,8 @@
 """Gemini emulator: Live ``BidiGenerateContent`` websocket + REST ``streamGenerateContent`` (SSE).
 
-Independent of the clients (built from protocols.md §2, never from their codecs). See
-:class:`GeminiEmulator` and :func:`run`.
+Independent of the clients (built from ``docs/wire/gemini.md`` — vendor pages
+https://ai.google.dev/api/live and https://ai.google.dev/api/generate-content — never from their
+codecs). See :class:`GeminiEmulator` and :func:`run`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Pure pieces of the OpenAI Realtime (GA) emulator: session state, validation, event builders.
 
-Written from protocols.md §1 against plain dicts, independently of the client in
-``switchboard.providers.openai_realtime``. Error ``code`` strings mimic the service's style;
-the real strings are UNCONFIRMED (protocols.md §7).
+Written from ``docs/wire/openai-realtime.md`` (vendor page:
+https://platform.openai.com/docs/api-reference/realtime-client-events) against plain dicts,
+independently of the client in ``switchboard.providers.openai_realtime``. Error ``code`` strings
+mimic the service's style; the real strings are UNCONFIRMED
+(``docs/wire/openai-realtime.md#errors``).
 """
 
 from __future__ import annotations

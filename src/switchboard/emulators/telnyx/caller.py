@@ -1,6 +1,8 @@
 """The caller's end of a Telnyx media stream: connect to ``stream_url``, talk, listen, play out.
 
-Written from protocols.md §5.4 against plain dicts (it never imports the client codec).
+Written from ``docs/wire/telnyx.md#media-streaming`` (vendor page:
+https://developers.telnyx.com/docs/voice/programmable-voice/media-streaming) against plain dicts
+(it never imports the client codec).
 
 Theory of operation
 -------------------

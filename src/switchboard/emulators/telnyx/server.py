@@ -1,6 +1,9 @@
 """A simulated Telnyx network: Call Control REST API, signed webhooks, the caller's media leg.
 
-Written from protocols.md §5 against plain dicts; it imports nothing from the client side.
+Written from ``docs/wire/telnyx.md#webhooks``, ``docs/wire/telnyx.md#call-commands`` and
+``docs/wire/telnyx.md#errors`` (vendor page:
+https://developers.telnyx.com/docs/voice/programmable-voice/sending-commands) against plain
+dicts; it imports nothing from the client side.
 
 Theory of operation
 -------------------

@@ -2,8 +2,9 @@
 
 Telnyx signs ``f"{timestamp}|{raw body}"`` with the account's Ed25519 key and sends the base64
 signature in ``telnyx-signature-ed25519`` and the Unix seconds in ``telnyx-timestamp``
-(protocols.md §5.3). The emulator owns its own key pair; ``public_key_b64`` is what the app
-needs as ``TELNYX_PUBLIC_KEY``.
+(https://developers.telnyx.com/docs/development/sdk/python/webhooks,
+``docs/wire/telnyx.md#webhook-signature``). The emulator owns its own key pair;
+``public_key_b64`` is what the app needs as ``TELNYX_PUBLIC_KEY``.
 """
 
 from __future__ import annotations

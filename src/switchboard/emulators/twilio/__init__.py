@@ -2,7 +2,8 @@
 
 The caller (:class:`TwilioCaller`, :func:`run_call`) plays Twilio's part of a phone call against
 an app: signed voice webhook, TwiML, signed media-stream upgrade, μ-law frames on a 20 ms clock,
-marks/clear honoured, what it heard recorded. Written from protocols.md §4, independent of
+marks/clear honoured, what it heard recorded. Written from ``docs/wire/twilio.md`` (vendor page:
+https://www.twilio.com/docs/voice/media-streams/websocket-messages), independent of
 ``switchboard.telephony.twilio``.
 """
 

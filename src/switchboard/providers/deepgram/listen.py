@@ -1,4 +1,7 @@
-"""Sans-I/O Deepgram live transcription protocol (``/v1/listen``; protocols.md §3.1).
+"""Sans-I/O Deepgram live transcription protocol (``/v1/listen``).
+
+Wire facts: ``docs/wire/deepgram.md#live-transcription-messages`` (vendor page:
+https://developers.deepgram.com/reference/speech-to-text/listen-streaming).
 
 Theory of operation: :class:`ListenProtocol` turns commands into outbound frames (``audio`` →
 the bytes to send as one binary frame; ``keep_alive``/``finalize``/``close_stream`` → JSON text)
@@ -10,9 +13,9 @@ so no caller audio is lost; times reported by the new socket are shifted by the 
 the replay starts, keeping one timeline for the whole call. The buffer is capped
 (``max_unacked_ms``): the oldest audio beyond it is dropped (and counted).
 
-Developer docs: developers.deepgram.com/reference/speech-to-text/listen-streaming,
-/docs/audio-keep-alive, /docs/finalize, /docs/close-stream,
-/docs/understand-endpointing-interim-results.
+Developer docs: https://developers.deepgram.com/docs/audio-keep-alive,
+https://developers.deepgram.com/docs/finalize, https://developers.deepgram.com/docs/close-stream,
+https://developers.deepgram.com/docs/understand-endpointing-interim-results.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Sans-I/O Deepgram Aura text-to-speech: websocket messages, REST request, WAV unwrapping.
 
-protocols.md §3.2–3.4; developers.deepgram.com/reference/text-to-speech/speak-streaming,
-/docs/tts-ws-flush, /docs/tts-ws-clear, /docs/tts-media-output-settings.
+Wire facts: ``docs/wire/deepgram.md#speak-websocket`` and ``docs/wire/deepgram.md#speak-rest``
+(vendor pages: https://developers.deepgram.com/reference/text-to-speech/speak-streaming,
+https://developers.deepgram.com/docs/tts-ws-flush, https://developers.deepgram.com/docs/tts-ws-clear,
+https://developers.deepgram.com/docs/tts-media-output-settings).
 
 Websocket: client text frames ``Speak``/``Flush``/``Clear``/``Close``; server binary frames are
 raw audio, text frames ``Metadata``/``Flushed``/``Cleared``/``Warning`` (:meth:`SpeakProtocol.

@@ -1,6 +1,7 @@
 """Sans-I/O Gemini Live (``BidiGenerateContent``) client protocol.
 
-Reference: ai.google.dev/api/live (client and server messages), protocols.md §2.
+Reference: https://ai.google.dev/api/live (client and server messages;
+``docs/wire/gemini.md#client-messages``, ``docs/wire/gemini.md#server-messages``).
 
 Theory of operation::
 

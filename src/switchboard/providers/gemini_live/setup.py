@@ -1,7 +1,8 @@
 """The Live ``setup`` message (BidiGenerateContentSetup), built from a :class:`SessionConfig`.
 
-Reference: ai.google.dev/api/live#bidigeneratecontentsetup and protocols.md §2.3. We send
-lowerCamelCase (proto3 JSON; the service also accepts snake_case, which the SDK partly sends).
+Reference: https://ai.google.dev/api/live#bidigeneratecontentsetup and
+``docs/wire/gemini.md#setup``. We send lowerCamelCase (proto3 JSON; the service also accepts
+snake_case, which the SDK partly sends: ``docs/wire/gemini.md#field-spelling``).
 
 ``SessionConfig.extra`` keys understood here (all optional):
 

@@ -1,7 +1,8 @@
 """Builders for OpenAI Realtime (GA) client events, from a :class:`SessionConfig`.
 
 Pure functions returning plain dicts shaped like ``openai.types.realtime.RealtimeClientEvent``
-(GA dialect; vendor doc "Realtime API reference → Client events", protocols.md §1.3).
+(GA dialect; vendor doc https://platform.openai.com/docs/api-reference/realtime-client-events,
+``docs/wire/openai-realtime.md#client-events``).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def session_update(config: SessionConfig, *, model: str) -> dict[str, Any]:
     """The GA ``session.update`` event for ``config``.
 
     ``config.temperature`` is not sent: GA ``RealtimeSessionCreateRequest`` has no temperature
-    field (protocols.md §1.3), so it is dropped with a debug log.
+    field (``docs/wire/openai-realtime.md#client-events``), so it is dropped with a debug log.
     """
     spec = audio_spec_for(config)
     if config.temperature is not None:

@@ -1,7 +1,8 @@
 """Sans-I/O codec for the Telnyx media-streaming websocket (one instance per stream).
 
-Vendor doc: developers.telnyx.com/docs/voice/programmable-voice/media-streaming and the AsyncAPI
-page api-reference/websockets/stream-call-media-over-websocket (protocols.md §5.4).
+Vendor doc: https://developers.telnyx.com/docs/voice/programmable-voice/media-streaming and the
+AsyncAPI page https://developers.telnyx.com/api-reference/websockets/stream-call-media-over-websocket
+(``docs/wire/telnyx.md#media-streaming``).
 
 Theory of operation
 -------------------

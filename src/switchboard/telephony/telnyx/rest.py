@@ -1,8 +1,9 @@
 """Telnyx Call Control v2 commands over REST (``/v2/calls/{call_control_id}/actions/...``).
 
-Vendor doc: developers.telnyx.com/api-reference/call-commands (protocols.md §5.2). Every
-command carries a fresh ``command_id`` so Telnyx ignores the duplicate if a transient failure
-makes us send it twice (duplicates within 60 s are ignored). Errors become
+Vendor doc: https://developers.telnyx.com/api-reference/call-commands/answer-call and its
+sibling pages (``docs/wire/telnyx.md#call-commands``). Every command carries a fresh
+``command_id`` so Telnyx ignores the duplicate if a transient failure makes us send it twice
+(Telnyx ignores a repeated ``command_id`` for the same call). Errors become
 :class:`~switchboard.errors.TelephonyError` with the HTTP status and Telnyx's error code; the
 API key never appears in a message or a log line.
 """

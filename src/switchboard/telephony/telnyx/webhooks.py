@@ -1,8 +1,9 @@
 """Telnyx Call Control webhooks: Ed25519 signature verification, event parsing, de-duplication.
 
-Vendor docs: developers.telnyx.com/docs/voice/programmable-voice/receiving-webhooks and
-developers.telnyx.com/docs/development/sdk/python/webhooks; the official SDK's
-``telnyx/lib/webhook_verification.py`` (protocols.md §5.1, §5.3).
+Vendor docs: https://developers.telnyx.com/docs/voice/programmable-voice/receiving-webhooks and
+https://developers.telnyx.com/docs/development/sdk/python/webhooks; the official SDK's
+``telnyx/lib/webhook_verification.py`` (``docs/wire/telnyx.md#webhooks``,
+``docs/wire/telnyx.md#webhook-signature``).
 
 A webhook is signed over ``f"{telnyx-timestamp}|{raw body}"`` with the account's Ed25519 key;
 ``telnyx-signature-ed25519`` carries the base64 signature and ``telnyx-timestamp`` the Unix
