@@ -1,4 +1,4 @@
-"""GET /v1/calls, /v1/calls/{id} and /v1/usage over a real SQLite CallStore."""
+"""GET /v1/calls, /v1/calls/{id} and /v1/usage over a real CallStore, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.backends import BACKENDS, database_target, migrated_store
 
 from switchboard.app import create_app
 from switchboard.catalog import load_catalog
@@ -62,14 +63,11 @@ class RecordingCalls:
         self.seen.append(f"dtmf {digit}")
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[CallStore]:
-    call_store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'api.db'}")
-    await call_store.migrate()
-    try:
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallStore]:
+    """The API reads the same on SQLite and PostgreSQL (skipped with the reason when absent)."""
+    async with migrated_store(database_target(str(request.param), tmp_path)) as call_store:
         yield call_store
-    finally:
-        await call_store.aclose()
 
 
 def build_app(tmp_path: Path) -> FastAPI:

@@ -1,8 +1,7 @@
-"""A bridged call's record, checked in SQLite and in PostgreSQL (when configured / in CI)."""
+"""A bridged call's record, in SQLite and in PostgreSQL (skipped with the reason when absent)."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +11,15 @@ from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.store import CallStore
+from tests.backends import BACKENDS, database_target, drop_schema
 from tests.e2e.harness import caller_pcm, openai_env, running_app, twilio_env
-from tests.store.conftest import BACKENDS, POSTGRES_URL, _drop_schema
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_call_record_in_each_backend(tmp_path: Path, backend: str) -> None:
-    if backend == "sqlite":
-        url, schema = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", None
-    else:
-        if not POSTGRES_URL:
-            pytest.fail("CI=true but SWITCHBOARD_TEST_POSTGRES_URL is not set")
-        url, schema = POSTGRES_URL, f"sbe2e_{uuid.uuid4().hex[:12]}"
+    url, schema = database_target(backend, tmp_path, prefix="sbe2e")
     script: list[dict[str, Any]] = [
         {"caller": "hi", "say": "Hello there."},
         {"caller": "bye", "tool": {"name": "end_call", "arguments": {}}, "say": "Goodbye!"},
@@ -49,7 +43,7 @@ async def test_call_record_in_each_backend(tmp_path: Path, backend: str) -> None
         await reader.aclose()
     finally:
         if schema:
-            await _drop_schema(url, schema)
+            await drop_schema(url, schema)
     assert detail is not None
     assert detail.record.end_reason == "agent_hangup" and detail.record.status == "completed"
     said = [(t.role, t.text) for t in detail.transcript]
