@@ -13,12 +13,13 @@ absolute schedule (``t0 + k·20 ms``, so a late wakeup is caught up rather than 
 a string template, so a frame costs one base64 encoding and one ``%`` format. When the network
 ends the stream early (:meth:`MediaMeter.halt`), sending stops and the call is not ok.
 
-The receiver decodes server ``media`` and plays it on a simulated loudspeaker: ``play_end`` is
-when everything received so far has played (a payload starts at ``max(now, play_end)``). A
-``mark`` is acknowledged when the audio before it has played (the sender sends due
-acknowledgements on its next tick, as Twilio's playout does); ``clear`` drops the queue and
-acknowledges pending marks. A gap of at least :data:`STALL_MS` between ``play_end`` and newly
-arriving audio (after audio has started) is a playout stall.
+The receiver decodes server ``media`` and plays it on a simulated loudspeaker, the emulators'
+playout model (:class:`~switchboard.emulators.playout.PlayoutClock`) on loop time, which counts
+durations and never copies audio: ``end`` is when everything received so far has played (a
+payload starts at ``max(now, end)``). A ``mark`` is acknowledged when the audio before it has
+played (the sender sends due acknowledgements on its next tick, as Twilio's playout does);
+``clear`` drops the queue and acknowledges pending marks. A gap of at least :data:`STALL_MS`
+between ``end`` and newly arriving audio (after audio has started) is a playout stall.
 
 Round trips: a tag found in returned audio gives ``received − sent`` for its frame. When the
 provider transcodes (PCM both ways) no tag survives; the call then measures by position: the
@@ -42,6 +43,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from switchboard.emulators.playout import PlayoutClock
 from switchboard.emulators.twilio.signing import http_form_of, twilio_signature
 from switchboard.emulators.twilio.twiml import parse_twiml
 from switchboard.loadtest.tags import FRAME_BYTES, TagScanner, tagged_frame
@@ -118,9 +120,7 @@ class MediaMeter:
         self._returned = bytearray()  # 1 per frame returned (tag mode)
         self._max_returned = -1
         self._scanner = TagScanner()
-        self._play_end = 0.0
-        self._heard = False
-        self._pending_marks: list[tuple[float, str]] = []
+        self._playout = PlayoutClock()  # on loop time (s)
         self._seq = 0
         self._all_back = asyncio.Event()
         self._done_sending = False
@@ -148,7 +148,7 @@ class MediaMeter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._all_back.wait(), self.drain_s)
             # listen until what came back has played, acknowledging the last marks
-            await asyncio.sleep(max(0.0, min(self._play_end - self._loop.time(), self.drain_s)))
+            await asyncio.sleep(max(0.0, min(self._playout.end - self._loop.time(), self.drain_s)))
             await self._send_acks(ws, self._loop.time())
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(self.wire.stop(self._next_seq()))
@@ -182,7 +182,7 @@ class MediaMeter:
             lag = (now - due) * 1000.0
             if lag > s.send_lag_max_ms:
                 s.send_lag_max_ms = lag
-            if self._pending_marks:
+            if self._playout.pending_marks:
                 await self._send_acks(ws, now)
             payload = b64(tagged_frame(k)).decode()
             self._seq += 1
@@ -192,11 +192,7 @@ class MediaMeter:
             s.frames_sent += 1
 
     async def _send_acks(self, ws: ClientConnection, now: float) -> None:
-        due = [m for m in self._pending_marks if m[0] <= now]
-        if not due:
-            return
-        self._pending_marks = [m for m in self._pending_marks if m[0] > now]
-        for _at, name in due:
+        for name in self._playout.due(now):
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(self.wire.mark(self._next_seq(), name))
             self.stats.marks_acked += 1
@@ -215,22 +211,19 @@ class MediaMeter:
                 self._on_audio(base64.b64decode(msg["media"]["payload"]), now)
             case "mark":
                 self.stats.marks_received += 1
-                name = str(msg["mark"]["name"])
-                self._pending_marks.append((max(now, self._play_end), name))
+                self._playout.mark(str(msg["mark"]["name"]), now)
             case "clear":
                 self.stats.clears += 1
-                self._play_end = now
-                self._pending_marks = [(now, name) for _at, name in self._pending_marks]
+                self._playout.clear(now)
             case _:
                 pass
 
     def _on_audio(self, payload: bytes, now: float) -> None:
         s = self.stats
-        if self._heard and now - self._play_end >= STALL_MS / 1000.0:
+        gap = self._playout.add(len(payload) / 8000.0, now)
+        if gap is not None and gap >= STALL_MS / 1000.0:
             s.stalls += 1
-            s.stall_ms += (now - self._play_end) * 1000.0
-        self._heard = True
-        self._play_end = max(now, self._play_end) + len(payload) / 8000.0
+            s.stall_ms += gap * 1000.0
         before = self._scanner.bytes_seen
         sent_at, returned, rtt = self._sent_at, self._returned, s.rtt_ms
         for k in self._scanner.feed(payload):

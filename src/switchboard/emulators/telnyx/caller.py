@@ -13,8 +13,9 @@ call's timeline: silence where nothing was played, audio where it was.
 
 A reader task takes the app's frames. ``media`` appends decoded audio to the queue; ``mark`` is
 recorded at the queue's end position and echoed once playout passes it (at once if the queue is
-empty); ``clear`` empties the queue and echoes every pending mark. Frames the real service would
-reject are recorded in ``violations``.
+empty); ``clear`` empties the queue and echoes every pending mark. The queue, marks and
+recording are the emulators' shared :class:`~switchboard.emulators.playout.Playout`, here
+counting PCM16 bytes. Frames the real service would reject are recorded in ``violations``.
 
 The leg ends when the caller has said everything and heard the queue out plus ``tail_ms`` of
 silence (the caller hangs up), when ``request_stop`` is called (the app hung up or stopped the
@@ -31,7 +32,6 @@ import contextlib
 import json
 import logging
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from switchboard.emulators.playout import Playout
 from switchboard.emulators.telnyx.audio import WireFormat
 
 __all__ = ["CallerMediaLeg", "LegResult", "MediaLeg", "MediaLegFactory"]
@@ -156,10 +157,9 @@ class CallerMediaLeg:
         rate = outbound.sample_rate if outbound else inbound.sample_rate
         self.result = LegResult(stream_id=str(uuid.uuid4()).upper(), heard_rate=rate)
         self._seq = 0
-        self._queue = bytearray()  # PCM16 LE at heard_rate, waiting to play
-        self._queued_total = 0
-        self._played_total = 0
-        self._pending_marks: deque[tuple[int, str]] = deque()
+        # PCM16 LE at heard_rate; its timeline is the recording
+        self.playout = Playout(frame_bytes=rate * FRAME_MS // 1000 * 2, silence=b"\x00", quiet=None)
+        self.result.heard_pcm = self.playout.timeline
         self._stop_reason: str | None = None
         self._wake = asyncio.Event()
 
@@ -218,7 +218,6 @@ class CallerMediaLeg:
         await self._send(ws, "start", start={**self.start, "media_format": fmt})
         step = self.inbound.sample_rate * FRAME_MS // 1000 * 2
         frames = [self.audio[i : i + step] for i in range(0, len(self.audio), step)]
-        out_step = self.result.heard_rate * FRAME_MS // 1000 * 2
         digits = list(self.dtmf)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
@@ -244,11 +243,11 @@ class CallerMediaLeg:
                 await self._send(ws, "dtmf", dtmf={"digit": digit})
                 if self.on_dtmf:
                     self.on_dtmf(digit)
-            played = await self._play(ws, out_step)
+            played = await self._play(ws)
             tick += 1
             self.result.duration_ms = tick * FRAME_MS
             talking = tick < len(frames) or held is not None or digits
-            if talking or played or self._queue or self._pending_marks:
+            if talking or played or self.playout.queued or self.playout.pending_marks:
                 idle_ms, last_busy = 0, loop.time()
             else:
                 idle_ms += FRAME_MS
@@ -283,16 +282,13 @@ class CallerMediaLeg:
             }
         )
 
-    async def _play(self, ws: ClientConnection, step: int) -> bool:
+    async def _play(self, ws: ClientConnection) -> bool:
         """Play one tick of the queue into the recording; echo marks that playout passed."""
-        chunk = bytes(self._queue[:step])
-        del self._queue[:step]
-        self._played_total += len(chunk)
-        self.result.heard_pcm += chunk + bytes(step - len(chunk))
-        self.result.heard_ms += len(chunk) / 2 * 1000 / self.result.heard_rate
-        while self._pending_marks and self._pending_marks[0][0] <= self._played_total:
-            await self._ack_mark(ws, self._pending_marks.popleft()[1])
-        return bool(chunk)
+        played = self.playout.play()
+        self.result.heard_ms += played / 2 * 1000 / self.result.heard_rate
+        while (name := self.playout.next_due()) is not None:
+            await self._ack_mark(ws, name)  # one at a time: the reader may ack meanwhile
+        return bool(played)
 
     async def _ack_mark(self, ws: ClientConnection, name: str) -> None:
         self.result.marks.append(name)
@@ -328,16 +324,12 @@ class CallerMediaLeg:
                 if not isinstance(name, str) or not name:
                     self.violations.append("mark without mark.name")
                     return
-                if self._queued_total <= self._played_total:
-                    await self._ack_mark(ws, name)  # nothing queued: echoed at once
-                else:
-                    self._pending_marks.append((self._queued_total, name))
+                for acked in self.playout.add_mark(name):  # nothing queued: echoed at once
+                    await self._ack_mark(ws, acked)
             case "clear":
                 self.result.clears += 1
-                self._queue.clear()
-                self._queued_total = self._played_total
-                while self._pending_marks:
-                    await self._ack_mark(ws, self._pending_marks.popleft()[1])
+                for acked in self.playout.clear():
+                    await self._ack_mark(ws, acked)
             case _:
                 self.violations.append(f"unknown event from app: {event!r}")
 
@@ -354,5 +346,4 @@ class CallerMediaLeg:
             self.result.short_chunks += 1  # the doc asks for 20 ms – 30 s per chunk
         self.result.frames_received += 1
         pcm = self.outbound.decode(payload)
-        self._queue += pcm
-        self._queued_total += len(pcm)
+        self.playout.add_audio(pcm)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from switchboard.emulators.playout import Playout
 from switchboard.emulators.twilio.caller import CallReport, TwilioCaller, load_ulaw, write_ulaw_wav
-from switchboard.emulators.twilio.playout import Playout
 from switchboard.emulators.twilio.server import RecordedRequest, TwilioEmulator, run
 from switchboard.emulators.twilio.signing import twilio_signature
 

@@ -4,10 +4,11 @@ It signs and posts the voice webhook, follows the TwiML it gets back (``<Say>``,
 ``<Pause>``, ``<Hangup>``, ``<Dial>``, ``<Redirect>``, ``<Connect><Stream>``), opens the media
 stream with a signed upgrade, sends ``connected`` + ``start`` (customParameters from the TwiML),
 streams a WAV as 20 ms μ-law frames on a clock (real time, or ``speed`` times faster), plays the
-server's audio through a :class:`~.playout.Playout` (marks acknowledged when their audio has
-played, ``clear`` honoured), records what it hears with silence where nothing played, sends DTMF
-on request, ends with ``stop`` and posts status callbacks. Messages follow
-twilio.com/docs/voice/media-streams/websocket-messages; this module shares no code with the client.
+server's audio through the emulators' :class:`~switchboard.emulators.playout.Playout` (marks
+acknowledged when their audio has played, ``clear`` honoured), records what it hears with
+silence where nothing played, sends DTMF on request, ends with ``stop`` and posts status
+callbacks. Messages follow twilio.com/docs/voice/media-streams/websocket-messages; this module
+shares no code with the client.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from switchboard.emulators.twilio.playout import FRAME_BYTES, Playout
+from switchboard.emulators.playout import FRAME_BYTES, Playout
 from switchboard.emulators.twilio.state import CallControl, CallReport
 
 __all__ = ["CallerStream", "StreamOwner"]
