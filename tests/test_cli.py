@@ -66,3 +66,36 @@ def test_console_script_runs() -> None:
     )
     assert result.returncode == 0
     assert __version__ in result.stdout
+
+
+def test_loadtest_takes_twilio_credentials_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI, not the load tool, reads the environment: without a token it stops at once."""
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    assert main(["loadtest", "--server", "http://127.0.0.1:9"]) == 2
+    assert "--auth-token or TWILIO_AUTH_TOKEN is required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("env_key", "shown"),
+    [
+        (None, "TELNYX_API_KEY=KEY_EMULATOR"),
+        ("KEY_cli_secret_123", "TELNYX_API_KEY=<the key given with --telnyx-api-key"),
+    ],
+)
+def test_loadtest_telnyx_setup_uses_the_configured_key_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env_key: str | None,
+    shown: str,
+) -> None:
+    if env_key is None:
+        monkeypatch.delenv("TELNYX_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("TELNYX_API_KEY", env_key)
+    assert main(["loadtest", "--server", "http://127.0.0.1:9", "--carrier", "telnyx"]) == 2
+    err = capsys.readouterr().err
+    assert "needs --telnyx-key and --telnyx-port" in err
+    assert shown in err
+    assert "KEY_cli_secret_123" not in err

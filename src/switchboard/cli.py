@@ -119,6 +119,11 @@ def _parser() -> argparse.ArgumentParser:
         "TELNYX_PUBLIC_KEY is its public key; printed when missing)",
     )
     load.add_argument(
+        "--telnyx-api-key",
+        help="telnyx: the API key the server sends, which the load tool's emulator accepts "
+        "(default: TELNYX_API_KEY, else KEY_EMULATOR)",
+    )
+    load.add_argument(
         "--telnyx-port",
         type=int,
         help="telnyx: port of the load tool's Call Control emulator (the server's TELNYX_BASE_URL)",
@@ -178,8 +183,16 @@ def _dispatch(args: argparse.Namespace, settings: Any) -> int:
         case "loadtest":
             from switchboard.loadtest import loadtest_command
 
+            _loadtest_defaults(args, settings)
             return asyncio.run(loadtest_command(args))
     return 2
+
+
+def _loadtest_defaults(args: argparse.Namespace, settings: Any) -> None:
+    """Fill the load tool's carrier credentials the command line left out from the settings."""
+    args.auth_token = args.auth_token or settings.secret("twilio_auth_token")
+    args.account_sid = args.account_sid or settings.twilio_account_sid or "AC" + "0" * 32
+    args.telnyx_api_key = args.telnyx_api_key or settings.secret("telnyx_api_key") or "KEY_EMULATOR"
 
 
 def _providers(settings: Any, *, as_json: bool) -> int:
@@ -252,6 +265,13 @@ def _call(args: argparse.Namespace, settings: Any) -> int:
         account = args.account_sid or settings.twilio_account_sid
         if account:
             options["account_sid"] = account
+    else:
+        # The emulator is the carrier: it learns from us, not from the environment, where the
+        # app's Telnyx emulator may run (TELNYX_BASE_URL) and which key the app sends.
+        options["discover_at"] = settings.telnyx_base_url
+        key = settings.secret("telnyx_api_key")
+        if key:
+            options["api_key"] = key
     report = asyncio.run(
         module.run_call(
             server=args.server,

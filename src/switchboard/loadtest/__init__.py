@@ -46,12 +46,15 @@ __all__ = [
 async def loadtest_command(args: argparse.Namespace) -> int:
     """The ``switchboard loadtest`` command: run, show progress, print the table, write JSON.
 
-    Returns 0 when every call ended cleanly with nothing lost or left queued, else 1.
+    Returns 0 when every call ended cleanly with nothing lost or left queued, else 1. Every value
+    comes from ``args`` (the CLI fills ``auth_token``, ``account_sid`` and ``telnyx_api_key`` from
+    the settings when they are not given): the load tool never reads the environment itself.
     """
     from rich.console import Console
     from rich.live import Live
 
-    token, account_sid = _twilio_identity(args)
+    token = args.auth_token
+    account_sid = args.account_sid or "AC" + "0" * 32
     telnyx: dict[str, Any] = {}
     if args.carrier == "telnyx":
         if not args.telnyx_key or not args.telnyx_port:
@@ -65,7 +68,7 @@ async def loadtest_command(args: argparse.Namespace) -> int:
         telnyx = {
             "telnyx_key_b64": args.telnyx_key,
             "telnyx_port": args.telnyx_port,
-            "telnyx_api_key": _telnyx_api_key(),
+            "telnyx_api_key": args.telnyx_api_key or "KEY_EMULATOR",
         }
     elif not token:
         print(
@@ -110,6 +113,13 @@ async def loadtest_command(args: argparse.Namespace) -> int:
     return 0 if report.clean else 1
 
 
+def _shown_key(key: str | None) -> str:
+    """The emulator's stock key as is; a real key is never echoed, only referred to."""
+    if not key or key == "KEY_EMULATOR":
+        return "KEY_EMULATOR"
+    return "<the key given with --telnyx-api-key or TELNYX_API_KEY>"
+
+
 def _telnyx_setup(args: argparse.Namespace) -> str:
     """How to start the server so that it trusts and commands the load tool's emulator."""
     from switchboard.emulators.loopback import bind_loopback
@@ -127,25 +137,8 @@ def _telnyx_setup(args: argparse.Namespace) -> str:
         "switchboard loadtest: --carrier telnyx needs --telnyx-key and --telnyx-port: the load\n"
         "tool acts as the Telnyx network, so start the server with\n"
         f"  TELNYX_PUBLIC_KEY={public} TELNYX_BASE_URL=http://127.0.0.1:{port} "
-        f"TELNYX_API_KEY={_telnyx_api_key()}\n"
+        f"TELNYX_API_KEY={_shown_key(args.telnyx_api_key)}\n"
         "and run\n"
         f"  switchboard loadtest --carrier telnyx --server {args.server} "
         f"--telnyx-key {seed} --telnyx-port {port} ..."
     )
-
-
-def _telnyx_api_key() -> str:
-    """The API key the server sends (TELNYX_API_KEY), which the emulator accepts."""
-    from switchboard.config import load_settings
-
-    return load_settings().secret("telnyx_api_key") or "KEY_EMULATOR"
-
-
-def _twilio_identity(args: argparse.Namespace) -> tuple[str | None, str]:
-    """(auth token, account SID) from the arguments, else from the settings (environment)."""
-    from switchboard.config import load_settings
-
-    settings = load_settings()
-    token = args.auth_token or settings.secret("twilio_auth_token")
-    sid = args.account_sid or getattr(settings, "twilio_account_sid", None) or "AC" + "0" * 32
-    return token, str(sid)

@@ -380,7 +380,7 @@ async def test_run_call_in_process_with_a_pinned_port_and_key(tmp_path: Path) ->
             audio=caller_file(tmp_path),
             out=out,
             realtime=False,
-            discover=False,
+            discover_at=f"http://127.0.0.1:{port}",  # nothing answers there yet: in-process
             port=port,
             api_key=KEY,
             private_key_b64=base64.b64encode(seed).decode(),
@@ -394,15 +394,17 @@ async def test_run_call_in_process_with_a_pinned_port_and_key(tmp_path: Path) ->
     assert hooks.bad_signatures == 0
 
 
-async def test_run_call_through_a_running_emulator(tmp_path: Path) -> None:
+@pytest.mark.parametrize("locate", ["emulator", "discover_at"])
+async def test_run_call_through_a_running_emulator(tmp_path: Path, locate: str) -> None:
     async with TelnyxEmulator(api_key=KEY, realtime=False) as emu:
+        where: dict[str, Any] = {locate: emu.base_url}  # named outright, or found by probing
         async with auto_answering_app(emu.base_url, emu.public_key_b64) as (server, hooks):
             out = tmp_path / "heard.wav"
             report = await run_call(
                 server=server,
                 audio=caller_file(tmp_path),
                 out=out,
-                emulator=emu.base_url,
+                **where,
                 api_key=KEY,
                 dtmf="7",
             )

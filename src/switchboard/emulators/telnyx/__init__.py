@@ -14,7 +14,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from switchboard.config import load_settings
 from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.telnyx.audio import WireFormat, load_pcm16, wav_bytes, write_wav
 from switchboard.emulators.telnyx.caller import (
@@ -27,7 +26,6 @@ from switchboard.emulators.telnyx.calls import EmulatedCall
 from switchboard.emulators.telnyx.control import find_emulator, place_remote_call
 from switchboard.emulators.telnyx.report import CallReport
 from switchboard.emulators.telnyx.server import TelnyxEmulator
-from switchboard.errors import ConfigError
 
 __all__ = [
     "CallReport",
@@ -81,26 +79,31 @@ async def run_call(
     The call must come from the emulator the app trusts (its ``TELNYX_PUBLIC_KEY``) and sends
     commands to (its ``TELNYX_BASE_URL``), so:
 
-    * with ``emulator="http://127.0.0.1:9100"`` — or, by default, when ``TELNYX_BASE_URL``
-      names a loopback emulator that answers — the running emulator (``switchboard emulate
-      telnyx``) places the call through its control API; its own clock setting applies;
+    * with ``emulator="http://127.0.0.1:9100"`` — or with ``discover_at=`` a URL where a
+      loopback emulator answers (``switchboard call`` passes the app's ``TELNYX_BASE_URL``) —
+      the running emulator (``switchboard emulate telnyx``) places the call through its control
+      API; its own clock setting applies;
     * otherwise an in-process emulator places it: pin ``port=``, ``private_key_b64=`` and
       ``api_key=`` to the values the app was started with.
+
+    Nothing is read from the environment: the emulator plays the carrier, not the gateway, and
+    learns where the gateway's emulator is only from its caller.
 
     Args:
         server: the app's base URL (``http://127.0.0.1:8000``).
         audio: WAV the caller plays (1 s of silence when None).
         out: where to write what the caller heard (WAV), or None.
         realtime: real-time call clock, else ``speed`` (default 20) times faster.
-        options: ``emulator``, ``api_key``, ``dtmf``, ``discover`` (False: never look for a
+        options: ``emulator``, ``api_key``, ``dtmf``, ``discover_at`` (a URL to probe for a
             running emulator), and more :class:`TelnyxEmulator` options.
     """
     dtmf = str(options.pop("dtmf", ""))
     emulator = options.pop("emulator", None)
     api_key = options.pop("api_key", None)
+    discover_at = options.pop("discover_at", None)
     webhook_url = server.rstrip("/") + webhook_path
-    if emulator is None and options.pop("discover", True):
-        emulator, api_key = await _discover(api_key)
+    if emulator is None and discover_at and await find_emulator(str(discover_at)):
+        emulator = discover_at
     if emulator:
         wav = await asyncio.to_thread(Path(audio).read_bytes) if audio is not None else None
         report = await place_remote_call(
@@ -124,14 +127,3 @@ async def run_call(
     if out is not None:
         report.write_wav(out)
     return report
-
-
-async def _discover(api_key: str | None) -> tuple[str | None, str | None]:
-    """A running emulator named by ``TELNYX_BASE_URL``, with the configured key."""
-    try:
-        settings = load_settings()
-    except ConfigError:
-        return None, api_key
-    if await find_emulator(settings.telnyx_base_url):
-        return settings.telnyx_base_url, api_key or settings.secret("telnyx_api_key")
-    return None, api_key
