@@ -10,6 +10,7 @@ import uvicorn
 
 from switchboard.app import create_app
 from switchboard.config import Settings
+from switchboard.logs import install_wire_redaction
 
 __all__ = ["serve"]
 
@@ -22,6 +23,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
     When ``SWITCHBOARD_API_TOKEN`` is unset a token is generated and printed once, here, so the
     operator can use the REST API; it is never logged.
     """
+    install_wire_redaction()  # uvicorn logs media URLs with their ?token=; httpx logs requests
     app = create_app(settings)
     state = app.state.switchboard
     if state.generated_token:

@@ -398,7 +398,13 @@ _default_registry: ProviderRegistry | None = None
 
 
 def get_provider_registry(settings: Settings | None = None) -> ProviderRegistry:
-    """A registry bound to ``settings``; without it, a process-wide one from the environment."""
+    """A registry bound to ``settings``; without it, a process-wide one from the environment.
+
+    The no-argument form is the seed's documented entry point (``get_provider_registry()`` then
+    ``create_provider``), so it is the one place in the library that reads the environment
+    (:func:`~switchboard.config.load_settings`), once per process; the CLI is the other. Everything
+    else — the app, emulators, the load tool — is handed its values.
+    """
     global _default_registry
     if settings is not None:
         return ProviderRegistry(settings)

@@ -1,6 +1,8 @@
 """The emulated Deepgram live transcription stream (``/v1/listen``), as a pure per-socket core.
 
-Written from protocols.md §3.1 against plain dicts (it does not use the client's codec).
+Written from ``docs/wire/deepgram.md#live-transcription-messages`` (vendor page:
+https://developers.deepgram.com/reference/speech-to-text/listen-streaming) against plain dicts (it
+does not use the client's codec).
 
 Theory of operation: audio bytes arrive in the declared ``encoding``/``sample_rate``; they are
 decoded to PCM16 and fed to an :class:`EnergyVAD` whose silence window is the ``endpointing``

@@ -1,4 +1,7 @@
-"""Emulated Gemini Live ``BidiGenerateContent`` websocket (written from protocols.md §2 only).
+"""Emulated Gemini Live ``BidiGenerateContent`` websocket.
+
+Written from ``docs/wire/gemini.md`` only (vendor page: https://ai.google.dev/api/live), never
+from the client's codec.
 
 Theory of operation, per connection::
 

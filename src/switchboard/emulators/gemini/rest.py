@@ -1,7 +1,8 @@
 """Emulated Gemini REST ``models/{model}:streamGenerateContent?alt=sse`` (pure core, plain dicts).
 
-Written from protocols.md §2.8 only (never from the client's codec). One request is one model
-turn, scripted:
+Written from ``docs/wire/gemini.md#rest-streamgeneratecontent`` only (vendor page:
+https://ai.google.dev/api/generate-content; never from the client's codec). One request is one
+model turn, scripted:
 
 * the last content is a ``user`` text turn → the script's next turn: its ``tool`` becomes a
   ``functionCall`` part (id ``fc_<n>`` unless ``call_ids=False``), otherwise its ``say`` is

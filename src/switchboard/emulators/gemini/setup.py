@@ -1,6 +1,7 @@
 """Checks on the Live ``setup`` message, with the close codes the real service uses.
 
-ai.google.dev/api/live and observed closes (protocols.md §2.1): ``1007`` "Request contains an
+https://ai.google.dev/api/live and observed closes (``docs/wire/gemini.md#close-codes``):
+``1007`` "Request contains an
 invalid argument." for malformed JSON, unknown fields or bad values; ``1008`` (policy) for a
 model that does not exist or an unusable API key. Which of the two Google uses for a *bad key*
 is UNCONFIRMED (``1007 "API key expired…"`` was also observed); the emulator answers 1008.

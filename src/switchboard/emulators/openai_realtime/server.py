@@ -1,7 +1,8 @@
 """The OpenAI Realtime (GA) emulator server: a WebSocket endpoint at ``/v1/realtime``.
 
 Checks ``Authorization: Bearer <key>`` (401 otherwise) and the ``model`` query parameter (400
-without it) at the upgrade, like the real endpoint (protocols.md §1.1), then runs one
+without it) at the upgrade, like the real endpoint (``docs/wire/openai-realtime.md#connection``;
+https://developers.openai.com/api/docs/guides/realtime-websocket), then runs one
 :class:`RealtimeConnection` per socket.
 """
 

@@ -89,7 +89,14 @@ class _RedactApiKey(logging.Filter):
 
 #: Logger handed to websockets for the connection's frames (``>``/``<`` lines at DEBUG).
 wire_logger = logging.getLogger(f"{__name__}.wire")
-wire_logger.addFilter(_RedactApiKey())
+
+
+def _redacting_wire_logger() -> logging.Logger:
+    """:data:`wire_logger` with the key filter, attached on first connect (not on import)."""
+    if not any(isinstance(f, _RedactApiKey) for f in wire_logger.filters):
+        wire_logger.addFilter(_RedactApiKey())
+    return wire_logger
+
 
 Connector = Callable[..., Awaitable[ClientConnection]]
 LIVE_PATH = "/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent"
@@ -233,7 +240,7 @@ class GeminiLiveProvider(BaseProvider):
                 additional_headers={"x-goog-api-key": self._key},
                 open_timeout=self._setup_timeout,
                 max_size=None,
-                logger=wire_logger,
+                logger=_redacting_wire_logger(),
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise ProviderError(f"cannot connect to Gemini Live: {exc}", fatal=False) from exc

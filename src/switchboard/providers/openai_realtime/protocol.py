@@ -1,8 +1,10 @@
 """Sans-I/O OpenAI Realtime (GA) protocol: commands in, JSON texts out; server texts in, events out.
 
-Implements the GA WebSocket dialect (no ``OpenAI-Beta`` header; vendor doc "Realtime API
-reference", protocols.md §1). No sockets, clock or tasks: :class:`RealtimeProtocol` holds the
-session state and the thin asyncio layer in ``session.py`` moves the bytes.
+Implements the GA WebSocket dialect (no ``OpenAI-Beta`` header; vendor doc
+https://platform.openai.com/docs/api-reference/realtime-server-events; our wire note
+``docs/wire/openai-realtime.md#server-events``). No sockets, clock or tasks:
+:class:`RealtimeProtocol` holds the session state and the thin asyncio layer in ``session.py``
+moves the bytes.
 
 Theory of operation::
 
@@ -49,7 +51,8 @@ __all__ = ["BENIGN_ERROR_CODES", "RealtimeProtocol"]
 
 logger = logging.getLogger(__name__)
 
-#: Server error codes that need no action (real code strings are UNCONFIRMED, protocols.md §7).
+#: Server error codes that need no action (real code strings are UNCONFIRMED:
+#: ``docs/wire/openai-realtime.md#errors``).
 BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active"})
 
 _E = ProviderEventType

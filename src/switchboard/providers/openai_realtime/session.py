@@ -1,8 +1,9 @@
 """OpenAI Realtime (GA) provider: the thin asyncio/websockets layer over :class:`RealtimeProtocol`.
 
 Connects to ``{OPENAI_BASE_URL as ws}/realtime?model=<model>`` with ``Authorization: Bearer``
-and no ``OpenAI-Beta`` header (GA dialect; vendor guide "Realtime API with WebSocket",
-protocols.md §1.1).
+and no ``OpenAI-Beta`` header (GA dialect; vendor guide
+https://developers.openai.com/api/docs/guides/realtime-websocket,
+``docs/wire/openai-realtime.md#connection``).
 
 Theory of operation: one supervisor task owns the connection. It reads frames into the protocol
 object, emits the events and sends whatever the protocol wants sent. When the socket closes
