@@ -1,11 +1,12 @@
 """A rule-based :class:`~switchboard.providers.pipeline.components.TextLLM` for the local provider.
 
-No language model runs offline well enough on a small CPU (offline-speech.md §6), so the local
-agent answers from an :class:`~.agent.AgentScript`: intents with example phrases, slots and reply
-templates. It speaks the same protocol as a real chat model, so the pipeline engine's tool loop,
-barge-in and history work unchanged: it yields text, makes real function calls
-(:class:`LLMFunctionCall`), and when the engine comes back with the tool result in the history it
-continues with the intent's ``after_tool`` template.
+No language model runs offline well enough on a small CPU
+(``docs/local-models.md#why-these-models``), so the local agent answers from an
+:class:`~.agent.AgentScript`: intents with example phrases, slots and reply templates. It speaks the
+same protocol as a real chat model, so the pipeline engine's tool loop, barge-in and history work
+unchanged: it yields text, makes real function calls (:class:`LLMFunctionCall`), and when the engine
+comes back with the tool result in the history it continues with the intent's ``after_tool``
+template.
 
 Theory of operation (one object per call; the history decides what to do next)::
 

@@ -14,7 +14,7 @@
 * an utterance in which Whisper hears no words (noise that fooled the VAD) ends with
   :class:`SttUtteranceEnd` instead, so a listener waiting for the turn to end is released.
 
-Decoding options follow offline-speech.md §9: ``language="en"``, ``beam_size=1``,
+Decoding options (``docs/local-models.md#why-these-models``): ``language="en"``, ``beam_size=1``,
 ``condition_on_previous_text=False``, ``without_timestamps=True``, no built-in VAD.
 """
 

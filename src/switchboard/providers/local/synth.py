@@ -1,9 +1,9 @@
 """Synthesised *caller* audio: Piper speech passed through a simulated phone line.
 
-Used by tests and by ``switchboard demo`` to script what a caller says. The line simulation follows
-offline-speech.md §2: Piper's 22.05 kHz → 8 kHz (soxr) → 300–3400 Hz band-pass → level to
-0.7 peak → G.711 μ-law. Piper is not bit-reproducible (its noise_scale), so tests built on this
-audio assert keywords, not exact strings.
+Used by tests and by ``switchboard demo`` to script what a caller says. The line simulation
+(``docs/local-models.md#phone-line-simulation``): Piper's 22.05 kHz → 8 kHz (soxr) → 300–3400 Hz
+band-pass → level to 0.7 peak → G.711 μ-law. Piper is not bit-reproducible (its noise_scale), so
+tests built on this audio assert keywords, not exact strings.
 """
 
 from __future__ import annotations

