@@ -120,6 +120,10 @@ class Agent(_Strict):
     #: Audio to the provider: ``auto`` passes G.711 through where the provider takes it;
     #: ``pcm16`` forces the provider's PCM (24 kHz on OpenAI: a resampler each way).
     provider_audio: Literal["auto", "pcm16"] = "auto"
+    #: The Telnyx media stream's codec, both ways: ``pcmu``/``pcma`` (8 kHz), ``l16``, ``opus``
+    #: or ``g722`` (16 kHz; Opus and G.722 need the ``codecs`` extra). Default: ``pcmu``, or
+    #: ``l16`` for Gemini (its 16 kHz input then needs no resampling). Twilio is always μ-law.
+    carrier_codec: Literal["pcmu", "pcma", "l16", "opus", "g722"] | None = None
 
     @field_validator("requirements")
     @classmethod

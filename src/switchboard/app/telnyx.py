@@ -7,7 +7,8 @@ de-duplicated by event id (Telnyx retries), then queued on its call's worker and
 once: Call Control commands run in the background, in arrival order per call.
 
 * ``call.initiated`` incoming → ``calls.prepare`` → ``answer`` → ``streaming_start``
-  (bidirectional ``rtp``; PCMU 8 kHz, or L16 16 kHz when the prepared call is ``wideband``) to
+  (bidirectional ``rtp``; the agent's ``carrier_codec``, else PCMU 8 kHz, or L16 16 kHz when
+  the prepared call is ``wideband``; OPUS and G722 are transcoded by the media codec) to
   ``wss://<public>/telnyx/media?token=<signed call id>``. A refused call is hung up.
 * ``call.initiated`` outgoing (we dialled; our call id rides in ``client_state``) →
   ``calls.prepare``; its stream starts on ``call.answered``.
@@ -40,6 +41,7 @@ from switchboard.providers.base import AudioFormat, AudioSpec
 from switchboard.telephony.base import CallDirection, IncomingCall, StreamStarted, TelephonyType
 from switchboard.telephony.telnyx import TelnyxAdapter, create_adapter
 from switchboard.telephony.telnyx.media import TelnyxMediaCodec
+from switchboard.telephony.telnyx.rest import StreamCodec
 from switchboard.telephony.telnyx.webhooks import (
     SeenEvents,
     TelnyxEvent,
@@ -81,13 +83,24 @@ class TelnyxCall:
     direction: CallDirection
     wideband: bool = False
     streaming: bool = False
+    #: the agent's ``carrier_codec`` in Telnyx's spelling (``OPUS``...), None for the default
+    codec: str | None = None
+
+    @property
+    def stream_codec(self) -> StreamCodec:
+        """The codec asked for both ways: the agent's, else L16 when wideband, else PCMU."""
+        match self.codec:
+            case "PCMU" | "PCMA" | "L16" | "OPUS" | "G722":
+                return self.codec
+        return "L16" if self.wideband else "PCMU"
 
     @property
     def audio(self) -> AudioSpec:
-        """The format asked for both ways on the stream."""
-        if self.wideband:
-            return AudioSpec(AudioFormat.PCM16, 16000)
-        return AudioSpec(AudioFormat.ULAW, 8000)
+        """The format asked for both ways on the stream (PCM16 for the codecs we transcode)."""
+        if self.stream_codec in ("PCMU", "PCMA"):
+            fmt = AudioFormat.ULAW if self.stream_codec == "PCMU" else AudioFormat.ALAW
+            return AudioSpec(fmt, 8000)
+        return AudioSpec(AudioFormat.PCM16, 16000)
 
 
 class TelnyxRuntime:
@@ -222,7 +235,13 @@ class TelnyxRuntime:
             logger.info("Telnyx call %s refused: %s", ccid, prepared.reason)
             await self.adapter.end_call(ccid)
             return
-        call = TelnyxCall(ccid, prepared.call_id, incoming.direction, wideband=prepared.wideband)
+        call = TelnyxCall(
+            ccid,
+            prepared.call_id,
+            incoming.direction,
+            wideband=prepared.wideband,
+            codec=prepared.carrier_codec,
+        )
         self.calls[ccid] = call
         self.by_call_id[call.call_id] = call
         if not outgoing:
@@ -239,7 +258,7 @@ class TelnyxRuntime:
         await self.adapter.start_streaming(
             call.call_control_id,
             stream_url=f"{base}/telnyx/media?token={quote(token, safe='')}",
-            codec="L16" if spec.format is AudioFormat.PCM16 else "PCMU",
+            codec=call.stream_codec,
             sample_rate=spec.sample_rate,
         )
         call.streaming = True

@@ -172,10 +172,15 @@ class CallManager:
         return self.registry.select_best_provider(agent.provider_requirements).value
 
     @staticmethod
-    def caller_audio(carrier: TelephonyType, provider: str) -> AudioSpec:
-        """The audio we ask the carrier for: μ-law 8 kHz, or L16 16 kHz on Telnyx for Gemini."""
-        if carrier is TelephonyType.TELNYX and provider == "gemini":
-            return AudioSpec(AudioFormat.PCM16, 16000)
+    def caller_audio(carrier: TelephonyType, provider: str, codec: str | None = None) -> AudioSpec:
+        """The caller audio the bridge sees: μ-law 8 kHz, or on Telnyx the agent's
+        ``carrier_codec`` (A-law 8 kHz; L16, Opus and G.722 arrive as PCM16 16 kHz), by default
+        L16 16 kHz for Gemini."""
+        if carrier is TelephonyType.TELNYX:
+            if codec == "pcma":
+                return AudioSpec(AudioFormat.ALAW, 8000)
+            if codec in ("l16", "opus", "g722") or (codec is None and provider == "gemini"):
+                return AudioSpec(AudioFormat.PCM16, 16000)
         return AudioSpec(AudioFormat.ULAW, 8000)
 
     # -- CallHandler -----------------------------------------------------------------------------
@@ -198,7 +203,7 @@ class CallManager:
         try:
             provider_name = self.choose_provider(agent)
             tools = agent.tool_registry()
-            spec = self.caller_audio(call.carrier, provider_name)
+            spec = self.caller_audio(call.carrier, provider_name, agent.carrier_codec)
             config = agent.session_config(spec, tools.schemas())
             provider = self.registry.create_provider(
                 provider_name, config, **self.provider_options.get(provider_name, {})
@@ -257,6 +262,7 @@ class CallManager:
             agent=agent.name,
             provider=provider_name,
             wideband=spec.format is AudioFormat.PCM16,
+            carrier_codec=agent.carrier_codec.upper() if agent.carrier_codec else None,
         )
 
     async def _connect(self, provider: BaseProvider, call_id: str) -> None:

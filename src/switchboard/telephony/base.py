@@ -166,7 +166,8 @@ class PreparedCall:
     ``accepted`` is False when no agent or provider can take the call; ``reason`` says why and
     the carrier route then ends the call politely (TwiML ``<Say>``+``<Hangup>`` / Telnyx hangup).
     ``wideband`` asks the carrier for L16 16 kHz where it can (Telnyx), because the provider
-    gains from it.
+    gains from it; ``carrier_codec`` (Telnyx's name: ``PCMU``, ``PCMA``, ``L16``, ``OPUS``,
+    ``G722``), when set, is the stream codec the agent chose and overrides it.
     """
 
     call_id: str
@@ -175,6 +176,7 @@ class PreparedCall:
     agent: str | None = None
     provider: str | None = None
     wideband: bool = False
+    carrier_codec: str | None = None
 
 
 class MediaSocket(Protocol):

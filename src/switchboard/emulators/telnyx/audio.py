@@ -15,6 +15,7 @@ import numpy as np
 import soxr
 
 from switchboard.audio.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
+from switchboard.emulators.telnyx.wirecodecs import G722Wire, OpusWire, opus_packet_ms
 from switchboard.errors import AudioError
 
 __all__ = ["AudioSource", "WireFormat", "load_pcm16", "wav_bytes", "write_wav"]
@@ -60,29 +61,48 @@ def write_wav(path: Path | str, pcm: bytes, sample_rate: int) -> None:
 
 
 class WireFormat:
-    """One direction's RTP payload format (PCMU / PCMA 8 kHz, L16 at its rate).
+    """One direction's RTP payload format (PCMU / PCMA 8 kHz, L16 at its rate, OPUS 8/16 kHz,
+    G722 16 kHz). OPUS and G722 are stateful: one instance per direction of a stream.
 
     Args:
         codec: the Telnyx codec name.
-        sample_rate: L16's rate (PCMU/PCMA are always 8 kHz).
+        sample_rate: L16's and OPUS's rate (PCMU/PCMA are always 8 kHz, G722 16 kHz).
         l16_byteorder: how L16 travels on the wire (RFC 3551 says big-endian; UNCONFIRMED).
     """
 
     def __init__(self, codec: str, sample_rate: int = 8000, l16_byteorder: ByteOrder = "big"):
         self.codec = codec.upper()
-        if self.codec not in ("PCMU", "PCMA", "L16"):
+        if self.codec not in ("PCMU", "PCMA", "L16", "OPUS", "G722"):
             raise AudioError(f"the emulator does not carry {codec!r} audio")
-        self.sample_rate = sample_rate if self.codec == "L16" else 8000
+        rates = {"L16": sample_rate, "OPUS": 8000 if sample_rate == 8000 else 16000, "G722": 16000}
+        self.sample_rate = rates.get(self.codec, 8000)
         self.l16_byteorder = l16_byteorder
+        self._wire: OpusWire | G722Wire | None = None
+        if self.codec == "OPUS":
+            self._wire = OpusWire(self.sample_rate)
+        elif self.codec == "G722":
+            self._wire = G722Wire()
+
+    def payload_ms(self, payload: bytes) -> float:
+        """Milliseconds of audio in one payload (the Opus TOC tells; the others by size)."""
+        if self.codec == "OPUS":
+            return opus_packet_ms(payload)
+        if self.codec == "G722":
+            return len(payload) / 8
+        return len(payload) / self.bytes_per_ms
 
     @property
     def bytes_per_ms(self) -> int:
-        """Wire bytes per millisecond (G.711: 8; L16: 2 per sample)."""
+        """Wire bytes per millisecond (G.711 and G.722: 8; L16: 2 per sample; Opus: varies, 0)."""
+        if self.codec in ("OPUS", "G722"):
+            return 0 if self.codec == "OPUS" else 8
         per_sample = 2 if self.codec == "L16" else 1
         return self.sample_rate * per_sample // 1000
 
     def encode(self, pcm: bytes) -> bytes:
-        """PCM16 LE at ``sample_rate`` → wire payload."""
+        """PCM16 LE at ``sample_rate`` → wire payload (OPUS/G722: one 20 ms frame)."""
+        if self._wire is not None:
+            return self._wire.encode(pcm)
         match self.codec:
             case "PCMU":
                 return pcm16_to_ulaw(pcm)
@@ -92,7 +112,9 @@ class WireFormat:
                 return self._l16(pcm)
 
     def decode(self, payload: bytes) -> bytes:
-        """Wire payload → PCM16 LE at ``sample_rate``."""
+        """Wire payload → PCM16 LE at ``sample_rate`` (AudioError on an invalid one)."""
+        if self._wire is not None:
+            return self._wire.decode(payload)
         match self.codec:
             case "PCMU":
                 return ulaw_to_pcm16(payload)

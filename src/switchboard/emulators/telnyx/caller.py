@@ -41,6 +41,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from switchboard.emulators.playout import Playout
 from switchboard.emulators.telnyx.audio import WireFormat
+from switchboard.errors import AudioError
 
 __all__ = ["CallerMediaLeg", "LegResult", "MediaLeg", "MediaLegFactory"]
 
@@ -342,8 +343,13 @@ class CallerMediaLeg:
         except (KeyError, TypeError, binascii.Error, ValueError):
             self.violations.append("media frame without a valid base64 media.payload")
             return
-        if len(payload) < FRAME_MS * self.outbound.bytes_per_ms:
+        try:
+            short = self.outbound.payload_ms(payload) < FRAME_MS
+            pcm = self.outbound.decode(payload)
+        except AudioError as exc:  # e.g. not an Opus packet: Telnyx would not play it
+            self.violations.append(f"invalid {self.outbound.codec} media payload: {exc}")
+            return
+        if short:
             self.result.short_chunks += 1  # the doc asks for 20 ms – 30 s per chunk
         self.result.frames_received += 1
-        pcm = self.outbound.decode(payload)
         self.playout.add_audio(pcm)
