@@ -14,11 +14,14 @@ client's first message is JSON::
      "sample_rate": 16000, "system_prompt": "...", "voice": null, "greeting": null,
      "tools": [<seed function shape>, ...]}
 
-then binary frames of PCM16 LE mono at ``sample_rate``, and optionally JSON
+then binary frames of PCM16 LE mono at ``sample_rate`` — or, with ``"format": "opus"``
+(``sample_rate`` 8000/16000/24000/48000), one raw Opus packet per binary frame, as browsers'
+WebCodecs ``AudioEncoder`` produces them — and optionally JSON
 ``{"type": "function_result", "call_id": ..., "result": ...}``,
 ``{"type": "interrupt", "played_ms": 1200}`` or ``{"type": "stop"}``. The server answers
 ``{"type": "started", "provider": ..., "model": ...}``, then binary agent audio at
-``sample_rate`` and JSON events ``{"type": "<ProviderEventType>", ...data}`` (audio omitted).
+``sample_rate`` (in Opus: one 20 ms packet per frame) and JSON events
+``{"type": "<ProviderEventType>", ...data}`` (audio omitted).
 Errors are ``{"type": "error", "message": ...}`` followed by close code 1008 (auth) or 1011.
 """
 
@@ -38,7 +41,7 @@ from switchboard.app.auth import require_token, require_token_ws
 from switchboard.app.state import get_state
 from switchboard.audio import StreamConverter
 from switchboard.bridge.manager import CallManager
-from switchboard.errors import ConfigError, SwitchboardError
+from switchboard.errors import AudioError, ConfigError, SwitchboardError
 from switchboard.providers.base import (
     AudioChunk,
     AudioFormat,
@@ -149,6 +152,7 @@ async def stream(websocket: WebSocket) -> None:
         if not isinstance(start, dict) or start.get("type") != "start":
             raise ConfigError('the first message must be {"type": "start", ...}')
         rate = int(start.get("sample_rate", 16000))
+        fmt = _client_format(start.get("format", "pcm16"))
         name = (
             start.get("provider")
             or state.registry.select_best_provider(
@@ -171,7 +175,7 @@ async def stream(websocket: WebSocket) -> None:
         return
     except WebSocketDisconnect:
         return
-    client = AudioSpec(AudioFormat.PCM16, rate)
+    client = AudioSpec(fmt, rate)
     await websocket.send_text(
         json.dumps({"type": "started", "provider": name, "model": config.model_id})
     )
@@ -183,7 +187,11 @@ async def stream(websocket: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 break
             if message.get("bytes") is not None:
-                data = inbound.process(message["bytes"])
+                try:
+                    data = inbound.process(message["bytes"])
+                except AudioError as exc:  # one bad packet: say so, keep the session
+                    await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
+                    continue
                 if data:
                     spec = provider.input_spec
                     await provider.send_audio(AudioChunk(data, spec.format, spec.sample_rate))
@@ -199,6 +207,13 @@ async def stream(websocket: WebSocket) -> None:
             await provider.disconnect()
         with contextlib.suppress(Exception):
             await websocket.close(1000)
+
+
+def _client_format(value: object) -> AudioFormat:
+    """The client's audio format: ``pcm16`` (default) or ``opus``."""
+    if value not in ("pcm16", "opus"):
+        raise ConfigError(f"format must be 'pcm16' or 'opus', not {value!r}")
+    return AudioFormat(value)
 
 
 async def _client_command(websocket: WebSocket, provider: BaseProvider, text: str) -> bool:
@@ -226,13 +241,11 @@ async def _pump_events(websocket: WebSocket, provider: BaseProvider, client: Aud
     outbound = StreamConverter(provider.output_spec, client)
     async for event in provider.receive_events():
         if event.type is ProviderEventType.AUDIO_OUTPUT:
-            data = outbound.process(event.data["chunk"].data)
-            if data:
-                await websocket.send_bytes(data)
+            for data in outbound.process_packets(event.data["chunk"].data):
+                await websocket.send_bytes(data)  # Opus: one packet per message
             continue
         if event.type is ProviderEventType.RESPONSE_DONE:
-            tail = outbound.flush()
-            if tail:
+            for tail in outbound.flush_packets():
                 await websocket.send_bytes(tail)
         await websocket.send_text(_event_json(event))
     await websocket.close(1000, "provider session ended")
