@@ -1,8 +1,10 @@
-"""The seed's "Session Management" usage, runnable end to end.
+"""The seed's "Session Management" usage, runnable end to end, in the document's own form.
 
-registry → ``create_provider(ProviderType.OPENAI, SessionConfig(...))`` → ``connect`` →
-``send_audio`` → ``async for event in provider.receive_events()`` (audio.output, text.output,
-function_call → ``handle_function_result``) → ``disconnect``.
+registry → ``create_provider(ProviderType.OPENAI)`` → ``connect(SessionConfig(...))`` →
+``send_audio(AudioChunk(data=..., format=..., sample_rate=...))`` →
+``async for event in provider.receive_events()`` (``audio.output`` read as
+``event.data["audio"]``, ``text.output``, ``function_call`` → ``handle_function_result``) →
+``disconnect``.
 
 Without ``OPENAI_BASE_URL`` in the environment it starts the local OpenAI Realtime emulator
 (scripted: the caller asks for the weather, the agent calls ``get_weather`` and answers), so it
@@ -12,6 +14,8 @@ runs offline::
 
 With ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` set it talks to that endpoint instead (the
 caller audio is then a speech-like tone, so expect the model to ask you to repeat).
+
+``create_provider(ProviderType.OPENAI, config)`` followed by ``connect()`` works as well.
 """
 
 from __future__ import annotations
@@ -26,31 +30,23 @@ from typing import Any
 from switchboard.config import Settings, load_settings
 from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
-from switchboard.providers.base import AudioChunk, ProviderEventType, SessionConfig
+from switchboard.providers.base import AudioChunk, AudioFormat, SessionConfig
 from switchboard.providers.registry import ProviderType, get_provider_registry
 
-WEATHER_TOOL = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Current weather for a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 SCRIPT = [
     {
         "caller": "What's the weather in Paris?",
-        "tool": {"name": "get_weather", "arguments": {"city": "Paris"}},
+        "tool": {"name": "get_weather", "arguments": {"location": "Paris"}},
         "say": "It is 21 degrees and sunny in Paris.",
     }
 ]
 
 
-def get_weather(city: str) -> dict[str, Any]:
-    """The example's tool (a real one would call a weather API)."""
-    return {"city": city, "temp_c": 21, "sky": "sunny"}
+def execute_function(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The example's tools (a real ``get_weather`` would call a weather API)."""
+    if name == "get_weather":
+        return {"location": arguments["location"], "temp_c": 21, "sky": "sunny"}
+    return {"error": f"unknown function {name}"}
 
 
 @contextlib.asynccontextmanager
@@ -66,52 +62,78 @@ async def openai_settings() -> AsyncIterator[Settings]:
 
 async def main() -> int:
     async with openai_settings() as settings:
+        # get_provider_registry() alone reads the environment; the settings pick the emulator.
         registry = get_provider_registry(settings)
-        provider = registry.create_provider(
-            ProviderType.OPENAI,
-            SessionConfig(
-                system_prompt="You are a helpful weather assistant. Be brief.",
-                tools=[WEATHER_TOOL],
-            ),
-        )
-        await provider.connect()
-        spec = provider.input_spec  # what send_audio expects (PCM16 24 kHz here)
-        caller = speech_like_pcm16("What's the weather in Paris?", spec.sample_rate)
-        caller += bytes(spec.bytes_for_ms(800))  # then silence: the server VAD ends the turn
-        step = spec.bytes_for_ms(20)
-        for i in range(0, len(caller), step):
-            await provider.send_audio(
-                AudioChunk(caller[i : i + step], spec.format, spec.sample_rate)
-            )
+        provider = registry.create_provider(ProviderType.OPENAI)
 
-        audio_ms = 0.0
+        # Configure session
+        config = SessionConfig(
+            model_id="gpt-4o-mini-realtime-preview-2024-12-17",
+            audio_format=AudioFormat.PCM16,
+            sample_rate=16000,
+            system_prompt="You are a helpful voice assistant.",
+            temperature=0.7,
+            tools=[
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "description": "Get weather information",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"location": {"type": "string"}},
+                            "required": ["location"],
+                        },
+                    },
+                }
+            ],
+        )
+
+        # Connect provider
+        await provider.connect(config)
+
+        # Send audio: the caller's question, then silence (the server VAD ends the turn), in
+        # 20 ms chunks as a phone line delivers it; switchboard converts 16 kHz to the wire's rate.
+        audio_bytes = speech_like_pcm16("What's the weather in Paris?", 16000) + bytes(25600)
+        for i in range(0, len(audio_bytes), 640):
+            audio_chunk = AudioChunk(
+                data=audio_bytes[i : i + 640], format=AudioFormat.PCM16, sample_rate=16000
+            )
+            await provider.send_audio(audio_chunk)
+
+        # Receive events
+        agent_audio = bytearray()
+        answered = False
+        answer_bytes = 0  # agent audio after the tool result
         async with asyncio.timeout(30):
             async for event in provider.receive_events():
-                match event.type:
-                    case ProviderEventType.AUDIO_OUTPUT:
-                        audio_ms += event.data["chunk"].duration_ms  # play it to the caller
-                    case ProviderEventType.TEXT_OUTPUT if event.data["final"]:
-                        print(f"agent: {event.data['text']}")
-                    case ProviderEventType.CALLER_TRANSCRIPT if event.data["final"]:
-                        print(f"caller: {event.data['text']}")
-                    case ProviderEventType.FUNCTION_CALL:
-                        name, args = event.data["name"], event.data["arguments"]
-                        print(f"function call: {name}({args})")
-                        result = get_weather(**args) if name == "get_weather" else {}
-                        await provider.handle_function_result(event.data["call_id"], result)
-                    case ProviderEventType.RESPONSE_DONE:
-                        status = event.data["status"]
-                        print(f"response done: {status} ({audio_ms:.0f} ms of agent audio)")
-                        if status == "completed" and audio_ms > 0:
-                            break
-                    case ProviderEventType.ERROR:
-                        print(f"error: {event.data['code']}: {event.data['message']}")
-                        if event.data["fatal"]:
-                            break
-                    case _:
-                        pass
+                if event.type == "audio.output":
+                    agent_audio += event.data["audio"]  # play it (in provider.output_spec)
+                    answer_bytes += len(event.data["audio"]) if answered else 0
+                elif event.type == "text.output" and event.data["final"]:
+                    print(f"agent: {event.data['text']}")
+                elif event.type == "caller.transcript" and event.data["final"]:
+                    print(f"caller: {event.data['text']}")
+                elif event.type == "function_call":
+                    call_id = event.data["call_id"]
+                    name = event.data["name"]
+                    arguments = event.data["arguments"]
+                    print(f"function call: {name}({arguments})")
+                    result = execute_function(name, arguments)
+                    await provider.handle_function_result(call_id, result)
+                    answered = True
+                elif event.type == "response.done" and answer_bytes:
+                    break  # the answer that followed the tool result has been spoken
+                elif event.type == "error":
+                    print(f"error: {event.data['code']}: {event.data['message']}")
+                    if event.data["fatal"]:
+                        break
+
+        # Disconnect
         await provider.disconnect()
-        return 0 if audio_ms > 0 else 1
+        seconds = provider.output_spec.duration_ms(len(agent_audio)) / 1000
+        print(f"{seconds:.1f} s of agent audio")
+        return 0 if answer_bytes else 1
 
 
 if __name__ == "__main__":

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
 from switchboard.config import load_settings
 from switchboard.errors import ConfigError
-from switchboard.providers.base import BaseProvider
+from switchboard.providers.base import BaseProvider, ConfigDefaults, SessionConfig
 from switchboard.providers.registry import (
     ProviderRegistry,
     ProviderType,
@@ -45,6 +45,51 @@ def test_seed_example_picks_gemini_when_all_configured() -> None:
         realtime=True, multimodal=True, function_calling=True, cost_preference="standard"
     )
     assert best is ProviderType.GEMINI
+
+
+def test_requirements_as_a_mapping_as_keywords_or_both() -> None:
+    reg = registry(**ALL_KEYS)
+    seed = {"realtime": True, "multimodal": True, "function_calling": True}
+    assert reg.select_best_provider(seed | {"cost_preference": "standard"}) is ProviderType.GEMINI
+    assert reg.select_best_provider(seed, cost_preference="standard") is ProviderType.GEMINI
+    assert reg.select_best_provider(Requirements(realtime=True), multimodal=True) is (
+        ProviderType.GEMINI
+    )
+    assert reg.select_best_provider({}) is reg.select_best_provider()
+
+
+@pytest.mark.parametrize(
+    ("requirements", "keywords", "named"),
+    [
+        ({"realtime": True, "colour": "blue"}, {}, "unknown provider requirements: colour"),
+        ({"cost_preference": "cheap"}, {}, "unknown cost_preference 'cheap'"),
+        (Requirements(), {"latency": 10}, "unknown provider requirements: latency"),
+        (None, {"realtime": True, "speed": 1}, "unknown provider requirements: speed"),
+    ],
+)
+def test_a_bad_requirement_is_a_config_error_naming_it(
+    requirements: Requirements | dict[str, object] | None, keywords: dict[str, Any], named: str
+) -> None:
+    reg = registry(**ALL_KEYS)
+    with pytest.raises(ConfigError, match=named):
+        reg.select_best_provider(requirements, **keywords)
+
+
+def test_requirements_of_another_type_are_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="Requirements or a mapping"):
+        registry().select_best_provider(cast(Requirements, ["realtime"]))
+
+
+def test_create_provider_fills_the_catalogue_defaults_for_either_form() -> None:
+    reg = registry(**ALL_KEYS)
+    config = SessionConfig(system_prompt="hi")
+    provider = reg.create_provider(ProviderType.OPENAI, config)
+    assert provider.config is config
+    assert config.model_id == reg.catalog.providers["openai"].default_model
+    assert config.voice == reg.catalog.providers["openai"].default_voice
+    later = reg.create_provider(ProviderType.GEMINI)  # the config will come with connect()
+    entry = reg.catalog.providers["gemini"]
+    assert later.config_defaults == ConfigDefaults(entry.default_model, entry.default_voice)
 
 
 def test_impossible_requirement_explains_every_exclusion() -> None:

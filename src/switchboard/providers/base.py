@@ -2,12 +2,14 @@
 
 Every voice provider, whatever its wire protocol, looks the same to the rest of switchboard:
 
-* it is configured by a :class:`SessionConfig`;
+* it is configured by a :class:`SessionConfig`, given when it is created or to ``connect``;
 * caller audio goes in as :class:`AudioChunk` objects through ``send_audio``;
 * everything that happens comes out of ``receive_events`` as :class:`ProviderEvent` objects whose
   ``type`` is one of :class:`ProviderEventType` and whose ``data`` keys are documented there;
 * the bridge answers tool calls with ``handle_function_result`` and cuts the agent off with
   ``interrupt(played_ms)``.
+
+The value types are defined in :mod:`switchboard.providers.types` and re-exported here.
 
 Theory of operation of :class:`BaseProvider`'s lifecycle (legal transitions only)::
 
@@ -19,6 +21,7 @@ Theory of operation of :class:`BaseProvider`'s lifecycle (legal transitions only
 
 ``FAILED`` and ``CLOSED`` are terminal: a provider object serves one session. Every transition
 emits nothing by itself; subclasses emit ``session.reconnecting`` or ``error`` events as needed.
+The configuration can be replaced only while DISCONNECTED (``connect(config)``).
 """
 
 from __future__ import annotations
@@ -27,19 +30,30 @@ import abc
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from switchboard.errors import InvalidStateTransition
+from switchboard.errors import ConfigError, InvalidStateTransition
+from switchboard.providers.types import (
+    AudioChunk,
+    AudioFormat,
+    AudioSpec,
+    ConfigDefaults,
+    ProviderCapabilities,
+    ProviderEvent,
+    ProviderEventType,
+    SessionConfig,
+    SessionState,
+    Usage,
+    audio_output_data,
+)
 
 __all__ = [
     "AudioChunk",
     "AudioFormat",
     "AudioSpec",
     "BaseProvider",
+    "ConfigDefaults",
     "ProviderCapabilities",
     "ProviderEvent",
     "ProviderEventType",
@@ -49,56 +63,10 @@ __all__ = [
     "SessionState",
     "TelephonyAdapter",
     "Usage",
+    "audio_output_data",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class AudioFormat(StrEnum):
-    """Audio encodings known to switchboard."""
-
-    PCM16 = "pcm16"  # signed 16-bit little-endian, mono
-    ULAW = "ulaw"  # G.711 μ-law, one byte per sample
-    ALAW = "alaw"  # G.711 A-law, one byte per sample
-    OPUS = "opus"
-    MP3 = "mp3"
-
-    @property
-    def bytes_per_sample(self) -> int:
-        """Bytes per mono sample for the raw formats (PCM16: 2, G.711: 1); 0 for compressed."""
-        return {AudioFormat.PCM16: 2, AudioFormat.ULAW: 1, AudioFormat.ALAW: 1}.get(self, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class AudioSpec:
-    """An audio format at a sample rate, e.g. ``AudioSpec(AudioFormat.ULAW, 8000)``."""
-
-    format: AudioFormat
-    sample_rate: int
-
-    def duration_ms(self, nbytes: int) -> float:
-        """Duration in milliseconds of ``nbytes`` of this raw audio."""
-        bps = self.format.bytes_per_sample
-        if bps == 0:
-            raise ValueError(f"duration of {self.format} audio is not known from its size")
-        return nbytes / bps * 1000.0 / self.sample_rate
-
-    def bytes_for_ms(self, ms: float) -> int:
-        """Number of bytes holding ``ms`` milliseconds of this raw audio (whole samples)."""
-        return int(self.sample_rate * ms / 1000.0) * self.format.bytes_per_sample
-
-
-class SessionState(StrEnum):
-    """The provider session lifecycle (see the module docstring for legal transitions)."""
-
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    DISCONNECTING = "disconnecting"
-    CLOSED = "closed"
-    FAILED = "failed"
-
 
 _LEGAL: dict[SessionState, frozenset[SessionState]] = {
     SessionState.DISCONNECTED: frozenset({SessionState.CONNECTING, SessionState.CLOSED}),
@@ -117,149 +85,6 @@ _LEGAL: dict[SessionState, frozenset[SessionState]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderCapabilities:
-    """What a provider can do; used by ``select_best_provider`` and ``GET /v1/providers``."""
-
-    realtime: bool = True
-    multimodal: bool = False
-    function_calling: bool = True
-    interruption: bool = True
-    transcription: bool = True
-    audio_formats: tuple[AudioFormat, ...] = (AudioFormat.PCM16,)
-    input_sample_rates: tuple[int, ...] = (24000,)
-    output_sample_rates: tuple[int, ...] = (24000,)
-    max_session_seconds: int | None = None
-    languages: tuple[str, ...] = ("en",)
-    cost_tier: str = "standard"
-    typical_latency_ms: int = 500
-
-
-@dataclass(slots=True)
-class SessionConfig:
-    """How a provider session should behave (the seed's shape).
-
-    ``tools`` use the OpenAI function shape the seed shows::
-
-        {"type": "function", "name": "get_weather", "description": "...",
-         "parameters": {"type": "object", "properties": {...}, "required": [...]}}
-
-    (the Chat-Completions nesting ``{"type": "function", "function": {...}}`` is accepted too;
-    see :func:`function_tools`).
-    """
-
-    model_id: str | None = None
-    audio_format: AudioFormat = AudioFormat.PCM16
-    sample_rate: int = 24000
-    system_prompt: str | None = None
-    temperature: float | None = None
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    voice: str | None = None
-    language: str = "en-US"
-    greeting: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def audio_spec(self) -> AudioSpec:
-        """The audio format the caller side speaks (what the bridge would rather not convert)."""
-        return AudioSpec(self.audio_format, self.sample_rate)
-
-    def function_tools(self) -> list[dict[str, Any]]:
-        """Tools normalised to the flat shape ``{"type","name","description","parameters"}``."""
-        out: list[dict[str, Any]] = []
-        for tool in self.tools:
-            spec = tool.get("function", tool)
-            out.append(
-                {
-                    "type": "function",
-                    "name": spec["name"],
-                    "description": spec.get("description", ""),
-                    "parameters": spec.get("parameters", {"type": "object", "properties": {}}),
-                }
-            )
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class AudioChunk:
-    """A piece of audio: raw bytes in ``format`` at ``sample_rate`` Hz, mono."""
-
-    data: bytes
-    format: AudioFormat = AudioFormat.PCM16
-    sample_rate: int = 24000
-    timestamp: float = field(default_factory=time.monotonic)
-
-    @property
-    def spec(self) -> AudioSpec:
-        return AudioSpec(self.format, self.sample_rate)
-
-    @property
-    def duration_ms(self) -> float:
-        return self.spec.duration_ms(len(self.data))
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Resource use reported by a provider for one response (or summed for a call)."""
-
-    input_text_tokens: int = 0
-    input_audio_tokens: int = 0
-    cached_input_tokens: int = 0
-    output_text_tokens: int = 0
-    output_audio_tokens: int = 0
-    input_audio_seconds: float = 0.0
-    output_audio_seconds: float = 0.0
-    tts_characters: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            **{name: getattr(self, name) + getattr(other, name) for name in self.__slots__}
-        )
-
-    def as_dict(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
-class ProviderEventType(StrEnum):
-    """Event types and the keys of their ``data``.
-
-    ``audio.output``      ``chunk`` (AudioChunk), ``response_id``, ``item_id`` (str | None)
-    ``text.output``       ``text``, ``final`` (bool: False for a delta, True for the whole text),
-                          ``response_id``, ``item_id``
-    ``function_call``     ``call_id``, ``name``, ``arguments`` (dict, already parsed)
-    ``caller.transcript`` ``text``, ``final`` (bool), ``item_id``
-    ``speech.started``    ``audio_ms`` (position in the caller stream, if known), ``item_id``
-    ``speech.stopped``    ``audio_ms``, ``item_id``
-    ``interrupted``       ``response_id`` — the provider itself stopped speaking (barge-in)
-    ``response.done``     ``response_id``, ``status`` (completed | cancelled | failed | incomplete),
-                          ``reason`` (str | None), ``usage`` (Usage)
-    ``session.reconnecting`` ``attempt``, ``reason``
-    ``session.reconnected``  ``attempt``
-    ``error``             ``code``, ``message``, ``fatal`` (bool)
-    """
-
-    AUDIO_OUTPUT = "audio.output"
-    TEXT_OUTPUT = "text.output"
-    FUNCTION_CALL = "function_call"
-    CALLER_TRANSCRIPT = "caller.transcript"
-    SPEECH_STARTED = "speech.started"
-    SPEECH_STOPPED = "speech.stopped"
-    INTERRUPTED = "interrupted"
-    RESPONSE_DONE = "response.done"
-    RECONNECTING = "session.reconnecting"
-    RECONNECTED = "session.reconnected"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderEvent:
-    """Something a provider reports: a ``type`` and its ``data`` (keys per ProviderEventType)."""
-
-    type: ProviderEventType
-    data: Mapping[str, Any] = field(default_factory=dict)
-    timestamp: float = field(default_factory=time.monotonic)
-
-
 @runtime_checkable
 class RealtimeEndToEndProvider(Protocol):
     """A speech-to-speech provider (OpenAI Realtime, Gemini Live) behind one session."""
@@ -270,7 +95,9 @@ class RealtimeEndToEndProvider(Protocol):
     def state(self) -> SessionState: ...
 
     @property
-    def config(self) -> SessionConfig: ...
+    def config(self) -> SessionConfig:
+        """The session configuration (``ConfigError`` while none has been given)."""
+        ...
 
     @property
     def input_spec(self) -> AudioSpec:
@@ -282,7 +109,9 @@ class RealtimeEndToEndProvider(Protocol):
         """The audio format of ``audio.output`` chunks."""
         ...
 
-    async def connect(self) -> None: ...
+    async def connect(self, config: SessionConfig | None = None) -> None:
+        """Open the session with ``config``, or with the one given at creation when omitted."""
+        ...
 
     async def send_audio(self, chunk: AudioChunk) -> None: ...
 
@@ -340,14 +169,25 @@ class BaseProvider(abc.ABC):
     Subclasses implement the ``_do_*`` hooks and call :meth:`emit` from their receive loop.
     Public methods check the state first, so misuse raises :class:`InvalidStateTransition`
     instead of writing to a closed socket.
+
+    The configuration comes either at creation (``Provider(config)``, then ``connect()``) or
+    with ``connect(config)``, which replaces any given at creation. Subclasses that derive state
+    from the configuration (a wire protocol, audio formats, STT/TTS parts) override
+    :meth:`_adopt_config`, pass no configuration to ``super().__init__`` and call
+    :meth:`_set_config` at the end of their own ``__init__``.
+
+    Attributes:
+        config_defaults: what :meth:`connect` fills into a configuration that leaves ``model_id``
+            or ``voice`` unset (the registry sets the catalogue's defaults here).
     """
 
     capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities()
     #: Bound on undelivered events; when full, ``emit`` waits (backpressure on the socket reader).
     event_queue_size: ClassVar[int] = 512
 
-    def __init__(self, config: SessionConfig) -> None:
-        self._config = config
+    def __init__(self, config: SessionConfig | None = None) -> None:
+        self._config: SessionConfig | None = config
+        self.config_defaults = ConfigDefaults()
         self._state = SessionState.DISCONNECTED
         self._events: asyncio.Queue[ProviderEvent | None] = asyncio.Queue(self.event_queue_size)
         self._closed_event = False
@@ -359,7 +199,30 @@ class BaseProvider(abc.ABC):
 
     @property
     def config(self) -> SessionConfig:
+        """The session configuration.
+
+        Raises:
+            ConfigError: none was given yet (``create_provider(type)`` before ``connect(config)``).
+        """
+        if self._config is None:
+            raise ConfigError(
+                f"{type(self).__name__} has no SessionConfig yet: pass one to "
+                "create_provider(type, config) or to connect(config)"
+            )
         return self._config
+
+    def _set_config(self, config: SessionConfig) -> None:
+        """Adopt ``config`` (see :meth:`_adopt_config`); only before the session is opened."""
+        self._require(SessionState.DISCONNECTED, action="change the session configuration")
+        self._config = self._adopt_config(config)
+
+    def _adopt_config(self, config: SessionConfig) -> SessionConfig:
+        """Hook: derive per-configuration state from ``config``; returns the config to keep.
+
+        Called at creation and again by ``connect(config)``, always while DISCONNECTED, so what
+        an earlier configuration built was never started. The default keeps ``config`` as is.
+        """
+        return config
 
     @property
     def input_spec(self) -> AudioSpec:
@@ -424,8 +287,27 @@ class BaseProvider(abc.ABC):
             yield event
 
     # -- public operations ---------------------------------------------------------------------
-    async def connect(self) -> None:
-        """Open the session; returns once the provider is configured and ready for audio."""
+    async def connect(self, config: SessionConfig | None = None) -> None:
+        """Open the session; returns once the provider is configured and ready for audio.
+
+        Args:
+            config: the session configuration (the seed's ``provider.connect(config)``); it
+                replaces any given at creation. Unset ``model_id``/``voice`` are filled from
+                :attr:`config_defaults`. Omit it to use the configuration given at creation.
+
+        Raises:
+            ConfigError: no configuration was given, here or at creation.
+            InvalidStateTransition: the provider is not DISCONNECTED (a provider object serves
+                one session).
+        """
+        if config is not None:
+            self._set_config(self.config_defaults.fill(config))
+        elif self._config is None:
+            self._require(SessionState.DISCONNECTED, action="connect")
+            raise ConfigError(
+                f"{type(self).__name__}.connect() needs a SessionConfig: pass one to "
+                "connect(config) or to create_provider(type, config)"
+            )
         self._transition(SessionState.CONNECTING)
         try:
             await self._do_connect()

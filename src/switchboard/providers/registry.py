@@ -6,9 +6,13 @@ is created (so the local provider's heavy models are never imported by an OpenAI
     registry = get_provider_registry()
     registry.is_configured(ProviderType.OPENAI)          # (False, ("OPENAI_API_KEY",))
     provider = registry.create_provider(ProviderType.OPENAI, SessionConfig(...))
+    await provider.connect()
+    # or, as the seed does: create without a configuration and give it to connect
+    provider = registry.create_provider(ProviderType.OPENAI)
+    await provider.connect(SessionConfig(...))
 
-A provider factory has the signature ``(config: SessionConfig, *, settings: Settings) ->
-BaseProvider``; a telephony factory ``(settings: Settings) -> TelephonyAdapter``.
+A provider factory has the signature ``(config: SessionConfig | None, *, settings: Settings)
+-> BaseProvider``; a telephony factory ``(settings: Settings) -> TelephonyAdapter``.
 
 Selection scoring (:meth:`ProviderRegistry.select_best_provider`), documented and tested:
 
@@ -16,6 +20,9 @@ Selection scoring (:meth:`ProviderRegistry.select_best_provider`), documented an
    every capability asked for (``realtime``, ``multimodal``, ``function_calling``,
    ``interruption``, ``language``) and meet ``max_latency_ms``. Nothing left → ``ConfigError``
    that says, per provider, why it was excluded.
+   Requirements come as a :class:`Requirements`, a mapping (the seed's
+   ``select_best_provider({"realtime": True, ...})``) or keyword arguments; an unknown key is a
+   ``ConfigError`` naming it.
 2. Score each survivor (higher wins):
    * cost: ``cost_preference`` is ``"budget" | "standard" | "premium"`` — +30 when one of the
      provider's models has that tier, +10 for a neighbouring tier; ``"lowest"`` ranks by the
@@ -29,11 +36,12 @@ Selection scoring (:meth:`ProviderRegistry.select_best_provider`), documented an
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from switchboard.catalog import TIER_RANK, Catalog, ProviderEntry
 from switchboard.config import Settings
@@ -41,6 +49,7 @@ from switchboard.errors import ConfigError
 from switchboard.providers.base import (
     AudioFormat,
     BaseProvider,
+    ConfigDefaults,
     ProviderCapabilities,
     SessionConfig,
     TelephonyAdapter,
@@ -93,6 +102,9 @@ _DEFAULT_ADAPTER_FACTORIES: dict[str, str] = {
 }
 
 
+CostPreference = Literal["budget", "standard", "premium", "lowest"]
+
+
 @dataclass(frozen=True, slots=True)
 class Requirements:
     """What a call needs from a provider (the seed's ``select_best_provider`` arguments)."""
@@ -103,16 +115,32 @@ class Requirements:
     interruption: bool = False
     language: str | None = None
     max_latency_ms: int | None = None
-    cost_preference: Literal["budget", "standard", "premium", "lowest"] | None = None
+    cost_preference: CostPreference | None = None
     strategy: str | None = None
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any]) -> Requirements:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        unknown = sorted(set(data) - set(known))
+    def from_mapping(cls, data: Mapping[str, Any]) -> Requirements:
+        """Requirements from a plain mapping such as the seed's ``{"realtime": True, ...}``.
+
+        Raises:
+            ConfigError: a key is not a requirement, or ``cost_preference`` is not one of
+                budget, standard, premium, lowest (the message names it).
+        """
+        return cls().updated(data)
+
+    def updated(self, data: Mapping[str, Any]) -> Requirements:
+        """A copy with the requirements in ``data`` changed (validated as in from_mapping)."""
+        unknown = sorted(str(k) for k in data if k not in self.__dataclass_fields__)
         if unknown:
-            raise ConfigError(f"unknown provider requirements: {', '.join(unknown)}")
-        return cls(**known)
+            known = ", ".join(self.__dataclass_fields__)
+            raise ConfigError(
+                f"unknown provider requirements: {', '.join(unknown)} (known: {known})"
+            )
+        cost = data.get("cost_preference")
+        if cost is not None and cost not in get_args(CostPreference):
+            choices = ", ".join(get_args(CostPreference))
+            raise ConfigError(f"unknown cost_preference {cost!r}; choose one of {choices}")
+        return dataclasses.replace(self, **data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +290,14 @@ class ProviderRegistry:
     ) -> BaseProvider:
         """Create an unconnected provider session.
 
-        Fills ``config.model_id`` and ``config.voice`` from the catalogue defaults when unset.
+        Both of the seed's forms work: ``create_provider(type, config)`` then ``connect()``, and
+        ``create_provider(type)`` then ``connect(config)``. Either way ``config.model_id`` and
+        ``config.voice`` are filled from the catalogue defaults when unset.
+
+        Args:
+            provider: a :class:`ProviderType` or a registered name.
+            config: the session configuration, or ``None`` to give it to ``connect`` instead.
+            **options: the provider's own keyword arguments (reconnect bounds, clients...).
 
         Raises:
             ConfigError: unknown provider, or its keys are missing (named in the message).
@@ -274,13 +309,14 @@ class ProviderRegistry:
                 f"provider {provider!r} is not configured: set {', '.join(missing)}",
                 missing=missing,
             )
-        config = config or SessionConfig()
-        if config.model_id is None:
-            config.model_id = entry.default_model
-        if config.voice is None:
-            config.voice = entry.default_voice
+        defaults = ConfigDefaults(model_id=entry.default_model, voice=entry.default_voice)
+        if config is not None:
+            defaults.fill(config)
         factory = self._resolve(self._providers.get(str(provider)), provider)
-        return cast(BaseProvider, factory(config, settings=self.settings, **options))
+        created = cast(BaseProvider, factory(config, settings=self.settings, **options))
+        if isinstance(created, BaseProvider):  # a custom factory may return its own type
+            created.config_defaults = defaults
+        return created
 
     def create_telephony_adapter(self, carrier: str) -> TelephonyAdapter:
         """Create the call-control adapter for ``carrier``.
@@ -316,14 +352,40 @@ class ProviderRegistry:
 
     # -- selection ----------------------------------------------------------------------------
     def select_best_provider(
-        self, requirements: Requirements | None = None, *, configured_only: bool = True, **kw: Any
+        self,
+        requirements: Requirements | Mapping[str, Any] | None = None,
+        *,
+        configured_only: bool = True,
+        **kw: Any,
     ) -> ProviderType:
         """Pick the provider that best meets ``requirements`` (scoring in the module docstring).
 
+        Args:
+            requirements: a :class:`Requirements`, or a mapping of its fields as in the seed::
+
+                    registry.select_best_provider({"realtime": True, "multimodal": True,
+                                                   "function_calling": True,
+                                                   "cost_preference": "standard"})
+
+            configured_only: consider only providers whose keys are set.
+            **kw: requirements as keyword arguments (added to ``requirements``, overriding).
+
         Raises:
-            ConfigError: no provider meets the requirements; the message says why each failed.
+            ConfigError: an unknown requirement or value (named), or no provider meets the
+                requirements (the message says why each failed).
         """
-        req = requirements or Requirements.from_mapping(kw)
+        match requirements:
+            case Requirements():
+                req = requirements.updated(kw)
+            case None:
+                req = Requirements.from_mapping(kw)
+            case Mapping():
+                req = Requirements.from_mapping({**requirements, **kw})
+            case _:
+                raise ConfigError(
+                    "select_best_provider takes Requirements or a mapping of them, "
+                    f"not {type(requirements).__name__}"
+                )
         scores, reasons = self.score_providers(req, configured_only=configured_only)
         if not scores:
             detail = "; ".join(f"{name}: {why}" for name, why in reasons.items())

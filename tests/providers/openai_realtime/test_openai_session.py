@@ -346,11 +346,20 @@ async def test_wrong_key_fails_connect() -> None:
         assert provider.state is SessionState.FAILED
 
 
-async def test_audio_in_the_wrong_format_is_refused() -> None:
+async def test_audio_in_another_format_is_converted_to_the_session_format() -> None:
+    # The seed sends PCM16 at 16 kHz whatever the wire takes (here μ-law 8 kHz): it is converted.
     config = SessionConfig(audio_format=AudioFormat.ULAW, sample_rate=8000)
-    async with session(config) as (_emu, provider, _events):
-        with pytest.raises(ProviderError):
-            await provider.send_audio(AudioChunk(bytes(960), AudioFormat.PCM16, 24000))
+    async with session(config, emu_options={"echo": True}) as (_emu, provider, events):
+        for _ in range(10):  # 200 ms of silence in 20 ms frames
+            await provider.send_audio(AudioChunk(bytes(640), AudioFormat.PCM16, 16000))
+
+        def echoed() -> bytes:
+            return b"".join(e.data["audio"] for e in events.of(E.AUDIO_OUTPUT))
+
+        await events.wait_for(lambda _e: len(echoed()) >= 1500)  # the resampler holds a little
+        assert len(echoed()) <= 1600
+        assert set(echoed()) == {0xFF}  # μ-law silence
+        assert {e.data["chunk"].spec for e in events.of(E.AUDIO_OUTPUT)} == {provider.output_spec}
 
 
 async def test_echo_mode_round_trip_through_the_provider() -> None:

@@ -21,7 +21,7 @@ from switchboard.providers.deepgram.listen import ListenEncoding, ListenOptions,
 from switchboard.providers.deepgram.speak import WS_SAMPLE_RATES, SpeakOptions, SpeakProtocol
 from switchboard.providers.deepgram.stt import DeepgramSTT
 from switchboard.providers.deepgram.tts import DeepgramTTS
-from switchboard.providers.pipeline import PipelineProvider
+from switchboard.providers.pipeline import PipelineParts, PipelineProvider
 
 __all__ = [
     "DeepgramSTT",
@@ -68,13 +68,14 @@ def speak_options_for(config: SessionConfig, voice: str) -> SpeakOptions:
 
 
 def create_provider(
-    config: SessionConfig, *, settings: Settings, **options: Any
+    config: SessionConfig | None, *, settings: Settings, **options: Any
 ) -> PipelineProvider:
     """Build the Deepgram pipeline (registry factory for ``ProviderType.DEEPGRAM``).
 
     STT model is ``config.model_id`` or the catalogue's default (``nova-2``); the LLM is
     ``components.llm`` of providers.yaml (``gemini-2.5-flash``); the voice is ``config.voice`` or
-    the catalogue's default (``aura-asteria-en``).
+    the catalogue's default (``aura-asteria-en``). The parts are built for each configuration,
+    so ``config`` may be ``None`` here and given to ``connect`` instead.
 
     Options: ``max_history_turns``, ``max_history_tokens``, ``barge_in``, ``greeting`` (engine);
     ``keepalive_s``, ``max_reconnects``, ``reconnect_delay_s``, ``endpointing``,
@@ -98,16 +99,20 @@ def create_provider(
         raise ConfigError(f"unknown Deepgram provider options: {', '.join(sorted(options))}")
     if not settings.secret("gemini_api_key"):
         raise ConfigError("the Deepgram pipeline needs GEMINI_API_KEY", missing=("GEMINI_API_KEY",))
-    stt = DeepgramSTT(
-        settings=settings,
-        options=listen_options_for(config, config.model_id or default_model, **listen_kw),
-        **stt_kw,
-    )
-    tts = DeepgramTTS(
-        settings=settings,
-        options=speak_options_for(config, config.voice or default_voice),
-        use_websocket=use_websocket,
-        client=client,
-    )
-    llm = GeminiTextLLM(settings=settings, model=llm_model, client=client)
-    return PipelineProvider(config, stt=stt, llm=llm, tts=tts, **engine)
+
+    def parts(config: SessionConfig) -> PipelineParts:
+        stt = DeepgramSTT(
+            settings=settings,
+            options=listen_options_for(config, config.model_id or default_model, **listen_kw),
+            **stt_kw,
+        )
+        tts = DeepgramTTS(
+            settings=settings,
+            options=speak_options_for(config, config.voice or default_voice),
+            use_websocket=use_websocket,
+            client=client,
+        )
+        llm = GeminiTextLLM(settings=settings, model=llm_model, client=client)
+        return PipelineParts(stt, llm, tts)
+
+    return PipelineProvider(config, parts=parts, **engine)

@@ -24,7 +24,8 @@ __all__ = [
 
 
 def create_provider(
-    config: SessionConfig, *, settings: Settings, **options: Any
+    config: SessionConfig | None, *, settings: Settings, **options: Any
 ) -> GeminiLiveProvider:
-    """Registry factory: an unconnected :class:`GeminiLiveProvider` (options go to its init)."""
+    """Registry factory: an unconnected :class:`GeminiLiveProvider` (options go to its init;
+    ``config`` may be ``None`` and given to ``connect`` instead)."""
     return GeminiLiveProvider(config, settings=settings, **options)

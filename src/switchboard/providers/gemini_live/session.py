@@ -54,6 +54,7 @@ from switchboard.providers.base import (
     ProviderEvent,
     SessionConfig,
     SessionState,
+    audio_output_data,
 )
 from switchboard.providers.base import ProviderEventType as T
 from switchboard.providers.gemini_live.events import (
@@ -109,7 +110,8 @@ class GeminiLiveProvider(BaseProvider):
     """Gemini Live speech-to-speech session (``ProviderType.GEMINI``).
 
     Args:
-        config: session configuration (model id without ``models/``, voice, prompt, tools…).
+        config: session configuration (model id without ``models/``, voice, prompt, tools…),
+            or ``None`` to give it to :meth:`connect` instead.
         settings: ``gemini_api_key`` and ``gemini_base_url`` (``ws_url`` derived from it).
         connector: ``websockets.asyncio.client.connect`` or a stand-in with its signature.
         api_version: path version (``v1beta``; the SDK 3.x default is ``v1``).
@@ -133,7 +135,7 @@ class GeminiLiveProvider(BaseProvider):
 
     def __init__(
         self,
-        config: SessionConfig,
+        config: SessionConfig | None = None,
         *,
         settings: Settings,
         connector: Connector | None = None,
@@ -143,7 +145,7 @@ class GeminiLiveProvider(BaseProvider):
         setup_timeout_s: float = 15.0,
         renew_after_s: float | None = 55 * 60,
     ) -> None:
-        super().__init__(config)
+        super().__init__()
         key = settings.secret("gemini_api_key")
         if not key:
             raise ConfigError("Gemini Live needs GEMINI_API_KEY", missing=("GEMINI_API_KEY",))
@@ -154,7 +156,7 @@ class GeminiLiveProvider(BaseProvider):
         self._backoff = reconnect_backoff_s
         self._setup_timeout = setup_timeout_s
         self._renew_after = renew_after_s
-        self.protocol = GeminiLiveProtocol(LiveSetup.from_config(config))
+        self._protocol: GeminiLiveProtocol | None = None
         self._ws: ClientConnection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -166,6 +168,22 @@ class GeminiLiveProvider(BaseProvider):
         self._switched = False  # the running reconnect has switched to its new connection
         self._again: str | None = None  # reconnect once more after the running one
         self._turn_idle.set()
+        if config is not None:
+            self._set_config(config)
+
+    def _adopt_config(self, config: SessionConfig) -> SessionConfig:
+        self._protocol = GeminiLiveProtocol(LiveSetup.from_config(config))
+        return config
+
+    @property
+    def protocol(self) -> GeminiLiveProtocol:
+        """The sans-I/O wire protocol of this session (``ConfigError`` before a config)."""
+        if self._protocol is None:
+            raise ConfigError(
+                "GeminiLiveProvider has no SessionConfig yet: pass one to "
+                "create_provider(type, config) or to connect(config)"
+            )
+        return self._protocol
 
     @property
     def input_spec(self) -> AudioSpec:
@@ -196,8 +214,8 @@ class GeminiLiveProvider(BaseProvider):
         self._attach(ws)
         await self._send(self.protocol.drain())
         self._start_renewal()
-        if self._config.greeting:
-            await self._send(self.protocol.send_text(f"Say exactly: {self._config.greeting}"))
+        if self.config.greeting:
+            await self._send(self.protocol.send_text(f"Say exactly: {self.config.greeting}"))
 
     async def _do_send_audio(self, chunk: AudioChunk) -> None:
         data = chunk.data
@@ -344,7 +362,8 @@ class GeminiLiveProvider(BaseProvider):
             match ev:
                 case AudioDelta(pcm=pcm, sample_rate=rate, response_id=rid):
                     chunk = AudioChunk(pcm, AudioFormat.PCM16, rate)
-                    await self._emit(T.AUDIO_OUTPUT, chunk=chunk, response_id=rid, item_id=None)
+                    data = audio_output_data(chunk, response_id=rid, item_id=None)
+                    await self.emit(ProviderEvent(T.AUDIO_OUTPUT, data))
                 case (
                     OutputTranscript(text=text, response_id=rid)
                     | ModelText(text=text, response_id=rid)

@@ -30,7 +30,7 @@ from switchboard.providers.local.agent import AgentScript, load_agent
 from switchboard.providers.local.dialog import RuleDialog
 from switchboard.providers.local.stt import LocalSTT
 from switchboard.providers.local.tts import PiperTTS
-from switchboard.providers.pipeline import PipelineProvider
+from switchboard.providers.pipeline import PipelineParts, PipelineProvider
 
 __all__ = [
     "AgentScript",
@@ -47,7 +47,18 @@ _TTS_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 
 
 class LocalProvider(PipelineProvider):
-    """The pipeline engine with the local parts; loads the Piper voice while STT starts."""
+    """The pipeline engine with the local parts; loads the Piper voice while STT starts.
+
+    Its parts are built for each configuration (see :func:`create_provider`), so the
+    configuration may be given at creation or to ``connect``.
+
+    Args:
+        config: the session configuration, or ``None`` to give it to ``connect``.
+        agent: the rule agent to use whatever ``config.extra["agent_yaml"]`` says.
+        vad_options: options of the VAD segmenter.
+        length_scale: Piper's pace.
+        **engine: the pipeline engine's keyword arguments (``barge_in``, ``greeting``...).
+    """
 
     capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
         realtime=False,
@@ -61,6 +72,36 @@ class LocalProvider(PipelineProvider):
         cost_tier="free",
         typical_latency_ms=800,
     )
+
+    def __init__(
+        self,
+        config: SessionConfig | None = None,
+        *,
+        agent: AgentScript | None = None,
+        vad_options: dict[str, Any] | None = None,
+        length_scale: float | None = None,
+        **engine: Any,
+    ) -> None:
+        self._fixed_agent = agent
+        self._agent: AgentScript | None = None  # the current configuration's
+        self._vad_options = vad_options
+        self._length_scale = length_scale
+        super().__init__(parts=self._local_parts, **engine)
+        if config is not None:
+            self._set_config(config)
+
+    def _adopt_config(self, config: SessionConfig) -> SessionConfig:
+        agent = self._fixed_agent or load_agent(config.extra.get("agent_yaml"))
+        if config.greeting is None and agent.greeting:
+            config = dataclasses.replace(config, greeting=agent.greeting)
+        self._agent = agent
+        return super()._adopt_config(config)
+
+    def _local_parts(self, config: SessionConfig) -> PipelineParts:
+        assert self._agent is not None  # set by _adopt_config just before
+        stt = LocalSTT(_input_spec(config), vad_options=self._vad_options)
+        tts = PiperTTS(_output_spec(config), length_scale=self._length_scale)
+        return PipelineParts(stt, RuleDialog(self._agent), tts)
 
     async def _do_connect(self) -> None:
         warm = getattr(self.tts, "warm_up", None)
@@ -87,7 +128,7 @@ def _output_spec(config: SessionConfig) -> AudioSpec:
 
 
 def create_provider(
-    config: SessionConfig, *, settings: Settings | None = None, **options: Any
+    config: SessionConfig | None = None, *, settings: Settings | None = None, **options: Any
 ) -> LocalProvider:
     """Build the local provider for one call (the registry's factory).
 
@@ -95,7 +136,8 @@ def create_provider(
         config: the session; ``config.extra["agent_yaml"]`` names the agent file (the packaged
             receptionist otherwise); its greeting is used when ``config.greeting`` is unset.
             Caller audio in ``config.audio_spec`` is used as is when it is raw at 8 or 16 kHz
-            (μ-law 8 kHz for phones); TTS speaks in ``config.audio_spec`` too.
+            (μ-law 8 kHz for phones); TTS speaks in ``config.audio_spec`` too. ``None``: give
+            it to ``connect`` instead.
         settings: unused (the local provider needs no keys); accepted for the registry.
         **options: ``vad_options`` (dict for the VAD segmenter), ``length_scale`` (Piper pace),
             ``agent`` (an :class:`AgentScript` object), and the engine's own keyword arguments
@@ -104,11 +146,4 @@ def create_provider(
     Raises:
         ConfigError: the agent file is invalid (models load later, in ``connect``).
     """
-    agent = options.pop("agent", None)
-    if agent is None:
-        agent = load_agent(config.extra.get("agent_yaml"))
-    if config.greeting is None and agent.greeting:
-        config = dataclasses.replace(config, greeting=agent.greeting)
-    stt = LocalSTT(_input_spec(config), vad_options=options.pop("vad_options", None))
-    tts = PiperTTS(_output_spec(config), length_scale=options.pop("length_scale", None))
-    return LocalProvider(config, stt=stt, llm=RuleDialog(agent), tts=tts, **options)
+    return LocalProvider(config, **options)

@@ -16,8 +16,8 @@ __all__ = ["OpenAIRealtimeProvider", "RealtimeProtocol", "create_provider"]
 
 
 def create_provider(
-    config: SessionConfig, *, settings: Settings, **options: Any
+    config: SessionConfig | None, *, settings: Settings, **options: Any
 ) -> OpenAIRealtimeProvider:
-    """Build an :class:`OpenAIRealtimeProvider`; ``options`` are its keyword arguments
-    (``max_reconnect_attempts``, ``backoff_base_s``, ``renew_margin_s``, ...)."""
+    """Build an :class:`OpenAIRealtimeProvider` (``config`` may instead go to ``connect``);
+    ``options`` are its keyword arguments (``max_reconnect_attempts``, ``renew_margin_s``...)."""
     return OpenAIRealtimeProvider(config, settings=settings, **options)

@@ -44,6 +44,7 @@ from switchboard.providers.base import (
     ProviderEventType,
     SessionConfig,
     Usage,
+    audio_output_data,
 )
 from switchboard.providers.openai_realtime import messages
 
@@ -315,7 +316,7 @@ class RealtimeProtocol:
         rid = msg["response_id"]
         self._response_audio[rid] = self._response_audio.get(rid, 0) + len(pcm)
         chunk = AudioChunk(pcm, self.spec.format, self.spec.sample_rate)
-        data = {"chunk": chunk, "response_id": rid, "item_id": item_id}
+        data = audio_output_data(chunk, response_id=rid, item_id=item_id)
         return [ProviderEvent(_E.AUDIO_OUTPUT, data)]
 
     def _on_function_call(self, msg: dict[str, Any]) -> list[ProviderEvent]:

@@ -26,8 +26,9 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from switchboard.audio import StreamConverter
 from switchboard.config import Settings
-from switchboard.errors import ProviderError, RemoteProtocolError
+from switchboard.errors import ConfigError, ProviderError, RemoteProtocolError
 from switchboard.providers.base import (
     AudioChunk,
     AudioFormat,
@@ -53,7 +54,8 @@ class OpenAIRealtimeProvider(BaseProvider):
 
     Args:
         config: the session configuration (see ``messages.session_update`` for the mapping;
-            ``temperature`` is dropped because GA sessions have no such field).
+            ``temperature`` is dropped because GA sessions have no such field), or ``None`` to
+            give it to :meth:`connect` instead.
         settings: supplies ``openai_ws_url``, the API key and providers.yaml limits.
         connect_timeout_s: time allowed to open the socket and get ``session.updated``.
         max_reconnect_attempts: reconnect attempts after an unexpected close before FAILED.
@@ -71,7 +73,7 @@ class OpenAIRealtimeProvider(BaseProvider):
 
     def __init__(
         self,
-        config: SessionConfig,
+        config: SessionConfig | None = None,
         *,
         settings: Settings,
         connect_timeout_s: float = 10.0,
@@ -81,14 +83,16 @@ class OpenAIRealtimeProvider(BaseProvider):
         max_session_seconds: float | None = None,
         renew_margin_s: float = 60.0,
     ) -> None:
-        super().__init__(config)
+        super().__init__()
         entry = settings.catalog.providers.get("openai")
-        model = config.model_id or (entry.default_model if entry else "gpt-realtime")
+        self._default_model = entry.default_model if entry else "gpt-realtime"
         if max_session_seconds is None:
             max_session_seconds = (entry.max_session_seconds if entry else None) or 1800
-        self._url = f"{settings.openai_ws_url}/realtime?{urlencode({'model': model})}"
+        self._ws_base = settings.openai_ws_url
+        self._url = ""
         self._key = settings.secret("openai_api_key") or ""
-        self._proto = RealtimeProtocol(config, model=model)
+        self._protocol: RealtimeProtocol | None = None
+        self._converter: StreamConverter | None = None
         self._connect_timeout = connect_timeout_s
         self._max_attempts = max_reconnect_attempts
         self._backoff = (backoff_base_s, backoff_max_s)
@@ -100,6 +104,24 @@ class OpenAIRealtimeProvider(BaseProvider):
         self._configured = asyncio.Event()
         self._idle = asyncio.Event()
         self._renewing = False
+        if config is not None:
+            self._set_config(config)
+
+    def _adopt_config(self, config: SessionConfig) -> SessionConfig:
+        model = config.model_id or self._default_model
+        self._url = f"{self._ws_base}/realtime?{urlencode({'model': model})}"
+        self._protocol = RealtimeProtocol(config, model=model)
+        self._converter = None
+        return config
+
+    @property
+    def _proto(self) -> RealtimeProtocol:
+        if self._protocol is None:
+            raise ConfigError(
+                "OpenAIRealtimeProvider has no SessionConfig yet: pass one to "
+                "create_provider(type, config) or to connect(config)"
+            )
+        return self._protocol
 
     @property
     def input_spec(self) -> AudioSpec:
@@ -124,14 +146,13 @@ class OpenAIRealtimeProvider(BaseProvider):
         logger.info("openai realtime: connected (%s)", self._proto.spec.format)
 
     async def _do_send_audio(self, chunk: AudioChunk) -> None:
-        spec = self._proto.spec
-        if chunk.format is not spec.format or chunk.sample_rate != spec.sample_rate:
-            raise ProviderError(
-                f"audio must be {spec.format}@{spec.sample_rate}, got "
-                f"{chunk.format}@{chunk.sample_rate}",
-                fatal=False,
-            )
-        await self._send(self._proto.send_audio(chunk.data))
+        data = chunk.data
+        if chunk.spec != self._proto.spec:  # e.g. the seed's PCM16 16 kHz: the wire wants 24 kHz
+            if self._converter is None or self._converter.source != chunk.spec:
+                self._converter = StreamConverter(chunk.spec, self._proto.spec)
+            data = self._converter.process(data)
+        if data:
+            await self._send(self._proto.send_audio(data))
 
     async def _do_function_result(self, call_id: str, result: Any) -> None:
         await self._send(self._proto.function_result(call_id, result))

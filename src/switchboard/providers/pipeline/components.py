@@ -11,11 +11,11 @@ off the event loop inside its own implementation.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from switchboard.providers.base import AudioSpec
+from switchboard.providers.base import AudioSpec, SessionConfig
 
 __all__ = [
     "ChatMessage",
@@ -23,6 +23,8 @@ __all__ = [
     "LLMEvent",
     "LLMFunctionCall",
     "LLMTextDelta",
+    "PartsBuilder",
+    "PipelineParts",
     "SpeechToText",
     "SttEvent",
     "SttSpeechStarted",
@@ -165,3 +167,17 @@ class TextToSpeech(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+# -- the three together ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PipelineParts:
+    """One session's speech recognition, chat model and speech synthesis."""
+
+    stt: SpeechToText
+    llm: TextLLM
+    tts: TextToSpeech
+
+
+#: Builds the parts for a session configuration (audio formats, STT model, voice come from it).
+PartsBuilder = Callable[[SessionConfig], PipelineParts]

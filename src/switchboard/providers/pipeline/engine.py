@@ -21,11 +21,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
 from switchboard.audio.convert import StreamConverter
-from switchboard.errors import ProviderError
+from switchboard.errors import ConfigError, ProviderError
 from switchboard.providers.base import (
     AudioChunk,
     AudioFormat,
@@ -39,6 +39,8 @@ from switchboard.providers.base import (
 )
 from switchboard.providers.pipeline.components import (
     LLMDone,
+    PartsBuilder,
+    PipelineParts,
     SpeechToText,
     TextLLM,
     TextToSpeech,
@@ -70,11 +72,17 @@ async def _aclose(iterator: AsyncIterator[Any]) -> None:
 class PipelineProvider(BaseProvider):
     """A :class:`SegmentedVoiceProvider` made of a SpeechToText, a TextLLM and a TextToSpeech.
 
+    The parts are either given (``stt``, ``llm``, ``tts``: kept whatever the configuration) or
+    built by ``parts`` for each configuration, so that ``connect(config)`` gets STT and TTS in
+    that configuration's audio formats, model and voice.
+
     Args:
-        config: the session configuration (system prompt, tools, temperature, greeting).
+        config: the session configuration (system prompt, tools, temperature, greeting), or
+            ``None`` to give it to :meth:`connect` instead.
         stt: speech recognition; its ``input_spec`` is this provider's ``input_spec``.
         llm: the chat model.
         tts: speech synthesis; its ``output_spec`` is this provider's ``output_spec``.
+        parts: builds the three parts for a configuration (instead of ``stt``/``llm``/``tts``).
         max_history_turns: conversation turns kept for the LLM.
         max_history_tokens: estimated token budget of the history.
         barge_in: whether caller speech interrupts the agent.
@@ -94,20 +102,26 @@ class PipelineProvider(BaseProvider):
 
     def __init__(
         self,
-        config: SessionConfig,
+        config: SessionConfig | None = None,
         *,
-        stt: SpeechToText,
-        llm: TextLLM,
-        tts: TextToSpeech,
+        stt: SpeechToText | None = None,
+        llm: TextLLM | None = None,
+        tts: TextToSpeech | None = None,
+        parts: PartsBuilder | None = None,
         max_history_turns: int = 20,
         max_history_tokens: int = 6000,
         barge_in: bool = True,
         greeting: bool = True,
     ) -> None:
-        super().__init__(config)
-        self.stt = stt
-        self.llm = llm
-        self.tts = tts
+        super().__init__()
+        given = (stt, llm, tts)
+        self._parts: PipelineParts | None = None
+        if stt is not None and llm is not None and tts is not None and parts is None:
+            self._parts = PipelineParts(stt, llm, tts)
+        elif parts is None or any(p is not None for p in given):
+            raise ConfigError("PipelineProvider needs either stt, llm and tts, or parts")
+        self._build = parts
+        self._replaced: list[PipelineParts] = []  # built for an earlier config, never started
         self.turns = TurnManager(
             max_history_turns=max_history_turns,
             max_history_tokens=max_history_tokens,
@@ -124,6 +138,40 @@ class PipelineProvider(BaseProvider):
         self._synth_task: asyncio.Task[None] | None = None
         self._synth_response: str | None = None
         self._converter: StreamConverter | None = None
+        if config is not None:
+            self._set_config(config)
+
+    def _adopt_config(self, config: SessionConfig) -> SessionConfig:
+        if self._build is not None:
+            if self._parts is not None:
+                self._replaced.append(self._parts)
+            self._parts = self._build(config)
+        return config
+
+    @property
+    def parts(self) -> PipelineParts:
+        """This session's STT, LLM and TTS (``ConfigError`` while built parts await a config)."""
+        if self._parts is None:
+            raise ConfigError(
+                f"{type(self).__name__} has no SessionConfig yet: pass one to "
+                "create_provider(type, config) or to connect(config)"
+            )
+        return self._parts
+
+    @property
+    def stt(self) -> SpeechToText:
+        """Speech recognition (see :attr:`parts`)."""
+        return self.parts.stt
+
+    @property
+    def llm(self) -> TextLLM:
+        """The chat model (see :attr:`parts`)."""
+        return self.parts.llm
+
+    @property
+    def tts(self) -> TextToSpeech:
+        """Speech synthesis (see :attr:`parts`)."""
+        return self.parts.tts
 
     @property
     def input_spec(self) -> AudioSpec:
@@ -135,6 +183,9 @@ class PipelineProvider(BaseProvider):
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def _do_connect(self) -> None:
+        while self._replaced:  # their HTTP clients were never used, but are still open
+            old = self._replaced.pop()
+            await self._close_parts(old.stt.close, old.llm.aclose, old.tts.aclose)
         try:
             await self.stt.start()
         except Exception as exc:
@@ -164,7 +215,11 @@ class PipelineProvider(BaseProvider):
         waiting = [t for t in tasks if t is not None and t is not current]
         if waiting:
             await asyncio.wait(waiting, timeout=5)
-        for closer in (self.llm.aclose, self.tts.aclose):
+        await self._close_parts(self.llm.aclose, self.tts.aclose)
+
+    @staticmethod
+    async def _close_parts(*closers: Callable[[], Awaitable[None]]) -> None:
+        for closer in closers:
             try:
                 await closer()
             except Exception:

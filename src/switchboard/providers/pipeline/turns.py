@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from switchboard.providers.base import AudioChunk, ProviderEventType, Usage
+from switchboard.providers.base import AudioChunk, ProviderEventType, Usage, audio_output_data
 from switchboard.providers.pipeline.actions import (
     CancelLLM,
     CancelSpeech,
@@ -389,7 +389,7 @@ class TurnManager:
         actions.append(
             EmitEvent(
                 ProviderEventType.AUDIO_OUTPUT,
-                {"chunk": chunk, "response_id": response.id, "item_id": response.item_id},
+                audio_output_data(chunk, response_id=response.id, item_id=response.item_id),
             )
         )
         return actions

@@ -1,0 +1,250 @@
+"""The seed's provider value types: audio, session configuration and provider events.
+
+They live apart from :mod:`switchboard.providers.base` (the protocols and the lifecycle) only to
+keep modules small; import them from either place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "AudioChunk",
+    "AudioFormat",
+    "AudioSpec",
+    "ConfigDefaults",
+    "ProviderCapabilities",
+    "ProviderEvent",
+    "ProviderEventType",
+    "SessionConfig",
+    "SessionState",
+    "Usage",
+    "audio_output_data",
+]
+
+
+class AudioFormat(StrEnum):
+    """Audio encodings known to switchboard."""
+
+    PCM16 = "pcm16"  # signed 16-bit little-endian, mono
+    ULAW = "ulaw"  # G.711 μ-law, one byte per sample
+    ALAW = "alaw"  # G.711 A-law, one byte per sample
+    OPUS = "opus"
+    MP3 = "mp3"
+
+    @property
+    def bytes_per_sample(self) -> int:
+        """Bytes per mono sample for the raw formats (PCM16: 2, G.711: 1); 0 for compressed."""
+        return {AudioFormat.PCM16: 2, AudioFormat.ULAW: 1, AudioFormat.ALAW: 1}.get(self, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSpec:
+    """An audio format at a sample rate, e.g. ``AudioSpec(AudioFormat.ULAW, 8000)``."""
+
+    format: AudioFormat
+    sample_rate: int
+
+    def duration_ms(self, nbytes: int) -> float:
+        """Duration in milliseconds of ``nbytes`` of this raw audio."""
+        bps = self.format.bytes_per_sample
+        if bps == 0:
+            raise ValueError(f"duration of {self.format} audio is not known from its size")
+        return nbytes / bps * 1000.0 / self.sample_rate
+
+    def bytes_for_ms(self, ms: float) -> int:
+        """Number of bytes holding ``ms`` milliseconds of this raw audio (whole samples)."""
+        return int(self.sample_rate * ms / 1000.0) * self.format.bytes_per_sample
+
+
+class SessionState(StrEnum):
+    """The provider session lifecycle (see the module docstring for legal transitions)."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    DISCONNECTING = "disconnecting"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCapabilities:
+    """What a provider can do; used by ``select_best_provider`` and ``GET /v1/providers``."""
+
+    realtime: bool = True
+    multimodal: bool = False
+    function_calling: bool = True
+    interruption: bool = True
+    transcription: bool = True
+    audio_formats: tuple[AudioFormat, ...] = (AudioFormat.PCM16,)
+    input_sample_rates: tuple[int, ...] = (24000,)
+    output_sample_rates: tuple[int, ...] = (24000,)
+    max_session_seconds: int | None = None
+    languages: tuple[str, ...] = ("en",)
+    cost_tier: str = "standard"
+    typical_latency_ms: int = 500
+
+
+@dataclass(slots=True)
+class SessionConfig:
+    """How a provider session should behave (the seed's shape).
+
+    ``tools`` use the OpenAI function shape the seed shows::
+
+        {"type": "function", "name": "get_weather", "description": "...",
+         "parameters": {"type": "object", "properties": {...}, "required": [...]}}
+
+    (the Chat-Completions nesting ``{"type": "function", "function": {...}}`` is accepted too;
+    see :func:`function_tools`).
+    """
+
+    model_id: str | None = None
+    audio_format: AudioFormat = AudioFormat.PCM16
+    sample_rate: int = 24000
+    system_prompt: str | None = None
+    temperature: float | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    voice: str | None = None
+    language: str = "en-US"
+    greeting: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def audio_spec(self) -> AudioSpec:
+        """The audio format the caller side speaks (what the bridge would rather not convert)."""
+        return AudioSpec(self.audio_format, self.sample_rate)
+
+    def function_tools(self) -> list[dict[str, Any]]:
+        """Tools normalised to the flat shape ``{"type","name","description","parameters"}``."""
+        out: list[dict[str, Any]] = []
+        for tool in self.tools:
+            spec = tool.get("function", tool)
+            out.append(
+                {
+                    "type": "function",
+                    "name": spec["name"],
+                    "description": spec.get("description", ""),
+                    "parameters": spec.get("parameters", {"type": "object", "properties": {}}),
+                }
+            )
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDefaults:
+    """What a provider fills into a :class:`SessionConfig` that leaves it unset.
+
+    The registry gives every provider it creates the catalogue's defaults (providers.yaml
+    ``default_model`` and ``default_voice``), whether the configuration arrives with
+    ``create_provider`` or later with ``connect``.
+    """
+
+    model_id: str | None = None
+    voice: str | None = None
+
+    def fill(self, config: SessionConfig) -> SessionConfig:
+        """Set ``config``'s unset ``model_id`` and ``voice`` (in place) and return it."""
+        if config.model_id is None:
+            config.model_id = self.model_id
+        if config.voice is None:
+            config.voice = self.voice
+        return config
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """A piece of audio: raw bytes in ``format`` at ``sample_rate`` Hz, mono."""
+
+    data: bytes
+    format: AudioFormat = AudioFormat.PCM16
+    sample_rate: int = 24000
+    timestamp: float = field(default_factory=time.monotonic)
+
+    @property
+    def spec(self) -> AudioSpec:
+        return AudioSpec(self.format, self.sample_rate)
+
+    @property
+    def duration_ms(self) -> float:
+        return self.spec.duration_ms(len(self.data))
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Resource use reported by a provider for one response (or summed for a call)."""
+
+    input_text_tokens: int = 0
+    input_audio_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_text_tokens: int = 0
+    output_audio_tokens: int = 0
+    input_audio_seconds: float = 0.0
+    output_audio_seconds: float = 0.0
+    tts_characters: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            **{name: getattr(self, name) + getattr(other, name) for name in self.__slots__}
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class ProviderEventType(StrEnum):
+    """Event types and the keys of their ``data``.
+
+    ``audio.output``      ``chunk`` (AudioChunk), ``audio`` (its bytes, in the provider's
+                          ``output_spec``: the seed's key), ``response_id``, ``item_id``
+                          (str | None); build the data with :func:`audio_output_data`
+    ``text.output``       ``text``, ``final`` (bool: False for a delta, True for the whole text),
+                          ``response_id``, ``item_id``
+    ``function_call``     ``call_id``, ``name``, ``arguments`` (dict, already parsed)
+    ``caller.transcript`` ``text``, ``final`` (bool), ``item_id``
+    ``speech.started``    ``audio_ms`` (position in the caller stream, if known), ``item_id``
+    ``speech.stopped``    ``audio_ms``, ``item_id``
+    ``interrupted``       ``response_id`` — the provider itself stopped speaking (barge-in)
+    ``response.done``     ``response_id``, ``status`` (completed | cancelled | failed | incomplete),
+                          ``reason`` (str | None), ``usage`` (Usage)
+    ``session.reconnecting`` ``attempt``, ``reason``
+    ``session.reconnected``  ``attempt``
+    ``error``             ``code``, ``message``, ``fatal`` (bool)
+    """
+
+    AUDIO_OUTPUT = "audio.output"
+    TEXT_OUTPUT = "text.output"
+    FUNCTION_CALL = "function_call"
+    CALLER_TRANSCRIPT = "caller.transcript"
+    SPEECH_STARTED = "speech.started"
+    SPEECH_STOPPED = "speech.stopped"
+    INTERRUPTED = "interrupted"
+    RESPONSE_DONE = "response.done"
+    RECONNECTING = "session.reconnecting"
+    RECONNECTED = "session.reconnected"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """Something a provider reports: a ``type`` and its ``data`` (keys per ProviderEventType)."""
+
+    type: ProviderEventType
+    data: Mapping[str, Any] = field(default_factory=dict)
+    timestamp: float = field(default_factory=time.monotonic)
+
+
+def audio_output_data(
+    chunk: AudioChunk, *, response_id: str | None, item_id: str | None
+) -> dict[str, Any]:
+    """The ``data`` of an ``audio.output`` event: the chunk for the bridge, its bytes for users.
+
+    ``chunk`` carries format and rate (what the bridge converts from); ``audio`` is the same
+    bytes under the key the seed's examples read (``event.data["audio"]``).
+    """
+    return {"chunk": chunk, "audio": chunk.data, "response_id": response_id, "item_id": item_id}
