@@ -18,9 +18,11 @@ CATALOG = Catalog.model_validate(
             "openai": {
                 "display_name": "OpenAI",
                 "kind": "realtime",
+                "endpoint": "openai.realtime",
                 "default_model": "mini",
                 "models": {
                     "mini": {
+                        "endpoint": "openai.realtime",
                         "prices": {
                             "per_million_tokens": {
                                 "input_text": 0.60,
@@ -31,16 +33,21 @@ CATALOG = Catalog.model_validate(
                             }
                         }
                     },
-                    "big": {"prices": {"per_million_tokens": {"input_audio": 40.0}}},
+                    "big": {
+                        "endpoint": "openai.realtime",
+                        "prices": {"per_million_tokens": {"input_audio": 40.0}},
+                    },
                 },
             },
             "deepgram": {
                 "display_name": "Deepgram",
                 "kind": "segmented",
+                "endpoint": "deepgram.listen",
                 "default_model": "nova-2",
                 "components": {"llm": "gemini-2.5-flash", "tts": "aura"},
                 "models": {
                     "nova-2": {
+                        "endpoint": "deepgram.listen",
                         "prices": {
                             "per_minute": {"input_audio": 0.0058},
                             "per_million_tokens": {"input_text": 0.30, "output_text": 2.50},
@@ -52,8 +59,9 @@ CATALOG = Catalog.model_validate(
             "local": {
                 "display_name": "Local",
                 "kind": "segmented",
+                "endpoint": "local",
                 "default_model": "tiny",
-                "models": {"tiny": {"prices": {}}},
+                "models": {"tiny": {"endpoint": "local", "prices": {}}},
             },
         },
         "telephony": {

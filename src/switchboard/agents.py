@@ -9,6 +9,8 @@ Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``):
         system_prompt: You are a friendly receptionist...
         greeting: Hello! How can I help?
         provider: openai                # or strategy: balanced / requirements: {...}
+        model: gpt-realtime             # the session model (default: the provider's)
+        # llm_model: gemini-2.5-pro     # with provider: deepgram, the pipeline's LLM
         tools: [end_call, lookup_order]
         tool_modules: ["myco.tools"]    # import paths of user @tool modules
         limits: {max_call_seconds: 900, silence_timeout_s: 8, silence_hangup_s: 30}
@@ -104,6 +106,9 @@ class Agent(_Strict):
     strategy: str | None = None
     requirements: dict[str, Any] = Field(default_factory=dict)
     model: str | None = None
+    #: The LLM of a segmented pipeline (one of its ``llm_models`` in providers.yaml, e.g.
+    #: ``gemini-2.5-pro`` for ``deepgram``); speech-to-speech providers refuse it at creation.
+    llm_model: str | None = None
     tools: list[str] = Field(default_factory=list)
     tool_modules: list[str] = Field(default_factory=list)
     limits: AgentLimits = AgentLimits()
@@ -174,6 +179,8 @@ class Agent(_Strict):
             extra["turn_detection"] = dict(self.turn_detection)
         if self.provider_audio != "auto":
             extra["provider_audio"] = self.provider_audio
+        if self.llm_model is not None:
+            extra["llm_model"] = self.llm_model
         return SessionConfig(
             model_id=model_id or self.model,
             audio_format=audio_spec.format,

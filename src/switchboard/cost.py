@@ -190,6 +190,7 @@ def estimate_call_cost(
     carrier: str | None,
     carrier_seconds: float,
     round_up_carrier_minutes: bool = True,
+    llm_model: str | None = None,
 ) -> CostBreakdown:
     """Itemised cost of one call from ``catalog`` prices.
 
@@ -201,9 +202,12 @@ def estimate_call_cost(
         carrier: carrier name (``"twilio"``); None for calls with no carrier (simulations).
         carrier_seconds: the call's billable duration at the carrier.
         round_up_carrier_minutes: bill whole started minutes (the carriers' rule) or exact time.
+        llm_model: a segmented pipeline's LLM when not its ``components.llm`` (an agent's
+            ``llm_model``). Text tokens are billed at the LLM's catalogue prices when the LLM is
+            a catalogue model (``gemini-2.5-pro``), else at the model's own token prices.
 
     Raises:
-        ConfigError: the provider, model or carrier is not in the catalogue.
+        ConfigError: the provider, model, pipeline LLM or carrier is not in the catalogue.
     """
     lines: list[CostLine] = []
     notes: list[str] = []
@@ -217,10 +221,17 @@ def estimate_call_cost(
             raise ConfigError(
                 f"no prices: model {model_name!r} of {provider!r} is not in the catalogue"
             )
+        llm = catalog.pipeline_llm(provider, llm_model) if entry.kind == "segmented" else None
         if usage is not None:
-            lines.extend(_provider_lines(provider, model_entry.prices, usage))
+            prices = catalog.prices_for(provider, model_name, llm_model)
+            lines.extend(_provider_lines(provider, prices, usage))
         for part, component in sorted(entry.components.items()):
-            notes.append(f"{provider} {part} component {component} priced with model {model_name}")
+            if part == "llm" and llm is not None:
+                notes.append(f"{provider} llm {llm[0]} priced at its own token prices")
+            else:
+                notes.append(
+                    f"{provider} {part} component {component} priced with model {model_name}"
+                )
     if carrier is not None and carrier_seconds > 0:
         tel = catalog.telephony.get(carrier)
         if tel is None:

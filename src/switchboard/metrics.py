@@ -230,12 +230,14 @@ class Metrics:
         reason: str,
         sink: Any = None,
         media: Mapping[str, int] | None = None,
+        llm_model: str | None = None,
     ) -> None:
         """Count an ended call: outcome, media frames and estimated cost.
 
         Args:
             sink: the call's :class:`MetricsSink` when it was bridged (usage, answered time).
             media: the carrier codec's ``stats`` counters.
+            llm_model: a segmented pipeline's LLM chosen by the agent (priced as such).
         """
         self.active_calls.dec()
         self.calls.labels(carrier, provider, reason).inc()
@@ -251,6 +253,7 @@ class Metrics:
                     self.catalog,
                     provider=provider,
                     model=model,
+                    llm_model=llm_model,
                     usage=sink.total_usage,
                     carrier=carrier,
                     carrier_seconds=sink.elapsed_s(),

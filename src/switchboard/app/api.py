@@ -32,7 +32,10 @@ class ProviderOut(BaseModel):
     configured: bool
     missing: list[str]
     default_model: str
+    #: The models this provider's sessions run (those served by its own endpoint).
     models: list[str]
+    #: A segmented pipeline's LLM choices (an agent's ``llm_model``); empty for the others.
+    llm_models: list[str] = []
     voices: list[str]
     capabilities: dict[str, Any]
     estimated_cost_per_minute_usd: float
@@ -48,6 +51,7 @@ class ProviderOut(BaseModel):
             missing=list(info.missing),
             default_model=info.default_model,
             models=list(info.models),
+            llm_models=list(info.extra.get("llm_models", [])),
             voices=list(info.extra.get("voices", [])),
             capabilities={
                 "realtime": caps.realtime,

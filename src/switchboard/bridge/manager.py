@@ -405,6 +405,7 @@ class CallManager:
                 carrier=active.incoming.carrier.value,
                 provider=active.provider_name,
                 model=active.provider.config.model_id,
+                llm_model=active.provider.config.extra.get("llm_model"),
                 reason=reason,
                 sink=session.sink if session is not None else None,
                 media=session.codec.stats if session is not None else None,
@@ -418,6 +419,7 @@ class CallManager:
                 end_reason=reason,
                 provider=active.provider_name,
                 model=active.provider.config.model_id,
+                llm_model=active.provider.config.extra.get("llm_model"),
                 carrier=active.incoming.carrier.value,
                 catalog=self.settings.catalog,
             )

@@ -87,14 +87,19 @@ class CallRecordSink:
         model: str | None,
         carrier: str,
         catalog: Catalog,
+        llm_model: str | None = None,
     ) -> None:
-        """Record status, reason, usage and the estimated cost; waits for every write."""
+        """Record status, reason, usage and the estimated cost; waits for every write.
+
+        ``llm_model`` is a segmented pipeline's LLM when an agent chose one (priced as such).
+        """
         answered = self._answered_ms
         seconds = (time.monotonic() * 1000.0 - answered) / 1000.0 if answered else 0.0
         cost = estimate_call_cost(
             catalog,
             provider=provider,
             model=model,
+            llm_model=llm_model,
             usage=self.total_usage,
             carrier=carrier,
             carrier_seconds=seconds,

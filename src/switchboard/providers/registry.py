@@ -204,7 +204,7 @@ def estimated_cost_per_minute(catalog: Catalog, provider: str, model: str | None
     m = entry.models[model or entry.default_model]
     if m.estimated_per_minute is not None:
         return m.estimated_per_minute
-    prices = m.prices
+    prices = catalog.prices_for(provider, model or entry.default_model)  # pipeline LLM included
     tok = prices.per_million_tokens
     if provider == ProviderType.GEMINI:
         audio_in, audio_out = 30 * 25, 30 * 25
@@ -266,10 +266,14 @@ class ProviderRegistry:
                     configured=configured,
                     missing=missing,
                     default_model=entry.default_model,
-                    models=tuple(entry.models),
+                    models=tuple(entry.session_models()),
                     capabilities=capabilities_of(entry),
                     estimated_cost_per_minute=estimated_cost_per_minute(self.catalog, name),
-                    extra={"voices": entry.voices, "default_voice": entry.default_voice},
+                    extra={
+                        "voices": entry.voices,
+                        "default_voice": entry.default_voice,
+                        "llm_models": list(entry.llm_models),
+                    },
                 )
             )
         return out
@@ -421,9 +425,10 @@ class ProviderRegistry:
                 score += 30 - 10 * costs.index(name)
             elif req.cost_preference is not None:
                 wanted = TIER_RANK[req.cost_preference]
-                distance = min(
-                    abs(TIER_RANK[m.tier] - wanted)
-                    for m in self.catalog.providers[name].models.values()
+                provider_entry = self.catalog.providers[name]
+                distance = min(  # only models its sessions can run (not gemini-2.5-pro on Live)
+                    abs(TIER_RANK[provider_entry.models[m].tier] - wanted)
+                    for m in provider_entry.session_models()
                 )
                 score += {0: 30, 1: 10}.get(distance, 0)
             for flag in ("realtime", "multimodal", "function_calling", "interruption"):

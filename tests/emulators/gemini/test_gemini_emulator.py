@@ -131,7 +131,7 @@ async def test_live_turn_sdk_spelling_and_key_in_query(snake: bool) -> None:
             json.dumps(
                 {
                     "setup": {
-                        "model": "models/x",
+                        "model": "models/gemini-live-2.5-flash-preview",
                         "generationConfig": {
                             "speechConfig": {
                                 "voiceConfig": {"prebuiltVoiceConfig": {"voiceName": "Nobody"}}
@@ -153,7 +153,7 @@ async def test_live_turn_sdk_spelling_and_key_in_query(snake: bool) -> None:
 async def test_live_bad_setup_close_codes(
     first: str, headers: dict[str, str] | None, version: str, code: int
 ) -> None:
-    async with GeminiEmulator(api_key="k", models={"gemini-live-2.5-flash-preview", "x"}) as emu:
+    async with GeminiEmulator(api_key="k", models={"gemini-live-2.5-flash-preview"}) as emu:
         hdrs = {"x-goog-api-key": "k"} if headers is None else headers
         async with connect(live_url(emu, version), additional_headers=hdrs) as ws:
             await ws.send(first)
@@ -247,7 +247,8 @@ async def test_live_barge_in_sends_interrupted() -> None:
 @pytest.mark.anyio
 async def test_live_resumption_go_away_and_unknown_handle() -> None:
     script = [{"say": "One."}, {"say": "Two."}]
-    setup = {"setup": {"model": "models/m", "sessionResumption": {}}}
+    model = "models/gemini-live-2.5-flash-preview"
+    setup = {"setup": {"model": model, "sessionResumption": {}}}
     async with GeminiEmulator(script=script, realtime=False) as emu:
         async with live(emu, setup) as ws:
             await recv_json(ws)
@@ -261,7 +262,7 @@ async def test_live_resumption_go_away_and_unknown_handle() -> None:
             handle = msgs[-2]["sessionResumptionUpdate"]["newHandle"]
             with pytest.raises(ConnectionClosed):
                 await recv_json(ws)
-        resumed = {"setup": {"model": "models/m", "session_resumption": {"handle": handle}}}
+        resumed = {"setup": {"model": model, "session_resumption": {"handle": handle}}}
         async with live(emu, resumed) as ws:
             assert await recv_json(ws) == {"setupComplete": {}}
             await ws.send(json.dumps({"realtimeInput": {"text": "again"}}))
@@ -278,7 +279,7 @@ async def test_live_resumption_go_away_and_unknown_handle() -> None:
             for m in audio
         )
         assert data == speech_like_pcm16("Two.", 24000)  # the script went on from turn 2
-        bad = {"setup": {"model": "models/m", "sessionResumption": {"handle": "nope"}}}
+        bad = {"setup": {"model": model, "sessionResumption": {"handle": "nope"}}}
         async with live(emu, bad) as ws:
             with pytest.raises(ConnectionClosed) as info:
                 await recv_json(ws)
@@ -345,11 +346,12 @@ async def test_rest_function_call_then_say() -> None:
             rest_url(emu, alt="?alt=sse&key=k"), json={**BODY, "tools": tools}
         )
         chunk = json.loads(first.text.split("\r\n\r\n")[0].removeprefix("data: "))
-        call = chunk["candidates"][0]["content"]["parts"][0]["functionCall"]
-        assert call == {"id": "fc_1", "name": "f", "args": {"a": 1}}
+        part = chunk["candidates"][0]["content"]["parts"][0]
+        assert part["functionCall"] == {"id": "fc_1", "name": "f", "args": {"a": 1}}
+        assert part["thoughtSignature"]  # gemini-2.5-flash thinks: the part comes back whole
         contents = [
             *BODY["contents"],
-            {"role": "model", "parts": [{"functionCall": call}]},
+            {"role": "model", "parts": [part]},
             {
                 "role": "user",
                 "parts": [
@@ -428,7 +430,7 @@ async def test_run_serves_until_cancelled(capsys: pytest.CaptureFixture[str]) ->
     assert url.startswith("http://127.0.0.1:")
     async with httpx.AsyncClient() as client:
         resp = await client.post(
-            f"{url}/v1beta/models/m:streamGenerateContent?alt=sse",
+            f"{url}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
             json=BODY,
             headers={"x-goog-api-key": "k"},
         )

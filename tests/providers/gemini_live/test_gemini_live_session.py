@@ -290,7 +290,7 @@ async def test_reconnect_gives_up_after_bounded_retries(code: int, attempts: lis
     async with GeminiEmulator(script=[], api_key="k") as emu:
         settings = load_settings(GEMINI_API_KEY="k", GEMINI_BASE_URL=emu.base_url)
         provider = GeminiLiveProvider(
-            SessionConfig(model_id="m"),
+            SessionConfig(model_id="gemini-live-2.5-flash-preview"),
             settings=settings,
             max_reconnect_attempts=2,
             reconnect_backoff_s=0.01,
@@ -317,10 +317,15 @@ async def test_reconnect_gives_up_after_bounded_retries(code: int, attempts: lis
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("key", "model", "code"),
-    [("wrong", "gemini-x", "1008"), ("k", "no-such-model", "1008")],
+    # The second model is a catalogue Live model this key cannot use (retired, say): the
+    # service closes 1008 at setup, which a retry cannot fix.
+    [
+        ("wrong", "gemini-live-2.5-flash-preview", "1008"),
+        ("k", "gemini-2.0-flash-live-001", "1008"),
+    ],
 )
 async def test_bad_setup_fails_with_close_code(key: str, model: str, code: str) -> None:
-    async with GeminiEmulator(api_key="k", models={"gemini-x"}) as emu:
+    async with GeminiEmulator(api_key="k", models={"gemini-live-2.5-flash-preview"}) as emu:
         settings = load_settings(GEMINI_API_KEY=key, GEMINI_BASE_URL=emu.base_url)
         provider = GeminiLiveProvider(SessionConfig(model_id=model), settings=settings)
         with pytest.raises(ProviderError) as info:
@@ -375,7 +380,9 @@ async def test_tool_call_cancellation_drops_the_late_result() -> None:
 
 @pytest.mark.anyio
 async def test_greeting_and_resampling_of_other_input_rates() -> None:
-    config = SessionConfig(model_id="m", voice="Kore", greeting="Thanks for calling!")
+    config = SessionConfig(
+        model_id="gemini-live-2.5-flash-preview", voice="Kore", greeting="Thanks for calling!"
+    )
     async with session([{"say": "Scripted turn 1."}], config=config) as (emu, provider, rec):
         await rec.wait(T.RESPONSE_DONE)
         final = [e.data["text"] for e in rec.of(T.TEXT_OUTPUT) if e.data["final"]]

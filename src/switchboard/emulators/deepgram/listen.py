@@ -14,6 +14,11 @@ transcript, and ``utterance_end_ms`` of further audio later an ``UtteranceEnd``.
 is sent at the start when ``vad_events=true``. ``Finalize`` turns what was heard so far into a
 final result marked ``from_finalize``; ``CloseStream`` finishes the utterance, sends ``Metadata``
 and asks for a normal close. Times are seconds of audio since the stream started.
+
+Whisper is not served here: "Live streaming is not available with Deepgram Whisper Cloud"
+(developers.deepgram.com/docs/deepgram-whisper-cloud), so ``model=whisper…`` is refused at the
+upgrade. The status the service answers is UNCONFIRMED (deepgram/deepgram-dotnet-sdk#304 saw
+HTTP 405 for ``model=whisper-large``); the emulator answers 400 like its other parameter errors.
 """
 
 from __future__ import annotations
@@ -99,6 +104,11 @@ def parse_listen_params(query: Mapping[str, str]) -> tuple[ListenParams, list[st
         notes.append("utterance_end_ms needs interim_results=true (ignored)")
     if "model" not in query:
         notes.append("no model given (the service picks its default)")
+    if query.get("model", "").split("-")[0] == "whisper":
+        raise ListenParamError(
+            f"model {query['model']!r} is not available for live streaming "
+            "(Deepgram Whisper Cloud transcribes pre-recorded audio only)"
+        )
     params = ListenParams(
         model=query.get("model", "nova-2"),
         encoding=encoding or "linear16",

@@ -135,7 +135,9 @@ class LiveService:
             self.received.append(msg)
             if self.reject_setups is not None:
                 raise SetupError(*self.reject_setups)
-            setup = check_setup(msg, key=key, api_key=self.api_key, models=self.models)
+            setup = check_setup(
+                msg, key=key, api_key=self.api_key, models=self.models, version=version
+            )
             conv = self._conversation(setup)
         except SetupError as exc:
             self.close_codes.append(exc.code)

@@ -14,7 +14,15 @@ Each chunk is a ``GenerateContentResponse``; the last adds ``finishReason: STOP`
 ``usageMetadata``. Bad requests get Google's error JSON
 ``{"error": {"code", "message", "status"}}`` with 400 (bad body, or API key not valid — what
 Google answers for a wrong key), 401 (no key; Google says 403 PERMISSION_DENIED for unregistered
-callers — UNCONFIRMED, kept 401 as the brief asks) or 404 (unknown model).
+callers — UNCONFIRMED, kept 401 as the brief asks) or 404 (a model that does not exist or does
+not serve generateContent, Live models included: :mod:`.models`).
+
+Thinking models (:data:`~.models.THINKING`): ``thinkingConfig.thinkingBudget`` is checked (400
+for a budget the model refuses); ``includeThoughts`` puts a thought-summary part
+(``"thought": true``) before the answer; a scripted function call carries a ``thoughtSignature``,
+and a later request whose history holds that call without its signature is recorded as a
+violation (the docs ask for it "exactly as received"); ``usageMetadata.thoughtsTokenCount``
+reports the thinking.
 """
 
 from __future__ import annotations
@@ -26,6 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from switchboard.emulators.common import Script, ScriptedTurn
+from switchboard.emulators.gemini.models import (
+    THINKING,
+    not_supported,
+    serves,
+    thinking_error,
+    thought_signature,
+)
 
 __all__ = ["RestCore", "RestReply", "google_error"]
 
@@ -109,11 +124,18 @@ class RestCore:
         self.requests: list[dict[str, Any]] = []
         self.violations: list[str] = []
         self._pending: dict[str, ScriptedTurn] = {}
+        self._signatures: dict[str, str] = {}  # call id (or name) -> the signature it came with
         self._calls = 0
         self._responses = 0
+        #: Thought-summary parts sent (for tests that check they were not spoken).
+        self.thoughts_sent: list[str] = []
+        #: The model of each accepted request, in order (parallel to :attr:`requests`).
+        self.request_models: list[str] = []
 
-    def handle(self, *, model: str, method: str, key: str | None, raw: bytes) -> RestReply:
-        """Answer one POST to ``models/{model}:{method}``."""
+    def handle(
+        self, *, model: str, method: str, key: str | None, raw: bytes, version: str = "v1beta"
+    ) -> RestReply:
+        """Answer one POST to ``{version}/models/{model}:{method}``."""
         if not key:
             return RestReply(401, error=google_error(401, "Request is missing an API key."))
         if self.api_key is not None and key != self.api_key:
@@ -121,18 +143,23 @@ class RestCore:
             return RestReply(400, error=google_error(400, msg))
         if method != "streamGenerateContent":
             return RestReply(404, error=google_error(404, f"Method {method} is not emulated."))
-        if self.models is not None and model not in self.models:
-            msg = (
-                f"models/{model} is not found for API version v1beta, or is not supported "
-                "for generateContent. Call ListModels to see the list of available models."
-            )
-            return RestReply(404, error=google_error(404, msg))
+        if not serves(model, method, self.models):
+            return RestReply(404, error=google_error(404, not_supported(model, method, version)))
         try:
             body = self._parse(raw)
         except _BadRequest as exc:
             return RestReply(400, error=google_error(400, str(exc)))
+        thinking = get(get(body, "generationConfig") or {}, "thinkingConfig") or {}
+        refused = thinking_error(model, thinking)
+        if refused is not None:
+            return RestReply(400, error=google_error(400, refused))
         self.requests.append(body)
-        return RestReply(200, chunks=self._answer(model, body))
+        self.request_models.append(model)
+        self._check_signatures(body)
+        chunks = self._answer(model, body)
+        if model in THINKING:
+            self._think(model, chunks, bool(get(thinking, "includeThoughts")))
+        return RestReply(200, chunks=chunks)
 
     # -- validation ----------------------------------------------------------------------------
     def _parse(self, raw: bytes) -> dict[str, Any]:
@@ -169,6 +196,39 @@ class RestCore:
                 if fr is not None and not isinstance(fr.get("response"), dict):
                     raise _BadRequest("* functionResponse.response must be a JSON object")
         return body
+
+    # -- thinking ------------------------------------------------------------------------------
+    def _check_signatures(self, body: dict[str, Any]) -> None:
+        for content in get(body, "contents"):
+            for part in get(content, "parts"):
+                call = get(part, "functionCall")
+                if call is None:
+                    continue
+                wanted = self._signatures.get(str(call.get("id") or call.get("name")))
+                if wanted is not None and get(part, "thoughtSignature") != wanted:
+                    self.violations.append(
+                        f"functionCall {call.get('name')!r} came back without its thoughtSignature"
+                    )
+
+    def _think(self, model: str, chunks: list[dict[str, Any]], include_thoughts: bool) -> None:
+        """Make a thinking model's answer look like one: signature, summary, thought tokens."""
+        for chunk in chunks:
+            for part in chunk["candidates"][0]["content"]["parts"]:
+                call = part.get("functionCall")
+                if call is not None:
+                    signature = thought_signature(model, call["name"], self._calls)
+                    part["thoughtSignature"] = signature
+                    self._signatures[str(call.get("id") or call["name"])] = signature
+        if include_thoughts:
+            summary = "**Choosing a reply**\nThe caller needs a short, spoken answer."
+            self.thoughts_sent.append(summary)
+            thought = self._chunk(model, {"text": summary, "thought": True})
+            thought["responseId"] = chunks[0]["responseId"]  # the same response, streamed first
+            chunks.insert(0, thought)
+        usage = chunks[-1].get("usageMetadata")
+        if usage is not None:
+            usage["thoughtsTokenCount"] = 24
+            usage["totalTokenCount"] += 24
 
     # -- script --------------------------------------------------------------------------------
     def _answer(self, model: str, body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -46,7 +46,9 @@ class GeminiEmulator:
         port: port to bind (0: any free port; read :attr:`port` after start).
         script: turns for both services (each keeps its own position).
         api_key: the key clients must present (``None``: any non-empty key).
-        models: model ids that exist (``None``: any).
+        models: narrow the models this key may use (``None``: all the emulator knows); either
+            way Live serves only Live models and REST only text models (:mod:`.models`), as
+            the service does.
         speed: Live reply pacing, ×realtime (``realtime=False`` means as fast as possible).
         realtime: pace Live replies at ``speed``; False sends them without waiting.
         rest_chunk_delay_s: pause between SSE chunks (to test cancellation mid-stream).
@@ -149,7 +151,11 @@ class GeminiEmulator:
         model, _, method = request.path_params["target"].partition(":")
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
         reply: RestReply = self.rest.handle(
-            model=model, method=method, key=key, raw=await request.body()
+            model=model,
+            method=method,
+            key=key,
+            raw=await request.body(),
+            version=request.path_params["version"],
         )
         if reply.error is not None:
             return JSONResponse(reply.error, status_code=reply.status)

@@ -1,10 +1,10 @@
 """Checks on the Live ``setup`` message, with the close codes the real service uses.
 
-https://ai.google.dev/api/live and observed closes (``docs/wire/gemini.md#close-codes``):
-``1007`` "Request contains an
-invalid argument." for malformed JSON, unknown fields or bad values; ``1008`` (policy) for a
-model that does not exist or an unusable API key. Which of the two Google uses for a *bad key*
-is UNCONFIRMED (``1007 "API key expired…"`` was also observed); the emulator answers 1008.
+https://ai.google.dev/api/live and observed closes (``docs/wire/gemini.md#close-codes``): ``1007``
+"Request contains an invalid argument." for malformed JSON, unknown fields or bad values; ``1008``
+(policy) for a model that does not exist or is not a Live model (``gemini-2.5-pro`` included: see
+:mod:`.models`), or an unusable API key. Which of the two Google uses for a *bad key* is UNCONFIRMED
+(``1007 "API key expired…"`` was also observed); the emulator answers 1008.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from switchboard.emulators.gemini.models import not_supported, serves
 from switchboard.emulators.gemini.rest import get
 
 __all__ = ["SETUP_FIELDS", "VOICES", "SetupError", "check_setup"]
@@ -93,8 +94,12 @@ def check_setup(
     key: str | None,
     api_key: str | None,
     models: Collection[str] | None,
+    version: str = "v1beta",
 ) -> dict[str, Any]:
     """Validate the first client message; return its ``setup`` object.
+
+    ``models`` narrows the Live models this key may use (None: every Live model of
+    :data:`~.models.LIVE_MODELS`); a model outside them closes 1008 as the service does.
 
     Raises:
         SetupError: with the close code and reason to send.
@@ -114,11 +119,9 @@ def check_setup(
     model = get(setup, "model")
     if not isinstance(model, str) or not model.startswith("models/"):
         raise SetupError(1007, INVALID)
-    if models is not None and model.removeprefix("models/") not in models:
+    if not serves(model.removeprefix("models/"), "bidiGenerateContent", models):
         raise SetupError(
-            1008,
-            f"{model} is not found for API version v1beta, or is not supported for "
-            "bidiGenerateContent. Call ListModels to see the list of available models.",
+            1008, not_supported(model.removeprefix("models/"), "bidiGenerateContent", version)
         )
     gen = get(setup, "generationConfig") or {}
     modalities = get(gen, "responseModalities") or ["AUDIO"]

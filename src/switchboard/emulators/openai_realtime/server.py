@@ -4,12 +4,23 @@ Checks ``Authorization: Bearer <key>`` (401 otherwise) and the ``model`` query p
 without it) at the upgrade, like the real endpoint (``docs/wire/openai-realtime.md#connection``;
 https://developers.openai.com/api/docs/guides/realtime-websocket), then runs one
 :class:`RealtimeConnection` per socket.
+
+Only realtime models (:data:`REALTIME_MODELS`, ``docs/wire/openai-realtime.md#models``) are served.
+Any other model is refused the way the service refuses a model that is not for this endpoint: the
+upgrade succeeds, then an ``error`` event ``invalid_request_error`` / ``invalid_model`` ("Model
+"<id>" is not supported in realtime mode.") and a close with code 4000, reason
+``invalid_request_error.invalid_model`` (hurttlocker/o8#2165 saw ``invalid_model: not supported in
+realtime mode`` for a non-realtime id; livekit/agents-js#1756 shows the same event and close for
+transcription mode). The exact sentence, and that no ``session.created`` comes first, are
+UNCONFIRMED; an id that does not exist at all fails later on the real service (``model_not_found``
+in a failed ``response.done``), which the emulator does not distinguish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
@@ -17,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from switchboard.emulators.common import Script, ScriptedTurn
@@ -28,6 +40,32 @@ __all__ = ["OpenAIRealtimeEmulator", "run"]
 logger = logging.getLogger(__name__)
 
 ScriptLike = Script | Iterable[str | Mapping[str, Any] | ScriptedTurn] | None
+
+#: Models the realtime endpoint serves (the openai SDK's beta and GA session model literals).
+REALTIME_MODELS = frozenset(
+    {
+        "gpt-realtime",
+        "gpt-realtime-2025-08-28",
+        "gpt-4o-realtime-preview",
+        "gpt-4o-realtime-preview-2024-10-01",
+        "gpt-4o-realtime-preview-2024-12-17",
+        "gpt-4o-realtime-preview-2025-06-03",
+        "gpt-4o-mini-realtime-preview",
+        "gpt-4o-mini-realtime-preview-2024-12-17",
+        "gpt-realtime-mini",
+        "gpt-realtime-mini-2025-10-06",
+        "gpt-realtime-mini-2025-12-15",
+        "gpt-realtime-1.5",
+        "gpt-realtime-2",
+        "gpt-realtime-2.1",
+        "gpt-realtime-2.1-mini",
+        "gpt-audio-1.5",
+        "gpt-audio-mini",
+        "gpt-audio-mini-2025-10-06",
+        "gpt-audio-mini-2025-12-15",
+    }
+)
+INVALID_MODEL_CLOSE = (4000, "invalid_request_error.invalid_model")
 
 
 class OpenAIRealtimeEmulator:
@@ -84,6 +122,8 @@ class OpenAIRealtimeEmulator:
         self.sent: list[dict[str, Any]] = []
         self.violations: list[dict[str, Any]] = []
         self.connection_count = 0
+        #: Models refused at connection (not realtime models).
+        self.refused_models: list[str] = []
         self.responses_done = 0
         self._conns: set[RealtimeConnection] = set()
         self._server: Server | None = None
@@ -154,6 +194,9 @@ class OpenAIRealtimeEmulator:
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         model = parse_qs(urlsplit(ws.request.path).query)["model"][0]
+        if model not in REALTIME_MODELS:
+            await self._refuse_model(ws, model)
+            return
         conn = RealtimeConnection(self, ws, model)
         self.connection_count += 1
         self._conns.add(conn)
@@ -163,6 +206,22 @@ class OpenAIRealtimeEmulator:
             logger.exception("openai emulator: connection failed")
         finally:
             self._conns.discard(conn)
+
+    async def _refuse_model(self, ws: ServerConnection, model: str) -> None:
+        self.refused_models.append(model)
+        error = {
+            "type": "invalid_request_error",
+            "code": "invalid_model",
+            "message": f'Model "{model}" is not supported in realtime mode.',
+            "param": None,
+            "event_id": None,
+        }
+        event = {"type": "error", "event_id": self.ids("event"), "error": error}
+        if self.record:
+            self.sent.append(event)
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps(event))
+        await ws.close(*INVALID_MODEL_CLOSE)
 
 
 async def run(

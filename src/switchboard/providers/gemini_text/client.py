@@ -42,9 +42,14 @@ class GeminiTextLLM:
 
     Args:
         settings: supplies ``gemini_api_key`` (sent as ``x-goog-api-key``) and ``gemini_base_url``.
-        model: model id, e.g. ``gemini-2.5-flash``.
+        model: model id, e.g. ``gemini-2.5-flash`` or ``gemini-2.5-pro`` (a generateContent model:
+            Live models are refused there).
         client: an ``httpx.AsyncClient`` to use (not closed by :meth:`aclose`); one is created
             (and owned) when omitted.
+        thinking_budget: ``thinkingConfig.thinkingBudget`` for thinking models (None: the
+            model's default; ``gemini-2.5-pro`` takes 128..32768 — it cannot stop thinking).
+        include_thoughts: ask for thought summaries; they are counted and logged by size at
+            DEBUG, never spoken.
 
     Raises:
         ConfigError: ``GEMINI_API_KEY`` is not set.
@@ -56,6 +61,8 @@ class GeminiTextLLM:
         settings: Settings,
         model: str = "gemini-2.5-flash",
         client: httpx.AsyncClient | None = None,
+        thinking_budget: int | None = None,
+        include_thoughts: bool = False,
     ) -> None:
         key = settings.secret("gemini_api_key")
         if not key:
@@ -66,6 +73,8 @@ class GeminiTextLLM:
             f"{settings.gemini_base_url}/{API_VERSION}/models/{self.model}"
             ":streamGenerateContent?alt=sse"
         )
+        self.thinking_budget = thinking_budget
+        self.include_thoughts = include_thoughts
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=60.0))
 
@@ -87,7 +96,12 @@ class GeminiTextLLM:
             RemoteProtocolError: a malformed stream chunk.
         """
         body = request_body(
-            system_prompt=system_prompt, history=history, tools=tools, temperature=temperature
+            system_prompt=system_prompt,
+            history=history,
+            tools=tools,
+            temperature=temperature,
+            thinking_budget=self.thinking_budget,
+            include_thoughts=self.include_thoughts,
         )
         headers = {"x-goog-api-key": self._key, "Content-Type": "application/json"}
         decoder = StreamDecoder()
@@ -108,6 +122,8 @@ class GeminiTextLLM:
             ) from exc
         for event in decoder.finish():
             yield event
+        if decoder.thought_chars:
+            logger.debug("< thought summaries model=%s chars=%d", self.model, decoder.thought_chars)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this object created it."""

@@ -19,6 +19,17 @@ Theory of operation of :class:`StreamDecoder`: SSE events are separated by a bla
 :class:`LLMFunctionCall` (with a generated ``call_sb_…`` id when the service sent none), and the
 last ``usageMetadata``/``finishReason`` seen make the final :class:`LLMDone`. There is no
 ``[DONE]`` sentinel: the stream ends at EOF.
+
+Thinking models (``gemini-2.5-pro``, ``gemini-2.5-flash``; ai.google.dev/gemini-api/docs/thinking
+and …/thought-signatures, google-genai ``types.Part.thought`` / ``thought_signature``):
+
+* a part with ``"thought": true`` is a thought summary (sent only when ``includeThoughts`` is
+  asked for): it is counted in :attr:`StreamDecoder.thought_chars`, never spoken;
+* a ``thoughtSignature`` on a ``functionCall`` part is an opaque token the service wants back
+  "exactly as received" with that call in the next request (Gemini 3 rejects a function-call
+  history without it); it travels in :attr:`LLMFunctionCall.signature` and :func:`request_body`
+  puts it back on the part. A signature on a text part (optional to return) is dropped;
+* ``usageMetadata.thoughtsTokenCount`` is billed as output, so :class:`LLMDone` adds it.
 """
 
 from __future__ import annotations
@@ -72,18 +83,21 @@ def _contents(history: list[ChatMessage]) -> list[dict[str, Any]]:
                 for call in msg.tool_calls:
                     names[call.call_id] = call.name
                     fc = {"name": call.name, "args": dict(call.arguments)}
-                    parts.append({"functionCall": _with_id(fc, call.call_id)})
+                    part: dict[str, Any] = {"functionCall": _with_id(fc, call.call_id)}
+                    if call.signature:
+                        part["thoughtSignature"] = call.signature
+                    parts.append(part)
                 if parts:
                     contents.append({"role": "model", "parts": parts})
             case "tool":
                 name = msg.name or names.get(msg.tool_call_id or "", "")
                 fr = {"name": name, "response": _tool_response(msg.content)}
-                part = {"functionResponse": _with_id(fr, msg.tool_call_id)}
+                result = {"functionResponse": _with_id(fr, msg.tool_call_id)}
                 last = contents[-1] if contents else None
                 if last and last["role"] == "user" and "functionResponse" in last["parts"][-1]:
-                    last["parts"].append(part)
+                    last["parts"].append(result)
                 else:
-                    contents.append({"role": "user", "parts": [part]})
+                    contents.append({"role": "user", "parts": [result]})
     return contents
 
 
@@ -93,6 +107,8 @@ def request_body(
     history: list[ChatMessage],
     tools: list[dict[str, Any]],
     temperature: float | None = None,
+    thinking_budget: int | None = None,
+    include_thoughts: bool = False,
 ) -> dict[str, Any]:
     """The JSON body of a ``streamGenerateContent`` request.
 
@@ -101,6 +117,9 @@ def request_body(
         history: the conversation so far, oldest first.
         tools: flat seed function tools (``{"type","name","description","parameters"}``).
         temperature: ``generationConfig.temperature`` when given.
+        thinking_budget: ``generationConfig.thinkingConfig.thinkingBudget`` when given (thinking
+            models only; ``gemini-2.5-pro`` takes 128..32768 and refuses 0).
+        include_thoughts: ask for thought summaries (``thinkingConfig.includeThoughts``).
     """
     body: dict[str, Any] = {"contents": _contents(history)}
     if system_prompt:
@@ -109,8 +128,18 @@ def request_body(
     if declared:
         body["tools"] = declared
         body["toolConfig"] = {"functionCallingConfig": {"mode": "AUTO"}}
+    generation: dict[str, Any] = {}
     if temperature is not None:
-        body["generationConfig"] = {"temperature": temperature}
+        generation["temperature"] = temperature
+    thinking: dict[str, Any] = {}
+    if thinking_budget is not None:
+        thinking["thinkingBudget"] = thinking_budget
+    if include_thoughts:
+        thinking["includeThoughts"] = True
+    if thinking:
+        generation["thinkingConfig"] = thinking
+    if generation:
+        body["generationConfig"] = generation
     return body
 
 
@@ -147,6 +176,8 @@ class StreamDecoder:
         self._sse = SseDecoder()
         self._usage: Mapping[str, Any] = {}
         self._finish: str | None = None
+        #: Characters of thought summaries seen (never spoken).
+        self.thought_chars = 0
 
     def feed(self, text: str) -> list[LLMEvent]:
         """Decode more of the body.
@@ -195,17 +226,23 @@ class StreamDecoder:
             break  # candidateCount is 1; further candidates are ignored
         return events
 
-    @staticmethod
-    def _part(part: Mapping[str, Any]) -> list[LLMEvent]:
+    def _part(self, part: Mapping[str, Any]) -> list[LLMEvent]:
+        if part.get("thought"):  # a thought summary: the model's reasoning, not its answer
+            self.thought_chars += len(str(part.get("text") or ""))
+            return []
         if "functionCall" in part:
             fc = part["functionCall"]
             call_id = fc.get("id") or f"{GENERATED_ID_PREFIX}{uuid.uuid4().hex[:16]}"
             args = fc.get("args") or {}
+            signature = part.get("thoughtSignature") or part.get("thought_signature")
             return [
                 LLMFunctionCall(
-                    call_id=str(call_id), name=str(fc.get("name", "")), arguments=dict(args)
+                    call_id=str(call_id),
+                    name=str(fc.get("name", "")),
+                    arguments=dict(args),
+                    signature=str(signature) if signature else None,
                 )
             ]
-        if part.get("text") and not part.get("thought"):
+        if part.get("text"):
             return [LLMTextDelta(str(part["text"]))]
         return []

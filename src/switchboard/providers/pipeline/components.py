@@ -115,9 +115,16 @@ class LLMTextDelta:
 
 @dataclass(frozen=True, slots=True)
 class LLMFunctionCall:
+    """A function the model called.
+
+    ``signature`` is an opaque token that must go back with the call when the history is sent
+    again (Gemini's ``thoughtSignature`` from thinking models); None when there is none.
+    """
+
     call_id: str
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
