@@ -30,7 +30,7 @@ from switchboard.config import load_settings
 from switchboard.metrics import MAX_LABEL_VALUES, Metrics, rejection_reason
 from switchboard.providers.base import ProviderEventType, Usage
 from switchboard.tools import ToolResult
-from tests.conftest import UNIT
+from tests.waiting import eventually
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -188,9 +188,13 @@ def hog_the_loop(seconds: float) -> None:
 async def test_event_loop_lag_is_measured() -> None:
     metrics = Metrics()
     watch = asyncio.get_running_loop().create_task(metrics.watch_event_loop(0.01))
-    await asyncio.sleep(0.01)
-    hog_the_loop(0.05)  # the watcher wakes late
-    await asyncio.sleep(0.05 * UNIT)
+
+    def observed(name: str) -> float:
+        return value(scrape(metrics), f"switchboard_event_loop_lag_observed_seconds_{name}")
+
+    await eventually(lambda: observed("count") >= 1, what="a first measurement")
+    hog_the_loop(0.05)  # the watcher, asleep again, wakes late
+    await eventually(lambda: observed("sum") >= 0.03, what="the late wake-up measured")
     watch.cancel()
     with pytest.raises(asyncio.CancelledError):
         await watch

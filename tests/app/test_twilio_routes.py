@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
 from starlette.websockets import WebSocketDisconnect
 from tests.conftest import UNIT
+from tests.waiting import eventually
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -407,9 +407,7 @@ async def test_outbound_call_through_rest_emulator_reaches_the_app() -> None:
 
 
 async def _until(predicate: Any, timeout_s: float = 5.0) -> None:
-    with anyio.fail_after(timeout_s * UNIT):
-        while not predicate():  # noqa: ASYNC110  # polls a recording fake's state
-            await anyio.sleep(0.01)
+    await eventually(predicate, limit_s=timeout_s)  # a recording fake's state
 
 
 async def test_dtmf_reconnects_the_stream_and_transfer_dials() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.store import CallDetail, CallStore
+from tests.waiting import eventually_async
 
 API_TOKEN = "e2e-api-token"
 
@@ -99,6 +100,33 @@ async def read_only_call(tmp_path: Path) -> CallDetail:
         detail = await store.get_call(page.items[0].id)
         assert detail is not None
         return detail
+    finally:
+        await store.aclose()
+
+
+async def until_said(
+    tmp_path: Path, said: Callable[[list[tuple[str, str]]], bool], *, limit_s: float = 15.0
+) -> list[tuple[str, str]]:
+    """Wait until the one call's transcript, as the gateway has written it so far, satisfies
+    ``said`` (a test of its ``(role, text)`` lines); returns those lines.
+
+    An agent line is written once its reply has been played to the caller (every mark acked),
+    so "the greeting is in the transcript" means the caller has heard it.
+    """
+    store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
+    lines: list[tuple[str, str]] = []
+
+    async def check() -> list[tuple[str, str]] | None:
+        nonlocal lines
+        page = await store.list_calls()
+        detail = await store.get_call(page.items[0].id) if page.items else None
+        lines = [(t.role, t.text) for t in detail.transcript] if detail else []
+        return lines if said(lines) else None
+
+    try:
+        return await eventually_async(check, limit_s=limit_s, every_s=0.05)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the transcript so far: {lines}") from None
     finally:
         await store.aclose()
 

@@ -14,7 +14,16 @@ import websockets
 from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
-from tests.e2e.harness import API_TOKEN, openai_env, read_only_call, running_app, twilio_env
+from tests.conftest import UNIT
+from tests.e2e.harness import (
+    API_TOKEN,
+    openai_env,
+    read_only_call,
+    running_app,
+    twilio_env,
+    until_said,
+)
+from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -40,20 +49,23 @@ async def test_outbound_call_sessions_and_api_hangup(tmp_path: Path) -> None:
         )
         assert placed.status_code == 201, placed.text
         call_id = placed.json()["call_id"]
-        sessions: list[dict[str, Any]] = []
-        for _ in range(100):  # the callee answers, the media stream starts
-            sessions = (await http.get("/v1/sessions")).json()
-            if sessions and sessions[0]["status"] == "in-progress":
-                break
-            await asyncio.sleep(0.05)
+
+        async def in_progress() -> list[dict[str, Any]] | None:
+            sessions: list[dict[str, Any]] = (await http.get("/v1/sessions")).json()
+            return sessions if sessions and sessions[0]["status"] == "in-progress" else None
+
+        # the callee answers, the media stream starts
+        sessions = await eventually_async(in_progress, what="an in-progress session", every_s=0.05)
         assert [s["call_id"] for s in sessions] == [call_id]
         assert sessions[0]["direction"] == "outbound" and sessions[0]["provider"] == "openai"
-        await asyncio.sleep(1.5)  # the greeting plays
+        await until_said(
+            tmp_path, lambda said: ("agent", "Hello, thanks for calling.") in said
+        )  # the greeting has played
         hung = await http.post(f"/v1/calls/{call_id}/hangup")
         assert hung.status_code == 200
         missing = await http.post("/v1/calls/call_nope/hangup")
         assert missing.status_code == 404
-        (report,) = await twilio.wait_calls(timeout_s=20)
+        (report,) = await twilio.wait_calls(timeout_s=20 * UNIT)
         assert report.heard_audio_ms > 500
         assert (await http.get("/v1/sessions")).json() == []
     detail = await read_only_call(tmp_path)
@@ -85,7 +97,7 @@ async def test_stream_websocket_speaks_with_a_provider(tmp_path: Path) -> None:
             audio = 0
             events: list[dict[str, Any]] = []
             while not any(e["type"] == "response.done" for e in events):
-                message = await asyncio.wait_for(ws.recv(), 10)
+                message = await asyncio.wait_for(ws.recv(), 10 * UNIT)
                 if isinstance(message, bytes):
                     audio += len(message)
                 else:

@@ -15,6 +15,7 @@ from switchboard.demo import run_demo
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.providers.local import synth
 from switchboard.store import CallStore
+from tests.conftest import UNIT
 from tests.e2e.harness import agent_book, read_only_call, running_app, telnyx_env, twilio_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.local]
@@ -34,7 +35,7 @@ async def test_local_hours_then_goodbye_hangs_up_after_the_goodbye(tmp_path: Pat
     async with TwilioEmulator(linger_s=2.0, max_call_s=60) as twilio:
         async with running_app(tmp_path, local_agent_env(twilio), agents=book) as (base, _s, _a):
             twilio.dial_in(f"{base}/twilio/voice", audio=audio)
-            (report,) = await twilio.wait_calls(timeout_s=60)
+            (report,) = await twilio.wait_calls(timeout_s=60 * UNIT)
         hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
     assert report.violations == []
     assert hangups, "end_call hangs up through the carrier"
@@ -48,7 +49,7 @@ async def test_local_hours_then_goodbye_hangs_up_after_the_goodbye(tmp_path: Pat
     assert [t.name for t in detail.tool_calls] == ["end_call"]
     assert detail.record.end_reason == "agent_hangup"
     assert "bye" in agent_lines[-1], "the goodbye was spoken before the hang-up"
-    assert detail.latencies and all(lat.latency_ms < 3000 for lat in detail.latencies)
+    assert detail.latencies and all(lat.latency_ms < 3000 * UNIT for lat in detail.latencies)
 
 
 async def test_two_local_calls_at_once_are_both_answered(tmp_path: Path) -> None:
@@ -58,7 +59,7 @@ async def test_two_local_calls_at_once_are_both_answered(tmp_path: Path) -> None
         async with running_app(tmp_path, local_agent_env(twilio), agents=book) as (base, _s, _a):
             twilio.dial_in(f"{base}/twilio/voice", audio=audio)
             twilio.dial_in(f"{base}/twilio/voice", audio=audio)
-            reports = await twilio.wait_calls(timeout_s=60)
+            reports = await twilio.wait_calls(timeout_s=60 * UNIT)
     assert len(reports) == 2
     assert all(r.violations == [] for r in reports)
     store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
@@ -106,7 +107,7 @@ async def test_telnyx_call_answered_by_the_local_provider(tmp_path: Path) -> Non
                 audio=wav_bytes(ulaw_to_pcm16(audio), 8000),
                 webhook_url=f"{base}/telnyx/webhook",
             )
-            report = await call.wait(60)
+            report = await call.wait(60 * UNIT)
     assert report.violations == []
     detail = await read_only_call(tmp_path)
     assert detail.record.carrier == "telnyx" and detail.record.provider == "local"

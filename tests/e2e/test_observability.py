@@ -8,7 +8,6 @@ mask, so a secret reaching a log call at all would show). Then ``GET /metrics`` 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
@@ -37,6 +36,7 @@ from tests.e2e.harness import (
     telnyx_env,
     twilio_env,
 )
+from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -93,7 +93,7 @@ async def call_setup(
 
 async def place(twilio: TwilioEmulator, base: str, pcm: bytes) -> CallReport:
     twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
-    (report,) = await twilio.wait_calls(timeout_s=40)
+    (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
     return report
 
 
@@ -112,12 +112,12 @@ async def scrape(base: str) -> Samples:
 
 async def scrape_after_call(base: str) -> Samples:
     """Metrics once the call's end has been counted (the caller may hang up first)."""
-    for _ in range(100):
+
+    async def counted() -> Samples | None:
         samples = await scrape(base)
-        if total(samples, "switchboard_calls_total") >= 1:
-            return samples
-        await asyncio.sleep(0.05 * UNIT)
-    raise AssertionError("the call's end was never counted")
+        return samples if total(samples, "switchboard_calls_total") >= 1 else None
+
+    return await eventually_async(counted, what="the call's end counted", every_s=0.05)
 
 
 def total(samples: Samples, name: str, **labels: str) -> float:
@@ -130,14 +130,14 @@ async def api_timeline(base: str, call_id: str) -> list[dict[str, Any]]:
     """``GET /v1/calls/{id}``'s timeline, once the call's end is recorded."""
     headers = {"Authorization": f"Bearer {API_TOKEN}"}
     async with httpx.AsyncClient(headers=headers) as client:
-        for _ in range(100):
+
+        async def ended() -> list[dict[str, Any]] | None:
             response = await client.get(f"{base}/v1/calls/{call_id}")
             assert response.status_code == 200, response.text
             timeline: list[dict[str, Any]] = response.json()["timeline"]
-            if timeline and timeline[-1]["kind"] == "call.ended":
-                return timeline
-            await asyncio.sleep(0.05 * UNIT)
-    raise AssertionError("the call's end never reached its timeline")
+            return timeline if timeline and timeline[-1]["kind"] == "call.ended" else None
+
+        return await eventually_async(ended, what="call.ended in the timeline", every_s=0.05)
 
 
 def read_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -285,7 +285,7 @@ async def test_call_metrics_for_other_providers(
                     audio=caller_wav(*UTTERANCES, gap_ms=GAPS),
                     webhook_url=f"{base}/telnyx/webhook",
                 )
-                await call.wait(40)
+                await call.wait(40 * UNIT)
             samples = await scrape_after_call(base)
     detail = await read_only_call(tmp_path)
     labels = {"carrier": carrier, "provider": provider}

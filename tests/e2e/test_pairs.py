@@ -8,7 +8,6 @@ hanging up mid-reply (Telnyx) and a provider drop (Twilio; OpenAI's is in test_t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.telnyx import CallReport as TelnyxReport
 from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.emulators.twilio import TwilioEmulator
+from tests.conftest import UNIT
 from tests.e2e.harness import (
     caller_pcm,
     caller_wav,
@@ -32,6 +32,7 @@ from tests.e2e.harness import (
     telnyx_env,
     twilio_env,
 )
+    until_said,
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -96,7 +97,7 @@ async def telnyx_call(
         audio=audio,
         webhook_url=f"{base}/telnyx/webhook",
     )
-    return await call.wait(timeout_s)
+    return await call.wait(timeout_s * UNIT)
 
 
 def _plain(text: str) -> str:
@@ -120,7 +121,7 @@ async def test_twilio_pair(tmp_path: Path, provider: str) -> None:
         async with running_app(tmp_path, env) as (base, _settings, _app):
             pcm = caller_pcm(*UTTERANCES, gap_ms=GAPS)
             twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
-            (report,) = await twilio.wait_calls(timeout_s=40)
+            (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
         hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
     assert report.violations == []
     assert hangups, "end_call must hang up through Twilio's REST API"
@@ -171,7 +172,7 @@ async def test_twilio_barge_in_then_transfer(tmp_path: Path, provider: str) -> N
         async with running_app(tmp_path, env) as (base, _settings, _app):
             pcm = caller_pcm("tell me everything", "billing please", gap_ms=[1800, 7000])
             twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
-            (report,) = await twilio.wait_calls(timeout_s=40)
+            (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
     assert report.violations == []
     assert report.clears >= 1, "barge-in clears the carrier's buffer"
     assert report.dialed == ["+15550199999"]
@@ -215,13 +216,16 @@ async def test_twilio_provider_drop_mid_call(tmp_path: Path, provider: str) -> N
         async with running_app(tmp_path, env) as (base, _settings, _app):
             pcm = caller_pcm("first question", "second question", gap_ms=[3500, 3000])
             twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
-            await asyncio.sleep(4.5)  # the first answer has been given
+            # the first answer has been given (and heard), the second question not yet asked
+            await until_said(
+                tmp_path, lambda said: any(_plain(text) == "first answer" for _, text in said)
+            )
             if providers.deepgram is not None:
                 assert await providers.deepgram.drop_listen_sockets() == 1
             else:
                 assert providers.gemini is not None
                 await providers.gemini.live.drop_all()
-            (report,) = await twilio.wait_calls(timeout_s=40)
+            (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
     assert report.violations == []
     detail = await read_only_call(tmp_path)
     said = [(t.role, _plain(t.text)) for t in detail.transcript]

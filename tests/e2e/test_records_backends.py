@@ -12,6 +12,7 @@ from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.store import CallStore
 from tests.backends import BACKENDS, database_target, drop_schema
+from tests.conftest import UNIT
 from tests.e2e.harness import caller_pcm, openai_env, running_app, twilio_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -34,7 +35,7 @@ async def test_call_record_in_each_backend(tmp_path: Path, backend: str) -> None
             async with running_app(tmp_path, env, store=store) as (base, _s, _a):
                 pcm = caller_pcm("hi", "bye", gap_ms=[2000, 4000])
                 twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
-                await twilio.wait_calls(timeout_s=30)
+                await twilio.wait_calls(timeout_s=30 * UNIT)
         reader = CallStore(url, schema=schema)
         await reader.migrate()
         (record,) = (await reader.list_calls()).items

@@ -10,6 +10,7 @@ import pytest
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.store import CallStore
+from tests.conftest import UNIT
 from tests.e2e.harness import caller_wav, openai_env, running_app, telnyx_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -32,7 +33,7 @@ async def test_greeting_turn_and_end_call(tmp_path: Path) -> None:
                 audio=caller_wav("what are your opening hours", "thanks bye"),
                 webhook_url=f"{base}/telnyx/webhook",
             )
-            report = await call.wait(40)
+            report = await call.wait(40 * UNIT)
     assert report.violations == []
     assert oai.violations == []
     assert report.commands[:2] == ["answer", "streaming_start"]
@@ -57,6 +58,6 @@ async def test_greeting_turn_and_end_call(tmp_path: Path) -> None:
     assert ("caller", "what are your opening hours") in said
     assert ("agent", "We are open nine to five.") in said
     assert [t.name for t in detail.tool_calls] == ["end_call"]
-    assert detail.latencies and all(lat.latency_ms < 3000 for lat in detail.latencies)
+    assert detail.latencies and all(lat.latency_ms < 3000 * UNIT for lat in detail.latencies)
     kinds = [e.kind for e in detail.timeline]
     assert "tool.call" in kinds and "hangup.requested" in kinds

@@ -17,6 +17,7 @@ import pytest
 from switchboard.agents import AgentBook
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import CallReport, TwilioEmulator
+from tests.conftest import UNIT
 from tests.e2e.harness import (
     agent_book,
     caller_pcm,
@@ -24,6 +25,7 @@ from tests.e2e.harness import (
     read_only_call,
     running_app,
     twilio_env,
+    until_said,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -56,7 +58,7 @@ async def call_setup(
 
 async def place(twilio: TwilioEmulator, base: str, pcm: bytes, **options: Any) -> CallReport:
     caller = twilio.dial_in(f"{base}/twilio/voice", audio=pcm_to_ulaw(pcm), **options)
-    (report,) = await twilio.wait_calls(timeout_s=40)
+    (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
     assert report.call_sid == caller.report.call_sid
     return report
 
@@ -170,7 +172,6 @@ async def test_provider_drop_mid_call_reconnects_and_the_call_goes_on(tmp_path: 
 
 @pytest.mark.local
 async def test_provider_failure_apologises_and_ends_the_call_cleanly(tmp_path: Path) -> None:
-    import asyncio
 
     oai = OpenAIRealtimeEmulator(script=[{"caller": "hello", "say": "Hi there."}])
     await oai.__aenter__()
@@ -181,9 +182,10 @@ async def test_provider_failure_apologises_and_ends_the_call_cleanly(tmp_path: P
             twilio.dial_in(
                 f"{base}/twilio/voice", audio=pcm_to_ulaw(caller_pcm("hello", gap_ms=9000))
             )
-            await asyncio.sleep(2.5)  # the greeting has played
+            # the caller's "hello" cuts the greeting short; the answer to it has been heard
+            await until_said(tmp_path, lambda said: ("agent", "Hi there.") in said)
             await oai.__aexit__(None, None, None)  # the provider is gone for good
-            (report,) = await twilio.wait_calls(timeout_s=40)
+            (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
         hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
     assert report.violations == []
     assert hangups, "the call is ended through the carrier"

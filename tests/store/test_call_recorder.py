@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
-from tests.conftest import UNIT
+from tests.waiting import eventually_async
 
 from switchboard.errors import StoreError
 from switchboard.providers.base import Usage
@@ -81,14 +78,13 @@ async def test_crash_mid_call_leaves_a_readable_record(
     url, schema = store_target
     reader = CallStore(url, schema=schema)
     try:
-        detail: CallDetail | None = None
-        deadline = time.monotonic() + 3 * UNIT
-        while time.monotonic() < deadline:
+
+        async def written() -> CallDetail | None:
             detail = await reader.get_call(call_id)
-            if detail is not None and detail.timeline and detail.record.status == "in_progress":
-                break
-            await asyncio.sleep(0.02)
-        assert detail is not None
+            done = detail is not None and detail.timeline and detail.record.status == "in_progress"
+            return detail if done else None
+
+        detail = await eventually_async(written, limit_s=3, what="the writer's commit")
         assert detail.record.status == "in_progress"
         assert [t.text for t in detail.transcript] == ["Hello, how can I help?", "My order is"]
         assert detail.timeline[0].data == {"played_ms": 300}

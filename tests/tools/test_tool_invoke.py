@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
@@ -12,6 +11,7 @@ from typing import Annotated
 import pytest
 from pydantic import Field
 from tests.conftest import UNIT
+from tests.waiting import eventually
 
 from switchboard.errors import ToolError
 from switchboard.tools import ToolContext, ToolRegistry, tool
@@ -40,15 +40,20 @@ async def reserve(
 @tool(timeout_s=0.05 * UNIT)
 async def slow() -> str:
     """Never finishes in time."""
-    await asyncio.sleep(10)
+    await asyncio.Event().wait()  # only the timeout ends it
     return "late"
+
+
+TOOL_BLOCKED = threading.Event()
+LOOP_ANSWERED = threading.Event()
 
 
 @tool
 def blocking(seconds: float) -> str:
-    """Blocks its thread."""
-    time.sleep(seconds)
-    return threading.current_thread().name
+    """Blocks its thread until the event loop answers (at most ``seconds``)."""
+    TOOL_BLOCKED.set()
+    answered = LOOP_ANSWERED.wait(seconds)
+    return f"{threading.current_thread().name} answered={answered}"
 
 
 @tool
@@ -150,23 +155,17 @@ async def test_non_json_result(registry: ToolRegistry) -> None:
 async def test_sync_tools_run_in_a_thread_without_blocking_the_loop(
     registry: ToolRegistry,
 ) -> None:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.005)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    try:
-        result = await registry.invoke("blocking", {"seconds": 0.2})
-    finally:
-        task.cancel()
+    TOOL_BLOCKED.clear()
+    LOOP_ANSWERED.clear()
+    invoked = asyncio.create_task(registry.invoke("blocking", {"seconds": 5 * UNIT}))
+    # Had the tool blocked the loop, nothing here would run until it gave up unanswered.
+    await eventually(TOOL_BLOCKED.is_set, what="the tool blocking")
+    LOOP_ANSWERED.set()
+    result = await asyncio.wait_for(invoked, 5 * UNIT)
     assert result.ok
-    assert result.value != threading.current_thread().name
-    assert ticks >= 5  # the loop kept running while the tool slept in its thread
-    assert result.duration_ms >= 200
+    thread, answered = str(result.value).split(" ")
+    assert answered == "answered=True"
+    assert thread != threading.current_thread().name
 
 
 async def test_parameter_names_pydantic_reserves() -> None:

@@ -17,6 +17,7 @@ from deepgram.listen.v1.types import (
 from deepgram.speak.v1.types import SpeakV1Cleared, SpeakV1Flushed, SpeakV1Metadata
 from tests.conformance import conform
 from tests.conftest import UNIT
+from tests.waiting import printed
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -201,12 +202,7 @@ async def test_speak_rest_wav_default_and_raw() -> None:
 @pytest.mark.anyio
 async def test_run_serves_until_cancelled(capsys: pytest.CaptureFixture[str]) -> None:
     task = asyncio.create_task(run(port=0, script=[{"caller": "hi"}], idle_timeout_s=5))
-    url = ""
-    for _ in range(int(200 * UNIT)):
-        url = capsys.readouterr().out.strip()
-        if url:
-            break
-        await asyncio.sleep(0.01)
+    url = (await printed(capsys, "http://")).strip()
     assert url.startswith("deepgram emulator: http://127.0.0.1:")
     async with httpx.AsyncClient() as client:
         base = url.split(": ", 1)[1]

@@ -15,6 +15,7 @@ import pytest
 from google.genai import types
 from tests.conformance import conform
 from tests.conftest import UNIT
+from tests.waiting import eventually, printed
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -221,7 +222,7 @@ async def test_live_tool_call_round_trip_and_violations() -> None:
                 {"realtimeInput": {"audio": {"mimeType": "audio/pcm;rate=16000", "data": "%%%"}}}
             )
         )
-        await asyncio.sleep(0.05)
+        await eventually(lambda: len(emu.live.violations) >= 4, what="four violations")
     assert emu.live.violations == [
         "functionResponse without id",
         "functionResponse for unknown call None",
@@ -420,13 +421,7 @@ async def test_rest_invalid_json_body() -> None:
 @pytest.mark.anyio
 async def test_run_serves_until_cancelled(capsys: pytest.CaptureFixture[str]) -> None:
     task = asyncio.create_task(run(script=["Hi."]))
-    url = ""
-    for _ in range(500):
-        out = capsys.readouterr().out
-        if "http://" in out:
-            url = out.split()[-1]
-            break
-        await asyncio.sleep(0.01)
+    url = (await printed(capsys, "http://")).split()[-1]
     assert url.startswith("http://127.0.0.1:")
     async with httpx.AsyncClient() as client:
         resp = await client.post(

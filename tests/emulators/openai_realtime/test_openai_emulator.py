@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +14,7 @@ import pytest
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from tests.conformance import conform
 from tests.conftest import UNIT
+from tests.waiting import printed
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -300,14 +300,14 @@ async def test_golden_client_fixtures_are_accepted() -> None:
 
 async def test_run_prints_its_url_and_serves(capsys: pytest.CaptureFixture[str]) -> None:
     task = asyncio.create_task(run(port=0, api_key=KEY))
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if "http://" in capsys.readouterr().out:
-            break
-    else:
-        raise AssertionError("run() printed no URL")
+    base = (await printed(capsys, "http://")).split()[-1]
+    assert base.startswith("http://127.0.0.1:")
+    headers = {"Authorization": f"Bearer {KEY}"}
+    ws_url = base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+    async with connect(ws_url, additional_headers=headers) as ws:  # it serves what it printed
+        assert (await recv(ws))["type"] == "session.created"
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    with pytest.raises(asyncio.CancelledError):
         await task
 
 

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from tests.conftest import UNIT
+from tests.waiting import printed
 from websockets.asyncio.server import ServerConnection, serve
 
 from switchboard.audio.g711 import pcm16_to_ulaw
@@ -423,17 +424,12 @@ async def test_run_call_through_a_running_emulator(tmp_path: Path, locate: str) 
 async def test_run_prints_its_url_and_key(capsys: pytest.CaptureFixture[str]) -> None:
     seed = base64.b64encode(bytes(32)).decode()
     task = asyncio.create_task(run(port=0, api_key=KEY, private_key_b64=seed))
-    printed = ""
-    for _ in range(500):
-        await asyncio.sleep(0.01)
-        printed += capsys.readouterr().out
-        if printed:
-            break
+    out = await printed(capsys, "\n")
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    with pytest.raises(asyncio.CancelledError):
         await task
     public = Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key()
     public_b64 = base64.b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
-    assert printed.startswith("telnyx emulator on http://127.0.0.1:")
-    assert f"TELNYX_PUBLIC_KEY={public_b64}" in printed
-    assert printed.count("\n") == 1
+    assert out.startswith("telnyx emulator on http://127.0.0.1:")
+    assert f"TELNYX_PUBLIC_KEY={public_b64}" in out
+    assert out.count("\n") == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from tests.conftest import UNIT
+from tests.waiting import printed
 from twilio.request_validator import RequestValidator
 
 from switchboard.emulators.twilio import Playout, TwilioEmulator, twilio_signature
@@ -145,10 +146,8 @@ async def test_run_prints_its_url_and_serves(capsys: pytest.CaptureFixture[str])
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
-        with anyio.fail_after(5 * UNIT):
-            while "listening on" not in (out := capsys.readouterr().out):  # noqa: ASYNC110
-                await anyio.sleep(0.01)
-        url = out.strip().rsplit(" ", 1)[-1]
+        out = await printed(capsys, "listening on")
+        url = out.strip().splitlines()[-1].rsplit(" ", 1)[-1]
         async with httpx.AsyncClient() as http:
             r = await http.get(f"{url}/2010-04-01/Accounts/AC1/Calls/CA1.json")
         assert (r.status_code, r.json()["code"]) == (401, 20003)

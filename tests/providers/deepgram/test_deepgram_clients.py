@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import UNIT
+from tests.waiting import eventually
 
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.config import Settings, load_settings
@@ -84,10 +85,8 @@ async def test_stt_reconnects_after_idle_close_without_losing_audio() -> None:
         first = caller_audio("first question")
         await send(stt, first)
         await until(events, speech_final)
-        for _ in range(int(300 * UNIT)):  # the caller went quiet and Deepgram hung up
-            if emu.idle_closes:
-                break
-            await asyncio.sleep(0.01)
+        # the caller went quiet and Deepgram hung up
+        await eventually(lambda: emu.idle_closes, limit_s=3, what="Deepgram's idle close")
         assert emu.idle_closes == 1
         second = caller_audio("second question")
         await send(stt, second)  # sent while the socket is gone or being replaced
@@ -111,9 +110,13 @@ async def test_stt_keepalive_holds_an_idle_socket_open() -> None:
     async with DeepgramEmulator(api_key=KEY, idle_timeout_s=0.4 * UNIT) as emu:
         stt = DeepgramSTT(settings=settings_for(emu), keepalive_s=0.1 * UNIT)
         await stt.start()
-        await asyncio.sleep(1.0 * UNIT)
+
+        def keepalives() -> int:
+            return sum(c == {"type": "KeepAlive"} for c in emu.listen_controls)
+
+        # eight keep-alives 0.1 s apart span twice the 0.4 s idle timeout
+        await eventually(lambda: keepalives() >= 8, what="eight KeepAlive messages")
         assert emu.idle_closes == 0
-        assert {"type": "KeepAlive"} in emu.listen_controls
         await stt.close()
 
 

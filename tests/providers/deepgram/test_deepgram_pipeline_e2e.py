@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import UNIT
+from tests.waiting import eventually
 
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.config import load_settings
@@ -84,7 +85,7 @@ class Call:
         for i in range(0, len(audio), 160):
             await self.provider.send_audio(AudioChunk(audio[i : i + 160], AudioFormat.ULAW, 8000))
             if i % 3200 == 0:
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # a yield, not a wait: let the call read what we sent
 
 
 @asynccontextmanager
@@ -217,10 +218,7 @@ async def test_idle_listen_socket_is_restored_mid_call() -> None:
     ) as (call, dg, _):
         await call.say("hello")
         await call.wait(E.RESPONSE_DONE, 1)
-        for _ in range(int(300 * UNIT)):
-            if dg.idle_closes:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: dg.idle_closes, limit_s=3, what="Deepgram's idle close")
         assert dg.idle_closes == 1
         await call.say("are you still there")
         await call.wait(E.RESPONSE_DONE, 2)

@@ -13,6 +13,7 @@ import pytest
 from google.genai import types
 from tests.conformance import conform
 from tests.conftest import UNIT
+from tests.waiting import eventually
 
 from switchboard.config import load_settings
 from switchboard.emulators.common import speech_like_pcm16
@@ -238,7 +239,7 @@ async def test_go_away_resumes_with_handle_and_loses_no_caller_audio() -> None:
         await rec.wait(T.RESPONSE_DONE)
         audio = speech("keep talking") + silence(700)
         streaming = asyncio.create_task(say(provider, audio, pace_s=0.005))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: emu.live.audio_by_connection[0] > sent, what="more caller audio")
         await emu.live.go_away(time_left_s=2.0 * UNIT)
         await rec.wait(T.RECONNECTED)
         sent += await streaming
@@ -304,11 +305,7 @@ async def test_reconnect_gives_up_after_bounded_retries(code: int, attempts: lis
         assert error.data["code"] == "reconnect_failed"
         assert str(code) in error.data["message"]
         assert [e.data["attempt"] for e in rec.of(T.RECONNECTING)] == attempts
-        for _ in range(100):
-            if provider.state is SessionState.FAILED:
-                break
-            await asyncio.sleep(0.01)
-        assert provider.state is SessionState.FAILED
+        await eventually(lambda: state_of(provider) is SessionState.FAILED, what="FAILED")
         await provider.disconnect()
         await rec.stop()
     assert state_of(provider) is SessionState.CLOSED
@@ -368,12 +365,12 @@ async def test_tool_call_cancellation_drops_the_late_result() -> None:
         await utterance(provider)
         (call,) = await rec.wait(T.FUNCTION_CALL)
         await say(provider, speech("never mind"))  # barge-in while the tool runs
-        for _ in range(200):
-            if provider.protocol._cancelled:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: provider.protocol._cancelled, what="the tool call's cancellation")
         await provider.handle_function_result(call.data["call_id"], {"temp": -5})
-        await asyncio.sleep(0.05)
+        # audio sent after the result arrives after anything the result would have sent
+        before = emu.live.audio_bytes
+        await say(provider, silence(20))
+        await eventually(lambda: emu.live.audio_bytes > before, what="the audio after the result")
     assert not [m for m in emu.live.received if "toolResponse" in m]
     assert emu.violations == []
 
@@ -389,7 +386,7 @@ async def test_greeting_and_resampling_of_other_input_rates() -> None:
         assert final == ["Thanks for calling!"]  # spoken verbatim, the script is untouched
         pcm8k = speech_like_pcm16("x" * 16, 8000)  # ~1 s
         await provider.send_audio(AudioChunk(pcm8k, AudioFormat.PCM16, 8000))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: emu.live.audio_bytes > len(pcm8k) * 3 // 2, what="16 kHz audio")
     greeting = next(m["clientContent"] for m in emu.live.received if "clientContent" in m)
     assert "Thanks for calling!" in greeting["turns"][0]["parts"][0]["text"]
     assert emu.live.audio_bytes > len(pcm8k) * 3 // 2  # upsampled to 16 kHz before sending

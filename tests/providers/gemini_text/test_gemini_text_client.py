@@ -11,6 +11,7 @@ import pytest
 from google.genai import types
 from tests.conformance import conform
 from tests.conftest import UNIT
+from tests.waiting import eventually
 
 from switchboard.config import load_settings
 from switchboard.emulators.gemini import GeminiEmulator
@@ -204,10 +205,7 @@ async def test_cancellation_mid_stream_closes_http_stream() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        for _ in range(200):
-            if emu.rest_streams_aborted:
-                break
-            await asyncio.sleep(0.01 * UNIT)
+        await eventually(lambda: emu.rest_streams_aborted, what="the stream's abort")
         await llm.aclose()
         assert emu.rest_streams_aborted == 1
     assert not any(isinstance(ev, LLMDone) for ev in got)

@@ -16,6 +16,7 @@ import pytest
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from tests.conformance import conform
 from tests.conftest import UNIT
+from tests.waiting import eventually
 
 from switchboard.audio.g711 import pcm16_to_alaw, pcm16_to_ulaw
 from switchboard.config import load_settings
@@ -215,21 +216,28 @@ async def test_barge_in_truncates_at_clamped_playout() -> None:
     ):
         await speak(provider, "hi there", silence_ms=600)
         first = await events.wait_for(is_(E.AUDIO_OUTPUT))
-        await asyncio.sleep(0.3)
+        item_id = first.data["item_id"]
+
+        def received_ms() -> float:
+            chunks = events.of(E.AUDIO_OUTPUT)
+            return float(
+                sum(e.data["chunk"].duration_ms for e in chunks if e.data["item_id"] == item_id)
+            )
+
+        await eventually(lambda: received_ms() >= 300, what="300 ms of the reply")
         await speak(provider, "wait stop", silence_ms=0)  # caller barges in
         await events.wait_for(is_(E.INTERRUPTED))
         done = await events.wait_for(is_(E.RESPONSE_DONE, status="cancelled"))
         assert done.data["reason"] == "turn_detected"
-        item_id = first.data["item_id"]
-        got_ms = sum(
-            e.data["chunk"].duration_ms
-            for e in events.of(E.AUDIO_OUTPUT)
-            if e.data["item_id"] == item_id
-        )
+        got_ms = received_ms()
         assert 0 < got_ms < len(say) * 60
         await provider.interrupt(played_ms=60_000)  # more than was ever received
-        await asyncio.sleep(0.1 * UNIT)
-        truncate = next(e for e in emu.received if e["type"] == "conversation.item.truncate")
+        truncate = await eventually(
+            lambda: next(
+                (e for e in emu.received if e["type"] == "conversation.item.truncate"), None
+            ),
+            what="conversation.item.truncate",
+        )
         assert truncate["item_id"] == item_id
         assert truncate["audio_end_ms"] == int(got_ms)
         assert any(e["type"] == "conversation.item.truncated" for e in emu.sent)

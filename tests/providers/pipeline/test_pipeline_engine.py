@@ -91,10 +91,10 @@ class FakeLLM:
         try:
             if reply == "hang":
                 yield LLMTextDelta("I will talk for a long time. ")
-                await asyncio.sleep(60)
+                await asyncio.Event().wait()  # a model that never finishes: only cancelled
             for event in reply:
                 assert not isinstance(event, str)
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # a yield between tokens, as a streamed reply has
                 yield event
         except asyncio.CancelledError:
             self.cancelled += 1
@@ -105,7 +105,7 @@ class FakeLLM:
 
 
 class FakeTTS:
-    """20 ms μ-law chunks, 10 per sentence, with a tiny pause between chunks."""
+    """20 ms μ-law chunks, 10 per sentence, yielding to the loop between chunks."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
@@ -117,7 +117,7 @@ class FakeTTS:
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         self.texts.append(text)
         for _ in range(10):
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0)  # a yield between chunks, as streamed synthesis has
             yield b"\x7f" * 160
 
     async def aclose(self) -> None:
