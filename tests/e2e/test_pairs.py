@@ -31,8 +31,8 @@ from tests.e2e.harness import (
     running_app,
     telnyx_env,
     twilio_env,
-)
     until_said,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
