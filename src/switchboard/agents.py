@@ -38,7 +38,8 @@ from pydantic import (
     model_validator,
 )
 
-from switchboard.errors import ConfigError
+from switchboard.audio.files import read_audio_file
+from switchboard.errors import AudioError, ConfigError
 from switchboard.providers.base import AudioSpec, SessionConfig
 from switchboard.providers.registry import ProviderType, Requirements
 from switchboard.tools.builtin import builtin_registry
@@ -129,6 +130,20 @@ class Agent(_Strict):
     #: or ``g722`` (16 kHz; Opus and G.722 need the ``codecs`` extra). Default: ``pcmu``, or
     #: ``l16`` for Gemini (its 16 kHz input then needs no resampling). Twilio is always μ-law.
     carrier_codec: Literal["pcmu", "pcma", "l16", "opus", "g722"] | None = None
+    #: A WAV, MP3 or Ogg/Opus file played to the caller when the call starts, instead of the
+    #: provider speaking ``greeting`` (which then only stands for it in the transcript). MP3 and
+    #: Ogg/Opus need the ``codecs`` extra; the file is decoded once at load to check it.
+    greeting_audio: Path | None = None
+
+    @field_validator("greeting_audio")
+    @classmethod
+    def _readable_audio(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                read_audio_file(value, 8000)
+            except AudioError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
 
     @field_validator("requirements")
     @classmethod
@@ -190,7 +205,7 @@ class Agent(_Strict):
             tools=list(tools_schemas or []),
             voice=self.voice,
             language=self.language,
-            greeting=self.greeting,
+            greeting=None if self.greeting_audio is not None else self.greeting,
             extra=extra,
         )
 

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 from switchboard.agents import Agent, AgentBook
 from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.core import BridgeOptions
+from switchboard.bridge.greeting import greeting_audio
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
 from switchboard.config import Settings
-from switchboard.errors import ConfigError, SwitchboardError, TelephonyError
+from switchboard.errors import AudioError, ConfigError, SwitchboardError, TelephonyError
 from switchboard.logs import call_context
 from switchboard.metrics import Metrics
 from switchboard.providers.base import AudioFormat, AudioSpec, BaseProvider, TelephonyAdapter
@@ -291,6 +292,19 @@ class CallManager:
         )
         asyncio.get_running_loop().create_task(self._end(active, "no_media"))
 
+    @staticmethod
+    def _recorded_greeting(
+        agent: Agent, spec: AudioSpec, call_id: str
+    ) -> tuple[bytes, str | None] | None:
+        """The agent's ``greeting_audio`` in the carrier's format (None: none, or unreadable)."""
+        if agent.greeting_audio is None:
+            return None
+        try:
+            return greeting_audio(agent.greeting_audio, spec), agent.greeting
+        except (AudioError, OSError) as exc:  # checked at load; gone or broken since
+            logger.error("call %s: greeting audio unusable: %s", call_id, exc)
+            return None
+
     async def run_media(
         self,
         *,
@@ -364,6 +378,7 @@ class CallManager:
             apology=agent.apology,
             apology_audio=apology_audio,
             sink=sink,
+            greeting=self._recorded_greeting(agent, started.audio, call_id),
         )
         active.session = session
         active.status = "in-progress"

@@ -122,6 +122,7 @@ class CallSession:
         on_frame_in: Callable[[], None] | None = None,
         apology: str | None = None,
         apology_audio: Callable[[str, AudioSpec], Awaitable[bytes | None]] | None = None,
+        greeting: tuple[bytes, str | None] | None = None,
     ) -> None:
         self.call_id = call_id
         self.codec = codec
@@ -151,6 +152,8 @@ class CallSession:
         self._carrier_action: tuple[str, str] | None = None
         self.apology = apology
         self._apology_audio = apology_audio
+        #: a recorded greeting: carrier audio and the text that stands for it in the transcript
+        self._greeting = greeting
         self._last_voice_ms: float | None = None
         self._voice_consumed_ms = 0.0  # caller voice before this already started a turn
         self._voiced_run = 0  # consecutive voiced caller frames
@@ -185,6 +188,12 @@ class CallSession:
             self.provider.output_spec.sample_rate,
         )
         await self.apply(self.core.start(self.now()))
+        if self._greeting is not None:  # played like an agent reply: paced, interruptible
+            audio, text = self._greeting
+            framer, now = Framer(carrier), self.now()
+            await self.apply(self.core.agent_audio(framer.push(audio) + framer.flush(), now))
+            await self.apply(self.core.agent_text(text or "(greeting)", final=True, now=now))
+            await self.apply(self.core.response_done("completed", now))
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
