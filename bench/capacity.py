@@ -40,7 +40,7 @@ from switchboard.loadtest import LoadOptions, LoadReport, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP = (1, 25, 50, 100, 150, 200)
-AUTH_TOKEN = "bench-auth-token"  # noqa: S105 (a throwaway local test key)
+AUTH_TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105 (a throwaway local test key)
 ACCOUNT_SID = "AC" + "b" * 32
 SERVER_CPU, LOAD_CPU = 0, 1
 
@@ -101,7 +101,7 @@ def start_server(
         TWILIO_ACCOUNT_SID=ACCOUNT_SID,
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         SWITCHBOARD_PUBLIC_URL=base,
-        SWITCHBOARD_API_TOKEN="bench-api-token",  # noqa: S106 (throwaway local test key)
+        SWITCHBOARD_API_TOKEN="bench-api-token-0123456789abcdef",  # noqa: S106 (throwaway)
         SWITCHBOARD_AGENTS=str(agents),
         SWITCHBOARD_PROVIDER="openai",
         SWITCHBOARD_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'calls.db'}",

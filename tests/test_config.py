@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from switchboard.catalog import load_catalog
-from switchboard.config import Settings, http_to_ws, load_settings
+from switchboard.config import (
+    SECRET_MINIMUMS,
+    SECRET_SETTINGS,
+    Settings,
+    http_to_ws,
+    load_settings,
+)
 from switchboard.errors import ConfigError
 
 
@@ -120,3 +126,42 @@ def test_settings_fail_at_start_on_a_bad_catalog(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="prices_as_of"):
         load_settings(SWITCHBOARD_CONFIG=str(bad))
     assert isinstance(Settings(), Settings)
+
+
+def test_an_empty_secret_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "NAME=" in a .env or a shell export: an empty HMAC key or token must configure nothing
+    for name in ("TWILIO_WEBHOOK_SHARED_KEY", "SWITCHBOARD_SIGNING_SECRET"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.setenv("SWITCHBOARD_METRICS_TOKEN", "   ")
+    settings = load_settings(SWITCHBOARD_API_TOKEN="", TELNYX_PUBLIC_KEY="")
+    for name in SECRET_SETTINGS:
+        assert settings.secret(name) != "", name
+    assert settings.secret("twilio_webhook_shared_key") is None
+    assert settings.secret("signing_secret") is None
+    assert settings.secret("metrics_token") is None
+    assert settings.secret("api_token") is None
+    assert settings.telnyx_public_key is None
+
+
+def test_weak_secrets_are_named_never_shown() -> None:
+    strong = "s" * 32
+    settings = load_settings(
+        SWITCHBOARD_API_TOKEN="short-api-token",
+        SWITCHBOARD_METRICS_TOKEN=strong,
+        TWILIO_AUTH_TOKEN="tw-" + "x" * 10,
+        TWILIO_WEBHOOK_SHARED_KEY=None,
+    )
+    weak = settings.weak_secrets()
+    assert weak == [
+        "SWITCHBOARD_API_TOKEN is shorter than 32 characters",
+        "TWILIO_AUTH_TOKEN is shorter than 32 characters",
+    ]
+    assert not any("short-api-token" in w for w in weak)
+    assert load_settings(SWITCHBOARD_API_TOKEN=strong).weak_secrets() == []
+    assert {variable for variable, _ in SECRET_MINIMUMS.values()} == {
+        "SWITCHBOARD_API_TOKEN",
+        "SWITCHBOARD_METRICS_TOKEN",
+        "SWITCHBOARD_SIGNING_SECRET",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_WEBHOOK_SHARED_KEY",
+    }

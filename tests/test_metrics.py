@@ -53,10 +53,13 @@ def scrape(metrics: Metrics) -> Samples:
 
 
 def app_for(tmp_path: Path, **env: Any) -> FastAPI:
+    # A loopback public URL: a public one turns loopback trust off (tests/app/test_security_edge).
     settings = load_settings(
-        SWITCHBOARD_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}",
-        SWITCHBOARD_PUBLIC_URL="https://sb.example.com",
-        **env,
+        **{
+            "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}",
+            "SWITCHBOARD_PUBLIC_URL": "http://127.0.0.1:8080",
+            **env,
+        }
     )
     return create_app(settings)
 

@@ -20,9 +20,34 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from switchboard.catalog import Catalog, load_catalog
 from switchboard.errors import ConfigError
 
-__all__ = ["Settings", "http_to_ws", "load_settings"]
+__all__ = ["SECRET_MINIMUMS", "SECRET_SETTINGS", "Settings", "http_to_ws", "load_settings"]
 
 logger = logging.getLogger(__name__)
+
+
+#: Every secret setting (field names). Empty values count as unset.
+SECRET_SETTINGS = (
+    "openai_api_key",
+    "gemini_api_key",
+    "deepgram_api_key",
+    "twilio_auth_token",
+    "twilio_webhook_shared_key",
+    "telnyx_api_key",
+    "api_token",
+    "metrics_token",
+    "signing_secret",
+)
+
+#: The secrets that guard this server, with the shortest value ``serve`` accepts: switchboard's
+#: own tokens and keys (anyone who guesses one can use the API, read metrics or mint media
+#: tokens), and the carrier keys that sign webhooks (Twilio issues 32-character auth tokens).
+SECRET_MINIMUMS: dict[str, tuple[str, int]] = {
+    "api_token": ("SWITCHBOARD_API_TOKEN", 32),
+    "metrics_token": ("SWITCHBOARD_METRICS_TOKEN", 32),
+    "signing_secret": ("SWITCHBOARD_SIGNING_SECRET", 32),
+    "twilio_auth_token": ("TWILIO_AUTH_TOKEN", 32),
+    "twilio_webhook_shared_key": ("TWILIO_WEBHOOK_SHARED_KEY", 32),
+}
 
 
 def http_to_ws(url: str) -> str:
@@ -86,6 +111,28 @@ class Settings(BaseSettings):
     #: Secret for per-call media tokens; generated at start when unset (single process only).
     signing_secret: SecretStr | None = Field(default=None, alias="SWITCHBOARD_SIGNING_SECRET")
 
+    # Exposure and limits (docs/security.md)
+    #: Serve ``/docs``, ``/redoc`` and ``/openapi.json`` (off in production by default).
+    api_docs: bool = Field(default=False, alias="SWITCHBOARD_API_DOCS")
+    #: Largest carrier webhook body (``/twilio/*``, ``/telnyx/*``) in bytes; larger → 413.
+    webhook_max_body: int = Field(default=64 * 1024, ge=1024, alias="SWITCHBOARD_WEBHOOK_MAX_BODY")
+    #: Largest request body anywhere else (``/v1/*``) in bytes; larger → 413.
+    api_max_body: int = Field(default=256 * 1024, ge=1024, alias="SWITCHBOARD_API_MAX_BODY")
+    #: Largest WebSocket message ``serve`` accepts (uvicorn ``ws_max_size``); larger → close 1009.
+    ws_max_size: int = Field(default=64 * 1024, ge=4096, alias="SWITCHBOARD_WS_MAX_SIZE")
+    #: How long a carrier media socket may stay open without sending ``start``.
+    media_start_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, alias="SWITCHBOARD_MEDIA_START_TIMEOUT_S"
+    )
+
+    @field_validator(*SECRET_SETTINGS, "telnyx_public_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # ``TWILIO_WEBHOOK_SHARED_KEY=`` in a .env must not configure an empty HMAC key.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator(
         "openai_base_url",
         "gemini_base_url",
@@ -128,6 +175,18 @@ class Settings(BaseSettings):
     def catalog(self) -> Catalog:
         """The providers.yaml catalogue (packaged, or ``SWITCHBOARD_CONFIG``)."""
         return load_catalog(self.config_path)
+
+    def weak_secrets(self) -> list[str]:
+        """Each guarding secret that is set but shorter than :data:`SECRET_MINIMUMS` allows.
+
+        The messages name the variable and the minimum, never the value.
+        """
+        weak = []
+        for name, (variable, minimum) in SECRET_MINIMUMS.items():
+            value = self.secret(name)
+            if value is not None and len(value) < minimum:
+                weak.append(f"{variable} is shorter than {minimum} characters")
+        return weak
 
     def secret(self, name: str) -> str | None:
         """The plain value of a secret setting, for the one place that sends it on the wire."""

@@ -4,7 +4,9 @@ A webhook that passed the carrier's signature check mints a token for the call; 
 websocket must present it (Twilio: a ``<Parameter>`` in ``start.customParameters``; Telnyx: the
 ``token`` query parameter of the stream URL) before any audio flows. The token is
 ``base64url(json claims) + "." + base64url(HMAC-SHA256)``, with an expiry, so a leaked stream URL
-is useless after a minute and a forged one never works.
+is useless after a minute and a forged one never works. The claims name our call id, the carrier
+and the carrier's own id for the call (Twilio CallSid, Telnyx call_control_id), which the media
+route compares with the id the socket's ``start`` message announces.
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from dataclasses import dataclass
 
 from switchboard.errors import SignatureError
 
-__all__ = ["CallToken", "TokenSigner"]
+__all__ = ["CallToken", "TokenSigner", "same_secret"]
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time equality of a credential someone sent and the one expected.
+
+    ``hmac.compare_digest`` raises ``TypeError`` on non-ASCII ``str``, and a header or a query
+    string can carry anything: the UTF-8 bytes are compared instead.
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
 def _b64e(data: bytes) -> str:
@@ -37,27 +48,45 @@ class CallToken:
     call_id: str
     carrier: str
     expires_at: float
+    #: The carrier's id of the call the token was minted for ("" when none was bound).
+    carrier_call_id: str = ""
 
 
 class TokenSigner:
     """Mints and verifies media tokens with one process-wide secret.
 
     Args:
-        secret: the HMAC key (``SWITCHBOARD_SIGNING_SECRET``); a random one when None, which is
-            fine for a single process but not for several workers behind a balancer.
+        secret: the HMAC key (``SWITCHBOARD_SIGNING_SECRET``); a random one when None or empty,
+            which is fine for a single process but not for several workers behind a balancer.
         ttl_s: token lifetime; the carrier opens the media socket within seconds of the webhook.
     """
 
     def __init__(self, secret: str | bytes | None = None, *, ttl_s: float = 60.0) -> None:
-        if secret is None:
+        if not secret:  # unset or empty: an empty HMAC key would let anyone mint tokens
             secret = secrets.token_bytes(32)
         self._key = secret.encode() if isinstance(secret, str) else secret
         self.ttl_s = ttl_s
 
-    def sign(self, call_id: str, carrier: str, *, now: float | None = None) -> str:
-        """A token for ``call_id`` on ``carrier`` valid for ``ttl_s`` seconds."""
+    def sign(
+        self,
+        call_id: str,
+        carrier: str,
+        *,
+        carrier_call_id: str = "",
+        now: float | None = None,
+    ) -> str:
+        """A token for ``call_id`` on ``carrier`` valid for ``ttl_s`` seconds.
+
+        Args:
+            call_id: our call id.
+            carrier: ``"twilio"`` or ``"telnyx"``.
+            carrier_call_id: the carrier's id of the call, bound into the token so a media
+                socket cannot steer another call.
+            now: the clock (tests).
+        """
         exp = (time.time() if now is None else now) + self.ttl_s
-        body = _b64e(json.dumps({"c": call_id, "k": carrier, "e": round(exp, 3)}).encode())
+        claims = {"c": call_id, "k": carrier, "e": round(exp, 3), "s": carrier_call_id}
+        body = _b64e(json.dumps(claims).encode())
         mac = hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest()
         return f"{body}.{_b64e(mac)}"
 
@@ -72,11 +101,11 @@ class TokenSigner:
         body, sep, mac = token.partition(".")
         if not sep:
             raise SignatureError("malformed media token")
-        expected = hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest()
-        try:
+        try:  # a query string can carry any text: non-ASCII is malformed, not a crash
+            expected = hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest()
             given = _b64d(mac)
             claims = json.loads(_b64d(body))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeError) as exc:
             raise SignatureError("malformed media token") from exc
         if not hmac.compare_digest(expected, given):
             raise SignatureError("media token signature does not match")
@@ -86,4 +115,9 @@ class TokenSigner:
             raise SignatureError(f"media token is for {claims['k']!r}, not {carrier!r}")
         if float(claims["e"]) < (time.time() if now is None else now):
             raise SignatureError("media token expired")
-        return CallToken(call_id=str(claims["c"]), carrier=carrier, expires_at=float(claims["e"]))
+        return CallToken(
+            call_id=str(claims["c"]),
+            carrier=carrier,
+            expires_at=float(claims["e"]),
+            carrier_call_id=str(claims.get("s") or ""),
+        )

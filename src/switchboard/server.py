@@ -10,6 +10,7 @@ import uvicorn
 
 from switchboard.app import create_app
 from switchboard.config import Settings
+from switchboard.errors import ConfigError
 from switchboard.logs import install_wire_redaction
 
 __all__ = ["serve"]
@@ -22,7 +23,17 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
 
     When ``SWITCHBOARD_API_TOKEN`` is unset a token is generated and printed once, here, so the
     operator can use the REST API; it is never logged.
+
+    Raises:
+        ConfigError: a secret that guards the server is shorter than its minimum
+            (:meth:`Settings.weak_secrets`); the message names the variables, not the values.
     """
+    if weak := settings.weak_secrets():
+        raise ConfigError(
+            "refusing to serve with weak secrets: "
+            + "; ".join(weak)
+            + ' (generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))")'
+        )
     install_wire_redaction()  # uvicorn logs media URLs with their ?token=; httpx logs requests
     app = create_app(settings)
     state = app.state.switchboard
@@ -35,7 +46,16 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
         logger.warning(
             "SWITCHBOARD_PUBLIC_URL is not set: carrier webhooks cannot be validated or answered"
         )
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, ws=_media_ws_protocol())
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        ws=_media_ws_protocol(),
+        # Media frames are ~1 KB and /v1/stream's start message a few: uvicorn's 16 MiB default
+        # would let each socket buffer 16 MiB × _WS_HIGH_WATER messages.
+        ws_max_size=settings.ws_max_size,
+    )
     uvicorn.Server(config).run()
     return 0
 

@@ -74,6 +74,7 @@ def build_app(tmp_path: Path) -> FastAPI:
     settings = load_settings(
         SWITCHBOARD_API_TOKEN=TOKEN,
         SWITCHBOARD_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}",
+        SWITCHBOARD_API_DOCS="true",  # the schema is served only when asked for
     )
     return create_app(settings, calls=RecordingCalls())
 

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from switchboard import __version__
 from switchboard.app.auth import require_token
 from switchboard.app.state import get_state
 from switchboard.providers.registry import ProviderInfo
@@ -20,7 +19,6 @@ providers_router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)]
 
 class Health(BaseModel):
     status: str
-    version: str
 
 
 class ProviderOut(BaseModel):
@@ -73,8 +71,12 @@ class ProviderOut(BaseModel):
 
 @health_router.get("/healthz", response_model=Health, tags=["health"])
 async def healthz() -> Health:
-    """Liveness: the process serves requests."""
-    return Health(status="ok", version=__version__)
+    """Liveness: the process serves requests.
+
+    Public, so it says nothing more: not even the version, which would tell a prober which
+    advisories apply.
+    """
+    return Health(status="ok")
 
 
 @providers_router.get("/providers", response_model=list[ProviderOut], tags=["providers"])

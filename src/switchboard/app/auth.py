@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import HTTPException, Request, WebSocket, status
 
 from switchboard.app.state import get_state
+from switchboard.security import same_secret
 
 __all__ = ["check_bearer", "require_token", "require_token_ws"]
 
@@ -16,7 +15,7 @@ def check_bearer(header: str | None, expected: str) -> bool:
     if not header:
         return False
     scheme, _, value = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), expected)
+    return scheme.lower() == "bearer" and same_secret(value.strip(), expected)
 
 
 async def require_token(request: Request) -> None:
@@ -35,4 +34,4 @@ async def require_token_ws(websocket: WebSocket) -> bool:
     if check_bearer(websocket.headers.get("authorization"), expected):
         return True
     query = websocket.query_params.get("token")
-    return bool(query) and hmac.compare_digest(str(query), expected)
+    return bool(query) and same_secret(str(query), expected)

@@ -39,7 +39,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from switchboard.app.auth import require_token, require_token_ws
 from switchboard.app.state import get_state
-from switchboard.audio import StreamConverter
+from switchboard.audio import StreamConverter, check_rate
 from switchboard.bridge.manager import CallManager
 from switchboard.errors import AudioError, ConfigError, SwitchboardError
 from switchboard.providers.base import (
@@ -147,41 +147,43 @@ async def stream(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     state = get_state(websocket)
-    try:
-        start = json.loads(await asyncio.wait_for(websocket.receive_text(), 10.0))
-        if not isinstance(start, dict) or start.get("type") != "start":
-            raise ConfigError('the first message must be {"type": "start", ...}')
-        rate = int(start.get("sample_rate", 16000))
-        fmt = _client_format(start.get("format", "pcm16"))
-        name = (
-            start.get("provider")
-            or state.registry.select_best_provider(
-                Requirements.from_mapping(start.get("requirements") or {})
-            ).value
+    provider: BaseProvider | None = None
+    pump: asyncio.Task[None] | None = None
+    try:  # whatever happens from here on, the provider session and its pump are closed
+        try:
+            start = json.loads(await asyncio.wait_for(websocket.receive_text(), 10.0))
+            if not isinstance(start, dict) or start.get("type") != "start":
+                raise ConfigError('the first message must be {"type": "start", ...}')
+            # Validated before any provider is created or connected.
+            client = AudioSpec(
+                _client_format(start.get("format", "pcm16")),
+                check_rate(int(start.get("sample_rate", 16000))),
+            )
+            name = (
+                start.get("provider")
+                or state.registry.select_best_provider(
+                    Requirements.from_mapping(start.get("requirements") or {})
+                ).value
+            )
+            config = SessionConfig(
+                audio_format=AudioFormat.PCM16,
+                sample_rate=client.sample_rate,
+                system_prompt=start.get("system_prompt"),
+                voice=start.get("voice"),
+                greeting=start.get("greeting"),
+                tools=list(start.get("tools") or []),
+            )
+            provider = state.registry.create_provider(name, config)
+            inbound = StreamConverter(client, provider.input_spec)
+            await provider.connect()
+        except (SwitchboardError, ValueError, TypeError, TimeoutError) as exc:
+            await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
+            await websocket.close(1011, "cannot start")
+            return
+        await websocket.send_text(
+            json.dumps({"type": "started", "provider": name, "model": config.model_id})
         )
-        config = SessionConfig(
-            audio_format=AudioFormat.PCM16,
-            sample_rate=rate,
-            system_prompt=start.get("system_prompt"),
-            voice=start.get("voice"),
-            greeting=start.get("greeting"),
-            tools=list(start.get("tools") or []),
-        )
-        provider = state.registry.create_provider(name, config)
-        await provider.connect()
-    except (SwitchboardError, ValueError, TypeError, TimeoutError) as exc:
-        await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
-        await websocket.close(1011, "cannot start")
-        return
-    except WebSocketDisconnect:
-        return
-    client = AudioSpec(fmt, rate)
-    await websocket.send_text(
-        json.dumps({"type": "started", "provider": name, "model": config.model_id})
-    )
-    pump = asyncio.get_running_loop().create_task(_pump_events(websocket, provider, client))
-    inbound = StreamConverter(client, provider.input_spec)
-    try:
+        pump = asyncio.get_running_loop().create_task(_pump_events(websocket, provider, client))
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -202,9 +204,14 @@ async def stream(websocket: WebSocket) -> None:
     except (WebSocketDisconnect, SwitchboardError) as exc:
         logger.info("stream client ended: %s", exc)
     finally:
-        pump.cancel()
-        with contextlib.suppress(Exception):
-            await provider.disconnect()
+        if pump is not None:
+            pump.cancel()
+            await asyncio.wait({pump})
+            if not pump.cancelled() and (error := pump.exception()) is not None:
+                logger.info("stream event pump ended: %s", error)
+        if provider is not None:
+            with contextlib.suppress(Exception):
+                await provider.disconnect()
         with contextlib.suppress(Exception):
             await websocket.close(1000)
 

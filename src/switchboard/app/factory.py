@@ -14,6 +14,7 @@ from switchboard import __version__
 from switchboard.app.api import health_router, providers_router
 from switchboard.app.calls_api import calls_router
 from switchboard.app.control_api import control_router, stream_router
+from switchboard.app.edge import EdgeGuard
 from switchboard.app.errors import install_error_handlers
 from switchboard.app.metrics_api import METRICS_KEY, metrics_router
 from switchboard.app.state import AppState
@@ -97,13 +98,18 @@ def create_app(
                 await closer()
             await store.aclose()
 
+    docs = settings.api_docs  # the interactive docs and schema only when asked for
     app = FastAPI(
         title="switchboard",
         version=__version__,
         description="AI voice agents on phone numbers: carriers bridged to voice providers.",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.switchboard = state
+    app.add_middleware(EdgeGuard)  # inside the request-id middleware install_error_handlers adds
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(providers_router)

@@ -17,8 +17,10 @@ once: Call Control commands run in the background, in arrival order per call.
   hangs the call up (no agent can be heard). Other events are acknowledged and logged.
 
 The media socket checks the token at the upgrade (close 1008 otherwise), reads frames through
-:class:`TelnyxMediaCodec` until ``start`` (closing after ``start_timeout_s`` without one), then
-hands the socket to ``calls.run_media``.
+:class:`TelnyxMediaCodec` until ``start`` (closing after ``start_timeout_s`` without one), checks
+that ``start.call_control_id`` is the call the token was minted for, then hands the socket to
+``calls.run_media``. Unconfigured, the webhook answers 503 without naming the missing settings
+(they are logged).
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ class TelnyxRuntime:
         self.state = state
         self.adapter = adapter
         self.seen = SeenEvents()
-        self.start_timeout_s = 10.0
+        self.start_timeout_s = state.settings.media_start_timeout_s
         self.l16_byteorder: Literal["big", "little"] = "big"
         self.shutdown_timeout_s = 5.0
         self.calls: dict[str, TelnyxCall] = {}
@@ -253,7 +255,9 @@ class TelnyxRuntime:
             return
         assert self.adapter is not None
         base = self.state.settings.public_ws_url
-        token = self.state.signer.sign(call.call_id, _TELNYX.value)
+        token = self.state.signer.sign(
+            call.call_id, _TELNYX.value, carrier_call_id=call.call_control_id
+        )
         spec = call.audio
         await self.adapter.start_streaming(
             call.call_control_id,
@@ -277,7 +281,11 @@ def telnyx_runtime(state: AppState) -> TelnyxRuntime:
 async def telnyx_webhook(request: Request) -> dict[str, str]:
     """Verify, de-duplicate and queue one Call Control webhook; answers at once."""
     runtime = telnyx_runtime(get_state(request))
-    verifier = runtime.check_configured()
+    try:
+        verifier = runtime.check_configured()
+    except ConfigError as exc:  # the names go to the operator's log, not to the caller
+        logger.error("Telnyx webhook received but %s", exc)
+        raise HTTPException(503, "Telnyx is not configured on this server") from exc
     body = await request.body()
     try:
         verifier.verify(body, request.headers)
@@ -313,12 +321,11 @@ async def telnyx_media(websocket: WebSocket) -> None:
         await websocket.close(code=1008, reason="invalid media token")
         return
     runtime = telnyx_runtime(state)
-    call = runtime.by_call_id.get(claims.call_id)
     codec = TelnyxMediaCodec(l16_byteorder=runtime.l16_byteorder)  # outbound follows start
     await websocket.accept()
     try:
         started = await asyncio.wait_for(_await_start(websocket, codec), runtime.start_timeout_s)
-        if call is not None and started.call_id != call.call_control_id:
+        if started.call_id != claims.carrier_call_id:
             logger.warning("Telnyx stream for %s presented another call's token", started.call_id)
             await websocket.close(code=1008, reason="token is for another call")
             return

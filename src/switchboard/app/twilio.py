@@ -1,22 +1,35 @@
 """Twilio routes: ``POST /twilio/voice``, ``POST /twilio/status``, ``WS /twilio/media``.
 
 * Every webhook must carry a valid ``X-Twilio-Signature`` over ``SWITCHBOARD_PUBLIC_URL`` + path +
-  query (+ sorted form params); otherwise 403 with no TwiML, and the reason is logged. An exact
-  replay of an accepted request is refused too (see ``webhooks.ReplayGuard``); status callbacks
-  are also deduplicated on (CallSid, CallStatus, SequenceNumber).
-* Twilio not configured (no ``TWILIO_AUTH_TOKEN`` / ``SWITCHBOARD_PUBLIC_URL``) → 503 naming them.
+  query (+ sorted form params); otherwise 403 with no TwiML, and the reason is logged. The
+  headers are checked before the body is read.
+* Replays (docs/security.md#twilio-webhook-replays): a request whose signed payload was already
+  accepted is refused (``webhooks.ReplayGuard``, recorded before any ``await``, forgotten when the
+  work fails so Twilio's retries of a failure pass); status callbacks are also deduplicated on
+  (CallSid, CallStatus, SequenceNumber). The voice webhook answers each CallSid once: a second
+  voice webhook for an answered CallSid is refused, unless it is our own DTMF redirect with a
+  fresh ``resume`` value. A copy of a voice webhook that arrives while the first is still being
+  prepared (Twilio retrying after a read timeout) waits for it and gets the same TwiML: the same
+  call and the same media token, never a second provider session or a second token.
+* Twilio not configured (no ``TWILIO_AUTH_TOKEN`` / ``SWITCHBOARD_PUBLIC_URL``) → 503; the
+  missing variables are named in the log only.
 * The voice webhook asks the call handler to prepare the call and answers
   ``<Connect><Stream url="wss://…/twilio/media">`` with our call id and a short-lived media token
-  as ``<Parameter>``s, or ``<Say>`` + ``<Hangup/>`` when the call is not accepted.
+  bound to the CallSid as ``<Parameter>``s, or ``<Say>`` + ``<Hangup/>`` when the call is not
+  accepted.
 * The media socket checks the upgrade's ``X-Twilio-Signature`` (UNCONFIRMED which URL form Twilio
-  signs: the ``wss://`` URL and its ``https://`` form are both accepted, with no params), then
-  reads frames until ``start`` and verifies the token from ``customParameters``. Any failure
-  closes the socket with 1008 before audio flows; no ``start`` within the timeout closes it too.
+  signs: the ``wss://`` URL and its ``https://`` form are both accepted, with no params) before
+  it accepts, then reads frames until ``start`` and verifies the token from ``customParameters``
+  and that ``start.callSid`` is the CallSid the token was minted for. Any failure closes the
+  socket with 1008 before audio flows; no ``start`` within ``SWITCHBOARD_MEDIA_START_TIMEOUT_S``
+  closes it too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -35,12 +48,14 @@ from switchboard.telephony.twilio.webhooks import (
     HMAC_SHA1,
     ReplayGuard,
     reject_twiml,
+    resume_is_fresh,
     signature_algorithm,
+    signed_payload,
     stream_twiml,
     validate_signature,
 )
 
-__all__ = ["MEDIA_PATH", "START_TIMEOUT_KEY", "twilio_router"]
+__all__ = ["MEDIA_PATH", "START_TIMEOUT_KEY", "TwilioGuards", "twilio_router"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +63,28 @@ twilio_router = APIRouter(prefix="/twilio", tags=["twilio"])
 MEDIA_PATH = "/twilio/media"
 #: ``AppState.extras`` key overriding how long a media socket may wait for ``start`` (seconds).
 START_TIMEOUT_KEY = "twilio.start_timeout_s"
-_GUARD_KEY = "twilio.replay_guard"
+#: How old our DTMF redirect's ``resume`` value may be when Twilio fetches it (tones play first).
+RESUME_WINDOW_S = 120.0
+#: How long an answered CallSid is remembered (Twilio's longest call is 24 h).
+CALL_MEMORY_S = 24 * 3600.0
+_GUARDS_KEY = "twilio.guards"
 _XML = "text/xml"
 _CARRIER = TelephonyType.TWILIO
+
+
+@dataclass
+class TwilioGuards:
+    """Per-app replay state of the Twilio routes (one process; see the module docstring).
+
+    Attributes:
+        requests: signed payloads already accepted (10 minutes).
+        calls: CallSids the voice webhook answered (24 hours).
+        answers: TwiML being prepared, by signed payload, for copies that arrive meanwhile.
+    """
+
+    requests: ReplayGuard = field(default_factory=ReplayGuard)
+    calls: ReplayGuard = field(default_factory=lambda: ReplayGuard(ttl_s=CALL_MEMORY_S))
+    answers: dict[str, asyncio.Future[str]] = field(default_factory=dict)
 
 
 def _missing(state: AppState) -> list[str]:
@@ -59,11 +93,11 @@ def _missing(state: AppState) -> list[str]:
     return missing + ([] if s.public_url else ["SWITCHBOARD_PUBLIC_URL"])
 
 
-def _guard(state: AppState) -> ReplayGuard:
-    guard = state.extras.get(_GUARD_KEY)
-    if not isinstance(guard, ReplayGuard):
-        guard = state.extras[_GUARD_KEY] = ReplayGuard()
-    return guard
+def _guards(state: AppState) -> TwilioGuards:
+    guards = state.extras.get(_GUARDS_KEY)
+    if not isinstance(guards, TwilioGuards):
+        guards = state.extras[_GUARDS_KEY] = TwilioGuards()
+    return guards
 
 
 def _signing_key(state: AppState, algorithm: str) -> str | None:
@@ -85,36 +119,34 @@ def _forbidden(why: str, request: Request) -> Response:
 
 
 def _unconfigured(missing: list[str]) -> JSONResponse:
+    # The names go to the operator's log, not to whoever probes the webhook.
     logger.error("Twilio webhook received but not configured: set %s", ", ".join(missing))
-    message = f"Twilio is not configured: set {', '.join(missing)}"
+    message = "Twilio is not configured on this server"
     return JSONResponse({"error": {"status": 503, "message": message}}, status_code=503)
 
 
-async def _verified_form(
-    request: Request, state: AppState
-) -> tuple[FormData | None, str | None, str]:
-    """(form, rejection reason, replay key) for a webhook request."""
-    raw = await request.body()
+async def _verified_form(request: Request, state: AppState) -> tuple[FormData, str] | str:
+    """(form, replay key) of a correctly signed webhook, or why it is refused.
+
+    The headers are checked before the body is read; the replay key is a digest of what the
+    signature covers (:func:`signed_payload`), nothing unsigned.
+    """
     signature = request.headers.get("x-twilio-signature")
+    if not signature:
+        return "missing X-Twilio-Signature"
     algorithm = signature_algorithm(request.headers.get("x-twilio-webhooks-signature-settings"))
     key = _signing_key(state, algorithm)
-    url = _public(state, request.url.path, request.url.query)
-    replay_key = ReplayGuard.key(
-        url, signature, raw, request.headers.get("i-twilio-idempotency-token")
-    )
-    if not signature:
-        return None, "missing X-Twilio-Signature", replay_key
     if key is None:
-        return None, f"no key configured for {algorithm} signatures", replay_key
+        return f"no key configured for {algorithm} signatures"
+    raw = await request.body()
     form = await request.form()
+    url = _public(state, request.url.path, request.url.query)
     is_json = request.headers.get("content-type", "").startswith("application/json")
     params = None if is_json else list(form.multi_items())
     pairs = [(k, v) for k, v in params or [] if isinstance(v, str)]
     if not validate_signature(key, [url], pairs, signature, algorithm=algorithm, body=raw):
-        return None, f"{algorithm} signature does not match {url}", replay_key
-    if _guard(state).seen(replay_key):
-        return None, "replayed request", replay_key
-    return form, None, replay_key
+        return f"{algorithm} signature does not match {url}"
+    return form, ReplayGuard.key(signed_payload(url, pairs))
 
 
 def _field(form: FormData, name: str, default: str = "") -> str:
@@ -128,9 +160,10 @@ async def voice_webhook(request: Request) -> Response:
     state = get_state(request)
     if missing := _missing(state):
         return _unconfigured(missing)
-    form, why, replay_key = await _verified_form(request, state)
-    if form is None:
-        return _forbidden(why or "invalid", request)
+    verified = await _verified_form(request, state)
+    if isinstance(verified, str):
+        return _forbidden(verified, request)
+    form, replay_key = verified
     account = _field(form, "AccountSid") or None
     expected_account = state.settings.twilio_account_sid
     if expected_account and account and account != expected_account:
@@ -145,24 +178,65 @@ async def voice_webhook(request: Request) -> Response:
         account_id=account,
         call_id=request.query_params.get("call_id"),
     )
-    if not call.carrier_call_id:
+    sid = call.carrier_call_id
+    if not sid:
         return _forbidden("no CallSid", request)
+    guards = _guards(state)
+    pending = guards.answers.get(replay_key)
+    if pending is not None:
+        return await _same_answer(pending, sid)
+    # From here to the first await, nothing yields: concurrent copies cannot both pass.
+    if not guards.requests.add(replay_key):
+        return _forbidden("replayed request", request)
+    new_call = guards.calls.add(sid)
+    resume = request.query_params.get("resume")
+    if not new_call and not resume_is_fresh(resume, window_s=RESUME_WINDOW_S):
+        return _forbidden(f"replay of CallSid {sid}, which was already answered", request)
+    answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    guards.answers[replay_key] = answer
+    try:
+        twiml = await _answer(state, call)
+    except BaseException:
+        guards.requests.forget(replay_key)  # a failure is not remembered: Twilio's retry passes
+        if new_call:
+            guards.calls.forget(sid)
+        answer.cancel()
+        raise
+    finally:
+        guards.answers.pop(replay_key, None)
+    answer.set_result(twiml)
+    return Response(twiml, media_type=_XML)
+
+
+async def _same_answer(pending: asyncio.Future[str], sid: str) -> Response:
+    """A copy of a voice webhook still being prepared: wait, and answer what the first gets."""
+    logger.info("voice webhook for %s repeated while it is prepared: one answer for both", sid)
+    try:
+        twiml = await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        if not pending.cancelled():
+            raise  # this request itself is being cancelled
+        return Response(status_code=503, content="try again", media_type="text/plain")
+    return Response(twiml, media_type=_XML)
+
+
+async def _answer(state: AppState, call: IncomingCall) -> str:
+    """Prepare ``call`` and return the TwiML that connects (or refuses) it."""
     prepared = await state.calls.prepare(call)
-    _guard(state).remember(replay_key)
     if not prepared.accepted:
         logger.info("call %s not accepted: %s", call.carrier_call_id, prepared.reason)
-        reason = "We are sorry, no agent can take your call right now. Goodbye."
-        return Response(reject_twiml(reason), media_type=_XML)
-    token = state.signer.sign(prepared.call_id, _CARRIER.value)
+        return reject_twiml("We are sorry, no agent can take your call right now. Goodbye.")
+    token = state.signer.sign(
+        prepared.call_id, _CARRIER.value, carrier_call_id=call.carrier_call_id
+    )
     stream_url = f"{state.settings.public_ws_url}{MEDIA_PATH}"
-    twiml = stream_twiml(stream_url, {"call_id": prepared.call_id, "token": token})
     logger.info(
         "answering Twilio call %s as %s",
         call.carrier_call_id,
         prepared.call_id,
         extra={"call_id": prepared.call_id},
     )
-    return Response(twiml, media_type=_XML)
+    return stream_twiml(stream_url, {"call_id": prepared.call_id, "token": token})
 
 
 @twilio_router.post("/status")
@@ -171,24 +245,30 @@ async def status_webhook(request: Request) -> Response:
     state = get_state(request)
     if missing := _missing(state):
         return _unconfigured(missing)
-    form, why, replay_key = await _verified_form(request, state)
-    if form is None:
-        return _forbidden(why or "invalid", request)
+    verified = await _verified_form(request, state)
+    if isinstance(verified, str):
+        return _forbidden(verified, request)
+    form, replay_key = verified
     sid, status = _field(form, "CallSid"), _field(form, "CallStatus")
     if not sid or not status:
         return _forbidden("no CallSid/CallStatus", request)
+    guard = _guards(state).requests
+    if not guard.add(replay_key):
+        return _forbidden("replayed request", request)
     seq_key = ReplayGuard.key("status", sid, status, _field(form, "SequenceNumber"))
-    guard = _guard(state)
-    if guard.seen(seq_key):
+    if not guard.add(seq_key):
         return _forbidden(f"duplicate status {status} for {sid}", request)
     details = {
         name: value
         for name, value in form.items()
         if isinstance(value, str) and name not in ("CallSid", "CallStatus")
     }
-    await state.calls.update_status(_CARRIER, sid, status, **details)
-    guard.remember(replay_key)
-    guard.remember(seq_key)
+    try:
+        await state.calls.update_status(_CARRIER, sid, status, **details)
+    except BaseException:
+        guard.forget(replay_key)
+        guard.forget(seq_key)
+        raise
     return Response(status_code=204)
 
 
@@ -230,15 +310,17 @@ async def _await_start(ws: WebSocket, codec: TwilioMediaCodec) -> StreamStarted 
 async def media_socket(ws: WebSocket) -> None:
     """Twilio Media Streams: authenticate, wait for ``start``, hand over to the call handler."""
     state = get_state(ws)
-    await ws.accept()
-    if _missing(state):
+    unconfigured = bool(_missing(state))
+    why = None if unconfigured else _upgrade_ok(ws, state)  # before accepting anything
+    await ws.accept()  # accepted only to say why in a close frame (Twilio's debugger shows it)
+    if unconfigured:
         await ws.close(code=1011, reason="twilio not configured")
         return
-    if (why := _upgrade_ok(ws, state)) is not None:
+    if why is not None:
         await _reject(ws, why)
         return
     codec = TwilioMediaCodec()
-    timeout: Any = state.extras.get(START_TIMEOUT_KEY, 10.0)
+    timeout: Any = state.extras.get(START_TIMEOUT_KEY, state.settings.media_start_timeout_s)
     started: StreamStarted | None = None
     try:
         with anyio.move_on_after(float(timeout)):
@@ -258,7 +340,7 @@ async def media_socket(ws: WebSocket) -> None:
     except SignatureError as exc:
         await _reject(ws, f"media token rejected: {exc}")
         return
-    if params.get("call_id") != claims.call_id:
+    if params.get("call_id") != claims.call_id or started.call_id != claims.carrier_call_id:
         await _reject(ws, "media token is for another call")
         return
     logger.info(

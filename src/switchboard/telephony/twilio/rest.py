@@ -12,21 +12,22 @@ Decisions:
 * DTMF: Twilio has no "send digits into a live call" endpoint. We update the call with
   ``<Play digits=…/>`` followed by ``<Redirect>`` to our own voice webhook, which answers with a
   fresh ``<Connect><Stream>`` (new media token) for the same CallSid: the stream drops for the
-  time the tones play and reconnects. The redirect URL carries a nonce so the replay guard sees
-  a new request. Needs ``SWITCHBOARD_PUBLIC_URL``.
+  time the tones play and reconnects. The redirect URL carries a timestamped nonce
+  (``webhooks.resume_value``): the replay guard sees a new request, and the voice route answers
+  the already-answered CallSid again only while the nonce is fresh. Needs
+  ``SWITCHBOARD_PUBLIC_URL``.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import httpx
 
 from switchboard.errors import ConfigError, TelephonyError
-from switchboard.telephony.twilio.webhooks import dial_twiml, play_digits_twiml
+from switchboard.telephony.twilio.webhooks import dial_twiml, play_digits_twiml, resume_value
 
 __all__ = ["API_VERSION", "TwilioAdapter"]
 
@@ -134,7 +135,7 @@ class TwilioAdapter:
                 "sending DTMF on Twilio needs SWITCHBOARD_PUBLIC_URL",
                 missing=("SWITCHBOARD_PUBLIC_URL",),
             )
-        back = f"{self.public_url}/twilio/voice?resume={secrets.token_hex(6)}"
+        back = f"{self.public_url}/twilio/voice?resume={resume_value()}"
         await self.update_call(call_id, Twiml=play_digits_twiml(digits, redirect_url=back))
         logger.info("sent %d DTMF digits on call %s", len(digits), call_id)
 

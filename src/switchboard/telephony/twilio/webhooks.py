@@ -12,9 +12,13 @@ Signature algorithm (twilio.com/docs/usage/webhooks/webhooks-security; twilio-py
 4. Twilio is inconsistent about default ports, so the URL is tried with and without them.
 
 Replays: Twilio signs no timestamp, so a captured request stays valid forever. :class:`ReplayGuard`
-remembers the digest of every request it accepted (signature + URL + body, plus Twilio's
-``I-Twilio-Idempotency-Token``) for ``ttl_s`` and refuses an identical one. Twilio only retries a
-webhook when we failed to answer, and failed requests are not remembered, so genuine retries pass.
+remembers the digest of what each accepted request's signature covers (:func:`signed_payload`:
+the URL and the sorted form parameters; nothing unsigned, such as Twilio's
+``I-Twilio-Idempotency-Token``, which anyone can change) for ``ttl_s`` and refuses an identical
+one. The routes record a request before they start working on it and forget it if that work
+fails, so Twilio's retries of a failed request pass. The voice route also refuses a second call
+for a CallSid it already answered (see ``switchboard.app.twilio``); our own DTMF redirect back
+to the voice webhook is told apart by a timestamped ``resume`` parameter (:func:`resume_value`).
 The guard is per process: several workers behind a balancer need a shared store.
 """
 
@@ -23,11 +27,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 from xml.sax.saxutils import escape, quoteattr
+
+from switchboard.security import same_secret
 
 __all__ = [
     "HMAC_SHA1",
@@ -38,7 +45,10 @@ __all__ = [
     "hangup_twiml",
     "play_digits_twiml",
     "reject_twiml",
+    "resume_is_fresh",
+    "resume_value",
     "signature_algorithm",
+    "signed_payload",
     "stream_twiml",
     "url_variants",
     "validate_signature",
@@ -87,14 +97,23 @@ def compute_signature(
     digest = _DIGESTS.get(algorithm.upper())
     if digest is None:
         raise ValueError(f"unsupported webhook signature algorithm {algorithm!r}")
+    mac = hmac.new(key.encode("utf-8"), signed_payload(url, params).encode("utf-8"), digest)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+def signed_payload(url: str, params: Params | None = None) -> str:
+    """The text a Twilio signature covers: ``url``, then each name + distinct value, sorted.
+
+    Two requests with the same payload carry the same signature, however their bodies are
+    encoded (parameter order, repeated values), so this is what identifies a replay.
+    """
     grouped: dict[str, set[str]] = {}
     for name, value in _pairs(params):
         grouped.setdefault(name, set()).add(value)
     parts = [url]
     for name in sorted(grouped):
         parts.extend(name + value for value in sorted(grouped[name]))
-    mac = hmac.new(key.encode("utf-8"), "".join(parts).encode("utf-8"), digest)
-    return base64.b64encode(mac.digest()).decode("ascii")
+    return "".join(parts)
 
 
 def url_variants(url: str) -> list[str]:
@@ -144,12 +163,12 @@ def validate_signature(
             if body is None:
                 return False
             expected = hashlib.sha256(body).hexdigest()
-            if not hmac.compare_digest(expected, query["bodySHA256"][0]):
+            if not same_secret(query["bodySHA256"][0], expected):
                 return False
             signed_params = None
         for candidate in url_variants(url):
             computed = compute_signature(key, candidate, signed_params, algorithm=algorithm)
-            if hmac.compare_digest(computed, signature):
+            if same_secret(signature, computed):
                 return True
     return False
 
@@ -183,12 +202,27 @@ class ReplayGuard:
         return key in self._seen
 
     def remember(self, key: str, *, now: float | None = None) -> None:
-        """Record ``key`` as accepted (call after the request was processed)."""
+        """Record ``key`` as accepted."""
         now = time.monotonic() if now is None else now
         self._seen[key] = now
         self._seen.move_to_end(key)
         while len(self._seen) > self.max_entries:
             self._seen.popitem(last=False)
+
+    def add(self, key: str, *, now: float | None = None) -> bool:
+        """Remember ``key``; False if it was already remembered (a replay).
+
+        One step with no ``await`` in between, so concurrent copies of a request cannot both
+        pass: call it before working on the request, and :meth:`forget` if the work fails.
+        """
+        if self.seen(key, now=now):
+            return False
+        self.remember(key, now=now)
+        return True
+
+    def forget(self, key: str) -> None:
+        """Drop ``key`` (its request failed, so Twilio's retry must pass)."""
+        self._seen.pop(key, None)
 
     def _expire(self, now: float) -> None:
         while self._seen:
@@ -230,6 +264,25 @@ def dial_twiml(destination: str, *, caller_id: str | None = None) -> str:
     noun = "Sip" if destination.lower().startswith("sip:") else "Number"
     attrs = f" callerId={quoteattr(caller_id)}" if caller_id else ""
     return _response(f"<Dial{attrs}><{noun}>{escape(destination)}</{noun}></Dial>")
+
+
+def resume_value(*, now: float | None = None) -> str:
+    """The ``resume`` query value of our DTMF redirect: ``<unix time>.<random>``.
+
+    The voice route answers a CallSid again only for a fresh ``resume``, so a captured redirect
+    cannot open a new stream later; the random part makes each redirect a distinct request.
+    """
+    stamp = int(time.time() if now is None else now)
+    return f"{stamp}.{secrets.token_hex(6)}"
+
+
+def resume_is_fresh(value: str | None, *, window_s: float, now: float | None = None) -> bool:
+    """Whether ``value`` is a :func:`resume_value` made less than ``window_s`` seconds ago."""
+    stamp, sep, nonce = (value or "").partition(".")
+    if not sep or not nonce or not stamp.isdigit():
+        return False
+    age = (time.time() if now is None else now) - int(stamp)
+    return -5.0 <= age <= window_s  # a little clock skew between workers is tolerated
 
 
 def play_digits_twiml(digits: str, *, redirect_url: str | None = None) -> str:
