@@ -16,7 +16,7 @@ final result marked ``from_finalize``; ``CloseStream`` finishes the utterance, s
 and asks for a normal close. Times are seconds of audio since the stream started.
 
 Whisper is not served here: "Live streaming is not available with Deepgram Whisper Cloud"
-(developers.deepgram.com/docs/deepgram-whisper-cloud), so ``model=whisper…`` is refused at the
+(``docs/wire/deepgram.md#live-transcription-connection``), so ``model=whisper…`` is refused at the
 upgrade. The status the service answers is UNCONFIRMED (deepgram/deepgram-dotnet-sdk#304 saw
 HTTP 405 for ``model=whisper-large``); the emulator answers 400 like its other parameter errors.
 """

@@ -15,7 +15,7 @@ Availability churns (``docs/wire/gemini.md#models`` marks the ids UNCONFIRMED at
 tables hold the ids the seed and the wire note name, so tests cannot pass on a model the service
 would refuse.
 
-Thinking (ai.google.dev/gemini-api/docs/thinking, …/thought-signatures): ``gemini-2.5-pro``
+Thinking (``docs/wire/gemini.md#thinking-models``): ``gemini-2.5-pro``
 always thinks — ``thinkingBudget`` 128..32768 or -1 (dynamic), and 0 is refused with
 ``400 INVALID_ARGUMENT "Budget 0 is invalid. This model only works in thinking mode."``
 (quoted in many public clients); ``gemini-2.5-flash`` takes 0..24576 (0 turns thinking off);

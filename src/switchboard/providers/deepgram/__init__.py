@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 _ENGINE_OPTIONS = ("max_history_turns", "max_history_tokens", "barge_in", "greeting")
+#: The catalogue endpoint the STT speaks to (``providers.yaml`` ``endpoint``).
+LISTEN_ENDPOINT = "deepgram.listen"
 _STT_OPTIONS = ("keepalive_s", "max_reconnects", "reconnect_delay_s")
 
 
@@ -72,17 +74,23 @@ def create_provider(
 ) -> PipelineProvider:
     """Build the Deepgram pipeline (registry factory for ``ProviderType.DEEPGRAM``).
 
-    STT model is ``config.model_id`` or the catalogue's default (``nova-2``); the LLM is
-    ``components.llm`` of providers.yaml (``gemini-2.5-flash``); the voice is ``config.voice`` or
-    the catalogue's default (``aura-asteria-en``). The parts are built for each configuration,
-    so ``config`` may be ``None`` here and given to ``connect`` instead.
+    STT model is ``config.model_id`` or the catalogue's default (``nova-2``); it must be a
+    streaming model (``endpoint: deepgram.listen``: Deepgram does not stream Whisper). The LLM is
+    ``config.extra["llm_model"]`` (an agent's ``llm_model``), one of the catalogue's
+    ``llm_models``, or else ``components.llm`` (``gemini-2.5-flash``), asked for the
+    ``thinking_budget`` its catalogue entry gives (``gemini-2.5-pro``: 128). The voice is
+    ``config.voice`` or the catalogue's default (``aura-asteria-en``). The parts are built for
+    each configuration, so ``config`` may be ``None`` here and given to ``connect`` instead.
 
     Options: ``max_history_turns``, ``max_history_tokens``, ``barge_in``, ``greeting`` (engine);
     ``keepalive_s``, ``max_reconnects``, ``reconnect_delay_s``, ``endpointing``,
-    ``utterance_end_ms`` (STT); ``use_websocket`` (TTS); ``http_client`` (shared by LLM and TTS).
+    ``utterance_end_ms`` (STT); ``use_websocket`` (TTS); ``http_client`` (shared by LLM and TTS);
+    ``include_thoughts`` (ask a thinking LLM for thought summaries: counted, never spoken).
 
     Raises:
-        ConfigError: ``DEEPGRAM_API_KEY`` or ``GEMINI_API_KEY`` is missing, or an unknown option.
+        ConfigError: ``DEEPGRAM_API_KEY`` or ``GEMINI_API_KEY`` is missing, an unknown option, or
+            (here or in ``connect(config)``) an STT model that does not stream or an
+            ``llm_model`` outside ``llm_models``.
     """
     from switchboard.providers.gemini_text import GeminiTextLLM  # sibling provider package
 
@@ -94,6 +102,7 @@ def create_provider(
     stt_kw = {k: options.pop(k) for k in _STT_OPTIONS if k in options}
     listen_kw = {k: options.pop(k) for k in ("endpointing", "utterance_end_ms") if k in options}
     use_websocket = bool(options.pop("use_websocket", True))
+    include_thoughts = bool(options.pop("include_thoughts", False))
     client: httpx.AsyncClient | None = options.pop("http_client", None)
     if options:
         raise ConfigError(f"unknown Deepgram provider options: {', '.join(sorted(options))}")
@@ -101,9 +110,17 @@ def create_provider(
         raise ConfigError("the Deepgram pipeline needs GEMINI_API_KEY", missing=("GEMINI_API_KEY",))
 
     def parts(config: SessionConfig) -> PipelineParts:
+        stt_model = config.model_id or default_model
+        # A model Deepgram would refuse on the live socket (whisper) or an LLM this pipeline
+        # does not offer fails here, at creation, with the alternatives named.
+        catalog = settings.catalog
+        catalog.session_model("deepgram", stt_model, serves=LISTEN_ENDPOINT)
+        chosen = catalog.pipeline_llm("deepgram", config.extra.get("llm_model"))
+        llm_name = chosen[0] if chosen else str(config.extra.get("llm_model") or llm_model)
+        budget = chosen[1].thinking_budget if chosen else None
         stt = DeepgramSTT(
             settings=settings,
-            options=listen_options_for(config, config.model_id or default_model, **listen_kw),
+            options=listen_options_for(config, stt_model, **listen_kw),
             **stt_kw,
         )
         tts = DeepgramTTS(
@@ -112,7 +129,13 @@ def create_provider(
             use_websocket=use_websocket,
             client=client,
         )
-        llm = GeminiTextLLM(settings=settings, model=llm_model, client=client)
+        llm = GeminiTextLLM(
+            settings=settings,
+            model=llm_name,
+            client=client,
+            thinking_budget=budget,
+            include_thoughts=include_thoughts,
+        )
         return PipelineParts(stt, llm, tts)
 
     return PipelineProvider(config, parts=parts, **engine)

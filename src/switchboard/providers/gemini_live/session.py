@@ -102,6 +102,8 @@ def _redacting_wire_logger() -> logging.Logger:
 Connector = Callable[..., Awaitable[ClientConnection]]
 LIVE_PATH = "/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent"
 FATAL_CLOSE_CODES = frozenset({1007, 1008})
+#: The catalogue endpoint this provider speaks to (``providers.yaml`` ``endpoint``).
+LIVE_ENDPOINT = "gemini.live"
 #: How long a replaced connection may finish its reply when no goAway deadline is known.
 RETIRE_GRACE_S = 10.0
 
@@ -120,6 +122,11 @@ class GeminiLiveProvider(BaseProvider):
         setup_timeout_s: how long to wait for ``setupComplete``.
         renew_after_s: reconnect (resuming) this long after each connect, before the 60-minute
             session limit (``None`` disables).
+
+    Raises:
+        ConfigError: no ``GEMINI_API_KEY``; or (here, or in ``connect(config)``) a model that
+            the catalogue does not list as a Live model (``endpoint: gemini.live``), such as
+            ``gemini-2.5-pro``: the message names the Live models and the pipeline alternative.
     """
 
     capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
@@ -150,6 +157,7 @@ class GeminiLiveProvider(BaseProvider):
         if not key:
             raise ConfigError("Gemini Live needs GEMINI_API_KEY", missing=("GEMINI_API_KEY",))
         self._key = key
+        self._catalog = settings.catalog
         self._url = settings.gemini_ws_url + LIVE_PATH.format(version=api_version)
         self._connector: Connector = connector or connect
         self._max_attempts = max(1, max_reconnect_attempts)
@@ -172,7 +180,13 @@ class GeminiLiveProvider(BaseProvider):
             self._set_config(config)
 
     def _adopt_config(self, config: SessionConfig) -> SessionConfig:
-        self._protocol = GeminiLiveProtocol(LiveSetup.from_config(config))
+        setup = LiveSetup.from_config(config)
+        # Refuse a model the Live API does not serve (gemini-2.5-pro...) now, with the Live
+        # models and the pipeline alternative named, not mid-ring with a 1008 close at setup.
+        self._catalog.session_model(
+            "gemini", setup.model, serves=LIVE_ENDPOINT, llm_model=config.extra.get("llm_model")
+        )
+        self._protocol = GeminiLiveProtocol(setup)
         return config
 
     @property

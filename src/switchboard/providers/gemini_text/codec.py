@@ -20,8 +20,8 @@ Theory of operation of :class:`StreamDecoder`: SSE events are separated by a bla
 last ``usageMetadata``/``finishReason`` seen make the final :class:`LLMDone`. There is no
 ``[DONE]`` sentinel: the stream ends at EOF.
 
-Thinking models (``gemini-2.5-pro``, ``gemini-2.5-flash``; ai.google.dev/gemini-api/docs/thinking
-and …/thought-signatures, google-genai ``types.Part.thought`` / ``thought_signature``):
+Thinking models (``gemini-2.5-pro``, ``gemini-2.5-flash``; ``docs/wire/gemini.md#thinking-models``,
+google-genai ``types.Part.thought`` / ``thought_signature``):
 
 * a part with ``"thought": true`` is a thought summary (sent only when ``includeThoughts`` is
   asked for): it is counted in :attr:`StreamDecoder.thought_chars`, never spoken;

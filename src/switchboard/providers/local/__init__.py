@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 from typing import Any, ClassVar
 
+from switchboard.catalog import Catalog
 from switchboard.config import Settings
 from switchboard.providers.base import (
     AudioFormat,
@@ -44,6 +45,8 @@ __all__ = [
 
 _RAW = (AudioFormat.PCM16, AudioFormat.ULAW, AudioFormat.ALAW)
 _TTS_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+#: The catalogue endpoint of the local models (``providers.yaml`` ``endpoint``).
+LOCAL_ENDPOINT = "local"
 
 
 class LocalProvider(PipelineProvider):
@@ -57,6 +60,8 @@ class LocalProvider(PipelineProvider):
         agent: the rule agent to use whatever ``config.extra["agent_yaml"]`` says.
         vad_options: options of the VAD segmenter.
         length_scale: Piper's pace.
+        catalog: when given, a ``model_id`` that is not a local model of the catalogue, or any
+            ``llm_model``, is refused with :class:`ConfigError` (here or in ``connect(config)``).
         **engine: the pipeline engine's keyword arguments (``barge_in``, ``greeting``...).
     """
 
@@ -80,8 +85,10 @@ class LocalProvider(PipelineProvider):
         agent: AgentScript | None = None,
         vad_options: dict[str, Any] | None = None,
         length_scale: float | None = None,
+        catalog: Catalog | None = None,
         **engine: Any,
     ) -> None:
+        self._catalog = catalog
         self._fixed_agent = agent
         self._agent: AgentScript | None = None  # the current configuration's
         self._vad_options = vad_options
@@ -91,6 +98,11 @@ class LocalProvider(PipelineProvider):
             self._set_config(config)
 
     def _adopt_config(self, config: SessionConfig) -> SessionConfig:
+        if self._catalog is not None:  # it runs Whisper tiny.en and its rules, nothing else
+            if config.model_id is not None:
+                self._catalog.session_model("local", config.model_id, serves=LOCAL_ENDPOINT)
+            if config.extra.get("llm_model") is not None:
+                self._catalog.pipeline_llm("local", config.extra["llm_model"])
         agent = self._fixed_agent or load_agent(config.extra.get("agent_yaml"))
         if config.greeting is None and agent.greeting:
             config = dataclasses.replace(config, greeting=agent.greeting)
@@ -138,12 +150,16 @@ def create_provider(
             Caller audio in ``config.audio_spec`` is used as is when it is raw at 8 or 16 kHz
             (μ-law 8 kHz for phones); TTS speaks in ``config.audio_spec`` too. ``None``: give
             it to ``connect`` instead.
-        settings: unused (the local provider needs no keys); accepted for the registry.
+        settings: its catalogue, to refuse a ``model_id`` other than the local models
+            (``whisper-tiny.en``) or an ``llm_model`` (the rules are the local LLM); the local
+            provider needs no keys.
         **options: ``vad_options`` (dict for the VAD segmenter), ``length_scale`` (Piper pace),
             ``agent`` (an :class:`AgentScript` object), and the engine's own keyword arguments
             (``barge_in``, ``greeting``, ``max_history_turns``...).
 
     Raises:
-        ConfigError: the agent file is invalid (models load later, in ``connect``).
+        ConfigError: the agent file is invalid, or the model is not a local one (models load
+            later, in ``connect``).
     """
-    return LocalProvider(config, **options)
+    catalog = settings.catalog if settings is not None else None
+    return LocalProvider(config, catalog=catalog, **options)

@@ -46,6 +46,9 @@ __all__ = ["OpenAIRealtimeProvider"]
 
 logger = logging.getLogger(__name__)
 
+#: The catalogue endpoint this provider speaks to (``providers.yaml`` ``endpoint``).
+REALTIME_ENDPOINT = "openai.realtime"
+
 _E = ProviderEventType
 
 
@@ -62,6 +65,10 @@ class OpenAIRealtimeProvider(BaseProvider):
         backoff_base_s: first reconnect delay; doubles per attempt (capped at ``backoff_max_s``).
         max_session_seconds: session limit (default providers.yaml ``max_session_seconds``).
         renew_margin_s: renew the session this long before the limit.
+
+    Raises:
+        ConfigError: (here, or in ``connect(config)``) a model the catalogue does not list as a
+            realtime model (``endpoint: openai.realtime``); the message names those it does.
     """
 
     capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
@@ -89,6 +96,7 @@ class OpenAIRealtimeProvider(BaseProvider):
         if max_session_seconds is None:
             max_session_seconds = (entry.max_session_seconds if entry else None) or 1800
         self._ws_base = settings.openai_ws_url
+        self._catalog = settings.catalog
         self._url = ""
         self._key = settings.secret("openai_api_key") or ""
         self._protocol: RealtimeProtocol | None = None
@@ -109,6 +117,10 @@ class OpenAIRealtimeProvider(BaseProvider):
 
     def _adopt_config(self, config: SessionConfig) -> SessionConfig:
         model = config.model_id or self._default_model
+        # The realtime endpoint refuses other models (invalid_model, close 4000): say so now.
+        self._catalog.session_model(
+            "openai", model, serves=REALTIME_ENDPOINT, llm_model=config.extra.get("llm_model")
+        )
         self._url = f"{self._ws_base}/realtime?{urlencode({'model': model})}"
         self._protocol = RealtimeProtocol(config, model=model)
         self._converter = None
