@@ -159,3 +159,63 @@ agents:
 def test_normalise_number() -> None:
     assert normalise_number("+1 (555) 010-2000") == "+15550102000"
     assert normalise_number("+44.20.7946.0000") == "+442079460000"
+
+
+DIALLING = """
+version: 1
+agents:
+  desk:
+    system_prompt: x
+    directory: {Billing: "+1 555 010 0201", pbx: "SIP:Desk@PBX.example.com"}
+    transfer_allow: ["+1415*", " sip:*@pbx.example.com "]
+"""
+
+
+def test_transfer_destinations_load_into_a_dial_plan(tmp_path: Path) -> None:
+    agent = AgentBook.load(write(tmp_path, DIALLING)).get("desk")
+    assert agent is not None
+    assert agent.directory == {"Billing": "+15550100201", "pbx": "sip:desk@pbx.example.com"}
+    assert agent.transfer_allow == ["+1415*", "sip:*@pbx.example.com"]
+    plan = agent.dial_plan
+    assert plan.names == ["billing", "pbx"]
+    assert plan.check("billing").destination == "+15550100201"
+    assert plan.check("+14155550100").allowed
+    assert not plan.check("+88212345678").allowed
+
+
+def test_an_agent_without_directory_or_allow_list_may_transfer_nowhere() -> None:
+    plan = Agent(name="a", system_prompt="x", tools=["transfer_call"]).dial_plan
+    assert plan.denies_all
+    assert not plan.check("+14155550100").allowed
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "transfer_allow: ['*']",
+            "agents.bad.transfer_allow.0: Value error, '*' would allow every destination",
+        ),
+        (
+            "transfer_allow: ['+1 415 555 0100', '+1415']",
+            "agents.bad.transfer_allow.1: Value error, '+1415' is not a full E.164 number; "
+            "write '+1415*'",
+        ),
+        ("transfer_allow: [billing]", "agents.bad.transfer_allow.0: Value error, 'billing' is not"),
+        (
+            "directory: {sales: '555-0100'}",
+            "agents.bad.directory.sales: Value error, '555-0100' is not a phone number in E.164",
+        ),
+        (
+            "directory: {desk: 'sip:desk@pbx.example.com?X-Route=+882'}",
+            "agents.bad.directory.desk: Value error, ",
+        ),
+    ],
+)
+def test_bad_transfer_destinations_are_config_errors(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    path = write(tmp_path, f"version: 1\nagents:\n  bad:\n    system_prompt: x\n    {body}\n")
+    with pytest.raises(ConfigError) as info:
+        AgentBook.load(path)
+    assert message in str(info.value)

@@ -165,3 +165,41 @@ def test_weak_secrets_are_named_never_shown() -> None:
         "TWILIO_AUTH_TOKEN",
         "TWILIO_WEBHOOK_SHARED_KEY",
     }
+
+
+def test_outbound_dialling_is_denied_by_default_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("OUTBOUND_ALLOW", "OUTBOUND_RATE_LIMIT", "OUTBOUND_RATE_WINDOW_S"):
+        monkeypatch.delenv(f"SWITCHBOARD_{name}", raising=False)
+    settings = load_settings()
+    assert settings.outbound_allow == []
+    assert settings.outbound_dial_plan.denies_all
+    assert (settings.outbound_rate_limit, settings.outbound_rate_window_s) == (10, 60.0)
+
+
+def test_outbound_allow_list_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "SWITCHBOARD_OUTBOUND_ALLOW", " +1 415 555 0100, +1212* ,sip:*@pbx.example.com"
+    )
+    settings = load_settings()
+    assert settings.outbound_allow == ["+1 415 555 0100", "+1212*", "sip:*@pbx.example.com"]
+    assert settings.outbound_dial_plan.check("+12125550123").allowed
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SWITCHBOARD_OUTBOUND_ALLOW", "*", "SWITCHBOARD_OUTBOUND_ALLOW: Value error, '*' would"),
+        ("SWITCHBOARD_OUTBOUND_ALLOW", "+1415", "write '+1415*'"),
+        ("SWITCHBOARD_OUTBOUND_RATE_LIMIT", "0", "SWITCHBOARD_OUTBOUND_RATE_LIMIT: Input should"),
+        ("SWITCHBOARD_OUTBOUND_RATE_WINDOW_S", "0", "SWITCHBOARD_OUTBOUND_RATE_WINDOW_S: Input"),
+    ],
+)
+def test_bad_outbound_settings_fail_at_load(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="invalid configuration") as info:
+        load_settings()
+    assert message in str(info.value)

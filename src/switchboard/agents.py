@@ -14,6 +14,12 @@ Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``):
         tools: [end_call, lookup_order]
         tool_modules: ["myco.tools"]    # import paths of user @tool modules
         limits: {max_call_seconds: 900, silence_timeout_s: 8, silence_hangup_s: 30}
+        directory: {billing: "+15550100200", desk: "sip:desk@pbx.example.com"}
+        transfer_allow: ["+1415*", "sip:*@pbx.example.com"]
+
+``transfer_call`` dials only the ``directory``'s destinations (by name or value) and what
+``transfer_allow`` lists (exact numbers, ``+prefix*``, SIP users or hosts; see
+:mod:`switchboard.telephony.dialplan`); with neither, it refuses every destination.
 
 Validation is strict (unknown keys are errors); :class:`ConfigError` names the file and the
 dotted key path of each problem (``agents.sales.limits.max_call_seconds``).
@@ -42,6 +48,7 @@ from switchboard.audio.files import read_audio_file
 from switchboard.errors import AudioError, ConfigError
 from switchboard.providers.base import AudioSpec, SessionConfig
 from switchboard.providers.registry import ProviderType, Requirements
+from switchboard.telephony.dialplan import DialPlan, parse_allow_entry, parse_destination
 from switchboard.tools.builtin import builtin_registry
 from switchboard.tools.registry import ToolRegistry
 
@@ -65,6 +72,21 @@ def _dialled_number(raw: str) -> str:
 
 #: A dialled number in E.164 (spaces and punctuation allowed, then dropped) or ``"*"``.
 DialledNumber = Annotated[str, AfterValidator(_dialled_number)]
+
+
+def _transfer_target(raw: str) -> str:
+    return parse_destination(raw).uri
+
+
+def _allow_entry(raw: str) -> str:
+    parse_allow_entry(raw)
+    return raw.strip()
+
+
+#: A transfer destination: an E.164 number or a SIP URI (normalised).
+TransferTarget = Annotated[str, AfterValidator(_transfer_target)]
+#: A ``transfer_allow`` entry (``+14155550100``, ``+1415*``, ``sip:*@pbx.example.com``...).
+AllowEntryText = Annotated[str, AfterValidator(_allow_entry)]
 
 
 class _Strict(BaseModel):
@@ -119,9 +141,12 @@ class Agent(_Strict):
     barge_in: bool = True
     language: str = "en-US"
     turn_detection: dict[str, Any] | None = None
-    #: Named transfer destinations (``billing: "+15550100200"``) that ``transfer_call`` accepts
-    #: besides E.164 numbers and SIP URIs.
-    directory: dict[str, str] = Field(default_factory=dict)
+    #: Named transfer destinations (``billing: "+15550100200"``): ``transfer_call`` takes the
+    #: names, and these destinations are dialable.
+    directory: dict[str, TransferTarget] = Field(default_factory=dict)
+    #: Further destinations ``transfer_call`` may dial (numbers, ``+prefix*``, SIP users/hosts);
+    #: anything neither here nor in ``directory`` is refused.
+    transfer_allow: list[AllowEntryText] = Field(default_factory=list)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     #: Audio to the provider: ``auto`` passes G.711 through where the provider takes it;
     #: ``pcm16`` forces the provider's PCM (24 kHz on OpenAI: a resampler each way).
@@ -153,6 +178,11 @@ class Agent(_Strict):
         except (ConfigError, TypeError) as exc:
             raise ValueError(str(exc)) from exc
         return value
+
+    @property
+    def dial_plan(self) -> DialPlan:
+        """Where ``transfer_call`` (and an API transfer of this agent's calls) may dial."""
+        return DialPlan(self.transfer_allow, directory=self.directory)
 
     @property
     def provider_requirements(self) -> Requirements:

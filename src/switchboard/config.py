@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from switchboard.catalog import Catalog, load_catalog
 from switchboard.errors import ConfigError
+from switchboard.telephony.dialplan import DialPlan
 
 __all__ = ["SECRET_MINIMUMS", "SECRET_SETTINGS", "Settings", "http_to_ws", "load_settings"]
 
@@ -111,6 +112,31 @@ class Settings(BaseSettings):
     #: Secret for per-call media tokens; generated at start when unset (single process only).
     signing_secret: SecretStr | None = Field(default=None, alias="SWITCHBOARD_SIGNING_SECRET")
 
+    # Dialling out (toll-fraud guard; docs/security.md)
+    #: Where ``POST /v1/calls`` may dial: comma-separated allow entries (``+14155550100``,
+    #: ``+1415*``, ``sip:*@pbx.example.com``). Empty, the default, refuses every outbound call.
+    outbound_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="SWITCHBOARD_OUTBOUND_ALLOW"
+    )
+    #: Outbound calls one API token may place in any ``outbound_rate_window_s`` (sliding).
+    outbound_rate_limit: int = Field(default=10, ge=1, alias="SWITCHBOARD_OUTBOUND_RATE_LIMIT")
+    outbound_rate_window_s: float = Field(
+        default=60.0, gt=0, le=86400, alias="SWITCHBOARD_OUTBOUND_RATE_WINDOW_S"
+    )
+
+    @field_validator("outbound_allow", mode="before")
+    @classmethod
+    def _split_allow(cls, value: Any) -> Any:
+        if isinstance(value, str):  # numbers may hold spaces, so entries split on commas only
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _valid_allow(cls, value: list[str]) -> list[str]:
+        DialPlan(value)  # raises ValueError naming every bad entry
+        return [entry.strip() for entry in value]
+
     # Exposure and limits (docs/security.md)
     #: Serve ``/docs``, ``/redoc`` and ``/openapi.json`` (off in production by default).
     api_docs: bool = Field(default=False, alias="SWITCHBOARD_API_DOCS")
@@ -170,6 +196,11 @@ class Settings(BaseSettings):
     @property
     def public_ws_url(self) -> str | None:
         return http_to_ws(self.public_url) if self.public_url else None
+
+    @property
+    def outbound_dial_plan(self) -> DialPlan:
+        """Where ``POST /v1/calls`` may dial (``SWITCHBOARD_OUTBOUND_ALLOW``)."""
+        return DialPlan(self.outbound_allow)
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -14,6 +14,7 @@ one type at the boundary. Third-party exceptions are translated where they cross
     │   └── InvalidStateTransition  an operation not allowed in the provider's current state
     ├── TelephonyError              a carrier failed (REST call control, media stream)
     │   └── SignatureError          a webhook or media upgrade whose signature did not verify
+    ├── DialRefused                 the dial policy refused a destination (toll-fraud guard)
     ├── ToolError                   a tool (function) could not be registered or invoked
     └── StoreError                  call records could not be read or written
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 __all__ = [
     "AudioError",
     "ConfigError",
+    "DialRefused",
     "InvalidStateTransition",
     "LocalProtocolError",
     "ProtocolError",
@@ -50,6 +52,20 @@ class ConfigError(SwitchboardError):
     def __init__(self, message: str, *, missing: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.missing = missing
+
+
+class DialRefused(SwitchboardError):
+    """A transfer or outbound call to a destination the dial policy does not allow.
+
+    Attributes:
+        requested: what was asked for (as given).
+        reason: why it was refused (never a secret; fit for logs and API errors).
+    """
+
+    def __init__(self, requested: str, reason: str) -> None:
+        super().__init__(f"dialling {requested.strip()[:80]!r} is not allowed: {reason}")
+        self.requested = requested
+        self.reason = reason
 
 
 class AudioError(SwitchboardError, ValueError):

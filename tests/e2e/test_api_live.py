@@ -37,7 +37,9 @@ async def test_outbound_call_sessions_and_api_hangup(tmp_path: Path) -> None:
     async with (
         OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
         TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
-        running_app(tmp_path, env_for(oai, twilio)) as (base, _s, _a),
+        running_app(
+            tmp_path, env_for(oai, twilio) | {"SWITCHBOARD_OUTBOUND_ALLOW": "+15550100999"}
+        ) as (base, _s, _a),
         httpx.AsyncClient(base_url=base, headers=AUTH) as http,
     ):
         bad = await http.post("/v1/calls", json={"carrier": "twilio", "to": "12", "from": "x"})

@@ -25,6 +25,7 @@ from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from tests.conftest import UNIT
 from tests.e2e.harness import (
+    agent_book,
     caller_pcm,
     caller_wav,
     read_only_call,
@@ -169,7 +170,8 @@ async def test_twilio_barge_in_then_transfer(tmp_path: Path, provider: str) -> N
     async with AsyncExitStack() as stack, provider_env(provider, stack, BARGE_SCRIPT) as providers:
         twilio = await stack.enter_async_context(TwilioEmulator())
         env = providers.env | twilio_env(twilio, provider)
-        async with running_app(tmp_path, env) as (base, _settings, _app):
+        book = agent_book(transfer_allow=["+15550199999"])  # transfers are denied by default
+        async with running_app(tmp_path, env, agents=book) as (base, _settings, _app):
             pcm = caller_pcm("tell me everything", "billing please", gap_ms=[1800, 7000])
             twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
             (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)

@@ -130,7 +130,8 @@ async def test_transfer_dials_the_destination(tmp_path: Path) -> None:
             "say": "Transferring you now.",
         }
     ]
-    async with call_setup(tmp_path, script) as (_oai, twilio, base):
+    book = agent_book(transfer_allow=["+15550199999"])  # transfers are denied by default
+    async with call_setup(tmp_path, script, agents=book) as (_oai, twilio, base):
         report = await place(twilio, base, caller_pcm("billing please", gap_ms=6000))
     assert report.dialed == ["+15550199999"]
     detail = await read_only_call(tmp_path)

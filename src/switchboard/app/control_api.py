@@ -1,7 +1,11 @@
 """Live-call control and the raw client stream.
 
-* ``POST /v1/calls`` — place an outbound call through a carrier for an agent.
-* ``POST /v1/calls/{id}/hangup`` / ``POST /v1/calls/{id}/transfer`` — act on a live call.
+* ``POST /v1/calls`` — place an outbound call through a carrier for an agent. ``to`` must be
+  allowed by ``SWITCHBOARD_OUTBOUND_ALLOW`` (403 otherwise; empty refuses all), and each API
+  token may place ``SWITCHBOARD_OUTBOUND_RATE_LIMIT`` requests per
+  ``SWITCHBOARD_OUTBOUND_RATE_WINDOW_S`` (429 with ``Retry-After`` beyond).
+* ``POST /v1/calls/{id}/hangup`` / ``POST /v1/calls/{id}/transfer`` — act on a live call; a
+  transfer passes the call's agent's dial plan, as the ``transfer_call`` tool does (403).
 * ``GET /v1/sessions`` — the calls being bridged now.
 * ``WS /v1/stream`` — the seed's websocket handler: a program or browser streams PCM16 to a
   provider chosen by name or by requirements and gets agent audio (binary frames, same rate)
@@ -29,8 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
+import math
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, status
@@ -41,7 +48,7 @@ from switchboard.app.auth import require_token, require_token_ws
 from switchboard.app.state import get_state
 from switchboard.audio import StreamConverter, check_rate
 from switchboard.bridge.manager import CallManager
-from switchboard.errors import AudioError, ConfigError, SwitchboardError
+from switchboard.errors import AudioError, ConfigError, DialRefused, SwitchboardError
 from switchboard.providers.base import (
     AudioChunk,
     AudioFormat,
@@ -82,7 +89,11 @@ class PlacedCall(BaseModel):
 
 
 class Transfer(BaseModel):
-    destination: str = Field(min_length=3, max_length=200, description="E.164 number or SIP URI")
+    destination: str = Field(
+        min_length=2,
+        max_length=200,
+        description="a name in the agent's directory, or an allowed E.164 number or SIP URI",
+    )
 
 
 class Ack(BaseModel):
@@ -90,14 +101,46 @@ class Ack(BaseModel):
     status: str
 
 
-@control_router.post("/calls", response_model=PlacedCall, status_code=201)
+def _token_key(request: Request) -> str:
+    """The rate-limit key of the request's bearer token: a digest, not the token itself."""
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _check_rate(request: Request) -> None:
+    """429 with ``Retry-After`` when this token has used up its outbound calls."""
+    limiter = get_state(request).outbound_limiter
+    wait_s = limiter.hit(_token_key(request), time.monotonic())
+    if wait_s is not None:
+        logger.warning(
+            "outbound call refused: rate limit (%d per %g s)", limiter.limit, limiter.window_s
+        )
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"outbound call limit reached ({limiter.limit} per {limiter.window_s:g} s per token)",
+            headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+        )
+
+
+@control_router.post(
+    "/calls",
+    response_model=PlacedCall,
+    status_code=201,
+    responses={
+        403: {"description": "`to` is not allowed by SWITCHBOARD_OUTBOUND_ALLOW"},
+        429: {"description": "this token's outbound call limit is reached (see Retry-After)"},
+    },
+)
 async def place_call(body: PlaceCall, request: Request) -> PlacedCall:
     """Dial out through a carrier; the call is answered by the agent's provider."""
     manager = _manager(request)
+    _check_rate(request)  # every request counts, refused ones too: probing is bounded as well
     try:
         call_id, carrier_id = await manager.place_call(
             carrier=body.carrier, to=body.to, from_=body.from_, agent=body.agent
         )
+    except DialRefused as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
     except ConfigError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
     return PlacedCall(call_id=call_id, carrier_call_id=carrier_id)
@@ -113,13 +156,19 @@ async def hangup(call_id: str, request: Request) -> Ack:
     return Ack(call_id=call_id, status="hanging-up")
 
 
-@control_router.post("/calls/{call_id}/transfer", response_model=Ack)
+@control_router.post(
+    "/calls/{call_id}/transfer",
+    response_model=Ack,
+    responses={403: {"description": "the call's agent may not transfer to `destination`"}},
+)
 async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
-    """Transfer a live call to another number."""
+    """Transfer a live call to a directory name or an allowed number (the agent's dial plan)."""
     try:
         await _manager(request).transfer(call_id, body.destination)
     except KeyError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {call_id}") from None
+    except DialRefused as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
     return Ack(call_id=call_id, status="transferred")
 
 

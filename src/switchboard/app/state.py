@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from switchboard.config import Settings
 from switchboard.providers.registry import ProviderRegistry
+from switchboard.ratelimit import SlidingWindowLimiter
 from switchboard.security import TokenSigner
 from switchboard.telephony.base import CallHandler
 
@@ -23,6 +24,7 @@ class AppState:
     Attributes:
         api_token: the bearer token for ``/v1/*``; generated when ``SWITCHBOARD_API_TOKEN`` is
             unset (``generated_token`` is then True and ``serve`` prints it once).
+        outbound_limiter: outbound calls per API token (``SWITCHBOARD_OUTBOUND_RATE_*``).
     """
 
     settings: Settings
@@ -30,6 +32,7 @@ class AppState:
     signer: TokenSigner
     calls: CallHandler
     api_token: str
+    outbound_limiter: SlidingWindowLimiter
     generated_token: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -43,6 +46,9 @@ class AppState:
             signer=TokenSigner(signing),
             calls=calls,
             api_token=token or secrets.token_urlsafe(24),
+            outbound_limiter=SlidingWindowLimiter(
+                settings.outbound_rate_limit, settings.outbound_rate_window_s
+            ),
             generated_token=token is None,
         )
 

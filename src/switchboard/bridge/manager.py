@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from switchboard.agents import Agent, AgentBook
 from switchboard.bridge.apology import apology_audio
+from switchboard.bridge.control import checked_destination
 from switchboard.bridge.core import BridgeOptions
 from switchboard.bridge.greeting import greeting_audio
 from switchboard.bridge.recording import CallRecordSink
@@ -378,6 +379,7 @@ class CallManager:
             apology=agent.apology,
             apology_audio=apology_audio,
             sink=sink,
+            dial_plan=agent.dial_plan,
             greeting=self._recorded_greeting(agent, started.audio, call_id),
         )
         active.session = session
@@ -489,11 +491,18 @@ class CallManager:
     async def transfer(self, call_id: str, destination: str) -> None:
         """Transfer a live call (at once) through its carrier.
 
+        ``destination`` passes the call's agent's dial plan, as ``transfer_call`` does: a
+        directory name, or a destination in the directory or ``transfer_allow``.
+
         Raises:
             KeyError: no live call with that id.
+            DialRefused: the agent's dial plan does not allow ``destination`` (logged).
             TelephonyError: the carrier refused or is not configured.
         """
         active = self.calls[call_id]
+        destination = checked_destination(
+            active.agent.dial_plan, destination, "API transfer", call_id
+        )
         adapter = self.adapter(active.incoming.carrier)
         if adapter is None:
             raise TelephonyError(f"{active.incoming.carrier} call control is not configured")
@@ -510,9 +519,11 @@ class CallManager:
         """Dial out through ``carrier`` for ``agent``; returns (our call id, carrier call id).
 
         Raises:
+            DialRefused: ``to`` is not allowed by ``SWITCHBOARD_OUTBOUND_ALLOW`` (logged).
             ConfigError: unknown agent, carrier not configured, or no public URL.
             TelephonyError: the carrier refused the call.
         """
+        to = checked_destination(self.settings.outbound_dial_plan, to, "outbound call")
         adapter = self.adapter(carrier)
         if adapter is None:
             raise ConfigError(f"carrier {carrier} is not configured")

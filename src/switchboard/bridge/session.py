@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -39,10 +38,11 @@ from switchboard.bridge.actions import (
     TransferCall,
     TruncateAssistant,
 )
+from switchboard.bridge.control import SessionCallControl
 from switchboard.bridge.core import BridgeCore, BridgeOptions
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.voice import voice_detector
-from switchboard.errors import SwitchboardError, ToolError
+from switchboard.errors import SwitchboardError
 from switchboard.providers.base import (
     AudioChunk,
     AudioSpec,
@@ -62,6 +62,7 @@ from switchboard.telephony.base import (
     StreamStarted,
     StreamStopped,
 )
+from switchboard.telephony.dialplan import DialPlan
 from switchboard.tools import ToolContext, ToolRegistry
 
 __all__ = ["CallSession", "CallSink", "CarrierControl", "MemorySink"]
@@ -75,31 +76,6 @@ class CarrierControl(Protocol):
     async def hang_up(self) -> None: ...
 
     async def transfer(self, destination: str) -> None: ...
-
-
-class _SessionCallControl:
-    """The :class:`~switchboard.tools.CallControl` tools see: requests go through the core."""
-
-    def __init__(self, session: CallSession) -> None:
-        self._session = session
-
-    async def hang_up(self, *, goodbye: str | None) -> None:
-        # The model's own reply to the function result is the goodbye; if that reply is silent
-        # the core has ``goodbye`` said. It hangs up once the goodbye has played (or after a
-        # grace period if nothing comes).
-        s = self._session
-        await s.apply(
-            s.core.request_hangup("agent_hangup", s.now(), goodbye=goodbye, from_tool=True)
-        )
-
-    async def transfer(self, destination: str) -> None:
-        s = self._session
-        directory: dict[str, str] = s.tool_context.extras.get("directory", {})
-        target = directory.get(destination.strip().lower(), destination.strip())
-        if not _DIALABLE.match(target):
-            known = ", ".join(sorted(directory)) or "none"
-            raise ToolError(f"unknown destination {destination!r} (known: {known})")
-        await s.apply(s.core.request_transfer(target, s.now(), from_tool=True))
 
 
 class CallSession:
@@ -122,6 +98,7 @@ class CallSession:
         on_frame_in: Callable[[], None] | None = None,
         apology: str | None = None,
         apology_audio: Callable[[str, AudioSpec], Awaitable[bytes | None]] | None = None,
+        dial_plan: DialPlan | None = None,
         greeting: tuple[bytes, str | None] | None = None,
     ) -> None:
         self.call_id = call_id
@@ -134,7 +111,9 @@ class CallSession:
         self.sink: CallSink = sink or MemorySink()
         self.carrier_control = carrier_control
         self.tool_context = tool_context or ToolContext(call_id=call_id)
-        self.tool_context.control = _SessionCallControl(self)
+        self.tool_context.control = SessionCallControl(self)
+        #: Where ``transfer_call`` may dial (the agent's); None refuses every destination.
+        self.dial_plan = dial_plan or DialPlan()
         self.connect_timeout_s = connect_timeout_s
         self.end_reason: str | None = None
         self.log = logging.LoggerAdapter(logger, {"call_id": call_id})
@@ -539,5 +518,3 @@ _LIVE = (SessionState.CONNECTED, SessionState.RECONNECTING)
 
 #: Consecutive voiced 20 ms caller frames that count as speech over agent audio (240 ms).
 _BARGE_IN_FRAMES = 12
-#: What a carrier can dial: an E.164 number or a SIP URI.
-_DIALABLE = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s]+)$")

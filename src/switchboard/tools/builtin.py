@@ -3,7 +3,8 @@
 * ``end_call(goodbye)`` — the bridge speaks the goodbye, waits for the carrier's playout mark,
   then hangs up through the carrier's REST API.
 * ``transfer_call(destination)`` — the carrier transfers the caller (Twilio ``<Dial>`` redirect,
-  Telnyx ``transfer``).
+  Telnyx ``transfer``), if the agent's dial plan allows ``destination`` (its ``directory`` and
+  ``transfer_allow``); otherwise the model gets the refusal as the tool's error.
 
 Agents enable them by name in ``tools:`` (``agents.yaml``).
 """
@@ -42,7 +43,10 @@ async def transfer_call(
     destination: Annotated[
         str,
         Field(
-            description="Phone number in E.164 form (+15551234567) or a SIP URI to transfer to.",
+            description=(
+                "Where to transfer: a name from your directory (such as 'billing'), or a phone "
+                "number in E.164 form (+15551234567) or SIP URI you were given."
+            ),
             min_length=3,
         ),
     ],
