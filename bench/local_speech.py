@@ -14,7 +14,7 @@ import statistics
 import time
 
 from switchboard.audio import ulaw_to_pcm16
-from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 from switchboard.providers.local import models
 from switchboard.providers.local.stt import LocalSTT, transcribe_pcm16
 from switchboard.providers.local.synth import caller_audio

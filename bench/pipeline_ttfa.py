@@ -22,7 +22,8 @@ from switchboard.config import load_settings
 from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.deepgram import DeepgramEmulator
 from switchboard.emulators.gemini import GeminiEmulator
-from switchboard.providers.base import AudioChunk, AudioFormat, ProviderEventType, SessionConfig
+from switchboard.media import AudioChunk, AudioFormat
+from switchboard.providers.base import ProviderEventType, SessionConfig
 from switchboard.providers.deepgram import create_provider
 
 

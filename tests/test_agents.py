@@ -8,7 +8,7 @@ import pytest
 
 from switchboard.agents import Agent, AgentBook, normalise_number
 from switchboard.errors import ConfigError, ToolError
-from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 from switchboard.providers.registry import ProviderType, Requirements
 
 SALES = """

@@ -247,3 +247,100 @@ def test_importing_the_package_changes_no_global_state() -> None:
     assert report["modules"] > 100
     assert report["filtered"] == {}
     assert report["env_changed"] == []
+
+
+#: The layers, bottom first (docs/architecture.md#layers). A module may import its own layer and
+#: the layers below, never one above. Each entry is a package or module; a module belongs to the
+#: longest entry that is a prefix of its name (``telephony.dialplan`` is pure and sits below the
+#: ``config`` that reads it, the rest of ``telephony`` above).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("kernel", ("errors", "media", "__about__")),
+    ("foundations", ("audio", "catalog", "security", "logs", "ratelimit", "tools",
+                     "telephony.dialplan")),
+    ("settings", ("config", "cost", "tracing")),
+    ("services", ("providers", "telephony", "store", "cluster", "emulators")),
+    ("call", ("agents", "metrics", "bridge", "")),  # "" is the package's public API (__init__)
+    ("app", ("app", "server", "loadtest")),
+    ("cli", ("cli", "demo")),
+)  # fmt: skip
+
+
+def layer_unit(module: str) -> tuple[int, str]:
+    """``(rank, entry)`` of a ``switchboard…`` module: its layer's index and its LAYERS entry."""
+    name = module.removeprefix("switchboard").removeprefix(".")
+    best: tuple[int, str] | None = None
+    for rank, (_, entries) in enumerate(LAYERS):
+        for entry in entries:
+            matches = name == entry or (entry != "" and name.startswith(entry + "."))
+            if matches and (best is None or len(entry) > len(best[1])):
+                best = (rank, entry)
+    if best is None:
+        raise KeyError(f"{module} is in no layer: add it to LAYERS and docs/architecture.md")
+    return best
+
+
+def test_layer_unit_prefers_the_longest_entry() -> None:
+    assert layer_unit("switchboard.telephony.dialplan") == (1, "telephony.dialplan")
+    assert layer_unit("switchboard.telephony.twilio.rest") == (3, "telephony")
+    assert layer_unit("switchboard") == (4, "")
+    assert layer_unit("switchboard.media") == (0, "media")
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = []
+    for name in import_graph():
+        try:
+            layer_unit(name)
+        except KeyError:
+            unplaced.append(name)
+    assert unplaced == []
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a module to one in a higher layer, as ``a (layer) -> b (layer)``."""
+    found = []
+    for name, targets in sorted(graph.items()):
+        rank = layer_unit(name)[0]
+        for target in sorted(targets):
+            if layer_unit(target)[0] > rank:
+                found.append(
+                    f"{name} ({LAYERS[rank][0]}) -> {target} ({LAYERS[layer_unit(target)[0]][0]})"
+                )
+    return found
+
+
+def unit_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The import graph between LAYERS entries (packages, or the modules listed alone)."""
+    units: dict[str, set[str]] = {}
+    for name, targets in graph.items():
+        unit = layer_unit(name)[1]
+        units.setdefault(unit, set()).update(
+            layer_unit(t)[1] for t in targets if layer_unit(t)[1] != unit
+        )
+    return units
+
+
+def test_the_layer_checks_find_what_they_forbid() -> None:
+    # the arrow this check exists to keep out: audio importing the provider contract
+    graph = {
+        "switchboard.audio.convert": {"switchboard.providers.base", "switchboard.media"},
+        "switchboard.providers.registry": {"switchboard.telephony.base"},
+        "switchboard.telephony.base": {"switchboard.providers.base"},
+        "switchboard.providers.base": {"switchboard.media"},
+    }
+    assert upward_imports(graph) == [
+        "switchboard.audio.convert (foundations) -> switchboard.providers.base (services)"
+    ]
+    assert import_cycles(unit_graph(graph)) == [["providers", "telephony"]]
+
+
+def test_no_import_reaches_up_a_layer() -> None:
+    """The media vocabulary is at the bottom; providers, carriers and the store never import the
+    bridge, the bridge never imports the app, the app never imports the CLI."""
+    assert upward_imports(import_graph()) == []
+
+
+def test_no_two_packages_import_each_other() -> None:
+    """Within a layer, packages still depend one way: ``providers`` may import ``telephony``
+    (the seed's ``create_telephony_adapter``) only because ``telephony`` never imports it."""
+    assert import_cycles(unit_graph(import_graph())) == []

@@ -11,7 +11,7 @@ from switchboard.catalog import ENDPOINTS, TEXT_LLM_ENDPOINTS, load_catalog
 from switchboard.config import load_settings
 from switchboard.cost import estimate_call_cost
 from switchboard.errors import ConfigError
-from switchboard.providers.base import AudioFormat, AudioSpec, Usage
+from switchboard.media import AudioFormat, AudioSpec, Usage
 from switchboard.providers.registry import ProviderRegistry, Requirements
 
 PACKAGED = Path(__file__).parents[1] / "src/switchboard/providers.yaml"

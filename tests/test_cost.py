@@ -9,7 +9,7 @@ import pytest
 from switchboard.catalog import Catalog, load_catalog
 from switchboard.cost import CostBreakdown, estimate_call_cost, format_money
 from switchboard.errors import ConfigError
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 
 CATALOG = Catalog.model_validate(
     {

@@ -27,8 +27,9 @@ from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState
 from switchboard.bridge.sink import MemorySink
 from switchboard.config import load_settings
+from switchboard.media import Usage
 from switchboard.metrics import MAX_LABEL_VALUES, Metrics, rejection_reason
-from switchboard.providers.base import ProviderEventType, Usage
+from switchboard.providers.base import ProviderEventType
 from switchboard.tools import ToolResult
 from tests.waiting import eventually
 

@@ -23,8 +23,9 @@ from switchboard.config import load_settings
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.errors import ProviderError
+from switchboard.media import Usage
 from switchboard.metrics import Metrics
-from switchboard.providers.base import ProviderEventType, Usage
+from switchboard.providers.base import ProviderEventType
 from switchboard.tools import ToolResult
 from switchboard.tracing import Tracing, TracingSink
 from tests.e2e.harness import caller_pcm, openai_env, read_only_call, running_app, twilio_env

@@ -17,10 +17,8 @@ from switchboard.errors import (
     ToolError,
 )
 from switchboard.logs import install_wire_redaction
+from switchboard.media import AudioChunk, AudioFormat, AudioSpec, Usage
 from switchboard.providers.base import (
-    AudioChunk,
-    AudioFormat,
-    AudioSpec,
     BaseProvider,
     ProviderCapabilities,
     ProviderEvent,
@@ -29,8 +27,6 @@ from switchboard.providers.base import (
     SegmentedVoiceProvider,
     SessionConfig,
     SessionState,
-    TelephonyAdapter,
-    Usage,
 )
 from switchboard.providers.registry import (
     ProviderType,
@@ -38,6 +34,7 @@ from switchboard.providers.registry import (
     TelephonyType,
     get_provider_registry,
 )
+from switchboard.telephony.base import TelephonyAdapter
 
 __all__ = [
     "AudioChunk",

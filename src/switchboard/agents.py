@@ -46,7 +46,8 @@ from pydantic import (
 
 from switchboard.audio.files import read_audio_file
 from switchboard.errors import AudioError, ConfigError
-from switchboard.providers.base import AudioSpec, SessionConfig
+from switchboard.media import AudioSpec
+from switchboard.providers.base import SessionConfig
 from switchboard.providers.registry import ProviderType, Requirements
 from switchboard.telephony.dialplan import DialPlan, parse_allow_entry, parse_destination
 from switchboard.tools.builtin import builtin_registry

@@ -226,6 +226,15 @@ class Settings(BaseSettings):
             return None
         return str(value.get_secret_value()) if isinstance(value, SecretStr) else str(value)
 
+    def missing(self, variables: list[str]) -> tuple[str, ...]:
+        """Which of the environment ``variables`` (``OPENAI_API_KEY``…) are unset or empty.
+
+        The provider and carrier registries ask this of the ``required_env`` lists in
+        providers.yaml; each variable is the alias of one field.
+        """
+        fields = {info.alias: name for name, info in type(self).model_fields.items()}
+        return tuple(env for env in variables if not self.secret(fields.get(env, env)))
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Build :class:`Settings` from the environment (and ``.env``), with keyword overrides.

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from switchboard.catalog import Catalog, Prices
 from switchboard.errors import ConfigError
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 
 __all__ = ["CostBreakdown", "CostLine", "estimate_call_cost", "format_money"]
 

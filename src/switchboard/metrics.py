@@ -30,7 +30,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from switchboard.catalog import Catalog
 from switchboard.cost import estimate_call_cost
-from switchboard.providers.base import ProviderEventType, Usage
+from switchboard.media import Usage
+from switchboard.providers.base import ProviderEventType
 from switchboard.tools import ToolResult
 
 __all__ = ["CONTENT_TYPE", "MAX_LABEL_VALUES", "Metrics", "MetricsSink", "rejection_reason"]

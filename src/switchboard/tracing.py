@@ -32,7 +32,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer, TracerProvider
 
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 from switchboard.tools import ToolResult
 
 __all__ = ["CallTrace", "Tracing", "TracingSink"]

@@ -16,7 +16,7 @@ from switchboard.app import create_app
 from switchboard.catalog import load_catalog
 from switchboard.config import load_settings
 from switchboard.cost import estimate_call_cost
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 from switchboard.store import CallStore
 from switchboard.telephony.base import (
     IncomingCall,

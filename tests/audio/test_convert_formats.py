@@ -6,7 +6,7 @@ import pytest
 
 from switchboard.audio import OpusEncoder, StreamConverter, convert
 from switchboard.errors import AudioError
-from switchboard.providers.base import AudioChunk, AudioFormat, AudioSpec
+from switchboard.media import AudioChunk, AudioFormat, AudioSpec
 from tests.audio.signals import aligned_snr_db, samples, voice
 from tests.pyav import needs_av
 

@@ -10,7 +10,7 @@ import pytest
 from switchboard.audio import StreamConverter
 from switchboard.audio.fir import FirResampler, integer_ratio
 from switchboard.errors import AudioError
-from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 
 
 def tone(rate: int, seconds: float = 1.0, freq: float = 440.0, amp: float = 0.5) -> bytes:

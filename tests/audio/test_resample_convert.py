@@ -9,7 +9,7 @@ import pytest
 
 from switchboard.audio import Framer, Resampler, StreamConverter, convert
 from switchboard.errors import AudioError
-from switchboard.providers.base import AudioChunk, AudioFormat, AudioSpec
+from switchboard.media import AudioChunk, AudioFormat, AudioSpec
 
 
 def tone(rate: int, seconds: float = 1.0, freq: float = 440.0, amp: float = 0.5) -> bytes:

@@ -12,7 +12,7 @@ from switchboard.agents import Agent
 from switchboard.audio import encode_audio, ulaw_to_pcm16
 from switchboard.bridge.greeting import greeting_audio
 from switchboard.emulators.common import speech_like_pcm16
-from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 
 
 def _agent(**fields: object) -> Agent:

@@ -11,7 +11,7 @@ from switchboard.emulators.telnyx.webhooks import WebhookSender
 from switchboard.loadtest.tags import decode_tag, tagged_frame
 from switchboard.loadtest.telnyx import new_telnyx_seed, telnyx_public_key
 from switchboard.loadtest.wire import CallerWire, TelnyxWire, TwilioWire
-from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 from switchboard.telephony.base import (
     MarkAcknowledged,
     MediaReceived,

@@ -6,7 +6,7 @@ import pytest
 from tests.waiting import eventually_async
 
 from switchboard.errors import StoreError
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 from switchboard.store import CallDetail, CallStore
 from switchboard.tools import ToolResult
 

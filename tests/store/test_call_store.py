@@ -9,7 +9,7 @@ import pytest
 from switchboard.catalog import load_catalog
 from switchboard.cost import estimate_call_cost
 from switchboard.errors import StoreError
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 from switchboard.store import CallStatus, CallStore, normalise_database_url
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ from rich.console import Console, RenderableType
 
 from switchboard.catalog import load_catalog
 from switchboard.cost import estimate_call_cost
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 from switchboard.store import (
     CallDetail,
     CallPage,

@@ -16,7 +16,7 @@ from switchboard.app.auth import require_token
 from switchboard.app.state import get_state
 from switchboard.cost import CostBreakdown
 from switchboard.errors import StoreError
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 from switchboard.providers.registry import ProviderType
 from switchboard.store import CallDetail, CallRecord, CallStatus, CallStore
 from switchboard.store.records import timeline_offsets

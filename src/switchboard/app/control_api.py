@@ -49,10 +49,8 @@ from switchboard.app.state import get_state
 from switchboard.audio import StreamConverter, check_rate
 from switchboard.bridge.manager import CallManager
 from switchboard.errors import AudioError, ConfigError, DialRefused, SwitchboardError
+from switchboard.media import AudioChunk, AudioFormat, AudioSpec
 from switchboard.providers.base import (
-    AudioChunk,
-    AudioFormat,
-    AudioSpec,
     BaseProvider,
     ProviderEvent,
     ProviderEventType,

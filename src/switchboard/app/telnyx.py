@@ -39,7 +39,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState, get_state
 from switchboard.errors import ConfigError, RemoteProtocolError, SignatureError
-from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 from switchboard.telephony.base import CallDirection, IncomingCall, StreamStarted, TelephonyType
 from switchboard.telephony.telnyx import TelnyxAdapter, create_adapter
 from switchboard.telephony.telnyx.media import TelnyxMediaCodec

@@ -25,7 +25,7 @@ from switchboard.audio.mp3 import Mp3Decoder, Mp3Encoder
 from switchboard.audio.opus import OPUS_RATES, OpusDecoder, OpusEncoder
 from switchboard.audio.resample import Resampler, check_rate
 from switchboard.errors import AudioError
-from switchboard.providers.base import AudioChunk, AudioFormat, AudioSpec
+from switchboard.media import AudioChunk, AudioFormat, AudioSpec
 
 __all__ = ["StreamConverter", "convert", "decode_to_pcm16", "encode_from_pcm16"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from switchboard.errors import AudioError
-from switchboard.providers.base import AudioSpec
+from switchboard.media import AudioSpec
 
 __all__ = ["Framer"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from switchboard.providers.base import AudioSpec
+from switchboard.media import AudioSpec
 
 __all__ = ["apology_audio"]
 

@@ -12,7 +12,7 @@ import functools
 from pathlib import Path
 
 from switchboard.audio import convert, read_audio_file
-from switchboard.providers.base import AudioChunk, AudioFormat, AudioSpec
+from switchboard.media import AudioChunk, AudioFormat, AudioSpec
 
 __all__ = ["greeting_audio"]
 

@@ -31,8 +31,9 @@ from switchboard.bridge.session import CallSession
 from switchboard.config import Settings
 from switchboard.errors import AudioError, ConfigError, SwitchboardError, TelephonyError
 from switchboard.logs import call_context
+from switchboard.media import AudioFormat, AudioSpec
 from switchboard.metrics import Metrics
-from switchboard.providers.base import AudioFormat, AudioSpec, BaseProvider, TelephonyAdapter
+from switchboard.providers.base import BaseProvider
 from switchboard.providers.registry import ProviderRegistry
 from switchboard.telephony.base import (
     CallDirection,
@@ -41,6 +42,7 @@ from switchboard.telephony.base import (
     MediaSocket,
     PreparedCall,
     StreamStarted,
+    TelephonyAdapter,
     TelephonyType,
 )
 from switchboard.tools import ToolContext, ToolRegistry

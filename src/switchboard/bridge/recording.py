@@ -13,7 +13,7 @@ from typing import Any
 
 from switchboard.catalog import Catalog
 from switchboard.cost import estimate_call_cost
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 from switchboard.store import CallRecorder, CallStore
 from switchboard.store.models import utcnow
 from switchboard.tools import ToolResult

@@ -43,15 +43,8 @@ from switchboard.bridge.core import BridgeCore, BridgeOptions
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.voice import voice_detector
 from switchboard.errors import SwitchboardError
-from switchboard.providers.base import (
-    AudioChunk,
-    AudioSpec,
-    BaseProvider,
-    ProviderEvent,
-    ProviderEventType,
-    SessionState,
-    Usage,
-)
+from switchboard.media import AudioChunk, AudioSpec, Usage
+from switchboard.providers.base import BaseProvider, ProviderEvent, ProviderEventType, SessionState
 from switchboard.telephony.base import (
     DtmfReceived,
     MarkAcknowledged,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 from switchboard.tools import ToolResult
 
 __all__ = ["CallSink", "MemorySink"]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from switchboard.audio import ulaw_to_pcm16
-from switchboard.providers.base import AudioFormat
+from switchboard.media import AudioFormat
 
 __all__ = ["voice_detector"]
 

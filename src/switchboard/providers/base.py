@@ -9,7 +9,9 @@ Every voice provider, whatever its wire protocol, looks the same to the rest of 
 * the bridge answers tool calls with ``handle_function_result`` and cuts the agent off with
   ``interrupt(played_ms)``.
 
-The value types are defined in :mod:`switchboard.providers.types` and re-exported here.
+The value types are defined in :mod:`switchboard.providers.types`, the audio vocabulary in
+:mod:`switchboard.media` and the carrier protocol in :mod:`switchboard.telephony.base`; this
+module re-exports them under the seed's import path.
 
 Theory of operation of :class:`BaseProvider`'s lifecycle (legal transitions only)::
 
@@ -34,19 +36,17 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from switchboard.errors import ConfigError, InvalidStateTransition
+from switchboard.media import AudioChunk, AudioFormat, AudioSpec, Usage
 from switchboard.providers.types import (
-    AudioChunk,
-    AudioFormat,
-    AudioSpec,
     ConfigDefaults,
     ProviderCapabilities,
     ProviderEvent,
     ProviderEventType,
     SessionConfig,
     SessionState,
-    Usage,
     audio_output_data,
 )
+from switchboard.telephony.base import TelephonyAdapter
 
 __all__ = [
     "AudioChunk",
@@ -131,36 +131,6 @@ class SegmentedVoiceProvider(RealtimeEndToEndProvider, Protocol):
     async def say(self, text: str) -> None:
         """Speak ``text`` as the agent (greeting, apology), adding it to the history."""
         ...
-
-
-@runtime_checkable
-class TelephonyAdapter(Protocol):
-    """Call control for one carrier (the seed's setup / answer / end operations, and more).
-
-    Every ``call_id`` here is the carrier's own id (Twilio CallSid, Telnyx call_control_id).
-    """
-
-    name: ClassVar[str]
-
-    async def setup(self) -> None:
-        """Check credentials/configuration and open HTTP clients."""
-        ...
-
-    async def answer_call(self, call_id: str, **options: Any) -> None: ...
-
-    async def end_call(self, call_id: str) -> None:
-        """Hang up; a call that already ended counts as success."""
-        ...
-
-    async def transfer_call(self, call_id: str, destination: str) -> None: ...
-
-    async def send_dtmf(self, call_id: str, digits: str) -> None: ...
-
-    async def place_call(self, *, to: str, from_: str, **options: Any) -> str:
-        """Dial out; returns the carrier's call id."""
-        ...
-
-    async def aclose(self) -> None: ...
 
 
 class BaseProvider(abc.ABC):

@@ -1,4 +1,4 @@
-"""The provider and carrier registry, and provider selection.
+"""The provider registry and provider selection (carriers: :mod:`switchboard.telephony.registry`).
 
 Providers are registered by name with an import path to a factory, loaded only when a provider
 is created (so the local provider's heavy models are never imported by an OpenAI-only gateway)::
@@ -12,7 +12,9 @@ is created (so the local provider's heavy models are never imported by an OpenAI
     await provider.connect(SessionConfig(...))
 
 A provider factory has the signature ``(config: SessionConfig | None, *, settings: Settings)
--> BaseProvider``; a telephony factory ``(settings: Settings) -> TelephonyAdapter``.
+-> BaseProvider``. The seed also creates carrier adapters here
+(``registry.create_telephony_adapter(TelephonyType.TWILIO)``); that delegates to the
+:class:`~switchboard.telephony.registry.CarrierRegistry` in :attr:`ProviderRegistry.carriers`.
 
 Selection scoring (:meth:`ProviderRegistry.select_best_provider`), documented and tested:
 
@@ -46,15 +48,11 @@ from typing import Any, Literal, cast, get_args
 from switchboard.catalog import TIER_RANK, Catalog, ProviderEntry
 from switchboard.config import Settings
 from switchboard.errors import ConfigError
-from switchboard.providers.base import (
-    AudioFormat,
-    BaseProvider,
-    ConfigDefaults,
-    ProviderCapabilities,
-    SessionConfig,
-    TelephonyAdapter,
-)
-from switchboard.telephony.base import TelephonyType
+from switchboard.media import AudioFormat
+from switchboard.providers.base import BaseProvider
+from switchboard.providers.types import ConfigDefaults, ProviderCapabilities, SessionConfig
+from switchboard.telephony.base import TelephonyAdapter, TelephonyType
+from switchboard.telephony.registry import AdapterFactory, CarrierRegistry
 
 __all__ = [
     "ProviderInfo",
@@ -66,7 +64,6 @@ __all__ = [
 ]
 
 ProviderFactory = Callable[..., BaseProvider]
-AdapterFactory = Callable[[Settings], TelephonyAdapter]
 
 
 class ProviderType(StrEnum):
@@ -78,27 +75,11 @@ class ProviderType(StrEnum):
     LOCAL = "local"
 
 
-_ENV_TO_FIELD = {
-    "OPENAI_API_KEY": "openai_api_key",
-    "GEMINI_API_KEY": "gemini_api_key",
-    "DEEPGRAM_API_KEY": "deepgram_api_key",
-    "TWILIO_ACCOUNT_SID": "twilio_account_sid",
-    "TWILIO_AUTH_TOKEN": "twilio_auth_token",
-    "TELNYX_API_KEY": "telnyx_api_key",
-    "TELNYX_PUBLIC_KEY": "telnyx_public_key",
-    "TELNYX_CONNECTION_ID": "telnyx_connection_id",
-    "SWITCHBOARD_PUBLIC_URL": "public_url",
-}
-
 _DEFAULT_PROVIDER_FACTORIES: dict[str, str] = {
     ProviderType.OPENAI: "switchboard.providers.openai_realtime:create_provider",
     ProviderType.GEMINI: "switchboard.providers.gemini_live:create_provider",
     ProviderType.DEEPGRAM: "switchboard.providers.deepgram:create_provider",
     ProviderType.LOCAL: "switchboard.providers.local:create_provider",
-}
-_DEFAULT_ADAPTER_FACTORIES: dict[str, str] = {
-    TelephonyType.TWILIO: "switchboard.telephony.twilio:create_adapter",
-    TelephonyType.TELNYX: "switchboard.telephony.telnyx:create_adapter",
 }
 
 
@@ -219,12 +200,12 @@ def estimated_cost_per_minute(catalog: Catalog, provider: str, model: str | None
 
 
 class ProviderRegistry:
-    """Registered providers and carriers, bound to one :class:`Settings`."""
+    """Registered providers, bound to one :class:`Settings`; :attr:`carriers` has the carriers."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._providers: dict[str, str | ProviderFactory] = dict(_DEFAULT_PROVIDER_FACTORIES)
-        self._adapters: dict[str, str | AdapterFactory] = dict(_DEFAULT_ADAPTER_FACTORIES)
+        self.carriers = CarrierRegistry(settings)
 
     @property
     def catalog(self) -> Catalog:
@@ -238,18 +219,14 @@ class ProviderRegistry:
         self._providers[name] = factory
 
     def register_telephony(self, name: str, factory: str | AdapterFactory) -> None:
-        self._adapters[name] = factory
+        """Register (or replace) a carrier adapter factory (see :attr:`carriers`)."""
+        self.carriers.register(name, factory)
 
     # -- inspection --------------------------------------------------------------------------------
-    def _missing(self, required_env: list[str]) -> tuple[str, ...]:
-        return tuple(
-            env for env in required_env if not self.settings.secret(_ENV_TO_FIELD.get(env, env))
-        )
-
     def is_configured(self, provider: str) -> tuple[bool, tuple[str, ...]]:
         """Whether ``provider`` has its keys, and which variables are missing."""
         entry = self._entry(provider)
-        missing = self._missing(entry.required_env)
+        missing = self.settings.missing(entry.required_env)
         return (not missing, missing)
 
     def list_providers(self) -> list[ProviderInfo]:
@@ -323,22 +300,14 @@ class ProviderRegistry:
         return created
 
     def create_telephony_adapter(self, carrier: str) -> TelephonyAdapter:
-        """Create the call-control adapter for ``carrier``.
+        """Create the call-control adapter for ``carrier`` (the seed's entry point).
+
+        Delegates to :meth:`switchboard.telephony.registry.CarrierRegistry.create`.
 
         Raises:
             ConfigError: unknown carrier or missing variables (named in the message).
         """
-        entry = self.catalog.telephony.get(str(carrier))
-        if entry is None or str(carrier) not in self._adapters:
-            raise ConfigError(f"unknown carrier {carrier!r}; known: {', '.join(self._adapters)}")
-        missing = self._missing(entry.required_env)
-        if missing:
-            raise ConfigError(
-                f"carrier {carrier!r} is not configured: set {', '.join(missing)}",
-                missing=missing,
-            )
-        factory = self._resolve(self._adapters[str(carrier)], carrier)
-        return cast(TelephonyAdapter, factory(self.settings))
+        return self.carriers.create(carrier)
 
     @staticmethod
     def _resolve(factory: Any, name: str) -> Callable[..., Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from switchboard.cost import CostBreakdown
 from switchboard.errors import StoreError
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 from switchboard.store.models import utcnow
 from switchboard.store.records import CallRecord, CallStatus, normalise_status
 

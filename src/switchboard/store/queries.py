@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from switchboard.cost import CostBreakdown
 from switchboard.errors import StoreError
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 from switchboard.store.models import (
     CallRow,
     TimelineRow,

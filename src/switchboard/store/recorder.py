@@ -32,7 +32,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from switchboard.cost import CostBreakdown
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 from switchboard.store import ops
 from switchboard.store.models import utcnow
 from switchboard.store.writes import apply_batch

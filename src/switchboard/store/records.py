@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from switchboard.cost import CostBreakdown
-from switchboard.providers.base import Usage
+from switchboard.media import Usage
 
 __all__ = [
     "CallDetail",

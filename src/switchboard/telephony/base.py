@@ -1,4 +1,4 @@
-"""Carrier-neutral media-stream events and the telephony adapter protocol.
+"""Carrier-neutral media-stream events, the carrier names and the telephony adapter protocol.
 
 Each carrier's sans-I/O media codec (``telephony/<carrier>/media.py``) turns the carrier's
 websocket frames into these events and turns the bridge's outbound audio/marks/clears into the
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from switchboard.providers.base import AudioSpec, TelephonyAdapter
+from switchboard.media import AudioSpec
 
 __all__ = [
     "CallDirection",
@@ -44,6 +44,37 @@ class TelephonyType(StrEnum):
 
     TWILIO = "twilio"
     TELNYX = "telnyx"
+
+
+@runtime_checkable
+class TelephonyAdapter(Protocol):
+    """Call control for one carrier (the seed's setup / answer / end operations, and more).
+
+    Every ``call_id`` here is the carrier's own id (Twilio CallSid, Telnyx call_control_id).
+    The seed lists this protocol in ``providers/base.py``, which re-exports it.
+    """
+
+    name: ClassVar[str]
+
+    async def setup(self) -> None:
+        """Check credentials/configuration and open HTTP clients."""
+        ...
+
+    async def answer_call(self, call_id: str, **options: Any) -> None: ...
+
+    async def end_call(self, call_id: str) -> None:
+        """Hang up; a call that already ended counts as success."""
+        ...
+
+    async def transfer_call(self, call_id: str, destination: str) -> None: ...
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None: ...
+
+    async def place_call(self, *, to: str, from_: str, **options: Any) -> str:
+        """Dial out; returns the carrier's call id."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,8 @@ from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.deepgram import DeepgramEmulator
 from switchboard.emulators.gemini import GeminiEmulator
 from switchboard.errors import ProviderError
+from switchboard.media import AudioChunk, AudioFormat
 from switchboard.providers.base import (
-    AudioChunk,
-    AudioFormat,
     ProviderEvent,
     ProviderEventType,
     SessionConfig,

@@ -33,7 +33,8 @@ from switchboard.emulators.common import Script
 from switchboard.emulators.deepgram.listen import ListenCore, parse_listen_params
 from switchboard.emulators.deepgram.speak import SpeakCore, wav_header
 from switchboard.errors import RemoteProtocolError
-from switchboard.providers.base import AudioFormat, SessionConfig
+from switchboard.media import AudioFormat
+from switchboard.providers.base import SessionConfig
 from switchboard.providers.deepgram import listen_options_for, speak_options_for
 from switchboard.providers.deepgram.listen import ListenOptions, ListenProtocol
 from switchboard.providers.deepgram.speak import (

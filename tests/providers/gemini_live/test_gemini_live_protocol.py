@@ -13,7 +13,8 @@ from google.genai import types
 from tests.conformance import conform
 
 from switchboard.errors import LocalProtocolError, RemoteProtocolError
-from switchboard.providers.base import SessionConfig, Usage
+from switchboard.media import Usage
+from switchboard.providers.base import SessionConfig
 from switchboard.providers.gemini_live import GeminiLiveProtocol, LiveSetup, ProtocolState
 from switchboard.providers.gemini_live.events import (
     AudioDelta,

@@ -13,10 +13,8 @@ from tests.conftest import UNIT
 
 from switchboard.config import load_settings
 from switchboard.errors import ConfigError
+from switchboard.media import AudioChunk, AudioFormat, AudioSpec
 from switchboard.providers.base import (
-    AudioChunk,
-    AudioFormat,
-    AudioSpec,
     ProviderEvent,
     ProviderEventType,
     SessionConfig,

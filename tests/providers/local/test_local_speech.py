@@ -14,7 +14,7 @@ from tests.conftest import UNIT
 
 from switchboard.audio import convert, ulaw_to_pcm16
 from switchboard.errors import AudioError, ConfigError, ProviderError
-from switchboard.providers.base import AudioChunk, AudioFormat, AudioSpec
+from switchboard.media import AudioChunk, AudioFormat, AudioSpec
 from switchboard.providers.local import models
 from switchboard.providers.local.numbers import find_numbers
 from switchboard.providers.local.stt import LocalSTT

@@ -12,7 +12,8 @@ from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from tests.conformance import conform
 
 from switchboard.errors import RemoteProtocolError
-from switchboard.providers.base import AudioFormat, ProviderEventType, SessionConfig, Usage
+from switchboard.media import AudioFormat, Usage
+from switchboard.providers.base import ProviderEventType, SessionConfig
 from switchboard.providers.openai_realtime.protocol import RealtimeProtocol
 
 E = ProviderEventType

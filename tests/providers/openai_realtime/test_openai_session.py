@@ -23,9 +23,8 @@ from switchboard.config import load_settings
 from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.errors import ProviderError
+from switchboard.media import AudioChunk, AudioFormat
 from switchboard.providers.base import (
-    AudioChunk,
-    AudioFormat,
     ProviderEvent,
     ProviderEventType,
     SessionConfig,

@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 from tests.conftest import UNIT
 
+from switchboard.media import AudioChunk, AudioFormat, AudioSpec
 from switchboard.providers.base import (
-    AudioChunk,
-    AudioFormat,
-    AudioSpec,
     ProviderEvent,
     ProviderEventType,
     SessionConfig,

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from switchboard.providers.base import AudioChunk, AudioFormat, ProviderEventType, Usage
+from switchboard.media import AudioChunk, AudioFormat, Usage
+from switchboard.providers.base import ProviderEventType
 from switchboard.providers.pipeline.components import (
     ChatMessage,
     LLMDone,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 from switchboard.telephony.base import (
     DtmfReceived,
     MarkAcknowledged,

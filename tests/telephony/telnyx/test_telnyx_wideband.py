@@ -12,7 +12,7 @@ from tests.pyav import needs_av
 from switchboard.audio import OpusDecoder, OpusEncoder
 from switchboard.audio.g722 import G722Decoder, G722Encoder
 from switchboard.errors import LocalProtocolError
-from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 from switchboard.telephony.base import MediaReceived, StreamStarted
 from switchboard.telephony.telnyx.media import TelnyxMediaCodec
 

@@ -11,7 +11,7 @@ from tests.conftest import UNIT
 from switchboard.config import load_settings
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.errors import ConfigError, TelephonyError
-from switchboard.providers.base import TelephonyAdapter
+from switchboard.telephony.base import TelephonyAdapter
 from switchboard.telephony.twilio import TwilioAdapter, create_adapter
 
 pytestmark = pytest.mark.anyio

@@ -50,7 +50,7 @@ import sys
 from typing import Any, Literal
 
 from switchboard.errors import AudioError
-from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 from switchboard.telephony.base import (
     DtmfReceived,
     MarkAcknowledged,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from switchboard.audio.g722 import G722_RATE, G722Decoder, G722Encoder
 from switchboard.audio.opus import OpusDecoder, OpusEncoder
 from switchboard.errors import LocalProtocolError
-from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 
 __all__ = ["WIDEBAND_ENCODINGS", "WireTranscoder", "wideband_spec"]
 

@@ -31,7 +31,7 @@ import logging
 from typing import Any
 
 from switchboard.errors import LocalProtocolError
-from switchboard.providers.base import AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 from switchboard.telephony.base import (
     DtmfReceived,
     MarkAcknowledged,
