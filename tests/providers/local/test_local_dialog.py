@@ -19,8 +19,6 @@ from switchboard.providers.pipeline.components import (
     LLMTextDelta,
 )
 
-pytestmark = pytest.mark.local
-
 ORDER_TOOL: dict[str, Any] = {
     "type": "function",
     "name": "check_order_status",

@@ -6,8 +6,6 @@ import pytest
 
 from switchboard.providers.local.numbers import find_numbers, first_number
 
-pytestmark = pytest.mark.local
-
 
 @pytest.mark.parametrize(
     ("text", "expected"),

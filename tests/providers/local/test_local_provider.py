@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 from tests.conftest import UNIT
+from tests.meaning import slot_of
 
 from switchboard.config import load_settings
 from switchboard.errors import ConfigError
@@ -84,7 +85,8 @@ async def test_conversation_with_transfer_and_goodbye() -> None:
     kinds = [e.type for e in seen]
     assert kinds.index(T.SPEECH_STARTED) < kinds.index(T.CALLER_TRANSCRIPT)
     transcript = next(e for e in seen if e.type is T.CALLER_TRANSCRIPT)
-    assert transcript.data["final"] and "billing" in transcript.data["text"].lower()
+    assert transcript.data["final"]
+    assert slot_of(transcript.data["text"], "department") == "billing", transcript.data["text"]
     done = await until(events, seen, T.RESPONSE_DONE)
     assert done.data["status"] == "completed"
     assert any(e.type is T.AUDIO_OUTPUT for e in seen)  # "transferring you to billing"

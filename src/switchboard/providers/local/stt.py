@@ -15,7 +15,9 @@
   :class:`SttUtteranceEnd` instead, so a listener waiting for the turn to end is released.
 
 Decoding options (``docs/local-models.md#why-these-models``): ``language="en"``, ``beam_size=1``,
-``condition_on_previous_text=False``, ``without_timestamps=True``, no built-in VAD.
+``condition_on_previous_text=False``, ``without_timestamps=True``, no built-in VAD, and one
+``temperature`` of 0: greedy decoding, never faster-whisper's fallback to sampling at higher
+temperatures when a decode fails its thresholds, so the same audio always gives the same text.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def transcribe_pcm16(pcm: bytes, sample_rate: int, *, model: Any = None) -> tupl
             audio,
             language="en",
             beam_size=1,
+            temperature=0.0,  # a single temperature: no random-sampling fallback
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,
