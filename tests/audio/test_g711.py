@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
 from types import ModuleType
 
@@ -17,16 +16,12 @@ ALL_CODES = bytes(range(256))
 
 
 def _audioop() -> ModuleType:
+    """The reference: CPython's audioop, in the stdlib up to 3.12 and the ``audioop-lts``
+    package (the dev extra) from 3.13. Only the tests that compare against it need it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import audioop
-
-    return audioop
-
-
-pytestmark = pytest.mark.skipif(
-    sys.version_info >= (3, 13), reason="audioop (the reference) left the stdlib in 3.13"
-)
+        module: ModuleType = pytest.importorskip("audioop", reason="no audioop: the dev extra")
+    return module
 
 
 def test_ulaw_encode_matches_audioop_on_all_65536_inputs() -> None:

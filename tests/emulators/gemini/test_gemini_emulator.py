@@ -288,10 +288,77 @@ async def test_live_resumption_go_away_and_unknown_handle() -> None:
         assert info.value.rcvd.code == 1007
 
 
-def test_golden_server_fixture_matches_emulator_shapes() -> None:
-    messages = json.loads((FIXTURES / "live_server_messages.json").read_text())["messages"]
-    for msg in messages:
-        conform(types.LiveServerMessage, msg)
+def shape(value: Any, path: str = "") -> set[str]:
+    """The key paths of a JSON value (list items as ``[]``): its structure, not its data."""
+    if isinstance(value, dict):
+        paths: set[str] = set()
+        for key, item in value.items():
+            paths |= {f"{path}.{key}"} | shape(item, f"{path}.{key}")
+        return paths
+    if isinstance(value, list):
+        return set().union(*(shape(item, f"{path}[]") for item in value))
+    return set()
+
+
+def kind(msg: dict[str, Any]) -> str:
+    """``toolCall``, ``serverContent.turnComplete``...: what a server message is."""
+    top = sorted(k for k in msg if k != "usageMetadata")
+    inner = sorted(msg["serverContent"]) if "serverContent" in msg else []
+    return "+".join(top) + "".join(f".{k}" for k in inner)
+
+
+async def one_of_each() -> list[dict[str, Any]]:
+    """A session that makes the emulator send every kind of server message, and a barge-in."""
+    setup = {
+        "setup": {
+            "model": "models/gemini-live-2.5-flash-preview",
+            "sessionResumption": {},
+            "inputAudioTranscription": {},
+            "outputAudioTranscription": {},
+        }
+    }
+    weather = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    script: list[dict[str, Any]] = [
+        {"caller": "hello there", "say": "Hi."},
+        {"tool": weather, "say": "Sunny."},
+    ]
+    sent: list[dict[str, Any]] = []
+    async with GeminiEmulator(script=script, realtime=False) as emu, live(emu, setup) as ws:
+        sent += [await recv_json(ws), await recv_json(ws)]  # setupComplete, a resumption handle
+        await ws.send(audio_msg(utterance()))
+        sent += await recv_until(ws, "serverContent", "turnComplete")
+        await ws.send(audio_msg(utterance()))
+        sent += await recv_until(ws, "toolCall")
+        await ws.send(audio_msg(utterance()))  # the caller speaks while the tool runs
+        sent += await recv_until(ws, "toolCallCancellation")
+        await emu.live.go_away(time_left_s=0.5)
+        sent += await recv_until(ws, "goAway")
+    long_reply = [{"say": "A long reply that keeps going for a good while. " * 4}]
+    async with GeminiEmulator(script=long_reply, speed=4.0) as emu, live(emu) as ws:
+        await recv_json(ws)
+        await ws.send(audio_msg(utterance()))
+        await recv_until(ws, "serverContent", "modelTurn")
+        await ws.send(audio_msg(speech_like_pcm16("stop", 16000)))
+        sent += await recv_until(ws, "serverContent", "interrupted")
+    return sent
+
+
+@pytest.mark.anyio
+async def test_golden_server_fixture_matches_emulator_shapes() -> None:
+    """Every kind of message in the vendor's examples is one the emulator sends, with at least
+    the example's structure (``recv_json`` has checked each against the SDK, strictly)."""
+    golden = json.loads((FIXTURES / "live_server_messages.json").read_text())["messages"]
+    sent: dict[str, list[dict[str, Any]]] = {}
+    for msg in await one_of_each():
+        sent.setdefault(kind(msg), []).append(msg)
+    for example in golden:
+        conform(types.LiveServerMessage, example)
+        ours = sent.get(kind(example), [])
+        assert ours, f"the emulator never sent a {kind(example)}"
+        assert any(shape(example) <= shape(msg) for msg in ours), (example, ours[:2])
+
+
+def test_golden_client_fixture_conforms() -> None:
     client = json.loads((FIXTURES / "live_client_messages.json").read_text())
     for msg in client["camel"] + client["sdk_snake"]:
         conform(types.LiveClientMessage, msg)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,6 +27,7 @@ from starlette.routing import Route
 from tests.conftest import UNIT
 from tests.waiting import printed
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from switchboard.audio.g711 import pcm16_to_ulaw
 from switchboard.emulators.common import pcm16_rms, speech_like_pcm16
@@ -102,16 +102,24 @@ Script = Callable[[ServerConnection, dict[str, Any]], Awaitable[None]]
 
 @asynccontextmanager
 async def media_server(script: Script) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """A raw websocket app; ``script(ws, seen)`` runs per connection; ``seen`` records frames."""
-    seen: dict[str, Any] = {"frames": [], "acks": []}
+    """A raw websocket app; ``script(ws, seen)`` runs per connection; ``seen`` records frames.
+
+    A script that fails (an assertion, a bug) fails the test when the server closes.
+    """
+    seen: dict[str, Any] = {"frames": [], "acks": [], "errors": []}
 
     async def handler(ws: ServerConnection) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await script(ws, seen)
+        except ConnectionClosed:
+            pass  # the caller hung up while the script was still sending: part of the flow
+        except Exception as exc:  # reported below, where pytest sees it
+            seen["errors"].append(exc)
 
     async with serve(handler, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         yield f"ws://127.0.0.1:{port}/media?token=abc", seen
+    assert seen["errors"] == [], seen["errors"]
 
 
 def ulaw_frames(ms: int) -> list[str]:

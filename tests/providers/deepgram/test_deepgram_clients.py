@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import pytest
@@ -202,6 +201,5 @@ async def test_tts_flush_budget_switches_to_rest() -> None:
         for _ in range(3):
             await synth(tts, "Ok.")
         assert tts.routes == ["ws", "ws", "rest"]
-        with contextlib.suppress(Exception):
-            await tts.aclose()
+        await tts.aclose()
         assert emu.violations == []
