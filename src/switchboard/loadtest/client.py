@@ -21,6 +21,10 @@ played (the sender sends due acknowledgements on its next tick, as Twilio's play
 ``clear`` drops the queue and acknowledges pending marks. A gap of at least :data:`STALL_MS`
 between ``end`` and newly arriving audio (after audio has started) is a playout stall.
 
+A stream in another codec (Telnyx ``OPUS``) is given a :class:`FrameCodec`: frame ``k`` is its
+``frame(k)`` and a returned payload counts for the audio it holds (an Opus TOC says how much);
+no tag survives a lossy codec, so such a call always measures by position.
+
 Round trips: a tag found in returned audio gives ``received − sent`` for its frame. When the
 provider transcodes (PCM both ways) no tag survives; the call then measures by position: the
 k-th 160 bytes returned are taken as frame k's echo. At the end the call stops sending, waits up
@@ -49,7 +53,7 @@ from switchboard.emulators.twilio.twiml import parse_twiml
 from switchboard.loadtest.tags import FRAME_BYTES, TagScanner, tagged_frame
 from switchboard.loadtest.wire import CallerWire, TwilioWire
 
-__all__ = ["STALL_MS", "CallStats", "LoadCall", "MediaMeter", "SimulatedCall"]
+__all__ = ["STALL_MS", "CallStats", "FrameCodec", "LoadCall", "MediaMeter", "SimulatedCall"]
 
 #: A playout gap this long (ms) or longer, once audio has started, counts as a stall.
 STALL_MS = 60.0
@@ -96,6 +100,18 @@ class SimulatedCall(Protocol):
         ...
 
 
+class FrameCodec(Protocol):
+    """The frames of a stream that is not μ-law (see the module docstring)."""
+
+    def frame(self, k: int) -> bytes:
+        """The payload of 20 ms frame ``k``."""
+        ...
+
+    def duration_ms(self, payload: bytes) -> float:
+        """How much audio a returned payload holds."""
+        ...
+
+
 class MediaMeter:
     """The carrier-neutral media side of one call: tagged frames out, echoes and marks in.
 
@@ -104,13 +120,21 @@ class MediaMeter:
         wire: the carrier's caller messages (:mod:`.wire`).
         duration_s: how long to send frames.
         drain_s: how long to wait for outstanding echoes after the last frame.
+        codec: the stream's frames when it is not μ-law (then measured by position).
     """
 
     def __init__(
-        self, stats: CallStats, wire: CallerWire, *, duration_s: float, drain_s: float
+        self,
+        stats: CallStats,
+        wire: CallerWire,
+        *,
+        duration_s: float,
+        drain_s: float,
+        codec: FrameCodec | None = None,
     ) -> None:
         self.stats = stats
         self.wire = wire
+        self.codec = codec
         self.duration_s = duration_s
         self.drain_s = drain_s
         self.started = False
@@ -184,7 +208,8 @@ class MediaMeter:
                 s.send_lag_max_ms = lag
             if self._playout.pending_marks:
                 await self._send_acks(ws, now)
-            payload = b64(tagged_frame(k)).decode()
+            frame = tagged_frame(k) if self.codec is None else self.codec.frame(k)
+            payload = b64(frame).decode()
             self._seq += 1
             self._sent_at.append(now)
             self._returned.append(0)
@@ -219,6 +244,9 @@ class MediaMeter:
                 pass
 
     def _on_audio(self, payload: bytes, now: float) -> None:
+        if self.codec is not None:
+            self._on_coded_audio(payload, now)
+            return
         s = self.stats
         gap = self._playout.add(len(payload) / 8000.0, now)
         if gap is not None and gap >= STALL_MS / 1000.0:
@@ -242,6 +270,22 @@ class MediaMeter:
             last = min(s.bytes_returned // FRAME_BYTES, len(sent_at))
             for k in range(first, last):
                 self._pos_rtt.append((now - sent_at[k]) * 1000.0)
+        if self._done_sending and self._back() >= s.frames_sent:
+            self._all_back.set()
+
+    def _on_coded_audio(self, payload: bytes, now: float) -> None:
+        """Count a payload of another codec as the μ-law bytes of its duration (by position)."""
+        assert self.codec is not None
+        s = self.stats
+        seconds = self.codec.duration_ms(payload) / 1000.0
+        gap = self._playout.add(seconds, now)
+        if gap is not None and gap >= STALL_MS / 1000.0:
+            s.stalls += 1
+            s.stall_ms += gap * 1000.0
+        before = s.bytes_returned
+        s.bytes_returned += round(seconds * 8000)
+        for k in range(before // FRAME_BYTES, min(s.bytes_returned // FRAME_BYTES, s.frames_sent)):
+            self._pos_rtt.append((now - self._sent_at[k]) * 1000.0)
         if self._done_sending and self._back() >= s.frames_sent:
             self._all_back.set()
 

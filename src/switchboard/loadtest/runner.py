@@ -54,6 +54,8 @@ class LoadOptions:
     telnyx_port: int = 0
     telnyx_api_key: str = "KEY_EMULATOR"
     webhook_path: str = "/telnyx/webhook"
+    #: Telnyx stream codec the server's agent asks for: ``PCMU`` or ``OPUS`` (by position).
+    telnyx_codec: str = "PCMU"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ async def run_load(
                     duration_s=options.duration_s,
                     drain_s=options.drain_s,
                     to=options.to,
+                    codec=options.telnyx_codec,
                 )
                 for i in range(options.calls)
             ]

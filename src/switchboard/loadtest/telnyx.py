@@ -8,7 +8,9 @@ in-process (the app's ``TELNYX_BASE_URL`` points at it, its ``TELNYX_PUBLIC_KEY`
 emulator's) and :class:`TelnyxLoadCall` asks it to place an inbound call. When the app starts
 the stream, the emulator calls this call's media-leg factory instead of its WAV caller: the
 :class:`TaggedMediaLeg` dials the ``stream_url`` and lets a :class:`~.client.MediaMeter` send
-tagged PCMU frames and measure their echoes (the same core as the Twilio call). When the meter
+tagged PCMU frames and measure their echoes (the same core as the Twilio call) — or, with
+``codec="OPUS"``, one second of a voice pre-encoded once with the emulator's Opus codec,
+sent round and round and measured by position (:class:`OpusFrames`). When the meter
 hangs up (``stop``), the emulator sends ``streaming.stopped`` and ``call.hangup``; the call is
 ok when the media leg was, every webhook was answered 2xx and the emulator saw no violation.
 """
@@ -27,11 +29,19 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.telnyx import EmulatedCall, LegResult, TelnyxEmulator, WireFormat
+from switchboard.emulators.telnyx.wirecodecs import OpusWire, opus_packet_ms
 from switchboard.loadtest.client import CallStats, MediaMeter
 from switchboard.loadtest.wire import TelnyxWire
 
-__all__ = ["TaggedMediaLeg", "TelnyxLoadCall", "new_telnyx_seed", "telnyx_public_key"]
+__all__ = [
+    "OpusFrames",
+    "TaggedMediaLeg",
+    "TelnyxLoadCall",
+    "new_telnyx_seed",
+    "telnyx_public_key",
+]
 
 
 def new_telnyx_seed() -> str:
@@ -53,15 +63,42 @@ def telnyx_public_key(seed_b64: str) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+class OpusFrames:
+    """A caller's Opus frames for the load test: one second of a voice, encoded once.
+
+    Encoding per call would cost the load generator as much as the server; the same 50
+    packets, sent round and round, are a valid Opus stream (a jump in the audio each second).
+    """
+
+    _packets: list[bytes] | None = None
+
+    def frame(self, k: int) -> bytes:
+        """The packet of 20 ms frame ``k``."""
+        packets = OpusFrames._packets
+        if packets is None:
+            pcm = speech_like_pcm16("the load test talks", 16000)[: 16000 * 2]
+            wire = OpusWire(16000)
+            packets = OpusFrames._packets = [
+                wire.encode(pcm[i : i + 640]) for i in range(0, 32000, 640)
+            ]
+        return packets[k % len(packets)]
+
+    def duration_ms(self, payload: bytes) -> float:
+        """From the packet's TOC (RFC 6716 §3.1)."""
+        return opus_packet_ms(payload)
+
+
 class TaggedMediaLeg:
     """The caller's media leg as the load test plays it (a ``MediaLeg`` for the emulator).
 
     Args:
         url: the app's ``stream_url``.
         start: the ``start`` object the emulator built (ids, from/to, client_state).
-        inbound / outbound: the stream's formats; the load test needs PCMU both ways.
+        inbound / outbound: the stream's formats; the load test needs PCMU (or, with
+            ``codec="OPUS"``, OPUS) both ways.
         stats: the call's counters.
         duration_s, drain_s: see :class:`~.client.MediaMeter`.
+        codec: ``"PCMU"`` (tagged frames) or ``"OPUS"`` (:class:`OpusFrames`).
     """
 
     def __init__(
@@ -74,12 +111,22 @@ class TaggedMediaLeg:
         stats: CallStats,
         duration_s: float,
         drain_s: float,
+        codec: str = "PCMU",
     ) -> None:
         self.url = url
         self.inbound, self.outbound = inbound, outbound
+        self.codec = codec
         self.result = LegResult(stream_id=str(uuid.uuid4()).upper())
-        wire = TelnyxWire(stream_id=self.result.stream_id, start=start)
-        self.meter = MediaMeter(stats, wire, duration_s=duration_s, drain_s=drain_s)
+        wire = TelnyxWire(
+            stream_id=self.result.stream_id,
+            start=start,
+            encoding=inbound.codec,
+            sample_rate=inbound.sample_rate,
+        )
+        frames = OpusFrames() if codec == "OPUS" else None
+        if frames is not None:
+            frames.frame(0)  # encode the second of voice now, not on the first frame's clock
+        self.meter = MediaMeter(stats, wire, duration_s=duration_s, drain_s=drain_s, codec=frames)
         self.connected = asyncio.Event()
 
     def request_stop(self, reason: str) -> None:
@@ -92,8 +139,8 @@ class TaggedMediaLeg:
         s, r = self.meter.stats, self.result
         formats = (self.inbound.codec, self.outbound.codec if self.outbound else "mp3")
         try:
-            if formats != ("PCMU", "PCMU"):
-                raise ValueError(f"the load test needs PCMU rtp both ways, got {formats}")
+            if formats != (self.codec, self.codec):
+                raise ValueError(f"the load test needs {self.codec} rtp both ways, got {formats}")
             async with connect(self.url, max_size=2**20, compression=None) as ws:
                 self.connected.set()
                 await self.meter.stream(ws)
@@ -106,7 +153,7 @@ class TaggedMediaLeg:
         finally:
             self.connected.set()
         r.frames_sent = s.frames_sent
-        r.frames_received = s.bytes_returned // 160
+        r.frames_received = s.bytes_returned // 160  # μ-law bytes, or their duration
         r.duration_ms = s.frames_sent * 20
         return r
 
@@ -121,6 +168,7 @@ class TelnyxLoadCall:
         duration_s, drain_s: see :class:`~.client.MediaMeter`.
         to / from_: the numbers of the call.
         answer_timeout_s: how long the app may take to start the media stream.
+        codec: the stream codec the app's agent asks for (``PCMU`` or ``OPUS``).
     """
 
     def __init__(
@@ -134,7 +182,9 @@ class TelnyxLoadCall:
         to: str = "+15005550001",
         from_: str = "+15005550006",
         answer_timeout_s: float = 10.0,
+        codec: str = "PCMU",
     ) -> None:
+        self.codec = codec
         self.emulator = emulator
         self.webhook_url = webhook_url
         self.duration_s, self.drain_s = duration_s, drain_s
@@ -166,6 +216,7 @@ class TelnyxLoadCall:
             stats=self.stats,
             duration_s=self.duration_s,
             drain_s=self.drain_s,
+            codec=self.codec,
         )
         return self.leg
 

@@ -101,13 +101,21 @@ class TelnyxWire:
         stream_id: the stream's UUID (top-level ``stream_id`` of every message).
         start: the ``start`` object (``user_id``, ``call_control_id``, ``from``, ``to``…),
             without ``media_format`` (added here: PCMU, 8000 Hz, mono).
+        encoding, sample_rate: another ``media_format`` (``OPUS``, 16000).
     """
 
-    def __init__(self, *, stream_id: str, start: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        *,
+        stream_id: str,
+        start: dict[str, Any],
+        encoding: str = "PCMU",
+        sample_rate: int = 8000,
+    ) -> None:
         self.stream_id = stream_id
         self.start_body = {
             **start,
-            "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1},
+            "media_format": {"encoding": encoding, "sample_rate": sample_rate, "channels": 1},
         }
         self._media = (
             '{"event":"media","sequence_number":"%d","media":{"track":"inbound","chunk":"%d",'
