@@ -10,6 +10,12 @@ import numpy.typing as npt
 Samples = npt.NDArray[np.int16]
 
 
+def tone(rate: int, seconds: float = 1.0, freq: float = 440.0, amp: float = 0.5) -> bytes:
+    """A sine wave as PCM16 LE bytes, ``amp`` of full scale."""
+    t = np.arange(int(rate * seconds)) / rate
+    return (np.sin(2 * math.pi * freq * t) * amp * 32767).astype("<i2").tobytes()
+
+
 def voice(rate: int, seconds: float = 1.0, *, f0: float = 140.0) -> Samples:
     """A voiced, speech-like signal: harmonics of a wobbling pitch, amplitude modulated."""
     t = np.arange(int(rate * seconds)) / rate

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -11,11 +9,7 @@ from switchboard.audio import StreamConverter
 from switchboard.audio.fir import FirResampler, integer_ratio
 from switchboard.errors import AudioError
 from switchboard.media import AudioFormat, AudioSpec
-
-
-def tone(rate: int, seconds: float = 1.0, freq: float = 440.0, amp: float = 0.5) -> bytes:
-    t = np.arange(int(rate * seconds)) / rate
-    return (np.sin(2 * math.pi * freq * t) * amp * 32767).astype("<i2").tobytes()
+from tests.audio.signals import tone
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,7 @@ import pytest
 from switchboard.audio import Framer, Resampler, StreamConverter, convert
 from switchboard.errors import AudioError
 from switchboard.media import AudioChunk, AudioFormat, AudioSpec
-
-
-def tone(rate: int, seconds: float = 1.0, freq: float = 440.0, amp: float = 0.5) -> bytes:
-    t = np.arange(int(rate * seconds)) / rate
-    return (np.sin(2 * math.pi * freq * t) * amp * 32767).astype("<i2").tobytes()
+from tests.audio.signals import tone
 
 
 def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
