@@ -3,21 +3,34 @@
 The agent chooses the codec (``carrier_codec``); the Telnyx emulator speaks it with its own
 codec instances (PyAV) and the framing of the carrier's published formats. Each call is the
 pairs test's call — greeting, a turn, the ``end_call`` tool, hang-up — and what the caller
-heard is checked by correlation against the greeting the provider emulator synthesised.
+heard is checked by correlation against the greeting the provider emulator synthesised; with
+OpenAI (whose emulator records every client event) what the provider received is checked
+against what the caller said.
 """
 
 from __future__ import annotations
 
+import base64
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from switchboard.audio import convert
 from switchboard.emulators.common import speech_like_pcm16
+from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.telnyx import TelnyxEmulator
-from tests.audio.signals import best_match
-from tests.e2e.harness import agent_book, caller_wav, read_only_call, running_app, telnyx_env
+from switchboard.providers.base import AudioChunk, AudioFormat
+from tests.audio.signals import Samples, best_match
+from tests.e2e.harness import (
+    agent_book,
+    caller_pcm,
+    caller_wav,
+    read_only_call,
+    running_app,
+    telnyx_env,
+)
 from tests.e2e.test_pairs import (
     GAPS,
     UTTERANCES,
@@ -42,6 +55,7 @@ async def test_telnyx_wideband_call(tmp_path: Path, codec: str, provider: str) -
         async with running_app(tmp_path, env, agents=book) as (base, _settings, _app):
             audio = caller_wav(*UTTERANCES, gap_ms=GAPS, rate=16000)
             report = await telnyx_call(telnyx, base, audio, 40)
+        received = _provider_input(providers.openai) if providers.openai else None
     assert report.violations == []
     assert "hangup" in report.commands
     assert report.heard_rate == 16000
@@ -56,3 +70,17 @@ async def test_telnyx_wideband_call(tmp_path: Path, codec: str, provider: str) -
     heard = np.frombuffer(report.heard_pcm, dtype="<i2")[: 16000 * 6]
     scores = [best_match(reference[i : i + 1600], heard) for i in range(0, 9600, 1600)]
     assert float(np.median(scores)) > 0.95, scores
+    if received is not None:  # the caller's first words, as OpenAI received them
+        said = np.frombuffer(caller_pcm(UTTERANCES[0], lead_ms=0, gap_ms=0, rate=16000), "<i2")
+        found = [best_match(said[i : i + 1600], received) for i in range(0, 9600, 1600)]
+        assert float(np.median(found)) > 0.95, found
+
+
+def _provider_input(oai: OpenAIRealtimeEmulator) -> Samples:
+    """Every ``input_audio_buffer.append`` the emulator received, as PCM16 16 kHz."""
+    chunks = [e["audio"] for e in oai.received if e.get("type") == "input_audio_buffer.append"]
+    raw = b"".join(base64.b64decode(c) for c in chunks)
+    assert raw, "the provider received no caller audio"
+    # a PCM16 carrier spec gives OpenAI its PCM16 at 24 kHz (audio/pcm)
+    pcm = convert(AudioChunk(raw, AudioFormat.PCM16, 24000), AudioFormat.PCM16, 16000).data
+    return np.frombuffer(pcm, dtype="<i2")
