@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,postgres,local,otel,codecs
+EXTRAS ?= dev,postgres,local,otel,codecs,cluster
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint typecheck unit serve bench clean

@@ -111,6 +111,20 @@ class Settings(BaseSettings):
     otel: bool = Field(default=False, alias="SWITCHBOARD_OTEL")
     #: Secret for per-call media tokens; generated at start when unset (single process only).
     signing_secret: SecretStr | None = Field(default=None, alias="SWITCHBOARD_SIGNING_SECRET")
+    #: Redis holding a cluster's shared state (``redis://[:password@]host:6379/0``; needs the
+    #: ``cluster`` extra). Unset or empty: the state lives in this process (docs/cluster.md).
+    #: A secret, as the URL may carry a password.
+    redis_url: SecretStr | None = Field(default=None, alias="SWITCHBOARD_REDIS_URL")
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not text.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")  # never echo it
+        return value
 
     # Dialling out (toll-fraud guard; docs/security.md)
     #: Where ``POST /v1/calls`` may dial: comma-separated allow entries (``+14155550100``,

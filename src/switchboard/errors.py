@@ -16,13 +16,15 @@ one type at the boundary. Third-party exceptions are translated where they cross
     │   └── SignatureError          a webhook or media upgrade whose signature did not verify
     ├── DialRefused                 the dial policy refused a destination (toll-fraud guard)
     ├── ToolError                   a tool (function) could not be registered or invoked
-    └── StoreError                  call records could not be read or written
+    ├── StoreError                  call records could not be read or written
+    └── ClusterUnavailable          the shared state of a cluster (Redis) cannot be reached
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AudioError",
+    "ClusterUnavailable",
     "ConfigError",
     "DialRefused",
     "InvalidStateTransition",
@@ -129,3 +131,12 @@ class ToolError(SwitchboardError):
 
 class StoreError(SwitchboardError):
     """Call records could not be read or written."""
+
+
+class ClusterUnavailable(SwitchboardError):
+    """The cluster's shared state (Redis) did not answer or refused an operation.
+
+    The message names the operation and the server (host, port, database; never credentials);
+    the client library's exception is the ``__cause__``. The client reconnects by itself when
+    the server is back, so the next operation may succeed.
+    """
