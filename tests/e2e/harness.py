@@ -11,13 +11,15 @@ from typing import Any
 
 from switchboard.agents import Agent, AgentBook
 from switchboard.app import create_app
+from switchboard.audio import pcm16_to_ulaw
 from switchboard.config import Settings, load_settings
 from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.telnyx import TelnyxEmulator
-from switchboard.emulators.twilio import TwilioEmulator
+from switchboard.emulators.twilio import CallReport, TwilioEmulator
 from switchboard.store import CallDetail, CallStore
+from tests.conftest import UNIT
 from tests.waiting import eventually_async
 
 API_TOKEN = "e2e-api-token"
@@ -88,6 +90,43 @@ def telnyx_env(telnyx: TelnyxEmulator, provider: str | None = None) -> dict[str,
         "TELNYX_BASE_URL": telnyx.base_url,
     }
     return env | ({"SWITCHBOARD_PROVIDER": provider} if provider else {})
+
+
+@asynccontextmanager
+async def openai_twilio_app(
+    tmp_path: Path,
+    script: list[dict[str, Any]],
+    *,
+    agents: AgentBook | None = None,
+    openai_key: str = "sk-test",
+    twilio_token: str | None = None,
+    **emulator_options: Any,
+) -> AsyncIterator[tuple[OpenAIRealtimeEmulator, TwilioEmulator, str]]:
+    """The app between an OpenAI Realtime emulator speaking ``script`` (30 ms a character) and
+    a Twilio emulator, pinned to the ``openai`` provider: yields (oai, twilio, base URL)."""
+    emulator_options.setdefault("ms_per_char", 30.0)
+    twilio_options: dict[str, Any] = {"auth_token": twilio_token} if twilio_token else {}
+    async with (
+        OpenAIRealtimeEmulator(script=script, **emulator_options) as oai,
+        TwilioEmulator(**twilio_options) as twilio,
+    ):
+        env = openai_env(oai) | {"OPENAI_API_KEY": openai_key} | twilio_env(twilio, "openai")
+        options: dict[str, Any] = {"provider_options": {"openai": {"backoff_base_s": 0.05}}}
+        if agents is not None:
+            options["agents"] = agents
+        async with running_app(tmp_path, env, **options) as (base, _settings, _app):
+            yield oai, twilio, base
+
+
+async def place_twilio_call(
+    twilio: TwilioEmulator, base: str, pcm: bytes, **options: Any
+) -> CallReport:
+    """Dial the app from the Twilio emulator with ``pcm`` (PCM16 8 kHz) as the caller's voice;
+    returns the call's report once it has ended."""
+    caller = twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm), **options)
+    (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
+    assert report.call_sid == caller.report.call_sid
+    return report
 
 
 async def read_only_call(tmp_path: Path) -> CallDetail:

@@ -12,8 +12,8 @@ import io
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +22,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
-from switchboard.audio import pcm16_to_ulaw
-from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
-from switchboard.emulators.twilio import CallReport, TwilioEmulator
+from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.logs import configure_logging
 from switchboard.store.render import render_call_detail
 from tests.conftest import UNIT
 from tests.e2e.harness import (
     API_TOKEN,
     caller_pcm,
+    openai_twilio_app,
+    place_twilio_call,
     read_only_call,
     running_app,
     telnyx_env,
@@ -43,6 +43,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 OPENAI_KEY = "sk-supersecret-openai-key"
 TWILIO_TOKEN = "twilio-supersecret-auth-token"
 SECRETS = (OPENAI_KEY, TWILIO_TOKEN, API_TOKEN)
+KEYS: dict[str, Any] = {"openai_key": OPENAI_KEY, "twilio_token": TWILIO_TOKEN}
 LONG_REPLY = (
     "Let me tell you all about our many services, our opening hours on every single day of "
     "the week, and the history of this fine establishment since it first opened."
@@ -68,33 +69,6 @@ def json_logs(level: str) -> Iterator[io.StringIO]:
         root.setLevel(saved_level)
         for part in level.split(",")[1:]:
             logging.getLogger(part.partition("=")[0].strip()).setLevel(logging.NOTSET)
-
-
-@asynccontextmanager
-async def call_setup(
-    tmp_path: Path, script: list[dict[str, Any]]
-) -> AsyncIterator[tuple[TwilioEmulator, str]]:
-    async with (
-        OpenAIRealtimeEmulator(script=script, ms_per_char=30.0) as oai,
-        TwilioEmulator(auth_token=TWILIO_TOKEN) as twilio,
-    ):
-        env = {
-            "OPENAI_API_KEY": OPENAI_KEY,
-            "OPENAI_BASE_URL": oai.base_url,
-            "TWILIO_ACCOUNT_SID": twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-            "TWILIO_BASE_URL": twilio.base_url,
-            "SWITCHBOARD_PROVIDER": "openai",
-        }
-        async with running_app(tmp_path, env) as (base, _settings, _app):
-            yield twilio, base
-        assert oai.violations == []
-
-
-async def place(twilio: TwilioEmulator, base: str, pcm: bytes) -> CallReport:
-    twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
-    (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
-    return report
 
 
 async def scrape(base: str) -> Samples:
@@ -151,13 +125,13 @@ async def test_metrics_and_logs_of_a_call_ended_by_a_tool(tmp_path: Path) -> Non
     ]
     level = "INFO,switchboard=DEBUG,websockets=DEBUG,httpx=DEBUG"
     with json_logs(level) as buffer:
-        async with call_setup(tmp_path, script) as (twilio, base):
+        async with openai_twilio_app(tmp_path, script, **KEYS) as (oai, twilio, base):
             pcm = caller_pcm("what are your opening hours", "thanks bye", gap_ms=[1500, 4000])
-            report = await place(twilio, base, pcm)
+            report = await place_twilio_call(twilio, base, pcm)
             samples = await scrape_after_call(base)
             call_id = (await read_only_call(tmp_path)).record.id
             timeline = await api_timeline(base, call_id)
-    assert report.violations == []
+    assert report.violations == [] and oai.violations == []
     detail = await read_only_call(tmp_path)
     assert detail.record.end_reason == "agent_hangup"
 
@@ -240,10 +214,11 @@ async def test_barge_in_is_counted_once(tmp_path: Path) -> None:
         {"caller": "stop please", "say": "Sorry, go ahead."},
     ]
     with json_logs("WARNING") as buffer:
-        async with call_setup(tmp_path, script) as (twilio, base):
+        async with openai_twilio_app(tmp_path, script, **KEYS) as (oai, twilio, base):
             pcm = caller_pcm("tell me everything", "stop please", gap_ms=[1800, 2500])
-            report = await place(twilio, base, pcm)
+            report = await place_twilio_call(twilio, base, pcm)
             samples = await scrape_after_call(base)
+    assert oai.violations == []
     assert report.clears >= 1
     detail = await read_only_call(tmp_path)
     barges = [e for e in detail.timeline if e.kind == "barge_in"]
@@ -277,7 +252,7 @@ async def test_call_metrics_for_other_providers(
             env |= telnyx_env(telnyx)
         async with running_app(tmp_path, env) as (base, _settings, _app):
             if carrier == "twilio":
-                await place(twilio, base, caller_pcm(*UTTERANCES, gap_ms=GAPS))
+                await place_twilio_call(twilio, base, caller_pcm(*UTTERANCES, gap_ms=GAPS))
             else:
                 call = await telnyx.place_inbound_call(
                     to="+15550100000",

@@ -7,21 +7,21 @@ up mid-reply, and the provider dropping mid-call.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from switchboard.agents import AgentBook
+from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
-from switchboard.emulators.twilio import CallReport, TwilioEmulator
+from switchboard.emulators.twilio import TwilioEmulator
 from tests.conftest import UNIT
 from tests.e2e.harness import (
     agent_book,
     caller_pcm,
     openai_env,
+    openai_twilio_app,
+    place_twilio_call,
     read_only_call,
     running_app,
     twilio_env,
@@ -36,47 +36,14 @@ LONG_REPLY = (
 )
 
 
-@asynccontextmanager
-async def call_setup(
-    tmp_path: Path,
-    script: list[dict[str, Any]],
-    agents: AgentBook | None = None,
-    **emulator_options: Any,
-) -> AsyncIterator[tuple[OpenAIRealtimeEmulator, TwilioEmulator, str]]:
-    emulator_options.setdefault("ms_per_char", 30.0)
-    async with (
-        OpenAIRealtimeEmulator(script=script, **emulator_options) as oai,
-        TwilioEmulator() as twilio,
-    ):
-        env = openai_env(oai) | twilio_env(twilio, "openai")
-        options: dict[str, Any] = {"provider_options": {"openai": {"backoff_base_s": 0.05}}}
-        if agents is not None:
-            options["agents"] = agents
-        async with running_app(tmp_path, env, **options) as (base, _settings, _app):
-            yield oai, twilio, base
-
-
-async def place(twilio: TwilioEmulator, base: str, pcm: bytes, **options: Any) -> CallReport:
-    caller = twilio.dial_in(f"{base}/twilio/voice", audio=pcm_to_ulaw(pcm), **options)
-    (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
-    assert report.call_sid == caller.report.call_sid
-    return report
-
-
-def pcm_to_ulaw(pcm: bytes) -> bytes:
-    from switchboard.audio import pcm16_to_ulaw
-
-    return pcm16_to_ulaw(pcm)
-
-
 async def test_greeting_turn_and_end_call_after_goodbye(tmp_path: Path) -> None:
     script: list[dict[str, Any]] = [
         {"caller": "what are your opening hours", "say": "We are open nine to five."},
         {"caller": "thanks bye", "tool": {"name": "end_call", "arguments": {}}, "say": "Goodbye!"},
     ]
-    async with call_setup(tmp_path, script) as (oai, twilio, base):
+    async with openai_twilio_app(tmp_path, script) as (oai, twilio, base):
         pcm = caller_pcm("what are your opening hours", "thanks bye", gap_ms=[1500, 4000])
-        report = await place(twilio, base, pcm)
+        report = await place_twilio_call(twilio, base, pcm)
         hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
     assert report.violations == [] and oai.violations == [] and twilio.violations == []
     assert report.marks_acked == report.marks_received > 0
@@ -102,9 +69,9 @@ async def test_barge_in_clears_and_truncates_at_played_ms(tmp_path: Path) -> Non
         {"caller": "tell me everything", "say": LONG_REPLY},
         {"caller": "stop please", "say": "Sorry, go ahead."},
     ]
-    async with call_setup(tmp_path, script) as (oai, twilio, base):
+    async with openai_twilio_app(tmp_path, script) as (oai, twilio, base):
         pcm = caller_pcm("tell me everything", "stop please", gap_ms=[1800, 2500])
-        report = await place(twilio, base, pcm)
+        report = await place_twilio_call(twilio, base, pcm)
     assert report.clears >= 1
     truncates = [e for e in oai.received if e.get("type") == "conversation.item.truncate"]
     assert len(truncates) == 1
@@ -131,8 +98,8 @@ async def test_transfer_dials_the_destination(tmp_path: Path) -> None:
         }
     ]
     book = agent_book(transfer_allow=["+15550199999"])  # transfers are denied by default
-    async with call_setup(tmp_path, script, agents=book) as (_oai, twilio, base):
-        report = await place(twilio, base, caller_pcm("billing please", gap_ms=6000))
+    async with openai_twilio_app(tmp_path, script, agents=book) as (_oai, twilio, base):
+        report = await place_twilio_call(twilio, base, caller_pcm("billing please", gap_ms=6000))
     assert report.dialed == ["+15550199999"]
     detail = await read_only_call(tmp_path)
     assert detail.record.end_reason == "transferred"
@@ -141,9 +108,9 @@ async def test_transfer_dials_the_destination(tmp_path: Path) -> None:
 
 async def test_caller_hangs_up_mid_reply(tmp_path: Path) -> None:
     script = [{"caller": "tell me everything", "say": LONG_REPLY}]
-    async with call_setup(tmp_path, script) as (oai, twilio, base):
+    async with openai_twilio_app(tmp_path, script) as (oai, twilio, base):
         pcm = caller_pcm("tell me everything", gap_ms=8000)
-        report = await place(twilio, base, pcm, max_call_s=4.5)
+        report = await place_twilio_call(twilio, base, pcm, max_call_s=4.5)
         assert oai.connection_count == 1
     assert report.heard_audio_ms < len(LONG_REPLY) * 30 + 2000
     detail = await read_only_call(tmp_path)
@@ -159,9 +126,9 @@ async def test_provider_drop_mid_call_reconnects_and_the_call_goes_on(tmp_path: 
         {"caller": "first question", "say": "First answer."},
         {"caller": "second question", "say": "Second answer."},
     ]
-    async with call_setup(tmp_path, script, drop_after_responses=2) as (oai, twilio, base):
+    async with openai_twilio_app(tmp_path, script, drop_after_responses=2) as (oai, twilio, base):
         pcm = caller_pcm("first question", "second question", gap_ms=[2500, 2500])
-        await place(twilio, base, pcm)
+        await place_twilio_call(twilio, base, pcm)
         assert oai.connection_count >= 2
     detail = await read_only_call(tmp_path)
     said = [(t.role, t.text) for t in detail.transcript]
@@ -181,7 +148,7 @@ async def test_provider_failure_apologises_and_ends_the_call_cleanly(tmp_path: P
         fast_fail = {"openai": {"backoff_base_s": 0.05, "max_reconnect_attempts": 2}}
         async with running_app(tmp_path, env, provider_options=fast_fail) as (base, _s, _a):
             twilio.dial_in(
-                f"{base}/twilio/voice", audio=pcm_to_ulaw(caller_pcm("hello", gap_ms=9000))
+                f"{base}/twilio/voice", audio=pcm16_to_ulaw(caller_pcm("hello", gap_ms=9000))
             )
             # the caller's "hello" cuts the greeting short; the answer to it has been heard
             await until_said(tmp_path, lambda said: ("agent", "Hi there.") in said)
@@ -200,8 +167,8 @@ async def test_provider_failure_apologises_and_ends_the_call_cleanly(tmp_path: P
 
 async def test_silence_reprompts_then_hangs_up(tmp_path: Path) -> None:
     book = agent_book(limits={"silence_timeout_s": 2, "silence_hangup_s": 5})
-    async with call_setup(tmp_path, [], agents=book) as (_oai, twilio, base):
-        report = await place(twilio, base, bytes(8000 * 2 * 12))  # a silent caller
+    async with openai_twilio_app(tmp_path, [], agents=book) as (_oai, twilio, base):
+        report = await place_twilio_call(twilio, base, bytes(8000 * 2 * 12))  # a silent caller
     assert report.heard_audio_ms > 1200  # the greeting and the re-prompt
     detail = await read_only_call(tmp_path)
     assert detail.record.end_reason == "silence"
@@ -214,8 +181,10 @@ async def test_silence_reprompts_then_hangs_up(tmp_path: Path) -> None:
 async def test_maximum_duration_ends_politely(tmp_path: Path) -> None:
     book = agent_book(limits={"max_call_seconds": 4}, goodbye="Time is up, goodbye.")
     script = [{"caller": "tell me everything", "say": LONG_REPLY}]
-    async with call_setup(tmp_path, script, agents=book) as (_oai, twilio, base):
-        report = await place(twilio, base, caller_pcm("tell me everything", gap_ms=9000))
+    async with openai_twilio_app(tmp_path, script, agents=book) as (_oai, twilio, base):
+        report = await place_twilio_call(
+            twilio, base, caller_pcm("tell me everything", gap_ms=9000)
+        )
     assert report.violations == []
     detail = await read_only_call(tmp_path)
     assert detail.record.end_reason == "max_duration"
