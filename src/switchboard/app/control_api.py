@@ -50,12 +50,8 @@ from switchboard.audio import StreamConverter, check_rate
 from switchboard.bridge.manager import CallManager
 from switchboard.errors import AudioError, ConfigError, DialRefused, SwitchboardError
 from switchboard.media import AudioChunk, AudioFormat, AudioSpec
-from switchboard.providers.base import (
-    BaseProvider,
-    ProviderEvent,
-    ProviderEventType,
-    SessionConfig,
-)
+from switchboard.providers.base import BaseProvider, SessionConfig
+from switchboard.providers.events import AudioOutput, ProviderEvent, ResponseDone
 from switchboard.providers.registry import Requirements
 from switchboard.telephony.base import TelephonyType
 
@@ -294,11 +290,11 @@ async def _client_command(websocket: WebSocket, provider: BaseProvider, text: st
 async def _pump_events(websocket: WebSocket, provider: BaseProvider, client: AudioSpec) -> None:
     outbound = StreamConverter(provider.output_spec, client)
     async for event in provider.receive_events():
-        if event.type is ProviderEventType.AUDIO_OUTPUT:
-            for data in outbound.process_packets(event.data["chunk"].data):
+        if isinstance(event.data, AudioOutput):
+            for data in outbound.process_packets(event.data.chunk.data):
                 await websocket.send_bytes(data)  # Opus: one packet per message
             continue
-        if event.type is ProviderEventType.RESPONSE_DONE:
+        if isinstance(event.data, ResponseDone):
             for tail in outbound.flush_packets():
                 await websocket.send_bytes(tail)
         await websocket.send_text(_event_json(event))

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from starlette.websockets import WebSocketDisconnect
 
@@ -43,8 +43,22 @@ from switchboard.bridge.core import BridgeCore, BridgeOptions
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.voice import voice_detector
 from switchboard.errors import SwitchboardError
-from switchboard.media import AudioChunk, AudioSpec, Usage
-from switchboard.providers.base import BaseProvider, ProviderEvent, ProviderEventType, SessionState
+from switchboard.media import AudioChunk, AudioSpec
+from switchboard.providers.base import BaseProvider, SessionState
+from switchboard.providers.events import (
+    AudioOutput,
+    CallerTranscript,
+    ErrorReport,
+    FunctionCall,
+    ProviderEvent,
+    Reconnected,
+    Reconnecting,
+    ResponseDone,
+    ResponseInterrupted,
+    SpeechStarted,
+    SpeechStopped,
+    TextOutput,
+)
 from switchboard.telephony.base import (
     DtmfReceived,
     MarkAcknowledged,
@@ -298,10 +312,9 @@ class CallSession:
 
     async def _on_provider_event(self, event: ProviderEvent) -> None:
         now = self.now()
-        data = event.data
         core = self.core
-        match event.type:
-            case ProviderEventType.AUDIO_OUTPUT:
+        match event.data:
+            case AudioOutput(chunk=chunk):
                 if (
                     not core.turn_pending
                     and self._last_voice_ms is not None
@@ -313,48 +326,42 @@ class CallSession:
                     # voice at our socket starts the turn.
                     self._voice_consumed_ms = now
                     await self.apply(core.caller_speech_stopped(self._last_voice_ms + 20.0))
-                chunk: AudioChunk = data["chunk"]
                 assert self._outbound is not None
                 frames = self._framer.push(self._outbound.process(chunk.data))
                 if frames:
                     await self.apply(core.agent_audio(frames, now))
-            case ProviderEventType.TEXT_OUTPUT:
-                await self.apply(core.agent_text(data["text"], final=data["final"], now=now))
-            case ProviderEventType.CALLER_TRANSCRIPT:
-                await self.apply(core.caller_transcript(data["text"], final=data["final"], now=now))
-            case ProviderEventType.SPEECH_STARTED:
+            case TextOutput(text=text, final=final):
+                await self.apply(core.agent_text(text, final=final, now=now))
+            case CallerTranscript(text=text, final=final):
+                await self.apply(core.caller_transcript(text, final=final, now=now))
+            case SpeechStarted():
                 self._provider_reports_speech = True
                 await self.apply(core.caller_speech_started(now))
-            case ProviderEventType.SPEECH_STOPPED:
+            case SpeechStopped():
                 self._voice_consumed_ms = now
                 await self.apply(core.caller_speech_stopped(self._speech_end(now)))
-            case ProviderEventType.INTERRUPTED:
+            case ResponseInterrupted():
                 await self.apply(core.provider_interrupted(now))
-            case ProviderEventType.FUNCTION_CALL:
-                args = data.get("arguments") or {}
-                await self.apply(core.function_call(data["call_id"], data["name"], args, now))
-            case ProviderEventType.RESPONSE_DONE:
+            case FunctionCall(call_id=call_id, name=name, arguments=arguments):
+                await self.apply(core.function_call(call_id, name, arguments, now))
+            case ResponseDone(status=status, usage=usage):
                 assert self._outbound is not None
                 tail = self._framer.push(self._outbound.flush()) + self._framer.flush()
                 if tail:
                     await self.apply(core.agent_audio(tail, now))
-                usage = data.get("usage")
-                if isinstance(usage, Usage):
-                    self.sink.usage(usage)
-                await self.apply(core.response_done(str(data.get("status", "completed")), now))
-            case ProviderEventType.RECONNECTING | ProviderEventType.RECONNECTED:
-                self.sink.timeline(f"provider.{event.type.value.split('.')[-1]}", now, dict(data))
-            case ProviderEventType.ERROR:
-                self.log.warning("provider error %s: %s", data.get("code"), data.get("message"))
+                self.sink.usage(usage)
+                await self.apply(core.response_done(status, now))
+            case Reconnecting() | Reconnected():
                 self.sink.timeline(
-                    "provider.error",
-                    now,
-                    {
-                        "code": data.get("code"),
-                        "message": data.get("message"),
-                        "fatal": data.get("fatal"),
-                    },
+                    f"provider.{event.type.value.split('.')[-1]}", now, dict(event.data)
                 )
+            case ErrorReport(code=code, message=message, fatal=fatal):
+                self.log.warning("provider error %s: %s", code, message)
+                self.sink.timeline(
+                    "provider.error", now, {"code": code, "message": message, "fatal": fatal}
+                )
+            case unknown:
+                assert_never(unknown)
 
     async def _timer_loop(self) -> None:
         # One loop timer (call_at → event) per wakeup, not a wait_for task per wait: pacing

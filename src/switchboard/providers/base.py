@@ -5,13 +5,15 @@ Every voice provider, whatever its wire protocol, looks the same to the rest of 
 * it is configured by a :class:`SessionConfig`, given when it is created or to ``connect``;
 * caller audio goes in as :class:`AudioChunk` objects through ``send_audio``;
 * everything that happens comes out of ``receive_events`` as :class:`ProviderEvent` objects whose
-  ``type`` is one of :class:`ProviderEventType` and whose ``data`` keys are documented there;
+  ``data`` is one typed payload per :class:`ProviderEventType`, readable as the seed's mapping
+  too (``event.data["audio"]``);
 * the bridge answers tool calls with ``handle_function_result`` and cuts the agent off with
   ``interrupt(played_ms)``.
 
-The value types are defined in :mod:`switchboard.providers.types`, the audio vocabulary in
-:mod:`switchboard.media` and the carrier protocol in :mod:`switchboard.telephony.base`; this
-module re-exports them under the seed's import path.
+The value types are defined in :mod:`switchboard.providers.types`, the events and their payloads
+in :mod:`switchboard.providers.events`, the audio vocabulary in :mod:`switchboard.media` and the
+carrier protocol in :mod:`switchboard.telephony.base`; this module re-exports them under the
+seed's import path.
 
 Theory of operation of :class:`BaseProvider`'s lifecycle (legal transitions only)::
 
@@ -37,14 +39,12 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from switchboard.errors import ConfigError, InvalidStateTransition
 from switchboard.media import AudioChunk, AudioFormat, AudioSpec, Usage
+from switchboard.providers.events import ProviderEvent, ProviderEventType
 from switchboard.providers.types import (
     ConfigDefaults,
     ProviderCapabilities,
-    ProviderEvent,
-    ProviderEventType,
     SessionConfig,
     SessionState,
-    audio_output_data,
 )
 from switchboard.telephony.base import TelephonyAdapter
 
@@ -63,7 +63,6 @@ __all__ = [
     "SessionState",
     "TelephonyAdapter",
     "Usage",
-    "audio_output_data",
 ]
 
 logger = logging.getLogger(__name__)

@@ -163,7 +163,7 @@ class ListenProtocol:
         try:
             message = json.loads(text)
             kind = message["type"]
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):  # nested 10 000 deep
             raise RemoteProtocolError(
                 f"Deepgram sent a malformed message: {text[:200]!r}"
             ) from None

@@ -138,7 +138,7 @@ class SpeakProtocol:
                     return SpeakWarning(str(message.get("code", "")), str(message["description"]))
                 case _:
                     return None
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:  # nested 10 000 deep
             raise RemoteProtocolError(f"Deepgram speak sent a malformed message: {exc}") from None
 
 

@@ -202,16 +202,23 @@ class GeminiLiveProtocol:
         """Parse one server frame (JSON in a text or binary frame).
 
         Raises:
-            RemoteProtocolError: not JSON, or not a JSON object.
+            RemoteProtocolError: not JSON, not a JSON object, or a field of the wrong type.
         """
         try:
             msg = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested 10 000 deep
             raise RemoteProtocolError(f"Gemini sent a frame that is not JSON: {exc}") from exc
         if not isinstance(msg, dict):
             raise RemoteProtocolError("Gemini sent JSON that is not an object")
         if isinstance(msg.get("usageMetadata"), dict):
             self._usage = msg["usageMetadata"]
+        try:
+            return self._dispatch(msg)
+        # a field of the wrong JSON type deeper down ("functionCalls": 3, "parts": [true])
+        except (AttributeError, TypeError, ValueError, KeyError, OverflowError) as exc:
+            raise RemoteProtocolError(f"malformed Gemini message: {exc!r}") from exc
+
+    def _dispatch(self, msg: dict[str, Any]) -> list[LiveEvent]:
         events: list[LiveEvent] = []
         for key, value in msg.items():
             if not isinstance(value, dict) and key != "usageMetadata":

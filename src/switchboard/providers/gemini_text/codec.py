@@ -192,20 +192,22 @@ class StreamDecoder:
         """Events for the end of the stream: any unterminated chunk, then :class:`LLMDone`."""
         events = [ev for payload in self._sse.close() for ev in self._chunk(payload)]
         usage = self._usage
-        output = int(usage.get("candidatesTokenCount", 0)) + int(usage.get("thoughtsTokenCount", 0))
-        events.append(
-            LLMDone(
-                input_tokens=int(usage.get("promptTokenCount", 0)),
-                output_tokens=output,
-                finish_reason=self._finish,
+        try:
+            output = int(usage.get("candidatesTokenCount", 0)) + int(
+                usage.get("thoughtsTokenCount", 0)
             )
+            prompt = int(usage.get("promptTokenCount", 0))
+        except (TypeError, ValueError, OverflowError) as exc:  # "promptTokenCount": Infinity
+            raise RemoteProtocolError(f"malformed Gemini usageMetadata: {exc!r}") from exc
+        events.append(
+            LLMDone(input_tokens=prompt, output_tokens=output, finish_reason=self._finish)
         )
         return events
 
     def _chunk(self, payload: str) -> list[LLMEvent]:
         try:
             chunk = json.loads(payload)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:  # nested 10 000 deep
             raise RemoteProtocolError(f"Gemini stream chunk is not JSON: {exc}") from exc
         if not isinstance(chunk, dict):
             raise RemoteProtocolError("Gemini stream chunk is not a JSON object")
@@ -218,12 +220,15 @@ class StreamDecoder:
         if isinstance(chunk.get("usageMetadata"), dict):
             self._usage = chunk["usageMetadata"]
         events: list[LLMEvent] = []
-        for cand in chunk.get("candidates") or []:
-            if cand.get("finishReason"):
-                self._finish = str(cand["finishReason"])
-            for part in (cand.get("content") or {}).get("parts") or []:
-                events.extend(self._part(part))
-            break  # candidateCount is 1; further candidates are ignored
+        try:
+            for cand in chunk.get("candidates") or []:
+                if cand.get("finishReason"):
+                    self._finish = str(cand["finishReason"])
+                for part in (cand.get("content") or {}).get("parts") or []:
+                    events.extend(self._part(part))
+                break  # candidateCount is 1; further candidates are ignored
+        except (AttributeError, TypeError, ValueError) as exc:  # a field of the wrong JSON type
+            raise RemoteProtocolError(f"malformed Gemini stream chunk: {exc!r}") from exc
         return events
 
     def _part(self, part: Mapping[str, Any]) -> list[LLMEvent]:

@@ -229,7 +229,7 @@ class RealtimeProtocol:
         """
         try:
             msg = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested 10 000 deep
             raise RemoteProtocolError(f"server sent a non-JSON frame: {exc}") from exc
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             raise RemoteProtocolError("server event is not an object with a string 'type'")

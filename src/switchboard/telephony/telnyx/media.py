@@ -172,7 +172,17 @@ class TelnyxMediaCodec:
             if not isinstance(msg, dict):
                 raise ValueError("frame is not a JSON object")
             return self._dispatch(msg)
-        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        # RecursionError: arrays nested 10 000 deep; AttributeError: an object field that is
+        # not an object; OverflowError: Infinity where a number was expected.
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            OverflowError,
+            RecursionError,
+            binascii.Error,
+        ) as exc:
             self._stats["malformed"] += 1
             logger.warning("malformed Telnyx media frame (%d bytes): %s", len(text), exc)
             return []

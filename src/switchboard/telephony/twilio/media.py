@@ -89,7 +89,7 @@ class TwilioMediaCodec:
         self._stats["frames_in"] += 1
         try:
             msg = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested 10 000 deep
             return self._malformed("invalid JSON", len(text))
         if not isinstance(msg, dict):
             return self._malformed("not an object", len(text))
@@ -99,7 +99,7 @@ class TwilioMediaCodec:
         raw_seq = msg.get("sequenceNumber")
         try:
             seq = int(raw_seq) if raw_seq is not None else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
             return self._malformed("bad sequenceNumber", len(text))
         if seq is None or event == "start" or self._expected is None:
             # Unsequenced, or the first sequenced frame: it defines the origin.
@@ -170,7 +170,14 @@ class TwilioMediaCodec:
                     return [StreamStopped(reason="stop")]
                 case other:
                     return self._malformed(f"unknown event {other!r}", 0)
-        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            OverflowError,
+            binascii.Error,
+        ) as exc:
             return self._malformed(f"{msg.get('event')!r} frame: {type(exc).__name__}", 0)
 
     def _start(self, msg: dict[str, Any]) -> StreamStarted:

@@ -279,7 +279,9 @@ def resume_value(*, now: float | None = None) -> str:
 def resume_is_fresh(value: str | None, *, window_s: float, now: float | None = None) -> bool:
     """Whether ``value`` is a :func:`resume_value` made less than ``window_s`` seconds ago."""
     stamp, sep, nonce = (value or "").partition(".")
-    if not sep or not nonce or not stamp.isdigit():
+    # ASCII digits, at most 12 (a Unix time until the year 33658): int() of a 400-digit stamp
+    # would overflow the float subtraction below.
+    if not sep or not nonce or not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         return False
     age = (time.time() if now is None else now) - int(stamp)
     return -5.0 <= age <= window_s  # a little clock skew between workers is tolerated
