@@ -188,4 +188,4 @@ async def running_app(
     async with LoopbackServer(app, sock=sock):
         yield base, settings, app
         # the caller's side can finish first: let the gateway finalise its records
-        assert await app.state.switchboard.calls.wait_idle(10.0), "calls still live"
+        assert await app.state.switchboard.calls.wait_idle(10.0 * UNIT), "calls still live"
