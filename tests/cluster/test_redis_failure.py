@@ -1,0 +1,109 @@
+"""Redis going away and coming back, with a real ``redis-server`` the test stops and restarts.
+
+While it is down every operation raises ClusterUnavailable (never a redis-py exception, never
+the password); the nodes' background tasks survive; when it is back — empty, as it has no
+persistence — the clients reconnect by themselves and each node writes its calls and slots back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from switchboard.cluster import CallEntry, Cluster, ControlCommand, Handoff, SlotRequest
+from switchboard.errors import ClusterUnavailable
+from tests.cluster.nodes import FAST, RedisServer, require_redis
+from tests.waiting import eventually, eventually_async
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+
+SUPPORT = [SlotRequest("agent:support", 1)]
+
+
+def call(node: Cluster, call_id: str) -> CallEntry:
+    return CallEntry(call_id, node.node_id, "twilio", f"CA-{call_id}", agent="support")
+
+
+async def test_an_outage_raises_one_error_type_and_the_nodes_recover(tmp_path: Path) -> None:
+    require_redis(server=False)  # the server is the test's own
+    password = f"pw-{uuid.uuid4().hex}"
+    server = RedisServer(tmp_path, password=password)
+    await server.start()
+    owner = Cluster.on_redis(server.url, node_id="node-a", timing=FAST, prefix="outage")
+    sender = Cluster.on_redis(server.url, node_id="node-b", timing=FAST, prefix="outage")
+    late = Cluster.on_redis(server.url, node_id="node-c", timing=FAST, prefix="outage")
+    received: list[ControlCommand] = []
+
+    async def on_command(command: ControlCommand) -> None:
+        received.append(command)
+
+    owner.on_command(on_command)
+    try:
+        await owner.start()
+        await sender.start()
+        key = owner.media_key
+        await owner.register_call(call(owner, "call-1"))
+        await owner.set_call_state("call-1", "live")
+        assert (await owner.acquire_slots("call-1", SUPPORT)).granted
+
+        await server.stop()
+        assert not await owner.healthy()
+        operations: dict[str, Callable[[], Awaitable[object]]] = {
+            "ping": owner.ping,
+            "claim": lambda: owner.claims("twilio").claim("digest", ttl_s=600),
+            "register": lambda: owner.register_call(call(owner, "call-2")),
+            "acquire": lambda: owner.acquire_slots("call-3", SUPPORT),
+            "list": sender.directory.list_calls,
+            "command": lambda: sender.send_command(ControlCommand("call-1", "hangup")),
+            "handoff": lambda: sender.hand_off("node-a", Handoff("call-1", "test", "{}")),
+        }
+        for name, operation in operations.items():
+            with pytest.raises(ClusterUnavailable) as info:
+                await operation()
+            message = str(info.value)
+            assert f"127.0.0.1:{server.port}/0" in message, name
+            assert password not in message, name
+            assert info.value.__cause__ is not None, name
+
+        await server.start()  # empty: it has no persistence
+        await eventually_async(owner.healthy, what="the client reconnected")
+        # the owner writes back its call (state included), its slot, and the call it
+        # registered during the outage
+        restored = await eventually_async(
+            lambda: sender.directory.get("call-1"), what="call-1 written back"
+        )
+        assert (restored.node_id, restored.state) == ("node-a", "live")
+        await eventually_async(lambda: sender.directory.get("call-2"), what="call-2 written")
+        await eventually_async(lambda: owner.limits.count("agent:support"), what="slot back")
+        assert not (await sender.acquire_slots("call-9", SUPPORT)).granted
+        # the owner's inbox reader is back: commands arrive again
+        await eventually_async(
+            lambda: sender.send_command(ControlCommand("call-1", "hangup")),
+            what="node-a reachable again",
+        )
+        await eventually(lambda: received, what="a command delivered after the restart")
+        assert received[0].sender == "node-b"
+        # the media-token key survived the empty restart: the owner wrote it back (before
+        # its calls, so it is there by now) and a node starting now gets the same one
+        await late.start()
+        assert late.media_key == owner.media_key == sender.media_key == key
+        assert await owner.claims("twilio").claim("after", ttl_s=600)
+    finally:
+        for node in (owner, sender, late):
+            await node.aclose()
+        await server.stop()
+
+
+async def test_a_node_cannot_start_without_redis(tmp_path: Path) -> None:
+    require_redis(server=False)
+    server = RedisServer(tmp_path, password="unused-password")  # a free port, never started
+    node = Cluster.on_redis(server.url, node_id="node-a", timing=FAST)
+    try:
+        with pytest.raises(ClusterUnavailable, match="unavailable"):
+            await node.start()
+        assert not await node.healthy()
+    finally:
+        await node.aclose()
