@@ -1,28 +1,24 @@
-"""The seed's provider value types: session configuration, capabilities and provider events.
+"""The seed's provider value types: session state, configuration and capabilities.
 
 They live apart from :mod:`switchboard.providers.base` (the protocols and the lifecycle) only to
-keep modules small; the audio vocabulary they use (:class:`AudioFormat`, :class:`AudioSpec`,
-:class:`AudioChunk`, :class:`Usage`) is :mod:`switchboard.media`'s.
+keep modules small. Provider events are :mod:`switchboard.providers.events`'s; the audio
+vocabulary (:class:`AudioFormat`, :class:`AudioSpec`, :class:`AudioChunk`, :class:`Usage`) is
+:mod:`switchboard.media`'s.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from switchboard.media import AudioChunk, AudioFormat, AudioSpec
+from switchboard.media import AudioFormat, AudioSpec
 
 __all__ = [
     "ConfigDefaults",
     "ProviderCapabilities",
-    "ProviderEvent",
-    "ProviderEventType",
     "SessionConfig",
     "SessionState",
-    "audio_output_data",
 ]
 
 
@@ -120,56 +116,3 @@ class ConfigDefaults:
         if config.voice is None:
             config.voice = self.voice
         return config
-
-
-class ProviderEventType(StrEnum):
-    """Event types and the keys of their ``data``.
-
-    ``audio.output``      ``chunk`` (AudioChunk), ``audio`` (its bytes, in the provider's
-                          ``output_spec``: the seed's key), ``response_id``, ``item_id``
-                          (str | None); build the data with :func:`audio_output_data`
-    ``text.output``       ``text``, ``final`` (bool: False for a delta, True for the whole text),
-                          ``response_id``, ``item_id``
-    ``function_call``     ``call_id``, ``name``, ``arguments`` (dict, already parsed)
-    ``caller.transcript`` ``text``, ``final`` (bool), ``item_id``
-    ``speech.started``    ``audio_ms`` (position in the caller stream, if known), ``item_id``
-    ``speech.stopped``    ``audio_ms``, ``item_id``
-    ``interrupted``       ``response_id`` — the provider itself stopped speaking (barge-in)
-    ``response.done``     ``response_id``, ``status`` (completed | cancelled | failed | incomplete),
-                          ``reason`` (str | None), ``usage`` (Usage)
-    ``session.reconnecting`` ``attempt``, ``reason``
-    ``session.reconnected``  ``attempt``
-    ``error``             ``code``, ``message``, ``fatal`` (bool)
-    """
-
-    AUDIO_OUTPUT = "audio.output"
-    TEXT_OUTPUT = "text.output"
-    FUNCTION_CALL = "function_call"
-    CALLER_TRANSCRIPT = "caller.transcript"
-    SPEECH_STARTED = "speech.started"
-    SPEECH_STOPPED = "speech.stopped"
-    INTERRUPTED = "interrupted"
-    RESPONSE_DONE = "response.done"
-    RECONNECTING = "session.reconnecting"
-    RECONNECTED = "session.reconnected"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderEvent:
-    """Something a provider reports: a ``type`` and its ``data`` (keys per ProviderEventType)."""
-
-    type: ProviderEventType
-    data: Mapping[str, Any] = field(default_factory=dict)
-    timestamp: float = field(default_factory=time.monotonic)
-
-
-def audio_output_data(
-    chunk: AudioChunk, *, response_id: str | None, item_id: str | None
-) -> dict[str, Any]:
-    """The ``data`` of an ``audio.output`` event: the chunk for the bridge, its bytes for users.
-
-    ``chunk`` carries format and rate (what the bridge converts from); ``audio`` is the same
-    bytes under the key the seed's examples read (``event.data["audio"]``).
-    """
-    return {"chunk": chunk, "audio": chunk.data, "response_id": response_id, "item_id": item_id}

@@ -2,6 +2,11 @@
 
 Reference: ai.google.dev/api/live#bidigeneratecontentservermessage. Gemini has no response or
 item ids; the protocol numbers model turns itself (``response_id`` = ``gemini-turn-<n>``).
+
+Each event's :meth:`payloads` are the provider events it stands for, in the payload classes every
+provider reports (:mod:`switchboard.providers.events`); the session emits them as they are.
+Events about the connection itself (``setupComplete``, ``goAway``, resumption handles, tool-call
+cancellations) stand for none: the session acts on them.
 """
 
 from __future__ import annotations
@@ -9,7 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from switchboard.providers.base import Usage
+from switchboard.media import AudioChunk, AudioFormat, Usage
+from switchboard.providers.events import (
+    AudioOutput,
+    CallerTranscript,
+    FunctionCall,
+    ProviderPayload,
+    ResponseDone,
+    ResponseInterrupted,
+    SpeechStarted,
+    SpeechStopped,
+    TextOutput,
+)
 
 __all__ = [
     "AudioDelta",
@@ -34,6 +50,9 @@ class SetupComplete:
 
     session_id: str | None = None
 
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        return ()
+
 
 @dataclass(frozen=True, slots=True)
 class AudioDelta:
@@ -43,6 +62,10 @@ class AudioDelta:
     sample_rate: int
     response_id: str
 
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        chunk = AudioChunk(self.pcm, AudioFormat.PCM16, self.sample_rate)
+        return (AudioOutput(chunk, response_id=self.response_id),)
+
 
 @dataclass(frozen=True, slots=True)
 class OutputTranscript:
@@ -50,6 +73,9 @@ class OutputTranscript:
 
     text: str
     response_id: str
+
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        return (TextOutput(self.text, final=False, response_id=self.response_id),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +85,9 @@ class ModelText:
     text: str
     response_id: str
 
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        return (TextOutput(self.text, final=False, response_id=self.response_id),)
+
 
 @dataclass(frozen=True, slots=True)
 class InputTranscript:
@@ -67,12 +96,18 @@ class InputTranscript:
     text: str
     finished: bool
 
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        return (CallerTranscript(self.text, final=self.finished),)
+
 
 @dataclass(frozen=True, slots=True)
 class Interrupted:
     """``serverContent.interrupted``: the server stopped the turn (caller barge-in)."""
 
     response_id: str
+
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        return (ResponseInterrupted(self.response_id),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +128,13 @@ class TurnComplete:
     reason: str | None = None
     heard_text: str | None = None
 
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        """The turn's whole text (when it had any), then its end."""
+        done = ResponseDone(self.response_id, self.status, self.reason, self.usage)
+        if not self.text:
+            return (done,)
+        return (TextOutput(self.text, final=True, response_id=self.response_id), done)
+
 
 @dataclass(frozen=True, slots=True)
 class FunctionCallRequested:
@@ -102,6 +144,9 @@ class FunctionCallRequested:
     name: str
     arguments: dict[str, Any]
 
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        return (FunctionCall(self.call_id, self.name, self.arguments),)
+
 
 @dataclass(frozen=True, slots=True)
 class ToolCallCancelled:
@@ -109,12 +154,18 @@ class ToolCallCancelled:
 
     ids: tuple[str, ...]
 
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        return ()
+
 
 @dataclass(frozen=True, slots=True)
 class GoAway:
     """``goAway``: the server will close in ``time_left_s`` seconds."""
 
     time_left_s: float
+
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        return ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +175,18 @@ class ResumptionUpdate:
     handle: str | None
     resumable: bool
 
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        return ()
+
 
 @dataclass(frozen=True, slots=True)
 class VoiceActivity:
     """``voiceActivity`` (SDK 3.6.1; UNCONFIRMED on the Gemini API): caller speech edges."""
 
     started: bool
+
+    def payloads(self) -> tuple[ProviderPayload, ...]:
+        return (SpeechStarted() if self.started else SpeechStopped(),)
 
 
 LiveEvent = (

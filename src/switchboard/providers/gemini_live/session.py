@@ -51,25 +51,11 @@ from switchboard.providers.base import (
     AudioSpec,
     BaseProvider,
     ProviderCapabilities,
-    ProviderEvent,
     SessionConfig,
     SessionState,
-    audio_output_data,
 )
-from switchboard.providers.base import ProviderEventType as T
-from switchboard.providers.gemini_live.events import (
-    AudioDelta,
-    FunctionCallRequested,
-    GoAway,
-    InputTranscript,
-    Interrupted,
-    LiveEvent,
-    ModelText,
-    OutputTranscript,
-    ToolCallCancelled,
-    TurnComplete,
-    VoiceActivity,
-)
+from switchboard.providers.events import ErrorReport, ProviderEvent, Reconnected, Reconnecting
+from switchboard.providers.gemini_live.events import GoAway, LiveEvent, ToolCallCancelled
 from switchboard.providers.gemini_live.protocol import GeminiLiveProtocol
 from switchboard.providers.gemini_live.setup import LiveSetup
 
@@ -356,11 +342,7 @@ class GeminiLiveProvider(BaseProvider):
             return self.protocol.receive(raw)
         except RemoteProtocolError as exc:
             logger.warning("Gemini Live: %s", exc)
-            self.emit_nowait(
-                ProviderEvent(
-                    T.ERROR, {"code": "protocol_error", "message": str(exc), "fatal": False}
-                )
-            )
+            self.emit_nowait(ProviderEvent(ErrorReport("protocol_error", str(exc), fatal=False)))
             return []
 
     # -- events ----------------------------------------------------------------------------------
@@ -373,54 +355,18 @@ class GeminiLiveProvider(BaseProvider):
 
     async def _dispatch_events(self, events: list[LiveEvent]) -> None:
         for ev in events:
+            for payload in ev.payloads():
+                await self.emit(ProviderEvent(payload))
             match ev:
-                case AudioDelta(pcm=pcm, sample_rate=rate, response_id=rid):
-                    chunk = AudioChunk(pcm, AudioFormat.PCM16, rate)
-                    data = audio_output_data(chunk, response_id=rid, item_id=None)
-                    await self.emit(ProviderEvent(T.AUDIO_OUTPUT, data))
-                case (
-                    OutputTranscript(text=text, response_id=rid)
-                    | ModelText(text=text, response_id=rid)
-                ):
-                    await self._emit(
-                        T.TEXT_OUTPUT, text=text, final=False, response_id=rid, item_id=None
-                    )
-                case InputTranscript(text=text, finished=finished):
-                    await self._emit(T.CALLER_TRANSCRIPT, text=text, final=finished, item_id=None)
-                case Interrupted(response_id=rid):
-                    await self._emit(T.INTERRUPTED, response_id=rid)
-                case TurnComplete():
-                    await self._turn_complete(ev)
-                case FunctionCallRequested(call_id=cid, name=name, arguments=args):
-                    await self._emit(T.FUNCTION_CALL, call_id=cid, name=name, arguments=args)
-                case ToolCallCancelled(ids=ids):
-                    logger.info("Gemini cancelled function calls %s", ", ".join(ids))
                 case GoAway(time_left_s=left):
                     logger.info("Gemini goAway: %.1fs left", left)
                     loop = asyncio.get_running_loop()
                     self._go_away_deadline = loop.time() + max(0.0, left - 0.5)
                     self._schedule_reconnect("goAway")
-                case VoiceActivity(started=started):
-                    kind = T.SPEECH_STARTED if started else T.SPEECH_STOPPED
-                    await self._emit(kind, audio_ms=None, item_id=None)
+                case ToolCallCancelled(ids=ids):
+                    logger.info("Gemini cancelled function calls %s", ", ".join(ids))
                 case _:
                     pass
-
-    async def _turn_complete(self, ev: TurnComplete) -> None:
-        if ev.text:
-            await self._emit(
-                T.TEXT_OUTPUT, text=ev.text, final=True, response_id=ev.response_id, item_id=None
-            )
-        await self._emit(
-            T.RESPONSE_DONE,
-            response_id=ev.response_id,
-            status=ev.status,
-            reason=ev.reason,
-            usage=ev.usage,
-        )
-
-    async def _emit(self, kind: T, **data: Any) -> None:
-        await self.emit(ProviderEvent(kind, data))
 
     # -- reconnection ----------------------------------------------------------------------------
     def _start_renewal(self) -> None:
@@ -459,7 +405,7 @@ class GeminiLiveProvider(BaseProvider):
         old = self._ws
         error: ProviderError | None = None
         for attempt in range(1, self._max_attempts + 1):
-            await self._emit(T.RECONNECTING, attempt=attempt, reason=reason)
+            await self.emit(ProviderEvent(Reconnecting(attempt, reason)))
             try:
                 ws = await self._open()
             except ProviderError as exc:
@@ -483,12 +429,12 @@ class GeminiLiveProvider(BaseProvider):
             self._go_away_deadline = None
             self._transition(SessionState.CONNECTED)
             self._start_renewal()
-            await self._emit(T.RECONNECTED, attempt=attempt)
+            await self.emit(ProviderEvent(Reconnected(attempt)))
             return True
         if self._renew_task is not None:
             self._renew_task.cancel()
         message = f"Gemini Live could not reconnect: {error}"
-        await self._emit(T.ERROR, code="reconnect_failed", message=message, fatal=True)
+        await self.emit(ProviderEvent(ErrorReport("reconnect_failed", message, fatal=True)))
         if old is not None:
             await self._close_ws(old)
         if self._state is SessionState.RECONNECTING:

@@ -37,16 +37,21 @@ from collections import deque
 from typing import Any
 
 from switchboard.errors import RemoteProtocolError
-from switchboard.providers.base import (
-    AudioChunk,
-    AudioSpec,
+from switchboard.media import AudioChunk, AudioSpec, Usage
+from switchboard.providers.events import (
+    AudioOutput,
+    CallerTranscript,
+    ErrorReport,
+    FunctionCall,
     ProviderEvent,
-    ProviderEventType,
-    SessionConfig,
-    Usage,
-    audio_output_data,
+    ResponseDone,
+    ResponseInterrupted,
+    SpeechStarted,
+    SpeechStopped,
+    TextOutput,
 )
 from switchboard.providers.openai_realtime import messages
+from switchboard.providers.types import SessionConfig
 
 __all__ = ["BENIGN_ERROR_CODES", "RealtimeProtocol"]
 
@@ -55,8 +60,6 @@ logger = logging.getLogger(__name__)
 #: Server error codes that need no action (real code strings are UNCONFIRMED:
 #: ``docs/wire/openai-realtime.md#errors``).
 BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active"})
-
-_E = ProviderEventType
 
 
 def _dumps(event: dict[str, Any]) -> str:
@@ -263,21 +266,19 @@ class RealtimeProtocol:
             case "response.done":
                 return self._on_response_done(msg["response"])
             case "input_audio_buffer.speech_started":
-                data = {"audio_ms": msg.get("audio_start_ms"), "item_id": msg.get("item_id")}
-                return [ProviderEvent(_E.SPEECH_STARTED, data)]
+                started = SpeechStarted(msg.get("audio_start_ms"), msg.get("item_id"))
+                return [ProviderEvent(started)]
             case "input_audio_buffer.speech_stopped":
-                data = {"audio_ms": msg.get("audio_end_ms"), "item_id": msg.get("item_id")}
-                return [ProviderEvent(_E.SPEECH_STOPPED, data)]
+                stopped = SpeechStopped(msg.get("audio_end_ms"), msg.get("item_id"))
+                return [ProviderEvent(stopped)]
             case "input_audio_buffer.committed":
                 self._history.setdefault(msg["item_id"], messages.history_item("user", ""))
             case "conversation.item.input_audio_transcription.delta":
-                data = {"text": msg["delta"], "final": False, "item_id": msg["item_id"]}
-                return [ProviderEvent(_E.CALLER_TRANSCRIPT, data)]
+                return [ProviderEvent(CallerTranscript(msg["delta"], False, msg["item_id"]))]
             case "conversation.item.input_audio_transcription.completed":
                 transcript = msg["transcript"]
                 self._history[msg["item_id"]] = messages.history_item("user", transcript)
-                data = {"text": transcript, "final": True, "item_id": msg["item_id"]}
-                return [ProviderEvent(_E.CALLER_TRANSCRIPT, data)]
+                return [ProviderEvent(CallerTranscript(transcript, True, msg["item_id"]))]
             case "conversation.item.input_audio_transcription.failed":
                 return [self._error(msg["error"], fallback="transcription_failed")]
             case "error":
@@ -316,8 +317,7 @@ class RealtimeProtocol:
         rid = msg["response_id"]
         self._response_audio[rid] = self._response_audio.get(rid, 0) + len(pcm)
         chunk = AudioChunk(pcm, self.spec.format, self.spec.sample_rate)
-        data = audio_output_data(chunk, response_id=rid, item_id=item_id)
-        return [ProviderEvent(_E.AUDIO_OUTPUT, data)]
+        return [ProviderEvent(AudioOutput(chunk, response_id=rid, item_id=item_id))]
 
     def _on_function_call(self, msg: dict[str, Any]) -> list[ProviderEvent]:
         if msg["type"] == "response.output_item.done":
@@ -348,11 +348,9 @@ class RealtimeProtocol:
             self._outbox += self.function_result(
                 call_id, {"error": f"invalid JSON arguments: {exc}"}
             )
-            err = {"code": "invalid_function_arguments", "message": str(exc), "fatal": False}
-            return [ProviderEvent(_E.ERROR, err)]
+            return [ProviderEvent(ErrorReport("invalid_function_arguments", str(exc), fatal=False))]
         self._pending_calls.add(call_id)
-        data = {"call_id": call_id, "name": name, "arguments": args}
-        return [ProviderEvent(_E.FUNCTION_CALL, data)]
+        return [ProviderEvent(FunctionCall(call_id, name, args))]
 
     def _on_response_done(self, response: dict[str, Any]) -> list[ProviderEvent]:
         rid = str(response.get("id") or "")
@@ -365,9 +363,8 @@ class RealtimeProtocol:
         usage = self._usage(response.get("usage") or {}, self._response_audio.pop(rid, 0))
         events: list[ProviderEvent] = []
         if status == "cancelled" and reason == "turn_detected":
-            events.append(ProviderEvent(_E.INTERRUPTED, {"response_id": rid}))
-        data = {"response_id": rid, "status": status, "reason": reason, "usage": usage}
-        events.append(ProviderEvent(_E.RESPONSE_DONE, data))
+            events.append(ProviderEvent(ResponseInterrupted(rid)))
+        events.append(ProviderEvent(ResponseDone(rid, status, reason, usage)))
         if self._queued is not None and not self._pending_calls:
             queued, self._queued = self._queued, None
             self._outbox += self.request_response(queued)
@@ -404,18 +401,12 @@ class RealtimeProtocol:
     @staticmethod
     def _error(error: dict[str, Any], *, fallback: str) -> ProviderEvent:
         code = error.get("code") or error.get("type") or fallback
-        data = {"code": code, "message": str(error.get("message", "")), "fatal": False}
-        return ProviderEvent(_E.ERROR, data)
+        return ProviderEvent(ErrorReport(code, str(error.get("message", "")), fatal=False))
 
     @staticmethod
     def _text(msg: dict[str, Any], text: str, *, final: bool) -> ProviderEvent:
-        data = {
-            "text": text,
-            "final": final,
-            "response_id": msg.get("response_id"),
-            "item_id": msg.get("item_id"),
-        }
-        return ProviderEvent(_E.TEXT_OUTPUT, data)
+        text_output = TextOutput(text, final, msg.get("response_id"), msg.get("item_id"))
+        return ProviderEvent(text_output)
 
     def _set_assistant_text(self, item_id: str, text: str, *, create: bool = False) -> None:
         if create and item_id in self._history:

@@ -35,11 +35,10 @@ from switchboard.providers.base import (
     AudioSpec,
     BaseProvider,
     ProviderCapabilities,
-    ProviderEvent,
-    ProviderEventType,
     SessionConfig,
     SessionState,
 )
+from switchboard.providers.events import ErrorReport, ProviderEvent, Reconnected, Reconnecting
 from switchboard.providers.openai_realtime.protocol import RealtimeProtocol
 
 __all__ = ["OpenAIRealtimeProvider"]
@@ -48,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 #: The catalogue endpoint this provider speaks to (``providers.yaml`` ``endpoint``).
 REALTIME_ENDPOINT = "openai.realtime"
-
-_E = ProviderEventType
 
 
 class OpenAIRealtimeProvider(BaseProvider):
@@ -236,8 +233,7 @@ class OpenAIRealtimeProvider(BaseProvider):
                     return
         except Exception as exc:  # a bug here must end this session, never hang it
             logger.exception("openai realtime: session supervisor failed")
-            data = {"code": "internal_error", "message": repr(exc), "fatal": True}
-            await self.emit(ProviderEvent(_E.ERROR, data))
+            await self.emit(ProviderEvent(ErrorReport("internal_error", repr(exc), fatal=True)))
             if self._state in (SessionState.CONNECTED, SessionState.RECONNECTING):
                 self._transition(SessionState.FAILED)
 
@@ -254,11 +250,7 @@ class OpenAIRealtimeProvider(BaseProvider):
             events = self._proto.receive(frame)
         except RemoteProtocolError as exc:
             logger.warning("openai realtime: bad server frame: %s", exc)
-            await self.emit(
-                ProviderEvent(
-                    _E.ERROR, {"code": "protocol_error", "message": str(exc), "fatal": False}
-                )
-            )
+            await self.emit(ProviderEvent(ErrorReport("protocol_error", str(exc), fatal=False)))
             return
         for event in events:
             await self.emit(event)
@@ -279,7 +271,7 @@ class OpenAIRealtimeProvider(BaseProvider):
         self._ws = None
         self._configured.clear()
         for attempt in range(1, self._max_attempts + 1):
-            await self.emit(ProviderEvent(_E.RECONNECTING, {"attempt": attempt, "reason": reason}))
+            await self.emit(ProviderEvent(Reconnecting(attempt, reason)))
             if attempt > 1 or reason != "session renewal":
                 delay = min(self._backoff[0] * 2 ** (attempt - 1), self._backoff[1])
                 await asyncio.sleep(delay)
@@ -294,15 +286,13 @@ class OpenAIRealtimeProvider(BaseProvider):
             await self._send(self._proto.restore())
             if self._state is SessionState.RECONNECTING:
                 self._transition(SessionState.CONNECTED)
-            await self.emit(ProviderEvent(_E.RECONNECTED, {"attempt": attempt}))
+            await self.emit(ProviderEvent(Reconnected(attempt)))
             self._start_renewer()
             return True
         if self._renewer is not None:
             self._renewer.cancel()
         message = f"OpenAI Realtime: gave up after {self._max_attempts} reconnect attempts"
-        await self.emit(
-            ProviderEvent(_E.ERROR, {"code": "reconnect_failed", "message": message, "fatal": True})
-        )
+        await self.emit(ProviderEvent(ErrorReport("reconnect_failed", message, fatal=True)))
         if self._state in (SessionState.RECONNECTING, SessionState.CONNECTING):
             self._transition(SessionState.FAILED)
         return False

@@ -6,11 +6,9 @@ Frozen dataclasses, one per kind of action; :data:`TurnAction` is their union. T
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from switchboard.providers.base import ProviderEventType
+from switchboard.providers.events import ProviderEventType, ProviderPayload
 from switchboard.providers.pipeline.components import ChatMessage
 
 __all__ = [
@@ -27,10 +25,13 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class EmitEvent:
-    """Emit a provider event (``data`` keys per :class:`ProviderEventType`)."""
+    """Emit a provider event whose payload is ``data``."""
 
-    type: ProviderEventType
-    data: Mapping[str, Any]
+    data: ProviderPayload
+
+    @property
+    def type(self) -> ProviderEventType:
+        return self.data.event_type
 
 
 @dataclass(frozen=True, slots=True)

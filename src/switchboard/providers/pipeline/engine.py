@@ -32,11 +32,10 @@ from switchboard.providers.base import (
     AudioSpec,
     BaseProvider,
     ProviderCapabilities,
-    ProviderEvent,
-    ProviderEventType,
     SessionConfig,
     SessionState,
 )
+from switchboard.providers.events import ErrorReport, ProviderEvent
 from switchboard.providers.pipeline.components import (
     LLMDone,
     PartsBuilder,
@@ -226,11 +225,7 @@ class PipelineProvider(BaseProvider):
                 logger.warning("pipeline: error closing a component", exc_info=True)
 
     async def _fail(self, code: str, message: str) -> None:
-        await self.emit(
-            ProviderEvent(
-                ProviderEventType.ERROR, {"code": code, "message": message, "fatal": True}
-            )
-        )
+        await self.emit(ProviderEvent(ErrorReport(code, message, fatal=True)))
         if self.state in (SessionState.CONNECTED, SessionState.RECONNECTING):
             self._transition(SessionState.FAILED)
             await self._teardown()
@@ -267,8 +262,8 @@ class PipelineProvider(BaseProvider):
     async def _apply(self, actions: list[TurnAction]) -> None:
         for action in actions:
             match action:
-                case EmitEvent(type=event_type, data=data):
-                    await self.emit(ProviderEvent(event_type, data))
+                case EmitEvent(data=data):
+                    await self.emit(ProviderEvent(data))
                 case StartLLM():
                     self._llm_response = action.response_id
                     self._llm_task = asyncio.create_task(

@@ -13,9 +13,10 @@ end of the stream.
 
 from __future__ import annotations
 
+import math
 import re
 
-__all__ = ["SentenceSplitter", "split_sentences"]
+__all__ = ["SentenceSplitter", "heard_text", "split_sentences"]
 
 _END = re.compile(r"""([.!?…]+["')\]»”’]*)(\s+)|(\n+)""")
 _ABBREVIATIONS = frozenset(
@@ -131,3 +132,27 @@ def split_sentences(text: str, *, max_chars: int = 220) -> list[str]:
     """Split a whole text into sentences (what streaming it in one delta would give)."""
     splitter = SentenceSplitter(max_chars=max_chars)
     return splitter.push(text) + splitter.flush()
+
+
+def heard_text(sentences: list[tuple[str, float]], played_ms: float) -> str:
+    """The part of a reply the caller heard, from ``(sentence, audio_ms)`` pairs in order.
+
+    Sentences that finished before ``played_ms`` are kept whole; the one being played is cut to
+    its first words in proportion to the fraction played (rounded up, so a started word counts).
+    """
+    kept: list[str] = []
+    position = 0.0
+    for text, ms in sentences:
+        if ms <= 0:
+            continue
+        if position + ms <= played_ms:
+            kept.append(text)
+            position += ms
+            continue
+        fraction = max(0.0, (played_ms - position) / ms)
+        words = text.split()
+        n = math.ceil(len(words) * fraction)
+        if n:
+            kept.append(" ".join(words[:n]))
+        break
+    return " ".join(kept)

@@ -26,9 +26,9 @@ Barge-in: caller speech while a response is active cancels the LLM stream and th
 ``interrupted`` and ``response.done`` (status ``cancelled``), and stores in the history only the
 text whose audio had been produced (the sentence being synthesized is cut in proportion to its
 audio so far over its estimated length). ``interrupt(played_ms)`` from the bridge then narrows
-that to what the caller actually heard (see :func:`heard_text`): whole sentences that were
-fully played, plus the leading words of the sentence cut off, in proportion to the part of it
-that played (sentence/word granularity: no word timings exist for synthesized audio).
+that to what the caller actually heard (see :func:`.sentences.heard_text`): whole sentences
+that were fully played, plus the leading words of the sentence cut off, in proportion to the part
+of it that played (sentence/word granularity: no word timings exist for synthesized audio).
 Calls whose results had not arrived get a placeholder result so the history stays well formed
 (the LLM APIs require every call to be answered); late results are ignored.
 """
@@ -41,7 +41,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from switchboard.providers.base import AudioChunk, ProviderEventType, Usage, audio_output_data
+from switchboard.media import AudioChunk, Usage
+from switchboard.providers.events import (
+    AudioOutput,
+    CallerTranscript,
+    ErrorReport,
+    FunctionCall,
+    ResponseDone,
+    ResponseInterrupted,
+    SpeechStarted,
+    SpeechStopped,
+    TextOutput,
+)
 from switchboard.providers.pipeline.actions import (
     CancelLLM,
     CancelSpeech,
@@ -64,7 +75,7 @@ from switchboard.providers.pipeline.components import (
     SttUtteranceEnd,
 )
 from switchboard.providers.pipeline.history import ConversationHistory
-from switchboard.providers.pipeline.sentences import SentenceSplitter, split_sentences
+from switchboard.providers.pipeline.sentences import SentenceSplitter, heard_text, split_sentences
 
 __all__ = [
     "CancelLLM",
@@ -116,30 +127,6 @@ class _Response:
     @property
     def audio_ms(self) -> float:
         return sum(s.audio_ms for s in self.sentences)
-
-
-def heard_text(sentences: list[tuple[str, float]], played_ms: float) -> str:
-    """The part of a reply the caller heard, from ``(sentence, audio_ms)`` pairs in order.
-
-    Sentences that finished before ``played_ms`` are kept whole; the one being played is cut to
-    its first words in proportion to the fraction played (rounded up, so a started word counts).
-    """
-    kept: list[str] = []
-    position = 0.0
-    for text, ms in sentences:
-        if ms <= 0:
-            continue
-        if position + ms <= played_ms:
-            kept.append(text)
-            position += ms
-            continue
-        fraction = max(0.0, (played_ms - position) / ms)
-        words = text.split()
-        n = math.ceil(len(words) * fraction)
-        if n:
-            kept.append(" ".join(words[:n]))
-        break
-    return " ".join(kept)
 
 
 class TurnManager:
@@ -220,12 +207,7 @@ class TurnManager:
         actions: list[TurnAction] = []
         if self._caller_item is None:
             self._caller_item = self._new_id("item")
-            actions.append(
-                EmitEvent(
-                    ProviderEventType.SPEECH_STARTED,
-                    {"audio_ms": audio_ms, "item_id": self._caller_item},
-                )
-            )
+            actions.append(EmitEvent(SpeechStarted(audio_ms, self._caller_item)))
         if self.barge_in and self._active is not None:
             actions += self._cancel_active("interrupted")
         return actions
@@ -248,10 +230,7 @@ class TurnManager:
         so_far = " ".join([*self._finals, self._interim]).strip()
         if so_far and self._caller_item is not None:
             actions.append(
-                EmitEvent(
-                    ProviderEventType.CALLER_TRANSCRIPT,
-                    {"text": so_far, "final": False, "item_id": self._caller_item},
-                )
+                EmitEvent(CallerTranscript(so_far, final=False, item_id=self._caller_item))
             )
         return actions
 
@@ -263,12 +242,7 @@ class TurnManager:
             return [FinalizeSTT()]
         if self._caller_item is not None:  # noise: speech started but no words came
             item, self._caller_item = self._caller_item, None
-            return [
-                EmitEvent(
-                    ProviderEventType.SPEECH_STOPPED,
-                    {"audio_ms": self._last_end_ms, "item_id": item},
-                )
-            ]
+            return [EmitEvent(SpeechStopped(self._last_end_ms, item))]
         return []
 
     def _end_caller_turn(self, now: float) -> list[TurnAction]:
@@ -277,12 +251,8 @@ class TurnManager:
         self._finals, self._interim, self._finalize_requested = [], "", False
         self._caller_item = None
         actions: list[TurnAction] = [
-            EmitEvent(
-                ProviderEventType.SPEECH_STOPPED, {"audio_ms": self._last_end_ms, "item_id": item}
-            ),
-            EmitEvent(
-                ProviderEventType.CALLER_TRANSCRIPT, {"text": text, "final": True, "item_id": item}
-            ),
+            EmitEvent(SpeechStopped(self._last_end_ms, item)),
+            EmitEvent(CallerTranscript(text, final=True, item_id=item)),
         ]
         if self._active is not None:
             actions += self._cancel_active("interrupted")
@@ -324,12 +294,7 @@ class TurnManager:
                     actions += self._queue_sentence(response, sentence)
             case LLMFunctionCall(call_id=call_id, name=name, arguments=arguments):
                 response.calls.append(event)
-                actions.append(
-                    EmitEvent(
-                        ProviderEventType.FUNCTION_CALL,
-                        {"call_id": call_id, "name": name, "arguments": dict(arguments)},
-                    )
-                )
+                actions.append(EmitEvent(FunctionCall(call_id, name, dict(arguments))))
             case LLMDone():
                 response.input_tokens += event.input_tokens
                 response.output_tokens += event.output_tokens
@@ -348,11 +313,7 @@ class TurnManager:
             return []
         response.status, response.reason, response.llm_done = "failed", "llm_error", True
         response.calls.clear()  # calls of a broken stream are not trusted
-        actions: list[TurnAction] = [
-            EmitEvent(
-                ProviderEventType.ERROR, {"code": "llm_error", "message": message, "fatal": False}
-            )
-        ]
+        actions: list[TurnAction] = [EmitEvent(ErrorReport("llm_error", message, fatal=False))]
         return actions + self._maybe_finish(response)
 
     def _queue_sentence(self, response: _Response, text: str) -> list[TurnAction]:
@@ -360,13 +321,7 @@ class TurnManager:
         response.sentences.append(_Sentence(text))
         return [
             EmitEvent(
-                ProviderEventType.TEXT_OUTPUT,
-                {
-                    "text": text,
-                    "final": False,
-                    "response_id": response.id,
-                    "item_id": response.item_id,
-                },
+                TextOutput(text, final=False, response_id=response.id, item_id=response.item_id)
             ),
             SpeakSentence(response.id, sentence_id, text),
         ]
@@ -387,10 +342,7 @@ class TurnManager:
             self._turn_latency_recorded = True
             actions.append(RecordLatency(max(0.0, (now - self._turn_t0) * 1000.0)))
         actions.append(
-            EmitEvent(
-                ProviderEventType.AUDIO_OUTPUT,
-                audio_output_data(chunk, response_id=response.id, item_id=response.item_id),
-            )
+            EmitEvent(AudioOutput(chunk, response_id=response.id, item_id=response.item_id))
         )
         return actions
 
@@ -408,11 +360,7 @@ class TurnManager:
             self._ms_per_char = 0.7 * self._ms_per_char + 0.3 * rate
         actions: list[TurnAction] = []
         if error is not None:
-            actions.append(
-                EmitEvent(
-                    ProviderEventType.ERROR, {"code": "tts_error", "message": error, "fatal": False}
-                )
-            )
+            actions.append(EmitEvent(ErrorReport("tts_error", error, fatal=False)))
         return actions + self._maybe_finish(response)
 
     def _maybe_finish(self, response: _Response) -> list[TurnAction]:
@@ -440,25 +388,14 @@ class TurnManager:
         if text:
             actions.append(
                 EmitEvent(
-                    ProviderEventType.TEXT_OUTPUT,
-                    {
-                        "text": text,
-                        "final": True,
-                        "response_id": response.id,
-                        "item_id": response.item_id,
-                    },
+                    TextOutput(text, final=True, response_id=response.id, item_id=response.item_id)
                 )
             )
         actions.append(
             EmitEvent(
-                ProviderEventType.RESPONSE_DONE,
-                {
-                    "response_id": response.id,
-                    "status": response.status,
-                    "reason": response.reason,
-                    "usage": usage,
-                    "ttfa_ms": response.ttfa_ms,
-                },
+                ResponseDone(
+                    response.id, response.status, response.reason, usage, ttfa_ms=response.ttfa_ms
+                )
             )
         )
         if response.calls and response.status == "completed":
@@ -478,7 +415,7 @@ class TurnManager:
             actions.append(CancelLLM(response.id))
         actions += [
             CancelSpeech(response.id),
-            EmitEvent(ProviderEventType.INTERRUPTED, {"response_id": response.id}),
+            EmitEvent(ResponseInterrupted(response.id)),
         ]
         # Keep only the audio that was produced (narrowed later by interrupt(played_ms)): whole
         # sentences, and of the one cut off, its first words in proportion to its audio so far
@@ -503,12 +440,7 @@ class TurnManager:
         if call_id not in known:
             return [
                 EmitEvent(
-                    ProviderEventType.ERROR,
-                    {
-                        "code": "unknown_call_id",
-                        "message": f"no pending call {call_id!r}",
-                        "fatal": False,
-                    },
+                    ErrorReport("unknown_call_id", f"no pending call {call_id!r}", fatal=False)
                 )
             ]
         self._results[call_id] = result
