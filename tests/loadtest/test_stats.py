@@ -11,11 +11,13 @@ import pytest
 
 from switchboard.loadtest.stats import (
     LatencySummary,
+    drift_ms,
     parse_stat_cpu,
     parse_status_kb,
     percentile,
     read_proc,
     summarize,
+    windows,
 )
 
 
@@ -51,6 +53,24 @@ def test_summarize() -> None:
     assert s.p95 == pytest.approx(95.05)
     assert s.p99 == pytest.approx(99.01)
     assert summarize([]) == LatencySummary()
+
+
+def test_drift_is_the_last_frames_median_minus_the_first() -> None:
+    # 10 s of round trips: 1 ms, then 100 ms standing from frame 300 on (a backlog kept).
+    grown = [1.0] * 300 + [100.0] * 200
+    assert drift_ms(grown) == 99.0
+    # A spike in the middle that went away is no drift; a short call has none.
+    assert drift_ms([1.0] * 200 + [500.0] * 50 + [1.0] * 250) == 0.0
+    assert drift_ms([1.0] * 199) is None
+    assert drift_ms([5.0, 1.0, 9.0, 2.0], frames=2) == pytest.approx(2.5)  # (9+2)/2 − (5+1)/2
+
+
+def test_windows_cut_a_call_into_consecutive_spans() -> None:
+    values = [float(v) for v in range(7)]
+    assert windows(values, 3) == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0]]
+    assert windows([], 3) == []
+    with pytest.raises(ValueError, match="at least one frame"):
+        windows(values, 0)
 
 
 def test_parse_proc_text() -> None:

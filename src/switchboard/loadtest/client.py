@@ -19,7 +19,8 @@ durations and never copies audio: ``end`` is when everything received so far has
 payload starts at ``max(now, end)``). A ``mark`` is acknowledged when the audio before it has
 played (the sender sends due acknowledgements on its next tick, as Twilio's playout does);
 ``clear`` drops the queue and acknowledges pending marks. A gap of at least :data:`STALL_MS`
-between ``end`` and newly arriving audio (after audio has started) is a playout stall.
+between ``end`` and newly arriving audio (after audio has started) is a playout stall; any gap
+longer than :data:`UNDERRUN_MS` (a frame or more of silence heard) is an underrun.
 
 A stream in another codec (Telnyx ``OPUS``) is given a :class:`FrameCodec`: frame ``k`` is its
 ``frame(k)`` and a returned payload counts for the audio it holds (an Opus TOC says how much);
@@ -57,6 +58,8 @@ __all__ = ["STALL_MS", "CallStats", "FrameCodec", "LoadCall", "MediaMeter", "Sim
 
 #: A playout gap this long (ms) or longer, once audio has started, counts as a stall.
 STALL_MS = 60.0
+#: A playout gap longer than this (ms), once audio has started, counts as an underrun.
+UNDERRUN_MS = 20.0
 _FRAME_S = 0.020
 
 
@@ -80,6 +83,8 @@ class CallStats:
     clears: int = 0
     stalls: int = 0
     stall_ms: float = 0.0
+    underruns: int = 0
+    underrun_ms: float = 0.0
     send_lag_max_ms: float = 0.0
     close_code: int | None = None
     rtt_ms: array[float] = field(default_factory=lambda: array("d"))
@@ -249,6 +254,9 @@ class MediaMeter:
             return
         s = self.stats
         gap = self._playout.add(len(payload) / 8000.0, now)
+        if gap is not None and gap > UNDERRUN_MS / 1000.0:
+            s.underruns += 1
+            s.underrun_ms += gap * 1000.0
         if gap is not None and gap >= STALL_MS / 1000.0:
             s.stalls += 1
             s.stall_ms += gap * 1000.0

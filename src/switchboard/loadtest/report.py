@@ -50,8 +50,17 @@ class LoadReport:
     clears: int = 0
     stalls: int = 0
     stall_ms: float = 0.0
+    underruns: int = 0
+    underrun_ms: float = 0.0
     send_lag_max_ms: float = 0.0
     round_trip: LatencySummary = field(default_factory=LatencySummary)
+    #: Each call's round-trip growth (median of its last 2 s − of its first 2 s), over the calls.
+    drift: LatencySummary = field(default_factory=LatencySummary)
+    drift_min_ms: float = 0.0
+    #: Every call's round trips pooled by window of call time (``rt_window_s`` each: window 1
+    #: holds every call's first ``rt_window_s`` seconds of frames, and so on).
+    rt_window_s: float = 60.0
+    round_trip_windows: list[LatencySummary] = field(default_factory=list)
     server_usage: ServerUsage | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -91,8 +100,25 @@ class LoadReport:
             ("round trip p99 / max", f"{rt.p99:.1f} / {rt.max:.1f} ms"),
             ("marks acked / received", f"{self.marks_acked} / {self.marks_received}"),
             ("playout stalls", f"{self.stalls} ({self.stall_ms:.0f} ms)"),
+            ("playout underruns (> 20 ms)", f"{self.underruns} ({self.underrun_ms:.0f} ms)"),
             ("load generator max lag", f"{self.send_lag_max_ms:.1f} ms"),
         ]
+        if self.drift.count:
+            d = self.drift
+            rows.append(
+                (
+                    "RT drift per call (last − first 2 s)",
+                    f"{self.drift_min_ms:+.1f} / {d.p50:+.1f} / {d.max:+.1f} ms (min/p50/max)",
+                )
+            )
+        if len(self.round_trip_windows) > 1:
+            first, last = self.round_trip_windows[0], self.round_trip_windows[-1]
+            rows.append(
+                (
+                    f"RT p50 first → last {self.rt_window_s:g} s",
+                    f"{first.p50:.1f} → {last.p50:.1f} ms",
+                )
+            )
         u = self.server_usage
         if u is not None:
             rows += [

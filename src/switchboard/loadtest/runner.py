@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ import httpx
 from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.loadtest.client import CallStats, LoadCall, SimulatedCall
 from switchboard.loadtest.report import LoadReport, ServerUsage
-from switchboard.loadtest.stats import ProcSample, read_proc, summarize
+from switchboard.loadtest.stats import ProcSample, drift_ms, read_proc, summarize, windows
 from switchboard.loadtest.telnyx import TelnyxLoadCall
 
 __all__ = ["LoadOptions", "LoadProgress", "run_load"]
@@ -48,6 +49,8 @@ class LoadOptions:
     carrier: str = "twilio"
     pid: int | None = None
     drain_s: float = 1.0
+    #: Round trips are also reported by window of call time this long (drift over a call).
+    rt_window_s: float = 60.0
     account_sid: str = "AC" + "0" * 32
     to: str = "+15005550001"
     telnyx_key_b64: str | None = None
@@ -220,6 +223,9 @@ def _report(
         ramp_s=options.ramp_s,
     )
     rtts: list[float] = []
+    drifts: list[float] = []
+    per_window: list[array[float]] = []
+    window_frames = max(1, round(options.rt_window_s / 0.020))
     for s in results:
         report.calls_ok += s.ok
         report.calls_failed += not s.ok
@@ -237,8 +243,20 @@ def _report(
         report.clears += s.clears
         report.stalls += s.stalls
         report.stall_ms += s.stall_ms
+        report.underruns += s.underruns
+        report.underrun_ms += s.underrun_ms
+        if (drift := drift_ms(s.rtt_ms)) is not None:
+            drifts.append(drift)
+        for i, chunk in enumerate(windows(s.rtt_ms, window_frames)):
+            if i == len(per_window):
+                per_window.append(array("d"))
+            per_window[i].extend(chunk)
         report.send_lag_max_ms = max(report.send_lag_max_ms, s.send_lag_max_ms)
         rtts.extend(s.rtt_ms)
     report.round_trip = summarize(rtts)
+    report.drift = summarize(drifts)
+    report.drift_min_ms = min(drifts, default=0.0)
+    report.rt_window_s = options.rt_window_s
+    report.round_trip_windows = [summarize(w) for w in per_window]
     report.server_usage = _usage(options, samples)
     return report

@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LatencySummary", "ProcSample", "percentile", "read_proc", "summarize"]
+__all__ = [
+    "LatencySummary",
+    "ProcSample",
+    "drift_ms",
+    "percentile",
+    "read_proc",
+    "summarize",
+    "windows",
+]
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:
@@ -59,6 +67,27 @@ def summarize(values: Sequence[float]) -> LatencySummary:
         p99=percentile(ordered, 99),
         max=ordered[-1],
     )
+
+
+def drift_ms(round_trips: Sequence[float], frames: int = 100) -> float | None:
+    """How much one call's round trip grew: the median of its last ``frames`` round trips minus
+    that of its first ``frames`` (100 frames: 2 s), or None when the call has fewer than twice
+    that many. Round trips are in frame order (a call's echoes come back in order).
+    """
+    if frames < 1 or len(round_trips) < 2 * frames:
+        return None
+    first = sorted(round_trips[:frames])
+    last = sorted(round_trips[-frames:])
+    return percentile(last, 50) - percentile(first, 50)
+
+
+def windows(round_trips: Sequence[float], frames: int) -> list[Sequence[float]]:
+    """One call's round trips (in frame order) cut into consecutive windows of ``frames`` each
+    (3000: a minute of 20 ms frames); the last window may be shorter.
+    """
+    if frames < 1:
+        raise ValueError("a window holds at least one frame")
+    return [round_trips[i : i + frames] for i in range(0, len(round_trips), frames)]
 
 
 @dataclass(frozen=True, slots=True)
