@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from google.genai import types
+from tests.conformance import conform
 from tests.conftest import UNIT
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -83,7 +84,7 @@ async def test_rest_refuses_live_models_and_serves_gemini_2_5_pro() -> None:
     assert text == "Hello there."
     assert chunks[-1]["usageMetadata"]["thoughtsTokenCount"] > 0  # 2.5 Pro always thinks
     for chunk in chunks:
-        types.GenerateContentResponse.model_validate(chunk)
+        conform(types.GenerateContentResponse, chunk)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +124,7 @@ async def test_thought_summaries_and_signatures_of_a_thinking_model() -> None:
         assert thought["thought"] is True and thought["text"] == emu.rest.thoughts_sent[0]
         assert call["functionCall"]["name"] == "lookup" and call["thoughtSignature"]
         for chunk in first:
-            types.GenerateContentResponse.model_validate(chunk)
+            conform(types.GenerateContentResponse, chunk)
         result = {"functionResponse": {"id": "fc_1", "name": "lookup", "response": {"r": 1}}}
         history = [*BODY["contents"], {"role": "model", "parts": [call]}]
         history.append({"role": "user", "parts": [result]})

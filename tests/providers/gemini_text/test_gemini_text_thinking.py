@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from google.genai import types
+from tests.conformance import conform
 
 from switchboard.config import load_settings
 from switchboard.emulators.gemini import GeminiEmulator
@@ -61,7 +62,7 @@ def test_decoder_keeps_thoughts_out_of_the_spoken_text() -> None:
         },
     ]
     for chunk in chunks:
-        types.GenerateContentResponse.model_validate(chunk)  # the shapes the SDK reads
+        conform(types.GenerateContentResponse, chunk)  # the shapes the SDK reads
     decoder = StreamDecoder()
     events = decoder.feed(sse(*chunks)) + decoder.finish()
     assert [e.text for e in events if isinstance(e, LLMTextDelta)] == ["We open ", "at nine."]
@@ -91,8 +92,8 @@ def test_a_calls_thought_signature_goes_back_with_it() -> None:
         "thinkingConfig": {"thinkingBudget": 128, "includeThoughts": True}
     }
     for content in body["contents"]:
-        types.Content.model_validate(content)
-    types.GenerationConfig.model_validate(body["generationConfig"])
+        conform(types.Content, content)
+    conform(types.GenerationConfig, body["generationConfig"])
     plain = request_body(system_prompt=None, history=history[:1], tools=[])
     assert "generationConfig" not in plain
 
