@@ -207,6 +207,28 @@ async def test_event_loop_lag_is_measured() -> None:
     assert value(s, "switchboard_event_loop_lag_observed_seconds_sum") >= 0.03
 
 
+@pytest.mark.anyio
+async def test_event_loop_tasks_are_counted() -> None:
+    metrics = Metrics()
+    loop = asyncio.get_running_loop()
+    watch = loop.create_task(metrics.watch_event_loop(0.01))
+
+    def tasks() -> float:
+        return value(scrape(metrics), "switchboard_event_loop_tasks")
+
+    await eventually(lambda: tasks() >= 1, what="a first count")
+    before = tasks()
+    sleepers = [loop.create_task(asyncio.sleep(60)) for _ in range(20)]
+    await eventually(lambda: tasks() == before + 20, what="the sleepers counted")
+    for task in sleepers:
+        task.cancel()
+    await asyncio.gather(*sleepers, return_exceptions=True)
+    await eventually(lambda: tasks() == before, what="back to the count before")
+    watch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await watch
+
+
 # -- the endpoint ------------------------------------------------------------------------------
 @pytest.mark.anyio
 async def test_without_a_token_only_loopback_may_scrape(tmp_path: Path) -> None:

@@ -167,6 +167,11 @@ class Metrics:
             buckets=_LAG_BUCKETS,
             registry=r,
         )
+        self.loop_tasks = Gauge(
+            "switchboard_event_loop_tasks",
+            "Asyncio tasks not yet done on the event loop (a leak shows as growth after calls).",
+            registry=r,
+        )
         self.webhook_rejections = Counter(
             "switchboard_webhook_rejections",
             "Webhooks and media sockets refused (bad signature, token, replay).",
@@ -271,7 +276,8 @@ class Metrics:
 
     # -- event loop ------------------------------------------------------------------------------
     async def watch_event_loop(self, interval_s: float) -> None:
-        """Measure how late ``asyncio.sleep(interval_s)`` wakes, forever (cancel to stop)."""
+        """Measure how late ``asyncio.sleep(interval_s)`` wakes, and count the loop's tasks,
+        forever (cancel to stop)."""
         loop = asyncio.get_running_loop()
         while True:
             start = loop.time()
@@ -279,6 +285,7 @@ class Metrics:
             lag = max(0.0, loop.time() - start - interval_s)
             self.loop_lag.set(lag)
             self.loop_lag_histogram.observe(lag)
+            self.loop_tasks.set(len(asyncio.all_tasks(loop)))
 
 
 class MetricsSink:
