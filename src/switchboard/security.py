@@ -104,11 +104,14 @@ class TokenSigner:
         try:  # a query string can carry any text: non-ASCII is malformed, not a crash
             expected = hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest()
             given = _b64d(mac)
-            claims = json.loads(_b64d(body))
         except (ValueError, UnicodeError) as exc:
             raise SignatureError("malformed media token") from exc
         if not hmac.compare_digest(expected, given):
             raise SignatureError("media token signature does not match")
+        try:  # only what we signed is parsed (never a stranger's JSON nested 30 000 deep)
+            claims = json.loads(_b64d(body))
+        except (ValueError, UnicodeError) as exc:
+            raise SignatureError("malformed media token") from exc
         if not isinstance(claims, dict) or not {"c", "k", "e"} <= set(claims):
             raise SignatureError("malformed media token")
         if claims["k"] != carrier:
