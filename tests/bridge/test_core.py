@@ -7,6 +7,7 @@ from switchboard.bridge.actions import (
     ClearCallerBuffer,
     HangUp,
     InvokeTool,
+    RecordTimeline,
     RecordTranscript,
     RecordTurnLatency,
     Say,
@@ -193,3 +194,133 @@ def test_silent_reply_to_end_call_makes_the_bridge_say_the_goodbye() -> None:
     out = core.mark_acked(mark.name, 140)
     assert of(out, HangUp) == [HangUp("agent_hangup")]
     assert of(out, RecordTranscript) == [RecordTranscript("agent", "Bye now!", 140)]
+
+
+# -- the caller's voice at our socket ------------------------------------------------------------
+def speaking_core() -> BridgeCore:
+    """A core with a second of agent audio on its way to the caller."""
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
+    core.start(0)
+    core.agent_audio(frames(50), now=0)
+    return core
+
+
+def voice(core: BridgeCore, n: int, start: float) -> list[Action]:
+    """``n`` voiced 20 ms caller frames from ``start``; the actions of the last."""
+    out: list[Action] = []
+    for i in range(n):
+        out = core.caller_frame(True, start + 20 * i)
+    return out
+
+
+def test_a_run_of_caller_voice_over_agent_audio_barges_in() -> None:
+    core = speaking_core()
+    assert voice(core, 11, start=100) == []
+    out = core.caller_frame(True, 320)  # the 12th voiced frame: 240 ms of speech
+    assert of(out, ClearCallerBuffer) == [ClearCallerBuffer()]
+    assert of(out, TruncateAssistant) == [TruncateAssistant(0)]
+    assert core.barge_ins == 1
+    core.agent_audio(frames(50), now=340)
+    assert core.caller_frame(True, 340) == []  # the same run does not barge in twice
+
+
+def test_a_pause_in_the_callers_voice_starts_the_run_again() -> None:
+    core = speaking_core()
+    voice(core, 11, start=100)
+    assert core.caller_frame(False, 320) == []
+    assert voice(core, 11, start=340) == []
+    assert of(core.caller_frame(True, 560), ClearCallerBuffer)
+
+
+def test_caller_voice_with_no_agent_audio_is_no_barge_in() -> None:
+    core = BridgeCore()
+    core.start(0)
+    assert voice(core, 30, start=100) == []
+    assert core.barge_ins == 0
+
+
+def test_the_bridge_vad_stands_down_once_the_provider_reports_speech() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
+    core.start(0)
+    core.provider_speech_started(10)  # this provider has VAD events of its own
+    core.agent_audio(frames(50), now=100)
+    assert voice(core, 30, start=200) == []
+    assert core.barge_ins == 0
+    assert of(core.provider_speech_started(900), ClearCallerBuffer)  # its word counts
+
+
+def test_a_turn_is_timed_from_the_callers_last_voice_not_the_providers_event() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
+    core.start(0)
+    voice(core, 11, start=1000)  # the last voiced frame arrives at 1200
+    core.caller_frame(False, 1220)
+    # the provider's VAD hangover: its end of speech comes 600 ms later
+    out = core.provider_speech_stopped(1800)
+    assert out == [RecordTimeline("caller.speech_stopped", 1220)]
+    latency = of(core.provider_audio(frames(5), 2000), RecordTurnLatency)
+    assert latency == [RecordTurnLatency(1, 780)]
+
+
+def test_old_voice_does_not_time_a_turn() -> None:
+    core = BridgeCore()
+    core.start(0)
+    voice(core, 5, start=1000)
+    assert core.provider_speech_stopped(7000) == [RecordTimeline("caller.speech_stopped", 7000)]
+
+
+def test_a_reply_after_voice_no_provider_event_answered_starts_the_turn() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
+    core.start(0)
+    voice(core, 6, start=1000)  # last voiced frame at 1100; the provider reports nothing
+    out = core.provider_audio(frames(5), 1500)
+    assert out[0] == RecordTimeline("caller.speech_stopped", 1120)
+    assert of(out, RecordTurnLatency) == [RecordTurnLatency(1, 380)]
+    core.response_done("completed", 1510)
+    core.mark_acked("1:100", 1600)
+    # more audio without new caller voice is no new turn
+    assert not of(core.provider_audio(frames(5), 3000), RecordTurnLatency)
+    assert core.turn == 1
+
+
+def test_no_turn_from_voice_the_provider_already_answered() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
+    core.start(0)
+    voice(core, 6, start=1000)
+    core.provider_speech_stopped(1400)
+    core.provider_audio(frames(5), 1500)
+    core.response_done("completed", 1510)
+    core.mark_acked("1:100", 1600)
+    out = core.provider_audio(frames(5), 3000)
+    assert not [a for a in out if isinstance(a, RecordTimeline) and "speech" in a.kind]
+
+
+# -- what the carrier is told at the end ---------------------------------------------------------
+def decided(core: BridgeCore) -> HangUp | TransferCall | None:
+    return core.carrier_action
+
+
+def test_the_decided_hang_up_or_transfer_is_kept_for_the_carrier() -> None:
+    core = BridgeCore()
+    core.start(0)
+    assert decided(core) is None
+    core.request_hangup("api_hangup", 10, after_reply=False)
+    assert decided(core) == HangUp("api_hangup")
+    core = BridgeCore()
+    core.start(0)
+    out = core.request_transfer("+15550100201", 10)
+    assert not of(out, TransferCall) and decided(core) is None  # waits for the goodbye
+    assert of(core.tick(10_010), TransferCall) == [TransferCall("+15550100201")]
+    assert decided(core) == TransferCall("+15550100201")
+
+
+def test_a_lost_provider_hangs_up_unless_the_core_decided_already() -> None:
+    core = BridgeCore()
+    core.start(0)
+    assert core.provider_lost(failed=True, now=5) == [HangUp("provider_failed")]
+    assert decided(core) == HangUp("provider_failed")
+    core = BridgeCore()
+    core.start(0)
+    core.request_transfer("+15550100201", 10)
+    core.tick(10_010)
+    assert core.provider_lost(failed=False, now=10_020) == [HangUp("provider_closed")]
+    assert decided(core) == TransferCall("+15550100201")  # the transfer still happens

@@ -42,13 +42,19 @@ Control
     goodbye) has been played (its last mark acknowledged), or a grace period passed, then
     emit ``HangUp``/``TransferCall``. Silence: after ``silence_timeout_ms`` without caller speech
     or agent audio, ``Say(reprompt)``; after ``silence_hangup_ms``, hang up. The call's maximum
-    duration: ``Say(goodbye)`` and hang up after it.
+    duration: ``Say(goodbye)`` and hang up after it. A lost provider hangs up too. The hang-up
+    or transfer decided is kept (``carrier_action``): the runner tells the carrier at the end.
+
+The caller's voice
+    The runner tells the core whether each caller frame is voiced (``caller_frame``); the
+    provider's speech events come as ``provider_speech_started``/``_stopped`` and its audio as
+    ``provider_audio``. From these the core times turns from the caller's real end of speech
+    and barges in for providers that report no caller speech (``bridge/voice.py``).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from switchboard.bridge.actions import (
@@ -66,57 +72,11 @@ from switchboard.bridge.actions import (
     TransferCall,
     TruncateAssistant,
 )
+from switchboard.bridge.options import BridgeOptions
+from switchboard.bridge.replies import Reply
+from switchboard.bridge.voice import CallerVoice
 
 __all__ = ["BridgeCore", "BridgeOptions"]
-
-
-@dataclass(frozen=True, slots=True)
-class BridgeOptions:
-    """Tunables of one call's bridge (times in milliseconds; None disables a timer)."""
-
-    frame_ms: int = 20
-    max_lead_ms: int = 200
-    #: How far behind its reply's timeline the core may fall and still catch up (send the
-    #: frames already due at once); beyond it the timeline restarts that much behind now.
-    max_catch_up_ms: float = 5000
-    mark_interval_ms: int = 200
-    barge_in: bool = True
-    silence_timeout_ms: float | None = None
-    silence_hangup_ms: float | None = None
-    max_call_ms: float | None = None
-    reprompt_text: str = "Are you still there?"
-    goodbye_text: str = "I'm sorry, we have reached the time limit for this call. Goodbye!"
-    #: How long a pending hang-up or transfer waits for the goodbye to play.
-    control_grace_ms: float = 10_000
-
-
-@dataclass(slots=True)
-class _Reply:
-    seq: int
-    text: str = ""
-    final_text: str | None = None
-    sent_ms: int = 0
-    marked_ms: int = 0
-    acked_ms: int = 0
-    done: bool = False
-    recorded: bool = False
-    first_frame_at: float | None = None
-
-    @property
-    def transcript(self) -> str:
-        return self.final_text if self.final_text is not None else self.text
-
-
-def _cut(text: str, share: float) -> str:
-    """The first ``share`` of ``text``, cut at a word boundary."""
-    if share >= 1.0 or not text:
-        return text
-    if share <= 0.0:
-        return ""
-    cut = text[: int(len(text) * share)]
-    if " " in cut and not text[len(cut) : len(cut) + 1].isspace():
-        cut = cut.rsplit(" ", 1)[0]
-    return cut.rstrip()
 
 
 class BridgeCore:
@@ -127,7 +87,7 @@ class BridgeCore:
         self._queue: deque[bytes] = deque()
         self._sent_until = 0.0  # when the carrier will have played what was sent (estimate)
         self._paced_until = 0.0  # the due end of the last frame released (reply timeline)
-        self._reply: _Reply | None = None
+        self._reply: Reply | None = None
         self._reply_seq = 0
         self._outstanding: dict[str, tuple[int, int]] = {}  # mark -> (reply seq, ms)
         self._turn = 0
@@ -135,13 +95,15 @@ class BridgeCore:
         self._last_activity = 0.0
         self._reprompted = False
         self._started_at = 0.0
-        self._pending: tuple[str, str] | None = None  # ("hangup", reason) | ("transfer", dest)
+        self._pending: HangUp | TransferCall | None = None  # emitted once the goodbye played
         self._pending_deadline = 0.0
         self._reply_done_since_request = False
         self._goodbye: str | None = None
         self._awaiting_result = False
         self._audio_since_result = False
         self._wakeup_at: float | None = None
+        self._carrier_action: HangUp | TransferCall | None = None
+        self.voice = CallerVoice()
         self.ended = False
         self.barge_ins = 0
         self.frames_sent = 0
@@ -187,7 +149,7 @@ class BridgeCore:
         return out
 
     # -- agent side ------------------------------------------------------------------------------
-    def _current_reply(self, out: list[Action], now: float) -> _Reply:
+    def _current_reply(self, out: list[Action], now: float) -> Reply:
         """The reply being generated; a new one once the previous reply is done.
 
         A finished reply whose audio is still queued when the next begins is recorded as said
@@ -198,7 +160,7 @@ class BridgeCore:
             if reply is not None and not reply.recorded:
                 self._record_reply(out, now, interrupted=False)
             self._reply_seq += 1
-            reply = self._reply = _Reply(self._reply_seq)
+            reply = self._reply = Reply(self._reply_seq)
         return reply
 
     def agent_audio(self, frames: list[bytes], now: float) -> list[Action]:
@@ -324,7 +286,7 @@ class BridgeCore:
         the core has the agent say ``goodbye`` and hangs up once it has played.
         """
         out: list[Action] = [RecordTimeline("hangup.requested", now, {"reason": reason})]
-        self._set_pending(("hangup", reason), now, after_reply, goodbye, from_tool)
+        self._set_pending(HangUp(reason), now, after_reply, goodbye, from_tool)
         self._check_pending(out, now)
         self._schedule(out, now)
         return out
@@ -335,7 +297,7 @@ class BridgeCore:
         out: list[Action] = [
             RecordTimeline("transfer.requested", now, {"destination": destination})
         ]
-        self._set_pending(("transfer", destination), now, True, None, from_tool)
+        self._set_pending(TransferCall(destination), now, True, None, from_tool)
         self._check_pending(out, now)
         self._schedule(out, now)
         return out
@@ -348,7 +310,7 @@ class BridgeCore:
 
     def _set_pending(
         self,
-        pending: tuple[str, str],
+        pending: HangUp | TransferCall,
         now: float,
         after_reply: bool,
         goodbye: str | None = None,
@@ -367,14 +329,54 @@ class BridgeCore:
         played = self._reply_done_since_request and not self.agent_speaking(now)
         if not played and now < self._pending_deadline:
             return
-        kind, arg = self._pending
-        self._pending = None
+        action, self._pending = self._pending, None
         self._record_reply(out, now, interrupted=self.agent_speaking(now))
-        if kind == "hangup":
-            out.append(HangUp(arg))
-        else:
-            out.append(TransferCall(arg))
+        out.append(action)
+        self._carrier_action = action
         self.ended = True
+
+    @property
+    def carrier_action(self) -> HangUp | TransferCall | None:
+        """What the carrier must do once the call's loops have stopped, if anything: the
+        hang-up or transfer the core decided, or the hang-up after the provider was lost."""
+        return self._carrier_action
+
+    def provider_lost(self, *, failed: bool, now: float) -> list[Action]:
+        """The provider's session ended (``failed``: it failed or never connected): the call
+        ends and the carrier hangs up, unless a hang-up or transfer was already decided."""
+        hang_up = HangUp("provider_failed" if failed else "provider_closed")
+        if self._carrier_action is None:
+            self._carrier_action = hang_up
+        return [hang_up]
+
+    # -- the caller's voice at our socket (see ``CallerVoice``) ----------------------------------
+    def caller_frame(self, voiced: bool, now: float) -> list[Action]:
+        """A caller frame reached our socket (``voiced``: the bridge's voice detector heard
+        speech in it). A run of voice over agent audio starts a barge-in while the provider
+        has not shown that it reports caller speech itself."""
+        if self.voice.frame(voiced, now) and self.agent_speaking(now):
+            return self.caller_speech_started(now)
+        return []
+
+    def provider_speech_started(self, now: float) -> list[Action]:
+        """The provider heard the caller start speaking (from now on its word counts)."""
+        self.voice.provider_reports_speech = True
+        return self.caller_speech_started(now)
+
+    def provider_speech_stopped(self, now: float) -> list[Action]:
+        """The provider's end of speech: the turn is timed from the caller's last voice."""
+        return self.caller_speech_stopped(self.voice.speech_end(now))
+
+    def provider_audio(self, frames: list[bytes], now: float) -> list[Action]:
+        """Agent audio from the provider. A reply that follows caller voice no end of speech
+        has answered (Gemini sends none without voice-activity messages) starts the turn at
+        the caller's last voice."""
+        out: list[Action] = []
+        if not self.turn_pending and not self.agent_speaking(now):
+            end = self.voice.unanswered_end(now)
+            if end is not None:
+                out += self.caller_speech_stopped(end)
+        return out + self.agent_audio(frames, now)
 
     # -- internals -------------------------------------------------------------------------------
     def _barge_in(self, out: list[Action], now: float, *, source: str) -> None:
@@ -395,15 +397,11 @@ class BridgeCore:
             return
         reply.recorded = True
         reply.done = True
-        text = reply.transcript
-        if interrupted and reply.sent_ms:
-            text = _cut(text, reply.acked_ms / reply.sent_ms)
-        elif interrupted:
-            text = ""
-        if text or not interrupted:
+        text = reply.heard(interrupted=interrupted)
+        if text is not None:
             out.append(RecordTranscript("agent", text, now, interrupted=interrupted))
 
-    def _mark(self, out: list[Action], reply: _Reply) -> None:
+    def _mark(self, out: list[Action], reply: Reply) -> None:
         if reply.sent_ms > reply.marked_ms:
             name = f"{reply.seq}:{reply.sent_ms}"
             reply.marked_ms = reply.sent_ms
@@ -455,14 +453,14 @@ class BridgeCore:
         if opts.max_call_ms is not None and now - self._started_at >= opts.max_call_ms:
             out.append(RecordTimeline("call.max_duration", now))
             out.append(Say(opts.goodbye_text, "max_duration"))
-            self._set_pending(("hangup", "max_duration"), now, True)
+            self._set_pending(HangUp("max_duration"), now, True)
             return
         if self.agent_speaking(now):
             return
         idle = now - max(self._last_activity, self._sent_until)
         if opts.silence_hangup_ms is not None and idle >= opts.silence_hangup_ms:
             out.append(RecordTimeline("call.silence_hangup", now))
-            self._set_pending(("hangup", "silence"), now, False)
+            self._set_pending(HangUp("silence"), now, False)
         elif (
             opts.silence_timeout_ms is not None
             and idle >= opts.silence_timeout_ms
