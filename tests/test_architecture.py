@@ -258,7 +258,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundations", ("audio", "catalog", "security", "logs", "ratelimit", "tools",
                      "telephony.dialplan")),
     ("settings", ("config", "cost")),
-    ("services", ("providers", "telephony", "store", "cluster", "emulators")),
+    ("services", ("providers", "telephony", "store", "cluster", "emulators", "integrations")),
     # "" is the package's public API (__init__); the sink protocol the bridge reports through is
     # a unit of its own, as metrics and tracing implement it and the bridge imports them
     ("call", ("agents", "metrics", "tracing", "gateway", "bridge", "bridge.sink", "")),
