@@ -13,7 +13,8 @@ one type at the boundary. Third-party exceptions are translated where they cross
     ├── ProviderError               a voice provider failed (connect, session, upstream error)
     │   └── InvalidStateTransition  an operation not allowed in the provider's current state
     ├── TelephonyError              a carrier failed (REST call control, media stream)
-    │   └── SignatureError          a webhook or media upgrade whose signature did not verify
+    │   ├── SignatureError          a webhook or media upgrade whose signature did not verify
+    │   └── CallerDisconnected      the carrier's media socket is gone (the caller hung up)
     ├── DialRefused                 the dial policy refused a destination (toll-fraud guard)
     ├── ToolError                   a tool (function) could not be registered or invoked
     ├── StoreError                  call records could not be read or written
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "AudioError",
+    "CallerDisconnected",
     "ClusterUnavailable",
     "ConfigError",
     "DialRefused",
@@ -123,6 +125,14 @@ class TelephonyError(SwitchboardError):
 
 class SignatureError(TelephonyError):
     """A webhook or media-stream upgrade failed signature or token verification."""
+
+
+class CallerDisconnected(TelephonyError):
+    """The carrier's media socket is closed: the caller hung up or the stream was torn down.
+
+    Raised by a :class:`~switchboard.telephony.base.MediaSocket` (the app's adapter translates
+    the web framework's own disconnect error into it), so the bridge knows no web framework.
+    """
 
 
 class ToolError(SwitchboardError):

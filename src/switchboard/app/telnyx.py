@@ -36,9 +36,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, HTTPException, Request, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from switchboard.app.media_socket import StarletteMediaSocket
 from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState, get_state
-from switchboard.errors import ConfigError, RemoteProtocolError, SignatureError
+from switchboard.errors import CallerDisconnected, ConfigError, RemoteProtocolError, SignatureError
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.telephony.base import CallDirection, IncomingCall, StreamStarted, TelephonyType
 from switchboard.telephony.telnyx import TelnyxAdapter, create_adapter
@@ -329,13 +330,16 @@ async def telnyx_media(websocket: WebSocket) -> None:
             logger.warning("Telnyx stream for %s presented another call's token", started.call_id)
             await websocket.close(code=1008, reason="token is for another call")
             return
+        socket = StarletteMediaSocket(websocket)
         await state.calls.run_media(
-            call_id=claims.call_id, carrier=_TELNYX, codec=codec, socket=websocket, started=started
+            call_id=claims.call_id, carrier=_TELNYX, codec=codec, socket=socket, started=started
         )
     except TimeoutError:
         logger.warning("Telnyx media socket sent no start within %.1f s", runtime.start_timeout_s)
     except WebSocketDisconnect:
         logger.info("Telnyx media socket closed before start")
+    except CallerDisconnected:
+        logger.info("Telnyx media socket for call %s closed", claims.call_id)
     finally:
         if websocket.application_state is not WebSocketState.DISCONNECTED:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):

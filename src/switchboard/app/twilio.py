@@ -39,9 +39,10 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
+from switchboard.app.media_socket import StarletteMediaSocket
 from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState, get_state
-from switchboard.errors import SignatureError
+from switchboard.errors import CallerDisconnected, SignatureError
 from switchboard.telephony.base import CallDirection, IncomingCall, StreamStarted, TelephonyType
 from switchboard.telephony.twilio.media import TwilioMediaCodec
 from switchboard.telephony.twilio.webhooks import (
@@ -351,9 +352,13 @@ async def media_socket(ws: WebSocket) -> None:
     )
     try:
         await state.calls.run_media(
-            call_id=claims.call_id, carrier=_CARRIER, codec=codec, socket=ws, started=started
+            call_id=claims.call_id,
+            carrier=_CARRIER,
+            codec=codec,
+            socket=StarletteMediaSocket(ws),
+            started=started,
         )
-    except WebSocketDisconnect:
+    except CallerDisconnected:
         logger.info(
             "Twilio media socket for call %s disconnected",
             claims.call_id,

@@ -3,8 +3,10 @@
 One :class:`CallSession` bridges one carrier media socket and one provider session. It runs
 three loops in one task group — the carrier reader, the provider event reader, and a timer that
 wakes the core when pacing or a timeout is due — and carries out the core's actions in order.
-Everything that must outlive a slow peer (tool calls, provider interrupts, carrier REST calls)
-runs in its own task, so a slow tool never delays audio.
+Everything that must outlive a slow peer (tool calls, provider interrupts) runs in its own
+task, so a slow tool never delays audio. The carrier's side apart from reading caller frames —
+sending, the closing apology, the REST hang-up or transfer — is the :class:`CarrierLink`'s
+(``bridge/carrier.py``); every decision is the :class:`BridgeCore`'s.
 
 Audio formats are negotiated once: caller audio is converted from the carrier's format to the
 provider's ``input_spec`` and agent audio from the provider's ``output_spec`` to the carrier's,
@@ -18,9 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, assert_never
-
-from starlette.websockets import WebSocketDisconnect
+from typing import Any, assert_never
 
 from switchboard.audio import Framer, StreamConverter
 from switchboard.bridge.actions import (
@@ -38,11 +38,12 @@ from switchboard.bridge.actions import (
     TransferCall,
     TruncateAssistant,
 )
+from switchboard.bridge.carrier import CarrierControl, CarrierLink
 from switchboard.bridge.control import SessionCallControl
 from switchboard.bridge.core import BridgeCore, BridgeOptions
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.voice import voice_detector
-from switchboard.errors import SwitchboardError
+from switchboard.errors import CallerDisconnected, SwitchboardError
 from switchboard.media import AudioChunk, AudioSpec
 from switchboard.providers.base import BaseProvider, SessionState
 from switchboard.providers.events import (
@@ -77,14 +78,6 @@ __all__ = ["CallSession", "CallSink", "CarrierControl", "MemorySink"]
 logger = logging.getLogger(__name__)
 
 
-class CarrierControl(Protocol):
-    """Carrier REST operations for this call (hang up, transfer); the manager binds the ids."""
-
-    async def hang_up(self) -> None: ...
-
-    async def transfer(self, destination: str) -> None: ...
-
-
 class CallSession:
     """Bridges one call until either side ends it; ``run`` returns the end reason."""
 
@@ -117,13 +110,21 @@ class CallSession:
         self.core = BridgeCore(options)
         self.sink: CallSink = sink or MemorySink()
         self.carrier_control = carrier_control
+        self.log = logging.LoggerAdapter(logger, {"call_id": call_id})
+        self.carrier = CarrierLink(
+            codec=codec,
+            socket=socket,
+            control=carrier_control,
+            sink=self.sink,
+            clock=self.now,
+            log=self.log,
+        )
         self.tool_context = tool_context or ToolContext(call_id=call_id)
         self.tool_context.control = SessionCallControl(self)
         #: Where ``transfer_call`` may dial (the agent's); None refuses every destination.
         self.dial_plan = dial_plan or DialPlan()
         self.connect_timeout_s = connect_timeout_s
         self.end_reason: str | None = None
-        self.log = logging.LoggerAdapter(logger, {"call_id": call_id})
         self._loop = asyncio.get_running_loop()
         self._wake_at: float | None = None
         self._wake = asyncio.Event()
@@ -135,15 +136,10 @@ class CallSession:
         self._framer = Framer(started.audio)
         self._send_lock = asyncio.Lock()
         self._on_frame_in = on_frame_in
-        self._carrier_action: tuple[str, str] | None = None
         self.apology = apology
         self._apology_audio = apology_audio
         #: a recorded greeting: carrier audio and the text that stands for it in the transcript
         self._greeting = greeting
-        self._last_voice_ms: float | None = None
-        self._voice_consumed_ms = 0.0  # caller voice before this already started a turn
-        self._voiced_run = 0  # consecutive voiced caller frames
-        self._provider_reports_speech = False
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -157,8 +153,7 @@ class CallSession:
                 await asyncio.wait_for(self.provider.connect(), self.connect_timeout_s)
         except (TimeoutError, SwitchboardError, OSError) as exc:
             self.log.error("provider connect failed: %s", exc)
-            self._carrier_action = ("hangup", "")
-            self.end("provider_failed")
+            await self.apply(self.core.provider_lost(failed=True, now=self.now()))
             await self._finish()
             return self.end_reason or "provider_failed"
         carrier = self.started.audio
@@ -215,40 +210,11 @@ class CallSession:
             await self._apologise()
         # Carrier REST calls run here, after the loops: the task group cancels its tasks as
         # soon as the call is marked ended, which would cut a request short.
-        match self._carrier_action:
-            case ("hangup", _):
-                await self._hang_up_carrier()
-            case ("transfer", destination):
-                await self._transfer_carrier(destination)
-            case _:
-                pass
+        await self.carrier.carry_out(self.core.carrier_action)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.provider.disconnect(), 5.0)
-        with contextlib.suppress(Exception):
-            await self.socket.close(1000, self.end_reason or "completed")
+        await self.carrier.close(self.end_reason or "completed")
         self.sink.timeline("call.ended", self.now(), {"reason": self.end_reason})
-
-    async def _voice_barge_in(self, now: float) -> None:
-        """The caller has spoken over agent audio for a while and the provider said nothing.
-
-        Providers with their own VAD events (OpenAI, the pipeline) report caller speech and the
-        bridge acts on that. Gemini reports none: once it has finished generating, the reply's
-        audio still queued here would play on over the caller. So until a provider has shown
-        that it reports speech, the bridge's own voice detector starts the barge-in.
-        """
-        if not self._provider_reports_speech and self.core.agent_speaking(now):
-            self.log.info("caller speech over agent audio: barge-in (bridge VAD)")
-            await self.apply(self.core.caller_speech_started(now))
-
-    def _speech_end(self, now: float) -> float:
-        """When the caller's voice last reached our socket (for turn latency), else ``now``.
-
-        Providers report the end of speech after their own VAD hangover (and the pipeline after
-        transcription), so the caller's real end of speech at the carrier socket is the last
-        loud caller frame, when there was one in the last few seconds.
-        """
-        last = self._last_voice_ms
-        return last + 20.0 if last is not None and now - last < 5000.0 else now
 
     # -- loops -----------------------------------------------------------------------------------
     async def _carrier_loop(self) -> None:
@@ -258,6 +224,7 @@ class CallSession:
         provider = self.provider
         spec = provider.input_spec
         voiced = voice_detector(self.started.audio.format)
+        caller_frame = self.core.caller_frame
         try:
             while True:
                 text = await receive()
@@ -266,14 +233,12 @@ class CallSession:
                         case MediaReceived(payload=payload):
                             if self._on_frame_in is not None:
                                 self._on_frame_in()
-                            if payload and voiced(payload):
-                                now = self.now()
-                                self._last_voice_ms = now
-                                self._voiced_run += 1
-                                if self._voiced_run == _BARGE_IN_FRAMES:
-                                    await self._voice_barge_in(now)
-                            else:
-                                self._voiced_run = 0
+                            barge_in = caller_frame(bool(payload) and voiced(payload), self.now())
+                            if barge_in:
+                                self.log.info(
+                                    "caller speech over agent audio: barge-in (bridge VAD)"
+                                )
+                                await self.apply(barge_in)
                             data = inbound.process(payload)
                             if data and provider.state in _LIVE:
                                 await provider.send_audio(
@@ -291,7 +256,7 @@ class CallSession:
                             self.sink.timeline("carrier.error", self.now(), {"code": code})
                         case _:
                             pass
-        except WebSocketDisconnect:
+        except CallerDisconnected:
             self.end("caller_hangup")
 
     async def _provider_loop(self) -> None:
@@ -307,39 +272,24 @@ class CallSession:
                 return
         if self.end_reason is None:
             failed = self.provider.state is SessionState.FAILED
-            self._carrier_action = ("hangup", "")
-            self.end("provider_failed" if failed else "provider_closed")
+            await self.apply(self.core.provider_lost(failed=failed, now=self.now()))
 
     async def _on_provider_event(self, event: ProviderEvent) -> None:
         now = self.now()
         core = self.core
         match event.data:
             case AudioOutput(chunk=chunk):
-                if (
-                    not core.turn_pending
-                    and self._last_voice_ms is not None
-                    and self._last_voice_ms > self._voice_consumed_ms
-                    and not core.agent_speaking(now)
-                ):
-                    # A reply after caller speech with no speech.stopped from the provider
-                    # (Gemini sends none without voice-activity messages): the caller's last
-                    # voice at our socket starts the turn.
-                    self._voice_consumed_ms = now
-                    await self.apply(core.caller_speech_stopped(self._last_voice_ms + 20.0))
                 assert self._outbound is not None
                 frames = self._framer.push(self._outbound.process(chunk.data))
-                if frames:
-                    await self.apply(core.agent_audio(frames, now))
+                await self.apply(core.provider_audio(frames, now))
             case TextOutput(text=text, final=final):
                 await self.apply(core.agent_text(text, final=final, now=now))
             case CallerTranscript(text=text, final=final):
                 await self.apply(core.caller_transcript(text, final=final, now=now))
             case SpeechStarted():
-                self._provider_reports_speech = True
-                await self.apply(core.caller_speech_started(now))
+                await self.apply(core.provider_speech_started(now))
             case SpeechStopped():
-                self._voice_consumed_ms = now
-                await self.apply(core.caller_speech_stopped(self._speech_end(now)))
+                await self.apply(core.provider_speech_stopped(now))
             case ResponseInterrupted():
                 await self.apply(core.provider_interrupted(now))
             case FunctionCall(call_id=call_id, name=name, arguments=arguments):
@@ -395,10 +345,8 @@ class CallSession:
                 case InvokeTool(call_id=call_id, name=name, arguments=arguments):
                     self._spawn(self._invoke_tool(call_id, name, arguments), f"tool {name}")
                 case HangUp(reason=reason):
-                    self._carrier_action = ("hangup", "")
-                    self.end(reason)
+                    self.end(reason)  # the carrier is told at the end (``core.carrier_action``)
                 case TransferCall(destination=destination):
-                    self._carrier_action = ("transfer", destination)
                     self.sink.timeline("call.transferred", self.now(), {"to": destination})
                     self.end("transferred")
                 case Say(text=text, reason=reason):
@@ -426,9 +374,7 @@ class CallSession:
     async def _send(self, text: str) -> None:
         if self._done.is_set() and self.end_reason == "caller_hangup":
             return
-        try:
-            await self.socket.send_text(text)
-        except (WebSocketDisconnect, RuntimeError, OSError):
+        if not await self.carrier.send(text):
             self.end("caller_hangup")
 
     def _spawn(self, coro: Awaitable[Any], what: str) -> None:
@@ -471,50 +417,8 @@ class CallSession:
             audio = await asyncio.wait_for(self._apology_audio(self.apology, spec), 10.0)
         except TimeoutError:
             audio = None
-        if not audio:
-            return
-        framer = Framer(spec)
-        frames = framer.push(audio) + framer.flush()
-        try:
-            await self.socket.send_text(self.codec.send_clear())
-            for frame in frames:
-                await self.socket.send_text(self.codec.send_media(frame))
-            await self.socket.send_text(self.codec.send_mark("apology"))
-            deadline = self.now() + len(frames) * 20 + 2000
-            while self.now() < deadline:
-                text = await asyncio.wait_for(
-                    self.socket.receive_text(), (deadline - self.now()) / 1000
-                )
-                events = self.codec.receive(text)
-                if any(isinstance(e, MarkAcknowledged) and e.name == "apology" for e in events):
-                    break
-                if any(isinstance(e, StreamStopped) for e in events):
-                    return
-        except (WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
-            return
-        self.sink.transcript("agent", self.apology, self.now(), False)
-
-    async def _hang_up_carrier(self) -> None:
-        if self.carrier_control is None:
-            return  # closing the media socket ends a Twilio <Connect>; nothing else to do
-        try:
-            await asyncio.wait_for(self.carrier_control.hang_up(), 10.0)
-        except (SwitchboardError, TimeoutError, OSError) as exc:
-            self.log.warning("carrier hang-up failed: %s", exc)
-
-    async def _transfer_carrier(self, destination: str) -> None:
-        if self.carrier_control is None:
-            self.log.warning("no carrier control: cannot transfer to %s", destination)
-            return
-        try:
-            await asyncio.wait_for(self.carrier_control.transfer(destination), 10.0)
-        except (SwitchboardError, TimeoutError, OSError) as exc:
-            self.log.warning("transfer failed: %s", exc)
-            self.sink.timeline("call.transfer_failed", self.now(), {"error": str(exc)})
+        if audio and await self.carrier.play_to_end(audio, spec, "apology"):
+            self.sink.transcript("agent", self.apology, self.now(), False)
 
 
 _LIVE = (SessionState.CONNECTED, SessionState.RECONNECTING)
-
-
-#: Consecutive voiced 20 ms caller frames that count as speech over agent audio (240 ms).
-_BARGE_IN_FRAMES = 12

@@ -211,16 +211,32 @@ class PreparedCall:
 
 
 class MediaSocket(Protocol):
-    """The websocket a carrier streams media over (Starlette's ``WebSocket`` satisfies it).
+    """The websocket a carrier streams media over, as the bridge sees it.
 
-    ``receive_text`` raises ``starlette.websockets.WebSocketDisconnect`` when the peer is gone.
+    Our own small interface, so the bridge knows no web framework: the app wraps its
+    framework's websocket in an adapter (``switchboard.app.media_socket``) that translates the
+    framework's disconnect errors.
     """
 
-    async def receive_text(self) -> str: ...
+    async def receive_text(self) -> str:
+        """The next text frame.
 
-    async def send_text(self, data: str) -> None: ...
+        Raises:
+            CallerDisconnected: the peer is gone (the caller hung up).
+        """
+        ...
 
-    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+    async def send_text(self, data: str) -> None:
+        """Send one text frame.
+
+        Raises:
+            CallerDisconnected: the peer is gone, or the socket is already closed.
+        """
+        ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the socket (a socket already closed stays closed)."""
+        ...
 
 
 class CallHandler(Protocol):
