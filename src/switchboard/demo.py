@@ -142,5 +142,5 @@ async def run_demo(*, out: Path = Path("demo-heard.wav"), database_url: str | No
     console.print(f"recording of what the caller heard: [bold]{out}[/]")
     console.print(f"call record: {settings.database_url}  (id {call_id})")
     console.print(f"show it with: [bold]switchboard calls show {call_id}[/]")
-    ok = report.heard_audio_ms > 1000 and report.frames_sent > 0 and not report.violations
+    ok = report.heard_ms > 1000 and report.frames_sent > 0 and not report.violations
     return 0 if ok else 1

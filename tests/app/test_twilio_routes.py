@@ -192,8 +192,8 @@ async def test_call_end_to_end(tmp_path: Path) -> None:
     assert run["acks"] == report.mark_names[: len(run["acks"])]
     assert run["acks"][0] == "greeting"
     # the caller hangs up with the last echoed silence (behind the greeting) still queued
-    assert (report.frames_received - 12) * 20 <= report.heard_audio_ms
-    assert report.heard_audio_ms <= report.frames_received * 20
+    assert (report.frames_received - 12) * 20 <= report.heard_ms
+    assert report.heard_ms <= report.frames_received * 20
     assert report.stream_ms < 5000  # hung up after its audio + linger, not at max_call_s
     assert run["stats"]["malformed"] == run["stats"]["gaps"] == 0
     with wave.open(str(out), "rb") as heard:
@@ -203,7 +203,7 @@ async def test_call_end_to_end(tmp_path: Path) -> None:
     [(sid, status, details)] = calls.statuses
     assert (sid, status) == (report.call_sid, "completed")
     assert "CallDuration" in details
-    assert report.statuses_posted == [("completed", 204)]
+    assert report.webhooks == [("completed", 204)]
 
 
 async def test_clear_drops_buffered_audio_and_returns_marks() -> None:
@@ -221,8 +221,8 @@ async def test_clear_drops_buffered_audio_and_returns_marks() -> None:
         report = await caller.run()
     assert report.violations == []
     assert report.clears == 1
-    assert report.dropped_audio_ms >= 1000
-    assert report.heard_audio_ms < report.frames_received * 20 - 1000
+    assert report.dropped_ms >= 1000
+    assert report.heard_ms < report.frames_received * 20 - 1000
     assert {"greeting", "flood"} <= set(calls.runs[0]["acks"])
     assert report.marks_acked == report.marks_received
 
@@ -409,7 +409,7 @@ async def test_outbound_call_through_rest_emulator_reaches_the_app() -> None:
     assert report.mark_names[0] == "greeting"
     assert report.marks_acked >= 1
     posted = ["initiated", "ringing", "in-progress", "completed"]
-    assert report.statuses_posted == [(s, 204) for s in posted]
+    assert report.webhooks == [(s, 204) for s in posted]
     assert [(c[0], c[1]) for c in calls.statuses] == [(sid, s) for s in posted]
 
 

@@ -17,7 +17,7 @@ from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.telnyx import TelnyxEmulator
-from switchboard.emulators.twilio import CallReport, TwilioEmulator
+from switchboard.emulators.twilio import TwilioCallReport, TwilioEmulator
 from switchboard.store import CallDetail, CallStore
 from tests.conftest import UNIT
 from tests.waiting import eventually_async
@@ -120,7 +120,7 @@ async def openai_twilio_app(
 
 async def place_twilio_call(
     twilio: TwilioEmulator, base: str, pcm: bytes, **options: Any
-) -> CallReport:
+) -> TwilioCallReport:
     """Dial the app from the Twilio emulator with ``pcm`` (PCM16 8 kHz) as the caller's voice;
     returns the call's report once it has ended."""
     caller = twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm), **options)

@@ -68,7 +68,7 @@ async def test_outbound_call_sessions_and_api_hangup(tmp_path: Path) -> None:
         missing = await http.post("/v1/calls/call_nope/hangup")
         assert missing.status_code == 404
         (report,) = await twilio.wait_calls(timeout_s=20 * UNIT)
-        assert report.heard_audio_ms > 500
+        assert report.heard_ms > 500
         assert (await http.get("/v1/sessions")).json() == []
     detail = await read_only_call(tmp_path)
     assert detail.record.id == call_id

@@ -20,7 +20,7 @@ from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.deepgram import DeepgramEmulator
 from switchboard.emulators.gemini import GeminiEmulator
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
-from switchboard.emulators.telnyx import CallReport as TelnyxReport
+from switchboard.emulators.telnyx import TelnyxCallReport as TelnyxReport
 from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from tests.conftest import UNIT

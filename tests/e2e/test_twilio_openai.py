@@ -47,7 +47,7 @@ async def test_greeting_turn_and_end_call_after_goodbye(tmp_path: Path) -> None:
         hangups = [r for r in twilio.requests if r.get("Status") == "completed"]
     assert report.violations == [] and oai.violations == [] and twilio.violations == []
     assert report.marks_acked == report.marks_received > 0
-    assert report.heard_audio_ms > 1500
+    assert report.heard_ms > 1500
     assert hangups, "end_call must hang up through the REST API"
     detail = await read_only_call(tmp_path)
     assert detail.record.end_reason == "agent_hangup"
@@ -78,7 +78,7 @@ async def test_barge_in_clears_and_truncates_at_played_ms(tmp_path: Path) -> Non
     played = truncates[0]["audio_end_ms"]
     full_ms = len(LONG_REPLY) * 30
     assert 0 < played < full_ms
-    assert report.dropped_audio_ms > 0
+    assert report.dropped_ms > 0
     detail = await read_only_call(tmp_path)
     interrupted = [t for t in detail.transcript if t.interrupted]
     assert len(interrupted) == 1
@@ -112,7 +112,7 @@ async def test_caller_hangs_up_mid_reply(tmp_path: Path) -> None:
         pcm = caller_pcm("tell me everything", gap_ms=8000)
         report = await place_twilio_call(twilio, base, pcm, max_call_s=4.5)
         assert oai.connection_count == 1
-    assert report.heard_audio_ms < len(LONG_REPLY) * 30 + 2000
+    assert report.heard_ms < len(LONG_REPLY) * 30 + 2000
     detail = await read_only_call(tmp_path)
     assert detail.record.end_reason == "caller_hangup"
     assert detail.record.status == "completed"
@@ -162,14 +162,14 @@ async def test_provider_failure_apologises_and_ends_the_call_cleanly(tmp_path: P
     assert detail.record.status == "failed"
     said = [(t.role, t.text) for t in detail.transcript]
     assert said[-1][0] == "agent" and "technical trouble" in said[-1][1]
-    assert report.heard_audio_ms > 2500  # greeting + the apology
+    assert report.heard_ms > 2500  # greeting + the apology
 
 
 async def test_silence_reprompts_then_hangs_up(tmp_path: Path) -> None:
     book = agent_book(limits={"silence_timeout_s": 2, "silence_hangup_s": 5})
     async with openai_twilio_app(tmp_path, [], agents=book) as (_oai, twilio, base):
         report = await place_twilio_call(twilio, base, bytes(8000 * 2 * 12))  # a silent caller
-    assert report.heard_audio_ms > 1200  # the greeting and the re-prompt
+    assert report.heard_ms > 1200  # the greeting and the re-prompt
     detail = await read_only_call(tmp_path)
     assert detail.record.end_reason == "silence"
     said = [(t.role, t.text) for t in detail.transcript]

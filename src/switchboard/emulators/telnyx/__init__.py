@@ -5,7 +5,7 @@ Two entry points for the CLI:
 * ``await run(host=..., port=...)`` serves :class:`TelnyxEmulator` until cancelled and prints
   its URL and public key (the app's ``TELNYX_BASE_URL`` / ``TELNYX_PUBLIC_KEY``).
 * ``await run_call(server=..., audio=..., out=...)`` places one inbound call to the app at
-  ``server`` and returns a :class:`CallReport`.
+  ``server`` and returns a :class:`TelnyxCallReport`.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ from switchboard.emulators.telnyx.caller import (
 )
 from switchboard.emulators.telnyx.calls import EmulatedCall
 from switchboard.emulators.telnyx.control import find_emulator, place_remote_call
-from switchboard.emulators.telnyx.report import CallReport
+from switchboard.emulators.telnyx.report import TelnyxCallReport
 from switchboard.emulators.telnyx.server import TelnyxEmulator
 
 __all__ = [
-    "CallReport",
     "CallerMediaLeg",
     "EmulatedCall",
     "LegResult",
     "LoopbackServer",
     "MediaLeg",
     "MediaLegFactory",
+    "TelnyxCallReport",
     "TelnyxEmulator",
     "WireFormat",
     "bind_loopback",
@@ -73,7 +73,7 @@ async def run_call(
     webhook_path: str = "/telnyx/webhook",
     timeout_s: float = 600.0,
     **options: Any,
-) -> CallReport:
+) -> TelnyxCallReport:
     """Place one simulated inbound call to the switchboard app at ``server``.
 
     The call must come from the emulator the app trusts (its ``TELNYX_PUBLIC_KEY``) and sends

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from switchboard.emulators.telnyx.audio import AudioSource
 from switchboard.emulators.telnyx.caller import LegResult, MediaLeg
-from switchboard.emulators.telnyx.report import CallReport
+from switchboard.emulators.telnyx.report import TelnyxCallReport
 
 __all__ = ["CallState", "EmulatedCall"]
 
@@ -26,7 +26,7 @@ def _now_iso() -> str:
 class EmulatedCall:
     """One call leg on the emulated network.
 
-    ``await call.wait()`` returns the :class:`CallReport` once ``call.hangup`` was delivered.
+    ``await call.wait()`` returns the :class:`TelnyxCallReport` once ``call.hangup`` was delivered.
     """
 
     direction: Literal["incoming", "outgoing"]
@@ -56,7 +56,7 @@ class EmulatedCall:
     ended_by: str = ""
     started_at: float = 0.0
     ended_at: float = 0.0
-    report: CallReport | None = None
+    report: TelnyxCallReport | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -81,14 +81,14 @@ class EmulatedCall:
         base.update(extra)
         return base
 
-    async def wait(self, timeout_s: float | None = None) -> CallReport:
+    async def wait(self, timeout_s: float | None = None) -> TelnyxCallReport:
         """Wait (up to ``timeout_s``) for the call to end and its ``call.hangup`` delivery."""
         await asyncio.wait_for(self.done.wait(), timeout_s)
         assert self.report is not None
         return self.report
 
-    def build_report(self, speed: float) -> CallReport:
-        """Fold the call and its media legs into a :class:`CallReport`."""
+    def build_report(self, speed: float) -> TelnyxCallReport:
+        """Fold the call and its media legs into a :class:`TelnyxCallReport`."""
         heard = bytearray()
         rate = 8000
         for leg in self.legs:
@@ -96,13 +96,13 @@ class EmulatedCall:
             rate = leg.heard_rate
         last = self.legs[-1] if self.legs else None
         violations = list(self.violations)
-        return CallReport(
+        return TelnyxCallReport(
             call_control_id=self.call_control_id,
             direction=self.direction,
             from_number=self.from_number,
             to_number=self.to_number,
             stream_id=last.stream_id if last else "",
-            duration_ms=round((self.ended_at - self.started_at) * 1000 * speed),
+            call_ms=round((self.ended_at - self.started_at) * 1000 * speed),
             stream_ms=sum(leg.duration_ms for leg in self.legs),
             frames_sent=sum(leg.frames_sent for leg in self.legs),
             frames_received=sum(leg.frames_received for leg in self.legs),

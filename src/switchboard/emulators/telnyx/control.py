@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from switchboard.emulators.telnyx.calls import EmulatedCall
-from switchboard.emulators.telnyx.report import CallReport
+from switchboard.emulators.telnyx.report import TelnyxCallReport
 from switchboard.errors import TelephonyError
 
 __all__ = [
@@ -67,7 +67,7 @@ class ControlledEmulator(Protocol):
         ...
 
 
-def report_to_json(report: CallReport) -> dict[str, Any]:
+def report_to_json(report: TelnyxCallReport) -> dict[str, Any]:
     """A JSON-able dict of ``report`` (the recording as base64 PCM16)."""
     doc = asdict(report)
     doc["heard_pcm"] = base64.b64encode(report.heard_pcm).decode("ascii")
@@ -75,13 +75,13 @@ def report_to_json(report: CallReport) -> dict[str, Any]:
     return doc
 
 
-def report_from_json(doc: dict[str, Any]) -> CallReport:
+def report_from_json(doc: dict[str, Any]) -> TelnyxCallReport:
     """Inverse of :func:`report_to_json` (unknown keys are ignored)."""
-    known = {f.name for f in fields(CallReport)}
+    known = {f.name for f in fields(TelnyxCallReport)}
     values = {k: v for k, v in doc.items() if k in known}
     values["heard_pcm"] = base64.b64decode(doc.get("heard_pcm", ""))
     values["webhooks"] = [(str(name), int(status)) for name, status in doc.get("webhooks", [])]
-    return CallReport(**values)
+    return TelnyxCallReport(**values)
 
 
 def control_routes(emu: ControlledEmulator) -> list[Route]:
@@ -144,7 +144,7 @@ async def place_remote_call(
     audio: bytes | None,
     dtmf: str = "",
     timeout_s: float = 600.0,
-) -> CallReport:
+) -> TelnyxCallReport:
     """Ask the emulator at ``emulator`` to place one call and wait for its report."""
     headers = {"Authorization": f"Bearer {api_key}"}
     body: dict[str, Any] = {"to": to, "from": from_, "webhook_url": webhook_url, "dtmf": dtmf}

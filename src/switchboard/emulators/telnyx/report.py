@@ -6,29 +6,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from switchboard.emulators.report import CallReport
 from switchboard.emulators.telnyx.audio import write_wav
 
-__all__ = ["CallReport"]
+__all__ = ["TelnyxCallReport"]
 
 
-@dataclass
-class CallReport:
-    """What happened on one emulated call, from the network's side.
+@dataclass(slots=True)
+class TelnyxCallReport(CallReport):
+    """What happened on one emulated Telnyx call: the shared facts (:class:`CallReport`, with
+    ``call_ms`` from ``call.initiated`` to ``call.hangup`` and ``webhooks`` the Call Control
+    event deliveries) and Telnyx's own.
 
     Attributes:
         call_control_id: the call's Telnyx id (what the app's commands used).
         direction: ``incoming`` (placed to the app) or ``outgoing`` (dialled by the app).
         stream_id: the media stream's id (empty when no stream ran).
-        duration_ms: call time from ``call.initiated`` to ``call.hangup`` (call clock).
-        stream_ms: call time the media leg ran.
-        frames_sent / frames_received: media frames caller→app / app→caller.
         marks: mark names echoed to the app, in playout order.
-        clears: ``clear`` frames honoured.
-        heard_ms: milliseconds of app audio actually played to the caller.
         commands: Call Control actions the app sent, in order (``dial`` for ``POST /v2/calls``).
-        webhooks: ``(event_type, HTTP status)`` of each delivery, in order.
         hangup_cause / hangup_source: as sent in ``call.hangup``.
-        violations: protocol violations by the app (tests assert this is empty).
         heard_pcm / heard_rate: the recording (PCM16 LE mono), silence where nothing played.
     """
 
@@ -37,21 +33,13 @@ class CallReport:
     from_number: str
     to_number: str
     stream_id: str = ""
-    duration_ms: int = 0
-    stream_ms: int = 0
-    frames_sent: int = 0
-    frames_received: int = 0
     marks: list[str] = field(default_factory=list)
-    clears: int = 0
-    heard_ms: float = 0.0
     commands: list[str] = field(default_factory=list)
     command_bodies: list[dict[str, Any]] = field(default_factory=list)
-    webhooks: list[tuple[str, int]] = field(default_factory=list)
     hangup_cause: str = ""
     hangup_source: str = ""
     ended_by: str = ""
     short_chunks: int = 0
-    violations: list[str] = field(default_factory=list)
     heard_pcm: bytes = b""
     heard_rate: int = 8000
 
@@ -65,7 +53,7 @@ class CallReport:
         lines = [
             f"telnyx call {self.call_control_id} ({self.direction}) "
             f"{self.from_number} -> {self.to_number}",
-            f"  stream {self.stream_id or '-'}: call {self.duration_ms} ms, "
+            f"  stream {self.stream_id or '-'}: call {self.call_ms} ms, "
             f"stream {self.stream_ms} ms, heard {self.heard_ms:.0f} ms",
             f"  frames sent {self.frames_sent}, received {self.frames_received}; "
             f"marks {len(self.marks)} {self.marks[:5]}{'...' if len(self.marks) > 5 else ''}; "

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.emulators.playout import Playout
-from switchboard.emulators.twilio.caller import CallReport, TwilioCaller, load_ulaw, write_ulaw_wav
+from switchboard.emulators.twilio.caller import TwilioCaller, load_ulaw, write_ulaw_wav
 from switchboard.emulators.twilio.server import RecordedRequest, TwilioEmulator, run
 from switchboard.emulators.twilio.signing import twilio_signature
+from switchboard.emulators.twilio.state import TwilioCallReport
 
 __all__ = [
-    "CallReport",
     "Playout",
     "RecordedRequest",
+    "TwilioCallReport",
     "TwilioCaller",
     "TwilioEmulator",
     "load_ulaw",
@@ -38,7 +39,7 @@ async def run_call(
     out: Path | None,
     realtime: bool = True,
     **options: Any,
-) -> CallReport:
+) -> TwilioCallReport:
     """Place one simulated inbound call to the switchboard app at ``server``.
 
     Args:

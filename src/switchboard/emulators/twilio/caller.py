@@ -30,11 +30,11 @@ from websockets.exceptions import ConnectionClosed
 from switchboard.audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 from switchboard.audio.resample import Resampler
 from switchboard.emulators.twilio.signing import http_form_of, twilio_signature
-from switchboard.emulators.twilio.state import CallControl, CallReport
+from switchboard.emulators.twilio.state import CallControl, TwilioCallReport
 from switchboard.emulators.twilio.stream import CallerStream
 from switchboard.emulators.twilio.twiml import TwimlError, Verb, parse_twiml
 
-__all__ = ["CallReport", "TwilioCaller", "load_ulaw", "new_sid", "write_ulaw_wav"]
+__all__ = ["TwilioCaller", "load_ulaw", "new_sid", "write_ulaw_wav"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class TwilioCaller:
         self.control = CallControl()
         self._status_seq = 0
         self.timeline = bytearray()
-        self.report = CallReport(call_sid=call_sid or new_sid("CA"), account_sid=account_sid)
+        self.report = TwilioCallReport(call_sid=call_sid or new_sid("CA"), account_sid=account_sid)
         self.status = "queued"
         self.started_at: float | None = None
 
@@ -159,7 +159,7 @@ class TwilioCaller:
         self.control.event.set()
 
     # -- the call ----------------------------------------------------------------------------------
-    async def run(self) -> CallReport:
+    async def run(self) -> TwilioCallReport:
         """Place the call and follow it to the end; returns the report."""
         client = self._http or httpx.AsyncClient(timeout=10.0)
         self._client = client
@@ -245,9 +245,9 @@ class TwilioCaller:
             resp = await self._post(self.status_url, params)
         except httpx.HTTPError as exc:  # Twilio logs a failed callback; the call goes on
             logger.info("status callback to %s failed: %s", self.status_url, exc)
-            self.report.statuses_posted.append((status, 0))
+            self.report.webhooks.append((status, 0))
             return
-        self.report.statuses_posted.append((status, resp.status_code))
+        self.report.webhooks.append((status, resp.status_code))
 
     async def _execute(self, twiml: str) -> str | None:
         """Run one TwiML document; returns the next document to run (Redirect), if any."""

@@ -33,7 +33,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from switchboard.emulators.loopback import LoopbackServer
-from switchboard.emulators.twilio.caller import CallReport, TwilioCaller, load_ulaw, new_sid
+from switchboard.emulators.twilio.caller import TwilioCaller, load_ulaw, new_sid
+from switchboard.emulators.twilio.state import TwilioCallReport
 
 __all__ = ["RecordedRequest", "TwilioEmulator", "run"]
 
@@ -59,7 +60,7 @@ class RecordedRequest:
 class _Call:
     resource: dict[str, Any]
     caller: TwilioCaller | None = None
-    task: asyncio.Task[CallReport] | None = None
+    task: asyncio.Task[TwilioCallReport] | None = None
     updates: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -145,7 +146,7 @@ class TwilioEmulator:
                     call.task.cancel()
             await self._server.aclose()
 
-    async def wait_calls(self, *, timeout_s: float = 30.0) -> list[CallReport]:
+    async def wait_calls(self, *, timeout_s: float = 30.0) -> list[TwilioCallReport]:
         """Wait for every simulated call to finish; returns their reports."""
         tasks = [c.task for c in self.calls.values() if c.task is not None]
         if not tasks:
@@ -175,7 +176,7 @@ class TwilioEmulator:
         resource["status"] = "in-progress"
         resource["start_time"] = formatdate(usegmt=True)
 
-        async def run() -> CallReport:
+        async def run() -> TwilioCallReport:
             report = await caller.run()
             resource.update(
                 status="completed",

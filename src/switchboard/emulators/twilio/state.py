@@ -10,28 +10,29 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CallControl", "CallReport"]
+from switchboard.emulators.report import CallReport
+
+__all__ = ["CallControl", "TwilioCallReport"]
 
 
 @dataclass(slots=True)
-class CallReport:
-    """What happened on one simulated call."""
+class TwilioCallReport(CallReport):
+    """What happened on one simulated Twilio call: the shared facts (:class:`CallReport`;
+    ``webhooks`` are the status callbacks) and Twilio's own.
+
+    Attributes:
+        dropped_ms: agent audio the caller never heard because a ``clear`` dropped it.
+    """
 
     call_sid: str
     account_sid: str
     stream_sid: str | None = None
     outcome: str = "unknown"
     webhook_status: int | None = None
-    call_ms: float = 0.0
-    stream_ms: float = 0.0
-    frames_sent: int = 0
-    frames_received: int = 0
     marks_received: int = 0
     marks_acked: int = 0
     mark_names: list[str] = field(default_factory=list)
-    clears: int = 0
-    heard_audio_ms: float = 0.0
-    dropped_audio_ms: float = 0.0
+    dropped_ms: float = 0.0
     dtmf_sent: str = ""
     digits_played: str = ""
     said: list[str] = field(default_factory=list)
@@ -39,8 +40,6 @@ class CallReport:
     custom_parameters: dict[str, str] = field(default_factory=dict)
     close_code: int | None = None
     close_reason: str = ""
-    statuses_posted: list[tuple[str, int]] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
     recording: Path | None = None
 
     def summary(self) -> str:
@@ -49,8 +48,8 @@ class CallReport:
             [
                 f"call {self.call_sid} stream {self.stream_sid or '-'}: {self.outcome}",
                 f"  call {self.call_ms / 1000:.2f} s, stream {self.stream_ms / 1000:.2f} s, "
-                f"heard {self.heard_audio_ms / 1000:.2f} s "
-                f"(dropped by clear {self.dropped_audio_ms / 1000:.2f} s)",
+                f"heard {self.heard_ms / 1000:.2f} s "
+                f"(dropped by clear {self.dropped_ms / 1000:.2f} s)",
                 f"  frames sent {self.frames_sent}, received {self.frames_received}; "
                 f"marks {self.marks_acked}/{self.marks_received} acked; clears {self.clears}",
                 f"  dtmf sent {self.dtmf_sent or '-'}; said {self.said or '-'}; "

@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from switchboard.emulators.playout import FRAME_BYTES, Playout
-from switchboard.emulators.twilio.state import CallControl, CallReport
+from switchboard.emulators.twilio.state import CallControl, TwilioCallReport
 
 __all__ = ["CallerStream", "StreamOwner"]
 
@@ -33,7 +33,7 @@ def _new_sid(prefix: str) -> str:
 class StreamOwner(Protocol):
     """The call a stream belongs to (:class:`~.caller.TwilioCaller`), as the stream uses it."""
 
-    report: CallReport
+    report: TwilioCallReport
     control: CallControl
     timeline: bytearray
     audio: bytes
@@ -95,8 +95,8 @@ class CallerStream:
             receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await receiver
-            r.heard_audio_ms = self.playout.heard_bytes / 8.0
-            r.dropped_audio_ms = self.playout.dropped_bytes / 8.0
+            r.heard_ms = self.playout.heard_bytes / 8.0
+            r.dropped_ms = self.playout.dropped_bytes / 8.0
             c.timeline += self.playout.timeline
             if self.ws.close_code is not None:
                 r.close_code = self.ws.close_code
@@ -200,7 +200,7 @@ class CallerStream:
         finally:
             self.server_closed = True
 
-    def _handle(self, raw: str, r: CallReport) -> None:
+    def _handle(self, raw: str, r: TwilioCallReport) -> None:
         try:
             msg = json.loads(raw)
             event = msg["event"]
