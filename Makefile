@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev,postgres,local,otel,codecs,cluster
 PYTEST_ARGS ?=
+FUZZ_SECONDS ?= 20
 
-.PHONY: demo test lint typecheck unit serve bench clean
+.PHONY: demo test lint typecheck unit serve bench clean fuzz
 
 $(STAMP): pyproject.toml setup.py src/switchboard/audio/_g711.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,16 +24,20 @@ serve: $(STAMP)
 	$(BIN)/switchboard serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples fuzz
+	$(BIN)/ruff format --check src tests bench examples fuzz
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src tests bench examples
+	$(BIN)/mypy --strict src tests bench examples fuzz
 
 unit: $(STAMP)
 	$(BIN)/pytest -W error $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# Coverage-guided fuzzing of the parsers (atheris): FUZZ_SECONDS per target; crashes fail it.
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz.run $(FUZZ_SECONDS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/audio.py

@@ -7,10 +7,12 @@ import base64
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.strategies import hostile_frames, json_values, odd_numbers, shaped_messages
 
+from switchboard.errors import LocalProtocolError
 from switchboard.telephony.base import MarkAcknowledged, MediaReceived, StreamStarted
 from switchboard.telephony.twilio.media import TwilioMediaCodec
 
@@ -140,3 +142,25 @@ def test_custom_parameters_of_any_shape_never_raise(value: Any) -> None:
     for event in events:
         assert isinstance(event, StreamStarted)
         assert all(isinstance(v, str) for v in event.custom_parameters.values())
+
+
+@given(json_values, st.binary(max_size=200))
+def test_after_any_start_we_send_json_or_refuse_to_send(start_body: Any, payload: bytes) -> None:
+    # Regression (found by fuzz_media): a start without callSid set the stream id but not the
+    # media template, and send_media then returned a frame that was not JSON.
+    codec = TwilioMediaCodec()
+    codec.receive(json.dumps({"event": "start", "streamSid": SID, "start": start_body}))
+    if codec.stream_sid is None:
+        with pytest.raises(LocalProtocolError):
+            codec.send_media(payload)
+        return
+    sent = json.loads(codec.send_media(payload))
+    assert base64.b64decode(sent["media"]["payload"]) == payload
+
+
+def test_a_start_without_call_sid_does_not_start_the_stream() -> None:
+    codec = TwilioMediaCodec()
+    assert codec.receive(json.dumps({"event": "start", "start": {"streamSid": SID}})) == []
+    assert codec.stream_sid is None
+    with pytest.raises(LocalProtocolError):
+        codec.send_media(b"\xff" * 160)

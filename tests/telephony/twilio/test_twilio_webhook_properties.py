@@ -177,3 +177,12 @@ def test_play_digits_twiml_reads_back(digits: str, path: str | None) -> None:
     if redirect is not None:
         assert verbs[-1].name == "Redirect"
         assert verbs[-1].text == redirect
+
+
+@given(st.text(max_size=80), st.text(max_size=40))
+def test_any_url_validates_to_a_bool(url: str, signature: str) -> None:
+    # Regression (found by fuzz_webhooks): a URL whose port is not a number, or with an
+    # unclosed IPv6 bracket, raised ValueError instead of the check answering False.
+    assert validate_signature(KEY, [url], [], signature) in (True, False)
+    assert not validate_signature(KEY, ["https://example.com:12ab/x"], [], signature)
+    assert not validate_signature(KEY, ["https://exa[mple.com/x"], [], signature)

@@ -188,20 +188,22 @@ class TwilioMediaCodec:
         if encoding != "audio/x-mulaw":
             logger.warning("unexpected Twilio media encoding %r; assuming μ-law", encoding)
         custom = start.get("customParameters") or {}
-        self.stream_sid = stream_sid
-        self.call_sid = str(start["callSid"])
-        # streamSid is Twilio's (MZ + hex); json.dumps keeps the template valid whatever it is.
-        self._media_prefix = (
-            '{"event":"media","streamSid":' + json.dumps(stream_sid) + ',"media":{"payload":"'
-        )
-        return StreamStarted(
+        started = StreamStarted(
             stream_id=stream_sid,
-            call_id=self.call_sid,
+            call_id=str(start["callSid"]),
             audio=AudioSpec(AudioFormat.ULAW, int(fmt.get("sampleRate", 8000))),
             custom_parameters={str(k): str(v) for k, v in custom.items()},
             account_id=start.get("accountSid"),
             tracks=tuple(str(t) for t in start.get("tracks") or ("inbound",)),
         )
+        # Only a start that parsed whole starts the stream (a half-read one once left a stream
+        # id without the media template, and send_media wrote frames that were not JSON).
+        self.stream_sid, self.call_sid = stream_sid, started.call_id
+        # streamSid is Twilio's (MZ + hex); json.dumps keeps the template valid whatever it is.
+        self._media_prefix = (
+            '{"event":"media","streamSid":' + json.dumps(stream_sid) + ',"media":{"payload":"'
+        )
+        return started
 
     def _malformed(self, why: str, size: int) -> list[MediaEvent]:
         self._stats["malformed"] += 1

@@ -119,13 +119,16 @@ def signed_payload(url: str, params: Params | None = None) -> str:
 def url_variants(url: str) -> list[str]:
     """``url`` as given, without its port, and with the scheme's default port (deduplicated)."""
     parts = urlsplit(url)
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:  # not a port number: no variant can be what was signed but the URL itself
+        return [url]
     host = parts.hostname or ""
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     userinfo = parts.netloc.rpartition("@")[0]
     prefix = f"{userinfo}@" if userinfo else ""
     bare = urlunsplit(parts._replace(netloc=prefix + host))
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
     with_port = urlunsplit(parts._replace(netloc=f"{prefix}{host}:{port}")) if port else bare
     out: list[str] = []
     for candidate in (url, bare, with_port):
@@ -157,7 +160,10 @@ def validate_signature(
     if not signature or algorithm.upper() not in _DIGESTS:
         return False
     for url in urls:
-        query = parse_qs(urlsplit(url).query)
+        try:
+            query = parse_qs(urlsplit(url).query)
+        except ValueError:  # not a URL (an unclosed IPv6 bracket): nothing was signed over it
+            continue
         signed_params: Params | None = params
         if "bodySHA256" in query:
             if body is None:

@@ -1,0 +1,1 @@
+"""Coverage-guided fuzz targets (atheris, libFuzzer): ``make fuzz``; docs/security.md."""
