@@ -28,12 +28,58 @@ async def test_migrated_schema_matches_models(store: CallStore) -> None:
         diff = await conn.run_sync(_diff)
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     assert diff == []
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_single_head_and_linear_history() -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     script = ScriptDirectory.from_config(cfg)
-    assert script.get_heads() == ["0001"]
-    assert [rev.revision for rev in script.walk_revisions()] == ["0001"]
+    assert script.get_heads() == ["0002"]
+    assert [rev.revision for rev in script.walk_revisions()] == ["0002", "0001"]
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    from alembic import command
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)
+
+
+async def test_upgrading_from_0001_keeps_the_records(store_target: tuple[str, str | None]) -> None:
+    """0002 adds columns to ``calls``: a database holding calls and their transcripts (which
+    cascade from ``calls``) keeps every row through the upgrade."""
+    url, schema = store_target
+    old = CallStore(url, schema=schema)
+    try:
+        async with old.engine.begin() as conn:
+            if schema:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            await conn.run_sync(_upgrade_to, "0001")
+            await conn.execute(
+                text(
+                    "INSERT INTO calls (id, direction, status, created_at) "
+                    "VALUES ('call_old', 'inbound', 'completed', CURRENT_TIMESTAMP)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO transcript_entries (call_id, seq, role, text, interrupted) "
+                    "VALUES ('call_old', 0, 'caller', 'hello', false)"
+                )
+            )
+        await old.migrate()
+        detail = await old.get_call("call_old")
+        assert detail is not None
+        assert [t.text for t in detail.transcript] == ["hello"]
+        async with old.engine.connect() as conn:
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        assert version == "0002"
+    finally:
+        await old.aclose()
+        if schema:
+            from tests.backends import drop_schema
+
+            await drop_schema(url, schema)

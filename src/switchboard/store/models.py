@@ -1,5 +1,9 @@
 """SQLAlchemy tables for call records (the schema Alembic's migrations create).
 
+Besides the records, ``webhook_outbox`` holds each webhook event to deliver, one row per event
+and receiver URL, written in the transaction that records what the event reports
+(docs/integrations.md#delivery).
+
 Timestamps are stored as UTC and always read back timezone-aware (SQLite keeps no offset, so
 :class:`UTCDateTime` normalises both ways). JSON columns hold plain dicts.
 """
@@ -21,12 +25,14 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
     "CallRow",
+    "OutboxRow",
     "TimelineRow",
     "ToolCallRow",
     "TranscriptRow",
@@ -89,6 +95,12 @@ class CallRow(Base):
     cost_total: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Post-call analysis: the request while pending, then its result (integrations/analysis).
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: pending, running, done, not_analysed or failed; None when the agent asks for none.
+    analysis_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    #: When a pending analysis is due, or when a running one's lease ends (then it is retaken).
+    analysis_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class TranscriptRow(Base):
@@ -141,3 +153,38 @@ class TurnLatencyRow(Base):
     call_id: Mapped[str] = mapped_column(String(64), ForeignKey("calls.id", ondelete="CASCADE"))
     turn: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(Float)
+
+
+class OutboxRow(Base):
+    """One webhook event to deliver to one URL (the outbox; ``integrations/delivery.py``).
+
+    ``event_id`` is the ``webhook-id`` every attempt carries (the same for every URL the event
+    goes to); ``seq`` orders a call's events, which each URL receives in that order.
+    """
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (
+        UniqueConstraint("event_id", "url", name="uq_webhook_outbox_event_url"),
+        Index("ix_webhook_outbox_due", "status", "next_attempt_at"),
+        Index("ix_webhook_outbox_call", "call_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[str] = mapped_column(String(64), ForeignKey("calls.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(String(2048))
+    #: The JSON body exactly as every attempt sends it (signatures cover these bytes).
+    body: Mapped[str] = mapped_column(Text)
+    #: pending, delivered or failed (gave up; ``POST .../retry`` makes it pending again).
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: A worker sending it holds it until then; a crashed worker's claim lapses.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)

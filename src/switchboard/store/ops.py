@@ -7,6 +7,11 @@ hold resolved values (ids and timestamps are fixed when the op is made, not when
 written, so a delayed or replayed batch writes what happened when it happened) and they
 validate on construction, so a programming error (an unknown field, a bad role) raises where
 the write was asked for rather than in the background writer.
+
+Webhook events are ops too (:class:`EnqueueEvent`): put in one batch with the record change
+they report, they are committed with it or not at all, which is what makes the outbox durable
+without ever announcing a change that was not recorded. :class:`Group` keeps such ops together
+even when the background writer retries a failed batch op by op.
 """
 
 from __future__ import annotations
@@ -24,16 +29,24 @@ from switchboard.store.models import utcnow
 from switchboard.store.records import CallRecord, CallStatus, normalise_status
 
 __all__ = [
+    "ANALYSIS_STATUSES",
     "UPDATABLE_FIELDS",
     "AddTimeline",
     "AddToolCall",
     "AddTranscript",
     "AddTurnLatency",
     "CreateCall",
+    "EnqueueEvent",
     "FinalizeCall",
+    "Group",
     "Op",
+    "RequestAnalysis",
+    "SetAnalysis",
     "UpdateCall",
 ]
+
+#: What ``calls.analysis_status`` may hold (None: the agent asked for no analysis).
+ANALYSIS_STATUSES = frozenset({"pending", "running", "done", "not_analysed", "failed"})
 
 UPDATABLE_FIELDS = frozenset(
     {
@@ -187,8 +200,66 @@ class AddTurnLatency:
     latency_ms: float
 
 
-#: One write to the call records.
-Op = (
+@dataclass(frozen=True, slots=True)
+class EnqueueEvent:
+    """Queue a webhook event about a call for delivery to each of ``urls`` (the outbox).
+
+    Attributes:
+        call_id: the call the event is about (its events reach each URL in order).
+        type: the event type (``call.ended``...; integrations/events.py names them).
+        data: the event's ``data`` object (JSON-safe).
+        urls: where it goes; none writes nothing.
+        with_record: add the call as this transaction leaves it (status, outcome, duration,
+            usage, cost, transcript, tool calls) under the keys ``data`` does not set.
+        event_id: the ``webhook-id``, stable across attempts and URLs.
+        at: the payload's ``timestamp``.
+    """
+
+    call_id: str
+    type: str
+    data: Mapping[str, Any]
+    urls: tuple[str, ...]
+    with_record: bool = False
+    event_id: str = field(default_factory=lambda: f"evt_{uuid.uuid4().hex}")
+    at: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "urls", tuple(dict.fromkeys(self.urls)))
+        object.__setattr__(self, "data", dict(self.data))
+        for url in self.urls:
+            if not url.startswith(("http://", "https://")):
+                raise StoreError("a webhook URL must be http:// or https://")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAnalysis:
+    """Ask for the call's post-call analysis: ``analysis_status`` becomes ``pending``.
+
+    ``request`` (what to analyse and where ``call.analyzed`` goes) is kept in ``analysis``
+    until the result replaces it, so a pending analysis survives a restart.
+    """
+
+    call_id: str
+    request: Mapping[str, Any]
+    due_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class SetAnalysis:
+    """Store the call's analysis (a result, or why there is none) with its ``status``."""
+
+    call_id: str
+    status: str
+    analysis: Mapping[str, Any]
+    due_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in ANALYSIS_STATUSES:
+            raise StoreError(f"analysis status must be one of {sorted(ANALYSIS_STATUSES)}")
+
+
+#: A write that is not a group.
+SingleOp = (
     CreateCall
     | UpdateCall
     | FinalizeCall
@@ -196,4 +267,19 @@ Op = (
     | AddToolCall
     | AddTimeline
     | AddTurnLatency
+    | EnqueueEvent
+    | RequestAnalysis
+    | SetAnalysis
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Ops that commit together or not at all, even when the background writer retries a failed
+    batch op by op (e.g. :class:`FinalizeCall` with the ``call.ended`` :class:`EnqueueEvent`)."""
+
+    ops: tuple[SingleOp, ...]
+
+
+#: One write to the call records.
+Op = SingleOp | Group

@@ -78,7 +78,17 @@ def row_to_record(row: CallRow) -> CallRecord:
         cost_total=row.cost_total,
         error=row.error,
         extra=dict(row.extra or {}),
+        analysis=_analysis(row),
     )
+
+
+def _analysis(row: CallRow) -> dict[str, Any] | None:
+    """The analysis as readers see it: while it waits, only its status (not the request)."""
+    if row.analysis_status is None:
+        return None
+    if row.analysis_status in ("pending", "running"):
+        return {"status": "pending"}
+    return {**(row.analysis or {}), "status": row.analysis_status}
 
 
 async def call_detail(session: AsyncSession, call_id: str) -> CallDetail | None:

@@ -236,6 +236,11 @@ class CallRecorder:
         """Caller stopped speaking → first agent audio, for turn number ``turn``."""
         self._writer.submit(ops.AddTurnLatency(self.call_id, turn, latency_ms))
 
+    def record(self, op: ops.Op) -> None:
+        """Queue any op (e.g. an :class:`~switchboard.store.ops.Group` of a change and the
+        webhook event reporting it, which commit together)."""
+        self._writer.submit(op)
+
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed."""
         await self._writer.flush()
@@ -249,13 +254,16 @@ class CallRecorder:
         *,
         error: str | None = None,
         ended_at: datetime | None = None,
+        also: tuple[ops.SingleOp, ...] = (),
     ) -> None:
-        """Record the end of the call (status, reason, usage, cost, duration) and flush."""
-        self._writer.submit(
-            ops.FinalizeCall(
-                self.call_id, status, end_reason, usage, cost, error, ended_at or utcnow()
-            )
+        """Record the end of the call (status, reason, usage, cost, duration) and flush.
+
+        ``also`` (the ``call.ended`` event, the analysis request) commit with the end or not.
+        """
+        final = ops.FinalizeCall(
+            self.call_id, status, end_reason, usage, cost, error, ended_at or utcnow()
         )
+        self._writer.submit(ops.Group((final, *also)) if also else final)
         await self._writer.flush()
 
 

@@ -78,6 +78,8 @@ class CallRecord:
     cost_total: float | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The post-call analysis (``{"status": ...}`` plus the result); None when none was asked.
+    analysis: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

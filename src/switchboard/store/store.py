@@ -32,8 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from switchboard.config import Settings
 from switchboard.errors import StoreError
 from switchboard.store import ops, queries
+from switchboard.store.analyses import AnalysisQueue
 from switchboard.store.engine import connect, normalise_database_url, upgrade
 from switchboard.store.models import CallRow
+from switchboard.store.outbox import Outbox
 from switchboard.store.recorder import BatchWriter, CallRecorder
 from switchboard.store.records import CallDetail, CallPage, CallRecord, CallStatus, UsageRow
 from switchboard.store.writes import apply_batch
@@ -74,6 +76,10 @@ class CallStore:
         self.writer = BatchWriter(
             self._sessions, flush_interval_s=flush_interval_s, max_pending=max_pending
         )
+        #: Webhook deliveries (written by ``EnqueueEvent`` ops; read and updated by a worker).
+        self.outbox = Outbox(self._sessions)
+        #: Post-call analyses waiting for a worker.
+        self.analyses = AnalysisQueue(self._sessions)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> CallStore:
@@ -123,10 +129,12 @@ class CallStore:
         call_id: str | None = None,
         created_at: datetime | None = None,
         extra: dict[str, Any] | None = None,
+        also: Sequence[ops.Op] = (),
     ) -> CallRecord:
         """Create a call record (``call_id`` generated when omitted), awaited, and return it.
 
-        Everything after creation is written through :meth:`recorder`.
+        ``also`` are ops committed in the same transaction (the ``call.started`` event, made
+        with the id given here). Everything after creation is written through :meth:`recorder`.
 
         Raises:
             StoreError: the record could not be written.
@@ -150,10 +158,21 @@ class CallStore:
             **defaults,
         )
         try:
-            await apply_batch(self._sessions, [op])
+            await apply_batch(self._sessions, [op, *also])
         except SQLAlchemyError as exc:
             raise StoreError(f"call store write failed: {exc}") from exc
         return op.record()
+
+    async def write(self, batch: Sequence[ops.Op]) -> None:
+        """Apply ``batch`` now, in one transaction (awaited; the recorder queues instead).
+
+        Raises:
+            StoreError: an op cannot apply, or the database refused or is unreachable.
+        """
+        try:
+            await apply_batch(self._sessions, batch)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"call store write failed: {exc}") from exc
 
     # -- reads -----------------------------------------------------------------------------------
     async def get_call(self, call_id: str) -> CallDetail | None:

@@ -11,6 +11,7 @@ unreachable belongs to the caller (the writer keeps its queue).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from switchboard.cost import CostBreakdown
 from switchboard.errors import StoreError
 from switchboard.media import Usage
-from switchboard.store import ops
+from switchboard.store import ops, outbox
 from switchboard.store.models import (
     CallRow,
     TimelineRow,
@@ -108,6 +109,27 @@ async def apply(session: AsyncSession, op: ops.Op) -> None:
             )
         case ops.AddTurnLatency():
             session.add(TurnLatencyRow(call_id=op.call_id, turn=op.turn, latency_ms=op.latency_ms))
+        case ops.EnqueueEvent():
+            await outbox.enqueue(session, op)
+        case ops.RequestAnalysis():
+            await _set_analysis(
+                session,
+                op.call_id,
+                status="pending",
+                analysis={"status": "pending", "request": dict(op.request)},
+                due_at=op.due_at,
+            )
+        case ops.SetAnalysis():
+            await _set_analysis(
+                session,
+                op.call_id,
+                status=op.status,
+                analysis={**op.analysis, "status": op.status},
+                due_at=op.due_at,
+            )
+        case ops.Group():
+            for inner in op.ops:
+                await apply(session, inner)
 
 
 async def _next_seq(session: AsyncSession, model: _SeqRow, call_id: str) -> int:
@@ -141,6 +163,23 @@ async def _update_call(session: AsyncSession, op: ops.UpdateCall) -> None:
     result = await session.execute(update(CallRow).where(CallRow.id == op.call_id).values(**values))
     if getattr(result, "rowcount", 1) == 0:
         raise StoreError(f"no call {op.call_id!r}")
+
+
+async def _set_analysis(
+    session: AsyncSession,
+    call_id: str,
+    *,
+    status: str,
+    analysis: dict[str, Any],
+    due_at: datetime | None,
+) -> None:
+    result = await session.execute(
+        update(CallRow)
+        .where(CallRow.id == call_id)
+        .values(analysis=analysis, analysis_status=status, analysis_due_at=due_at)
+    )
+    if getattr(result, "rowcount", 1) == 0:
+        raise StoreError(f"no call {call_id!r}")
 
 
 async def _finalize_call(session: AsyncSession, op: ops.FinalizeCall) -> None:
