@@ -105,3 +105,16 @@ def test_mp3_encoder_streams_and_flushes() -> None:
     assert aligned_snr_db(pcm, samples(decode_audio(data, 8000)), max_lag=3000) >= 20.0
     with pytest.raises(AudioError, match="MP3 is defined at"):
         Mp3Encoder(7000)
+
+
+@needs_av
+def test_a_wav_at_a_rate_we_do_not_resample_goes_through_ffmpeg(tmp_path: Path) -> None:
+    path = tmp_path / "hold.wav"
+    with wave.open(str(path), "wb") as wav:  # 11025 Hz: not in SUPPORTED_RATES
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(11025)
+        wav.writeframes(voice(11025, 0.5).tobytes())
+    back = samples(read_audio_file(path, 8000))
+    assert abs(len(back) - 4000) <= 8
+    assert aligned_snr_db(voice(8000, 0.5), back, max_lag=64) >= 20.0

@@ -18,11 +18,19 @@ from typing import Literal
 
 import numpy as np
 
-from switchboard.audio._pyav import av, av_errors, drain, frames_to_pcm, mono_resampler, pcm_frame
+from switchboard.audio._pyav import (
+    AV_AVAILABLE,
+    av,
+    av_errors,
+    drain,
+    frames_to_pcm,
+    mono_resampler,
+    pcm_frame,
+)
 from switchboard.audio._pyav import require_av as _require_av
 from switchboard.audio.mp3 import MP3_RATES
 from switchboard.audio.opus import OPUS_RATES, default_opus_bitrate
-from switchboard.audio.resample import Resampler
+from switchboard.audio.resample import SUPPORTED_RATES, Resampler
 from switchboard.errors import AudioError
 
 __all__ = [
@@ -54,7 +62,9 @@ def decode_audio(data: bytes, sample_rate: int) -> bytes:
         AudioError: unreadable or empty audio, or PyAV missing for a compressed file.
     """
     if data[:4] == b"RIFF":
-        return _decode_wav(data, sample_rate)
+        rate = _wav_rate(data)
+        if rate is None or rate in SUPPORTED_RATES or not AV_AVAILABLE:
+            return _decode_wav(data, sample_rate)  # no PyAV needed; FFmpeg resamples others
     _require_av("reading MP3 or Ogg/Opus files")
     resampler = mono_resampler(sample_rate)
     with av_errors("cannot decode the audio file"), av.open(io.BytesIO(data), "r") as container:
@@ -119,6 +129,14 @@ def write_audio_file(
         Path(path).write_bytes(data)
     except OSError as exc:
         raise AudioError(f"cannot write audio file {path}: {exc.strerror}") from exc
+
+
+def _wav_rate(data: bytes) -> int | None:
+    try:
+        with wave.open(io.BytesIO(data), "rb") as wav:
+            return wav.getframerate()
+    except (wave.Error, EOFError):
+        return None  # _decode_wav reports it
 
 
 def _decode_wav(data: bytes, sample_rate: int) -> bytes:
