@@ -1,6 +1,6 @@
 """Prometheus metrics: one :class:`Metrics` per app, fed by a per-call :class:`MetricsSink`.
 
-Theory of operation: the app's gateway builds one :class:`Metrics` holding its own
+Theory of operation: ``create_app`` builds one :class:`Metrics` holding its own
 :class:`~prometheus_client.CollectorRegistry` (never the global one, so several apps in one
 process — tests, workers — never collide) and serves it at ``GET /metrics``. The call manager
 counts a call when it is prepared (``call_started``) and when it ends (``call_ended``: outcome,
@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -33,9 +33,6 @@ from switchboard.cost import estimate_call_cost
 from switchboard.media import Usage
 from switchboard.providers.base import ProviderEventType
 from switchboard.tools import ToolResult
-
-if TYPE_CHECKING:
-    from switchboard.bridge.sink import CallSink
 
 __all__ = ["CONTENT_TYPE", "MAX_LABEL_VALUES", "Metrics", "MetricsSink", "rejection_reason"]
 
@@ -225,7 +222,7 @@ class Metrics:
         self.active_calls.inc()
 
     def call_sink(
-        self, inner: CallSink | None, *, carrier: str, provider: str, model: str | None
+        self, inner: Any, *, carrier: str, provider: str, model: str | None
     ) -> MetricsSink:
         """A :class:`MetricsSink` for one bridged call, forwarding to ``inner`` (may be None)."""
         return MetricsSink(self, inner, carrier=carrier, provider=provider, model=model or "")
@@ -237,7 +234,7 @@ class Metrics:
         provider: str,
         model: str | None,
         reason: str,
-        sink: MetricsSink | None = None,
+        sink: Any = None,
         media: Mapping[str, int] | None = None,
         llm_model: str | None = None,
     ) -> None:
@@ -256,7 +253,7 @@ class Metrics:
             for kind in _PROBLEM_KINDS:
                 if media.get(kind):
                     self.media_problems.labels(carrier, kind).inc(media[kind])
-        if sink is not None and self.catalog is not None:
+        if isinstance(sink, MetricsSink) and self.catalog is not None:
             try:
                 cost = estimate_call_cost(
                     self.catalog,
@@ -292,11 +289,14 @@ class Metrics:
 
 
 class MetricsSink:
-    """A call sink that counts what the call reports and forwards it to the record sink
-    (``inner``, None when the call is not recorded)."""
+    """A call sink that counts what the call reports and forwards it to the record sink.
+
+    Attribute lookups it does not define (``create``, ``answered``, ``finalize``, ...) go to the
+    wrapped sink, so it can stand wherever the record sink stood.
+    """
 
     def __init__(
-        self, metrics: Metrics, inner: CallSink | None, *, carrier: str, provider: str, model: str
+        self, metrics: Metrics, inner: Any, *, carrier: str, provider: str, model: str
     ) -> None:
         self.metrics = metrics
         self.inner = inner
@@ -356,6 +356,7 @@ class MetricsSink:
         if self.inner is not None:
             self.inner.usage(usage)
 
+    # -- session hook ------------------------------------------------------------------------------
     def provider_event(self, kind: ProviderEventType, at_ms: float) -> None:
         """The session received a provider event at ``at_ms`` (its clock, like the timeline's)."""
         if kind is ProviderEventType.AUDIO_OUTPUT and self._speech_end_for_audio is not None:
@@ -369,5 +370,3 @@ class MetricsSink:
             waited = max(0.0, at_ms - self._speech_end_for_transcript) / 1000.0
             self.metrics.first_transcript.labels(self.provider, self.model).observe(waited)
             self._speech_end_for_transcript = None
-        if self.inner is not None:
-            self.inner.provider_event(kind, at_ms)

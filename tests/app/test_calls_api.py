@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,9 +62,6 @@ class RecordingCalls:
     async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
         self.seen.append(f"dtmf {digit}")
 
-    async def aclose(self) -> None:
-        return None
-
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallStore]:
@@ -74,18 +70,20 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield call_store
 
 
-def build_app(tmp_path: Path, store: CallStore | None = None) -> FastAPI:
+def build_app(tmp_path: Path) -> FastAPI:
     settings = load_settings(
         SWITCHBOARD_API_TOKEN=TOKEN,
         SWITCHBOARD_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}",
         SWITCHBOARD_API_DOCS="true",  # the schema is served only when asked for
     )
-    return create_app(settings, calls=RecordingCalls(), store=store)
+    return create_app(settings, calls=RecordingCalls())
 
 
 @pytest.fixture
 def app(store: CallStore, tmp_path: Path) -> FastAPI:
-    return build_app(tmp_path, store)
+    application = build_app(tmp_path)
+    application.state.switchboard.extras["store"] = store
+    return application
 
 
 @pytest.fixture
@@ -280,8 +278,7 @@ async def test_usage_by_day_and_provider(client: httpx.AsyncClient, store: CallS
 
 async def test_no_store_is_503(tmp_path: Path) -> None:
     bare = build_app(tmp_path)
-    state = bare.state.switchboard  # a gateway without a store
-    bare.state.switchboard = replace(state, gateway=replace(state.gateway, store=None))
+    bare.state.switchboard.extras.pop("store", None)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=bare),
         base_url="http://testserver",

@@ -18,28 +18,23 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from switchboard.agents import Agent, AgentBook
-from switchboard.bridge.active import (
-    ActiveCall,
-    BoundCarrierControl,
-    BridgeOverrides,
-    bridge_options,
-    caller_audio,
-    recorded_greeting,
-)
 from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.control import checked_destination
+from switchboard.bridge.core import BridgeOptions
+from switchboard.bridge.greeting import greeting_audio
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
-from switchboard.bridge.sink import CallSink
-from switchboard.errors import ConfigError, SwitchboardError, TelephonyError
-from switchboard.gateway import Gateway
+from switchboard.config import Settings
+from switchboard.errors import AudioError, ConfigError, SwitchboardError, TelephonyError
 from switchboard.logs import call_context
-from switchboard.media import AudioFormat
+from switchboard.media import AudioFormat, AudioSpec
+from switchboard.metrics import Metrics
 from switchboard.providers.base import BaseProvider
+from switchboard.providers.registry import ProviderRegistry
 from switchboard.telephony.base import (
     CallDirection,
     IncomingCall,
@@ -47,47 +42,109 @@ from switchboard.telephony.base import (
     MediaSocket,
     PreparedCall,
     StreamStarted,
+    TelephonyAdapter,
     TelephonyType,
 )
-from switchboard.tools import ToolContext
+from switchboard.tools import ToolContext, ToolRegistry
+
+if TYPE_CHECKING:  # the otel extra is optional: imported only when SWITCHBOARD_OTEL is set
+    from switchboard.tracing import Tracing
 
 __all__ = ["ActiveCall", "CallManager"]
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class ActiveCall:
+    """A call between ``prepare`` and its end."""
+
+    call_id: str
+    incoming: IncomingCall
+    agent: Agent
+    provider_name: str
+    provider: BaseProvider
+    tools: ToolRegistry
+    connect_task: asyncio.Task[None]
+    created_at: float = field(default_factory=time.time)
+    session: CallSession | None = None
+    status: str = "ringing"
+    sink: CallRecordSink | None = None
+    ending: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """What ``GET /v1/sessions`` shows of a live call."""
+        return {
+            "call_id": self.call_id,
+            "carrier": self.incoming.carrier.value,
+            "carrier_call_id": self.incoming.carrier_call_id,
+            "direction": self.incoming.direction.value,
+            "from": self.incoming.from_number,
+            "to": self.incoming.to_number,
+            "agent": self.agent.name,
+            "provider": self.provider_name,
+            "model": self.provider.config.model_id,
+            "status": self.status,
+            "provider_state": self.provider.state.value,
+            "started_at": self.created_at,
+            "barge_ins": self.session.core.barge_ins if self.session else 0,
+            "turns": self.session.core.turn if self.session else 0,
+        }
+
+
+class _BoundCarrierControl:
+    """Carrier REST operations for one call (the ids bound)."""
+
+    def __init__(self, adapter: TelephonyAdapter, carrier_call_id: str) -> None:
+        self._adapter = adapter
+        self._id = carrier_call_id
+
+    async def hang_up(self) -> None:
+        await self._adapter.end_call(self._id)
+
+    async def transfer(self, destination: str) -> None:
+        await self._adapter.transfer_call(self._id, destination)
+
+
 class CallManager:
     """Routes and runs calls for one app.
 
-    The services (provider registry, carrier adapters, store, metrics, tracing) are the
-    gateway's: the manager creates none of its own.
-
     Args:
-        gateway: the app's services. Its ``store`` holds the call records (None keeps them in
-            memory only); its ``metrics`` and ``tracing``, when set, count and trace each call.
+        settings: the configuration.
         agents: agent profiles (``SWITCHBOARD_AGENTS`` or the packaged receptionist when None).
+        store: call records (``switchboard.store.CallStore``); None keeps records in memory only.
         provider_options: extra keyword arguments per provider name for its factory (tests use
             this to shorten reconnect backoffs, for instance).
         media_timeout_s: how long a prepared call waits for its media socket.
-        bridge_overrides: adjusts every call's :class:`~switchboard.bridge.core.BridgeOptions`.
+        metrics: the app's Prometheus metrics (``create_app`` passes them); None counts nothing.
+        tracing: OpenTelemetry call traces (``SWITCHBOARD_OTEL=1``); None traces nothing.
     """
 
     def __init__(
         self,
-        gateway: Gateway,
+        settings: Settings,
         *,
         agents: AgentBook | None = None,
-        provider_options: Mapping[str, Mapping[str, Any]] | None = None,
+        store: Any | None = None,
+        registry: ProviderRegistry | None = None,
+        provider_options: dict[str, dict[str, Any]] | None = None,
         media_timeout_s: float = 30.0,
-        bridge_overrides: BridgeOverrides | None = None,
+        bridge_overrides: dict[str, Any] | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
-        self.gateway = gateway
-        self.agents = agents or AgentBook.load(gateway.settings.agents_path)
-        self.provider_options: Mapping[str, Mapping[str, Any]] = provider_options or {}
+        self.settings = settings
+        self.metrics = metrics
+        self.tracing = tracing
+        self.registry = registry or ProviderRegistry(settings)
+        self.agents = agents or AgentBook.load(settings.agents_path)
+        self.store = store
+        self.provider_options = provider_options or {}
         self.media_timeout_s = media_timeout_s
-        self.bridge_overrides = bridge_overrides
+        self.bridge_overrides = bridge_overrides or {}
         self.calls: dict[str, ActiveCall] = {}
         self._by_carrier_id: dict[tuple[str, str], str] = {}
+        self._adapters: dict[str, TelephonyAdapter | None] = {}
         self.finished: dict[str, str] = {}  # call id -> end reason (recent, bounded)
         self._outbound_agents: dict[str, str] = {}  # our call id -> agent name, until answered
         self._outbound_ids: dict[tuple[str, str], str] = {}  # (carrier, carrier id) -> call id
@@ -95,6 +152,17 @@ class CallManager:
         self._idle.set()
 
     # -- helpers ---------------------------------------------------------------------------------
+    def adapter(self, carrier: TelephonyType | str) -> TelephonyAdapter | None:
+        """The carrier's REST adapter, or None when the carrier's keys are not configured."""
+        key = str(carrier)
+        if key not in self._adapters:
+            try:
+                self._adapters[key] = self.registry.create_telephony_adapter(key)
+            except ConfigError as exc:
+                logger.warning("no call control for %s: %s", key, exc)
+                self._adapters[key] = None
+        return self._adapters[key]
+
     def choose_provider(self, agent: Agent) -> str:
         """The provider for ``agent``: its own, ``SWITCHBOARD_PROVIDER``, or the best match.
 
@@ -103,10 +171,21 @@ class CallManager:
         """
         if agent.provider is not None:
             return agent.provider.value
-        settings = self.gateway.settings
-        if settings.provider != "auto":
-            return settings.provider
-        return self.gateway.providers.select_best_provider(agent.provider_requirements).value
+        if self.settings.provider != "auto":
+            return self.settings.provider
+        return self.registry.select_best_provider(agent.provider_requirements).value
+
+    @staticmethod
+    def caller_audio(carrier: TelephonyType, provider: str, codec: str | None = None) -> AudioSpec:
+        """The caller audio the bridge sees: μ-law 8 kHz, or on Telnyx the agent's
+        ``carrier_codec`` (A-law 8 kHz; L16, Opus and G.722 arrive as PCM16 16 kHz), by default
+        L16 16 kHz for Gemini."""
+        if carrier is TelephonyType.TELNYX:
+            if codec == "pcma":
+                return AudioSpec(AudioFormat.ALAW, 8000)
+            if codec in ("l16", "opus", "g722") or (codec is None and provider == "gemini"):
+                return AudioSpec(AudioFormat.PCM16, 16000)
+        return AudioSpec(AudioFormat.ULAW, 8000)
 
     # -- CallHandler -----------------------------------------------------------------------------
     async def prepare(self, call: IncomingCall) -> PreparedCall:
@@ -128,16 +207,15 @@ class CallManager:
         try:
             provider_name = self.choose_provider(agent)
             tools = agent.tool_registry()
-            spec = caller_audio(call.carrier, provider_name, agent.carrier_codec)
+            spec = self.caller_audio(call.carrier, provider_name, agent.carrier_codec)
             config = agent.session_config(spec, tools.schemas())
-            provider = self.gateway.providers.create_provider(
+            provider = self.registry.create_provider(
                 provider_name, config, **self.provider_options.get(provider_name, {})
             )
         except SwitchboardError as exc:
             logger.error("call %s rejected: %s", call_id, exc, extra={"call_id": call_id})
             return PreparedCall(call_id, accepted=False, reason=str(exc), agent=agent.name)
-        store = self.gateway.store
-        sink = CallRecordSink(store, call_id) if store is not None else None
+        sink = CallRecordSink(self.store, call_id) if self.store is not None else None
         if sink is not None and not await sink.create(
             carrier=call.carrier.value,
             carrier_call_id=call.carrier_call_id,
@@ -162,10 +240,10 @@ class CallManager:
         self.calls[call_id] = active
         self._idle.clear()
         self._by_carrier_id[(call.carrier.value, call.carrier_call_id)] = call_id
-        if self.gateway.metrics is not None:
-            self.gateway.metrics.call_started()
-        if self.gateway.tracing is not None:
-            self.gateway.tracing.call_started(
+        if self.metrics is not None:
+            self.metrics.call_started()
+        if self.tracing is not None:
+            self.tracing.call_started(
                 call_id,
                 carrier=call.carrier.value,
                 provider=provider_name,
@@ -192,11 +270,10 @@ class CallManager:
         )
 
     async def _connect(self, provider: BaseProvider, call_id: str) -> None:
-        tracing = self.gateway.tracing
         try:
             span = (
-                tracing.span(call_id, "provider.connect")
-                if tracing is not None
+                self.tracing.span(call_id, "provider.connect")
+                if self.tracing is not None
                 else contextlib.nullcontext()
             )
             with call_context(call_id), span:  # the provider's tasks log with the call's id
@@ -218,6 +295,19 @@ class CallManager:
         )
         asyncio.get_running_loop().create_task(self._end(active, "no_media"))
 
+    @staticmethod
+    def _recorded_greeting(
+        agent: Agent, spec: AudioSpec, call_id: str
+    ) -> tuple[bytes, str | None] | None:
+        """The agent's ``greeting_audio`` in the carrier's format (None: none, or unreadable)."""
+        if agent.greeting_audio is None:
+            return None
+        try:
+            return greeting_audio(agent.greeting_audio, spec), agent.greeting
+        except (AudioError, OSError) as exc:  # checked at load; gone or broken since
+            logger.error("call %s: greeting audio unusable: %s", call_id, exc)
+            return None
+
     async def run_media(
         self,
         *,
@@ -237,18 +327,28 @@ class CallManager:
             return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(active.connect_task), 15.0)
-        adapter = self.gateway.carriers.get(carrier)
+        adapter = self.adapter(carrier)
         control = (
-            BoundCarrierControl(adapter, started.call_id or active.incoming.carrier_call_id)
+            _BoundCarrierControl(adapter, started.call_id or active.incoming.carrier_call_id)
             if adapter is not None
             else None
         )
         agent = active.agent
-        carrier_limit = self.gateway.settings.catalog.telephony.get(carrier.value)
-        options = bridge_options(
-            agent,
-            carrier_limit.max_call_seconds if carrier_limit is not None else None,
-            self.bridge_overrides,
+        limits = agent.limits
+        carrier_limit = self.settings.catalog.telephony.get(carrier.value)
+        max_s = [s for s in (limits.max_call_seconds,) if s]
+        if carrier_limit is not None and carrier_limit.max_call_seconds:
+            max_s.append(carrier_limit.max_call_seconds)
+        options = BridgeOptions(
+            barge_in=agent.barge_in,
+            silence_timeout_ms=limits.silence_timeout_s * 1000
+            if limits.silence_timeout_s
+            else None,
+            silence_hangup_ms=limits.silence_hangup_s * 1000 if limits.silence_hangup_s else None,
+            max_call_ms=min(max_s) * 1000 if max_s else None,
+            reprompt_text=agent.reprompt or "Are you still there?",
+            goodbye_text=agent.goodbye,
+            **self.bridge_overrides,
         )
         context = ToolContext(
             call_id=call_id,
@@ -258,16 +358,16 @@ class CallManager:
             agent=agent.name,
             extras={"directory": {k.lower(): v for k, v in agent.directory.items()}},
         )
-        sink: CallSink | None = active.sink  # record ← metrics ← tracing, outermost last
-        if self.gateway.metrics is not None:
-            sink = active.metered = self.gateway.metrics.call_sink(
+        sink: Any = active.sink
+        if self.metrics is not None:
+            sink = self.metrics.call_sink(
                 sink,
                 carrier=carrier.value,
                 provider=active.provider_name,
                 model=active.provider.config.model_id,
             )
-        if self.gateway.tracing is not None:
-            sink = self.gateway.tracing.call_sink(call_id, sink)
+        if self.tracing is not None:
+            sink = self.tracing.call_sink(call_id, sink)
         session = CallSession(
             call_id=call_id,
             codec=codec,
@@ -282,7 +382,7 @@ class CallManager:
             apology_audio=apology_audio,
             sink=sink,
             dial_plan=agent.dial_plan,
-            greeting=recorded_greeting(agent, started.audio, call_id),
+            greeting=self._recorded_greeting(agent, started.audio, call_id),
         )
         active.session = session
         active.status = "in-progress"
@@ -318,19 +418,20 @@ class CallManager:
         self.finished[active.call_id] = reason
         if len(self.finished) > 1000:
             self.finished.pop(next(iter(self.finished)))
-        if self.gateway.metrics is not None:
+        if self.metrics is not None:
             session = active.session
-            self.gateway.metrics.call_ended(
+            self.metrics.call_ended(
                 carrier=active.incoming.carrier.value,
                 provider=active.provider_name,
                 model=active.provider.config.model_id,
                 llm_model=active.provider.config.extra.get("llm_model"),
                 reason=reason,
-                sink=active.metered,
+                sink=session.sink if session is not None else None,
                 media=session.codec.stats if session is not None else None,
             )
-        if self.gateway.tracing is not None:  # with the usage its sink saw
-            self.gateway.tracing.call_ended(active.call_id, reason)
+        if self.tracing is not None:
+            usage = getattr(active.session.sink, "total_usage", None) if active.session else None
+            self.tracing.call_ended(active.call_id, reason, usage=usage)
         if active.sink is not None:
             await active.sink.finalize(
                 status="failed" if reason in ("provider_failed", "internal_error") else "completed",
@@ -339,7 +440,7 @@ class CallManager:
                 model=active.provider.config.model_id,
                 llm_model=active.provider.config.extra.get("llm_model"),
                 carrier=active.incoming.carrier.value,
-                catalog=self.gateway.settings.catalog,
+                catalog=self.settings.catalog,
             )
         logger.info("call %s ended: %s", active.call_id, reason, extra={"call_id": active.call_id})
 
@@ -384,7 +485,7 @@ class CallManager:
             now = session.now()
             await session.apply(session.core.request_hangup("api_hangup", now, after_reply=False))
             return
-        adapter = self.gateway.carriers.get(active.incoming.carrier)
+        adapter = self.adapter(active.incoming.carrier)
         if adapter is not None:
             await adapter.end_call(active.incoming.carrier_call_id)
         await self._end(active, "api_hangup")
@@ -404,7 +505,7 @@ class CallManager:
         destination = checked_destination(
             active.agent.dial_plan, destination, "API transfer", call_id
         )
-        adapter = self.gateway.carriers.get(active.incoming.carrier)
+        adapter = self.adapter(active.incoming.carrier)
         if adapter is None:
             raise TelephonyError(f"{active.incoming.carrier} call control is not configured")
         await adapter.transfer_call(active.incoming.carrier_call_id, destination)
@@ -424,12 +525,11 @@ class CallManager:
             ConfigError: unknown agent, carrier not configured, or no public URL.
             TelephonyError: the carrier refused the call.
         """
-        settings = self.gateway.settings
-        to = checked_destination(settings.outbound_dial_plan, to, "outbound call")
-        adapter = self.gateway.carriers.get(carrier)
+        to = checked_destination(self.settings.outbound_dial_plan, to, "outbound call")
+        adapter = self.adapter(carrier)
         if adapter is None:
             raise ConfigError(f"carrier {carrier} is not configured")
-        if not settings.public_url:
+        if not self.settings.public_url:
             raise ConfigError("set SWITCHBOARD_PUBLIC_URL so the carrier can reach us")
         chosen = self.agents.get(agent) if agent else self.agents.route(from_)
         if chosen is None:
@@ -452,8 +552,7 @@ class CallManager:
         return not self.calls
 
     async def aclose(self) -> None:
-        """Shut down: end every live call (records finalised, within 5 s). The carrier
-        adapters are the gateway's, closed after this."""
+        """Shut down: end every live call (records finalised, within 5 s), close clients."""
         for active in list(self.calls.values()):
             if active.session is not None:
                 active.session.end("shutdown")
@@ -461,3 +560,7 @@ class CallManager:
                 await self._end(active, "shutdown")
         if not await self.wait_idle(5.0):
             logger.warning("%d call(s) still ending at shutdown", len(self.calls))
+        for adapter in self._adapters.values():
+            if adapter is not None:
+                with contextlib.suppress(Exception):
+                    await adapter.aclose()
