@@ -136,7 +136,8 @@ async def place_call(body: PlaceCall, request: Request) -> PlacedCall:
     except DialRefused as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
     except ConfigError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+        # (Starlette deprecated the ENTITY spelling of 422: it warns, and warnings are errors)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     return PlacedCall(call_id=call_id, carrier_call_id=carrier_id)
 
 
