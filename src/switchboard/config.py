@@ -37,6 +37,7 @@ SECRET_SETTINGS = (
     "api_token",
     "metrics_token",
     "signing_secret",
+    "webhook_secret",
 )
 
 #: The secrets that guard this server, with the shortest value ``serve`` accepts: switchboard's
@@ -150,6 +151,47 @@ class Settings(BaseSettings):
     def _valid_allow(cls, value: list[str]) -> list[str]:
         DialPlan(value)  # raises ValueError naming every bad entry
         return [entry.strip() for entry in value]
+
+    # Event webhooks (docs/integrations.md)
+    #: Where every call's events go (Standard Webhooks: signed, retried, in order per call).
+    webhook_url: str | None = Field(default=None, alias="SWITCHBOARD_WEBHOOK_URL")
+    #: The signing secret, ``whsec_`` + base64 of 24 to 64 random bytes; required with a URL.
+    webhook_secret: SecretStr | None = Field(default=None, alias="SWITCHBOARD_WEBHOOK_SECRET")
+    #: The events ``SWITCHBOARD_WEBHOOK_URL`` receives (comma-separated); empty: all of them.
+    webhook_events: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="SWITCHBOARD_WEBHOOK_EVENTS"
+    )
+    #: First retry delay; each later one doubles (with jitter) up to ``webhook_retry_max_s``.
+    webhook_retry_initial_s: float = Field(
+        default=5.0, gt=0, le=3600, alias="SWITCHBOARD_WEBHOOK_RETRY_INITIAL_S"
+    )
+    webhook_retry_max_s: float = Field(
+        default=3600.0, gt=0, le=86400, alias="SWITCHBOARD_WEBHOOK_RETRY_MAX_S"
+    )
+    #: How long an event is retried before it is given up (``failed``; it can be retried by hand).
+    webhook_give_up_after_s: float = Field(
+        default=86400.0, gt=0, le=30 * 86400, alias="SWITCHBOARD_WEBHOOK_GIVE_UP_AFTER_S"
+    )
+    #: One attempt's time limit (connect, send, and read the start of the answer).
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, alias="SWITCHBOARD_WEBHOOK_TIMEOUT_S"
+    )
+
+    @field_validator("webhook_events", mode="before")
+    @classmethod
+    def _split_events(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_url(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str) and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     # Exposure and limits (docs/security.md)
     #: Serve ``/docs``, ``/redoc`` and ``/openapi.json`` (off in production by default).
