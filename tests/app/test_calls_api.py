@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from tests.backends import BACKENDS, database_target, migrated_store
+from tests.recording_calls import RecordingCalls
 
 from switchboard.app import create_app
 from switchboard.catalog import load_catalog
@@ -18,49 +19,11 @@ from switchboard.config import load_settings
 from switchboard.cost import estimate_call_cost
 from switchboard.media import Usage
 from switchboard.store import CallStore
-from switchboard.telephony.base import (
-    IncomingCall,
-    MediaCodec,
-    MediaSocket,
-    PreparedCall,
-    StreamStarted,
-    TelephonyType,
-)
 
 pytestmark = pytest.mark.anyio
 
 TOKEN = "calls-api-token"
 T0 = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
-
-
-class RecordingCalls:
-    """A CallHandler that only records what it was asked (these routes never call it)."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-
-    async def prepare(self, call: IncomingCall) -> PreparedCall:
-        self.seen.append(f"prepare {call.carrier_call_id}")
-        return PreparedCall(call_id="call_x")
-
-    async def run_media(
-        self,
-        *,
-        call_id: str,
-        carrier: TelephonyType,
-        codec: MediaCodec,
-        socket: MediaSocket,
-        started: StreamStarted,
-    ) -> None:
-        self.seen.append(f"media {call_id}")
-
-    async def update_status(
-        self, carrier: TelephonyType, carrier_call_id: str, status: str, **details: str
-    ) -> None:
-        self.seen.append(f"status {status}")
-
-    async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
-        self.seen.append(f"dtmf {digit}")
 
 
 @pytest.fixture(params=BACKENDS)

@@ -19,8 +19,8 @@ import websockets
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
-from starlette.websockets import WebSocketDisconnect
 from tests.conftest import UNIT
+from tests.recording_calls import RecordingCalls
 from websockets.asyncio.client import connect
 
 from switchboard.app.factory import create_app
@@ -31,88 +31,14 @@ from switchboard.emulators.common import pcm16_rms, speech_like_pcm16
 from switchboard.emulators.telnyx import LoopbackServer, TelnyxEmulator, bind_loopback, wav_bytes
 from switchboard.telephony.base import (
     CallDirection,
-    DtmfReceived,
     IncomingCall,
-    MarkAcknowledged,
-    MediaCodec,
-    MediaReceived,
-    MediaSocket,
     PreparedCall,
-    StreamStarted,
-    StreamStopped,
     TelephonyType,
 )
 from switchboard.telephony.telnyx import TelnyxAdapter, encode_client_state
 
 pytestmark = pytest.mark.anyio
 KEY = "KEY_routes_secret"
-
-
-@dataclass
-class RecordingCalls:
-    """A CallHandler that records what the routes ask and echoes caller audio back."""
-
-    accept: bool = True
-    wideband: bool = False
-    mark_every: int = 10
-    prepared: list[IncomingCall] = field(default_factory=list)
-    statuses: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
-    dtmf: list[str] = field(default_factory=list)
-    media_runs: list[tuple[str, StreamStarted]] = field(default_factory=list)
-    media_dtmf: list[str] = field(default_factory=list)
-    acked: list[str] = field(default_factory=list)
-    stopped: bool = False
-
-    async def prepare(self, call: IncomingCall) -> PreparedCall:
-        self.prepared.append(call)
-        call_id = call.call_id or f"call-{len(self.prepared)}"
-        return PreparedCall(
-            call_id=call_id,
-            accepted=self.accept,
-            reason=None if self.accept else "no agent",
-            wideband=self.wideband,
-        )
-
-    async def run_media(
-        self,
-        *,
-        call_id: str,
-        carrier: TelephonyType,
-        codec: MediaCodec,
-        socket: MediaSocket,
-        started: StreamStarted,
-    ) -> None:
-        self.media_runs.append((call_id, started))
-        echoed = 0
-        while True:
-            try:
-                text = await socket.receive_text()
-            except WebSocketDisconnect:
-                return
-            for event in codec.receive(text):
-                match event:
-                    case MediaReceived(payload=payload):
-                        await socket.send_text(codec.send_media(payload))
-                        echoed += 1
-                        if echoed % self.mark_every == 0:
-                            await socket.send_text(codec.send_mark(f"echo-{echoed}"))
-                    case MarkAcknowledged(name=name):
-                        self.acked.append(name)
-                    case DtmfReceived(digit=digit):
-                        self.media_dtmf.append(digit)
-                    case StreamStopped():
-                        self.stopped = True
-                        return
-                    case _:
-                        pass
-
-    async def update_status(
-        self, carrier: TelephonyType, carrier_call_id: str, status: str, **details: str
-    ) -> None:
-        self.statuses.append((carrier_call_id, status, details))
-
-    async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
-        self.dtmf.append(digit)
 
 
 @dataclass
@@ -189,20 +115,20 @@ async def test_full_inbound_call_with_retried_webhooks(
     assert [s for _, s, _ in calls.statuses] == ["answered", "completed"]
     assert calls.statuses[-1][2] == {"cause": "normal_clearing", "source": "caller"}
     assert calls.dtmf == ["4", "2"]
-    assert calls.media_dtmf == ["4", "2"]
+    assert calls.runs[0].dtmf == ["4", "2"]
     assert all(status == 200 for _, status in report.webhooks)
     hooks = [w for w, _ in report.webhooks]
     assert hooks[:3] == ["call.initiated", "call.answered", "streaming.started"]
     assert hooks[-2:] == ["streaming.stopped", "call.hangup"]
     # Media: the caller spoke 1 s, heard its echo, and the marks were acknowledged at playout.
-    assert calls.media_runs[0][0] == "call-1"
-    assert calls.media_runs[0][1].call_id == call.call_control_id
-    assert calls.stopped
+    assert calls.runs[0].call_id == "call-1"
+    assert calls.runs[0].started.call_id == call.call_control_id
+    assert calls.runs[0].stopped
     assert report.frames_sent == 50
     assert report.frames_received == 50
     assert 950 <= report.heard_ms <= 1000
     assert report.marks == [f"echo-{n}" for n in range(10, 51, 10)]
-    assert calls.acked == report.marks
+    assert calls.runs[0].acks == report.marks
     assert report.violations == []
     assert r.emu.violations == []
     heard = tmp_path / "heard.wav"
@@ -224,7 +150,7 @@ async def test_wideband_call_streams_l16_16k() -> None:
     stream = report.command_bodies[1]
     assert stream["stream_bidirectional_codec"] == "L16"
     assert stream["stream_bidirectional_sampling_rate"] == 16000
-    assert calls.media_runs[0][1].audio.sample_rate == 16000
+    assert calls.runs[0].started.audio.sample_rate == 16000
     assert report.heard_rate == 16000
     assert report.frames_received == report.frames_sent == 20
     assert pcm16_rms(report.heard_pcm) > 0.01  # byte order agreed on both ends
@@ -249,7 +175,7 @@ async def test_refused_call_is_hung_up_not_answered() -> None:
         report = await call.wait(20 * UNIT)
     assert report.commands == ["hangup"]
     assert report.hangup_source == "callee"
-    assert calls.media_runs == []
+    assert calls.runs == []
     assert [s for _, s, _ in calls.statuses] == ["completed"]
 
 
@@ -269,7 +195,7 @@ async def test_outbound_call_streams_after_answer() -> None:
     (prepared,) = calls.prepared
     assert prepared.direction is CallDirection.OUTBOUND
     assert prepared.call_id == "out-7"
-    assert calls.media_runs[0][0] == "out-7"
+    assert calls.runs[0].call_id == "out-7"
     assert report.frames_sent == 15
     assert report.violations == []
 
@@ -440,7 +366,7 @@ async def test_media_socket_without_a_valid_token_is_closed_1008(token: str | No
                 await ws.recv()
     assert info.value.rcvd is not None
     assert info.value.rcvd.code == 1008
-    assert calls.media_runs == []
+    assert calls.runs == []
 
 
 async def test_media_socket_without_start_times_out() -> None:
@@ -453,4 +379,4 @@ async def test_media_socket_without_start_times_out() -> None:
             await ws.send(json.dumps({"event": "connected", "version": "1.0.0"}))
             with pytest.raises(websockets.ConnectionClosed):
                 await ws.recv()
-    assert calls.media_runs == []
+    assert calls.runs == []

@@ -12,7 +12,6 @@ import json
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +19,19 @@ import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
-from starlette.websockets import WebSocketDisconnect
 from tests.conftest import UNIT
+from tests.recording_calls import TONE, RecordingCalls
 from tests.waiting import eventually
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from switchboard.app.factory import create_app
 from switchboard.app.twilio import START_TIMEOUT_KEY
-from switchboard.audio.g711 import pcm16_to_ulaw
 from switchboard.config import load_settings
 from switchboard.emulators.loopback import LoopbackServer
 from switchboard.emulators.twilio import TwilioCaller, TwilioEmulator, run_call, twilio_signature
 from switchboard.telephony.base import (
     CallDirection,
-    DtmfReceived,
-    IncomingCall,
-    MarkAcknowledged,
-    MediaCodec,
-    MediaReceived,
-    MediaSocket,
-    PreparedCall,
-    StreamStarted,
-    StreamStopped,
     TelephonyType,
 )
 from switchboard.telephony.twilio import TwilioAdapter
@@ -50,78 +39,11 @@ from switchboard.telephony.twilio import TwilioAdapter
 pytestmark = pytest.mark.anyio
 TOKEN = "test-auth-token"
 ACCOUNT = "AC" + "1" * 32
-TONE = pcm16_to_ulaw(
-    (np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000) * 8000).astype("<i2").tobytes()
-)  # 1 s
 
 
-@dataclass
-class RecordingCalls:
-    """A CallHandler that records everything and echoes caller audio."""
-
-    accept: bool = True
-    greeting_frames: int = 10
-    flood_then_clear: bool = False
-    prepared: list[IncomingCall] = field(default_factory=list)
-    statuses: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
-    runs: list[dict[str, Any]] = field(default_factory=list)
-
-    async def prepare(self, call: IncomingCall) -> PreparedCall:
-        self.prepared.append(call)
-        return PreparedCall(
-            call_id=f"call-{len(self.prepared)}",
-            accepted=self.accept,
-            reason=None if self.accept else "no agent",
-        )
-
-    async def run_media(
-        self,
-        *,
-        call_id: str,
-        carrier: TelephonyType,
-        codec: MediaCodec,
-        socket: MediaSocket,
-        started: StreamStarted,
-    ) -> None:
-        run: dict[str, Any] = {"call_id": call_id, "started": started, "acks": [], "dtmf": []}
-        run["echoed"] = 0
-        self.runs.append(run)
-        for _ in range(self.greeting_frames):
-            await socket.send_text(codec.send_media(TONE[:160]))
-        await socket.send_text(codec.send_mark("greeting"))
-        if self.flood_then_clear:
-            for _ in range(100):  # 2 s the caller will not get to hear
-                await socket.send_text(codec.send_media(TONE[:160]))
-            await socket.send_text(codec.send_mark("flood"))
-            await socket.send_text(codec.send_clear())
-        try:
-            while True:
-                for event in codec.receive(await socket.receive_text()):
-                    match event:
-                        case MediaReceived(payload=payload):
-                            await socket.send_text(codec.send_media(payload))
-                            run["echoed"] += 1
-                            if run["echoed"] % 25 == 0:
-                                await socket.send_text(codec.send_mark(f"echo-{run['echoed']}"))
-                        case MarkAcknowledged(name=name):
-                            run["acks"].append(name)
-                        case DtmfReceived(digit=digit):
-                            run["dtmf"].append(digit)
-                        case StreamStopped():
-                            run["stopped"] = True
-                            return
-        except WebSocketDisconnect:
-            run["disconnected"] = True
-        finally:
-            run["stats"] = codec.stats
-
-    async def update_status(
-        self, carrier: TelephonyType, carrier_call_id: str, status: str, **details: str
-    ) -> None:
-        self.statuses.append((carrier_call_id, status, details))
-
-    async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
-        raise AssertionError("Twilio reports DTMF in-band")
+def twilio_calls(**options: Any) -> RecordingCalls:
+    """The shared recording handler, greeting the caller first (10 frames) as the bridge does."""
+    return RecordingCalls(**({"greeting_frames": 10, "mark_every": 25} | options))
 
 
 @asynccontextmanager
@@ -148,7 +70,7 @@ def _form(sid: str = "CA" + "a" * 32, status: str = "ringing") -> dict[str, str]
 
 
 async def test_call_end_to_end(tmp_path: Path) -> None:
-    calls = RecordingCalls()
+    calls = twilio_calls()
     wav_in = tmp_path / "in.wav"
     with wave.open(str(wav_in), "wb") as w:  # 16 kHz input: the caller converts it
         w.setnchannels(1)
@@ -177,25 +99,26 @@ async def test_call_end_to_end(tmp_path: Path) -> None:
     assert (incoming.from_number, incoming.account_id) == ("+15005550006", ACCOUNT)
     assert report.custom_parameters["call_id"] == "call-1"
     [run] = calls.runs
-    assert run["call_id"] == "call-1"
-    assert run["started"].stream_id == report.stream_sid
-    assert run["started"].call_id == report.call_sid
-    assert run["stopped"]
-    assert run["dtmf"] == ["5"]
+    assert run.call_id == "call-1"
+    assert run.started.stream_id == report.stream_sid
+    assert run.started.call_id == report.call_sid
+    assert run.stopped
+    assert run.dtmf == ["5"]
+    assert calls.dtmf == []  # Twilio reports DTMF in band only, never through a webhook
     assert report.dtmf_sent == "5"
     # every frame the caller sent was echoed and heard; every mark was acknowledged
     # (the echo of the last frame or two may still be in flight when the caller hangs up)
-    assert report.frames_sent - 2 <= run["echoed"] <= report.frames_sent
+    assert report.frames_sent - 2 <= run.echoed <= report.frames_sent
     assert report.frames_sent + 8 <= report.frames_received <= report.frames_sent + 10
-    assert report.marks_received == 1 + run["echoed"] // 25
+    assert report.marks_received == 1 + run.echoed // 25
     assert report.marks_received - 1 <= report.marks_acked <= report.marks_received
-    assert run["acks"] == report.mark_names[: len(run["acks"])]
-    assert run["acks"][0] == "greeting"
+    assert run.acks == report.mark_names[: len(run.acks)]
+    assert run.acks[0] == "greeting"
     # the caller hangs up with the last echoed silence (behind the greeting) still queued
     assert (report.frames_received - 12) * 20 <= report.heard_ms
     assert report.heard_ms <= report.frames_received * 20
     assert report.stream_ms < 5000  # hung up after its audio + linger, not at max_call_s
-    assert run["stats"]["malformed"] == run["stats"]["gaps"] == 0
+    assert run.stats["malformed"] == run.stats["gaps"] == 0
     with wave.open(str(out), "rb") as heard:
         assert heard.getframerate() == 8000
         assert heard.getnframes() == pytest.approx(report.stream_ms * 8, abs=160)
@@ -207,7 +130,7 @@ async def test_call_end_to_end(tmp_path: Path) -> None:
 
 
 async def test_clear_drops_buffered_audio_and_returns_marks() -> None:
-    calls = RecordingCalls(flood_then_clear=True)
+    calls = twilio_calls(flood_then_clear=True)
     async with serve(calls) as (base, _):
         caller = TwilioCaller(
             webhook_url=f"{base}/twilio/voice",
@@ -223,12 +146,12 @@ async def test_clear_drops_buffered_audio_and_returns_marks() -> None:
     assert report.clears == 1
     assert report.dropped_ms >= 1000
     assert report.heard_ms < report.frames_received * 20 - 1000
-    assert {"greeting", "flood"} <= set(calls.runs[0]["acks"])
+    assert {"greeting", "flood"} <= set(calls.runs[0].acks)
     assert report.marks_acked == report.marks_received
 
 
 async def test_rejected_call_says_and_hangs_up() -> None:
-    calls = RecordingCalls(accept=False)
+    calls = twilio_calls(accept=False)
     async with serve(calls) as (base, _):
         report = await run_call(
             server=base, audio=None, out=None, auth_token=TOKEN, account_sid=ACCOUNT
@@ -240,7 +163,7 @@ async def test_rejected_call_says_and_hangs_up() -> None:
 
 
 async def test_forged_unsigned_and_replayed_webhooks_are_403() -> None:
-    calls = RecordingCalls()
+    calls = twilio_calls()
     async with serve(calls) as (base, _), httpx.AsyncClient(timeout=5 * UNIT) as http:
         url = f"{base}/twilio/voice"
         form = _form()
@@ -274,7 +197,7 @@ async def test_forged_unsigned_and_replayed_webhooks_are_403() -> None:
 
 
 async def test_other_account_rejected() -> None:
-    calls = RecordingCalls()
+    calls = twilio_calls()
     async with serve(calls) as (base, _), httpx.AsyncClient() as http:
         url = f"{base}/twilio/voice"
         form = {**_form(), "AccountSid": "AC" + "9" * 32}
@@ -284,7 +207,7 @@ async def test_other_account_rejected() -> None:
 
 
 async def test_sha256_shared_key_variant() -> None:
-    calls = RecordingCalls()
+    calls = twilio_calls()
     async with (
         serve(calls, TWILIO_WEBHOOK_SHARED_KEY="shared-secret") as (base, _),
         httpx.AsyncClient() as http,
@@ -303,7 +226,7 @@ async def test_sha256_shared_key_variant() -> None:
 async def test_unconfigured_is_503_naming_variables_in_the_log_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    calls = RecordingCalls()
+    calls = twilio_calls()
     app = create_app(
         load_settings(TWILIO_AUTH_TOKEN=None, SWITCHBOARD_PUBLIC_URL=None), calls=calls
     )
@@ -348,7 +271,7 @@ def _start(params: dict[str, str]) -> str:
 
 
 async def test_media_socket_authentication() -> None:
-    calls = RecordingCalls()
+    calls = twilio_calls()
     async with serve(calls) as (base, app):
         app.state.switchboard.extras[START_TIMEOUT_KEY] = 0.3 * UNIT
         ws_url = "ws" + base[4:] + "/twilio/media"
@@ -382,11 +305,11 @@ async def test_media_socket_authentication() -> None:
             assert greeting["event"] == "media"
             assert base64.b64decode(greeting["media"]["payload"]) == TONE[:160]
             await ws.send(stop)
-        assert calls.runs[0]["call_id"] == "call-1"
+        assert calls.runs[0].call_id == "call-1"
 
 
 async def test_outbound_call_through_rest_emulator_reaches_the_app() -> None:
-    calls = RecordingCalls(greeting_frames=5)
+    calls = twilio_calls(greeting_frames=5)
     async with (
         serve(calls) as (base, _),
         TwilioEmulator(
@@ -418,7 +341,7 @@ async def _until(predicate: Any, timeout_s: float = 5.0) -> None:
 
 
 async def test_dtmf_reconnects_the_stream_and_transfer_dials() -> None:
-    calls = RecordingCalls(greeting_frames=2)
+    calls = twilio_calls(greeting_frames=2)
     async with (
         serve(calls) as (base, _),
         TwilioEmulator(
@@ -442,6 +365,6 @@ async def test_dtmf_reconnects_the_stream_and_transfer_dials() -> None:
     assert report.dialed == ["+15553334444"]
     assert report.outcome == "dialed"
     assert [c.carrier_call_id for c in calls.prepared] == [sid, sid]
-    assert calls.runs[0]["stopped"]  # the redirect stopped the first stream with `stop`
-    assert calls.runs[1]["stopped"]
+    assert calls.runs[0].stopped  # the redirect stopped the first stream with `stop`
+    assert calls.runs[1].stopped
     assert report.violations == []
