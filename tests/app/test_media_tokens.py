@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 import anyio
 import pytest
 from tests.conftest import UNIT
+from tests.recording_calls import RecordingCalls
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -25,52 +26,12 @@ from switchboard.config import load_settings
 from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.twilio import twilio_signature
 from switchboard.security import TokenSigner
-from switchboard.telephony.base import (
-    IncomingCall,
-    MediaCodec,
-    MediaSocket,
-    PreparedCall,
-    StreamStarted,
-    TelephonyType,
-)
 
 pytestmark = pytest.mark.anyio
 SECRET = "a-signing-secret-of-more-than-32-characters"
 TWILIO_TOKEN = "twilio-auth-token-for-the-media-token-tests"
 SID = "CA" + "5" * 32
 EXPIRED = TokenSigner(SECRET).sign("call-1", "twilio", carrier_call_id=SID, now=time.time() - 120)
-
-
-class RecordingCalls:
-    """A call handler that records the streams it is handed (it should get none)."""
-
-    def __init__(self) -> None:
-        self.runs: list[str] = []
-
-    async def prepare(self, call: IncomingCall) -> PreparedCall:
-        return PreparedCall("call-1")
-
-    async def run_media(
-        self,
-        *,
-        call_id: str,
-        carrier: TelephonyType,
-        codec: MediaCodec,
-        socket: MediaSocket,
-        started: StreamStarted,
-    ) -> None:
-        self.runs.append(call_id)
-
-    async def update_status(
-        self, carrier: TelephonyType, carrier_call_id: str, status: str, **details: str
-    ) -> None:
-        return None
-
-    async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
 
 @asynccontextmanager
