@@ -8,7 +8,6 @@ API answers 403 (429 past the per-token outbound rate).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
+from tests.conftest import UNIT
 from tests.e2e.harness import (
     API_TOKEN,
     agent_book,
@@ -29,6 +29,7 @@ from tests.e2e.harness import (
     running_app,
     twilio_env,
 )
+from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -98,7 +99,7 @@ async def test_the_model_cannot_transfer_outside_the_agents_dial_plan(
         async with running_app(tmp_path, env, agents=agent_book(**fields)) as (base, _s, _a):
             pcm = caller_pcm("put me through", second["caller"], gap_ms=[3500, 6000])
             twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
-            (report,) = await twilio.wait_calls(timeout_s=40)
+            (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
         assert oai.violations == []
     assert report.violations == []
     assert report.dialed == dialled  # the refused destination never reached the carrier
@@ -175,7 +176,7 @@ async def test_outbound_calls_are_rate_limited_per_token(tmp_path: Path) -> None
             assert limited.status_code == 429
             assert "2 per 600 s per token" in limited.json()["error"]["message"]
             assert 1 <= int(limited.headers["Retry-After"]) <= 600
-            reports = await twilio.wait_calls(timeout_s=30)
+            reports = await twilio.wait_calls(timeout_s=30 * UNIT)
     assert len(reports) == 2
     assert len([r for r in twilio.requests if r.path.endswith("/Calls.json")]) == 2
 
@@ -194,12 +195,13 @@ async def test_api_transfers_follow_the_agents_dial_plan(
             httpx.AsyncClient(base_url=base, headers=AUTH) as http,
         ):
             twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(bytes(8000 * 2 * 15)))
-            sessions: list[dict[str, Any]] = []
-            for _ in range(200):  # the media stream starts
-                sessions = (await http.get("/v1/sessions")).json()
-                if sessions and sessions[0]["status"] == "in-progress":
-                    break
-                await asyncio.sleep(0.05)
+
+            async def in_progress() -> list[dict[str, Any]] | None:
+                sessions: list[dict[str, Any]] = (await http.get("/v1/sessions")).json()
+                return sessions if sessions and sessions[0]["status"] == "in-progress" else None
+
+            # the media stream starts
+            sessions = await eventually_async(in_progress, limit_s=10, every_s=0.05)
             call_id = sessions[0]["call_id"]
             url = f"/v1/calls/{call_id}/transfer"
             for destination in ("+88212345678", "+15550100202", "sip:desk@pbx.example.com"):
@@ -209,7 +211,7 @@ async def test_api_transfers_follow_the_agents_dial_plan(
                 assert warnings_naming(caplog, destination), destination
             moved = await http.post(url, json={"destination": "billing"})
             assert moved.status_code == 200, moved.text
-            (report,) = await twilio.wait_calls(timeout_s=20)
+            (report,) = await twilio.wait_calls(timeout_s=20 * UNIT)
     assert report.dialed == ["+15550100201"]
     detail = await read_only_call(tmp_path)
     assert detail.record.end_reason == "transferred"
