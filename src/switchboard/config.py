@@ -206,6 +206,10 @@ class Settings(BaseSettings):
     media_start_timeout_s: float = Field(
         default=5.0, gt=0, le=60, alias="SWITCHBOARD_MEDIA_START_TIMEOUT_S"
     )
+    #: Where call-record writes wait on disk while the database is unreachable (relative to
+    #: the working directory; created when first needed). Empty: they wait in memory only, and
+    #: beyond the writer's bound, or at shutdown, they are lost (counted and logged).
+    store_spool_dir: str = Field(default="switchboard-spool", alias="SWITCHBOARD_STORE_SPOOL_DIR")
 
     @field_validator(*SECRET_SETTINGS, "telnyx_public_key", mode="before")
     @classmethod

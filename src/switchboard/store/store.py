@@ -21,6 +21,7 @@ store's :class:`BatchWriter`. Reads are built in ``queries.py``; URLs and engine
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,7 @@ from switchboard.store.models import CallRow
 from switchboard.store.outbox import Outbox
 from switchboard.store.recorder import BatchWriter, CallRecorder
 from switchboard.store.records import CallDetail, CallPage, CallRecord, CallStatus, UsageRow
+from switchboard.store.spool import Spool
 from switchboard.store.writes import apply_batch
 
 __all__ = ["MAX_PAGE", "CallStore", "normalise_database_url"]
@@ -54,7 +56,10 @@ class CallStore:
         url: database URL (see :func:`normalise_database_url`).
         schema: PostgreSQL schema for the tables (created by ``migrate``); ignored for SQLite.
         flush_interval_s: longest a recorded item waits before its batch is committed.
-        max_pending: recorded items allowed to wait; beyond it new ones are dropped (counted).
+        max_pending: recorded items allowed to wait in memory; beyond it they are spooled to
+            ``spool_dir`` (without one they are dropped, counted).
+        spool_dir: where recorded items wait on disk while the database is unreachable, and
+            where a previous run's are found (see :mod:`switchboard.store.writer`).
         echo: log SQL (debugging).
     """
 
@@ -65,6 +70,7 @@ class CallStore:
         schema: str | None = None,
         flush_interval_s: float = 0.5,
         max_pending: int = 10_000,
+        spool_dir: str | os.PathLike[str] | None = None,
         echo: bool = False,
     ) -> None:
         database = connect(url, schema=schema, echo=echo)
@@ -74,7 +80,10 @@ class CallStore:
         self.engine: AsyncEngine = database.engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.writer = BatchWriter(
-            self._sessions, flush_interval_s=flush_interval_s, max_pending=max_pending
+            self._sessions,
+            flush_interval_s=flush_interval_s,
+            max_pending=max_pending,
+            spool=Spool(spool_dir) if spool_dir else None,
         )
         #: Webhook deliveries (written by ``EnqueueEvent`` ops; read and updated by a worker).
         self.outbox = Outbox(self._sessions)
@@ -83,7 +92,9 @@ class CallStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> CallStore:
-        """The store at ``settings.database_url`` (``SWITCHBOARD_DATABASE_URL``)."""
+        """The store at ``settings.database_url`` (``SWITCHBOARD_DATABASE_URL``), spooling to
+        ``SWITCHBOARD_STORE_SPOOL_DIR``."""
+        options.setdefault("spool_dir", settings.store_spool_dir or None)
         return cls(settings.database_url, **options)
 
     async def __aenter__(self) -> CallStore:
@@ -103,6 +114,7 @@ class CallStore:
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot migrate the call store: {exc}") from exc
         logger.info("call store ready (%s)", self.dialect)
+        self.writer.resume()  # writes a previous run spooled during an outage
 
     async def aclose(self) -> None:
         """Flush pending records, stop the writer and close connections."""
