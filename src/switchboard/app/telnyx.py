@@ -88,6 +88,8 @@ class TelnyxCall:
     streaming: bool = False
     #: the agent's ``carrier_codec`` in Telnyx's spelling (``OPUS``...), None for the default
     codec: str | None = None
+    #: the provider's PCM input rate: an OPUS stream is decoded/encoded at it (PreparedCall)
+    pcm_rate: int | None = None
 
     @property
     def stream_codec(self) -> StreamCodec:
@@ -244,6 +246,7 @@ class TelnyxRuntime:
             incoming.direction,
             wideband=prepared.wideband,
             codec=prepared.carrier_codec,
+            pcm_rate=prepared.pcm_rate,
         )
         self.calls[ccid] = call
         self.by_call_id[call.call_id] = call
@@ -322,7 +325,10 @@ async def telnyx_media(websocket: WebSocket) -> None:
         await websocket.close(code=1008, reason="invalid media token")
         return
     runtime = telnyx_runtime(state)
-    codec = TelnyxMediaCodec(l16_byteorder=runtime.l16_byteorder)  # outbound follows start
+    call = runtime.by_call_id.get(claims.call_id)
+    codec = TelnyxMediaCodec(  # outbound follows start
+        l16_byteorder=runtime.l16_byteorder, pcm_rate=call.pcm_rate if call else None
+    )
     await websocket.accept()
     try:
         started = await asyncio.wait_for(_await_start(websocket, codec), runtime.start_timeout_s)

@@ -267,6 +267,9 @@ class CallManager:
             provider=provider_name,
             wideband=spec.format is AudioFormat.PCM16,
             carrier_codec=agent.carrier_codec.upper() if agent.carrier_codec else None,
+            pcm_rate=provider.input_spec.sample_rate
+            if provider.input_spec.format is AudioFormat.PCM16
+            else None,
         )
 
     async def _connect(self, provider: BaseProvider, call_id: str) -> None:

@@ -198,7 +198,9 @@ class PreparedCall:
     the carrier route then ends the call politely (TwiML ``<Say>``+``<Hangup>`` / Telnyx hangup).
     ``wideband`` asks the carrier for L16 16 kHz where it can (Telnyx), because the provider
     gains from it; ``carrier_codec`` (Telnyx's name: ``PCMU``, ``PCMA``, ``L16``, ``OPUS``,
-    ``G722``), when set, is the stream codec the agent chose and overrides it.
+    ``G722``), when set, is the stream codec the agent chose and overrides it. ``pcm_rate`` is
+    the provider's PCM input rate (None when it takes G.711): an Opus stream is decoded and
+    encoded at that rate when Opus has it, so no resampler runs between carrier and provider.
     """
 
     call_id: str
@@ -208,6 +210,7 @@ class PreparedCall:
     provider: str | None = None
     wideband: bool = False
     carrier_codec: str | None = None
+    pcm_rate: int | None = None
 
 
 class MediaSocket(Protocol):

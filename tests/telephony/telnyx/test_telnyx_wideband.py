@@ -103,3 +103,21 @@ def test_pcmu_streams_are_untouched() -> None:
     assert events == [MediaReceived(payload=b"\xff" * 160, timestamp_ms=20, sequence=2)]
     sent = json.loads(codec.send_media(b"\x7f" * 160))
     assert base64.b64decode(sent["media"]["payload"]) == b"\x7f" * 160
+
+
+def test_opus_at_the_providers_rate_needs_no_resampler() -> None:
+    codec = TelnyxMediaCodec(pcm_rate=24000)  # OpenAI's PCM rate
+    (started,) = codec.receive(_start("OPUS", 16000))
+    assert isinstance(started, StreamStarted)
+    assert started.audio == AudioSpec(AudioFormat.PCM16, 24000)
+    pcm = voice(24000, 0.5)
+    heard = _heard(
+        codec, [_media(i + 1, p) for i, p in enumerate(OpusEncoder(24000).encode(pcm.tobytes()))]
+    )
+    assert aligned_snr_db(pcm, samples(heard), max_lag=600) >= 12.0
+    sent = json.loads(codec.send_media(pcm[:480].tobytes()))  # 20 ms at 24 kHz
+    packet = base64.b64decode(sent["media"]["payload"])
+    assert len(OpusDecoder(16000).decode(packet)) in range(600, 641)  # any rate decodes it
+    g722 = TelnyxMediaCodec(pcm_rate=24000)
+    (started,) = g722.receive(_start("G722", 8000))
+    assert isinstance(started, StreamStarted) and started.audio == PCM16K  # G.722 is 16 kHz

@@ -113,6 +113,8 @@ class TelnyxMediaCodec:
             ``stream_bidirectional_codec``. When None it follows ``start.media_format`` (we ask
             for the same codec both ways), PCMU 8 kHz until then. For L16 the caller passes
             little-endian PCM16 and the codec converts to ``l16_byteorder``.
+        pcm_rate: the PCM rate an ``OPUS`` stream is decoded to and encoded from (the
+            provider's, so nothing resamples); 16 kHz when None (see :mod:`.wideband`).
     """
 
     def __init__(
@@ -121,8 +123,10 @@ class TelnyxMediaCodec:
         reorder_window: int = 8,
         l16_byteorder: ByteOrder = "big",
         outbound_spec: AudioSpec | None = None,
+        pcm_rate: int | None = None,
     ) -> None:
         self.reorder_window = reorder_window
+        self.pcm_rate = pcm_rate
         self.l16_byteorder: ByteOrder = l16_byteorder
         self._follow_inbound = outbound_spec is None
         self.stream_id: str | None = None
@@ -225,10 +229,12 @@ class TelnyxMediaCodec:
             return [StreamError(code="unsupported_encoding", message=encoding)]
         if encoding.upper() in WIDEBAND_ENCODINGS:
             try:
-                self._wire = WireTranscoder(encoding, _int_or_none(fmt.get("sample_rate")))
+                rate = _int_or_none(fmt.get("sample_rate"))
+                self._wire = WireTranscoder(encoding, rate, pcm_rate=self.pcm_rate)
             except AudioError as exc:  # PyAV missing: the call cannot be heard
                 logger.error("Telnyx stream %s: %s", self.stream_id, exc)
                 return [StreamError(code="unsupported_encoding", message=f"{encoding}: {exc}")]
+            spec = self._wire.spec
         self.inbound_spec = spec
         self._swap_in = (
             self._wire is None

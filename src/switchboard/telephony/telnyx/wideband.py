@@ -7,14 +7,17 @@ sequence order, to PCM16 for the bridge and encodes the bridge's 20 ms PCM16 fra
 the rest of switchboard sees an ordinary PCM16 16 kHz stream. A lost payload is concealed
 (libopus PLC; silence for G.722, which has none in FFmpeg).
 
-Opus on the wire is 8 or 16 kHz audio (protocols: "OPUS 8/16k"); whatever ``sample_rate`` the
-``start`` names (RTP's Opus clock is always 48000), we decode at 16 kHz unless it says 8000.
+Opus on the wire is 8 or 16 kHz audio (protocols: "OPUS 8/16k"), but an Opus decoder gives any
+of 8/12/16/24/48 kHz and an encoder takes them: with ``pcm_rate`` (the provider's PCM rate,
+24 kHz for OpenAI) the stream is decoded and encoded at that rate, so nothing resamples between
+carrier and provider. Without it, whatever ``sample_rate`` the ``start`` names (RTP's Opus
+clock is always 48000), we use 16 kHz unless it says 8000.
 """
 
 from __future__ import annotations
 
 from switchboard.audio.g722 import G722_RATE, G722Decoder, G722Encoder
-from switchboard.audio.opus import OpusDecoder, OpusEncoder
+from switchboard.audio.opus import OPUS_RATES, OpusDecoder, OpusEncoder
 from switchboard.errors import LocalProtocolError
 from switchboard.media import AudioFormat, AudioSpec
 
@@ -24,10 +27,12 @@ __all__ = ["WIDEBAND_ENCODINGS", "WireTranscoder", "wideband_spec"]
 WIDEBAND_ENCODINGS = frozenset({"OPUS", "G722"})
 
 
-def wideband_spec(encoding: str, sample_rate: int | None) -> AudioSpec:
+def wideband_spec(encoding: str, sample_rate: int | None, pcm_rate: int | None = None) -> AudioSpec:
     """The PCM16 spec the bridge sees for a Telnyx ``OPUS``/``G722`` stream."""
     if encoding.upper() == "G722":
         return AudioSpec(AudioFormat.PCM16, G722_RATE)
+    if pcm_rate in OPUS_RATES:
+        return AudioSpec(AudioFormat.PCM16, pcm_rate)
     return AudioSpec(AudioFormat.PCM16, 8000 if sample_rate == 8000 else 16000)
 
 
@@ -43,9 +48,11 @@ class WireTranscoder:
 
     __slots__ = ("_decoder", "_encoder", "encoding", "spec")
 
-    def __init__(self, encoding: str, sample_rate: int | None = None) -> None:
+    def __init__(
+        self, encoding: str, sample_rate: int | None = None, *, pcm_rate: int | None = None
+    ) -> None:
         self.encoding = encoding.upper()
-        self.spec = wideband_spec(self.encoding, sample_rate)
+        self.spec = wideband_spec(self.encoding, sample_rate, pcm_rate)
         self._decoder: OpusDecoder | G722Decoder
         self._encoder: OpusEncoder | G722Encoder
         if self.encoding == "OPUS":
