@@ -102,7 +102,7 @@ def test_hangup_waits_for_goodbye_playout() -> None:
     core.start(0)
     out = core.function_call("c1", "end_call", {}, now=0)
     assert of(out, InvokeTool) == [InvokeTool("c1", "end_call", {})]
-    out = core.request_hangup("agent_ended", now=10)
+    out = core.request_hang_up("agent_ended", now=10)
     assert not of(out, HangUp)  # the goodbye has not even started
     core.agent_text("Goodbye!", final=True, now=20)
     core.agent_audio(frames(9), now=20)
@@ -168,7 +168,7 @@ def test_finish_records_unheard_part_as_interrupted() -> None:
 def test_tool_hangup_counts_only_the_reply_to_the_function_result() -> None:
     core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
     core.start(0)
-    core.request_hangup("agent_hangup", 10, goodbye="Bye now!", from_tool=True)
+    core.request_hang_up("agent_hangup", 10, goodbye="Bye now!", from_tool=True)
     # the response that carried the function call ends after the request: not the goodbye
     assert not of(core.response_done("completed", 12), HangUp)
     core.function_result_sent(15)
@@ -182,7 +182,7 @@ def test_tool_hangup_counts_only_the_reply_to_the_function_result() -> None:
 def test_silent_reply_to_end_call_makes_the_bridge_say_the_goodbye() -> None:
     core = BridgeCore(BridgeOptions(max_lead_ms=10_000))
     core.start(0)
-    core.request_hangup("agent_hangup", 10, goodbye="Bye now!", from_tool=True)
+    core.request_hang_up("agent_hangup", 10, goodbye="Bye now!", from_tool=True)
     core.function_result_sent(15)
     out = core.response_done("completed", 20)  # the model said nothing more
     assert of(out, Say) == [Say("Bye now!", "goodbye")]
@@ -303,7 +303,7 @@ def test_the_decided_hang_up_or_transfer_is_kept_for_the_carrier() -> None:
     core = BridgeCore()
     core.start(0)
     assert decided(core) is None
-    core.request_hangup("api_hangup", 10, after_reply=False)
+    core.request_hang_up("api_hangup", 10, after_reply=False)
     assert decided(core) == HangUp("api_hangup")
     core = BridgeCore()
     core.start(0)

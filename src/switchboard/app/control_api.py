@@ -142,10 +142,10 @@ async def place_call(body: PlaceCall, request: Request) -> PlacedCall:
 
 
 @control_router.post("/calls/{call_id}/hangup", response_model=Ack)
-async def hangup(call_id: str, request: Request) -> Ack:
+async def hang_up(call_id: str, request: Request) -> Ack:
     """Hang up a live call."""
     try:
-        await _manager(request).hangup(call_id)
+        await _manager(request).hang_up(call_id)
     except KeyError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {call_id}") from None
     return Ack(call_id=call_id, status="hanging-up")

@@ -219,7 +219,7 @@ class TelnyxRuntime:
                     "Telnyx stream failed for %s: %s", ccid, event.text("failure_reason")
                 )
                 assert self.adapter is not None
-                await self.adapter.end_call(ccid)
+                await self.adapter.hang_up(ccid)
             case other:
                 logger.info("ignoring Telnyx event %s", other)
 
@@ -238,7 +238,7 @@ class TelnyxRuntime:
         prepared = await self.state.calls.prepare(incoming)
         if not prepared.accepted:
             logger.info("Telnyx call %s refused: %s", ccid, prepared.reason)
-            await self.adapter.end_call(ccid)
+            await self.adapter.hang_up(ccid)
             return
         call = TelnyxCall(
             ccid,

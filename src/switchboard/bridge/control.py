@@ -71,7 +71,7 @@ class SessionCallControl:
         # grace period if nothing comes).
         s = self._session
         await s.apply(
-            s.core.request_hangup("agent_hangup", s.now(), goodbye=goodbye, from_tool=True)
+            s.core.request_hang_up("agent_hangup", s.now(), goodbye=goodbye, from_tool=True)
         )
 
     async def transfer(self, destination: str) -> None:

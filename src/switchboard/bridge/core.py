@@ -38,7 +38,7 @@ Turn latency
     reply released to the carrier: the latency the caller experiences at the carrier socket.
 
 Control
-    ``request_hangup``/``request_transfer`` wait until the reply that follows the request (the
+    ``request_hang_up``/``request_transfer`` wait until the reply that follows the request (the
     goodbye) has been played (its last mark acknowledged), or a grace period passed, then
     emit ``HangUp``/``TransferCall``. Silence: after ``silence_timeout_ms`` without caller speech
     or agent audio, ``Say(reprompt)``; after ``silence_hangup_ms``, hang up. The call's maximum
@@ -270,7 +270,7 @@ class BridgeCore:
         ]
 
     # -- control ---------------------------------------------------------------------------------
-    def request_hangup(
+    def request_hang_up(
         self,
         reason: str,
         now: float,

@@ -100,7 +100,7 @@ class _BoundCarrierControl:
         self._id = carrier_call_id
 
     async def hang_up(self) -> None:
-        await self._adapter.end_call(self._id)
+        await self._adapter.hang_up(self._id)
 
     async def transfer(self, destination: str) -> None:
         await self._adapter.transfer_call(self._id, destination)
@@ -476,7 +476,7 @@ class CallManager:
         """Live calls (a call whose record is being finalised is no longer live)."""
         return [active.summary() for active in self.calls.values() if not active.ending]
 
-    async def hangup(self, call_id: str) -> None:
+    async def hang_up(self, call_id: str) -> None:
         """Hang up a live call through its carrier.
 
         Raises:
@@ -486,11 +486,11 @@ class CallManager:
         session = active.session
         if session is not None:
             now = session.now()
-            await session.apply(session.core.request_hangup("api_hangup", now, after_reply=False))
+            await session.apply(session.core.request_hang_up("api_hangup", now, after_reply=False))
             return
         adapter = self.adapter(active.incoming.carrier)
         if adapter is not None:
-            await adapter.end_call(active.incoming.carrier_call_id)
+            await adapter.hang_up(active.incoming.carrier_call_id)
         await self._end(active, "api_hangup")
 
     async def transfer(self, call_id: str, destination: str) -> None:

@@ -62,7 +62,7 @@ class TelephonyAdapter(Protocol):
 
     async def answer_call(self, call_id: str, **options: Any) -> None: ...
 
-    async def end_call(self, call_id: str) -> None:
+    async def hang_up(self, call_id: str) -> None:
         """Hang up; a call that already ended counts as success."""
         ...
 

@@ -74,9 +74,9 @@ async def test_hangup_on_an_ended_call_is_success() -> None:
     async with TelnyxEmulator(api_key=KEY) as emu:
         adapter = TelnyxAdapter(api_key=KEY, base_url=emu.base_url)
         call = await emu.place_inbound_call(to="+1", from_="+2")
-        await adapter.end_call(call.call_control_id)
+        await adapter.hang_up(call.call_control_id)
         await call.wait(10)
-        await adapter.end_call(call.call_control_id)  # 422 / 90018: already ended
+        await adapter.hang_up(call.call_control_id)  # 422 / 90018: already ended
         with pytest.raises(TelephonyError) as info:
             await adapter.send_dtmf(call.call_control_id, "1")
         await adapter.aclose()

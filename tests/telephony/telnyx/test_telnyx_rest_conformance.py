@@ -83,7 +83,7 @@ async def test_every_command_the_adapter_sends_conforms() -> None:
             await adapter.send_dtmf(first, "12#")
             await adapter.stop_streaming(first, stream_id="1edb94f9-7ef0-4150-b502-e0ebadfd9491")
             await adapter.transfer_call(first, "sip:desk@example.com")
-            await adapter.end_call(second)
+            await adapter.hang_up(second)
             # nothing serves these URLs: the emulated callers' media legs fail afterwards
             codecs: list[tuple[StreamCodec, int]] = [("PCMU", 8000), ("L16", 16000)]
             for ccid, (codec, rate) in zip(streamed, codecs, strict=True):

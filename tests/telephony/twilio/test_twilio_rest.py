@@ -42,12 +42,12 @@ async def test_place_call_and_hang_up() -> None:
         try:
             sid = await adapter.place_call(to=TO, from_=FROM, twiml=HOLD)
             assert (await adapter.fetch_call(sid))["status"] == "in-progress"
-            await adapter.end_call(sid)
+            await adapter.hang_up(sid)
             [report] = await emu.wait_calls(timeout_s=5 * UNIT)
             assert report.outcome == "hangup by REST"
             assert (await adapter.fetch_call(sid))["status"] == "completed"
-            await adapter.end_call(sid)  # already ended: success
-            await adapter.end_call("CA" + "f" * 32)  # 404 / 20404: success
+            await adapter.hang_up(sid)  # already ended: success
+            await adapter.hang_up("CA" + "f" * 32)  # 404 / 20404: success
         finally:
             await adapter.aclose()
         create = emu.requests[0]
@@ -130,7 +130,7 @@ async def test_unreachable_and_unconfigured() -> None:
         account_sid="AC1", auth_token="t", base_url="http://127.0.0.1:9", timeout_s=2 * UNIT
     )
     with pytest.raises(TelephonyError, match="ConnectError"):
-        await adapter.end_call("CA1")
+        await adapter.hang_up("CA1")
     await adapter.aclose()
     with pytest.raises(ConfigError) as info:
         await TwilioAdapter(account_sid=None, auth_token=None).setup()

@@ -143,7 +143,7 @@ async def test_every_form_the_adapter_sends_conforms() -> None:
             sid = await adapter.place_call(to=TO, from_=FROM, twiml=hold)
             await adapter.send_dtmf(sid, "12#")
             await adapter.transfer_call(sid, "sip:desk@example.com", caller_id=FROM)
-            await adapter.end_call(sid)
+            await adapter.hang_up(sid)
         finally:
             await adapter.aclose()
     posts = [r for r in emu.requests if r.method == "POST"]

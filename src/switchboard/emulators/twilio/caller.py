@@ -148,7 +148,7 @@ class TwilioCaller:
         for d in digits:
             self.dtmf_queue.put_nowait(d)
 
-    def hangup(self) -> None:
+    def hang_up(self) -> None:
         """End the call (REST ``Status=completed``)."""
         self.control.hangup = True
         self.control.event.set()

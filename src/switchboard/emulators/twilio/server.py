@@ -139,7 +139,7 @@ class TwilioEmulator:
             live = [c for c in self.calls.values() if c.task is not None and not c.task.done()]
             for call in live:
                 if call.caller is not None:
-                    call.caller.hangup()
+                    call.caller.hang_up()
             await self.wait_calls(timeout_s=5.0)
             for call in live:
                 if call.task is not None and not call.task.done():
@@ -301,7 +301,7 @@ class TwilioEmulator:
         status = params.get("Status")
         if status in ("completed", "canceled"):
             if res["status"] not in _ENDED and call.caller is not None:
-                call.caller.hangup()
+                call.caller.hang_up()
             return JSONResponse(res)
         if status is not None:
             return _error(400, 21218, f"Invalid Status {status!r}")

@@ -71,7 +71,7 @@ class TelnyxAdapter:
         """``actions/answer``; ``options`` are body fields (``client_state``, ``stream_url``...)."""
         await self.command(call_id, "answer", options)
 
-    async def end_call(self, call_id: str) -> None:
+    async def hang_up(self, call_id: str) -> None:
         """``actions/hangup``; a call that already ended (422, code 90018) counts as success."""
         try:
             await self.command(call_id, "hangup", {})

@@ -104,7 +104,7 @@ class TwilioAdapter:
         """No-op: a Twilio call is answered by the TwiML our voice webhook returns."""
         logger.debug("answer_call(%s): answered by TwiML, nothing to do", call_id)
 
-    async def end_call(self, call_id: str) -> None:
+    async def hang_up(self, call_id: str) -> None:
         """Hang up (``Status=completed``); a call that already ended counts as success."""
         try:
             await self.update_call(call_id, Status="completed")
