@@ -46,7 +46,7 @@ async def running(tmp_path: Path, **env: str) -> AsyncIterator[tuple[str, FastAP
         }
     )
     app = create_app(settings)
-    async with LoopbackServer(app) as server:
+    async with LoopbackServer(app, ws_max_size=settings.ws_max_size) as server:
         yield server.base_url, app
 
 
@@ -132,6 +132,21 @@ async def test_api_checks_the_token_before_reading_and_bounds_the_body(tmp_path:
     defaults = load_settings()
     assert (defaults.api_max_body, defaults.webhook_max_body) == (256 * 1024, 64 * 1024)
     assert defaults.ws_max_size == 64 * 1024
+
+
+async def test_the_in_process_server_applies_the_websocket_limit_serve_does(
+    tmp_path: Path,
+) -> None:
+    # LoopbackServer(ws_max_size=settings.ws_max_size): tests meet the limit serve sets.
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with running(tmp_path, SWITCHBOARD_WS_MAX_SIZE="8192") as (base, _):
+        for message in ("x" * 9000, b"\x00" * 9000):  # over 8 KiB, text and binary
+            async with connect(f"ws{base[4:]}/v1/stream", additional_headers=auth) as socket:
+                await socket.send(message)
+                with anyio.fail_after(5 * UNIT), contextlib.suppress(ConnectionClosed):
+                    while True:
+                        await socket.recv()
+            assert socket.close_code == 1009  # message too big
 
 
 # -- item 7: /v1/stream validates before it connects -------------------------------------------

@@ -185,7 +185,7 @@ async def running_app(
     )
     manager_options.setdefault("agents", agent_book())
     app = create_app(settings, **manager_options)
-    async with LoopbackServer(app, sock=sock):
+    async with LoopbackServer(app, sock=sock, ws_max_size=settings.ws_max_size):
         yield base, settings, app
         # the caller's side can finish first: let the gateway finalise its records
         assert await app.state.switchboard.calls.wait_idle(10.0 * UNIT), "calls still live"

@@ -20,6 +20,9 @@ import uvicorn
 
 __all__ = ["LoopbackServer", "bind_loopback"]
 
+#: uvicorn's own default largest WebSocket message (16 MiB).
+_UVICORN_WS_MAX_SIZE = 16 * 1024 * 1024
+
 
 def bind_loopback(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A bound (not yet listening) TCP socket; ``getsockname()[1]`` is its port."""
@@ -49,6 +52,9 @@ class LoopbackServer:
         sock: a socket from :func:`bind_loopback` to use instead of binding here.
         lifespan: run the app's lifespan (``"on"``), or not (``"off"``: plain emulators).
         ssl_certfile, ssl_keyfile: serve TLS (``https``/``wss``).
+        ws_max_size: the largest WebSocket message accepted (larger: close 1009); None keeps
+            uvicorn's 16 MiB. Serving switchboard's app, pass ``settings.ws_max_size``, the
+            limit ``switchboard serve`` applies, so tests meet the same limit.
     """
 
     def __init__(
@@ -61,6 +67,7 @@ class LoopbackServer:
         lifespan: Literal["on", "off", "auto"] = "on",
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        ws_max_size: int | None = None,
     ) -> None:
         self.host = host
         self._sock = sock or bind_loopback(host, port)
@@ -75,6 +82,7 @@ class LoopbackServer:
             timeout_graceful_shutdown=1,
             ssl_certfile=ssl_certfile,
             ssl_keyfile=ssl_keyfile,
+            ws_max_size=_UVICORN_WS_MAX_SIZE if ws_max_size is None else ws_max_size,
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
