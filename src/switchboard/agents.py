@@ -16,6 +16,11 @@ Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``):
         limits: {max_call_seconds: 900, silence_timeout_s: 8, silence_hangup_s: 30}
         directory: {billing: "+15550100200", desk: "sip:desk@pbx.example.com"}
         transfer_allow: ["+1415*", "sip:*@pbx.example.com"]
+        webhooks: {url: "https://crm.example.com/hooks", events: [call.ended, call.analyzed]}
+        analysis:                       # after the call, by a text LLM (docs/integrations.md)
+          summary: true
+          success: the caller got an appointment
+          extract: {type: object, properties: {name: {type: string}}, required: [name]}
 
 ``transfer_call`` dials only the ``directory``'s destinations (by name or value) and what
 ``transfer_allow`` lists (exact numbers, ``+prefix*``, SIP users or hosts; see
@@ -46,6 +51,8 @@ from pydantic import (
 
 from switchboard.audio.files import read_audio_file
 from switchboard.errors import AudioError, ConfigError
+from switchboard.integrations.analysis import AnalysisSpec
+from switchboard.integrations.events import WebhookTarget
 from switchboard.media import AudioSpec
 from switchboard.providers.base import SessionConfig
 from switchboard.providers.registry import ProviderType, Requirements
@@ -149,6 +156,11 @@ class Agent(_Strict):
     #: anything neither here nor in ``directory`` is refused.
     transfer_allow: list[AllowEntryText] = Field(default_factory=list)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    #: This agent's own event receiver (besides ``SWITCHBOARD_WEBHOOK_URL``): ``{url, events}``,
+    #: signed with ``SWITCHBOARD_WEBHOOK_SECRET`` (docs/integrations.md).
+    webhooks: WebhookTarget | None = None
+    #: Post-call analysis by a text LLM: ``{summary, success, extract, provider, model}``.
+    analysis: AnalysisSpec | None = None
     #: Audio to the provider: ``auto`` passes G.711 through where the provider takes it;
     #: ``pcm16`` forces the provider's PCM (24 kHz on OpenAI: a resampler each way).
     provider_audio: Literal["auto", "pcm16"] = "auto"

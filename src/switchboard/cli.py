@@ -5,7 +5,7 @@ Commands::
     switchboard serve [--host H] [--port P]          run the gateway
     switchboard providers [--json]                   list providers and whether they are configured
     switchboard emulate NAME [--port P] [--script F] run a service emulator (openai, gemini,
-                                                     deepgram, twilio, telnyx)
+                                                     deepgram, twilio, telnyx, openai-chat)
     switchboard call --carrier C --server URL --audio in.wav [--out heard.wav]
                                                      place a simulated carrier call
     switchboard calls [--status S] [--limit N]       list call records
@@ -29,13 +29,14 @@ from switchboard.errors import SwitchboardError
 
 __all__ = ["main"]
 
-EMULATORS = ("openai", "gemini", "deepgram", "twilio", "telnyx")
+EMULATORS = ("openai", "gemini", "deepgram", "twilio", "telnyx", "openai-chat")
 _EMULATOR_MODULES = {
     "openai": "switchboard.emulators.openai_realtime",
     "gemini": "switchboard.emulators.gemini",
     "deepgram": "switchboard.emulators.deepgram",
     "twilio": "switchboard.emulators.twilio",
     "telnyx": "switchboard.emulators.telnyx",
+    "openai-chat": "switchboard.emulators.openai_chat",
 }
 
 

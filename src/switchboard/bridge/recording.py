@@ -3,6 +3,12 @@
 Every method but ``create`` and ``finalize`` returns at once: writes go through the store's
 :class:`~switchboard.store.CallRecorder`, whose background writer batches and commits them, so
 audio never waits on the database and a crash mid-call leaves what happened so far readable.
+
+The sink also reports the call's lifecycle to the integrations (docs/integrations.md): each
+webhook event (``call.started``, ``call.answered``, ``call.transferred``, ``call.failover``,
+``tool.failed``, ``call.ended``) is an op queued in one group with the record change it reports,
+so both commit together; the delivery worker sends it. The end also asks for the agent's
+post-call analysis. The bridge core knows nothing of this.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ from typing import Any
 
 from switchboard.catalog import Catalog
 from switchboard.cost import estimate_call_cost
+from switchboard.integrations.events import EventType
+from switchboard.integrations.service import CallIntegrations
 from switchboard.media import Usage
-from switchboard.store import CallRecorder, CallStore
+from switchboard.store import CallRecorder, CallStore, ops
 from switchboard.store.models import utcnow
 from switchboard.tools import ToolResult
 
@@ -26,9 +34,12 @@ logger = logging.getLogger(__name__)
 class CallRecordSink:
     """A :class:`~switchboard.bridge.session.CallSink` that records into a :class:`CallStore`."""
 
-    def __init__(self, store: CallStore, call_id: str) -> None:
+    def __init__(
+        self, store: CallStore, call_id: str, integrations: CallIntegrations | None = None
+    ) -> None:
         self.store = store
         self.call_id = call_id
+        self.integrations = integrations or CallIntegrations()
         self.recorder: CallRecorder = store.recorder(call_id)
         self.total_usage = Usage()
         self._t0_ms = time.monotonic() * 1000.0
@@ -41,8 +52,9 @@ class CallRecordSink:
         Returns False (and logs why) when the store cannot be written: a call is worth more than
         its record, so the caller takes the call anyway.
         """
+        started = self._event("call.started", _started_data(fields))
         try:
-            await self.store.create_call(call_id=self.call_id, **fields)
+            await self.store.create_call(call_id=self.call_id, also=started, **fields)
         except Exception as exc:
             logger.error("call %s: cannot create the call record: %s", self.call_id, exc)
             return False
@@ -54,7 +66,10 @@ class CallRecordSink:
 
     def answered(self) -> None:
         self._answered_ms = time.monotonic() * 1000.0
-        self.recorder.record_update(status="in-progress", answered_at=utcnow())
+        at = utcnow()
+        update = ops.UpdateCall(self.call_id, {"status": "in-progress", "answered_at": at})
+        answered = self._event("call.answered", {"answered_at": at.isoformat()})
+        self.recorder.record(ops.Group((update, *answered)) if answered else update)
         self.recorder.record_timeline("media.started")
 
     # -- CallSink ----------------------------------------------------------------------------------
@@ -66,13 +81,29 @@ class CallRecordSink:
         )
 
     def timeline(self, kind: str, at_ms: float, data: dict[str, Any] | None = None) -> None:
-        self.recorder.record_timeline(kind, {**(data or {}), "t_ms": self._offset(at_ms)})
+        event = _TIMELINE_EVENTS.get(kind)
+        also = self._event(event, dict(data or {})) if event is not None else ()
+        self.recorder.record_timeline(
+            kind, {**(data or {}), "t_ms": self._offset(at_ms)}, also=also
+        )
 
     def turn_latency(self, turn: int, latency_ms: float) -> None:
         self.recorder.record_turn_latency(turn, round(latency_ms, 1))
 
     def tool_call(self, result: ToolResult, at_ms: float) -> None:
-        self.recorder.record_tool_result(result)
+        failed: tuple[ops.SingleOp, ...] = ()
+        if not result.ok:
+            failed = self._event(
+                "tool.failed",
+                {
+                    "name": result.name,
+                    "arguments": dict(result.arguments or {}),
+                    "error": result.error,
+                    "duration_ms": round(result.duration_ms, 1),
+                    "tool_call_id": result.call_id,
+                },
+            )
+        self.recorder.record_tool_result(result, also=failed)
 
     def usage(self, usage: Usage) -> None:
         self.total_usage = self.total_usage + usage
@@ -104,7 +135,36 @@ class CallRecordSink:
             carrier=carrier,
             carrier_seconds=seconds,
         )
+        also = self._event("call.ended", {}, with_record=True)
+        spec = self.integrations.analysis
+        if spec is not None:
+            urls = self.integrations.routes.urls("call.analyzed")
+            request = {"spec": spec.model_dump(mode="json"), "urls": list(urls)}
+            also += (ops.RequestAnalysis(self.call_id, request),)
         try:
-            await self.recorder.finalize(status, end_reason, self.total_usage, cost)
+            await self.recorder.finalize(status, end_reason, self.total_usage, cost, also=also)
         except Exception as exc:  # the record must not take the call's cleanup down with it
             logger.error("call %s: could not finalise the record: %s", self.call_id, exc)
+        else:
+            self.integrations.ended()
+
+    def _event(
+        self, event_type: EventType, data: dict[str, Any], *, with_record: bool = False
+    ) -> tuple[ops.SingleOp, ...]:
+        """The op queuing ``event_type`` for the call's receivers (none: an empty tuple)."""
+        op = self.integrations.routes.event(self.call_id, event_type, data, with_record=with_record)
+        return (op,) if op is not None else ()
+
+
+#: Timeline kinds that are also webhook events.
+_TIMELINE_EVENTS: dict[str, EventType] = {
+    "call.transferred": "call.transferred",
+    "provider.failover": "call.failover",
+}
+
+
+def _started_data(fields: dict[str, Any]) -> dict[str, Any]:
+    """``call.started``'s data from the record's fields."""
+    names = {"from_number": "from", "to_number": "to"}
+    keep = ("carrier", "carrier_call_id", "direction", "from_number", "to_number", "agent")
+    return {names.get(key, key): fields.get(key) for key in (*keep, "provider", "model")}

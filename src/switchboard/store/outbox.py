@@ -53,7 +53,9 @@ _ERROR_CHARS = 500  # what is kept of a receiver's error (the body is the receiv
 def _json_default(value: object) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    # An event must never fail the record change it is written with: a value JSON cannot
+    # carry (a tool's odd argument) is sent as its text.
+    return str(value)
 
 
 def event_body(event_type: str, at: datetime, data: Mapping[str, Any]) -> str:

@@ -70,9 +70,11 @@ class CallRecorder:
         duration_ms: float,
         provider_call_id: str | None = None,
         at: datetime | None = None,
+        also: tuple[ops.SingleOp, ...] = (),
     ) -> None:
-        """A tool invocation (``result`` is what went back to the model)."""
-        self._writer.submit(
+        """A tool invocation (``result`` is what went back to the model); ``also`` (the
+        ``tool.failed`` event) commits with it."""
+        self._submit(
             ops.AddToolCall(
                 self.call_id,
                 name,
@@ -82,10 +84,13 @@ class CallRecorder:
                 duration_ms=duration_ms,
                 provider_call_id=provider_call_id,
                 at=at or utcnow(),
-            )
+            ),
+            also,
         )
 
-    def record_tool_result(self, result: ToolResult) -> None:
+    def record_tool_result(
+        self, result: ToolResult, *, also: tuple[ops.SingleOp, ...] = ()
+    ) -> None:
         """Shortcut for :meth:`record_tool_call` from a registry's :class:`ToolResult`."""
         self.record_tool_call(
             result.name,
@@ -94,17 +99,27 @@ class CallRecorder:
             ok=result.ok,
             duration_ms=result.duration_ms,
             provider_call_id=result.call_id,
+            also=also,
         )
 
     def record_timeline(
-        self, kind: str, data: Mapping[str, Any] | None = None, *, at: datetime | None = None
+        self,
+        kind: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+        also: tuple[ops.SingleOp, ...] = (),
     ) -> None:
-        """A lifecycle event (``answered``, ``barge_in``...); ``data`` is made JSON-safe."""
-        self._writer.submit(ops.AddTimeline(self.call_id, kind, _json(data), at or utcnow()))
+        """A lifecycle event (``answered``, ``barge_in``...); ``data`` is made JSON-safe.
+        ``also`` (a webhook event reporting it) commits with it."""
+        self._submit(ops.AddTimeline(self.call_id, kind, _json(data), at or utcnow()), also)
 
     def record_turn_latency(self, turn: int, latency_ms: float) -> None:
         """Caller stopped speaking → first agent audio, for turn number ``turn``."""
         self._writer.submit(ops.AddTurnLatency(self.call_id, turn, latency_ms))
+
+    def _submit(self, op: ops.SingleOp, also: tuple[ops.SingleOp, ...]) -> None:
+        self._writer.submit(ops.Group((op, *also)) if also else op)
 
     def record(self, op: ops.Op) -> None:
         """Queue any op (e.g. an :class:`~switchboard.store.ops.Group` of a change and the
@@ -133,7 +148,7 @@ class CallRecorder:
         final = ops.FinalizeCall(
             self.call_id, status, end_reason, usage, cost, error, ended_at or utcnow()
         )
-        self._writer.submit(ops.Group((final, *also)) if also else final)
+        self._submit(final, also)
         await self._writer.flush()
 
 

@@ -8,7 +8,10 @@ model turn, scripted:
   ``functionCall`` part (id ``fc_<n>`` unless ``call_ids=False``), otherwise its ``say`` is
   streamed as several text chunks;
 * the last content carries ``functionResponse`` parts → the ``say`` of the turn that made the
-  call (matched by id, or by name when ids are off).
+  call (matched by id, or by name when ids are off);
+* ``generationConfig.responseMimeType: application/json`` (structured output) → the next turn's
+  ``say`` when it is JSON, else an instance of ``responseJsonSchema``/``responseSchema``
+  (:mod:`..schema_fill`); a schema without the JSON MIME type is refused with 400.
 
 Each chunk is a ``GenerateContentResponse``; the last adds ``finishReason: STOP`` and
 ``usageMetadata``. Bad requests get Google's error JSON
@@ -41,6 +44,7 @@ from switchboard.emulators.gemini.models import (
     thinking_error,
     thought_signature,
 )
+from switchboard.emulators.schema_fill import fill
 
 __all__ = ["RestCore", "RestReply", "google_error"]
 
@@ -79,6 +83,43 @@ def get(obj: Mapping[str, Any], camel: str, default: Any = None) -> Any:
         return obj[camel]
     snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
     return obj.get(snake, default)
+
+
+def _response_schema(generation: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    schema = get(generation, "responseJsonSchema")
+    if schema is None:
+        schema = get(generation, "responseSchema")
+    return schema if isinstance(schema, Mapping) else None
+
+
+def _structured_output_error(generation: Mapping[str, Any]) -> str | None:
+    """Why a structured-output request is refused (400), or None.
+
+    The service takes ``responseJsonSchema`` (JSON Schema) or ``responseSchema`` (its OpenAPI
+    subset), not both, and only with ``responseMimeType: application/json``
+    (ai.google.dev/gemini-api/docs/structured-output; the wording is UNCONFIRMED).
+    """
+    json_schema = get(generation, "responseJsonSchema")
+    schema = get(generation, "responseSchema")
+    if json_schema is not None and schema is not None:
+        return "responseSchema and responseJsonSchema cannot both be set."
+    chosen = json_schema if json_schema is not None else schema
+    if chosen is None:
+        return None
+    if not isinstance(chosen, Mapping):
+        return "* GenerationConfig.response_json_schema: must be a JSON object"
+    if get(generation, "responseMimeType") != "application/json":
+        return "response_mime_type must be application/json when a response schema is set."
+    return None
+
+
+def _json_answer(say: str, schema: Mapping[str, Any] | None) -> str:
+    """The scripted ``say`` when it is JSON; else an instance of ``schema`` (structured output)."""
+    try:
+        json.loads(say)
+    except ValueError:
+        return json.dumps(fill(schema) if schema is not None else {})
+    return say
 
 
 def google_error(code: int, message: str) -> dict[str, Any]:
@@ -151,6 +192,9 @@ class RestCore:
             return RestReply(400, error=google_error(400, str(exc)))
         thinking = get(get(body, "generationConfig") or {}, "thinkingConfig") or {}
         refused = thinking_error(model, thinking)
+        if refused is not None:
+            return RestReply(400, error=google_error(400, refused))
+        refused = _structured_output_error(get(body, "generationConfig") or {})
         if refused is not None:
             return RestReply(400, error=google_error(400, refused))
         self.requests.append(body)
@@ -245,6 +289,9 @@ class RestCore:
                     say = turn.say
             return self._text_chunks(model, say or "Done.")
         turn = self.script.next_turn()
+        generation = get(body, "generationConfig") or {}
+        if get(generation, "responseMimeType") == "application/json":
+            return self._text_chunks(model, _json_answer(turn.say, _response_schema(generation)))
         if turn.tool is not None:
             declared = {
                 d.get("name")

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
 
 from switchboard.config import Settings
-from switchboard.errors import ConfigError, ProviderError
+from switchboard.errors import ConfigError, ProviderError, RemoteProtocolError
+from switchboard.media import Usage
 from switchboard.providers.gemini_text.codec import StreamDecoder, request_body
-from switchboard.providers.pipeline.components import ChatMessage, LLMEvent
+from switchboard.providers.pipeline.components import (
+    ChatMessage,
+    LLMDone,
+    LLMEvent,
+    LLMFunctionCall,
+    LLMTextDelta,
+)
 
 __all__ = ["GeminiTextLLM"]
 
@@ -85,10 +92,12 @@ class GeminiTextLLM:
         history: list[ChatMessage],
         tools: list[dict[str, Any]],
         temperature: float | None = None,
+        response_json_schema: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[LLMEvent]:
         """Generate the next assistant turn as text deltas, function calls, then ``LLMDone``.
 
-        Cancelling the consuming task closes the HTTP stream at once.
+        Cancelling the consuming task closes the HTTP stream at once. ``response_json_schema``
+        asks for structured output (see :meth:`generate_json`).
 
         Raises:
             ProviderError: HTTP error status (with the status and Google's message), transport
@@ -102,6 +111,7 @@ class GeminiTextLLM:
             temperature=temperature,
             thinking_budget=self.thinking_budget,
             include_thoughts=self.include_thoughts,
+            response_json_schema=response_json_schema,
         )
         headers = {"x-goog-api-key": self._key, "Content-Type": "application/json"}
         decoder = StreamDecoder()
@@ -124,6 +134,46 @@ class GeminiTextLLM:
             yield event
         if decoder.thought_chars:
             logger.debug("< thought summaries model=%s chars=%d", self.model, decoder.thought_chars)
+
+    async def generate_json(
+        self,
+        *,
+        system_prompt: str,
+        prompt: str,
+        schema: Mapping[str, Any],
+        temperature: float | None = 0.0,
+    ) -> tuple[str, Usage]:
+        """One structured-output answer: JSON text the service constrained to ``schema``
+        (the caller still validates it), and the tokens it cost.
+
+        Raises:
+            ProviderError: as :meth:`stream`, or the answer was cut off (``MAX_TOKENS``...).
+            RemoteProtocolError: a malformed stream, or a function call instead of text.
+        """
+        parts: list[str] = []
+        done: LLMDone | None = None
+        history = [ChatMessage("user", prompt)]
+        async for event in self.stream(
+            system_prompt=system_prompt,
+            history=history,
+            tools=[],
+            temperature=temperature,
+            response_json_schema=schema,
+        ):
+            match event:
+                case LLMTextDelta(text=text):
+                    parts.append(text)
+                case LLMDone():
+                    done = event
+                case LLMFunctionCall():
+                    raise RemoteProtocolError("Gemini answered a JSON request with a call")
+        if done is not None and done.finish_reason not in (None, "STOP"):
+            raise ProviderError(f"Gemini stopped early: {done.finish_reason}", fatal=False)
+        usage = Usage(
+            input_text_tokens=done.input_tokens if done else 0,
+            output_text_tokens=done.output_tokens if done else 0,
+        )
+        return "".join(parts), usage
 
     async def aclose(self) -> None:
         """Close the HTTP client if this object created it."""

@@ -109,6 +109,7 @@ def request_body(
     temperature: float | None = None,
     thinking_budget: int | None = None,
     include_thoughts: bool = False,
+    response_json_schema: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON body of a ``streamGenerateContent`` request.
 
@@ -120,6 +121,9 @@ def request_body(
         thinking_budget: ``generationConfig.thinkingConfig.thinkingBudget`` when given (thinking
             models only; ``gemini-2.5-pro`` takes 128..32768 and refuses 0).
         include_thoughts: ask for thought summaries (``thinkingConfig.includeThoughts``).
+        response_json_schema: structured output: the answer is JSON valid against this JSON
+            Schema (``responseMimeType: application/json`` + ``responseJsonSchema``;
+            ai.google.dev/gemini-api/docs/structured-output).
     """
     body: dict[str, Any] = {"contents": _contents(history)}
     if system_prompt:
@@ -138,6 +142,9 @@ def request_body(
         thinking["includeThoughts"] = True
     if thinking:
         generation["thinkingConfig"] = thinking
+    if response_json_schema is not None:
+        generation["responseMimeType"] = "application/json"
+        generation["responseJsonSchema"] = dict(response_json_schema)
     if generation:
         body["generationConfig"] = generation
     return body
