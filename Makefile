@@ -9,7 +9,7 @@ EXTRAS ?= dev,postgres,local,otel,codecs,cluster
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 20
 
-.PHONY: demo test lint typecheck unit serve bench clean fuzz
+.PHONY: demo test lint typecheck unit serve bench soak clean fuzz
 
 $(STAMP): pyproject.toml setup.py src/switchboard/audio/_g711.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/audio.py
+
+# The long soak (100 calls x 15 min, ~16 min); `make test` runs the short one (40 x 60 s).
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
