@@ -51,6 +51,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from switchboard.errors import ToolError
 from switchboard.tools.context import ToolContext
+from switchboard.tools.schema import inline_refs, strip_titles
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -160,57 +161,6 @@ def _doc_parts(func: Callable[..., Any]) -> tuple[str, dict[str, str]]:
     return summary, params
 
 
-def _strip_titles(schema: Any) -> Any:
-    """Drop pydantic's generated ``title`` keys (noise for the model), keeping property names."""
-    if isinstance(schema, list):
-        return [_strip_titles(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key == "title" and isinstance(value, str):
-            continue
-        if key in ("properties", "$defs") and isinstance(value, dict):
-            out[key] = {name: _strip_titles(sub) for name, sub in value.items()}
-        else:
-            out[key] = _strip_titles(value)
-    return out
-
-
-def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """Replace ``{"$ref": "#/$defs/X"}`` by the definition, so schemas are self-contained.
-
-    Gemini's ``Schema`` dialect has no ``$ref``; OpenAI accepts both forms. A recursive model
-    cannot be inlined: its schema is returned unchanged, ``$defs`` included.
-    """
-    defs = schema.get("$defs")
-    if not isinstance(defs, dict):
-        return schema
-
-    class _Recursive(Exception):
-        pass
-
-    def walk(node: Any, seen: tuple[str, ...]) -> Any:
-        if isinstance(node, list):
-            return [walk(item, seen) for item in node]
-        if not isinstance(node, dict):
-            return node
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            name = ref[len("#/$defs/") :]
-            if name in seen or name not in defs:
-                raise _Recursive(name)
-            rest = {k: v for k, v in node.items() if k != "$ref"}
-            return {**walk(defs[name], (*seen, name)), **walk(rest, seen)}
-        return {k: walk(v, seen) for k, v in node.items() if k != "$defs"}
-
-    try:
-        inlined: dict[str, Any] = walk(schema, ())
-    except _Recursive:
-        return schema
-    return inlined
-
-
 def _build(
     func: Callable[..., Any], *, name: str | None, description: str | None, timeout_s: float | None
 ) -> Tool:
@@ -247,7 +197,7 @@ def _build(
     model_name = "".join(part.title() for part in re.split(r"[_-]", tool_name)) + "Arguments"
     try:
         model = create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
-        parameters = _inline_refs(_strip_titles(model.model_json_schema()))
+        parameters = inline_refs(strip_titles(model.model_json_schema()))
     except Exception as exc:  # pydantic cannot build a schema for some annotation
         raise ToolError(f"tool {tool_name!r}: cannot build a JSON schema: {exc}") from exc
     parameters.setdefault("properties", {})
