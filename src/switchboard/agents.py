@@ -11,8 +11,14 @@ Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``):
         provider: openai                # or strategy: balanced / requirements: {...}
         model: gpt-realtime             # the session model (default: the provider's)
         # llm_model: gemini-2.5-pro     # with provider: deepgram, the pipeline's LLM
-        tools: [end_call, lookup_order]
+        tools:                          # Python tools by name, HTTP tools declared here
+          - end_call
+          - name: lookup_order          # an HTTP tool (docs/integrations.md#http-tools)
+            description: Find an order by its number
+            parameters: {type: object, properties: {order_id: {type: string}}}
+            http: {url: "https://api.example.com/voice/lookup", headers: {X-Api-Key: "${MYCO_KEY}"}}
         tool_modules: ["myco.tools"]    # import paths of user @tool modules
+        variables: {shop: "the shop"}   # defaults of the call's {{name}} variables
         limits: {max_call_seconds: 900, silence_timeout_s: 8, silence_hangup_s: 30}
         directory: {billing: "+15550100200", desk: "sip:desk@pbx.example.com"}
         transfer_allow: ["+1415*", "sip:*@pbx.example.com"]
@@ -21,6 +27,10 @@ Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``):
           summary: true
           success: the caller got an appointment
           extract: {type: object, properties: {name: {type: string}}, required: [name]}
+
+``{{name}}`` in ``system_prompt`` and ``greeting`` is replaced per call by the call's variables
+(:meth:`Agent.with_variables`; docs/integrations.md#per-call-variables). ``${VAR}`` in an HTTP
+tool's ``url`` and header values is replaced from the environment when the file is loaded.
 
 ``transfer_call`` dials only the ``directory``'s destinations (by name or value) and what
 ``transfer_allow`` lists (exact numbers, ``+prefix*``, SIP users or hosts; see
@@ -33,10 +43,10 @@ dotted key path of each problem (``agents.sales.limits.max_call_seconds``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -50,15 +60,21 @@ from pydantic import (
 )
 
 from switchboard.audio.files import read_audio_file
-from switchboard.errors import AudioError, ConfigError
+from switchboard.config import environment
+from switchboard.errors import AudioError, ConfigError, ToolError
 from switchboard.integrations.analysis import AnalysisSpec
 from switchboard.integrations.events import WebhookTarget
+from switchboard.integrations.http_config import ENVIRON_CONTEXT, HttpToolConfig
+from switchboard.integrations.variables import CallVariables, merged, render
 from switchboard.media import AudioSpec
 from switchboard.providers.base import SessionConfig
 from switchboard.providers.registry import ProviderType, Requirements
 from switchboard.telephony.dialplan import DialPlan, parse_allow_entry, parse_destination
 from switchboard.tools.builtin import builtin_registry
-from switchboard.tools.registry import ToolRegistry
+from switchboard.tools.registry import Tool, ToolRegistry
+
+if TYPE_CHECKING:
+    from switchboard.integrations.http_tools import HttpToolClient
 
 __all__ = ["Agent", "AgentBook", "AgentLimits", "normalise_number"]
 
@@ -140,8 +156,11 @@ class Agent(_Strict):
     #: The LLM of a segmented pipeline (one of its ``llm_models`` in providers.yaml, e.g.
     #: ``gemini-2.5-pro`` for ``deepgram``); speech-to-speech providers refuse it at creation.
     llm_model: str | None = None
-    tools: list[str] = Field(default_factory=list)
+    #: Python tools by name (built-ins and ``tool_modules``), and HTTP tools declared in place.
+    tools: list[str | HttpToolConfig] = Field(default_factory=list)
     tool_modules: list[str] = Field(default_factory=list)
+    #: Defaults of the call's variables (``{{name}}``); a call's own variables win.
+    variables: CallVariables = Field(default_factory=dict)
     limits: AgentLimits = AgentLimits()
     reprompt: str | None = "Are you still there?"
     goodbye: str = "Thank you for calling. Goodbye!"
@@ -183,6 +202,15 @@ class Agent(_Strict):
                 raise ValueError(str(exc)) from exc
         return value
 
+    @field_validator("tools")
+    @classmethod
+    def _unique_tools(cls, value: list[str | HttpToolConfig]) -> list[str | HttpToolConfig]:
+        names = [item if isinstance(item, str) else item.name for item in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"tools named more than once: {', '.join(twice)}")
+        return value
+
     @field_validator("requirements")
     @classmethod
     def _known_requirements(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -205,18 +233,61 @@ class Agent(_Strict):
             data.setdefault("strategy", self.strategy)
         return Requirements.from_mapping(data)
 
-    def tool_registry(self, base: ToolRegistry | None = None) -> ToolRegistry:
-        """The tools this agent may call: built-ins plus ``tool_modules``, narrowed to ``tools``.
+    @property
+    def http_tools(self) -> list[HttpToolConfig]:
+        """The HTTP tools declared in ``tools``."""
+        return [item for item in self.tools if isinstance(item, HttpToolConfig)]
+
+    def tool_registry(
+        self, base: ToolRegistry | None = None, *, http: HttpToolClient | None = None
+    ) -> ToolRegistry:
+        """The tools this agent may call, in the order of ``tools``: built-ins and
+        ``tool_modules`` by name, and the HTTP tools declared there.
 
         Args:
             base: a registry to start from instead of the built-ins (already holding user tools).
+            http: sends the HTTP tools' requests; required when the agent declares any.
 
         Raises:
-            ToolError: a tool module cannot be loaded or a tool name is unknown.
+            ToolError: a tool module cannot be loaded, a tool name is unknown, or HTTP tools
+                are declared and ``http`` is None.
         """
         registry = base if base is not None else builtin_registry()
         registry.load_import_paths(self.tool_modules)
-        return registry.subset(self.tools)
+        python = registry.subset(item for item in self.tools if isinstance(item, str))
+        tools: list[Tool] = []
+        for item in self.tools:
+            if isinstance(item, str):
+                tools.append(python.get(item))
+            elif http is None:
+                raise ToolError(f"agent {self.name!r} has HTTP tools: they need an HTTP client")
+            else:
+                tools.append(http.tool(item))
+        return ToolRegistry(tools)
+
+    def with_variables(self, variables: Mapping[str, str] | None) -> tuple[Agent, tuple[str, ...]]:
+        """This agent for one call: ``variables`` over its defaults, substituted for
+        ``{{name}}`` in ``system_prompt`` and ``greeting``.
+
+        Returns:
+            The call's agent (its ``variables`` are the merged ones) and the names of the
+            placeholders no variable was given for (they became empty text).
+
+        Raises:
+            ValueError: the merged variables are invalid (too many, too long...).
+        """
+        values = merged(self.variables, variables)
+        prompt = render(self.system_prompt, values)
+        greeting = render(self.greeting, values) if self.greeting is not None else None
+        missing = tuple(dict.fromkeys(prompt.missing + (greeting.missing if greeting else ())))
+        agent = self.model_copy(
+            update={
+                "system_prompt": prompt.text,
+                "greeting": greeting.text if greeting is not None else None,
+                "variables": values,
+            }
+        )
+        return agent, missing
 
     def session_config(
         self,
@@ -279,8 +350,15 @@ class AgentBook:
                 self._by_number[number] = agent
 
     @classmethod
-    def load(cls, path: Path | None = None) -> AgentBook:
+    def load(
+        cls, path: Path | None = None, *, environ: Mapping[str, str] | None = None
+    ) -> AgentBook:
         """Load and validate an agents file (the packaged ``agents.yaml`` when ``path`` is None).
+
+        Args:
+            path: the file.
+            environ: what ``${VAR}`` in HTTP tools expands from; the process environment and
+                ``.env`` (:func:`switchboard.config.environment`) when omitted.
 
         Raises:
             ConfigError: the file is unreadable, not YAML, or invalid; the message names the file
@@ -305,12 +383,13 @@ class AgentBook:
             raise ConfigError(f"{where}: {_problems(exc, ())}") from exc
         agents: list[Agent] = []
         problems: list[str] = []
+        context = {ENVIRON_CONTEXT: environment() if environ is None else environ}
         for name, body in parsed.agents.items():
             if "name" in body and body["name"] != name:
                 problems.append(f"agents.{name}.name: differs from its key")
                 continue
             try:
-                agents.append(Agent.model_validate({**body, "name": name}))
+                agents.append(Agent.model_validate({**body, "name": name}, context=context))
             except ValidationError as exc:
                 problems.append(_problems(exc, ("agents", name)))
         if problems:

@@ -10,10 +10,12 @@ Websocket URLs derive from the HTTP base URLs (``http→ws``, ``https→wss``), 
 from __future__ import annotations
 
 import logging
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -21,7 +23,14 @@ from switchboard.catalog import Catalog, load_catalog
 from switchboard.errors import ConfigError
 from switchboard.telephony.dialplan import DialPlan
 
-__all__ = ["SECRET_MINIMUMS", "SECRET_SETTINGS", "Settings", "http_to_ws", "load_settings"]
+__all__ = [
+    "SECRET_MINIMUMS",
+    "SECRET_SETTINGS",
+    "Settings",
+    "environment",
+    "http_to_ws",
+    "load_settings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +186,15 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=120, alias="SWITCHBOARD_WEBHOOK_TIMEOUT_S"
     )
 
+    # Routing by the user's service (docs/integrations.md#routing-by-your-service)
+    #: Asked (a signed POST) which agent and variables answer each inbound call; on a timeout
+    #: or an error the call is routed by agents.yaml and the reason is on its timeline.
+    agent_request_url: str | None = Field(default=None, alias="SWITCHBOARD_AGENT_REQUEST_URL")
+    #: How long an inbound call waits for ``agent_request_url``'s answer.
+    agent_request_timeout_s: float = Field(
+        default=1.5, gt=0, le=10, alias="SWITCHBOARD_AGENT_REQUEST_TIMEOUT_S"
+    )
+
     @field_validator("webhook_events", mode="before")
     @classmethod
     def _split_events(cls, value: Any) -> Any:
@@ -184,7 +202,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("webhook_url", mode="before")
+    @field_validator("webhook_url", "agent_request_url", mode="before")
     @classmethod
     def _webhook_url(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -311,3 +329,15 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid configuration: {problems}") from exc
     _ = settings.catalog  # fail at start, not at the first call, on a bad providers.yaml
     return settings
+
+
+def environment(env_file: Path | None = Path(".env")) -> dict[str, str]:
+    """The process environment over ``env_file``'s entries (as :class:`Settings` reads them).
+
+    What ``${VAR}`` in agents.yaml expands from (HTTP tools' URLs and headers): this module
+    stays the one place that reads the environment.
+    """
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    return values | dict(os.environ)

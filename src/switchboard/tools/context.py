@@ -56,6 +56,8 @@ class ToolContext:
         callee: the dialled number (E.164), when known.
         carrier: ``"twilio"`` / ``"telnyx"``.
         agent: the agent profile's name.
+        variables: the call's variables (``POST /v1/calls``, ``agent_request_url``, the
+            agent's defaults); HTTP tools send them with each request.
         extras: free-form per-call data tools may share (e.g. a CRM record looked up earlier).
     """
 
@@ -65,4 +67,5 @@ class ToolContext:
     callee: str | None = None
     carrier: str | None = None
     agent: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
