@@ -26,7 +26,12 @@ __all__ = ["calls_router"]
 
 MAX_API_PAGE = 200
 
-calls_router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["calls"])
+calls_router = APIRouter(
+    prefix="/v1",
+    dependencies=[Depends(require_token)],
+    tags=["calls"],
+    responses={503: {"description": "the call store is not configured"}},
+)
 
 
 # -- response models ---------------------------------------------------------------------------
@@ -227,7 +232,11 @@ Until = Annotated[
 
 
 # -- routes ------------------------------------------------------------------------------------
-@calls_router.get("/calls", response_model=CallListOut)
+@calls_router.get(
+    "/calls",
+    response_model=CallListOut,
+    responses={400: {"description": "an invalid cursor, or 'since' not before 'until'"}},
+)
 async def list_calls(
     store: StoreDep,
     call_status: Annotated[CallStatus | None, Query(alias="status")] = None,
@@ -272,7 +281,11 @@ async def get_call(call_id: str, store: StoreDep) -> CallDetailOut:
     return CallDetailOut.of_detail(detail)
 
 
-@calls_router.get("/usage", response_model=UsageSummaryOut)
+@calls_router.get(
+    "/usage",
+    response_model=UsageSummaryOut,
+    responses={400: {"description": "'since' not before 'until'"}},
+)
 async def usage(
     store: StoreDep,
     since: Since = None,

@@ -59,7 +59,12 @@ __all__ = ["control_router", "stream_router"]
 
 logger = logging.getLogger(__name__)
 
-control_router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["calls"])
+control_router = APIRouter(
+    prefix="/v1",
+    dependencies=[Depends(require_token)],
+    tags=["calls"],
+    responses={503: {"description": "call control is unavailable"}},
+)
 stream_router = APIRouter(prefix="/v1", tags=["stream"])
 
 
@@ -141,7 +146,11 @@ async def place_call(body: PlaceCall, request: Request) -> PlacedCall:
     return PlacedCall(call_id=call_id, carrier_call_id=carrier_id)
 
 
-@control_router.post("/calls/{call_id}/hangup", response_model=Ack)
+@control_router.post(
+    "/calls/{call_id}/hangup",
+    response_model=Ack,
+    responses={404: {"description": "no live call with this id"}},
+)
 async def hang_up(call_id: str, request: Request) -> Ack:
     """Hang up a live call."""
     try:
@@ -154,7 +163,10 @@ async def hang_up(call_id: str, request: Request) -> Ack:
 @control_router.post(
     "/calls/{call_id}/transfer",
     response_model=Ack,
-    responses={403: {"description": "the call's agent may not transfer to `destination`"}},
+    responses={
+        403: {"description": "the call's agent may not transfer to `destination`"},
+        404: {"description": "no live call with this id"},
+    },
 )
 async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
     """Transfer a live call to a directory name or an allowed number (the agent's dial plan)."""

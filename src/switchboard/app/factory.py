@@ -17,6 +17,7 @@ from switchboard.app.control_api import control_router, stream_router
 from switchboard.app.edge import EdgeGuard
 from switchboard.app.errors import install_error_handlers
 from switchboard.app.metrics_api import METRICS_KEY, metrics_router
+from switchboard.app.openapi import describe_edge
 from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
 from switchboard.app.twilio import twilio_router
@@ -120,4 +121,6 @@ def create_app(
     # Carrier routes (each module adds its webhooks and media websocket).
     app.include_router(twilio_router)
     app.include_router(telnyx_router)
+    if docs:
+        describe_edge(app)  # the schema, with what the edge answers before the routes
     return app
