@@ -111,3 +111,26 @@ def test_detail_without_extras() -> None:
     assert "no transcript" in out
     assert "cost: not recorded" in out
     assert "provider down" in out
+
+
+def test_calls_show_prints_the_analysis_or_why_there_is_none() -> None:
+    done = {
+        "status": "done",
+        "summary": "Ana booked a table for two.",
+        "success": {"criterion": "an appointment", "met": True, "reason": "Confirmed."},
+        "extracted": {"name": "Ana", "party_size": 2},
+        "provider": "gemini",
+        "model": "gemini-2.5-flash",
+    }
+    text = text_of(render_call_detail(CallDetail(record=record(analysis=done))))
+    assert "Ana booked a table for two." in text
+    assert "met: an appointment — Confirmed." in text
+    assert '"party_size": 2' in text and "gemini gemini-2.5-flash" in text
+    missing = {"status": "not_analysed", "reason": "no text LLM is configured"}
+    text = text_of(render_call_detail(CallDetail(record=record(analysis=missing))))
+    assert "not analysed — no text LLM is configured" in text
+    failed = {"status": "failed", "error": "the answer does not match the schema"}
+    assert "failed — the answer" in text_of(
+        render_call_detail(CallDetail(record=record(analysis=failed)))
+    )
+    assert "analysis" not in text_of(render_call_detail(CallDetail(record=record())))

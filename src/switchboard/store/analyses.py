@@ -11,14 +11,17 @@ taken again. The result is written with :class:`~switchboard.store.ops.SetAnalys
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from switchboard.errors import StoreError
 from switchboard.store.models import CallRow
 
 __all__ = ["AnalysisJob", "AnalysisQueue"]
@@ -42,6 +45,15 @@ class AnalysisQueue:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction; database errors become :class:`StoreError`."""
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise StoreError(f"analysis queue unavailable: {type(exc).__name__}") from exc
+
     async def claim_due(self, now: datetime, *, limit: int, lease_s: float) -> list[AnalysisJob]:
         """Claim up to ``limit`` analyses due by ``now`` (or whose lease lapsed) for ``lease_s``."""
         due = and_(
@@ -50,7 +62,7 @@ class AnalysisQueue:
         )
         query = select(CallRow.id).where(due).order_by(CallRow.analysis_due_at).limit(limit)
         jobs: list[AnalysisJob] = []
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             for call_id in list(await session.scalars(query)):
                 result = await session.execute(
                     update(CallRow)
@@ -70,7 +82,7 @@ class AnalysisQueue:
 
     async def next_due(self) -> datetime | None:
         """When the earliest pending (or leased) analysis is due; None when there is none."""
-        async with self._sessions() as session:
+        async with self._transaction() as session:
             return await session.scalar(
                 select(CallRow.analysis_due_at)
                 .where(CallRow.analysis_status.in_(("pending", "running")))

@@ -22,12 +22,14 @@ on ``webhook-id``)::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -191,6 +193,15 @@ class Outbox:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction; database errors become :class:`StoreError`."""
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise StoreError(f"webhook outbox unavailable: {type(exc).__name__}") from exc
+
     async def claim_due(self, now: datetime, *, limit: int, lease_s: float) -> list[Delivery]:
         """Claim up to ``limit`` chain heads due by ``now`` for ``lease_s`` (oldest due first)."""
         earlier = aliased(OutboxRow)
@@ -210,7 +221,7 @@ class Outbox:
         )
         claimed: list[Delivery] = []
         until = now + timedelta(seconds=lease_s)
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             for row_id in list(await session.scalars(query)):
                 # Whoever updates the row first has it; another worker's UPDATE matches nothing.
                 result = await session.execute(
@@ -227,7 +238,7 @@ class Outbox:
 
     async def next_due(self) -> datetime | None:
         """When the earliest pending row is due (None when nothing is pending)."""
-        async with self._sessions() as session:
+        async with self._transaction() as session:
             return await session.scalar(
                 select(func.min(OutboxRow.next_attempt_at)).where(OutboxRow.status == "pending")
             )
@@ -265,7 +276,7 @@ class Outbox:
         await self._finish(delivery_id, **values)
 
     async def _finish(self, delivery_id: int, **values: Any) -> None:
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             await session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id == delivery_id)
@@ -276,7 +287,7 @@ class Outbox:
     async def retry(self, delivery_id: int, now: datetime) -> Delivery | None:
         """Make a delivery pending and due now (after it failed, or to resend it); None if
         unknown. A delivered one is sent again with the same ``webhook-id``."""
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             row = await session.get(OutboxRow, delivery_id)
             if row is None:
                 return None
@@ -288,7 +299,7 @@ class Outbox:
 
     async def get(self, delivery_id: int) -> Delivery | None:
         """One delivery, or None."""
-        async with self._sessions() as session:
+        async with self._transaction() as session:
             row = await session.get(OutboxRow, delivery_id)
             return _delivery(row) if row is not None else None
 
@@ -319,5 +330,5 @@ class Outbox:
         if before_id is not None:
             query = query.where(OutboxRow.id < before_id)
         query = query.order_by(OutboxRow.id.desc()).limit(limit)
-        async with self._sessions() as session:
+        async with self._transaction() as session:
             return [_delivery(row) for row in await session.scalars(query)]

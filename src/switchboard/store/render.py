@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -171,9 +173,33 @@ def _cost(record: CallRecord) -> RenderableType:
     return table
 
 
+def _analysis(analysis: dict[str, Any]) -> RenderableType:
+    """The post-call analysis: its result, or plainly why there is none."""
+    state = str(analysis.get("status"))
+    if state == "pending":
+        return Text("analysis: pending", style="dim")
+    if state == "not_analysed":
+        return Text(f"analysis: not analysed — {analysis.get('reason', '')}", style="yellow")
+    if state == "failed":
+        return Text(f"analysis: failed — {analysis.get('error', '')}", style="red")
+    table = Table(title="Analysis", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    if "summary" in analysis:
+        table.add_row("summary", str(analysis["summary"]))
+    success = analysis.get("success")
+    if isinstance(success, dict):
+        verdict = "met" if success.get("met") else "not met"
+        table.add_row("success", f"{verdict}: {success.get('criterion')} — {success.get('reason')}")
+    if "extracted" in analysis:
+        table.add_row("extracted", json.dumps(analysis["extracted"], ensure_ascii=False, indent=1))
+    table.caption = f"{analysis.get('provider')} {analysis.get('model')}"
+    return table
+
+
 def render_call_detail(detail: CallDetail) -> RenderableType:
     """Everything about one call: summary, transcript (interruptions marked), tool calls,
-    timeline, per-turn latency and itemised cost."""
+    timeline, per-turn latency, itemised cost and the post-call analysis."""
     record = detail.record
     parts: list[RenderableType] = [Panel(_summary(record), title=f"Call {record.id}")]
     parts.append(_transcript(detail) if detail.transcript else Text("no transcript", style="dim"))
@@ -184,4 +210,6 @@ def render_call_detail(detail: CallDetail) -> RenderableType:
     if detail.latencies:
         parts.append(_latencies(detail))
     parts.append(_cost(record))
+    if record.analysis is not None:
+        parts.append(_analysis(record.analysis))
     return Group(*parts)
