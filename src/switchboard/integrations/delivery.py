@@ -19,7 +19,7 @@ What is read back from a receiver is bounded: at most ``max_response_bytes`` of 
 Redirects are not followed (a 3xx is a failed attempt): the URL the operator configured is the
 only place a signed event goes. URLs come from the operator's configuration, never from a
 caller, so they are not checked against private addresses (receivers are often internal; see
-docs/integrations.md#security).
+docs/integrations.md#webhook-security).
 """
 
 from __future__ import annotations
