@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from switchboard.ratelimit import SlidingWindowLimiter
+from switchboard.ratelimit import FailureThrottle, SlidingWindowLimiter
 
 
 def test_allows_up_to_the_limit_then_says_how_long_to_wait() -> None:
@@ -53,3 +55,40 @@ def test_key_memory_is_bounded() -> None:
 def test_rejects_a_limit_that_bounds_nothing(limit: int, window: float) -> None:
     with pytest.raises(ValueError, match="limit"):
         SlidingWindowLimiter(limit, window)
+
+
+def test_a_source_is_throttled_after_the_limit_of_failures_until_the_oldest_leaves() -> None:
+    throttle = FailureThrottle(3, 60.0)
+    for at in (0.0, 10.0):
+        throttle.failed("203.0.113.9", at)
+    assert throttle.blocked("203.0.113.9", 20.0) is None
+    throttle.failed("203.0.113.9", 20.0)
+    assert throttle.blocked("203.0.113.9", 21.0) == pytest.approx(39.0)
+    assert throttle.blocked("198.51.100.1", 21.0) is None  # other sources are not affected
+    assert throttle.blocked("203.0.113.9", 60.0) is None  # the failure at 0 left the window
+
+
+@given(
+    st.lists(st.floats(0.0, 100.0), max_size=30).map(sorted),
+    st.integers(1, 5),
+    st.floats(0.5, 50.0),
+    st.floats(0.0, 200.0),
+)
+def test_throttled_exactly_when_limit_failures_are_in_the_window(
+    failures: list[float], limit: int, window: float, probe: float
+) -> None:
+    throttle = FailureThrottle(limit, window)
+    counted: list[float] = []
+    for at in failures:
+        if sum(1 for t in counted if t > at - window) < limit:
+            counted.append(at)  # beyond the limit a failure is not kept (it cannot matter)
+        throttle.failed("s", at)
+    if probe < (failures[-1] if failures else 0.0):
+        return  # the clock does not run backwards
+    inside = [t for t in counted if t > probe - window]
+    wait = throttle.blocked("s", probe)
+    if len(inside) >= limit:
+        assert wait is not None and 0.0 <= wait <= window
+        assert throttle.blocked("s", probe + wait + 1e-6) is None or wait == 0.0
+    else:
+        assert wait is None

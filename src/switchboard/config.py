@@ -224,6 +224,15 @@ class Settings(BaseSettings):
     media_start_timeout_s: float = Field(
         default=5.0, gt=0, le=60, alias="SWITCHBOARD_MEDIA_START_TIMEOUT_S"
     )
+    #: Failed signature or media-token checks one client address may make in any
+    #: ``signature_failure_window_s`` (sliding); beyond it the address is refused (429, or
+    #: close 1008 on a media socket) without being checked, until its oldest failure is older.
+    signature_failure_limit: int = Field(
+        default=20, ge=1, alias="SWITCHBOARD_SIGNATURE_FAILURE_LIMIT"
+    )
+    signature_failure_window_s: float = Field(
+        default=60.0, gt=0, le=86400, alias="SWITCHBOARD_SIGNATURE_FAILURE_WINDOW_S"
+    )
     #: Where call-record writes wait on disk while the database is unreachable (relative to
     #: the working directory; created when first needed). Empty: they wait in memory only, and
     #: beyond the writer's bound, or at shutdown, they are lost (counted and logged).

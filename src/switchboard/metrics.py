@@ -178,6 +178,12 @@ class Metrics:
             ["carrier", "reason"],
             registry=r,
         )
+        self.signature_throttles = Counter(
+            "switchboard_signature_throttled",
+            "Requests refused unchecked: their address failed too many signature checks.",
+            ["carrier"],
+            registry=r,
+        )
         self.cost = Counter(
             "switchboard_estimated_cost_usd",
             "Estimated provider cost from list prices, added at call end.",
@@ -273,6 +279,10 @@ class Metrics:
     def signature_rejected(self, carrier: str, why: str) -> None:
         """Count a refused webhook or media socket (``why`` is reduced to a reason label)."""
         self.webhook_rejections.labels(carrier, rejection_reason(why)).inc()
+
+    def signature_throttled(self, carrier: str) -> None:
+        """Count a request refused unchecked because its address failed too many checks."""
+        self.signature_throttles.labels(carrier).inc()
 
     # -- event loop ------------------------------------------------------------------------------
     async def watch_event_loop(self, interval_s: float) -> None:

@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection
 
 from switchboard.config import Settings
 from switchboard.providers.registry import ProviderRegistry
-from switchboard.ratelimit import SlidingWindowLimiter
+from switchboard.ratelimit import FailureThrottle, SlidingWindowLimiter
 from switchboard.security import TokenSigner
 from switchboard.telephony.base import CallHandler
 
@@ -25,6 +25,8 @@ class AppState:
         api_token: the bearer token for ``/v1/*``; generated when ``SWITCHBOARD_API_TOKEN`` is
             unset (``generated_token`` is then True and ``serve`` prints it once).
         outbound_limiter: outbound calls per API token (``SWITCHBOARD_OUTBOUND_RATE_*``).
+        signature_throttle: failed signature and media-token checks per client address
+            (``SWITCHBOARD_SIGNATURE_FAILURE_*``; app/throttle.py).
     """
 
     settings: Settings
@@ -33,6 +35,7 @@ class AppState:
     calls: CallHandler
     api_token: str
     outbound_limiter: SlidingWindowLimiter
+    signature_throttle: FailureThrottle
     generated_token: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -48,6 +51,9 @@ class AppState:
             api_token=token or secrets.token_urlsafe(24),
             outbound_limiter=SlidingWindowLimiter(
                 settings.outbound_rate_limit, settings.outbound_rate_window_s
+            ),
+            signature_throttle=FailureThrottle(
+                settings.signature_failure_limit, settings.signature_failure_window_s
             ),
             generated_token=token is None,
         )

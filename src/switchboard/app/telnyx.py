@@ -39,6 +39,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from switchboard.app.media_socket import StarletteMediaSocket
 from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState, get_state
+from switchboard.app.throttle import close_if_throttled, raise_if_throttled, signature_failed
 from switchboard.errors import CallerDisconnected, ConfigError, RemoteProtocolError, SignatureError
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.telephony.base import CallDirection, IncomingCall, StreamStarted, TelephonyType
@@ -290,10 +291,12 @@ async def telnyx_webhook(request: Request) -> dict[str, str]:
     except ConfigError as exc:  # the names go to the operator's log, not to the caller
         logger.error("Telnyx webhook received but %s", exc)
         raise HTTPException(503, "Telnyx is not configured on this server") from exc
+    raise_if_throttled(request, _TELNYX.value)  # 429 before the body is even read
     body = await request.body()
     try:
         verifier.verify(body, request.headers)
     except SignatureError as exc:
+        signature_failed(request)
         client = request.client.host if request.client else "?"
         logger.warning("rejected Telnyx webhook from %s: %s", client, exc)
         if (metrics := metrics_of(get_state(request))) is not None:
@@ -314,11 +317,14 @@ async def telnyx_webhook(request: Request) -> dict[str, str]:
 @telnyx_router.websocket("/telnyx/media")
 async def telnyx_media(websocket: WebSocket) -> None:
     """Telnyx's media stream: token checked at the upgrade, then the call manager runs it."""
+    if await close_if_throttled(websocket, _TELNYX.value):
+        return
     state = get_state(websocket)
     try:
         claims = state.signer.verify(websocket.query_params.get("token"), carrier=_TELNYX.value)
     except SignatureError as exc:
         logger.warning("Telnyx media socket refused: %s", exc)
+        signature_failed(websocket)
         if (metrics := metrics_of(state)) is not None:
             metrics.signature_rejected(_TELNYX.value, "media token")
         await websocket.accept()

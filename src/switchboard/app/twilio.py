@@ -42,6 +42,7 @@ from starlette.websockets import WebSocketDisconnect
 from switchboard.app.media_socket import StarletteMediaSocket
 from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState, get_state
+from switchboard.app.throttle import close_if_throttled, raise_if_throttled, signature_failed
 from switchboard.errors import CallerDisconnected, SignatureError
 from switchboard.telephony.base import CallDirection, IncomingCall, StreamStarted, TelephonyType
 from switchboard.telephony.twilio.media import TwilioMediaCodec
@@ -127,6 +128,16 @@ def _unconfigured(missing: list[str]) -> JSONResponse:
 
 
 async def _verified_form(request: Request, state: AppState) -> tuple[FormData, str] | str:
+    """:func:`_checked_form`, refused with 429 first when the source failed too many checks
+    (app/throttle.py); a failed check counts against the source."""
+    raise_if_throttled(request, _CARRIER.value)
+    verified = await _checked_form(request, state)
+    if isinstance(verified, str):
+        signature_failed(request)
+    return verified
+
+
+async def _checked_form(request: Request, state: AppState) -> tuple[FormData, str] | str:
     """(form, replay key) of a correctly signed webhook, or why it is refused.
 
     The headers are checked before the body is read; the replay key is a digest of what the
@@ -276,6 +287,7 @@ async def status_webhook(request: Request) -> Response:
 # -- media websocket -------------------------------------------------------------------------------
 async def _reject(ws: WebSocket, reason: str) -> None:
     logger.warning("closing Twilio media socket: %s", reason)
+    signature_failed(ws)  # a bad signature or token, another call's id, no start: all count
     if (metrics := metrics_of(get_state(ws))) is not None:
         metrics.signature_rejected(_CARRIER.value, reason)
     await ws.close(code=1008, reason=reason[:120])
@@ -310,6 +322,8 @@ async def _await_start(ws: WebSocket, codec: TwilioMediaCodec) -> StreamStarted 
 @twilio_router.websocket("/media")
 async def media_socket(ws: WebSocket) -> None:
     """Twilio Media Streams: authenticate, wait for ``start``, hand over to the call handler."""
+    if await close_if_throttled(ws, _CARRIER.value):
+        return
     state = get_state(ws)
     unconfigured = bool(_missing(state))
     why = None if unconfigured else _upgrade_ok(ws, state)  # before accepting anything
