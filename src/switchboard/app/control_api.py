@@ -1,6 +1,7 @@
 """Live-call control and the raw client stream.
 
-* ``POST /v1/calls`` — place an outbound call through a carrier for an agent. ``to`` must be
+* ``POST /v1/calls`` — place an outbound call through a carrier for an agent, with the call's
+  ``variables`` for its ``{{name}}`` placeholders (422 when one is left unfilled). ``to`` must be
   allowed by ``SWITCHBOARD_OUTBOUND_ALLOW`` (403 otherwise; empty refuses all), and each API
   token may place ``SWITCHBOARD_OUTBOUND_RATE_LIMIT`` requests per
   ``SWITCHBOARD_OUTBOUND_RATE_WINDOW_S`` (429 with ``Retry-After`` beyond).
@@ -49,6 +50,7 @@ from switchboard.app.state import get_state
 from switchboard.audio import StreamConverter, check_rate
 from switchboard.bridge.manager import CallManager
 from switchboard.errors import AudioError, ConfigError, DialRefused, SwitchboardError
+from switchboard.integrations.variables import CallVariables
 from switchboard.media import AudioChunk, AudioFormat, AudioSpec
 from switchboard.providers.base import BaseProvider, SessionConfig
 from switchboard.providers.events import AudioOutput, ProviderEvent, ResponseDone
@@ -80,6 +82,11 @@ class PlaceCall(BaseModel):
     to: str = Field(pattern=r"^\+[1-9]\d{6,14}$", description="E.164 number to dial")
     from_: str = Field(alias="from", pattern=r"^\+[1-9]\d{6,14}$", description="our number")
     agent: str | None = Field(default=None, description="agent profile name")
+    variables: CallVariables | None = Field(
+        default=None,
+        description="the call's {{name}} values for the agent's prompt, greeting and HTTP "
+        "tools (names [A-Za-z_][A-Za-z0-9_]*, string values; docs/integrations.md)",
+    )
 
 
 class PlacedCall(BaseModel):
@@ -136,7 +143,11 @@ async def place_call(body: PlaceCall, request: Request) -> PlacedCall:
     _check_rate(request)  # every request counts, refused ones too: probing is bounded as well
     try:
         call_id, carrier_id = await manager.place_call(
-            carrier=body.carrier, to=body.to, from_=body.from_, agent=body.agent
+            carrier=body.carrier,
+            to=body.to,
+            from_=body.from_,
+            agent=body.agent,
+            variables=body.variables,
         )
     except DialRefused as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc

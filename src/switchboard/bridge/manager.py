@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.control import checked_destination
 from switchboard.bridge.core import BridgeOptions
 from switchboard.bridge.greeting import greeting_audio
+from switchboard.bridge.planner import CallPlanner, Placement
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
 from switchboard.config import Settings
@@ -36,7 +38,6 @@ from switchboard.metrics import Metrics
 from switchboard.providers.base import BaseProvider
 from switchboard.providers.registry import ProviderRegistry
 from switchboard.telephony.base import (
-    CallDirection,
     IncomingCall,
     MediaCodec,
     MediaSocket,
@@ -146,7 +147,9 @@ class CallManager:
         self._by_carrier_id: dict[tuple[str, str], str] = {}
         self._adapters: dict[str, TelephonyAdapter | None] = {}
         self.finished: dict[str, str] = {}  # call id -> end reason (recent, bounded)
-        self._outbound_agents: dict[str, str] = {}  # our call id -> agent name, until answered
+        # HTTP tools and agent_request_url (raises ConfigError when they cannot sign)
+        self.planner = CallPlanner.from_settings(settings, self.agents)
+        self._outbound_agents: dict[str, Placement] = {}  # our call id -> placed, until answered
         self._outbound_ids: dict[tuple[str, str], str] = {}  # (carrier, carrier id) -> call id
         self._idle = asyncio.Event()  # set while no call is live
         self._idle.set()
@@ -195,18 +198,14 @@ class CallManager:
             or self._outbound_ids.pop((call.carrier.value, call.carrier_call_id), None)
             or f"call_{uuid.uuid4().hex[:20]}"
         )
-        outbound_agent = self._outbound_agents.pop(call_id, None)
-        if outbound_agent is not None:
-            agent = self.agents.get(outbound_agent)
-        elif call.direction is CallDirection.OUTBOUND:
-            agent = self.agents.route(call.from_number)
-        else:
-            agent = self.agents.route(call.to_number)
+        placed = self._outbound_agents.pop(call_id, None)
+        routed = await self.planner.route(self.agents, call, call_id, placed)
+        agent = routed.agent  # with the call's variables in its prompt and greeting
         if agent is None:
             return PreparedCall(call_id, accepted=False, reason="no agent for this number")
         try:
             provider_name = self.choose_provider(agent)
-            tools = agent.tool_registry()
+            tools = self.planner.tools(agent)
             spec = self.caller_audio(call.carrier, provider_name, agent.carrier_codec)
             config = agent.session_config(spec, tools.schemas())
             provider = self.registry.create_provider(
@@ -225,8 +224,12 @@ class CallManager:
             agent=agent.name,
             from_number=call.from_number,
             to_number=call.to_number,
+            extra={"variables": routed.variables} if routed.variables else None,
         ):
             sink = None  # the store is down: take the call anyway, unrecorded (logged)
+        if sink is not None:
+            for kind, data in routed.timeline:  # how the agent was chosen
+                sink.timeline(kind, time.monotonic() * 1000.0, data)
         active = ActiveCall(
             call_id=call_id,
             incoming=call,
@@ -359,6 +362,7 @@ class CallManager:
             callee=active.incoming.to_number,
             carrier=carrier.value,
             agent=agent.name,
+            variables=dict(agent.variables),
             extras={"directory": {k.lower(): v for k, v in agent.directory.items()}},
         )
         sink: Any = active.sink
@@ -519,13 +523,23 @@ class CallManager:
             active.session.end("transferred")
 
     async def place_call(
-        self, *, carrier: TelephonyType, to: str, from_: str, agent: str | None = None
+        self,
+        *,
+        carrier: TelephonyType,
+        to: str,
+        from_: str,
+        agent: str | None = None,
+        variables: Mapping[str, str] | None = None,
     ) -> tuple[str, str]:
         """Dial out through ``carrier`` for ``agent``; returns (our call id, carrier call id).
 
+        ``variables`` fill the agent's ``{{name}}`` placeholders and go with its HTTP tools'
+        requests.
+
         Raises:
             DialRefused: ``to`` is not allowed by ``SWITCHBOARD_OUTBOUND_ALLOW`` (logged).
-            ConfigError: unknown agent, carrier not configured, or no public URL.
+            ConfigError: unknown agent, carrier not configured, no public URL, invalid
+                variables, or a placeholder of the agent's neither they nor its defaults fill.
             TelephonyError: the carrier refused the call.
         """
         to = checked_destination(self.settings.outbound_dial_plan, to, "outbound call")
@@ -537,8 +551,9 @@ class CallManager:
         chosen = self.agents.get(agent) if agent else self.agents.route(from_)
         if chosen is None:
             raise ConfigError(f"unknown agent {agent!r}")
+        placement = self.planner.placement(chosen, variables)
         call_id = f"call_{uuid.uuid4().hex[:20]}"
-        self._outbound_agents[call_id] = chosen.name
+        self._outbound_agents[call_id] = placement
         try:
             carrier_call_id = await adapter.place_call(to=to, from_=from_, call_id=call_id)
         except BaseException:
@@ -563,6 +578,7 @@ class CallManager:
                 await self._end(active, "shutdown")
         if not await self.wait_idle(5.0):
             logger.warning("%d call(s) still ending at shutdown", len(self.calls))
+        await self.planner.aclose()
         for adapter in self._adapters.values():
             if adapter is not None:
                 with contextlib.suppress(Exception):
