@@ -261,8 +261,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("services", ("providers", "telephony", "store", "cluster", "emulators", "integrations")),
     # "" is the package's public API (__init__); the sink protocol the bridge reports through is
     # a unit of its own, as metrics and tracing implement it and the bridge imports them
-    ("call", ("agents", "metrics", "tracing", "gateway", "bridge", "bridge.sink", "")),
-    ("app", ("app", "server", "loadtest")),
+    ("call", ("agents", "metrics", "tracing", "gateway", "bridge", "bridge.sink", "live", "")),
+    ("app", ("app", "server", "loadtest", "console")),
     ("cli", ("cli", "demo")),
 )  # fmt: skip
 

@@ -166,9 +166,31 @@ def calls_query(
     until: datetime | None,
     limit: int,
     cursor: str | None,
+    outcome: str | None = None,
+    number: str | None = None,
+    text: str | None = None,
 ) -> Select[CallRow]:
-    """Calls newest first, filtered, one more than ``limit`` (to tell whether a page follows)."""
+    """Calls newest first, filtered, one more than ``limit`` (to tell whether a page follows).
+
+    ``outcome`` is the end reason; ``number`` is part of the caller's or the dialled number;
+    ``text`` is part of a transcript line (either case).
+    """
     query = select(CallRow)
+    if outcome is not None:
+        query = query.where(CallRow.end_reason == outcome)
+    if number is not None:
+        query = query.where(
+            or_(
+                CallRow.from_number.contains(number, autoescape=True),
+                CallRow.to_number.contains(number, autoescape=True),
+            )
+        )
+    if text is not None:
+        said = select(TranscriptRow.id).where(
+            TranscriptRow.call_id == CallRow.id,
+            func.lower(TranscriptRow.text).contains(text.lower(), autoescape=True),
+        )
+        query = query.where(said.exists())
     for column, value in (
         (CallRow.status, normalise_status(status) if status is not None else None),
         (CallRow.carrier, carrier),

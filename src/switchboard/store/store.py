@@ -223,8 +223,14 @@ class CallStore:
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        outcome: str | None = None,
+        number: str | None = None,
+        text: str | None = None,
     ) -> CallPage:
         """Calls newest first, filtered; ``since`` inclusive, ``until`` exclusive (created_at).
+
+        ``outcome`` is an end reason, ``number`` part of the caller's or dialled number, ``text``
+        part of a transcript line (either case).
 
         Raises:
             StoreError: ``limit`` outside 1..MAX_PAGE or an invalid ``cursor``.
@@ -240,6 +246,9 @@ class CallStore:
             until=until,
             limit=limit,
             cursor=cursor,
+            outcome=outcome,
+            number=number,
+            text=text,
         )
         try:
             async with self._sessions() as s:

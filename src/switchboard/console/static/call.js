@@ -1,0 +1,116 @@
+// One call: transcript, timeline, per-turn latency and cost — live from the event stream while
+// the call runs, from the record after; and the operator's controls while it is live.
+import { api, follow } from "./api.js";
+import { h, ms, seconds, status, usd, when } from "./format.js";
+import { latencyChart } from "./chart.js";
+
+export function showCall(view, callId, signal) {
+  const state = { live: false, summary: null, transcript: [], timeline: [], latencies: [],
+    record: null };
+  const facts = h("dl", { class: "facts", "aria-label": "Call facts" });
+  const transcript = h("ol", { class: "transcript", "aria-label": "Transcript" });
+  const timeline = h("ol", { class: "timeline", "aria-label": "Timeline" });
+  const chart = h("div");
+  const cost = h("output", { "aria-label": "Cost" }, "–");
+  const controls = h("section", { "aria-label": "Call controls" });
+  view.replaceChildren(
+    h("h2", {}, `Call ${callId}`),
+    h("div", { class: "call-grid" },
+      h("section", {}, h("h3", {}, "Transcript"), transcript),
+      h("section", {}, h("h3", {}, "Call"), facts, h("p", {}, "Cost: ", cost), controls,
+        h("h3", {}, "Turn latency"), chart, h("h3", {}, "Timeline"), timeline)));
+
+  const fact = (k, v) => [h("dt", {}, k), h("dd", {}, v ?? "–")];
+  const render = () => {
+    const s = state.summary ?? {};
+    const r = state.record ?? {};
+    facts.replaceChildren(
+      ...fact("Status", state.live ? s.status ?? "live" : r.status),
+      ...fact("Caller", s.from ?? r.from_number), ...fact("Dialled", s.to ?? r.to_number),
+      ...fact("Agent", s.agent ?? r.agent), ...fact("Provider", s.provider ?? r.provider),
+      ...fact("Carrier", s.carrier ?? r.carrier),
+      ...fact("Duration", state.live ? seconds(Date.now() / 1000 - s.started_at)
+        : seconds(r.duration_s)),
+      ...(state.live ? [] : fact("Ended", `${when(r.ended_at)} (${r.end_reason ?? "–"})`)));
+    cost.textContent = state.live ? usd(s.cost_usd) : usd(r.cost_total);
+    transcript.replaceChildren(...state.transcript.map((t) =>
+      h("li", { class: `${t.role}${t.interrupted ? " interrupted" : ""}` },
+        h("span", { class: "role" }, t.role === "agent" ? "Agent" : "Caller"),
+        h("span", { class: "text" }, t.text))));
+    transcript.scrollTop = transcript.scrollHeight;
+    timeline.replaceChildren(...state.timeline.map((e) => h("li", {},
+      h("span", { class: "t" }, `${(e.t_ms / 1000).toFixed(1)} s`), e.kind, " ",
+      Object.keys(e.data ?? {}).length ? h("code", {}, JSON.stringify(e.data)) : "")));
+    chart.replaceChildren(latencyChart(state.latencies));
+    controls.hidden = !state.live;
+  };
+
+  const apply = (type, event) => {
+    const d = event.data;
+    if (type === "transcript") state.transcript.push(d);
+    else if (type === "timeline") state.timeline.push(d);
+    else if (type === "turn.latency") state.latencies.push(d);
+    else if (type === "call.updated") Object.assign(state.summary ?? {}, d);
+  };
+
+  const loadRecord = async () => {
+    try {
+      const record = await api(`/v1/calls/${encodeURIComponent(callId)}`, { signal });
+      state.record = record;
+      state.transcript = record.transcript;
+      state.timeline = [...record.timeline,
+        ...record.tool_calls.map((t) => ({ kind: "tool.call", t_ms: null, data: t }))]
+        .sort((a, b) => (a.t_ms ?? 0) - (b.t_ms ?? 0));
+      state.latencies = record.latencies;
+      render();
+    } catch (error) {
+      if (!signal.aborted) status(`Cannot read the call: ${error.message}`, true);
+    }
+  };
+
+  controls.append(...operatorControls(callId, signal));
+  render();
+  const tick = setInterval(() => { if (state.live) render(); }, 1000);
+  signal.addEventListener("abort", () => clearInterval(tick));
+
+  follow(callId, (type, event) => {
+    if (type === "snapshot") {
+      state.summary = event.calls.find((c) => c.call_id === callId) ?? null;
+      state.live = state.summary !== null;
+      if (!state.live) { loadRecord(); return; }
+      state.transcript = []; state.timeline = []; state.latencies = [];
+      for (const e of event.events) apply(e.type, e);
+    } else if (type === "call.ended") {
+      state.live = false;
+      loadRecord(); // the record, final: cost, end reason
+      return;
+    } else apply(type, event);
+    render();
+  }, signal);
+}
+
+function operatorControls(callId, signal) {
+  const act = async (action, body) => {
+    try {
+      await api(`/v1/calls/${encodeURIComponent(callId)}/${action}`, { method: "POST", body, signal });
+      status(`${action}: done`);
+    } catch (error) {
+      status(`${action}: ${error.message}`, true);
+    }
+  };
+  const sayText = h("input", { name: "say", "aria-label": "Text to say", maxlength: 2000 });
+  const destination = h("input", { name: "destination", "aria-label": "Transfer to",
+    placeholder: "name or +number" });
+  return [
+    h("form", { class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      if (sayText.value.trim()) act("say", { text: sayText.value.trim() }).then(() => { sayText.value = ""; });
+    } }, sayText, h("button", { type: "submit" }, "Say")),
+    h("form", { class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      if (destination.value.trim()) act("transfer", { destination: destination.value.trim() });
+    } }, destination, h("button", { type: "submit" }, "Transfer")),
+    h("p", {}, h("button", { type: "button", class: "danger", onclick: () => act("hangup") },
+      "Hang up")),
+  ];
+}
