@@ -247,6 +247,15 @@ async def list_calls(
     until: Until = None,
     limit: Annotated[int, Query(ge=1, le=MAX_API_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
+    outcome: Annotated[
+        str | None, Query(max_length=64, description="the end reason, e.g. caller_hangup")
+    ] = None,
+    number: Annotated[
+        str | None, Query(max_length=32, description="part of the caller's or dialled number")
+    ] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="transcript search")
+    ] = None,
 ) -> CallListOut:
     """Calls, newest first, filtered; follow ``next_cursor`` for older ones."""
     since, until = _window(since, until)
@@ -260,6 +269,9 @@ async def list_calls(
             until=until,
             limit=limit,
             cursor=cursor,
+            outcome=outcome,
+            number=number,
+            text=q,
         )
     except StoreError as exc:
         if "cursor" in str(exc):
