@@ -233,6 +233,9 @@ class Settings(BaseSettings):
     signature_failure_window_s: float = Field(
         default=60.0, gt=0, le=86400, alias="SWITCHBOARD_SIGNATURE_FAILURE_WINDOW_S"
     )
+    #: Calls this node carries at once (prepared or bridged); a call beyond it is refused at the
+    #: carrier as busy (TwiML ``<Reject reason="busy">``, Telnyx ``reject``). 0: no limit.
+    max_calls: int = Field(default=200, ge=0, alias="SWITCHBOARD_MAX_CALLS")
     #: Where call-record writes wait on disk while the database is unreachable (relative to
     #: the working directory; created when first needed). Empty: they wait in memory only, and
     #: beyond the writer's bound, or at shutdown, they are lost (counted and logged).

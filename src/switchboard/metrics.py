@@ -178,6 +178,12 @@ class Metrics:
             ["carrier", "reason"],
             registry=r,
         )
+        self.calls_refused = Counter(
+            "switchboard_calls_refused",
+            "Calls refused at the carrier before answering (busy: SWITCHBOARD_MAX_CALLS reached).",
+            ["carrier", "reason"],
+            registry=r,
+        )
         self.signature_throttles = Counter(
             "switchboard_signature_throttled",
             "Requests refused unchecked: their address failed too many signature checks.",
@@ -279,6 +285,10 @@ class Metrics:
     def signature_rejected(self, carrier: str, why: str) -> None:
         """Count a refused webhook or media socket (``why`` is reduced to a reason label)."""
         self.webhook_rejections.labels(carrier, rejection_reason(why)).inc()
+
+    def call_refused(self, carrier: str, reason: str) -> None:
+        """Count a call refused at the carrier (``reason``: ``busy``)."""
+        self.calls_refused.labels(carrier, reason).inc()
 
     def signature_throttled(self, carrier: str) -> None:
         """Count a request refused unchecked because its address failed too many checks."""

@@ -239,7 +239,10 @@ class TelnyxRuntime:
         prepared = await self.state.calls.prepare(incoming)
         if not prepared.accepted:
             logger.info("Telnyx call %s refused: %s", ccid, prepared.reason)
-            await self.adapter.hang_up(ccid)
+            if prepared.busy and not outgoing:  # unanswered: a busy signal, nothing billed
+                await self.adapter.reject_call(ccid, cause="USER_BUSY")
+            else:
+                await self.adapter.hang_up(ccid)
             return
         call = TelnyxCall(
             ccid,

@@ -49,6 +49,7 @@ from switchboard.telephony.twilio.media import TwilioMediaCodec
 from switchboard.telephony.twilio.webhooks import (
     HMAC_SHA1,
     ReplayGuard,
+    busy_twiml,
     reject_twiml,
     resume_is_fresh,
     signature_algorithm,
@@ -237,6 +238,8 @@ async def _answer(state: AppState, call: IncomingCall) -> str:
     prepared = await state.calls.prepare(call)
     if not prepared.accepted:
         logger.info("call %s not accepted: %s", call.carrier_call_id, prepared.reason)
+        if prepared.busy:
+            return busy_twiml()  # a busy signal: the caller's carrier may try elsewhere
         return reject_twiml("We are sorry, no agent can take your call right now. Goodbye.")
     token = state.signer.sign(
         prepared.call_id, _CARRIER.value, carrier_call_id=call.carrier_call_id

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from switchboard.agents import Agent, AgentBook
+from switchboard.bridge.admission import CallAdmission, NodeCallLimit
 from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.control import checked_destination
 from switchboard.bridge.core import BridgeOptions
@@ -119,6 +120,8 @@ class CallManager:
         media_timeout_s: how long a prepared call waits for its media socket.
         metrics: the app's Prometheus metrics (``create_app`` passes them); None counts nothing.
         tracing: OpenTelemetry call traces (``SWITCHBOARD_OTEL=1``); None traces nothing.
+        admission: whether a new call may start (bridge/admission.py); by default at most
+            ``SWITCHBOARD_MAX_CALLS`` at once in this process. A refused call is busy.
     """
 
     def __init__(
@@ -133,8 +136,10 @@ class CallManager:
         bridge_overrides: dict[str, Any] | None = None,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        admission: CallAdmission | None = None,
     ) -> None:
         self.settings = settings
+        self.admission = admission or NodeCallLimit(settings.max_calls)
         self.metrics = metrics
         self.tracing = tracing
         self.registry = registry or ProviderRegistry(settings)
@@ -203,6 +208,8 @@ class CallManager:
         agent = routed.agent  # with the call's variables in its prompt and greeting
         if agent is None:
             return PreparedCall(call_id, accepted=False, reason="no agent for this number")
+        if (refusal := await self._admit(call, call_id, agent.name)) is not None:
+            return refusal
         try:
             provider_name = self.choose_provider(agent)
             tools = self.planner.tools(agent)
@@ -213,6 +220,7 @@ class CallManager:
             )
         except SwitchboardError as exc:
             logger.error("call %s rejected: %s", call_id, exc, extra={"call_id": call_id})
+            await self.admission.release(call_id)
             return PreparedCall(call_id, accepted=False, reason=str(exc), agent=agent.name)
         sink = CallRecordSink(self.store, call_id) if self.store is not None else None
         if sink is not None and not await sink.create(
@@ -274,6 +282,17 @@ class CallManager:
             if provider.input_spec.format is AudioFormat.PCM16
             else None,
         )
+
+    async def _admit(self, call: IncomingCall, call_id: str, agent: str) -> PreparedCall | None:
+        """None when the node may take the call (a slot is held until it ends), else the busy
+        refusal (counted, logged)."""
+        why = await self.admission.admit(call_id, agent=agent)
+        if why is None:
+            return None
+        logger.warning("call %s refused as busy: %s", call_id, why, extra={"call_id": call_id})
+        if (metrics := self.metrics) is not None:
+            metrics.call_refused(call.carrier.value, "busy")
+        return PreparedCall(call_id, accepted=False, reason=why, busy=True, agent=agent)
 
     async def _connect(self, provider: BaseProvider, call_id: str) -> None:
         try:
@@ -411,6 +430,7 @@ class CallManager:
             await self._finish_call(active, reason)
         finally:
             self.calls.pop(active.call_id, None)
+            await self.admission.release(active.call_id)
             if not self.calls:
                 self._idle.set()
 

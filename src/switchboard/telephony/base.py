@@ -195,7 +195,9 @@ class PreparedCall:
     """The call manager's answer: our call id and the agent/provider chosen for the call.
 
     ``accepted`` is False when no agent or provider can take the call; ``reason`` says why and
-    the carrier route then ends the call politely (TwiML ``<Say>``+``<Hangup>`` / Telnyx hangup).
+    the carrier route then ends the call politely (TwiML ``<Say>``+``<Hangup>`` / Telnyx hangup),
+    or, when ``busy`` (this node is at ``SWITCHBOARD_MAX_CALLS``), rejects it as busy (TwiML
+    ``<Reject reason="busy"/>`` / Telnyx ``reject`` with ``USER_BUSY``) without answering.
     ``wideband`` asks the carrier for L16 16 kHz where it can (Telnyx), because the provider
     gains from it; ``carrier_codec`` (Telnyx's name: ``PCMU``, ``PCMA``, ``L16``, ``OPUS``,
     ``G722``), when set, is the stream codec the agent chose and overrides it. ``pcm_rate`` is
@@ -206,6 +208,7 @@ class PreparedCall:
     call_id: str
     accepted: bool = True
     reason: str | None = None
+    busy: bool = False
     agent: str | None = None
     provider: str | None = None
     wideband: bool = False

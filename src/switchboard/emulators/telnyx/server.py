@@ -313,6 +313,15 @@ class TelnyxEmulator:
                     return self._reject(action, "transfer needs 'to'", call)
                 self._spawn(self._end_call(call, "normal_clearing", "callee", "transferred"))
                 return self._ok()
+            case "reject":  # an incoming call not yet answered; causes as Telnyx documents
+                if call.direction != "incoming" or call.state != "parked":
+                    return self._reject(action, f"call is {call.direction} and {call.state}", call)
+                cause = body.get("cause")
+                if cause not in ("CALL_REJECTED", "USER_BUSY"):
+                    return self._reject(action, f"cause {cause!r} is not a reject cause", call)
+                hangup_cause = "user_busy" if cause == "USER_BUSY" else "call_rejected"
+                self._spawn(self._end_call(call, hangup_cause, "callee", "rejected"))
+                return self._ok()
             case "send_dtmf":
                 if not body.get("digits"):
                     return self._reject(action, "send_dtmf needs 'digits'", call)

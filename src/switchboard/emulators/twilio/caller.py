@@ -263,8 +263,14 @@ class TwilioCaller:
                         await asyncio.wait_for(self.control.event.wait(), timeout=wait_s)
                     if self.control.event.is_set():
                         return await self._after_control()
-                case "Hangup" | "Reject":
+                case "Hangup":
                     self.report.outcome = "hangup by TwiML"
+                    return None
+                case "Reject":  # reason "rejected" (the default) or "busy", nothing else
+                    reason = verb.attrs.get("reason", "rejected")
+                    if reason not in ("rejected", "busy"):
+                        self.report.violations.append(f"<Reject> with reason {reason!r}")
+                    self.report.outcome = f"rejected: {reason}"
                     return None
                 case "Dial":
                     self.report.dialed.append(

@@ -81,6 +81,11 @@ class TelnyxAdapter:
                 return
             raise
 
+    async def reject_call(self, call_id: str, *, cause: str = "USER_BUSY") -> None:
+        """``actions/reject``: refuse an incoming call before answering it (``USER_BUSY`` gives
+        the caller a busy signal, ``CALL_REJECTED`` a rejection)."""
+        await self.command(call_id, "reject", {"cause": cause})
+
     async def transfer_call(self, call_id: str, destination: str) -> None:
         """``actions/transfer`` to a phone number or SIP URI."""
         await self.command(call_id, "transfer", {"to": destination})

@@ -44,6 +44,7 @@ __all__ = [
     "dial_twiml",
     "hangup_twiml",
     "play_digits_twiml",
+    "busy_twiml",
     "reject_twiml",
     "resume_is_fresh",
     "resume_value",
@@ -259,6 +260,12 @@ def stream_twiml(url: str, parameters: Mapping[str, str] | None = None) -> str:
 def reject_twiml(message: str) -> str:
     """``<Say>message</Say><Hangup/>``: end a call we cannot take, politely."""
     return _response(f"<Say>{escape(message)}</Say><Hangup />")
+
+
+def busy_twiml() -> str:
+    """``<Reject reason="busy"/>``: refuse an incoming call unanswered, with a busy signal
+    (twilio.com/docs/voice/twiml/reject); Twilio bills nothing for it."""
+    return _response('<Reject reason="busy" />')
 
 
 def hangup_twiml() -> str:
