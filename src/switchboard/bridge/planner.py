@@ -206,6 +206,13 @@ class CallPlanner:
             )
             return static, {}
         elapsed_ms = round((time.perf_counter() - started) * 1000.0)
+        logger.info(
+            "call %s: agent_request_url chose agent %s in %d ms",
+            call_id,
+            chosen.name,
+            elapsed_ms,
+            extra={"call_id": call_id},
+        )
         timeline.append(
             (
                 "routing.agent_request",
