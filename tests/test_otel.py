@@ -106,6 +106,7 @@ def test_failed_call_and_open_spans_end_with_it(exporter: InMemorySpanExporter) 
     with pytest.raises(ProviderError), tracing.span("call_2", "provider.connect"):
         raise ProviderError("handshake refused")
     sink = tracing.call_sink("call_2", None)
+    assert isinstance(sink, TracingSink)
     sink.timeline("caller.speech_stopped", 1000.0, {})
     sink.timeline("provider.reconnecting", 1200.0, {})
     tracing.call_ended("call_2", "provider_failed")
@@ -136,8 +137,8 @@ def test_off_by_default(tmp_path: Path) -> None:
     db = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
     off = create_app(load_settings(SWITCHBOARD_DATABASE_URL=db))
     on = create_app(load_settings(SWITCHBOARD_DATABASE_URL=db, SWITCHBOARD_OTEL="1"))
-    assert off.state.switchboard.calls.tracing is None
-    assert isinstance(on.state.switchboard.calls.tracing, Tracing)
+    assert off.state.switchboard.gateway.tracing is None
+    assert isinstance(on.state.switchboard.gateway.tracing, Tracing)
 
 
 @pytest.mark.anyio

@@ -125,7 +125,7 @@ async def run_demo(*, out: Path = Path("demo-heard.wav"), database_url: str | No
         app = create_app(settings, agents=AgentBook([DEMO_AGENT]))
         async with LoopbackServer(app, sock=sock):
             console.print(f"[dim]gateway on {base}; Twilio emulator on {twilio.base_url}[/]")
-            store: CallStore = app.state.switchboard.extras["store"]
+            store: CallStore = app.state.switchboard.gateway.store  # one at the database URL
             caller = twilio.dial_in(f"{base}/twilio/voice", out=out)
             done = asyncio.Event()
             follower = asyncio.create_task(_follow(store, caller.report.call_sid, done, console))

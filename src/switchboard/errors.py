@@ -11,7 +11,8 @@ one type at the boundary. Third-party exceptions are translated where they cross
     │   ├── LocalProtocolError      we used a wire protocol wrongly (a bug on our side)
     │   └── RemoteProtocolError     the peer broke the protocol (malformed JSON, unknown frame)
     ├── ProviderError               a voice provider failed (connect, session, upstream error)
-    │   └── InvalidStateTransition  an operation not allowed in the provider's current state
+    │   ├── InvalidStateTransition  an operation not allowed in the provider's current state
+    │   └── UnsupportedOperation    an operation this provider cannot do (``say`` on some)
     ├── TelephonyError              a carrier failed (REST call control, media stream)
     │   ├── SignatureError          a webhook or media upgrade whose signature did not verify
     │   └── CallerDisconnected      the carrier's media socket is gone (the caller hung up)
@@ -39,6 +40,7 @@ __all__ = [
     "SwitchboardError",
     "TelephonyError",
     "ToolError",
+    "UnsupportedOperation",
 ]
 
 
@@ -107,6 +109,13 @@ class InvalidStateTransition(ProviderError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="invalid_state", fatal=False)
+
+
+class UnsupportedOperation(ProviderError):
+    """The provider cannot do this at all (e.g. speak arbitrary text); the session goes on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="unsupported", fatal=False)
 
 
 class TelephonyError(SwitchboardError):

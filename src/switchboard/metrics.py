@@ -1,6 +1,6 @@
 """Prometheus metrics: one :class:`Metrics` per app, fed by a per-call :class:`MetricsSink`.
 
-Theory of operation: ``create_app`` builds one :class:`Metrics` holding its own
+Theory of operation: the app's gateway builds one :class:`Metrics` holding its own
 :class:`~prometheus_client.CollectorRegistry` (never the global one, so several apps in one
 process — tests, workers — never collide) and serves it at ``GET /metrics``. The call manager
 counts a call when it is prepared (``call_started``) and when it ends (``call_ended``: outcome,
@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -33,6 +33,9 @@ from switchboard.cost import estimate_call_cost
 from switchboard.media import Usage
 from switchboard.providers.base import ProviderEventType
 from switchboard.tools import ToolResult
+
+if TYPE_CHECKING:
+    from switchboard.bridge.sink import CallSink
 
 __all__ = ["CONTENT_TYPE", "MAX_LABEL_VALUES", "Metrics", "MetricsSink", "rejection_reason"]
 
@@ -234,7 +237,7 @@ class Metrics:
         self.active_calls.inc()
 
     def call_sink(
-        self, inner: Any, *, carrier: str, provider: str, model: str | None
+        self, inner: CallSink | None, *, carrier: str, provider: str, model: str | None
     ) -> MetricsSink:
         """A :class:`MetricsSink` for one bridged call, forwarding to ``inner`` (may be None)."""
         return MetricsSink(self, inner, carrier=carrier, provider=provider, model=model or "")
@@ -246,7 +249,7 @@ class Metrics:
         provider: str,
         model: str | None,
         reason: str,
-        sink: Any = None,
+        sink: MetricsSink | None = None,
         media: Mapping[str, int] | None = None,
         llm_model: str | None = None,
     ) -> None:
@@ -265,7 +268,7 @@ class Metrics:
             for kind in _PROBLEM_KINDS:
                 if media.get(kind):
                     self.media_problems.labels(carrier, kind).inc(media[kind])
-        if isinstance(sink, MetricsSink) and self.catalog is not None:
+        if sink is not None and self.catalog is not None:
             try:
                 cost = estimate_call_cost(
                     self.catalog,
@@ -309,14 +312,11 @@ class Metrics:
 
 
 class MetricsSink:
-    """A call sink that counts what the call reports and forwards it to the record sink.
-
-    Attribute lookups it does not define (``create``, ``answered``, ``finalize``, ...) go to the
-    wrapped sink, so it can stand wherever the record sink stood.
-    """
+    """A call sink that counts what the call reports and forwards it to the record sink
+    (``inner``, None when the call is not recorded)."""
 
     def __init__(
-        self, metrics: Metrics, inner: Any, *, carrier: str, provider: str, model: str
+        self, metrics: Metrics, inner: CallSink | None, *, carrier: str, provider: str, model: str
     ) -> None:
         self.metrics = metrics
         self.inner = inner
@@ -376,7 +376,6 @@ class MetricsSink:
         if self.inner is not None:
             self.inner.usage(usage)
 
-    # -- session hook ------------------------------------------------------------------------------
     def provider_event(self, kind: ProviderEventType, at_ms: float) -> None:
         """The session received a provider event at ``at_ms`` (its clock, like the timeline's)."""
         if kind is ProviderEventType.AUDIO_OUTPUT and self._speech_end_for_audio is not None:
@@ -390,3 +389,5 @@ class MetricsSink:
             waited = max(0.0, at_ms - self._speech_end_for_transcript) / 1000.0
             self.metrics.first_transcript.labels(self.provider, self.model).observe(waited)
             self._speech_end_for_transcript = None
+        if self.inner is not None:
+            self.inner.provider_event(kind, at_ms)

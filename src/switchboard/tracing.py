@@ -27,13 +27,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer, TracerProvider
 
 from switchboard.media import Usage
 from switchboard.tools import ToolResult
+
+if TYPE_CHECKING:
+    from switchboard.bridge.sink import CallSink
+    from switchboard.providers.events import ProviderEventType
 
 __all__ = ["CallTrace", "Tracing", "TracingSink"]
 
@@ -61,6 +65,7 @@ class CallTrace:
         self.turn_heard = False  # the turn's reply has reached the caller
         self.turns = 0
         self.reconnect: Span | None = None
+        self.usage = Usage()  # what the call's sink reported
 
     def ns(self, at_ms: float) -> int:
         return self._offset_ns + int(at_ms * 1_000_000)
@@ -71,6 +76,8 @@ class CallTrace:
         )
 
     def close(self, reason: str, usage: Usage | None) -> None:
+        """End every open span; ``usage`` (else what the sink reported) goes on the call span."""
+        usage = self.usage if usage is None else usage
         end = _wall_ns()
         if self.reconnect is not None:
             self.reconnect.set_status(Status(StatusCode.ERROR, "call ended while reconnecting"))
@@ -80,10 +87,9 @@ class CallTrace:
         self.turn = self.reconnect = None
         self.root.set_attribute("switchboard.end_reason", reason)
         self.root.set_attribute("switchboard.turns", self.turns)
-        if usage is not None:
-            for name, value in usage.as_dict().items():
-                if value:
-                    self.root.set_attribute(f"switchboard.usage.{name}", value)
+        for name, value in usage.as_dict().items():
+            if value:
+                self.root.set_attribute(f"switchboard.usage.{name}", value)
         if reason in _FAILED:
             self.root.set_status(Status(StatusCode.ERROR, reason))
         self.root.end(end_time=end)
@@ -115,13 +121,16 @@ class Tracing:
         with self.tracer.start_as_current_span(name, context=call.context):
             yield
 
-    def call_sink(self, call_id: str, inner: Any) -> Any:
+    def call_sink(self, call_id: str, inner: CallSink | None) -> CallSink | None:
         """A :class:`TracingSink` over ``inner`` for a started call (``inner`` when unknown)."""
         call = self._calls.get(call_id)
         return inner if call is None else TracingSink(call, inner)
 
     def call_ended(self, call_id: str, reason: str, usage: Usage | None = None) -> None:
-        """End the call's spans; the call span's status is ERROR when the call failed."""
+        """End the call's spans; the call span's status is ERROR when the call failed.
+
+        ``usage`` goes on the call span; by default, what the call's :class:`TracingSink` saw.
+        """
         call = self._calls.pop(call_id, None)
         if call is not None:
             call.close(reason, usage)
@@ -130,13 +139,14 @@ class Tracing:
 class TracingSink:
     """A call sink that turns the call's reports into spans and forwards them to ``inner``."""
 
-    def __init__(self, call: CallTrace, inner: Any) -> None:
+    def __init__(self, call: CallTrace, inner: CallSink | None) -> None:
         self.call = call
         self.inner = inner
-        self.total_usage = Usage()
-        observe = getattr(inner, "provider_event", None)
-        if observe is not None:
-            self.provider_event = observe  # the session's optional hook reaches the metrics
+
+    @property
+    def total_usage(self) -> Usage:
+        """The usage the call reported so far."""
+        return self.call.usage
 
     def transcript(self, role: str, text: str, at_ms: float, interrupted: bool) -> None:
         if self.inner is not None:
@@ -193,6 +203,11 @@ class TracingSink:
             self.inner.tool_call(result, at_ms)
 
     def usage(self, usage: Usage) -> None:
-        self.total_usage = self.total_usage + usage
+        self.call.usage = self.call.usage + usage
         if self.inner is not None:
             self.inner.usage(usage)
+
+    def provider_event(self, kind: ProviderEventType, at_ms: float) -> None:
+        # Not traced (per event); the metrics underneath time the provider's first audio.
+        if self.inner is not None:
+            self.inner.provider_event(kind, at_ms)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,20 +34,18 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield call_store
 
 
-def build_app(tmp_path: Path) -> FastAPI:
+def build_app(tmp_path: Path, store: CallStore | None = None) -> FastAPI:
     settings = load_settings(
         SWITCHBOARD_API_TOKEN=TOKEN,
         SWITCHBOARD_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}",
         SWITCHBOARD_API_DOCS="true",  # the schema is served only when asked for
     )
-    return create_app(settings, calls=RecordingCalls())
+    return create_app(settings, calls=RecordingCalls(), store=store)
 
 
 @pytest.fixture
 def app(store: CallStore, tmp_path: Path) -> FastAPI:
-    application = build_app(tmp_path)
-    application.state.switchboard.extras["store"] = store
-    return application
+    return build_app(tmp_path, store)
 
 
 @pytest.fixture
@@ -241,7 +240,8 @@ async def test_usage_by_day_and_provider(client: httpx.AsyncClient, store: CallS
 
 async def test_no_store_is_503(tmp_path: Path) -> None:
     bare = build_app(tmp_path)
-    bare.state.switchboard.extras.pop("store", None)
+    state = bare.state.switchboard  # a gateway without a store
+    bare.state.switchboard = replace(state, gateway=replace(state.gateway, store=None))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=bare),
         base_url="http://testserver",

@@ -90,6 +90,9 @@ class Calls:
     async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
         return None
 
+    async def aclose(self) -> None:
+        return None
+
 
 @asynccontextmanager
 async def serve(calls: Calls, **env: str) -> AsyncIterator[tuple[str, FastAPI]]:

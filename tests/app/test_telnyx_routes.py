@@ -25,7 +25,6 @@ from websockets.asyncio.client import connect
 
 from switchboard.app.factory import create_app
 from switchboard.app.state import AppState
-from switchboard.app.telnyx import telnyx_runtime
 from switchboard.config import Settings, load_settings
 from switchboard.emulators.common import pcm16_rms, speech_like_pcm16
 from switchboard.emulators.telnyx import LoopbackServer, TelnyxEmulator, bind_loopback, wav_bytes
@@ -69,8 +68,8 @@ async def rig(calls: RecordingCalls, **emu_options: Any) -> AsyncIterator[Rig]:
         async with LoopbackServer(app, sock=sock) as server:
             emu.webhook_url = server.base_url + "/telnyx/webhook"
             yield Rig(emu, app, server, calls)
-        # The router's lifespan closed the Telnyx client at shutdown.
-        adapter = telnyx_runtime(get_state_of(app)).adapter
+        # The app's lifespan closed the Telnyx client at shutdown.
+        adapter = get_state_of(app).telnyx.adapter
         assert adapter is None or adapter.is_closed
 
 
@@ -102,7 +101,7 @@ async def test_full_inbound_call_with_retried_webhooks(
     url = urlparse(stream["stream_url"])
     assert (url.scheme, url.netloc, url.path) == ("ws", r.server.base_url[7:], "/telnyx/media")
     token = parse_qs(url.query)["token"][0]
-    assert state.signer.verify(token, carrier="telnyx").call_id == "call-1"
+    assert state.gateway.signer.verify(token, carrier="telnyx").call_id == "call-1"
     assert stream["stream_bidirectional_mode"] == "rtp"
     assert stream["stream_bidirectional_codec"] == "PCMU"
     assert stream["stream_codec"] == "PCMU"
@@ -237,7 +236,7 @@ async def http_app(calls: RecordingCalls, key: Ed25519PrivateKey | None) -> Asyn
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
         yield client
-    await telnyx_runtime(get_state_of(app)).aclose()
+    await get_state_of(app).aclose()  # no lifespan here: queued commands, then the client
 
 
 async def test_unconfigured_telnyx_is_503_naming_the_variables_in_the_log_only(
@@ -359,7 +358,7 @@ async def test_media_socket_without_a_valid_token_is_closed_1008(token: str | No
     calls = RecordingCalls()
     async with media_app(calls) as (app, server):
         if token == "twilio":
-            token = get_state_of(app).signer.sign("call-1", "twilio")
+            token = get_state_of(app).gateway.signer.sign("call-1", "twilio")
         query = f"?token={token}" if token else ""
         async with connect(f"{server.ws_url}/telnyx/media{query}") as ws:
             with pytest.raises(websockets.ConnectionClosed) as info:
@@ -373,8 +372,8 @@ async def test_media_socket_without_start_times_out() -> None:
     calls = RecordingCalls()
     async with media_app(calls) as (app, server):
         state = get_state_of(app)
-        telnyx_runtime(state).start_timeout_s = 0.2 * UNIT
-        token = state.signer.sign("call-1", "telnyx")
+        state.telnyx.start_timeout_s = 0.2 * UNIT
+        token = state.gateway.signer.sign("call-1", "telnyx")
         async with connect(f"{server.ws_url}/telnyx/media?token={token}") as ws:
             await ws.send(json.dumps({"event": "connected", "version": "1.0.0"}))
             with pytest.raises(websockets.ConnectionClosed):

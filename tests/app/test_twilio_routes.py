@@ -26,9 +26,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from switchboard.app.factory import create_app
-from switchboard.app.twilio import START_TIMEOUT_KEY
 from switchboard.config import load_settings
-from switchboard.emulators.loopback import LoopbackServer
+from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.twilio import TwilioCaller, TwilioEmulator, run_call, twilio_signature
 from switchboard.telephony.base import (
     CallDirection,
@@ -49,12 +48,11 @@ def twilio_calls(**options: Any) -> RecordingCalls:
 @asynccontextmanager
 async def serve(calls: RecordingCalls, **env: str) -> AsyncIterator[tuple[str, FastAPI]]:
     """The app on a free port, with SWITCHBOARD_PUBLIC_URL set to where it really listens."""
-    base_env = {"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_ACCOUNT_SID": ACCOUNT}
+    sock = bind_loopback()  # the port is known before the app is built
+    public = {"SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{sock.getsockname()[1]}"}
+    base_env = {"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_ACCOUNT_SID": ACCOUNT, **public}
     app = create_app(load_settings(**{**base_env, **env}), calls=calls)
-    async with LoopbackServer(app, lifespan="off") as srv:
-        if "SWITCHBOARD_PUBLIC_URL" not in env:
-            full = {**base_env, **env, "SWITCHBOARD_PUBLIC_URL": srv.base_url}
-            app.state.switchboard.settings = load_settings(**full)
+    async with LoopbackServer(app, sock=sock, lifespan="off") as srv:
         yield srv.base_url, app
 
 
@@ -272,8 +270,7 @@ def _start(params: dict[str, str]) -> str:
 
 async def test_media_socket_authentication() -> None:
     calls = twilio_calls()
-    async with serve(calls) as (base, app):
-        app.state.switchboard.extras[START_TIMEOUT_KEY] = 0.3 * UNIT
+    async with serve(calls, SWITCHBOARD_MEDIA_START_TIMEOUT_S=str(0.3 * UNIT)) as (base, app):
         ws_url = "ws" + base[4:] + "/twilio/media"
         signed = {
             "X-Twilio-Signature": twilio_signature(TOKEN, "http" + base[4:] + "/twilio/media")
@@ -285,7 +282,7 @@ async def test_media_socket_authentication() -> None:
         assert await _media_close(base, signed, [_start({"call_id": "call-1"})]) == 1008
         bad = {"call_id": "call-1", "token": "x.y"}
         assert await _media_close(base, signed, [_start(bad)]) == 1008
-        signer = app.state.switchboard.signer
+        signer = app.state.switchboard.gateway.signer
         other = {"call_id": "call-1", "token": signer.sign("call-2", "twilio")}
         assert await _media_close(base, signed, [_start(other)]) == 1008
         telnyx = {"call_id": "call-1", "token": signer.sign("call-1", "telnyx")}

@@ -82,4 +82,5 @@ async def healthz() -> Health:
 @providers_router.get("/providers", response_model=list[ProviderOut], tags=["providers"])
 async def list_providers(request: Request) -> list[ProviderOut]:
     """Every provider in the catalogue with its capabilities and whether it is configured."""
-    return [ProviderOut.of(info) for info in get_state(request).registry.list_providers()]
+    providers = get_state(request).gateway.providers
+    return [ProviderOut.of(info) for info in providers.list_providers()]

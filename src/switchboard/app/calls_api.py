@@ -1,7 +1,7 @@
 """The REST read side of call records: ``GET /v1/calls``, ``/v1/calls/{id}``, ``/v1/usage``.
 
-The :class:`~switchboard.store.CallStore` is ``get_state(request).extras["store"]``; without one
-these routes answer 503. Errors use the app's JSON error body (``{"error": {...}}``).
+The :class:`~switchboard.store.CallStore` is the gateway's ``store``; without one these routes
+answer 503. Errors use the app's JSON error body (``{"error": {...}}``).
 """
 
 from __future__ import annotations
@@ -201,8 +201,8 @@ class UsageSummaryOut(BaseModel):
 
 # -- helpers -----------------------------------------------------------------------------------
 def _store(request: Request) -> CallStore:
-    store = get_state(request).extras.get("store")
-    if not isinstance(store, CallStore):
+    store = get_state(request).gateway.store
+    if store is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "call store is not configured")
     return store
 

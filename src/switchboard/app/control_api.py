@@ -228,7 +228,7 @@ async def stream(websocket: WebSocket) -> None:
             )
             name = (
                 start.get("provider")
-                or state.registry.select_best_provider(
+                or state.gateway.providers.select_best_provider(
                     Requirements.from_mapping(start.get("requirements") or {})
                 ).value
             )
@@ -240,7 +240,7 @@ async def stream(websocket: WebSocket) -> None:
                 greeting=start.get("greeting"),
                 tools=list(start.get("tools") or []),
             )
-            provider = state.registry.create_provider(name, config)
+            provider = state.gateway.providers.create_provider(name, config)
             inbound = StreamConverter(client, provider.input_spec)
             await provider.connect()
         except (SwitchboardError, ValueError, TypeError, TimeoutError) as exc:

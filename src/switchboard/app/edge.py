@@ -64,7 +64,7 @@ class EdgeGuard:
                 {"WWW-Authenticate": "Bearer"},
             )
             return
-        settings = state.settings
+        settings = state.gateway.settings
         webhook = path.startswith(_WEBHOOK_PREFIXES)
         limit: int = settings.webhook_max_body if webhook else settings.api_max_body
         length = headers.get("content-length")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -16,40 +15,37 @@ from switchboard.app.calls_api import calls_router
 from switchboard.app.control_api import control_router, stream_router
 from switchboard.app.edge import EdgeGuard
 from switchboard.app.errors import install_error_handlers
-from switchboard.app.metrics_api import METRICS_KEY, metrics_router
+from switchboard.app.metrics_api import metrics_router
 from switchboard.app.openapi import describe_edge
 from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
 from switchboard.app.twilio import twilio_router
 from switchboard.config import Settings
-from switchboard.errors import ConfigError
-from switchboard.metrics import Metrics
+from switchboard.gateway import Gateway
 from switchboard.telephony.base import CallHandler
 
+if TYPE_CHECKING:
+    from switchboard.agents import AgentBook
+    from switchboard.bridge.active import BridgeOverrides
+    from switchboard.store import CallStore
+    from switchboard.tracing import Tracing
+
 __all__ = ["create_app"]
-
-logger = logging.getLogger(__name__)
-
-
-def _tracing() -> Any:
-    """OpenTelemetry call traces for ``SWITCHBOARD_OTEL=1`` (the optional ``otel`` extra)."""
-    try:
-        from switchboard.tracing import Tracing
-    except ImportError as exc:
-        raise ConfigError(
-            "SWITCHBOARD_OTEL=1 needs OpenTelemetry: pip install 'switchboard[otel]'"
-        ) from exc
-    return Tracing()
 
 
 def create_app(
     settings: Settings,
     *,
     calls: CallHandler | None = None,
-    store: Any | None = None,
-    **manager_options: Any,
+    store: CallStore | None = None,
+    tracing: Tracing | None = None,
+    agents: AgentBook | None = None,
+    provider_options: Mapping[str, Mapping[str, Any]] | None = None,
+    media_timeout_s: float = 30.0,
+    bridge_overrides: BridgeOverrides | None = None,
 ) -> FastAPI:
-    """Build the app for ``settings``.
+    """Build the app for ``settings``: one :class:`~switchboard.gateway.Gateway` of services,
+    the call handler, and the routes.
 
     Args:
         settings: the configuration (read once by the caller, e.g. the CLI).
@@ -57,33 +53,35 @@ def create_app(
             omitted. Tests of carrier routes may pass a small recording handler.
         store: the :class:`~switchboard.store.CallStore` for call records; one at
             ``SWITCHBOARD_DATABASE_URL`` when omitted (migrated at start-up).
-        manager_options: passed to ``CallManager`` (agents, provider_options, ...).
-    """
-    from switchboard.store import CallStore
+        tracing: call traces; built when ``SWITCHBOARD_OTEL=1`` and this is omitted.
+        agents: the ``CallManager``'s agent profiles (``SWITCHBOARD_AGENTS`` when omitted).
+        provider_options: extra factory keyword arguments per provider name, for the manager.
+        media_timeout_s: how long a prepared call waits for its media socket (the manager's).
+        bridge_overrides: adjusts the ``BridgeOptions`` of every call (the manager's).
 
-    if store is None:
-        store = CallStore.from_settings(settings)
-    monitoring = settings.catalog.monitoring
-    metrics = Metrics.from_catalog(settings.catalog) if monitoring.metrics_enabled else None
+    Raises:
+        ConfigError: ``SWITCHBOARD_OTEL=1`` without the ``otel`` extra installed.
+    """
+    gateway = Gateway.build(settings, store=store, tracing=tracing)
     if calls is None:
         from switchboard.bridge.manager import CallManager
 
-        manager_options.setdefault("metrics", metrics)
-        if settings.otel and "tracing" not in manager_options:
-            manager_options["tracing"] = _tracing()
-        calls = CallManager(settings, store=store, **manager_options)
-    state = AppState.build(settings, calls)
-    state.extras["store"] = store
-    if metrics is not None:
-        state.extras[METRICS_KEY] = metrics
+        calls = CallManager(
+            gateway,
+            agents=agents,
+            provider_options=provider_options,
+            media_timeout_s=media_timeout_s,
+            bridge_overrides=bridge_overrides,
+        )
+    state = AppState.build(gateway, calls)
+    metrics = gateway.metrics
+    lag_interval_s = settings.catalog.monitoring.event_loop_lag_interval_s
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await store.migrate()
+        await gateway.start()
         lag_watch = (
-            asyncio.get_running_loop().create_task(
-                metrics.watch_event_loop(monitoring.event_loop_lag_interval_s)
-            )
+            asyncio.get_running_loop().create_task(metrics.watch_event_loop(lag_interval_s))
             if metrics is not None
             else None
         )
@@ -94,10 +92,7 @@ def create_app(
                 lag_watch.cancel()
                 with suppress(asyncio.CancelledError):
                     await lag_watch
-            closer = getattr(calls, "aclose", None)
-            if closer is not None:
-                await closer()
-            await store.aclose()
+            await state.aclose()
 
     docs = settings.api_docs  # the interactive docs and schema only when asked for
     app = FastAPI(

@@ -8,8 +8,8 @@
   host then makes every request look local, and uvicorn takes the client address from the
   proxy's ``X-Forwarded-For``), and not for a request that carries forwarding headers.
 
-The metrics live in ``AppState.extras["metrics"]`` (see :func:`metrics_of`); when
-``monitoring.metrics_enabled`` is false in providers.yaml there are none and the route answers 404.
+The metrics are the gateway's (see :func:`metrics_of`); when ``monitoring.metrics_enabled`` is
+false in providers.yaml there are none and the route answers 404.
 """
 
 from __future__ import annotations
@@ -25,20 +25,16 @@ from switchboard.app.auth import check_bearer
 from switchboard.app.state import AppState, get_state
 from switchboard.metrics import CONTENT_TYPE, Metrics
 
-__all__ = ["METRICS_KEY", "metrics_of", "metrics_router"]
+__all__ = ["metrics_of", "metrics_router"]
 
 logger = logging.getLogger(__name__)
-
-#: ``AppState.extras`` key of the app's :class:`~switchboard.metrics.Metrics`.
-METRICS_KEY = "metrics"
 
 metrics_router = APIRouter(tags=["monitoring"])
 
 
 def metrics_of(state: AppState) -> Metrics | None:
-    """The app's metrics, or None when metrics are disabled (or the app was built without)."""
-    metrics = state.extras.get(METRICS_KEY)
-    return metrics if isinstance(metrics, Metrics) else None
+    """The app's metrics, or None when metrics are disabled."""
+    return state.gateway.metrics
 
 
 #: Headers a proxy adds; a request that carries one came through something else.
@@ -61,7 +57,7 @@ def _is_loopback(host: str | None) -> bool:
 
 def _loopback_trusted(request: Request, state: AppState) -> bool:
     """Whether this request may read metrics without a token (see the module docstring)."""
-    public = state.settings.public_url
+    public = state.gateway.settings.public_url
     if public and not _is_loopback(urlsplit(public).hostname):
         return False
     if any(name in request.headers for name in _FORWARDING_HEADERS):
@@ -76,7 +72,7 @@ async def metrics_endpoint(request: Request) -> Response:
     metrics = metrics_of(state)
     if metrics is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "metrics are disabled")
-    token = state.settings.secret("metrics_token")
+    token = state.gateway.settings.secret("metrics_token")
     if token is not None:
         if not check_bearer(request.headers.get("authorization"), token):
             raise HTTPException(

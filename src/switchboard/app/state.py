@@ -1,27 +1,28 @@
-"""What one running app holds: settings, registry, token signer, the call handler."""
+"""What one running app holds: the gateway, the call handler, carrier runtimes and API access."""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
-from switchboard.config import Settings
-from switchboard.providers.registry import ProviderRegistry
+from switchboard.app.telnyx_control import TelnyxRuntime
+from switchboard.gateway import Gateway
 from switchboard.ratelimit import FailureThrottle, SlidingWindowLimiter
-from switchboard.security import TokenSigner
 from switchboard.telephony.base import CallHandler
 
 __all__ = ["AppState", "get_state"]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class AppState:
     """Per-app singletons, reachable from any route as ``get_state(request)``.
 
     Attributes:
+        gateway: the app's services (settings, registry, adapters, store, metrics, signer...).
+        calls: the call handler carrier routes hand calls to (the bridge's ``CallManager``).
+        telnyx: Telnyx Call Control: live calls and the per-call ordered event workers.
         api_token: the bearer token for ``/v1/*``; generated when ``SWITCHBOARD_API_TOKEN`` is
             unset (``generated_token`` is then True and ``serve`` prints it once).
         outbound_limiter: outbound calls per API token (``SWITCHBOARD_OUTBOUND_RATE_*``).
@@ -29,25 +30,23 @@ class AppState:
             (``SWITCHBOARD_SIGNATURE_FAILURE_*``; app/throttle.py).
     """
 
-    settings: Settings
-    registry: ProviderRegistry
-    signer: TokenSigner
+    gateway: Gateway
     calls: CallHandler
+    telnyx: TelnyxRuntime
     api_token: str
     outbound_limiter: SlidingWindowLimiter
     signature_throttle: FailureThrottle
     generated_token: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, calls: CallHandler) -> AppState:
+    def build(cls, gateway: Gateway, calls: CallHandler) -> AppState:
+        """The state of an app serving ``calls`` with ``gateway``'s services."""
+        settings = gateway.settings
         token = settings.secret("api_token")
-        signing = settings.secret("signing_secret")
         return cls(
-            settings=settings,
-            registry=ProviderRegistry(settings),
-            signer=TokenSigner(signing),
+            gateway=gateway,
             calls=calls,
+            telnyx=TelnyxRuntime(gateway, calls),
             api_token=token or secrets.token_urlsafe(24),
             outbound_limiter=SlidingWindowLimiter(
                 settings.outbound_rate_limit, settings.outbound_rate_window_s
@@ -57,6 +56,15 @@ class AppState:
             ),
             generated_token=token is None,
         )
+
+    async def aclose(self) -> None:
+        """Shut down in order: queued Telnyx commands finish, live calls end, then the
+        gateway closes the carrier adapters and the store (pending records written first)."""
+        try:
+            await self.telnyx.aclose()
+            await self.calls.aclose()
+        finally:
+            await self.gateway.aclose()
 
 
 def get_state(conn: HTTPConnection) -> AppState:

@@ -4,13 +4,14 @@
   query (+ sorted form params); otherwise 403 with no TwiML, and the reason is logged. The
   headers are checked before the body is read.
 * Replays (docs/security.md#twilio-webhook-replays): a request whose signed payload was already
-  accepted is refused (``webhooks.ReplayGuard``, recorded before any ``await``, forgotten when the
-  work fails so Twilio's retries of a failure pass); status callbacks are also deduplicated on
-  (CallSid, CallStatus, SequenceNumber). The voice webhook answers each CallSid once: a second
-  voice webhook for an answered CallSid is refused, unless it is our own DTMF redirect with a
-  fresh ``resume`` value. A copy of a voice webhook that arrives while the first is still being
-  prepared (Twilio retrying after a read timeout) waits for it and gets the same TwiML: the same
-  call and the same media token, never a second provider session or a second token.
+  accepted is refused (the gateway's ``replay.twilio`` guards, recorded before any ``await``,
+  forgotten when the work fails so Twilio's retries of a failure pass); status callbacks are also
+  deduplicated on (CallSid, CallStatus, SequenceNumber). The voice webhook answers each CallSid
+  once: a second voice webhook for an answered CallSid is refused, unless it is our own DTMF
+  redirect with a fresh ``resume`` value. A copy of a voice webhook that arrives while the first
+  is still being prepared (Twilio retrying after a read timeout) waits for it and gets the same
+  TwiML: the same call and the same media token, never a second provider session or a second
+  token.
 * Twilio not configured (no ``TWILIO_AUTH_TOKEN`` / ``SWITCHBOARD_PUBLIC_URL``) → 503; the
   missing variables are named in the log only.
 * The voice webhook asks the call handler to prepare the call and answers
@@ -29,8 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request, WebSocket
@@ -58,59 +57,32 @@ from switchboard.telephony.twilio.webhooks import (
     validate_signature,
 )
 
-__all__ = ["MEDIA_PATH", "START_TIMEOUT_KEY", "TwilioGuards", "twilio_router"]
+__all__ = ["MEDIA_PATH", "twilio_router"]
 
 logger = logging.getLogger(__name__)
 
 twilio_router = APIRouter(prefix="/twilio", tags=["twilio"])
 MEDIA_PATH = "/twilio/media"
-#: ``AppState.extras`` key overriding how long a media socket may wait for ``start`` (seconds).
-START_TIMEOUT_KEY = "twilio.start_timeout_s"
 #: How old our DTMF redirect's ``resume`` value may be when Twilio fetches it (tones play first).
 RESUME_WINDOW_S = 120.0
-#: How long an answered CallSid is remembered (Twilio's longest call is 24 h).
-CALL_MEMORY_S = 24 * 3600.0
-_GUARDS_KEY = "twilio.guards"
 _XML = "text/xml"
 _CARRIER = TelephonyType.TWILIO
 
 
-@dataclass
-class TwilioGuards:
-    """Per-app replay state of the Twilio routes (one process; see the module docstring).
-
-    Attributes:
-        requests: signed payloads already accepted (10 minutes).
-        calls: CallSids the voice webhook answered (24 hours).
-        answers: TwiML being prepared, by signed payload, for copies that arrive meanwhile.
-    """
-
-    requests: ReplayGuard = field(default_factory=ReplayGuard)
-    calls: ReplayGuard = field(default_factory=lambda: ReplayGuard(ttl_s=CALL_MEMORY_S))
-    answers: dict[str, asyncio.Future[str]] = field(default_factory=dict)
-
-
 def _missing(state: AppState) -> list[str]:
-    s = state.settings
+    s = state.gateway.settings
     missing = [] if s.twilio_auth_token else ["TWILIO_AUTH_TOKEN"]
     return missing + ([] if s.public_url else ["SWITCHBOARD_PUBLIC_URL"])
 
 
-def _guards(state: AppState) -> TwilioGuards:
-    guards = state.extras.get(_GUARDS_KEY)
-    if not isinstance(guards, TwilioGuards):
-        guards = state.extras[_GUARDS_KEY] = TwilioGuards()
-    return guards
-
-
 def _signing_key(state: AppState, algorithm: str) -> str | None:
     if algorithm == HMAC_SHA1:
-        return state.settings.secret("twilio_auth_token")
-    return state.settings.secret("twilio_webhook_shared_key")
+        return state.gateway.settings.secret("twilio_auth_token")
+    return state.gateway.settings.secret("twilio_webhook_shared_key")
 
 
 def _public(state: AppState, path: str, query: str) -> str:
-    base = state.settings.public_url or ""
+    base = state.gateway.settings.public_url or ""
     return f"{base}{path}" + (f"?{query}" if query else "")
 
 
@@ -178,7 +150,7 @@ async def voice_webhook(request: Request) -> Response:
         return _forbidden(verified, request)
     form, replay_key = verified
     account = _field(form, "AccountSid") or None
-    expected_account = state.settings.twilio_account_sid
+    expected_account = state.gateway.settings.twilio_account_sid
     if expected_account and account and account != expected_account:
         return _forbidden(f"AccountSid {account} is not ours", request)
     direction = _field(form, "Direction", "inbound")
@@ -194,7 +166,7 @@ async def voice_webhook(request: Request) -> Response:
     sid = call.carrier_call_id
     if not sid:
         return _forbidden("no CallSid", request)
-    guards = _guards(state)
+    guards = state.gateway.replay.twilio
     pending = guards.answers.get(replay_key)
     if pending is not None:
         return await _same_answer(pending, sid)
@@ -241,10 +213,10 @@ async def _answer(state: AppState, call: IncomingCall) -> str:
         if prepared.busy:
             return busy_twiml()  # a busy signal: the caller's carrier may try elsewhere
         return reject_twiml("We are sorry, no agent can take your call right now. Goodbye.")
-    token = state.signer.sign(
+    token = state.gateway.signer.sign(
         prepared.call_id, _CARRIER.value, carrier_call_id=call.carrier_call_id
     )
-    stream_url = f"{state.settings.public_ws_url}{MEDIA_PATH}"
+    stream_url = f"{state.gateway.settings.public_ws_url}{MEDIA_PATH}"
     logger.info(
         "answering Twilio call %s as %s",
         call.carrier_call_id,
@@ -267,7 +239,7 @@ async def status_webhook(request: Request) -> Response:
     sid, status = _field(form, "CallSid"), _field(form, "CallStatus")
     if not sid or not status:
         return _forbidden("no CallSid/CallStatus", request)
-    guard = _guards(state).requests
+    guard = state.gateway.replay.twilio.requests
     if not guard.add(replay_key):
         return _forbidden("replayed request", request)
     seq_key = ReplayGuard.key("status", sid, status, _field(form, "SequenceNumber"))
@@ -303,7 +275,7 @@ def _upgrade_ok(ws: WebSocket, state: AppState) -> str | None:
         return "missing X-Twilio-Signature on upgrade"
     algorithm = signature_algorithm(ws.headers.get("x-twilio-webhooks-signature-settings"))
     key = _signing_key(state, algorithm)
-    ws_base = state.settings.public_ws_url or ""
+    ws_base = state.gateway.settings.public_ws_url or ""
     query = f"?{ws.url.query}" if ws.url.query else ""
     wss = f"{ws_base}{ws.url.path}{query}"
     https = "http" + wss[2:] if wss.startswith("ws") else wss
@@ -338,10 +310,10 @@ async def media_socket(ws: WebSocket) -> None:
         await _reject(ws, why)
         return
     codec = TwilioMediaCodec()
-    timeout: Any = state.extras.get(START_TIMEOUT_KEY, state.settings.media_start_timeout_s)
+    timeout = state.gateway.settings.media_start_timeout_s
     started: StreamStarted | None = None
     try:
-        with anyio.move_on_after(float(timeout)):
+        with anyio.move_on_after(timeout):
             started = await _await_start(ws, codec)
     except WebSocketDisconnect:
         logger.info("Twilio media socket closed before start")
@@ -354,7 +326,7 @@ async def media_socket(ws: WebSocket) -> None:
         return
     params = started.custom_parameters
     try:
-        claims = state.signer.verify(params.get("token"), carrier=_CARRIER.value)
+        claims = state.gateway.signer.verify(params.get("token"), carrier=_CARRIER.value)
     except SignatureError as exc:
         await _reject(ws, f"media token rejected: {exc}")
         return

@@ -19,158 +19,87 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from switchboard.agents import Agent, AgentBook
+from switchboard.bridge.active import (
+    ActiveCall,
+    BoundCarrierControl,
+    BridgeOverrides,
+    bridge_options,
+    caller_audio,
+    recorded_greeting,
+)
 from switchboard.bridge.admission import CallAdmission, NodeCallLimit
 from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.control import checked_destination
-from switchboard.bridge.core import BridgeOptions
-from switchboard.bridge.greeting import greeting_audio
 from switchboard.bridge.planner import CallPlanner, Placement
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
-from switchboard.config import Settings
-from switchboard.errors import AudioError, ConfigError, SwitchboardError, TelephonyError
+from switchboard.bridge.sink import CallSink
+from switchboard.errors import ConfigError, SwitchboardError, TelephonyError
+from switchboard.gateway import Gateway
 from switchboard.logs import call_context
-from switchboard.media import AudioFormat, AudioSpec
-from switchboard.metrics import Metrics
+from switchboard.media import AudioFormat
 from switchboard.providers.base import BaseProvider
-from switchboard.providers.registry import ProviderRegistry
 from switchboard.telephony.base import (
     IncomingCall,
     MediaCodec,
     MediaSocket,
     PreparedCall,
     StreamStarted,
-    TelephonyAdapter,
     TelephonyType,
 )
-from switchboard.tools import ToolContext, ToolRegistry
-
-if TYPE_CHECKING:  # the otel extra is optional: imported only when SWITCHBOARD_OTEL is set
-    from switchboard.tracing import Tracing
+from switchboard.tools import ToolContext
 
 __all__ = ["ActiveCall", "CallManager"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class ActiveCall:
-    """A call between ``prepare`` and its end."""
-
-    call_id: str
-    incoming: IncomingCall
-    agent: Agent
-    provider_name: str
-    provider: BaseProvider
-    tools: ToolRegistry
-    connect_task: asyncio.Task[None]
-    created_at: float = field(default_factory=time.time)
-    session: CallSession | None = None
-    status: str = "ringing"
-    sink: CallRecordSink | None = None
-    ending: bool = False
-
-    def summary(self) -> dict[str, Any]:
-        """What ``GET /v1/sessions`` shows of a live call."""
-        return {
-            "call_id": self.call_id,
-            "carrier": self.incoming.carrier.value,
-            "carrier_call_id": self.incoming.carrier_call_id,
-            "direction": self.incoming.direction.value,
-            "from": self.incoming.from_number,
-            "to": self.incoming.to_number,
-            "agent": self.agent.name,
-            "provider": self.provider_name,
-            "model": self.provider.config.model_id,
-            "status": self.status,
-            "provider_state": self.provider.state.value,
-            "started_at": self.created_at,
-            "barge_ins": self.session.core.barge_ins if self.session else 0,
-            "turns": self.session.core.turn if self.session else 0,
-        }
-
-
-class _BoundCarrierControl:
-    """Carrier REST operations for one call (the ids bound)."""
-
-    def __init__(self, adapter: TelephonyAdapter, carrier_call_id: str) -> None:
-        self._adapter = adapter
-        self._id = carrier_call_id
-
-    async def hang_up(self) -> None:
-        await self._adapter.hang_up(self._id)
-
-    async def transfer(self, destination: str) -> None:
-        await self._adapter.transfer_call(self._id, destination)
-
-
 class CallManager:
     """Routes and runs calls for one app.
 
     Args:
-        settings: the configuration.
+        gateway: the app's services; the manager creates none of its own. Its ``store`` holds
+            the call records (None keeps them in memory only); its ``metrics`` and
+            ``tracing``, when set, count and trace each call.
         agents: agent profiles (``SWITCHBOARD_AGENTS`` or the packaged receptionist when None).
-        store: call records (``switchboard.store.CallStore``); None keeps records in memory only.
         provider_options: extra keyword arguments per provider name for its factory (tests use
             this to shorten reconnect backoffs, for instance).
         media_timeout_s: how long a prepared call waits for its media socket.
-        metrics: the app's Prometheus metrics (``create_app`` passes them); None counts nothing.
-        tracing: OpenTelemetry call traces (``SWITCHBOARD_OTEL=1``); None traces nothing.
+        bridge_overrides: adjusts every call's :class:`~switchboard.bridge.core.BridgeOptions`.
         admission: whether a new call may start (bridge/admission.py); by default at most
             ``SWITCHBOARD_MAX_CALLS`` at once in this process. A refused call is busy.
     """
 
     def __init__(
         self,
-        settings: Settings,
+        gateway: Gateway,
         *,
         agents: AgentBook | None = None,
-        store: Any | None = None,
-        registry: ProviderRegistry | None = None,
-        provider_options: dict[str, dict[str, Any]] | None = None,
+        provider_options: Mapping[str, Mapping[str, Any]] | None = None,
         media_timeout_s: float = 30.0,
-        bridge_overrides: dict[str, Any] | None = None,
-        metrics: Metrics | None = None,
-        tracing: Tracing | None = None,
+        bridge_overrides: BridgeOverrides | None = None,
         admission: CallAdmission | None = None,
     ) -> None:
-        self.settings = settings
-        self.admission = admission or NodeCallLimit(settings.max_calls)
-        self.metrics = metrics
-        self.tracing = tracing
-        self.registry = registry or ProviderRegistry(settings)
-        self.agents = agents or AgentBook.load(settings.agents_path)
-        self.store = store
-        self.provider_options = provider_options or {}
+        self.gateway = gateway
+        self.admission = admission or NodeCallLimit(gateway.settings.max_calls)
+        self.agents = agents or AgentBook.load(gateway.settings.agents_path)
+        self.provider_options: Mapping[str, Mapping[str, Any]] = provider_options or {}
         self.media_timeout_s = media_timeout_s
-        self.bridge_overrides = bridge_overrides or {}
+        self.bridge_overrides = bridge_overrides
         self.calls: dict[str, ActiveCall] = {}
         self._by_carrier_id: dict[tuple[str, str], str] = {}
-        self._adapters: dict[str, TelephonyAdapter | None] = {}
         self.finished: dict[str, str] = {}  # call id -> end reason (recent, bounded)
         # HTTP tools and agent_request_url (raises ConfigError when they cannot sign)
-        self.planner = CallPlanner.from_settings(settings, self.agents)
+        self.planner = CallPlanner.from_settings(gateway.settings, self.agents)
         self._outbound_agents: dict[str, Placement] = {}  # our call id -> placed, until answered
         self._outbound_ids: dict[tuple[str, str], str] = {}  # (carrier, carrier id) -> call id
         self._idle = asyncio.Event()  # set while no call is live
         self._idle.set()
 
     # -- helpers ---------------------------------------------------------------------------------
-    def adapter(self, carrier: TelephonyType | str) -> TelephonyAdapter | None:
-        """The carrier's REST adapter, or None when the carrier's keys are not configured."""
-        key = str(carrier)
-        if key not in self._adapters:
-            try:
-                self._adapters[key] = self.registry.create_telephony_adapter(key)
-            except ConfigError as exc:
-                logger.warning("no call control for %s: %s", key, exc)
-                self._adapters[key] = None
-        return self._adapters[key]
-
     def choose_provider(self, agent: Agent) -> str:
         """The provider for ``agent``: its own, ``SWITCHBOARD_PROVIDER``, or the best match.
 
@@ -179,21 +108,10 @@ class CallManager:
         """
         if agent.provider is not None:
             return agent.provider.value
-        if self.settings.provider != "auto":
-            return self.settings.provider
-        return self.registry.select_best_provider(agent.provider_requirements).value
-
-    @staticmethod
-    def caller_audio(carrier: TelephonyType, provider: str, codec: str | None = None) -> AudioSpec:
-        """The caller audio the bridge sees: μ-law 8 kHz, or on Telnyx the agent's
-        ``carrier_codec`` (A-law 8 kHz; L16, Opus and G.722 arrive as PCM16 16 kHz), by default
-        L16 16 kHz for Gemini."""
-        if carrier is TelephonyType.TELNYX:
-            if codec == "pcma":
-                return AudioSpec(AudioFormat.ALAW, 8000)
-            if codec in ("l16", "opus", "g722") or (codec is None and provider == "gemini"):
-                return AudioSpec(AudioFormat.PCM16, 16000)
-        return AudioSpec(AudioFormat.ULAW, 8000)
+        settings = self.gateway.settings
+        if settings.provider != "auto":
+            return settings.provider
+        return self.gateway.providers.select_best_provider(agent.provider_requirements).value
 
     # -- CallHandler -----------------------------------------------------------------------------
     async def prepare(self, call: IncomingCall) -> PreparedCall:
@@ -213,16 +131,17 @@ class CallManager:
         try:
             provider_name = self.choose_provider(agent)
             tools = self.planner.tools(agent)
-            spec = self.caller_audio(call.carrier, provider_name, agent.carrier_codec)
+            spec = caller_audio(call.carrier, provider_name, agent.carrier_codec)
             config = agent.session_config(spec, tools.schemas())
-            provider = self.registry.create_provider(
+            provider = self.gateway.providers.create_provider(
                 provider_name, config, **self.provider_options.get(provider_name, {})
             )
         except SwitchboardError as exc:
             logger.error("call %s rejected: %s", call_id, exc, extra={"call_id": call_id})
             await self.admission.release(call_id)
             return PreparedCall(call_id, accepted=False, reason=str(exc), agent=agent.name)
-        sink = CallRecordSink(self.store, call_id) if self.store is not None else None
+        store = self.gateway.store
+        sink = CallRecordSink(store, call_id) if store is not None else None
         if sink is not None and not await sink.create(
             carrier=call.carrier.value,
             carrier_call_id=call.carrier_call_id,
@@ -251,10 +170,10 @@ class CallManager:
         self.calls[call_id] = active
         self._idle.clear()
         self._by_carrier_id[(call.carrier.value, call.carrier_call_id)] = call_id
-        if self.metrics is not None:
-            self.metrics.call_started()
-        if self.tracing is not None:
-            self.tracing.call_started(
+        if self.gateway.metrics is not None:
+            self.gateway.metrics.call_started()
+        if self.gateway.tracing is not None:
+            self.gateway.tracing.call_started(
                 call_id,
                 carrier=call.carrier.value,
                 provider=provider_name,
@@ -290,15 +209,16 @@ class CallManager:
         if why is None:
             return None
         logger.warning("call %s refused as busy: %s", call_id, why, extra={"call_id": call_id})
-        if (metrics := self.metrics) is not None:
+        if (metrics := self.gateway.metrics) is not None:
             metrics.call_refused(call.carrier.value, "busy")
         return PreparedCall(call_id, accepted=False, reason=why, busy=True, agent=agent)
 
     async def _connect(self, provider: BaseProvider, call_id: str) -> None:
+        tracing = self.gateway.tracing
         try:
             span = (
-                self.tracing.span(call_id, "provider.connect")
-                if self.tracing is not None
+                tracing.span(call_id, "provider.connect")
+                if tracing is not None
                 else contextlib.nullcontext()
             )
             with call_context(call_id), span:  # the provider's tasks log with the call's id
@@ -320,19 +240,6 @@ class CallManager:
         )
         asyncio.get_running_loop().create_task(self._end(active, "no_media"))
 
-    @staticmethod
-    def _recorded_greeting(
-        agent: Agent, spec: AudioSpec, call_id: str
-    ) -> tuple[bytes, str | None] | None:
-        """The agent's ``greeting_audio`` in the carrier's format (None: none, or unreadable)."""
-        if agent.greeting_audio is None:
-            return None
-        try:
-            return greeting_audio(agent.greeting_audio, spec), agent.greeting
-        except (AudioError, OSError) as exc:  # checked at load; gone or broken since
-            logger.error("call %s: greeting audio unusable: %s", call_id, exc)
-            return None
-
     async def run_media(
         self,
         *,
@@ -352,28 +259,18 @@ class CallManager:
             return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(active.connect_task), 15.0)
-        adapter = self.adapter(carrier)
+        adapter = self.gateway.carriers.get(carrier)
         control = (
-            _BoundCarrierControl(adapter, started.call_id or active.incoming.carrier_call_id)
+            BoundCarrierControl(adapter, started.call_id or active.incoming.carrier_call_id)
             if adapter is not None
             else None
         )
         agent = active.agent
-        limits = agent.limits
-        carrier_limit = self.settings.catalog.telephony.get(carrier.value)
-        max_s = [s for s in (limits.max_call_seconds,) if s]
-        if carrier_limit is not None and carrier_limit.max_call_seconds:
-            max_s.append(carrier_limit.max_call_seconds)
-        options = BridgeOptions(
-            barge_in=agent.barge_in,
-            silence_timeout_ms=limits.silence_timeout_s * 1000
-            if limits.silence_timeout_s
-            else None,
-            silence_hangup_ms=limits.silence_hangup_s * 1000 if limits.silence_hangup_s else None,
-            max_call_ms=min(max_s) * 1000 if max_s else None,
-            reprompt_text=agent.reprompt or "Are you still there?",
-            goodbye_text=agent.goodbye,
-            **self.bridge_overrides,
+        carrier_limit = self.gateway.settings.catalog.telephony.get(carrier.value)
+        options = bridge_options(
+            agent,
+            carrier_limit.max_call_seconds if carrier_limit is not None else None,
+            self.bridge_overrides,
         )
         context = ToolContext(
             call_id=call_id,
@@ -384,16 +281,16 @@ class CallManager:
             variables=dict(agent.variables),
             extras={"directory": {k.lower(): v for k, v in agent.directory.items()}},
         )
-        sink: Any = active.sink
-        if self.metrics is not None:
-            sink = self.metrics.call_sink(
+        sink: CallSink | None = active.sink  # record ← metrics ← tracing, outermost last
+        if self.gateway.metrics is not None:
+            sink = active.metered = self.gateway.metrics.call_sink(
                 sink,
                 carrier=carrier.value,
                 provider=active.provider_name,
                 model=active.provider.config.model_id,
             )
-        if self.tracing is not None:
-            sink = self.tracing.call_sink(call_id, sink)
+        if self.gateway.tracing is not None:
+            sink = self.gateway.tracing.call_sink(call_id, sink)
         session = CallSession(
             call_id=call_id,
             codec=codec,
@@ -408,7 +305,7 @@ class CallManager:
             apology_audio=apology_audio,
             sink=sink,
             dial_plan=agent.dial_plan,
-            greeting=self._recorded_greeting(agent, started.audio, call_id),
+            greeting=recorded_greeting(agent, started.audio, call_id),
         )
         active.session = session
         active.status = "in-progress"
@@ -445,20 +342,19 @@ class CallManager:
         self.finished[active.call_id] = reason
         if len(self.finished) > 1000:
             self.finished.pop(next(iter(self.finished)))
-        if self.metrics is not None:
+        if self.gateway.metrics is not None:
             session = active.session
-            self.metrics.call_ended(
+            self.gateway.metrics.call_ended(
                 carrier=active.incoming.carrier.value,
                 provider=active.provider_name,
                 model=active.provider.config.model_id,
                 llm_model=active.provider.config.extra.get("llm_model"),
                 reason=reason,
-                sink=session.sink if session is not None else None,
+                sink=active.metered,
                 media=session.codec.stats if session is not None else None,
             )
-        if self.tracing is not None:
-            usage = getattr(active.session.sink, "total_usage", None) if active.session else None
-            self.tracing.call_ended(active.call_id, reason, usage=usage)
+        if self.gateway.tracing is not None:  # with the usage its sink saw
+            self.gateway.tracing.call_ended(active.call_id, reason)
         if active.sink is not None:
             await active.sink.finalize(
                 status="failed" if reason in ("provider_failed", "internal_error") else "completed",
@@ -467,7 +363,7 @@ class CallManager:
                 model=active.provider.config.model_id,
                 llm_model=active.provider.config.extra.get("llm_model"),
                 carrier=active.incoming.carrier.value,
-                catalog=self.settings.catalog,
+                catalog=self.gateway.settings.catalog,
             )
         logger.info("call %s ended: %s", active.call_id, reason, extra={"call_id": active.call_id})
 
@@ -512,7 +408,7 @@ class CallManager:
             now = session.now()
             await session.apply(session.core.request_hang_up("api_hangup", now, after_reply=False))
             return
-        adapter = self.adapter(active.incoming.carrier)
+        adapter = self.gateway.carriers.get(active.incoming.carrier)
         if adapter is not None:
             await adapter.hang_up(active.incoming.carrier_call_id)
         await self._end(active, "api_hangup")
@@ -532,7 +428,7 @@ class CallManager:
         destination = checked_destination(
             active.agent.dial_plan, destination, "API transfer", call_id
         )
-        adapter = self.adapter(active.incoming.carrier)
+        adapter = self.gateway.carriers.get(active.incoming.carrier)
         if adapter is None:
             raise TelephonyError(f"{active.incoming.carrier} call control is not configured")
         await adapter.transfer_call(active.incoming.carrier_call_id, destination)
@@ -562,11 +458,12 @@ class CallManager:
                 variables, or a placeholder of the agent's neither they nor its defaults fill.
             TelephonyError: the carrier refused the call.
         """
-        to = checked_destination(self.settings.outbound_dial_plan, to, "outbound call")
-        adapter = self.adapter(carrier)
+        settings = self.gateway.settings
+        to = checked_destination(settings.outbound_dial_plan, to, "outbound call")
+        adapter = self.gateway.carriers.get(carrier)
         if adapter is None:
             raise ConfigError(f"carrier {carrier} is not configured")
-        if not self.settings.public_url:
+        if not settings.public_url:
             raise ConfigError("set SWITCHBOARD_PUBLIC_URL so the carrier can reach us")
         chosen = self.agents.get(agent) if agent else self.agents.route(from_)
         if chosen is None:
@@ -590,7 +487,8 @@ class CallManager:
         return not self.calls
 
     async def aclose(self) -> None:
-        """Shut down: end every live call (records finalised, within 5 s), close clients."""
+        """Shut down: end every live call (records finalised, within 5 s). The carrier
+        adapters are the gateway's, closed after this."""
         for active in list(self.calls.values()):
             if active.session is not None:
                 active.session.end("shutdown")
@@ -599,7 +497,3 @@ class CallManager:
         if not await self.wait_idle(5.0):
             logger.warning("%d call(s) still ending at shutdown", len(self.calls))
         await self.planner.aclose()
-        for adapter in self._adapters.values():
-            if adapter is not None:
-                with contextlib.suppress(Exception):
-                    await adapter.aclose()

@@ -17,6 +17,7 @@ import logging
 import time
 from typing import Any
 
+from switchboard.bridge.sink import CallSink
 from switchboard.catalog import Catalog
 from switchboard.cost import estimate_call_cost
 from switchboard.integrations.events import EventType
@@ -31,8 +32,8 @@ __all__ = ["CallRecordSink"]
 logger = logging.getLogger(__name__)
 
 
-class CallRecordSink:
-    """A :class:`~switchboard.bridge.session.CallSink` that records into a :class:`CallStore`."""
+class CallRecordSink(CallSink):
+    """A :class:`~switchboard.bridge.sink.CallSink` that records into a :class:`CallStore`."""
 
     def __init__(
         self, store: CallStore, call_id: str, integrations: CallIntegrations | None = None

@@ -43,7 +43,7 @@ from switchboard.bridge.control import SessionCallControl
 from switchboard.bridge.core import BridgeCore, BridgeOptions
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.voice import voice_detector
-from switchboard.errors import CallerDisconnected, SwitchboardError
+from switchboard.errors import CallerDisconnected, SwitchboardError, UnsupportedOperation
 from switchboard.media import AudioChunk, AudioSpec
 from switchboard.providers.base import BaseProvider, SessionState
 from switchboard.providers.events import (
@@ -260,14 +260,12 @@ class CallSession:
             self.end("caller_hangup")
 
     async def _provider_loop(self) -> None:
-        # Optional sink hook (switchboard.metrics.MetricsSink): provider event times, after the
-        # event is handled so a turn it starts is already on the timeline.
-        observe = getattr(self.sink, "provider_event", None)
         async for event in self.provider.receive_events():
             received = self.now()
             await self._on_provider_event(event)
-            if observe is not None:
-                observe(event.type, received)
+            # The sink times the provider (metrics) after the event is handled, so a turn it
+            # starts is already on the timeline.
+            self.sink.provider_event(event.type, received)
             if self._done.is_set():
                 return
         if self.end_reason is None:
@@ -402,11 +400,10 @@ class CallSession:
         await self.apply(self.core.function_result_sent(self.now()))
 
     async def _say(self, text: str) -> None:
-        say = getattr(self.provider, "say", None)
-        if say is None:
+        try:
+            await self.provider.say(text)
+        except UnsupportedOperation:
             self.log.info("provider cannot speak arbitrary text; skipped")
-            return
-        await say(text)
 
     async def _apologise(self) -> None:
         """Speak the agent's apology (provider failed) and wait until it has played."""

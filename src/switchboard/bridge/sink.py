@@ -3,6 +3,9 @@
 The per-call runner reports everything it records through a sink: the store's recorder
 (``bridge/recording.py``), the metrics wrapper (``switchboard.metrics``), tracing, or
 :class:`MemorySink` in tests. Every method is non-blocking: audio never waits on a record.
+
+Metrics and tracing wrap the record sink and implement this protocol too, and the bridge
+imports them, so this module stands alone: it imports nothing of the bridge.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from switchboard.media import Usage
+from switchboard.providers.events import ProviderEventType
 from switchboard.tools import ToolResult
 
 __all__ = ["CallSink", "MemorySink"]
@@ -29,9 +33,14 @@ class CallSink(Protocol):
 
     def usage(self, usage: Usage) -> None: ...
 
+    def provider_event(self, kind: ProviderEventType, at_ms: float) -> None:
+        """The session received a provider event of ``kind`` at ``at_ms`` (the timeline's clock),
+        after handling it; sinks that time the provider (metrics) override this no-op."""
+        return None
+
 
 @dataclass
-class MemorySink:
+class MemorySink(CallSink):
     """A :class:`CallSink` that keeps everything in memory (tests, ``/v1/sessions``)."""
 
     transcripts: list[tuple[str, str, float, bool]] = field(default_factory=list)

@@ -37,7 +37,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from switchboard.errors import ConfigError, InvalidStateTransition
+from switchboard.errors import ConfigError, InvalidStateTransition, UnsupportedOperation
 from switchboard.media import AudioChunk, AudioFormat, AudioSpec, Usage
 from switchboard.providers.events import ProviderEvent, ProviderEventType
 from switchboard.providers.types import (
@@ -303,6 +303,15 @@ class BaseProvider(abc.ABC):
         """Stop the agent; ``played_ms`` is how much of the current reply the caller heard."""
         self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="interrupt")
         await self._do_interrupt(played_ms)
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` as the agent (a reprompt, a goodbye), adding it to the conversation.
+
+        Raises:
+            UnsupportedOperation: this provider cannot speak arbitrary text (the default;
+                providers that can override this).
+        """
+        raise UnsupportedOperation(f"{type(self).__name__} cannot speak arbitrary text")
 
     async def disconnect(self) -> None:
         """Close the session (idempotent)."""

@@ -273,3 +273,7 @@ class CallHandler(Protocol):
     async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
         """A DTMF digit reported out of band (Telnyx ``call.dtmf.received``)."""
         ...
+
+    async def aclose(self) -> None:
+        """The app is shutting down: end live calls (their records final) and close clients."""
+        ...

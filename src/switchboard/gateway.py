@@ -1,0 +1,198 @@
+"""The composition root: every service of one running app, built once from :class:`Settings`.
+
+``create_app`` builds one :class:`Gateway` (``Gateway.build(settings)``) and hands it to the
+routes (``get_state(request).gateway``) and to the call manager. Nothing else constructs a
+provider registry, a carrier adapter, a call store, the metrics or the token signer of an app,
+so an app holds exactly one of each, and :meth:`Gateway.aclose` closes what it opened::
+
+    gateway = Gateway.build(settings)             # nothing is connected yet
+    await gateway.start()                         # the store's schema is brought up to date
+    adapter = gateway.carriers.get("twilio")      # created on first use, then shared
+    ...
+    await gateway.aclose()                        # adapters, then the store
+
+The gateway is frozen: its services are fixed for the app's lifetime (they keep their own state
+inside). Per-request and per-call state stays with the routes and the call manager.
+
+What several workers must share is reached through this object, so a shared implementation
+replaces an in-process one here and nowhere else (docs/architecture.md#the-composition-root).
+The :class:`~switchboard.cluster.Cluster` (call directory, claims, limits, control bus) is built
+here from the settings; no route or call uses it yet, so it is not joined at start (nothing
+connects to Redis), and the replay guards are still this process's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from switchboard.cluster import Cluster
+from switchboard.config import Settings
+from switchboard.errors import ConfigError
+from switchboard.metrics import Metrics
+from switchboard.providers.registry import ProviderRegistry
+from switchboard.security import TokenSigner
+from switchboard.store import CallStore
+from switchboard.telephony.base import TelephonyAdapter, TelephonyType
+from switchboard.telephony.telnyx.webhooks import SeenEvents
+from switchboard.telephony.twilio.webhooks import ReplayGuard
+
+if TYPE_CHECKING:  # the otel extra is optional: imported only when SWITCHBOARD_OTEL is set
+    from switchboard.tracing import Tracing
+
+__all__ = ["TWILIO_CALL_MEMORY_S", "CarrierAdapters", "Gateway", "ReplayGuards", "TwilioGuards"]
+
+logger = logging.getLogger(__name__)
+
+#: How long an answered Twilio CallSid is remembered (Twilio's longest call is 24 h).
+TWILIO_CALL_MEMORY_S = 24 * 3600.0
+
+
+class CarrierAdapters:
+    """The app's call-control adapters: one per carrier, created on first use, closed once.
+
+    Args:
+        providers: the registry whose carrier factories create the adapters.
+    """
+
+    def __init__(self, providers: ProviderRegistry) -> None:
+        self._providers = providers
+        self._adapters: dict[str, TelephonyAdapter | None] = {}
+
+    def get(self, carrier: TelephonyType | str) -> TelephonyAdapter | None:
+        """The carrier's adapter, or None when its keys are not configured (logged once)."""
+        key = str(carrier)
+        if key not in self._adapters:
+            try:
+                self._adapters[key] = self._providers.create_telephony_adapter(key)
+            except ConfigError as exc:
+                logger.warning("no call control for %s: %s", key, exc)
+                self._adapters[key] = None
+        return self._adapters[key]
+
+    async def aclose(self) -> None:
+        """Close every adapter created so far (one failing to close does not stop the others)."""
+        for adapter in self._adapters.values():
+            if adapter is not None:
+                with contextlib.suppress(Exception):
+                    await adapter.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioGuards:
+    """Replay state of the Twilio webhooks (docs/security.md#twilio-webhook-replays).
+
+    Attributes:
+        requests: signed payloads already accepted (10 minutes).
+        calls: CallSids the voice webhook answered (:data:`TWILIO_CALL_MEMORY_S`).
+        answers: TwiML being prepared, by signed payload, for copies that arrive meanwhile.
+    """
+
+    requests: ReplayGuard = field(default_factory=ReplayGuard)
+    calls: ReplayGuard = field(default_factory=lambda: ReplayGuard(ttl_s=TWILIO_CALL_MEMORY_S))
+    answers: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayGuards:
+    """What the carrier webhooks have already accepted (kept in this process).
+
+    Attributes:
+        twilio: signed requests, answered CallSids and answers in preparation.
+        telnyx: webhook event ids already processed (Telnyx retries deliveries).
+    """
+
+    twilio: TwilioGuards = field(default_factory=TwilioGuards)
+    telnyx: SeenEvents = field(default_factory=SeenEvents)
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """Every service of one app (see the module docstring); build it with :meth:`build`.
+
+    Attributes:
+        settings: the configuration, read once by the caller.
+        providers: the provider registry (and, through it, the carrier factories).
+        carriers: the carriers' call-control adapters, shared by the routes and the calls.
+        store: call records; None keeps them in memory only (``/v1/calls`` answers 503).
+        metrics: Prometheus metrics; None when ``monitoring.metrics_enabled`` is false.
+        tracing: OpenTelemetry call traces (``SWITCHBOARD_OTEL=1``); None traces nothing.
+        signer: mints and checks the media tokens that tie a media socket to its webhook.
+        replay: what the carrier webhooks have already accepted.
+        cluster: this node's handle on the state shared between nodes (in memory unless
+            ``SWITCHBOARD_REDIS_URL`` is set); built, not joined (see the module docstring).
+    """
+
+    settings: Settings
+    providers: ProviderRegistry
+    carriers: CarrierAdapters
+    store: CallStore | None
+    metrics: Metrics | None
+    tracing: Tracing | None
+    signer: TokenSigner
+    replay: ReplayGuards
+    cluster: Cluster
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        store: CallStore | None = None,
+        tracing: Tracing | None = None,
+        cluster: Cluster | None = None,
+    ) -> Gateway:
+        """The services ``settings`` asks for; nothing is connected until :meth:`start`.
+
+        Args:
+            settings: the configuration.
+            store: the call store; one at ``SWITCHBOARD_DATABASE_URL`` when omitted.
+            tracing: call traces; built when ``SWITCHBOARD_OTEL`` is set and this is omitted.
+            cluster: the shared state; ``Cluster.from_settings(settings)`` when omitted.
+
+        Raises:
+            ConfigError: ``SWITCHBOARD_OTEL=1`` without the ``otel`` extra installed, or
+                ``SWITCHBOARD_REDIS_URL`` set without the ``cluster`` extra.
+        """
+        providers = ProviderRegistry(settings)
+        metrics_enabled = settings.catalog.monitoring.metrics_enabled
+        return cls(
+            settings=settings,
+            providers=providers,
+            carriers=CarrierAdapters(providers),
+            store=CallStore.from_settings(settings) if store is None else store,
+            metrics=Metrics.from_catalog(settings.catalog) if metrics_enabled else None,
+            tracing=_tracing() if tracing is None and settings.otel else tracing,
+            signer=TokenSigner(settings.secret("signing_secret")),
+            replay=ReplayGuards(),
+            cluster=Cluster.from_settings(settings) if cluster is None else cluster,
+        )
+
+    async def start(self) -> None:
+        """Bring the store's schema up to date (safe at every start)."""
+        if self.store is not None:
+            await self.store.migrate()
+
+    async def aclose(self) -> None:
+        """Close the carrier adapters, then the store (its pending records are written first),
+        then the cluster handle's client."""
+        await self.carriers.aclose()
+        try:
+            if self.store is not None:
+                await self.store.aclose()
+        finally:
+            await self.cluster.aclose()
+
+
+def _tracing() -> Tracing:
+    """OpenTelemetry call traces for ``SWITCHBOARD_OTEL=1`` (the optional ``otel`` extra)."""
+    try:
+        from switchboard.tracing import Tracing
+    except ImportError as exc:
+        raise ConfigError(
+            "SWITCHBOARD_OTEL=1 needs OpenTelemetry: pip install 'switchboard[otel]'"
+        ) from exc
+    return Tracing()
