@@ -224,6 +224,11 @@ class Settings(BaseSettings):
     media_start_timeout_s: float = Field(
         default=5.0, gt=0, le=60, alias="SWITCHBOARD_MEDIA_START_TIMEOUT_S"
     )
+    #: A bridged carrier media socket that sends nothing for this long is half-open (carriers
+    #: stream audio without a break, silence included): the call ends as if the caller hung up.
+    media_idle_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, alias="SWITCHBOARD_MEDIA_IDLE_TIMEOUT_S"
+    )
     #: Failed signature or media-token checks one client address may make in any
     #: ``signature_failure_window_s`` (sliding); beyond it the address is refused (429, or
     #: close 1008 on a media socket) without being checked, until its oldest failure is older.

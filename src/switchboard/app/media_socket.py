@@ -10,6 +10,7 @@ already closed on our side).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
@@ -22,12 +23,25 @@ __all__ = ["StarletteMediaSocket"]
 class StarletteMediaSocket:
     """A :class:`~switchboard.telephony.base.MediaSocket` over an accepted Starlette websocket."""
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: WebSocket, *, idle_timeout_s: float | None = None) -> None:
         self.websocket = websocket
+        self.idle_timeout_s = idle_timeout_s
 
     async def receive_text(self) -> str:
+        """The next text frame.
+
+        Raises:
+            CallerDisconnected: the socket closed, or nothing arrived for ``idle_timeout_s``:
+                carriers stream the caller's audio without a break (silence included), so a
+                socket that goes quiet is half-open (the peer vanished without a FIN) and the
+                call is over, whether or not TCP ever says so.
+        """
         try:
-            return await self.websocket.receive_text()
+            return await asyncio.wait_for(self.websocket.receive_text(), self.idle_timeout_s)
+        except TimeoutError as exc:
+            raise CallerDisconnected(
+                f"no frame from the carrier for {self.idle_timeout_s:g} s: the socket is half-open"
+            ) from exc
         except (WebSocketDisconnect, WebSocketDisconnected) as exc:
             raise CallerDisconnected("the carrier's media socket is closed") from exc
 
