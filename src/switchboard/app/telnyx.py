@@ -101,7 +101,7 @@ async def telnyx_media(websocket: WebSocket) -> None:
             await websocket.close(code=1008, reason="token is for another call")
             return
         socket = StarletteMediaSocket(
-            websocket, idle_timeout_s=state.settings.media_idle_timeout_s
+            websocket, idle_timeout_s=state.gateway.settings.media_idle_timeout_s
         )
         await state.calls.run_media(
             call_id=claims.call_id, carrier=_TELNYX, codec=codec, socket=socket, started=started

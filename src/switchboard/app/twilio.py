@@ -344,7 +344,9 @@ async def media_socket(ws: WebSocket) -> None:
             call_id=claims.call_id,
             carrier=_CARRIER,
             codec=codec,
-            socket=StarletteMediaSocket(ws, idle_timeout_s=state.settings.media_idle_timeout_s),
+            socket=StarletteMediaSocket(
+                ws, idle_timeout_s=state.gateway.settings.media_idle_timeout_s
+            ),
             started=started,
         )
     except CallerDisconnected:
