@@ -35,7 +35,7 @@ from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 
 TOKEN = "contract-test-token-of-at-least-32-chars"
 #: Examples per operation: enough to reach every documented status, small enough for CI.
-EXAMPLES = 40
+EXAMPLES = 25
 #: Two of schemathesis' checks judge intent, not the contract, and are off:
 #: * "a request the schema allows must be accepted": rules JSON Schema cannot say (``since``
 #:   before ``until``, a cursor must be one the API handed out) make such requests 400;

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.strategies import hostile_frames, json_values, shaped_messages, truncations
 
@@ -164,6 +164,7 @@ def test_gemini_text_chunks_cut_short(body: str) -> None:
     _survives(lambda _: decoder.finish(), "")
 
 
+@settings(max_examples=50)  # each example builds a protocol: enough
 @given(st.lists(shaped_messages("type", OPENAI_TYPES, OPENAI_FIELDS), max_size=4))
 def test_openai_known_events_with_fields_of_any_type(messages: list[dict[str, Any]]) -> None:
     proto = _openai()
@@ -171,6 +172,7 @@ def test_openai_known_events_with_fields_of_any_type(messages: list[dict[str, An
         _survives(proto.receive, json.dumps(message))
 
 
+@settings(max_examples=50)  # each example builds a protocol: enough
 @given(
     st.lists(
         st.dictionaries(
@@ -190,6 +192,7 @@ def test_gemini_known_messages_with_fields_of_any_type(messages: list[dict[str, 
         _survives(proto.receive, json.dumps(message))
 
 
+@settings(max_examples=50)  # each example builds a protocol: enough
 @given(
     shaped_messages(
         "type",

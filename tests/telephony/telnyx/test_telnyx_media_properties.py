@@ -7,7 +7,7 @@ import base64
 import json
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.strategies import hostile_frames, json_values, odd_numbers, shaped_messages
 
@@ -80,6 +80,7 @@ def test_any_text_frame_is_counted_never_raised(frame: str) -> None:
         codec.receive(frame)
 
 
+@settings(max_examples=50)  # each example builds a protocol: enough
 @given(st.one_of(shaped_messages("event", _EVENTS, _FIELDS), _nested_messages()))
 def test_known_events_with_fields_of_any_type_never_raise(message: dict[str, Any]) -> None:
     for codec in (TelnyxMediaCodec(), _started(), _started("L16")):

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.strategies import hostile_frames, json_values, odd_numbers, shaped_messages
 
@@ -50,6 +50,7 @@ def test_any_text_frame_is_counted_never_raised(frame: str) -> None:
         codec.receive(frame)  # must not raise, before or after start
 
 
+@settings(max_examples=50)  # each example builds a protocol: enough
 @given(shaped_messages("event", _EVENTS, _FIELDS))
 def test_known_events_with_fields_of_any_type_never_raise(message: dict[str, Any]) -> None:
     for codec in (TwilioMediaCodec(), _started()):
