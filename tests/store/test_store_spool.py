@@ -182,3 +182,15 @@ def test_a_line_cut_short_by_a_crash_is_skipped_not_fatal(tmp_path: Path) -> Non
     later.consumed(mark)
     assert later.empty
     later.close()
+
+
+def test_a_group_with_a_webhook_event_round_trips() -> None:
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    final = ops.FinalizeCall("c1", "completed", "agent_hangup", Usage(input_text_tokens=3), None,
+                             None, at)  # fmt: skip
+    event = ops.EnqueueEvent(
+        "c1", "call.ended", {"reason": "agent_hangup", "$dt": "looks like a tag"},
+        ("https://example.com/hook",), with_record=True, at=at,
+    )  # fmt: skip
+    group = ops.Group((final, event))
+    assert decode_op(encode_op(group)) == group
