@@ -194,3 +194,15 @@ def test_a_group_with_a_webhook_event_round_trips() -> None:
     )  # fmt: skip
     group = ops.Group((final, event))
     assert decode_op(encode_op(group)) == group
+
+
+def test_a_spool_is_only_adopted_for_its_own_database(tmp_path: Path) -> None:
+    first = Spool(tmp_path, database="aaaa")
+    first.append(_timeline(2))
+    first.close()
+    other = Spool(tmp_path, database="bbbb")
+    assert other.adopt() == 0 and other.empty  # another database's writes stay where they are
+    other.close()
+    same = Spool(tmp_path, database="aaaa")
+    assert same.adopt() == 2
+    same.close()

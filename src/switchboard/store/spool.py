@@ -6,8 +6,10 @@ during an outage everything still held is appended too. A later writer (this pro
 database is back, or the next process started with the same spool directory) reads the file
 back in order and applies it.
 
-Files: ``<dir>/spool-<pid>-<random>.jsonl``, one per writer, locked (``flock``) while it is in
-use so that several workers can share a directory: a writer adopts only the files nobody holds.
+Files: ``<dir>/spool-<database>-<pid>-<random>.jsonl``, one per writer, locked (``flock``) while
+it is in use so that several workers can share a directory: a writer adopts only the files
+nobody holds, and only those of its own database (``<database>`` is a digest of its URL and
+schema), so a spool is never applied to another database that shares the directory.
 What has been applied is remembered in ``<file>.done`` (a byte offset), written after
 each committed batch; the file is deleted once drained. A crash between a commit and that write
 applies one batch twice when the file is adopted (transcript lines twice; a duplicate create
@@ -188,10 +190,13 @@ class Spool:
 
     Args:
         directory: where spool files live (created when first needed).
+        database: names the database the ops belong to (a digest of its URL and schema);
+            only files with the same name are adopted.
     """
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, database: str = "db") -> None:
         self.directory = Path(directory)
+        self.database = database
         self._files: list[_File] = []  # adopted ones first, then ours
         self._own: _File | None = None
         self._adopted = False
@@ -203,7 +208,8 @@ class Spool:
         if not self.directory.is_dir():
             return 0
         pending = 0
-        for path in sorted(self.directory.glob("spool-*.jsonl"), key=lambda p: p.stat().st_mtime):
+        mine = self.directory.glob(f"spool-{self.database}-*.jsonl")
+        for path in sorted(mine, key=lambda p: p.stat().st_mtime):
             if any(f.path == path for f in self._files):
                 continue
             handle = _lock(path)
@@ -232,7 +238,8 @@ class Spool:
         """
         if self._own is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.directory / f"spool-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+            name = f"spool-{self.database}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+            path = self.directory / name
             handle = _lock(path)
             if handle is None:  # pragma: no cover - a fresh random name is never held
                 raise OSError(f"cannot lock {path}")

@@ -20,6 +20,7 @@ store's :class:`BatchWriter`. Reads are built in ``queries.py``; URLs and engine
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -47,6 +48,11 @@ __all__ = ["MAX_PAGE", "CallStore", "normalise_database_url"]
 logger = logging.getLogger(__name__)
 
 MAX_PAGE = 1000
+
+
+def _database_key(url: str, schema: str | None) -> str:
+    """A short name for one database (and schema) that says nothing about its credentials."""
+    return hashlib.sha256(f"{url}|{schema or ''}".encode()).hexdigest()[:12]
 
 
 class CallStore:
@@ -83,7 +89,9 @@ class CallStore:
             self._sessions,
             flush_interval_s=flush_interval_s,
             max_pending=max_pending,
-            spool=Spool(spool_dir) if spool_dir else None,
+            spool=Spool(spool_dir, database=_database_key(self.url, self.schema))
+            if spool_dir
+            else None,
         )
         #: Webhook deliveries (written by ``EnqueueEvent`` ops; read and updated by a worker).
         self.outbox = Outbox(self._sessions)
