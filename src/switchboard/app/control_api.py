@@ -46,6 +46,7 @@ from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
 
 from switchboard.app.auth import require_token, require_token_ws
+from switchboard.app.operator_api import note_action
 from switchboard.app.state import get_state
 from switchboard.audio import StreamConverter, check_rate
 from switchboard.bridge.manager import CallManager
@@ -164,6 +165,7 @@ async def place_call(body: PlaceCall, request: Request) -> PlacedCall:
 )
 async def hang_up(call_id: str, request: Request) -> Ack:
     """Hang up a live call."""
+    note_action(request, call_id, "hang_up", {})  # who asked, on the call's timeline
     try:
         await _manager(request).hang_up(call_id)
     except KeyError:
@@ -181,7 +183,8 @@ async def hang_up(call_id: str, request: Request) -> Ack:
 )
 async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
     """Transfer a live call to a directory name or an allowed number (the agent's dial plan)."""
-    try:
+    note_action(request, call_id, "transfer", {"to": body.destination})  # the request; the
+    try:  # outcome follows as call.transferred, or the 403
         await _manager(request).transfer(call_id, body.destination)
     except KeyError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {call_id}") from None
