@@ -37,7 +37,10 @@ class StarletteMediaSocket:
                 call is over, whether or not TCP ever says so.
         """
         try:
-            return await asyncio.wait_for(self.websocket.receive_text(), self.idle_timeout_s)
+            # asyncio.timeout, not wait_for: the receive stays in this task (wait_for would run it
+            # in a task of its own, and a frame that arrives as that task is torn down is lost).
+            async with asyncio.timeout(self.idle_timeout_s):
+                return await self.websocket.receive_text()
         except TimeoutError as exc:
             raise CallerDisconnected(
                 f"no frame from the carrier for {self.idle_timeout_s:g} s: the socket is half-open"
