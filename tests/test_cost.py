@@ -31,7 +31,7 @@ CATALOG = Catalog.model_validate(
                                 "input_audio": 10.00,
                                 "output_audio": 20.00,
                             }
-                        }
+                        },
                     },
                     "big": {
                         "endpoint": "openai.realtime",
@@ -52,7 +52,7 @@ CATALOG = Catalog.model_validate(
                             "per_minute": {"input_audio": 0.0058},
                             "per_million_tokens": {"input_text": 0.30, "output_text": 2.50},
                             "per_thousand_characters": 0.015,
-                        }
+                        },
                     }
                 },
             },
