@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 from switchboard.cluster import Cluster
 from switchboard.config import Settings
 from switchboard.errors import ConfigError
+from switchboard.integrations.service import Integrations
+from switchboard.live import LiveHub
 from switchboard.metrics import Metrics
 from switchboard.providers.registry import ProviderRegistry
 from switchboard.security import TokenSigner
@@ -124,6 +126,9 @@ class Gateway:
         replay: what the carrier webhooks have already accepted.
         cluster: this node's handle on the state shared between nodes (in memory unless
             ``SWITCHBOARD_REDIS_URL`` is set); built, not joined (see the module docstring).
+        integrations: event webhooks and post-call analysis: who receives each call's events,
+            and the workers that deliver them and run the analyses (docs/integrations.md).
+        live: this node's live calls and their events, for ``GET /v1/events`` and the console.
     """
 
     settings: Settings
@@ -135,6 +140,8 @@ class Gateway:
     signer: TokenSigner
     replay: ReplayGuards
     cluster: Cluster
+    integrations: Integrations = field(default_factory=Integrations)
+    live: LiveHub = field(default_factory=LiveHub)
 
     @classmethod
     def build(
@@ -159,26 +166,31 @@ class Gateway:
         """
         providers = ProviderRegistry(settings)
         metrics_enabled = settings.catalog.monitoring.metrics_enabled
+        store = CallStore.from_settings(settings) if store is None else store
         return cls(
             settings=settings,
             providers=providers,
             carriers=CarrierAdapters(providers),
-            store=CallStore.from_settings(settings) if store is None else store,
+            store=store,
             metrics=Metrics.from_catalog(settings.catalog) if metrics_enabled else None,
             tracing=_tracing() if tracing is None and settings.otel else tracing,
             signer=TokenSigner(settings.secret("signing_secret")),
             replay=ReplayGuards(),
             cluster=Cluster.from_settings(settings) if cluster is None else cluster,
+            integrations=Integrations.build(settings, store),
         )
 
     async def start(self) -> None:
         """Bring the store's schema up to date (safe at every start)."""
         if self.store is not None:
             await self.store.migrate()
+        self.integrations.start()  # after the migration: the workers read the outbox
 
     async def aclose(self) -> None:
         """Close the carrier adapters, then the store (its pending records are written first),
-        then the cluster handle's client."""
+        then the cluster handle's client. The integrations' workers stop first; what they had
+        not sent stays in the store for the next start."""
+        await self.integrations.aclose()
         await self.carriers.aclose()
         try:
             if self.store is not None:

@@ -20,7 +20,6 @@ import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
-from starlette.websockets import WebSocketDisconnect
 from tests.conftest import UNIT
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -29,6 +28,7 @@ from switchboard.app.factory import create_app
 from switchboard.config import load_settings
 from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.twilio import twilio_signature
+from switchboard.errors import CallerDisconnected
 from switchboard.telephony.base import (
     IncomingCall,
     MediaCodec,
@@ -79,7 +79,7 @@ class Calls:
                     isinstance(e, StreamStopped) for e in codec.receive(await socket.receive_text())
                 ):
                     return
-        except WebSocketDisconnect:
+        except CallerDisconnected:  # the socket closed without a stop
             return
 
     async def update_status(

@@ -153,6 +153,10 @@ class CallDetailOut(CallOut):
     tool_calls: list[ToolCallOut]
     timeline: list[TimelineOut]
     latencies: list[LatencyOut]
+    analysis: dict[str, Any] | None = Field(
+        description="post-call analysis: {status: pending|done|not_analysed|failed, summary, "
+        "success, extracted, reason, error...}; null when the agent asks for none"
+    )
 
     @classmethod
     def of_detail(cls, detail: CallDetail) -> CallDetailOut:
@@ -177,6 +181,7 @@ class CallDetailOut(CallOut):
             latencies=[
                 LatencyOut.model_validate(t, from_attributes=True) for t in detail.latencies
             ],
+            analysis=record.analysis,
         )
 
 

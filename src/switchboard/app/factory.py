@@ -12,11 +12,15 @@ from fastapi import FastAPI
 from switchboard import __version__
 from switchboard.app.api import health_router, providers_router
 from switchboard.app.calls_api import calls_router
+from switchboard.app.console_routes import install_console
 from switchboard.app.control_api import control_router, stream_router
+from switchboard.app.deliveries_api import deliveries_router
 from switchboard.app.edge import EdgeGuard
 from switchboard.app.errors import install_error_handlers
+from switchboard.app.events_api import events_router
 from switchboard.app.metrics_api import metrics_router
 from switchboard.app.openapi import describe_edge
+from switchboard.app.operator_api import operator_router
 from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
 from switchboard.app.twilio import twilio_router
@@ -113,6 +117,10 @@ def create_app(
     app.include_router(control_router)
     app.include_router(stream_router)
     app.include_router(metrics_router)
+    app.include_router(deliveries_router)  # webhook deliveries (docs/integrations.md)
+    app.include_router(events_router)  # live call events (GET /v1/events)
+    app.include_router(operator_router)  # an operator's actions on a live call
+    install_console(app)  # the operator console's static files (docs/console.md)
     # Carrier routes (each module adds its webhooks and media websocket).
     app.include_router(twilio_router)
     app.include_router(telnyx_router)

@@ -39,6 +39,7 @@ from switchboard.bridge.session import CallSession
 from switchboard.bridge.sink import CallSink
 from switchboard.errors import ConfigError, SwitchboardError, TelephonyError
 from switchboard.gateway import Gateway
+from switchboard.live import CallPricing, LiveSink
 from switchboard.logs import call_context
 from switchboard.media import AudioFormat
 from switchboard.providers.base import BaseProvider
@@ -60,17 +61,17 @@ logger = logging.getLogger(__name__)
 class CallManager:
     """Routes and runs calls for one app.
 
+    The services (provider registry, carrier adapters, store, metrics, tracing) are the
+    gateway's: the manager creates none of its own.
+
     Args:
-        gateway: the app's services; the manager creates none of its own. Its ``store`` holds
-            the call records (None keeps them in memory only); its ``metrics`` and
-            ``tracing``, when set, count and trace each call.
+        gateway: the app's services. Its ``store`` holds the call records (None keeps them in
+            memory only); its ``metrics`` and ``tracing``, when set, count and trace each call.
         agents: agent profiles (``SWITCHBOARD_AGENTS`` or the packaged receptionist when None).
         provider_options: extra keyword arguments per provider name for its factory (tests use
             this to shorten reconnect backoffs, for instance).
         media_timeout_s: how long a prepared call waits for its media socket.
         bridge_overrides: adjusts every call's :class:`~switchboard.bridge.core.BridgeOptions`.
-        admission: whether a new call may start (bridge/admission.py); by default at most
-            ``SWITCHBOARD_MAX_CALLS`` at once in this process. A refused call is busy.
     """
 
     def __init__(
@@ -84,6 +85,8 @@ class CallManager:
         admission: CallAdmission | None = None,
     ) -> None:
         self.gateway = gateway
+        #: whether a new call may start (bridge/admission.py): by default at most
+        #: ``SWITCHBOARD_MAX_CALLS`` at once in this process; a refused call is busy
         self.admission = admission or NodeCallLimit(gateway.settings.max_calls)
         self.agents = agents or AgentBook.load(gateway.settings.agents_path)
         self.provider_options: Mapping[str, Mapping[str, Any]] = provider_options or {}
@@ -141,7 +144,8 @@ class CallManager:
             await self.admission.release(call_id)
             return PreparedCall(call_id, accepted=False, reason=str(exc), agent=agent.name)
         store = self.gateway.store
-        sink = CallRecordSink(store, call_id) if store is not None else None
+        per_call = self.gateway.integrations.for_call(agent.webhooks, agent.analysis)
+        sink = CallRecordSink(store, call_id, per_call) if store is not None else None
         if sink is not None and not await sink.create(
             carrier=call.carrier.value,
             carrier_call_id=call.carrier_call_id,
@@ -168,6 +172,7 @@ class CallManager:
             sink=sink,
         )
         self.calls[call_id] = active
+        self.gateway.live.started(call_id, active.summary())  # the console's "Live calls"
         self._idle.clear()
         self._by_carrier_id[(call.carrier.value, call.carrier_call_id)] = call_id
         if self.gateway.metrics is not None:
@@ -291,6 +296,15 @@ class CallManager:
             )
         if self.gateway.tracing is not None:
             sink = self.gateway.tracing.call_sink(call_id, sink)
+        config = active.provider.config
+        pricing = CallPricing(
+            self.gateway.settings.catalog,
+            active.provider_name,
+            config.model_id,
+            carrier.value,
+            config.extra.get("llm_model"),
+        )
+        sink = LiveSink(self.gateway.live, call_id, sink, pricing=pricing)
         session = CallSession(
             call_id=call_id,
             codec=codec,
@@ -309,6 +323,7 @@ class CallManager:
         )
         active.session = session
         active.status = "in-progress"
+        self.gateway.live.updated(call_id, status="in-progress")
         if active.sink is not None:
             active.sink.answered()
         reason = "internal_error"
@@ -328,6 +343,7 @@ class CallManager:
         finally:
             self.calls.pop(active.call_id, None)
             await self.admission.release(active.call_id)
+            self.gateway.live.ended(active.call_id, reason)
             if not self.calls:
                 self._idle.set()
 
