@@ -32,7 +32,6 @@ import itertools
 import json
 import logging
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -43,6 +42,7 @@ from switchboard.emulators.common import (
     ScriptedTurn,
     speech_like_pcm16,
 )
+from switchboard.emulators.gemini.conversation import Conversation
 from switchboard.emulators.gemini.rest import get
 from switchboard.emulators.gemini.setup import SetupError, check_setup
 
@@ -53,20 +53,6 @@ logger = logging.getLogger(__name__)
 OUT_RATE = 24000
 IN_RATE = 16000
 CHUNK_MS = 100
-
-
-@dataclass(slots=True)
-class Conversation:
-    """State that session resumption carries across connections."""
-
-    id: int
-    script: Script
-    transcript: list[tuple[str, str]] = field(default_factory=list)
-    pending_call: tuple[str, ScriptedTurn] | None = None
-    audio_bytes: int = 0
-    handles: int = 0
-    vad: EnergyVAD | None = None  # caller speech detection continues across a resumption
-    utterance_bytes: int = 0
 
 
 class LiveService:

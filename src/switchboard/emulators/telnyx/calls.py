@@ -81,6 +81,16 @@ class EmulatedCall:
         base.update(extra)
         return base
 
+    def hangup_payload(self) -> dict[str, Any]:
+        """The ``call.hangup`` payload for the cause and source the call ended with."""
+        return self.payload(
+            hangup_cause=self.hangup_cause,
+            hangup_source=self.hangup_source,
+            sip_hangup_cause="200",
+            end_time=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            call_quality_stats=None,
+        )
+
     async def wait(self, timeout_s: float | None = None) -> TelnyxCallReport:
         """Wait (up to ``timeout_s``) for the call to end and its ``call.hangup`` delivery."""
         await asyncio.wait_for(self.done.wait(), timeout_s)

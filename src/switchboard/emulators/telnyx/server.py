@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -45,19 +43,21 @@ from switchboard.emulators.telnyx.audio import AudioSource, WireFormat, load_pcm
 from switchboard.emulators.telnyx.caller import CallerMediaLeg, MediaLeg, MediaLegFactory
 from switchboard.emulators.telnyx.calls import EmulatedCall
 from switchboard.emulators.telnyx.control import control_routes
+from switchboard.emulators.telnyx.responses import (
+    CALL_ENDED,
+    REJECT_CAUSES,
+    auth_failed,
+    check_stream,
+    error_response,
+    json_object,
+    not_found,
+    ok_response,
+)
 from switchboard.emulators.telnyx.webhooks import WebhookSender
 
 __all__ = ["TelnyxEmulator"]
 
 logger = logging.getLogger(__name__)
-
-CALL_ENDED = ("90018", "Call has already ended", "This call is no longer active.")
-_CODECS = {"PCMU", "PCMA", "G722", "OPUS", "AMR-WB", "L16"}
-_TRACKS = {"inbound_track", "outbound_track", "both_tracks"}
-
-
-def _error(status: int, code: str, title: str, detail: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"code": code, "title": title, "detail": detail}]}, status)
 
 
 class TelnyxEmulator:
@@ -221,17 +221,10 @@ class TelnyxEmulator:
     def _authorized(self, request: Request) -> bool:
         return request.headers.get("authorization", "") == f"Bearer {self.api_key}"
 
-    async def _json(self, request: Request) -> dict[str, Any] | None:
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            return None
-        return body if isinstance(body, dict) else None
-
     async def _dial(self, request: Request) -> JSONResponse:
         if not self._authorized(request):
-            return _error(401, "10009", "Authentication failed", "Could not authenticate.")
-        body = await self._json(request)
+            return auth_failed()
+        body = await json_object(request)
         if body is None:
             return self._reject("dial", "body is not a JSON object")
         self.commands.append(("", "dial", body))
@@ -266,10 +259,10 @@ class TelnyxEmulator:
 
     async def _get_call(self, request: Request) -> JSONResponse:
         if not self._authorized(request):
-            return _error(401, "10009", "Authentication failed", "Could not authenticate.")
+            return auth_failed()
         call = self.calls.get(request.path_params["ccid"])
         if call is None:
-            return _error(404, "10005", "Resource not found", "Unknown call_control_id.")
+            return not_found("Unknown call_control_id.")
         data = {
             "call_control_id": call.call_control_id,
             "is_alive": call.is_alive,
@@ -281,19 +274,19 @@ class TelnyxEmulator:
 
     async def _action(self, request: Request) -> JSONResponse:
         if not self._authorized(request):
-            return _error(401, "10009", "Authentication failed", "Could not authenticate.")
+            return auth_failed()
         ccid, action = request.path_params["ccid"], request.path_params["action"]
-        body = await self._json(request)
+        body = await json_object(request)
         if body is None:
             return self._reject(action, "body is not a JSON object")
         self.commands.append((ccid, action, body))
         call = self.calls.get(ccid)
         if call is None:
-            return _error(404, "10005", "Resource not found", "Unknown call_control_id.")
+            return not_found("Unknown call_control_id.")
         call.commands.append(action)
         call.command_bodies.append(body)
         if not call.is_alive:
-            return _error(422, *CALL_ENDED)
+            return error_response(422, *CALL_ENDED)
         if body.get("client_state"):
             call.client_state = str(body["client_state"])
         match action:
@@ -304,76 +297,58 @@ class TelnyxEmulator:
             case "streaming_stop":
                 if call.leg is not None:
                     call.leg.request_stop("streaming_stop")
-                return self._ok()
+                return ok_response()
             case "hangup":
                 self._spawn(self._end_call(call, "normal_clearing", "callee", "app_hangup"))
-                return self._ok()
+                return ok_response()
             case "transfer":
                 if not body.get("to"):
                     return self._reject(action, "transfer needs 'to'", call)
                 self._spawn(self._end_call(call, "normal_clearing", "callee", "transferred"))
-                return self._ok()
+                return ok_response()
             case "reject":  # an incoming call not yet answered; causes as Telnyx documents
                 if call.direction != "incoming" or call.state != "parked":
                     return self._reject(action, f"call is {call.direction} and {call.state}", call)
-                cause = body.get("cause")
-                if cause not in ("CALL_REJECTED", "USER_BUSY"):
-                    return self._reject(action, f"cause {cause!r} is not a reject cause", call)
-                hangup_cause = "user_busy" if cause == "USER_BUSY" else "call_rejected"
-                self._spawn(self._end_call(call, hangup_cause, "callee", "rejected"))
-                return self._ok()
+                cause = REJECT_CAUSES.get(str(body.get("cause")))
+                if cause is None:
+                    return self._reject(action, f"cause {body.get('cause')!r} is not one", call)
+                self._spawn(self._end_call(call, cause, "callee", "rejected"))
+                return ok_response()
             case "send_dtmf":
                 if not body.get("digits"):
                     return self._reject(action, "send_dtmf needs 'digits'", call)
-                return self._ok()
+                return ok_response()
             case _:
-                return _error(404, "10005", "Resource not found", f"Unknown action {action!r}.")
-
-    def _ok(self) -> JSONResponse:
-        return JSONResponse({"data": {"result": "ok"}})
+                return not_found(f"Unknown action {action!r}.")
 
     def _reject(self, action: str, why: str, call: EmulatedCall | None = None) -> JSONResponse:
         """A request the real API rejects: 422 and a recorded violation (code UNCONFIRMED)."""
         message = f"{action}: {why}"
         (call.violations if call is not None else self._rest_violations).append(message)
-        return _error(422, "10015", "Invalid parameter", why)
+        return error_response(422, "10015", "Invalid parameter", why)
 
     # -- call flow -------------------------------------------------------------------------------
     def _answer(self, call: EmulatedCall, body: dict[str, Any]) -> JSONResponse:
         if call.direction != "incoming" or call.state != "parked":
             return self._reject("answer", f"call is {call.direction} and {call.state}", call)
         if body.get("stream_url"):
-            problem = self._check_stream(body)
+            problem = check_stream(body)
             if problem:
                 return self._reject("answer", problem, call)
         call.state = "answered"
         self._webhook(call, "call.answered", call.payload())
         if body.get("stream_url"):
             self._start_leg(call, body)
-        return self._ok()
+        return ok_response()
 
     def _streaming_start(self, call: EmulatedCall, body: dict[str, Any]) -> JSONResponse:
         if call.state != "answered":
             return self._reject("streaming_start", f"call is {call.state}, not answered", call)
-        problem = self._check_stream(body)
+        problem = check_stream(body)
         if problem:
             return self._reject("streaming_start", problem, call)
         self._start_leg(call, body)
-        return self._ok()
-
-    def _check_stream(self, body: dict[str, Any]) -> str | None:
-        url = str(body.get("stream_url") or "")
-        if not url.startswith(("ws://", "wss://")):
-            return f"stream_url must be a ws(s):// URL, got {url[:40]!r}"
-        for key in ("stream_codec", "stream_bidirectional_codec"):
-            codec = body.get(key)
-            if codec is not None and codec not in _CODECS and codec != "default":
-                return f"{key} {codec!r} is not one of {sorted(_CODECS)}"
-        if body.get("stream_track", "inbound_track") not in _TRACKS:
-            return f"stream_track {body.get('stream_track')!r} is invalid"
-        if body.get("stream_bidirectional_mode", "mp3") not in ("mp3", "rtp"):
-            return "stream_bidirectional_mode must be 'mp3' or 'rtp'"
-        return None
+        return ok_response()
 
     def _start_leg(self, call: EmulatedCall, params: dict[str, Any]) -> None:
         if call.leg is not None:
@@ -484,7 +459,7 @@ class TelnyxEmulator:
         call.state = "answered"
         self._webhook(call, "call.answered", call.payload())
         if dial.get("stream_url"):
-            problem = self._check_stream(dial)
+            problem = check_stream(dial)
             if problem:
                 call.violations.append(f"dial: {problem}")
             else:
@@ -505,18 +480,7 @@ class TelnyxEmulator:
         call.ended_at = asyncio.get_running_loop().time()
         if had_stream:
             self._webhook(call, "streaming.stopped", call.payload(stream_url=call.stream_url))
-        done = self._webhook(
-            call,
-            "call.hangup",
-            call.payload(
-                hangup_cause=cause,
-                hangup_source=source,
-                sip_hangup_cause="200",
-                end_time=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                call_quality_stats=None,
-            ),
-        )
-        await done
+        await self._webhook(call, "call.hangup", call.hangup_payload())
         await asyncio.sleep(0)  # let the delivery callbacks record their statuses
         if call.leg_task is not None and call.leg_task.done():
             result = call.leg_task.result()
