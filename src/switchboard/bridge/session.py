@@ -6,7 +6,9 @@ wakes the core when pacing or a timeout is due — and carries out the core's ac
 Everything that must outlive a slow peer (tool calls, provider interrupts) runs in its own
 task, so a slow tool never delays audio. The carrier's side apart from reading caller frames —
 sending, the closing apology, the REST hang-up or transfer — is the :class:`CarrierLink`'s
-(``bridge/carrier.py``); every decision is the :class:`BridgeCore`'s.
+(``bridge/carrier.py``); what each provider event means to the core, and the tools' results
+going back, is the :class:`ProviderSide`'s (``bridge/provider_side.py``); every decision is the
+:class:`BridgeCore`'s.
 
 Audio formats are negotiated once: caller audio is converted from the carrier's format to the
 provider's ``input_spec`` and agent audio from the provider's ``output_spec`` to the carrier's,
@@ -20,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, assert_never
+from typing import Any
 
 from switchboard.audio import Framer, StreamConverter
 from switchboard.bridge.actions import (
@@ -41,25 +43,12 @@ from switchboard.bridge.actions import (
 from switchboard.bridge.carrier import CarrierControl, CarrierLink
 from switchboard.bridge.control import SessionCallControl
 from switchboard.bridge.core import BridgeCore, BridgeOptions
+from switchboard.bridge.provider_side import LIVE, ProviderSide
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.voice import voice_detector
 from switchboard.errors import CallerDisconnected, SwitchboardError, UnsupportedOperation
 from switchboard.media import AudioChunk, AudioSpec
 from switchboard.providers.base import BaseProvider, SessionState
-from switchboard.providers.events import (
-    AudioOutput,
-    CallerTranscript,
-    ErrorReport,
-    FunctionCall,
-    ProviderEvent,
-    Reconnected,
-    Reconnecting,
-    ResponseDone,
-    ResponseInterrupted,
-    SpeechStarted,
-    SpeechStopped,
-    TextOutput,
-)
 from switchboard.telephony.base import (
     DtmfReceived,
     MarkAcknowledged,
@@ -132,9 +121,7 @@ class CallSession:
         self._done = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self._inbound: StreamConverter | None = None
-        self._outbound: StreamConverter | None = None
-        self._framer = Framer(started.audio)
-        self._send_lock = asyncio.Lock()
+        self._provider_side: ProviderSide | None = None  # once the provider is connected
         self._on_frame_in = on_frame_in
         self.apology = apology
         self._apology_audio = apology_audio
@@ -158,7 +145,15 @@ class CallSession:
             return self.end_reason or "provider_failed"
         carrier = self.started.audio
         self._inbound = StreamConverter(carrier, self.provider.input_spec)
-        self._outbound = StreamConverter(self.provider.output_spec, carrier)
+        self._provider_side = ProviderSide(
+            provider=self.provider,
+            core=self.core,
+            sink=self.sink,
+            carrier=carrier,
+            apply=self.apply,
+            clock=self.now,
+            log=self.log,
+        )
         self.log.info(
             "bridging %s/%d ⇄ provider in %s/%d out %s/%d",
             carrier.format,
@@ -240,7 +235,7 @@ class CallSession:
                                 )
                                 await self.apply(barge_in)
                             data = inbound.process(payload)
-                            if data and provider.state in _LIVE:
+                            if data and provider.state in LIVE:
                                 await provider.send_audio(
                                     AudioChunk(data, spec.format, spec.sample_rate)
                                 )
@@ -260,9 +255,11 @@ class CallSession:
             self.end("caller_hangup")
 
     async def _provider_loop(self) -> None:
+        provider_side = self._provider_side
+        assert provider_side is not None
         async for event in self.provider.receive_events():
             received = self.now()
-            await self._on_provider_event(event)
+            await provider_side.handle(event)
             # The sink times the provider (metrics) after the event is handled, so a turn it
             # starts is already on the timeline.
             self.sink.provider_event(event.type, received)
@@ -271,45 +268,6 @@ class CallSession:
         if self.end_reason is None:
             failed = self.provider.state is SessionState.FAILED
             await self.apply(self.core.provider_lost(failed=failed, now=self.now()))
-
-    async def _on_provider_event(self, event: ProviderEvent) -> None:
-        now = self.now()
-        core = self.core
-        match event.data:
-            case AudioOutput(chunk=chunk):
-                assert self._outbound is not None
-                frames = self._framer.push(self._outbound.process(chunk.data))
-                await self.apply(core.provider_audio(frames, now))
-            case TextOutput(text=text, final=final):
-                await self.apply(core.agent_text(text, final=final, now=now))
-            case CallerTranscript(text=text, final=final):
-                await self.apply(core.caller_transcript(text, final=final, now=now))
-            case SpeechStarted():
-                await self.apply(core.provider_speech_started(now))
-            case SpeechStopped():
-                await self.apply(core.provider_speech_stopped(now))
-            case ResponseInterrupted():
-                await self.apply(core.provider_interrupted(now))
-            case FunctionCall(call_id=call_id, name=name, arguments=arguments):
-                await self.apply(core.function_call(call_id, name, arguments, now))
-            case ResponseDone(status=status, usage=usage):
-                assert self._outbound is not None
-                tail = self._framer.push(self._outbound.flush()) + self._framer.flush()
-                if tail:
-                    await self.apply(core.agent_audio(tail, now))
-                self.sink.usage(usage)
-                await self.apply(core.response_done(status, now))
-            case Reconnecting() | Reconnected():
-                self.sink.timeline(
-                    f"provider.{event.type.value.split('.')[-1]}", now, dict(event.data)
-                )
-            case ErrorReport(code=code, message=message, fatal=fatal):
-                self.log.warning("provider error %s: %s", code, message)
-                self.sink.timeline(
-                    "provider.error", now, {"code": code, "message": message, "fatal": fatal}
-                )
-            case unknown:
-                assert_never(unknown)
 
     async def _timer_loop(self) -> None:
         # One loop timer (call_at → event) per wakeup, not a wait_for task per wait: pacing
@@ -335,13 +293,16 @@ class CallSession:
                     await self._send(self.codec.send_mark(name))
                 case ClearCallerBuffer():
                     await self._send(self.codec.send_clear())
-                    self._framer.clear()
-                    if self._outbound is not None:
-                        self._outbound.reset()
+                    if self._provider_side is not None:
+                        self._provider_side.clear()
                 case TruncateAssistant(played_ms=played_ms):
                     self._spawn(self.provider.interrupt(played_ms), "interrupt")
                 case InvokeTool(call_id=call_id, name=name, arguments=arguments):
-                    self._spawn(self._invoke_tool(call_id, name, arguments), f"tool {name}")
+                    assert self._provider_side is not None  # the core calls tools once bridging
+                    tool = self._provider_side.invoke_tool(
+                        self.tools, self.tool_context, call_id, name, arguments
+                    )
+                    self._spawn(tool, f"tool {name}")
                 case HangUp(reason=reason):
                     self.end(reason)  # the carrier is told at the end (``core.carrier_action``)
                 case TransferCall(destination=destination):
@@ -388,17 +349,6 @@ class CallSession:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _invoke_tool(self, call_id: str, name: str, arguments: dict[str, Any]) -> None:
-        result = await self.tools.invoke(name, arguments, self.tool_context, call_id=call_id)
-        self.sink.tool_call(result, self.now())
-        if result.ok:
-            self.log.info("tool %s ok in %.0f ms", name, result.duration_ms)
-        else:
-            self.log.warning("tool %s failed: %s", name, result.error)
-        if self.provider.state in _LIVE:
-            await self.provider.handle_function_result(call_id, result.output)
-        await self.apply(self.core.function_result_sent(self.now()))
-
     async def _say(self, text: str) -> None:
         try:
             await self.provider.say(text)
@@ -416,6 +366,3 @@ class CallSession:
             audio = None
         if audio and await self.carrier.play_to_end(audio, spec, "apology"):
             self.sink.transcript("agent", self.apology, self.now(), False)
-
-
-_LIVE = (SessionState.CONNECTED, SessionState.RECONNECTING)
