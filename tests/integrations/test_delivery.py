@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from switchboard.logs import install_wire_redaction
 from switchboard.store import CallStore, ops
 from switchboard.store.outbox import Delivery
 from tests.backends import migrated_store
+from tests.conftest import UNIT
 from tests.integrations.receiver import Receiver
 from tests.waiting import eventually, eventually_async
 
@@ -229,3 +231,13 @@ async def test_logs_never_show_the_secret_or_the_urls_token(
     assert "t0ps3cret" not in caplog.text
     assert SECRET[6:] not in caplog.text and SECRET not in caplog.text
     assert "/hooks/switchboard?…" in caplog.text
+
+
+async def test_closing_right_after_a_wake_stops_the_worker(store: CallStore) -> None:
+    """aclose() just after wake() (a call ended as the server shuts down) must not hang: on
+    Python 3.11, asyncio.wait_for swallowed that cancel and the task ran on."""
+    sender = worker(store)
+    sender.start()
+    await eventually(lambda: sender.sleeps >= 1, what="the worker asleep")
+    sender.wake()
+    await asyncio.wait_for(sender.aclose(), 5.0 * UNIT)

@@ -128,8 +128,12 @@ class AnalysisWorker:
         """Stop (an analysis in flight is abandoned; its lease lapses and it runs again)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # aclose itself was cancelled: say so, do not swallow it
             self._task = None
 
     async def run_once(self) -> int:
@@ -151,8 +155,11 @@ class AnalysisWorker:
             except Exception as exc:  # the database is down: try again later
                 logger.warning("analysis queue unavailable: %s", type(exc).__name__)
                 wait = self.poll_interval_s
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as
+            # the wake event is set (aclose right after wake()), and the task would run on.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _run_job(self, job: AnalysisJob) -> None:

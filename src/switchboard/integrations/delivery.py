@@ -104,6 +104,8 @@ class DeliveryWorker:
         #: Attempts made by this worker, and how many were received (2xx).
         self.attempts = 0
         self.delivered = 0
+        #: Times the worker has looked at the outbox and gone to sleep.
+        self.sleeps = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -122,8 +124,12 @@ class DeliveryWorker:
         again later) and close the client if this worker made it."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # aclose itself was cancelled: say so, do not swallow it
             self._task = None
         if self._owns_client:
             await self._client.aclose()
@@ -155,8 +161,12 @@ class DeliveryWorker:
             except Exception as exc:  # the database is down: try again later, keep running
                 logger.warning("webhook outbox unavailable: %s", type(exc).__name__)
                 wait = self.poll_interval_s
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as
+            # the wake event is set (aclose right after wake()), and the task would run on.
+            self.sleeps += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _attempt(self, delivery: Delivery) -> None:
