@@ -5,6 +5,8 @@ carrier routes use. ``prepare`` (at the webhook) picks the agent for the dialled
 provider for the agent, creates the call record, and starts connecting the provider at once, so
 the provider is usually ready by the time the carrier opens the media socket a second later.
 ``run_media`` bridges the socket with a :class:`~switchboard.bridge.session.CallSession`.
+What each step connects — the call's record, its session and sinks, its counts and final
+record — is ``bridge/wiring.py``'s; the manager decides when.
 
 Each call runs in the task that serves its websocket; nothing here is shared between calls but
 the read-mostly registry, agent book, tools and store, so one call's failure or slowness cannot
@@ -21,28 +23,23 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from switchboard.agents import Agent, AgentBook
-from switchboard.bridge.active import (
-    ActiveCall,
-    BoundCarrierControl,
-    BridgeOverrides,
-    bridge_options,
-    caller_audio,
-    recorded_greeting,
-)
+from switchboard.agents import AgentBook
+from switchboard.bridge.active import ActiveCall, BridgeOverrides, caller_audio
 from switchboard.bridge.admission import CallAdmission, NodeCallLimit
-from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.control import checked_destination
 from switchboard.bridge.planner import CallPlanner, Placement
-from switchboard.bridge.recording import CallRecordSink
-from switchboard.bridge.session import CallSession
-from switchboard.bridge.sink import CallSink
+from switchboard.bridge.wiring import (
+    call_started,
+    choose_provider,
+    close_call,
+    connect_provider,
+    open_record,
+    open_session,
+)
 from switchboard.errors import ConfigError, SwitchboardError, TelephonyError
 from switchboard.gateway import Gateway
-from switchboard.live import CallPricing, LiveSink
 from switchboard.logs import call_context
 from switchboard.media import AudioFormat
-from switchboard.providers.base import BaseProvider
 from switchboard.telephony.base import (
     IncomingCall,
     MediaCodec,
@@ -51,7 +48,6 @@ from switchboard.telephony.base import (
     StreamStarted,
     TelephonyType,
 )
-from switchboard.tools import ToolContext
 
 __all__ = ["ActiveCall", "CallManager"]
 
@@ -102,20 +98,6 @@ class CallManager:
         self._idle = asyncio.Event()  # set while no call is live
         self._idle.set()
 
-    # -- helpers ---------------------------------------------------------------------------------
-    def choose_provider(self, agent: Agent) -> str:
-        """The provider for ``agent``: its own, ``SWITCHBOARD_PROVIDER``, or the best match.
-
-        Raises:
-            ConfigError: the chosen provider is not configured, or none meets the requirements.
-        """
-        if agent.provider is not None:
-            return agent.provider.value
-        settings = self.gateway.settings
-        if settings.provider != "auto":
-            return settings.provider
-        return self.gateway.providers.select_best_provider(agent.provider_requirements).value
-
     # -- CallHandler -----------------------------------------------------------------------------
     async def prepare(self, call: IncomingCall) -> PreparedCall:
         """Pick agent and provider, create the record, and start connecting the provider."""
@@ -132,7 +114,7 @@ class CallManager:
         if (refusal := await self._admit(call, call_id, agent.name)) is not None:
             return refusal
         try:
-            provider_name = self.choose_provider(agent)
+            provider_name = choose_provider(self.gateway, agent)
             tools = self.planner.tools(agent)
             spec = caller_audio(call.carrier, provider_name, agent.carrier_codec)
             config = agent.session_config(spec, tools.schemas())
@@ -143,24 +125,7 @@ class CallManager:
             logger.error("call %s rejected: %s", call_id, exc, extra={"call_id": call_id})
             await self.admission.release(call_id)
             return PreparedCall(call_id, accepted=False, reason=str(exc), agent=agent.name)
-        store = self.gateway.store
-        per_call = self.gateway.integrations.for_call(agent.webhooks, agent.analysis)
-        sink = CallRecordSink(store, call_id, per_call) if store is not None else None
-        if sink is not None and not await sink.create(
-            carrier=call.carrier.value,
-            carrier_call_id=call.carrier_call_id,
-            direction=call.direction.value,
-            provider=provider_name,
-            model=config.model_id,
-            agent=agent.name,
-            from_number=call.from_number,
-            to_number=call.to_number,
-            extra={"variables": routed.variables} if routed.variables else None,
-        ):
-            sink = None  # the store is down: take the call anyway, unrecorded (logged)
-        if sink is not None:
-            for kind, data in routed.timeline:  # how the agent was chosen
-                sink.timeline(kind, time.monotonic() * 1000.0, data)
+        sink = await open_record(self.gateway, call, call_id, agent, provider_name, config, routed)
         active = ActiveCall(
             call_id=call_id,
             incoming=call,
@@ -168,23 +133,15 @@ class CallManager:
             provider_name=provider_name,
             provider=provider,
             tools=tools,
-            connect_task=asyncio.get_running_loop().create_task(self._connect(provider, call_id)),
+            connect_task=asyncio.get_running_loop().create_task(
+                connect_provider(self.gateway, provider, call_id)
+            ),
             sink=sink,
         )
         self.calls[call_id] = active
-        self.gateway.live.started(call_id, active.summary())  # the console's "Live calls"
+        call_started(self.gateway, active, config)
         self._idle.clear()
         self._by_carrier_id[(call.carrier.value, call.carrier_call_id)] = call_id
-        if self.gateway.metrics is not None:
-            self.gateway.metrics.call_started()
-        if self.gateway.tracing is not None:
-            self.gateway.tracing.call_started(
-                call_id,
-                carrier=call.carrier.value,
-                provider=provider_name,
-                model=config.model_id or "",
-                agent=agent.name,
-            )
         asyncio.get_running_loop().call_later(self.media_timeout_s, self._expire, call_id)
         logger.info(
             "call %s: %s %s → %s, agent %s, provider %s",
@@ -218,21 +175,6 @@ class CallManager:
             metrics.call_refused(call.carrier.value, "busy")
         return PreparedCall(call_id, accepted=False, reason=why, busy=True, agent=agent)
 
-    async def _connect(self, provider: BaseProvider, call_id: str) -> None:
-        tracing = self.gateway.tracing
-        try:
-            span = (
-                tracing.span(call_id, "provider.connect")
-                if tracing is not None
-                else contextlib.nullcontext()
-            )
-            with call_context(call_id), span:  # the provider's tasks log with the call's id
-                await provider.connect()
-        except (SwitchboardError, OSError, TimeoutError) as exc:
-            logger.error(
-                "call %s: provider connect failed: %s", call_id, exc, extra={"call_id": call_id}
-            )
-
     def _expire(self, call_id: str) -> None:
         active = self.calls.get(call_id)
         if active is None or active.session is not None:
@@ -264,62 +206,14 @@ class CallManager:
             return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(active.connect_task), 15.0)
-        adapter = self.gateway.carriers.get(carrier)
-        control = (
-            BoundCarrierControl(adapter, started.call_id or active.incoming.carrier_call_id)
-            if adapter is not None
-            else None
-        )
-        agent = active.agent
-        carrier_limit = self.gateway.settings.catalog.telephony.get(carrier.value)
-        options = bridge_options(
-            agent,
-            carrier_limit.max_call_seconds if carrier_limit is not None else None,
-            self.bridge_overrides,
-        )
-        context = ToolContext(
-            call_id=call_id,
-            caller=active.incoming.from_number,
-            callee=active.incoming.to_number,
-            carrier=carrier.value,
-            agent=agent.name,
-            variables=dict(agent.variables),
-            extras={"directory": {k.lower(): v for k, v in agent.directory.items()}},
-        )
-        sink: CallSink | None = active.sink  # record ← metrics ← tracing, outermost last
-        if self.gateway.metrics is not None:
-            sink = active.metered = self.gateway.metrics.call_sink(
-                sink,
-                carrier=carrier.value,
-                provider=active.provider_name,
-                model=active.provider.config.model_id,
-            )
-        if self.gateway.tracing is not None:
-            sink = self.gateway.tracing.call_sink(call_id, sink)
-        config = active.provider.config
-        pricing = CallPricing(
-            self.gateway.settings.catalog,
-            active.provider_name,
-            config.model_id,
-            carrier.value,
-            config.extra.get("llm_model"),
-        )
-        sink = LiveSink(self.gateway.live, call_id, sink, pricing=pricing)
-        session = CallSession(
-            call_id=call_id,
+        session = open_session(
+            self.gateway,
+            active,
+            carrier=carrier,
             codec=codec,
             socket=socket,
             started=started,
-            provider=active.provider,
-            tools=active.tools,
-            tool_context=context,
-            carrier_control=control,
-            options=options,
-            apology=agent.apology,
-            apology_audio=apology_audio,
-            sink=sink,
-            dial_plan=agent.dial_plan,
-            greeting=recorded_greeting(agent, started.audio, call_id),
+            overrides=self.bridge_overrides,
         )
         active.session = session
         active.status = "in-progress"
@@ -358,29 +252,7 @@ class CallManager:
         self.finished[active.call_id] = reason
         if len(self.finished) > 1000:
             self.finished.pop(next(iter(self.finished)))
-        if self.gateway.metrics is not None:
-            session = active.session
-            self.gateway.metrics.call_ended(
-                carrier=active.incoming.carrier.value,
-                provider=active.provider_name,
-                model=active.provider.config.model_id,
-                llm_model=active.provider.config.extra.get("llm_model"),
-                reason=reason,
-                sink=active.metered,
-                media=session.codec.stats if session is not None else None,
-            )
-        if self.gateway.tracing is not None:  # with the usage its sink saw
-            self.gateway.tracing.call_ended(active.call_id, reason)
-        if active.sink is not None:
-            await active.sink.finalize(
-                status="failed" if reason in ("provider_failed", "internal_error") else "completed",
-                end_reason=reason,
-                provider=active.provider_name,
-                model=active.provider.config.model_id,
-                llm_model=active.provider.config.extra.get("llm_model"),
-                carrier=active.incoming.carrier.value,
-                catalog=self.gateway.settings.catalog,
-            )
+        await close_call(self.gateway, active, reason)
         logger.info("call %s ended: %s", active.call_id, reason, extra={"call_id": active.call_id})
 
     async def update_status(
