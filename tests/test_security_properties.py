@@ -24,6 +24,14 @@ def test_a_token_verifies_as_what_was_signed(call_id: str, carrier: str, sid: st
     assert (claims.call_id, claims.carrier, claims.carrier_call_id) == (call_id, carrier, sid)
 
 
+def _mac(token: str) -> bytes | None:
+    """The MAC bytes of a token, or None when its MAC is not base64url (a forged length)."""
+    try:
+        return base64.urlsafe_b64decode(token.partition(".")[2] + "==")
+    except ValueError:
+        return None
+
+
 @given(_ids, st.data())
 def test_any_change_to_a_token_is_refused(call_id: str, data: st.DataObject) -> None:
     token = SIGNER.sign(call_id, "twilio", carrier_call_id="CA1", now=NOW)
@@ -31,11 +39,7 @@ def test_any_change_to_a_token_is_refused(call_id: str, data: st.DataObject) -> 
     replacement = data.draw(st.characters(codec="ascii"))
     forged = token[:index] + replacement + token[index + 1 :]
     # base64url's last character may carry unused bits: a change there can decode the same.
-    assume(
-        base64.urlsafe_b64decode(forged.partition(".")[2] + "==")
-        != base64.urlsafe_b64decode(token.partition(".")[2] + "==")
-        or forged.partition(".")[0] != token.partition(".")[0]
-    )
+    assume(_mac(forged) != _mac(token) or forged.partition(".")[0] != token.partition(".")[0])
     assume(forged != token)
     with pytest.raises(SignatureError):
         SIGNER.verify(forged, carrier="twilio", now=NOW)

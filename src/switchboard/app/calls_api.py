@@ -215,7 +215,10 @@ def _store(request: Request) -> CallStore:
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 has no UTC time
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{value} is out of range") from None
 
 
 def _window(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
 from switchboard.app.auth import require_token
@@ -84,9 +84,11 @@ async def list_deliveries(
     status_: Annotated[
         Literal["pending", "delivered", "failed"] | None, Query(alias="status")
     ] = None,
-    call_id: str | None = None,
-    event_type: str | None = None,
-    before: Annotated[int | None, Query(ge=1, description="deliveries older than this id")] = None,
+    call_id: Annotated[str | None, Query(max_length=128)] = None,
+    event_type: Annotated[str | None, Query(max_length=64)] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="deliveries older than this id")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DeliveryPageOut:
     """Deliveries newest first, filtered by status, call or event type."""
@@ -101,7 +103,9 @@ async def list_deliveries(
 
 
 @deliveries_router.post("/deliveries/{delivery_id}/retry", response_model=DeliveryOut)
-async def retry_delivery(request: Request, delivery_id: int) -> DeliveryOut:
+async def retry_delivery(
+    request: Request, delivery_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+) -> DeliveryOut:
     """Send a delivery again now (after it was given up, or to resend it)."""
     try:
         delivery = await _outbox(request).retry(delivery_id, utcnow())

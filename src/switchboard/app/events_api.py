@@ -61,7 +61,21 @@ async def _stream(hub: LiveHub, call_id: str | None) -> AsyncIterator[str]:
     responses={
         200: {
             "description": "a text/event-stream of live call events (see the module's doc)",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            # The schema of one event (OpenAPI 3.2 / schemathesis read it per event): its name
+            # and its JSON data.
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "event": {"type": "string"},
+                            "data": {"type": "string", "contentMediaType": "application/json"},
+                            "id": {"type": "string"},
+                        },
+                        "required": ["event", "data"],
+                    }
+                }
+            },
         }
     },
 )
