@@ -12,6 +12,7 @@ or draining.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -26,7 +27,7 @@ from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.emulators.twilio import TwilioEmulator, twilio_signature
 from switchboard.store import CallStore
 from tests.cluster.apps import Alternator, AppNode, agents, two_apps
-from tests.cluster.nodes import BACKENDS
+from tests.cluster.nodes import BACKENDS, RedisServer, require_redis
 from tests.conftest import UNIT
 from tests.e2e.harness import caller_pcm, caller_wav, openai_env, telnyx_env, twilio_env
 from tests.waiting import eventually, eventually_async
@@ -315,3 +316,56 @@ async def test_an_agents_limit_holds_across_nodes_and_readiness_says_full(
             await eventually(lambda: bridged(a), limit_s=15, what="the next call bridged")
             third.hang_up()
             await twilio.wait_calls(timeout_s=20 * UNIT)
+
+
+@pytest.mark.redis
+async def test_redis_down_mid_call_live_calls_go_on_and_the_nodes_recover(tmp_path: Path) -> None:
+    require_redis(server=False)  # the server is the test's own, stopped and restarted
+    server = RedisServer(tmp_path, password=f"pw-{uuid.uuid4().hex}")
+    await server.start()
+    try:
+        async with (
+            OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+            TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+        ):
+            env = openai_env(oai) | twilio_env(twilio, "openai")
+            async with two_apps(tmp_path, "redis", env, redis_url=server.url) as (a, b):
+                caller = twilio.dial_in(f"{a.base}/twilio/voice", audio=LONG_CALL)
+                (call_id,) = await eventually(lambda: bridged(a), limit_s=15, what="bridged")
+                await eventually(lambda: silent(a, call_id), limit_s=15, what="greeting played")
+
+                await server.stop()
+                refused = await b.http.post(f"/v1/calls/{call_id}/hangup")
+                assert refused.status_code == 503
+                message = refused.json()["error"]["message"]
+                assert "cluster" in message and "pw-" not in message  # clear, no password
+                for node in (a, b):
+                    ready = await node.http.get("/readyz")
+                    assert ready.status_code == 503
+                    assert ready.json()["reasons"] == ["cluster state (Redis) unreachable"]
+                listed = await a.http.get("/v1/sessions")  # this node's calls only
+                assert [s["call_id"] for s in listed.json()] == [call_id]
+                await asyncio.sleep(1.0)
+                assert call_id in bridged(a) and caller.report.outcome == "unknown"  # still up
+
+                await server.start()  # empty: the nodes write their calls back by themselves
+                for node in (a, b):
+
+                    async def is_ready(node: AppNode = node) -> bool:
+                        return (await node.http.get("/readyz")).status_code == 200
+
+                    await eventually_async(is_ready, limit_s=10, what=f"{node.name} ready again")
+
+                async def listed_on_b() -> bool:
+                    sessions = (await b.http.get("/v1/sessions")).json()
+                    return [(s["call_id"], s["node"]) for s in sessions] == [(call_id, "node-a")]
+
+                await eventually_async(listed_on_b, limit_s=10, what="a's call listed on b again")
+                hung = await b.http.post(f"/v1/calls/{call_id}/hangup")
+                assert hung.status_code == 200, hung.text
+                await eventually(lambda: hanging_up(a, call_id), limit_s=CONTROL_S, what="hang-up")
+                await twilio.wait_calls(timeout_s=20 * UNIT)
+    finally:
+        await server.stop()
+    detail = await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", call_id)
+    assert detail.record.end_reason == "api_hangup"
