@@ -61,6 +61,13 @@ def silent(node: AppNode, call_id: str) -> bool:
     return session.core.frames_sent > 0 and not session.core.agent_speaking(session.now())
 
 
+def speaking(node: AppNode, call_id: str) -> bool:
+    """The agent of ``call_id`` is speaking now."""
+    session = node.manager.calls[call_id].session
+    assert session is not None
+    return session.core.agent_speaking(session.now())
+
+
 def carrier_updates(twilio: TwilioEmulator, sid: str, name: str) -> list[str]:
     """The values of ``name`` in the app's REST updates of call ``sid``."""
     return [
@@ -166,6 +173,9 @@ async def test_hangup_and_transfer_sent_to_the_other_node_act_within_500_ms(
                 what="a's call hung up at the carrier",
             )
 
+            said = await a.http.post(f"/v1/calls/{on_b}/say", json={"text": "One moment."})
+            assert said.status_code == 200, said.text
+            await eventually(lambda: speaking(b, on_b), limit_s=5, what="b's agent saying it")
             sent = time.monotonic()
             moved = await a.http.post(f"/v1/calls/{on_b}/transfer", json={"destination": "desk"})
             assert moved.status_code == 200, moved.text
@@ -183,6 +193,13 @@ async def test_hangup_and_transfer_sent_to_the_other_node_act_within_500_ms(
     timeline = (await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", on_b)).timeline
     asked = [e.data for e in timeline if e.kind == "operator.transfer"]
     assert asked and asked[0]["node"] == "node-a"  # who asked, noted by the owner
+    (say,) = [e.data for e in timeline if e.kind == "operator.say"]
+    assert {k: say[k] for k in ("text", "by", "via", "node")} == {
+        "text": "One moment.",
+        "by": "operator",
+        "via": "api",
+        "node": "node-a",
+    }
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
