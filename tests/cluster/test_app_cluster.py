@@ -305,8 +305,10 @@ async def test_an_agents_limit_holds_across_nodes_and_readiness_says_full(
     async with (
         OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
         TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+        TelnyxEmulator(realtime=True) as telnyx,
     ):
-        env = openai_env(oai) | twilio_env(twilio, "openai") | {"SWITCHBOARD_MAX_CALLS": "1"}
+        env = openai_env(oai) | twilio_env(twilio, "openai") | telnyx_env(telnyx)
+        env |= {"SWITCHBOARD_MAX_CALLS": "1"}
         book = agents(max_concurrent_calls=1)
         async with two_apps(tmp_path, backend, env, agents=book) as (a, b):
             for node in (a, b):
@@ -317,8 +319,16 @@ async def test_an_agents_limit_holds_across_nodes_and_readiness_says_full(
             second = twilio.dial_in(f"{b.base}/twilio/voice", audio=LONG_CALL)
             await eventually(lambda: second.report.outcome != "unknown", what="b's answer")
             assert second.report.outcome == "rejected: busy"  # frontdesk's one call is on a
+            refused = await telnyx.place_inbound_call(
+                to="+15550100000",
+                from_="+15550111111",
+                audio=caller_wav("hi"),
+                webhook_url=f"{b.base}/telnyx/webhook",
+            )
+            assert (await refused.wait(15 * UNIT)).commands == ["reject"]  # busy, unanswered
             metrics = (await b.http.get("/metrics")).text
             assert 'switchboard_calls_refused_total{carrier="twilio",reason="busy"} 1.0' in metrics
+            assert 'switchboard_calls_refused_total{carrier="telnyx",reason="busy"} 1.0' in metrics
             full = await a.http.get("/readyz")  # a holds SWITCHBOARD_MAX_CALLS calls
             assert full.status_code == 503 and full.json()["reasons"] == ["full: 1 calls"]
             assert (await b.http.get("/readyz")).status_code == 200
