@@ -116,6 +116,10 @@ class TwilioGuards:
 class ReplayGuards:
     """What the carrier webhooks have already accepted (kept in this process).
 
+    The routes now claim requests, CallSids and Telnyx event ids in the cluster
+    (docs/cluster.md); only ``twilio.answers`` (a copy waiting for the answer being prepared on
+    this node) is still used by them.
+
     Attributes:
         twilio: signed requests, answered CallSids and answers in preparation.
         telnyx: webhook event ids already processed (Telnyx retries deliveries).
