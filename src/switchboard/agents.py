@@ -59,6 +59,7 @@ from pydantic import (
     model_validator,
 )
 
+from switchboard.audio._pyav import load_av
 from switchboard.audio.files import read_audio_file
 from switchboard.config import environment
 from switchboard.errors import AudioError, ConfigError, ToolError
@@ -76,7 +77,7 @@ from switchboard.tools.registry import Tool, ToolRegistry
 if TYPE_CHECKING:
     from switchboard.integrations.http_tools import HttpToolClient
 
-__all__ = ["Agent", "AgentBook", "AgentLimits", "normalise_number"]
+__all__ = ["Agent", "AgentBook", "AgentLimits", "RecordingPolicy", "normalise_number"]
 
 CATCH_ALL = "*"
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -141,6 +142,28 @@ class AgentLimits(_Strict):
         return self
 
 
+class RecordingPolicy(_Strict):
+    """``recording:`` — a stereo file of each call (left the caller, right what the caller
+    heard), under ``SWITCHBOARD_RECORDINGS_DIR`` (docs/recordings.md)."""
+
+    enabled: bool = True
+    #: ``wav`` (no extra needed), ``flac``, ``ogg`` (Opus) or ``mp3`` (the ``codecs`` extra).
+    format: Literal["wav", "flac", "ogg", "mp3"] = "wav"
+    #: Days a recording is kept before the sweeper deletes it; None keeps it until deleted.
+    retention_days: int | None = Field(default=None, ge=0, le=36500)
+
+    @model_validator(mode="after")
+    def _codec_available(self) -> RecordingPolicy:
+        # Checked (and FFmpeg loaded, ~0.15 s) when the agents are read, not in a call's
+        # first second: a missing extra is a configuration error, and a call must not stall.
+        if self.enabled and self.format != "wav":
+            try:
+                load_av(f"{self.format} recordings")
+            except AudioError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
 class Agent(_Strict):
     """One agent profile (see the module docstring for the YAML)."""
 
@@ -191,6 +214,8 @@ class Agent(_Strict):
     #: provider speaking ``greeting`` (which then only stands for it in the transcript). MP3 and
     #: Ogg/Opus need the ``codecs`` extra; the file is decoded once at load to check it.
     greeting_audio: Path | None = None
+    #: Record each call: ``{enabled: true, format: wav|flac|ogg|mp3, retention_days: N}``.
+    recording: RecordingPolicy | None = None
 
     @field_validator("greeting_audio")
     @classmethod

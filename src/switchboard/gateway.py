@@ -36,6 +36,7 @@ from switchboard.integrations.service import Integrations
 from switchboard.live import LiveHub
 from switchboard.metrics import Metrics
 from switchboard.providers.registry import ProviderRegistry
+from switchboard.recordings import Recordings
 from switchboard.security import TokenSigner
 from switchboard.store import CallStore
 from switchboard.telephony.base import TelephonyAdapter, TelephonyType
@@ -129,6 +130,7 @@ class Gateway:
         integrations: event webhooks and post-call analysis: who receives each call's events,
             and the workers that deliver them and run the analyses (docs/integrations.md).
         live: this node's live calls and their events, for ``GET /v1/events`` and the console.
+        recordings: where call recordings are written, and their retention sweeper.
     """
 
     settings: Settings
@@ -142,6 +144,7 @@ class Gateway:
     cluster: Cluster
     integrations: Integrations = field(default_factory=Integrations)
     live: LiveHub = field(default_factory=LiveHub)
+    recordings: Recordings | None = None
 
     @classmethod
     def build(
@@ -178,6 +181,7 @@ class Gateway:
             replay=ReplayGuards(),
             cluster=Cluster.from_settings(settings) if cluster is None else cluster,
             integrations=Integrations.build(settings, store),
+            recordings=Recordings.build(settings, store),
         )
 
     async def start(self) -> None:
@@ -185,12 +189,16 @@ class Gateway:
         if self.store is not None:
             await self.store.migrate()
         self.integrations.start()  # after the migration: the workers read the outbox
+        if self.recordings is not None:
+            self.recordings.start()
 
     async def aclose(self) -> None:
         """Close the carrier adapters, then the store (its pending records are written first),
         then the cluster handle's client. The integrations' workers stop first; what they had
         not sent stays in the store for the next start."""
         await self.integrations.aclose()
+        if self.recordings is not None:
+            await self.recordings.aclose()
         await self.carriers.aclose()
         try:
             if self.store is not None:

@@ -49,6 +49,7 @@ from switchboard.bridge.voice import voice_detector
 from switchboard.errors import CallerDisconnected, SwitchboardError, UnsupportedOperation
 from switchboard.media import AudioChunk, AudioSpec
 from switchboard.providers.base import BaseProvider, SessionState
+from switchboard.recordings import CallRecording
 from switchboard.telephony.base import (
     DtmfReceived,
     MarkAcknowledged,
@@ -89,6 +90,7 @@ class CallSession:
         apology_audio: Callable[[str, AudioSpec], Awaitable[bytes | None]] | None = None,
         dial_plan: DialPlan | None = None,
         greeting: tuple[bytes, str | None] | None = None,
+        recorder: CallRecording | None = None,
     ) -> None:
         self.call_id = call_id
         self.codec = codec
@@ -127,6 +129,9 @@ class CallSession:
         self._apology_audio = apology_audio
         #: a recorded greeting: carrier audio and the text that stands for it in the transcript
         self._greeting = greeting
+        #: The call's recording (``recordings/``): it sees every frame crossing the carrier
+        #: socket and every ``clear``; a redaction (keypad digits) goes to its ``redact``.
+        self.recorder = recorder
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -195,6 +200,8 @@ class CallSession:
         self._done.set()
 
     async def _finish(self) -> None:
+        if self.recorder is not None:
+            self.recorder.stop(self.now())
         for action in self.core.finish(self.now()):
             self._record(action)
         for task in list(self._background):
@@ -228,6 +235,8 @@ class CallSession:
                         case MediaReceived(payload=payload):
                             if self._on_frame_in is not None:
                                 self._on_frame_in()
+                            if self.recorder is not None:
+                                self.recorder.caller_audio(payload, self.now())
                             barge_in = caller_frame(bool(payload) and voiced(payload), self.now())
                             if barge_in:
                                 self.log.info(
@@ -288,10 +297,14 @@ class CallSession:
         for action in actions:
             match action:
                 case SendToCaller(payload=payload):
+                    if self.recorder is not None:
+                        self.recorder.agent_audio(payload, self.now())
                     await self._send(self.codec.send_media(payload))
                 case SendMark(name=name):
                     await self._send(self.codec.send_mark(name))
                 case ClearCallerBuffer():
+                    if self.recorder is not None:
+                        self.recorder.cleared(self.now())
                     await self._send(self.codec.send_clear())
                     if self._provider_side is not None:
                         self._provider_side.clear()

@@ -23,6 +23,7 @@ from switchboard.bridge.active import (
     recorded_greeting,
 )
 from switchboard.bridge.apology import apology_audio
+from switchboard.bridge.audio_recording import finish_recording, open_recording
 from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
@@ -200,12 +201,15 @@ def open_session(
         sink=LiveSink(gateway.live, call_id, sink, pricing=pricing),
         dial_plan=agent.dial_plan,
         greeting=recorded_greeting(agent, started.audio, call_id),
+        recorder=open_recording(gateway, agent, call_id, started.audio),
     )
 
 
 async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:
     """Count and trace the call that ended with ``reason`` and finalise its record (usage
     and cost)."""
+    if active.session is not None:  # first: the record's end carries the recording's link
+        finish_recording(gateway, active.call_id, active.session.recorder, active.sink)
     config = active.provider.config
     if gateway.metrics is not None:
         session = active.session
