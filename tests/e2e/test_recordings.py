@@ -10,6 +10,7 @@ right channel holds no more agent audio than the caller heard (the cleared audio
 
 from __future__ import annotations
 
+import base64
 import importlib
 import io
 import os
@@ -40,6 +41,7 @@ from tests.e2e.harness import (
     telnyx_env,
     twilio_env,
 )
+from tests.integrations.receiver import Receiver
 from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -56,6 +58,7 @@ for _module in (
     importlib.import_module(_module)
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+SECRET = "whsec_" + base64.b64encode(b"e2e-webhook-signing-key-32-bytes").decode()
 LONG_REPLY = (
     "Let me tell you all about our many services, our opening hours on every single day of "
     "the week, and the history of this fine establishment since it first opened."
@@ -322,7 +325,10 @@ async def test_telnyx_recording_compressed(tmp_path: Path, fmt: str) -> None:
         {"caller": "thanks bye", "tool": {"name": "end_call", "arguments": {}}, "say": "Goodbye!"},
     ]
     wav_bytes = caller_wav("what are your opening hours", "thanks bye", gap_ms=[1500, 4000])
-    async with recording_app(tmp_path, script, "telnyx", fmt) as (_oai, telnyx, base):
+    receiver = Receiver(SECRET)
+    await receiver.__aenter__()
+    hooks = {"SWITCHBOARD_WEBHOOK_URL": receiver.url, "SWITCHBOARD_WEBHOOK_SECRET": SECRET}
+    async with recording_app(tmp_path, script, "telnyx", fmt, **hooks) as (_oai, telnyx, base):
         placed = await telnyx.place_inbound_call(
             to="+15550100000",
             from_="+15550111111",
@@ -332,6 +338,11 @@ async def test_telnyx_recording_compressed(tmp_path: Path, fmt: str) -> None:
         report = await placed.wait(40 * UNIT)
         call = await recorded_call(base)
         response = await download(call["recording_url"])
+        ended = await eventually_async(
+            lambda: _event(receiver, "call.ended"), limit_s=15 * UNIT, what="call.ended"
+        )
+    await receiver.__aexit__(None, None, None)
+    assert ended["recording_url"] == call["recording_url"]  # the webhook links it too
     assert report.violations == []
     content_type = {"ogg": "audio/ogg", "mp3": "audio/mpeg"}[fmt]
     assert response.headers["content-type"] == content_type
@@ -348,3 +359,57 @@ async def test_telnyx_recording_compressed(tmp_path: Path, fmt: str) -> None:
     assert said > 0.9 and abs(lag) < 100  # lossy codecs, still unmistakable
     assert r > 0.6 and abs(lag2) < 100
     assert_heard(heard, right, rate)
+
+
+@pytest.mark.local
+async def test_a_call_whose_provider_fails_still_leaves_a_valid_recording(tmp_path: Path) -> None:
+    """The abnormal end: the provider is gone for good mid-call; the call ends with the
+    apology (recorded too: the caller heard it) and the file is finished and valid."""
+    oai = OpenAIRealtimeEmulator(script=[{"caller": "hello", "say": "Hi there."}])
+    await oai.__aenter__()
+    heard_path = tmp_path / "heard.wav"
+    try:
+        async with TwilioEmulator() as twilio:
+            env = (
+                openai_env(oai)
+                | twilio_env(twilio, "openai")
+                | {"SWITCHBOARD_RECORDINGS_DIR": str(tmp_path / "rec")}
+            )
+            fast_fail = {"openai": {"backoff_base_s": 0.05, "max_reconnect_attempts": 2}}
+            async with running_app(
+                tmp_path, env, provider_options=fast_fail, agents=recording_book("ogg")
+            ) as (base, _s, _a):
+                sent = caller_pcm("hello", gap_ms=9000)
+                twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(sent), out=heard_path)
+                await eventually_async(
+                    lambda: _said(base, "Hi there."), limit_s=15 * UNIT, what="the answer"
+                )
+                await oai.__aexit__(None, None, None)  # the provider is gone for good
+                (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
+                call = await recorded_call(base)
+                response = await download(call["recording_url"])
+    finally:
+        await oai.__aexit__(None, None, None)
+    assert call["end_reason"] == "provider_failed"
+    assert (tmp_path / "rec" / "keep").is_dir()  # no retention_days: kept
+    assert not list((tmp_path / "rec").rglob("*.part"))
+    left, right, rate = stereo(response.content)
+    assert abs(len(left) / rate * 1000 - report.stream_ms) < 1000
+    played = heard_by_twilio_caller(heard_path)
+    assert_heard(played, right, rate)  # the apology included
+    said, _ = correlation(np.frombuffer(sent, "<i2").astype(float), left, rate)
+    assert said > 0.9
+
+
+async def _event(receiver: Receiver, kind: str) -> dict[str, Any] | None:
+    found = [r.data for r in receiver.accepted if r.type == kind]
+    return found[0] if found else None
+
+
+async def _said(base: str, text: str) -> bool | None:
+    async with httpx.AsyncClient(base_url=base, headers=AUTH) as client:
+        items = (await client.get("/v1/calls")).json()["items"]
+        if not items:
+            return None
+        detail = (await client.get(f"/v1/calls/{items[0]['id']}")).json()
+        return True if any(t["text"] == text for t in detail["transcript"]) else None

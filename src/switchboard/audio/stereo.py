@@ -82,10 +82,11 @@ class StereoFileWriter:
         if recording_rate(fmt, sample_rate) != sample_rate:
             raise AudioError(f"{fmt} recordings cannot be written at {sample_rate} Hz")
         if fmt == "wav":
-            try:
-                self._wav = wave.open(str(self.path), "wb")  # noqa: SIM115 (closed by close)
+            try:  # our own file object: wave.open(path) fails noisily on a bad path
+                self._file = self.path.open("wb")
             except OSError as exc:
                 raise AudioError(f"cannot write {self.path}: {exc.strerror}") from exc
+            self._wav = wave.open(self._file, "wb")  # noqa: SIM115 (closed by close)
             self._wav.setnchannels(2)
             self._wav.setsampwidth(2)
             self._wav.setframerate(sample_rate)
@@ -138,7 +139,10 @@ class StereoFileWriter:
             return
         self.closed = True
         if self._wav is not None:
-            self._wav.close()
+            try:
+                self._wav.close()  # patches the header's sizes
+            finally:
+                self._file.close()
             return
         with av_errors(f"cannot finish {self.path}"):
             try:

@@ -200,8 +200,6 @@ class CallSession:
         self._done.set()
 
     async def _finish(self) -> None:
-        if self.recorder is not None:
-            self.recorder.stop(self.now())
         for action in self.core.finish(self.now()):
             self._record(action)
         for task in list(self._background):
@@ -210,6 +208,8 @@ class CallSession:
             self._wake_timer.cancel()
         if self.end_reason == "provider_failed":
             await self._apologise()
+        if self.recorder is not None:
+            self.recorder.stop(self.now())
         # Carrier REST calls run here, after the loops: the task group cancels its tasks as
         # soon as the call is marked ended, which would cut a request short.
         await self.carrier.carry_out(self.core.carrier_action)
@@ -377,5 +377,8 @@ class CallSession:
             audio = await asyncio.wait_for(self._apology_audio(self.apology, spec), 10.0)
         except TimeoutError:
             audio = None
+        if audio and self.recorder is not None:  # what play_to_end sends: clear, then this
+            self.recorder.cleared(self.now())
+            self.recorder.agent_audio(audio, self.now())
         if audio and await self.carrier.play_to_end(audio, spec, "apology"):
             self.sink.transcript("agent", self.apology, self.now(), False)
