@@ -23,6 +23,7 @@ Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``):
         directory: {billing: "+15550100200", desk: "sip:desk@pbx.example.com"}
         transfer_allow: ["+1415*", "sip:*@pbx.example.com"]
         webhooks: {url: "https://crm.example.com/hooks", events: [call.ended, call.analyzed]}
+        recording: {enabled: true, format: flac, retention_days: 30}   # docs/recordings.md
         analysis:                       # after the call, by a text LLM (docs/integrations.md)
           summary: true
           success: the caller got an appointment

@@ -153,3 +153,17 @@ def test_wav_header_is_patched_on_close(tmp_path: Path) -> None:
     writer.close()
     with wave.open(io.BytesIO(path.read_bytes())) as wav:
         assert wav.getnframes() == 800 and wav.getnchannels() == 2
+
+
+def test_the_agent_recording_policy_is_strict() -> None:
+    from pydantic import ValidationError
+
+    from switchboard.agents import Agent
+
+    base = {"name": "a", "system_prompt": "p"}
+    agent = Agent.model_validate(base | {"recording": {"enabled": True}})
+    assert agent.recording is not None and agent.recording.format == "wav"
+    assert agent.recording.retention_days is None
+    for bad in ({"format": "aac"}, {"retention_days": -1}, {"keep": True}):
+        with pytest.raises(ValidationError):
+            Agent.model_validate(base | {"recording": bad})
