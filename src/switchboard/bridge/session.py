@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from switchboard.audio import Framer, StreamConverter
@@ -43,6 +43,8 @@ from switchboard.bridge.actions import (
 from switchboard.bridge.carrier import CarrierControl, CarrierLink
 from switchboard.bridge.control import SessionCallControl
 from switchboard.bridge.core import BridgeCore, BridgeOptions
+from switchboard.bridge.keypad import MenuChoice
+from switchboard.bridge.keypad_link import KeypadLink, silence_like
 from switchboard.bridge.provider_side import LIVE, ProviderSide
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.voice import voice_detector
@@ -89,6 +91,7 @@ class CallSession:
         apology_audio: Callable[[str, AudioSpec], Awaitable[bytes | None]] | None = None,
         dial_plan: DialPlan | None = None,
         greeting: tuple[bytes, str | None] | None = None,
+        dtmf_menu: Mapping[str, MenuChoice] | None = None,
     ) -> None:
         self.call_id = call_id
         self.codec = codec
@@ -127,6 +130,10 @@ class CallSession:
         self._apology_audio = apology_audio
         #: a recorded greeting: carrier audio and the text that stands for it in the transcript
         self._greeting = greeting
+        #: the caller's keypad (``press`` takes digits; ``redacting``/``spans``: the redaction
+        #: hook, docs/telephony.md#keypad-dtmf)
+        self.keypad = KeypadLink(self, dtmf_menu, spawn=self._spawn)
+        self.tool_context.keypad = self.keypad
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -195,6 +202,7 @@ class CallSession:
         self._done.set()
 
     async def _finish(self) -> None:
+        self.keypad.close()
         for action in self.core.finish(self.now()):
             self._record(action)
         for task in list(self._background):
@@ -235,6 +243,8 @@ class CallSession:
                                 )
                                 await self.apply(barge_in)
                             data = inbound.process(payload)
+                            if self.keypad.collecting:  # the model hears no key tones
+                                data = silence_like(data, spec)
                             if data and provider.state in LIVE:
                                 await provider.send_audio(
                                     AudioChunk(data, spec.format, spec.sample_rate)
@@ -242,7 +252,7 @@ class CallSession:
                         case MarkAcknowledged(name=name):
                             await self.apply(self.core.mark_acked(name, self.now()))
                         case DtmfReceived(digit=digit):
-                            self.sink.timeline("caller.dtmf", self.now(), {"digit": digit})
+                            await self.keypad.press(digit, "media")
                         case StreamStopped():
                             self.end("caller_hangup")
                             return

@@ -23,6 +23,7 @@ from switchboard.bridge.active import (
     recorded_greeting,
 )
 from switchboard.bridge.apology import apology_audio
+from switchboard.bridge.keypad import MenuChoice
 from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
@@ -200,6 +201,10 @@ def open_session(
         sink=LiveSink(gateway.live, call_id, sink, pricing=pricing),
         dial_plan=agent.dial_plan,
         greeting=recorded_greeting(agent, started.audio, call_id),
+        dtmf_menu={
+            key: MenuChoice(transfer=entry.transfer, say=entry.say, hang_up=entry.hangup)
+            for key, entry in agent.dtmf_menu.items()
+        },
     )
 
 
