@@ -47,6 +47,7 @@ from switchboard.bridge.keypad import MenuChoice
 from switchboard.bridge.keypad_link import KeypadLink, silence_like
 from switchboard.bridge.provider_side import LIVE, ProviderSide
 from switchboard.bridge.sink import CallSink, MemorySink
+from switchboard.bridge.thinking import CALLER_TOOLS, ThinkingAudio
 from switchboard.bridge.voice import voice_detector
 from switchboard.errors import CallerDisconnected, SwitchboardError, UnsupportedOperation
 from switchboard.media import AudioChunk, AudioSpec
@@ -92,6 +93,8 @@ class CallSession:
         dial_plan: DialPlan | None = None,
         greeting: tuple[bytes, str | None] | None = None,
         dtmf_menu: Mapping[str, MenuChoice] | None = None,
+        thinking_after_ms: float | None = 700.0,
+        thinking_audio: bytes | None = None,
     ) -> None:
         self.call_id = call_id
         self.codec = codec
@@ -134,6 +137,20 @@ class CallSession:
         #: hook, docs/telephony.md#keypad-dtmf)
         self.keypad = KeypadLink(self, dtmf_menu, spawn=self._spawn)
         self.tool_context.keypad = self.keypad
+        #: the sound while a slow tool runs (``bridge/thinking.py``); None: none
+        self.thinking = (
+            ThinkingAudio(
+                spec=started.audio,
+                send=lambda frame: self._send(self.codec.send_media(frame)),
+                busy=self.core.agent_speaking,
+                clock=self.now,
+                sink=self.sink,
+                audio=thinking_audio,
+                after_ms=thinking_after_ms,
+            )
+            if thinking_after_ms is not None
+            else None
+        )
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -203,6 +220,8 @@ class CallSession:
 
     async def _finish(self) -> None:
         self.keypad.close()
+        if self.thinking is not None:
+            self.thinking.stop("call_ended")
         for action in self.core.finish(self.now()):
             self._record(action)
         for task in list(self._background):
@@ -298,6 +317,8 @@ class CallSession:
         for action in actions:
             match action:
                 case SendToCaller(payload=payload):
+                    if self.thinking is not None:
+                        self.thinking.stop()  # the first reply frame ends the thinking sound
                     await self._send(self.codec.send_media(payload))
                 case SendMark(name=name):
                     await self._send(self.codec.send_mark(name))
@@ -312,6 +333,8 @@ class CallSession:
                     tool = self._provider_side.invoke_tool(
                         self.tools, self.tool_context, call_id, name, arguments
                     )
+                    if self.thinking is not None and name not in CALLER_TOOLS:
+                        tool = self.thinking.around(tool)
                     self._spawn(tool, f"tool {name}")
                 case HangUp(reason=reason):
                     self.end(reason)  # the carrier is told at the end (``core.carrier_action``)
@@ -328,6 +351,9 @@ class CallSession:
                         self._wake_timer = self._loop.call_at(at_ms / 1000.0, self._wake.set)
                 case _:
                     self._record(action)
+                    done = isinstance(action, RecordTimeline) and action.kind == "response.done"
+                    if done and self.thinking is not None:
+                        self.thinking.reply_done()
 
     def _record(self, action: Action) -> None:
         match action:

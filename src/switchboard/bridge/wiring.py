@@ -21,6 +21,7 @@ from switchboard.bridge.active import (
     BridgeOverrides,
     bridge_options,
     recorded_greeting,
+    recorded_thinking,
 )
 from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.keypad import MenuChoice
@@ -205,6 +206,8 @@ def open_session(
             key: MenuChoice(transfer=entry.transfer, say=entry.say, hang_up=entry.hangup)
             for key, entry in agent.dtmf_menu.items()
         },
+        thinking_after_ms=agent.thinking_after_ms,
+        thinking_audio=recorded_thinking(agent, started.audio, call_id),
     )
 
 
