@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from switchboard.audio import Framer, StreamConverter
@@ -43,8 +43,11 @@ from switchboard.bridge.actions import (
 from switchboard.bridge.carrier import CarrierControl, CarrierLink
 from switchboard.bridge.control import SessionCallControl
 from switchboard.bridge.core import BridgeCore, BridgeOptions
+from switchboard.bridge.keypad import MenuChoice
+from switchboard.bridge.keypad_link import KeypadLink, silence_like
 from switchboard.bridge.provider_side import LIVE, ProviderSide
 from switchboard.bridge.sink import CallSink, MemorySink
+from switchboard.bridge.thinking import CALLER_TOOLS, ThinkingAudio
 from switchboard.bridge.voice import voice_detector
 from switchboard.errors import CallerDisconnected, SwitchboardError, UnsupportedOperation
 from switchboard.media import AudioChunk, AudioSpec
@@ -91,6 +94,9 @@ class CallSession:
         dial_plan: DialPlan | None = None,
         greeting: tuple[bytes, str | None] | None = None,
         recorder: CallRecording | None = None,
+        dtmf_menu: Mapping[str, MenuChoice] | None = None,
+        thinking_after_ms: float | None = 700.0,
+        thinking_audio: bytes | None = None,
     ) -> None:
         self.call_id = call_id
         self.codec = codec
@@ -132,6 +138,24 @@ class CallSession:
         #: The call's recording (``recordings/``): it sees every frame crossing the carrier
         #: socket and every ``clear``; a redaction (keypad digits) goes to its ``redact``.
         self.recorder = recorder
+        #: the caller's keypad (``press`` takes digits; ``redacting``/``spans``: the redaction
+        #: hook, docs/telephony.md#keypad-dtmf)
+        self.keypad = KeypadLink(self, dtmf_menu, spawn=self._spawn)
+        self.tool_context.keypad = self.keypad
+        #: the sound while a slow tool runs (``bridge/thinking.py``); None: none
+        self.thinking = (
+            ThinkingAudio(
+                spec=started.audio,
+                send=lambda frame: self._send(self.codec.send_media(frame)),
+                busy=self.core.agent_speaking,
+                clock=self.now,
+                sink=self.sink,
+                audio=thinking_audio,
+                after_ms=thinking_after_ms,
+            )
+            if thinking_after_ms is not None
+            else None
+        )
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -200,6 +224,9 @@ class CallSession:
         self._done.set()
 
     async def _finish(self) -> None:
+        self.keypad.close()
+        if self.thinking is not None:
+            self.thinking.stop("call_ended")
         for action in self.core.finish(self.now()):
             self._record(action)
         for task in list(self._background):
@@ -244,6 +271,8 @@ class CallSession:
                                 )
                                 await self.apply(barge_in)
                             data = inbound.process(payload)
+                            if self.keypad.collecting:  # the model hears no key tones
+                                data = silence_like(data, spec)
                             if data and provider.state in LIVE:
                                 await provider.send_audio(
                                     AudioChunk(data, spec.format, spec.sample_rate)
@@ -251,7 +280,7 @@ class CallSession:
                         case MarkAcknowledged(name=name):
                             await self.apply(self.core.mark_acked(name, self.now()))
                         case DtmfReceived(digit=digit):
-                            self.sink.timeline("caller.dtmf", self.now(), {"digit": digit})
+                            await self.keypad.press(digit, "media")
                         case StreamStopped():
                             self.end("caller_hangup")
                             return
@@ -299,6 +328,8 @@ class CallSession:
                 case SendToCaller(payload=payload):
                     if self.recorder is not None:
                         self.recorder.agent_audio(payload, self.now())
+                    if self.thinking is not None:
+                        self.thinking.stop()  # the first reply frame ends the thinking sound
                     await self._send(self.codec.send_media(payload))
                 case SendMark(name=name):
                     await self._send(self.codec.send_mark(name))
@@ -315,6 +346,8 @@ class CallSession:
                     tool = self._provider_side.invoke_tool(
                         self.tools, self.tool_context, call_id, name, arguments
                     )
+                    if self.thinking is not None and name not in CALLER_TOOLS:
+                        tool = self.thinking.around(tool)
                     self._spawn(tool, f"tool {name}")
                 case HangUp(reason=reason):
                     self.end(reason)  # the carrier is told at the end (``core.carrier_action``)
@@ -331,6 +364,9 @@ class CallSession:
                         self._wake_timer = self._loop.call_at(at_ms / 1000.0, self._wake.set)
                 case _:
                     self._record(action)
+                    done = isinstance(action, RecordTimeline) and action.kind == "response.done"
+                    if done and self.thinking is not None:
+                        self.thinking.reply_done()
 
     def _record(self, action: Action) -> None:
         match action:
