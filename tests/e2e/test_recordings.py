@@ -413,3 +413,63 @@ async def _said(base: str, text: str) -> bool | None:
             return None
         detail = (await client.get(f"/v1/calls/{items[0]['id']}")).json()
         return True if any(t["text"] == text for t in detail["transcript"]) else None
+
+
+async def test_a_redacted_keypad_collection_is_silence_in_the_recording(tmp_path: Path) -> None:
+    """collect_digits(redact=True) silences the recording while it collects: the caller's line
+    hum (too quiet to count as speech) is there before and is gone while the PIN is keyed."""
+    args = {
+        "prompt": "Please key in your PIN, then press pound.",
+        "max_digits": 8,
+        "finish_on_key": "#",
+        "timeout_s": 8,
+        "redact": True,
+    }
+    script = [
+        {
+            "caller": "I want to check my account",
+            "tool": {"name": "collect_digits", "arguments": args},
+            "say": "Thank you, your PIN is verified.",
+        }
+    ]
+    rate = 8000
+
+    def hum(ms: int) -> np.ndarray:
+        return np.sin(2 * np.pi * 200 * np.arange(rate * ms // 1000) / rate) * 150
+
+    speech = np.frombuffer(caller_pcm("I want to check my account", gap_ms=0, lead_ms=0), "<i2")
+    sent = np.concatenate((hum(1500), speech, hum(3000))).astype("<i2")
+    book = agent_book(
+        tools=["end_call", "collect_digits"], recording={"enabled": True, "format": "wav"}
+    )
+    async with (
+        OpenAIRealtimeEmulator(script=script, ms_per_char=30.0) as oai,
+        TwilioEmulator() as twilio,
+    ):
+        env = (
+            openai_env(oai)
+            | twilio_env(twilio, "openai")
+            | {"SWITCHBOARD_RECORDINGS_DIR": str(tmp_path / "rec")}
+        )
+        async with running_app(tmp_path, env, agents=book) as (base, _s, _a):
+            twilio.dial_in(
+                f"{base}/twilio/voice",
+                audio=pcm16_to_ulaw(sent.tobytes()),
+                dtmf="739164#",
+                linger_s=6.0,
+            )
+            (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
+            call = await recorded_call(base)
+            response = await download(call["recording_url"])
+    assert report.violations == []
+    said = [(t["role"], t["text"]) for t in call["transcript"]]
+    assert ("caller", "(keyed ****)") in said
+    left, _right, _rate = stereo(response.content)
+    flags = voiced(left, rate)  # 5 ms blocks
+    lead_blocks = 1500 // 5
+    assert flags[20 : lead_blocks - 20].all()  # the hum before: recorded
+    after = (1500 + len(speech) * 1000 // rate) // 5
+    tail = flags[after : after + 3000 // 5]
+    # the tool runs within about a second of the end of speech; from then on, silence
+    print(f"hum after speech recorded in {tail.mean():.0%} of 5 ms blocks")
+    assert tail[:40].all() and tail.mean() < 0.6 and not tail[-200:].any()

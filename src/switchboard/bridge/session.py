@@ -146,7 +146,7 @@ class CallSession:
         self.thinking = (
             ThinkingAudio(
                 spec=started.audio,
-                send=lambda frame: self._send(self.codec.send_media(frame)),
+                send=self._send_thinking,
                 busy=self.core.agent_speaking,
                 clock=self.now,
                 sink=self.sink,
@@ -378,6 +378,11 @@ class CallSession:
                 self.sink.timeline(kind, at_ms, data)
             case _:
                 pass
+
+    async def _send_thinking(self, frame: bytes) -> None:
+        if self.recorder is not None:  # the caller hears it: the recording's right channel
+            self.recorder.agent_audio(frame, self.now())
+        await self._send(self.codec.send_media(frame))
 
     async def _send(self, text: str) -> None:
         if self._done.is_set() and self.end_reason == "caller_hangup":
