@@ -473,3 +473,37 @@ async def test_a_redacted_keypad_collection_is_silence_in_the_recording(tmp_path
     # the tool runs within about a second of the end of speech; from then on, silence
     print(f"hum after speech recorded in {tail.mean():.0%} of 5 ms blocks")
     assert tail[:40].all() and tail.mean() < 0.6 and not tail[-200:].any()
+
+
+async def test_the_thinking_sound_is_in_the_recording(tmp_path: Path) -> None:
+    """The sound a slow tool plays (sent by the session itself) is what the caller heard."""
+    from tests.e2e.test_thinking import SCRIPT
+
+    book = agent_book(
+        tools=["end_call", "check_stock"],
+        tool_modules=["tests.e2e.slow_tools"],
+        recording={"enabled": True, "format": "flac"},
+    )
+    heard_path = tmp_path / "heard.wav"
+    async with (
+        OpenAIRealtimeEmulator(script=SCRIPT, ms_per_char=30.0) as oai,
+        TwilioEmulator() as twilio,
+    ):
+        env = (
+            openai_env(oai)
+            | twilio_env(twilio, "openai")
+            | {"SWITCHBOARD_RECORDINGS_DIR": str(tmp_path / "rec")}
+        )
+        async with running_app(tmp_path, env, agents=book) as (base, _s, _a):
+            pcm = caller_pcm("is the red chair in stock", gap_ms=7000)
+            twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm), out=heard_path)
+            (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
+            call = await recorded_call(base)
+            response = await download(call["recording_url"])
+    assert report.violations == []
+    assert any(e["kind"] == "thinking.started" for e in call["timeline"])
+    _left, right, rate = stereo(response.content)
+    played = heard_by_twilio_caller(heard_path)
+    assert_heard(played, right, rate)  # greeting, the thinking loop and the reply, in place
+    r, lag = correlation(played, right, rate)
+    assert r > 0.6 and abs(lag) < 100
