@@ -153,7 +153,7 @@ class RecordingPolicy(_Strict):
     #: ``wav`` (no extra needed), ``flac``, ``ogg`` (Opus) or ``mp3`` (the ``codecs`` extra).
     format: Literal["wav", "flac", "ogg", "mp3"] = "wav"
     #: Days a recording is kept before the sweeper deletes it; None keeps it until deleted.
-    retention_days: int | None = Field(default=None, ge=0, le=36500)
+    retention_days: int | None = Field(default=None, ge=1, le=36500)
 
     @model_validator(mode="after")
     def _codec_available(self) -> RecordingPolicy:

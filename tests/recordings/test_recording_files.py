@@ -135,14 +135,20 @@ async def test_the_sweeper_deletes_expired_files_a_bounded_batch_per_pass(tmp_pa
     kept = directory.path_for("call_keep", "wav", None)
     kept.write_bytes(b"RIFF")
     os.utime(kept, (old, old))
-    fresh = directory.path_for("call_new", "mp3", 0)  # retention 0: expired at once
+    fresh = directory.path_for("call_new", "mp3", 1)  # one day old and a bit
     fresh.write_bytes(b"ID3")
+    os.utime(fresh, (time.time() - 86500, time.time() - 86500))
+    live = directory.path_for("call_live", "wav", 1).with_suffix(".wav.part")
+    live.write_bytes(b"RIFF")  # a live call's recording in progress: never swept
+    dead = directory.path_for("call_dead", "wav", 2).with_suffix(".wav.part")
+    dead.write_bytes(b"RIFF")  # a killed process's leftover, three days old
+    os.utime(dead, (old, old))
     sweeper = RecordingSweeper(directory, None, batch=3)
     removed: list[str] = []
-    for _ in range(4):
+    for _ in range(5):
         removed += await sweeper.sweep()
-    assert sorted(removed) == sorted([*expired, "call_new"])
-    assert kept.exists()
+    assert sorted(removed) == sorted([*expired, "call_new", "call_dead"])
+    assert kept.exists() and live.exists()
     assert len(list((tmp_path / "2d").iterdir())) == 3
 
 
@@ -164,6 +170,6 @@ def test_the_agent_recording_policy_is_strict() -> None:
     agent = Agent.model_validate(base | {"recording": {"enabled": True}})
     assert agent.recording is not None and agent.recording.format == "wav"
     assert agent.recording.retention_days is None
-    for bad in ({"format": "aac"}, {"retention_days": -1}, {"keep": True}):
+    for bad in ({"format": "aac"}, {"retention_days": 0}, {"keep": True}):
         with pytest.raises(ValidationError):
             Agent.model_validate(base | {"recording": bad})

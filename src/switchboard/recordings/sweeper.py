@@ -5,7 +5,8 @@ pass every ``interval_s``; a pass looks at no more than ``batch`` entries and re
 pass where it stopped, so a directory of a million recordings never stalls the event loop for
 long. A file whose last write (the call's end) is more than ``N`` days old is deleted and the
 call's record loses its link (``recording_url``, ``recording``); a ``.part`` file left by a
-process that died mid-call is deleted on the same terms. ``keep/`` is never swept.
+process that died mid-call is deleted on the same terms, and never before it is a day old (a
+live call's ``.part`` is written every second). ``keep/`` is never swept.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ class RecordingSweeper:
                 age_s = now - path.stat().st_mtime
             except OSError:
                 continue  # gone meanwhile
-            if age_s >= days * _DAY_S:
+            # a .part is a live call's (written every second) unless a day old: a dead process's
+            limit = max(days * _DAY_S, _DAY_S) if path.name.endswith(PART_SUFFIX) else days * _DAY_S
+            if age_s >= limit:
                 expired.append((path, path.name.split(".", 1)[0]))
         removed: list[str] = []
         for path, call_id in expired:
