@@ -69,11 +69,11 @@ def test_caller_frames_follow_the_carriers_clock_not_our_reads() -> None:
 def test_a_pause_of_the_carriers_leaves_silence() -> None:
     tape = Tape(RATE, 0.0)
     tape.caller(tone(5), 20.0)
-    tape.caller(tone(6), 3020.0)  # nothing for three seconds
-    left, _ = drain(tape, 3020.0)
+    tape.caller(tone(6), 4020.0)  # nothing for four seconds
+    left, _ = drain(tape, 4020.0)
     assert (left[:FRAME] == 5).all()
-    assert not left[FRAME : 3000 * 8].any()
-    assert (left[3000 * 8 : 3020 * 8] == 6).all()
+    assert not left[FRAME : 4000 * 8].any()
+    assert (left[4000 * 8 : 4020 * 8] == 6).all()
 
 
 def test_zero_moves_back_to_the_carriers_start() -> None:
