@@ -288,3 +288,15 @@ def test_late_interrupt_truncates_old_reply_but_spares_the_new_one() -> None:
     assert tm.interrupt(played_ms=500) == []  # arrives late: the new reply is still silent
     assert tm.active_response_id == new
     assert [m.content for m in tm.history.messages] == ["story", "Alpha beta", "stop"]
+
+
+def test_caller_text_is_a_turn_the_llm_answers_and_ends_a_reply_under_way() -> None:
+    tm = TurnManager()
+    first = one(caller_says(tm, "what are your hours", now=0.0), StartLLM)
+    actions = tm.caller_text("caller pressed 4 2", now=5.0)
+    assert any(isinstance(a, CancelLLM) for a in actions)  # the reply under way gives way
+    start = one(actions, StartLLM)
+    assert start.response_id != first.response_id
+    assert start.history[-1] == ChatMessage(role="user", content="caller pressed 4 2")
+    assert events(actions, ProviderEventType.CALLER_TRANSCRIPT) == []  # the bridge records it
+    assert tm.caller_text("  ", now=6.0) == []
