@@ -194,21 +194,22 @@ def passes(report: LoadReport, baseline_p50: float, held: int = 1) -> bool:
 
 def row(report: LoadReport, baseline_p50: float, held: int = 1) -> str:
     rt, u = report.round_trip, report.server_usage
-    cpu = f"{u.cpu_percent:.0f} %" if u else "-"
+    cpu = f"{u.cpu_percent:.0f} % (+{u.cpu_wait_percent:.0f} % wait)" if u else "-"
     rss = f"{u.rss_peak_mb:.0f} MB" if u else "-"
     per_call = f"{u.rss_per_call_kb:.0f} kB" if u and report.calls > 1 else "-"
     return (
         f"| {report.calls} | {report.calls_ok}/{report.calls_failed} | {report.frames_sent} | "
         f"{report.frames_lost} | {report.frames_queued} | {rt.p50:.1f} | {rt.p95:.1f} | "
-        f"{rt.p99:.1f} | {rt.max:.1f} | {report.stalls} | {cpu} | {rss} | {per_call} | "
+        f"{rt.p99:.1f} | {rt.max:.1f} | {report.stalls} | "
+        f"{report.stalls_server}/{report.stalls_caller} | {cpu} | {rss} | {per_call} | "
         f"{report.send_lag_max_ms:.0f} | {'yes' if passes(report, baseline_p50, held) else 'no'} |"
     )
 
 
 HEADER = (
     "| calls | ok/failed | frames sent | lost | queued | RT p50 ms | p95 | p99 | max | stalls | "
-    "server CPU | server RSS peak | RSS/call | gen. lag ms | pass |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "server/load | server CPU | server RSS peak | RSS/call | gen. lag ms | pass |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
