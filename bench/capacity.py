@@ -44,6 +44,7 @@ import httpx
 
 from switchboard.loadtest import LoadOptions, LoadReport, run_load
 from switchboard.loadtest.telnyx import new_telnyx_seed, telnyx_public_key
+from switchboard.runtime import freeze_startup_objects
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP = (1, 25, 50, 100, 150, 200)
@@ -80,6 +81,8 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
     code = (
         "import asyncio\n"
         "from switchboard.emulators.openai_realtime.server import run\n"
+        "from switchboard.runtime import freeze_startup_objects\n"
+        "freeze_startup_objects()  # no full-collection pauses in the echo either\n"
         "asyncio.run(run(port=0, echo=True, record=False))\n"
     )
     proc = subprocess.Popen(
@@ -237,6 +240,7 @@ def main() -> int:
     args = parser.parse_args()
     held = 5 if args.codec == "opus" else 1
     _pin(0, LOAD_CPU)
+    freeze_startup_objects()  # the load tool's own full collections would be its stalls
     emulator, url = start_emulator()
     reports: list[LoadReport] = []
     try:
