@@ -4,6 +4,7 @@
     .venv/bin/python bench/capacity.py --audio pcm16        # provider forced to PCM 24 kHz
     .venv/bin/python bench/capacity.py --calls 1 150 --duration 30 --json out.json
     .venv/bin/python bench/capacity.py --carrier telnyx --codec opus --calls 1 30 60
+    .venv/bin/python bench/capacity.py --provider gemini    # Gemini Live: 16 kHz in, 24 kHz out
 
 For each N in the sweep (default 1, 25, 50, 100, 150, 200) a fresh ``switchboard serve`` is
 started pinned to CPU 0 (``os.sched_setaffinity``), with env pointing at an echo-mode OpenAI
@@ -12,6 +13,9 @@ Realtime emulator (its own process) and a Twilio configuration; the emulator and
 streams tagged 20 ms μ-law frames and measures each frame's round trip. The server's CPU (over
 the steady window) and RSS come from ``/proc``. It prints a Markdown table (what the
 "Capacity" section of ``docs/benchmarks.md`` holds).
+
+With ``--provider gemini`` the agent uses Gemini Live through the Gemini emulator's echo mode
+(caller audio back as model audio): every call takes the PCM path, 8k→16k in and 24k→8k out.
 
 With ``--carrier telnyx`` the load generator runs the Telnyx emulator in-process (the server's
 ``TELNYX_BASE_URL`` and key point at it); ``--codec opus`` makes the agent ask for ``OPUS`` both
@@ -58,7 +62,7 @@ agents:
   bench:
     numbers: ["*"]
     system_prompt: Echo bench agent.
-    provider: openai
+    provider: {provider}
     reprompt: null
     provider_audio: {audio}
     carrier_codec: {codec}
@@ -77,10 +81,11 @@ def _pin(pid: int, cpu: int) -> None:
         os.sched_setaffinity(pid, {cpu})
 
 
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
+def start_emulator(provider: str = "openai") -> tuple[subprocess.Popen[str], str]:
+    module = {"openai": "openai_realtime.server", "gemini": "gemini"}[provider]
     code = (
         "import asyncio\n"
-        "from switchboard.emulators.openai_realtime.server import run\n"
+        f"from switchboard.emulators.{module} import run\n"
         "from switchboard.runtime import freeze_startup_objects\n"
         "freeze_startup_objects()  # no full-collection pauses in the echo either\n"
         "asyncio.run(run(port=0, echo=True, record=False))\n"
@@ -99,22 +104,30 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
 
 
 def start_server(
-    emulator_url: str, workdir: Path, audio: str, extra_env: dict[str, str], codec: str = "pcmu"
+    emulator_url: str,
+    workdir: Path,
+    audio: str,
+    extra_env: dict[str, str],
+    codec: str = "pcmu",
+    provider: str = "openai",
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     agents = workdir / "agents.yaml"
-    agents.write_text(AGENTS_YAML.format(audio=audio, codec=codec), "utf-8")
+    yaml = AGENTS_YAML.format(audio=audio, codec=codec, provider=provider)
+    agents.write_text(yaml, "utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "TWILIO_"))}
     env.update(
         OPENAI_API_KEY="sk-bench",
         OPENAI_BASE_URL=emulator_url,
+        GEMINI_API_KEY="bench-gemini-key",
+        GEMINI_BASE_URL=emulator_url,
         TWILIO_ACCOUNT_SID=ACCOUNT_SID,
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         SWITCHBOARD_PUBLIC_URL=base,
         SWITCHBOARD_API_TOKEN="bench-api-token-0123456789abcdef",  # noqa: S106 (throwaway)
         SWITCHBOARD_AGENTS=str(agents),
-        SWITCHBOARD_PROVIDER="openai",
+        SWITCHBOARD_PROVIDER=provider,
         SWITCHBOARD_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'calls.db'}",
         SWITCHBOARD_LOG_LEVEL="WARNING",
         **extra_env,
@@ -151,6 +164,7 @@ def run_one(
     extra_env: dict[str, str],
     carrier: str = "twilio",
     codec: str = "pcmu",
+    provider: str = "openai",
 ) -> LoadReport:
     telnyx: dict[str, Any] = {}
     if carrier == "telnyx":  # the load tool's in-process Telnyx emulator is the network
@@ -163,7 +177,7 @@ def run_one(
             "TELNYX_BASE_URL": f"http://127.0.0.1:{telnyx_port}",
         }
     with tempfile.TemporaryDirectory(prefix="sb-capacity-") as tmp:
-        server, base = start_server(emulator_url, Path(tmp), audio, extra_env, codec)
+        server, base = start_server(emulator_url, Path(tmp), audio, extra_env, codec, provider)
         try:
             time.sleep(1.0)  # let the server settle before its baseline RSS is read
             options = LoadOptions(
@@ -235,17 +249,20 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--audio", choices=("auto", "pcm16"), default="auto")
     parser.add_argument("--carrier", choices=("twilio", "telnyx"), default="twilio")
+    parser.add_argument("--provider", choices=("openai", "gemini"), default="openai")
     parser.add_argument("--codec", choices=("pcmu", "opus"), default="pcmu", help="telnyx only")
     parser.add_argument("--json", type=Path, help="write every report here")
     args = parser.parse_args()
     held = 5 if args.codec == "opus" else 1
     _pin(0, LOAD_CPU)
     freeze_startup_objects()  # the load tool's own full collections would be its stalls
-    emulator, url = start_emulator()
+    emulator, url = start_emulator(args.provider)
     reports: list[LoadReport] = []
     try:
         for n in args.calls:
-            report = run_one(n, url, args.audio, args.duration, {}, args.carrier, args.codec)
+            report = run_one(
+                n, url, args.audio, args.duration, {}, args.carrier, args.codec, args.provider
+            )
             reports.append(report)
             base = reports[0].round_trip.p50
             print(row(report, base, held), flush=True)
@@ -253,6 +270,8 @@ def main() -> int:
         stop(emulator)
     baseline = reports[0].round_trip.p50
     label = "μ-law passthrough" if args.audio == "auto" else "provider forced to PCM 24 kHz"
+    if args.provider == "gemini":
+        label = "Gemini Live echo (PCM 16 kHz in, 24 kHz out)"
     if args.carrier == "telnyx":
         label = f"Telnyx, {args.codec.upper()} both ways" + (
             "" if args.codec == "opus" else f" ({label})"
