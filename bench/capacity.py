@@ -103,6 +103,13 @@ def start_emulator(provider: str = "openai") -> tuple[subprocess.Popen[str], str
     return proc, match.group(1)
 
 
+#: ``switchboard serve`` without runtime.freeze_startup_objects (``--no-gc-freeze``).
+_NO_FREEZE = (
+    "import sys, switchboard.runtime as r; r.freeze_startup_objects = lambda: 0; "
+    "from switchboard.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 def start_server(
     emulator_url: str,
     workdir: Path,
@@ -133,6 +140,8 @@ def start_server(
         **extra_env,
     )
     cmd = [sys.executable, "-m", "switchboard.cli", "serve", "--host", "127.0.0.1"]
+    if os.environ.get("BENCH_NO_GC_FREEZE"):  # the "before" of #22.7: CPython's default GC
+        cmd[1:3] = ["-c", _NO_FREEZE]
     proc = subprocess.Popen([*cmd, "--port", str(port)], env=env, cwd=workdir)
     _pin(proc.pid, SERVER_CPU)
     deadline = time.monotonic() + 30
@@ -252,7 +261,14 @@ def main() -> int:
     parser.add_argument("--provider", choices=("openai", "gemini"), default="openai")
     parser.add_argument("--codec", choices=("pcmu", "opus"), default="pcmu", help="telnyx only")
     parser.add_argument("--json", type=Path, help="write every report here")
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="serve with CPython's default collector (the 'before' of the playout-stall fix)",
+    )
     args = parser.parse_args()
+    if args.no_gc_freeze:
+        os.environ["BENCH_NO_GC_FREEZE"] = "1"
     held = 5 if args.codec == "opus" else 1
     _pin(0, LOAD_CPU)
     freeze_startup_objects()  # the load tool's own full collections would be its stalls
