@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import subprocess
 import sys
+import weakref
 
-from switchboard.runtime import GC_THRESHOLDS
+from switchboard.runtime import GC_THRESHOLDS, IdleCollector
 
 
 def test_startup_objects_are_frozen_out_of_the_collectors_walks() -> None:
@@ -24,7 +27,28 @@ def test_startup_objects_are_frozen_out_of_the_collectors_walks() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
-    frozen, thresholds, before_ms, after_ms = __import__("json").loads(out.stdout)
+    frozen, thresholds, before_ms, after_ms = json.loads(out.stdout)
     assert frozen > 50_000  # the imports alone
     assert tuple(thresholds) == GC_THRESHOLDS
     assert after_ms < before_ms / 3  # a full collection no longer walks them
+
+
+def test_idle_collector_collects_once_each_time_the_server_goes_idle() -> None:
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    idle = IdleCollector()
+    assert idle.tick(0) is False  # idle from the start: nothing to collect
+    assert idle.tick(3) is False  # calls up: never collect under load
+    gc.disable()
+    try:
+        probe = Cycle()
+        ref = weakref.ref(probe)
+        del probe  # garbage only a collection frees
+        assert ref() is not None
+        assert idle.tick(0) is True  # the last connection closed: one full collection
+        assert ref() is None
+        assert idle.tick(0) is False and idle.collections == 1
+    finally:
+        gc.enable()
