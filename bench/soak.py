@@ -37,7 +37,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,6 +126,8 @@ class Soak:
     after: Sample
     calls_end_s: float
     warmup_end_s: float
+    #: What the server's descriptors open after the calls but not before point at (readlink).
+    new_fds: list[str] = field(default_factory=list)
 
 
 async def soak(options: LoadOptions, base: str, settle_s: float) -> Soak:
@@ -154,6 +156,7 @@ async def soak(options: LoadOptions, base: str, settle_s: float) -> Soak:
         if not samples:
             raise RuntimeError("the server could not be sampled")
         baseline = samples[-1]
+        base_fds = _fd_targets(pid)
         load = loop.create_task(run_load(options))
         while not load.done():
             await asyncio.wait({load}, timeout=1.0)
@@ -164,8 +167,20 @@ async def soak(options: LoadOptions, base: str, settle_s: float) -> Soak:
         while loop.time() < deadline and not settled(after, baseline):
             await asyncio.sleep(0.5)
             after = await take(http, t0) or after
+        new_fds = sorted(set(_fd_targets(pid).items()) - set(base_fds.items()))
     warmup = options.ramp_s + min(60.0, options.duration_s / 4)
-    return Soak(load.result(), samples, baseline, after, calls_end, warmup)
+    fds = [target for _fd, target in new_fds]
+    return Soak(load.result(), samples, baseline, after, calls_end, warmup, fds)
+
+
+def _fd_targets(pid: int) -> dict[str, str]:
+    """Each open descriptor of ``pid`` → what it points at (a file, ``socket:[inode]``…)."""
+    out: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                out[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+    return out
 
 
 def checks(run: Soak) -> list[Check]:
@@ -186,7 +201,10 @@ def checks(run: Soak) -> list[Check]:
         out.append(Check("rss", growth < RSS_GROWTH_LIMIT, detail))
     else:
         out.append(Check("rss", False, "no sample after the warm-up"))
-    out.append(Check("fds", after.fds <= base.fds, f"{base.fds} before, {after.fds} after"))
+    fds = f"{base.fds} before, {after.fds} after"
+    if after.fds > base.fds and run.new_fds:
+        fds += f" (new: {', '.join(run.new_fds)})"
+    out.append(Check("fds", after.fds <= base.fds, fds))
     tasks_back = after.tasks is not None and after.tasks <= (base.tasks or 0)
     out.append(Check("tasks", tasks_back, f"{base.tasks} before, {after.tasks} after"))
     d = r.drift
