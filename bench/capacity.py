@@ -4,6 +4,7 @@
     .venv/bin/python bench/capacity.py --audio pcm16        # provider forced to PCM 24 kHz
     .venv/bin/python bench/capacity.py --calls 1 150 --duration 30 --json out.json
     .venv/bin/python bench/capacity.py --carrier telnyx --codec opus --calls 1 30 60
+    .venv/bin/python bench/capacity.py --provider gemini    # Gemini Live: 16 kHz in, 24 kHz out
 
 For each N in the sweep (default 1, 25, 50, 100, 150, 200) a fresh ``switchboard serve`` is
 started pinned to CPU 0 (``os.sched_setaffinity``), with env pointing at an echo-mode OpenAI
@@ -12,6 +13,9 @@ Realtime emulator (its own process) and a Twilio configuration; the emulator and
 streams tagged 20 ms μ-law frames and measures each frame's round trip. The server's CPU (over
 the steady window) and RSS come from ``/proc``. It prints a Markdown table (what the
 "Capacity" section of ``docs/benchmarks.md`` holds).
+
+With ``--provider gemini`` the agent uses Gemini Live through the Gemini emulator's echo mode
+(caller audio back as model audio): every call takes the PCM path, 8k→16k in and 24k→8k out.
 
 With ``--carrier telnyx`` the load generator runs the Telnyx emulator in-process (the server's
 ``TELNYX_BASE_URL`` and key point at it); ``--codec opus`` makes the agent ask for ``OPUS`` both
@@ -44,6 +48,7 @@ import httpx
 
 from switchboard.loadtest import LoadOptions, LoadReport, run_load
 from switchboard.loadtest.telnyx import new_telnyx_seed, telnyx_public_key
+from switchboard.runtime import freeze_startup_objects
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP = (1, 25, 50, 100, 150, 200)
@@ -57,7 +62,7 @@ agents:
   bench:
     numbers: ["*"]
     system_prompt: Echo bench agent.
-    provider: openai
+    provider: {provider}
     reprompt: null
     provider_audio: {audio}
     carrier_codec: {codec}
@@ -76,10 +81,13 @@ def _pin(pid: int, cpu: int) -> None:
         os.sched_setaffinity(pid, {cpu})
 
 
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
+def start_emulator(provider: str = "openai") -> tuple[subprocess.Popen[str], str]:
+    module = {"openai": "openai_realtime.server", "gemini": "gemini"}[provider]
     code = (
         "import asyncio\n"
-        "from switchboard.emulators.openai_realtime.server import run\n"
+        f"from switchboard.emulators.{module} import run\n"
+        "from switchboard.runtime import freeze_startup_objects\n"
+        "freeze_startup_objects()  # no full-collection pauses in the echo either\n"
         "asyncio.run(run(port=0, echo=True, record=False))\n"
     )
     proc = subprocess.Popen(
@@ -95,28 +103,45 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
     return proc, match.group(1)
 
 
+#: ``switchboard serve`` without runtime.freeze_startup_objects (``--no-gc-freeze``).
+_NO_FREEZE = (
+    "import sys, switchboard.runtime as r; r.freeze_startup_objects = lambda: 0; "
+    "from switchboard.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 def start_server(
-    emulator_url: str, workdir: Path, audio: str, extra_env: dict[str, str], codec: str = "pcmu"
+    emulator_url: str,
+    workdir: Path,
+    audio: str,
+    extra_env: dict[str, str],
+    codec: str = "pcmu",
+    provider: str = "openai",
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     agents = workdir / "agents.yaml"
-    agents.write_text(AGENTS_YAML.format(audio=audio, codec=codec), "utf-8")
+    yaml = AGENTS_YAML.format(audio=audio, codec=codec, provider=provider)
+    agents.write_text(yaml, "utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "TWILIO_"))}
     env.update(
         OPENAI_API_KEY="sk-bench",
         OPENAI_BASE_URL=emulator_url,
+        GEMINI_API_KEY="bench-gemini-key",
+        GEMINI_BASE_URL=emulator_url,
         TWILIO_ACCOUNT_SID=ACCOUNT_SID,
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         SWITCHBOARD_PUBLIC_URL=base,
         SWITCHBOARD_API_TOKEN="bench-api-token-0123456789abcdef",  # noqa: S106 (throwaway)
         SWITCHBOARD_AGENTS=str(agents),
-        SWITCHBOARD_PROVIDER="openai",
+        SWITCHBOARD_PROVIDER=provider,
         SWITCHBOARD_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'calls.db'}",
         SWITCHBOARD_LOG_LEVEL="WARNING",
         **extra_env,
     )
     cmd = [sys.executable, "-m", "switchboard.cli", "serve", "--host", "127.0.0.1"]
+    if os.environ.get("BENCH_NO_GC_FREEZE"):  # the "before" of #22.7: CPython's default GC
+        cmd[1:3] = ["-c", _NO_FREEZE]
     proc = subprocess.Popen([*cmd, "--port", str(port)], env=env, cwd=workdir)
     _pin(proc.pid, SERVER_CPU)
     deadline = time.monotonic() + 30
@@ -148,6 +173,7 @@ def run_one(
     extra_env: dict[str, str],
     carrier: str = "twilio",
     codec: str = "pcmu",
+    provider: str = "openai",
 ) -> LoadReport:
     telnyx: dict[str, Any] = {}
     if carrier == "telnyx":  # the load tool's in-process Telnyx emulator is the network
@@ -160,7 +186,7 @@ def run_one(
             "TELNYX_BASE_URL": f"http://127.0.0.1:{telnyx_port}",
         }
     with tempfile.TemporaryDirectory(prefix="sb-capacity-") as tmp:
-        server, base = start_server(emulator_url, Path(tmp), audio, extra_env, codec)
+        server, base = start_server(emulator_url, Path(tmp), audio, extra_env, codec, provider)
         try:
             time.sleep(1.0)  # let the server settle before its baseline RSS is read
             options = LoadOptions(
@@ -194,21 +220,22 @@ def passes(report: LoadReport, baseline_p50: float, held: int = 1) -> bool:
 
 def row(report: LoadReport, baseline_p50: float, held: int = 1) -> str:
     rt, u = report.round_trip, report.server_usage
-    cpu = f"{u.cpu_percent:.0f} %" if u else "-"
+    cpu = f"{u.cpu_percent:.0f} % (+{u.cpu_wait_percent:.0f} % wait)" if u else "-"
     rss = f"{u.rss_peak_mb:.0f} MB" if u else "-"
     per_call = f"{u.rss_per_call_kb:.0f} kB" if u and report.calls > 1 else "-"
     return (
         f"| {report.calls} | {report.calls_ok}/{report.calls_failed} | {report.frames_sent} | "
         f"{report.frames_lost} | {report.frames_queued} | {rt.p50:.1f} | {rt.p95:.1f} | "
-        f"{rt.p99:.1f} | {rt.max:.1f} | {report.stalls} | {cpu} | {rss} | {per_call} | "
+        f"{rt.p99:.1f} | {rt.max:.1f} | {report.stalls} | "
+        f"{report.stalls_server}/{report.stalls_caller} | {cpu} | {rss} | {per_call} | "
         f"{report.send_lag_max_ms:.0f} | {'yes' if passes(report, baseline_p50, held) else 'no'} |"
     )
 
 
 HEADER = (
     "| calls | ok/failed | frames sent | lost | queued | RT p50 ms | p95 | p99 | max | stalls | "
-    "server CPU | server RSS peak | RSS/call | gen. lag ms | pass |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "server/load | server CPU | server RSS peak | RSS/call | gen. lag ms | pass |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -231,16 +258,27 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--audio", choices=("auto", "pcm16"), default="auto")
     parser.add_argument("--carrier", choices=("twilio", "telnyx"), default="twilio")
+    parser.add_argument("--provider", choices=("openai", "gemini"), default="openai")
     parser.add_argument("--codec", choices=("pcmu", "opus"), default="pcmu", help="telnyx only")
     parser.add_argument("--json", type=Path, help="write every report here")
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="serve with CPython's default collector (the 'before' of the playout-stall fix)",
+    )
     args = parser.parse_args()
+    if args.no_gc_freeze:
+        os.environ["BENCH_NO_GC_FREEZE"] = "1"
     held = 5 if args.codec == "opus" else 1
     _pin(0, LOAD_CPU)
-    emulator, url = start_emulator()
+    freeze_startup_objects()  # the load tool's own full collections would be its stalls
+    emulator, url = start_emulator(args.provider)
     reports: list[LoadReport] = []
     try:
         for n in args.calls:
-            report = run_one(n, url, args.audio, args.duration, {}, args.carrier, args.codec)
+            report = run_one(
+                n, url, args.audio, args.duration, {}, args.carrier, args.codec, args.provider
+            )
             reports.append(report)
             base = reports[0].round_trip.p50
             print(row(report, base, held), flush=True)
@@ -248,6 +286,8 @@ def main() -> int:
         stop(emulator)
     baseline = reports[0].round_trip.p50
     label = "μ-law passthrough" if args.audio == "auto" else "provider forced to PCM 24 kHz"
+    if args.provider == "gemini":
+        label = "Gemini Live echo (PCM 16 kHz in, 24 kHz out)"
     if args.carrier == "telnyx":
         label = f"Telnyx, {args.codec.upper()} both ways" + (
             "" if args.codec == "opus" else f" ({label})"

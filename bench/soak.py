@@ -37,7 +37,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,6 +55,7 @@ from capacity import (
 
 from switchboard.loadtest import LoadOptions, LoadReport, run_load
 from switchboard.loadtest.stats import read_proc
+from switchboard.runtime import freeze_startup_objects
 
 GROWTH_LIMIT_MS = 5.0  # drift per call, and first → last window p50
 RSS_GROWTH_LIMIT = 0.05
@@ -125,6 +126,8 @@ class Soak:
     after: Sample
     calls_end_s: float
     warmup_end_s: float
+    #: What the server's descriptors open after the calls but not before point at (readlink).
+    new_fds: list[str] = field(default_factory=list)
 
 
 async def soak(options: LoadOptions, base: str, settle_s: float) -> Soak:
@@ -153,6 +156,7 @@ async def soak(options: LoadOptions, base: str, settle_s: float) -> Soak:
         if not samples:
             raise RuntimeError("the server could not be sampled")
         baseline = samples[-1]
+        base_fds = _fd_targets(pid)
         load = loop.create_task(run_load(options))
         while not load.done():
             await asyncio.wait({load}, timeout=1.0)
@@ -163,8 +167,20 @@ async def soak(options: LoadOptions, base: str, settle_s: float) -> Soak:
         while loop.time() < deadline and not settled(after, baseline):
             await asyncio.sleep(0.5)
             after = await take(http, t0) or after
+        new_fds = sorted(set(_fd_targets(pid).items()) - set(base_fds.items()))
     warmup = options.ramp_s + min(60.0, options.duration_s / 4)
-    return Soak(load.result(), samples, baseline, after, calls_end, warmup)
+    fds = [target for _fd, target in new_fds]
+    return Soak(load.result(), samples, baseline, after, calls_end, warmup, fds)
+
+
+def _fd_targets(pid: int) -> dict[str, str]:
+    """Each open descriptor of ``pid`` → what it points at (a file, ``socket:[inode]``…)."""
+    out: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                out[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+    return out
 
 
 def checks(run: Soak) -> list[Check]:
@@ -185,7 +201,10 @@ def checks(run: Soak) -> list[Check]:
         out.append(Check("rss", growth < RSS_GROWTH_LIMIT, detail))
     else:
         out.append(Check("rss", False, "no sample after the warm-up"))
-    out.append(Check("fds", after.fds <= base.fds, f"{base.fds} before, {after.fds} after"))
+    fds = f"{base.fds} before, {after.fds} after"
+    if after.fds > base.fds and run.new_fds:
+        fds += f" (new: {', '.join(run.new_fds)})"
+    out.append(Check("fds", after.fds <= base.fds, fds))
     tasks_back = after.tasks is not None and after.tasks <= (base.tasks or 0)
     out.append(Check("tasks", tasks_back, f"{base.tasks} before, {after.tasks} after"))
     d = r.drift
@@ -269,6 +288,7 @@ def main() -> int:
     args = parser.parse_args()
     window = args.window or (60.0 if args.duration >= 180 else args.duration / 3)
     _pin(0, LOAD_CPU)
+    freeze_startup_objects()  # the load tool's own full collections would be its stalls
     load_before = _load_average()
     emulator, url = start_emulator()
     try:

@@ -255,7 +255,7 @@ def test_importing_the_package_changes_no_global_state() -> None:
 #: ``config`` that reads it, the rest of ``telephony`` above).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kernel", ("errors", "media", "__about__")),
-    ("foundations", ("audio", "catalog", "security", "logs", "ratelimit", "tools",
+    ("foundations", ("audio", "catalog", "security", "logs", "ratelimit", "runtime", "tools",
                      "telephony.dialplan")),
     ("settings", ("config", "cost")),
     ("services", ("providers", "telephony", "store", "cluster", "emulators", "integrations",

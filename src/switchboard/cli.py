@@ -63,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, default=0)
     emulate.add_argument("--script", type=Path, help="JSON file: a list of scripted turns")
-    emulate.add_argument("--echo", action="store_true", help="openai: echo audio back (load tests)")
+    emulate.add_argument(
+        "--echo", action="store_true", help="openai, gemini: echo audio back (load tests)"
+    )
     emulate.add_argument(
         "--webhook-url", help="telnyx: the app's webhook URL for signed call events"
     )

@@ -12,6 +12,7 @@ from switchboard.app import create_app
 from switchboard.config import Settings
 from switchboard.errors import ConfigError
 from switchboard.logs import install_wire_redaction
+from switchboard.runtime import IdleCollector, freeze_startup_objects
 
 __all__ = ["serve"]
 
@@ -56,8 +57,26 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
         # would let each socket buffer 16 MiB × _WS_HIGH_WATER messages.
         ws_max_size=settings.ws_max_size,
     )
-    uvicorn.Server(config).run()
+    _Server(config).run()
     return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, freezing start-up objects out of the garbage collector's way once the
+    app has started (``runtime.freeze_startup_objects``: no full-collection pauses per call),
+    and collecting once whenever it goes idle (``runtime.IdleCollector``)."""
+
+    _idle_gc = IdleCollector()
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        frozen = freeze_startup_objects()
+        logger.debug("froze %d start-up objects out of the garbage collector's walks", frozen)
+
+    async def on_tick(self, counter: int) -> bool:
+        if counter % 10 == 0:  # uvicorn ticks every 0.1 s
+            self._idle_gc.tick(len(self.server_state.connections))
+        return await super().on_tick(counter)
 
 
 def _media_ws_protocol() -> Any:

@@ -61,3 +61,23 @@ def test_stream_converter_uses_it_for_telephony_rates() -> None:
     conv = StreamConverter(AudioSpec(AudioFormat.ULAW, 8000), AudioSpec(AudioFormat.PCM16, 24000))
     assert len(conv.process(b"\xff" * 160)) >= 2 * (480 - 120)  # audio out on the first frame
     assert len(conv.process(b"\xff" * 160)) == 2 * 480
+
+
+@pytest.mark.parametrize(("src", "dst"), [(8000, 24000), (24000, 8000), (8000, 16000)])
+def test_unaligned_gives_each_piece_at_once_late_by_the_filter_delay(src: int, dst: int) -> None:
+    pcm = tone(src)
+    step = src * 20 // 1000 * 2
+    live = FirResampler(src, dst, aligned=False)
+    pieces = [live.process(pcm[i : i + step]) for i in range(0, len(pcm), step)]
+    # every 20 ms piece in gives 20 ms out at once (aligned output holds ~4 ms of each back)
+    assert {len(p) for p in pieces[1:]} == {dst * 20 // 1000 * 2}
+    aligned = FirResampler(src, dst)
+    ref = np.frombuffer(aligned.process(pcm) + aligned.flush(), "<i2")
+    out = np.frombuffer(b"".join(pieces) + live.flush(), "<i2")
+    lag = round(live.delay_ms * dst / 1000)  # the same audio, the filter's delay later
+    assert len(out) == len(ref) + lag
+    assert np.array_equal(out[lag:], ref)
+    assert 3.5 < live.delay_ms < 4.5
+    # and the chunking still never changes the output
+    whole = FirResampler(src, dst, aligned=False)
+    assert whole.process(pcm) + whole.flush() == out.tobytes()

@@ -87,3 +87,14 @@ def test_read_proc_of_this_process(tmp_path: Path) -> None:
     assert sample is not None
     assert sample.cpu_s > 0 and sample.rss_kb > 1000 and sample.hwm_kb >= sample.rss_kb
     assert read_proc(os.getpid(), root=tmp_path) is None
+
+
+def test_read_proc_reads_the_time_spent_waiting_for_a_cpu(tmp_path: Path) -> None:
+    me = Path("/proc") / str(os.getpid())
+    fake = tmp_path / "42"
+    fake.mkdir()
+    (fake / "stat").write_text((me / "stat").read_text())
+    (fake / "status").write_text((me / "status").read_text())
+    assert read_proc(42, root=tmp_path).run_delay_s == 0.0  # type: ignore[union-attr]
+    (fake / "schedstat").write_text("123456789 2500000000 17\n")
+    assert read_proc(42, root=tmp_path).run_delay_s == 2.5  # type: ignore[union-attr]

@@ -114,13 +114,17 @@ class StreamConverter:
     which returns whole 20 ms packets (it works for every target, one item per piece for byte
     streams). Each converter owns its codec state; none is ever shared between streams.
 
+    ``aligned=False``: a live stream's converter, whose integer-ratio resampler gives each
+    piece's output at once, late by the filter's own delay, instead of holding the last ~4 ms of
+    every piece back to keep the output aligned with the input (``audio/fir.py``).
+
     Raises:
         AudioError: unsupported rates, undecodable audio, or PyAV missing for MP3/Opus.
     """
 
     __slots__ = ("_decoder", "_encoder", "_resampler", "passthrough", "source", "target")
 
-    def __init__(self, source: AudioSpec, target: AudioSpec) -> None:
+    def __init__(self, source: AudioSpec, target: AudioSpec, *, aligned: bool = True) -> None:
         check_rate(source.sample_rate)
         check_rate(target.sample_rate)
         self.source = source
@@ -150,7 +154,7 @@ class StreamConverter:
         self._resampler: Resampler | FirResampler | None = None
         if pcm_rate != target.sample_rate and not self.passthrough:
             self._resampler = (
-                FirResampler(pcm_rate, target.sample_rate)
+                FirResampler(pcm_rate, target.sample_rate, aligned=aligned)
                 if integer_ratio(pcm_rate, target.sample_rate) is not None
                 else Resampler(pcm_rate, target.sample_rate)
             )

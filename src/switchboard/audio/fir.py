@@ -14,6 +14,14 @@ input history the filter needs is kept between calls, so chunking never changes 
 The filter's group delay (``D`` output samples, about 4 ms) is compensated the way soxr does
 it: the first ``D`` outputs are dropped and ``flush`` feeds zeros to release the last ``D``,
 so a second in gives a second out, aligned with the input.
+
+Aligned output costs latency on a live stream cut into 20 ms pieces: output sample ``t`` needs
+input up to ``t + D``, so the last ``D`` samples of each piece wait for the next piece, and a
+20 ms carrier frame made of them is complete one whole piece (20 ms) later, not ``D`` later.
+A call's two directions (``aligned=False``, what the bridge uses) keep the ``D`` outputs instead:
+each piece gives its output at once and the audio is late by the filter's own delay only (one
+call through both directions of the PCM path: 20 ms of round trip → ~1 ms plus the two filters'
+``D``, see docs/benchmarks.md, "Capacity"). ``flush`` still releases the last ``D``.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ class FirResampler:
     """
 
     __slots__ = (
+        "_aligned",
         "_consumed",
         "_delay",
         "_down",
@@ -68,7 +77,7 @@ class FirResampler:
         "out_rate",
     )
 
-    def __init__(self, in_rate: int, out_rate: int) -> None:
+    def __init__(self, in_rate: int, out_rate: int, *, aligned: bool = True) -> None:
         self.in_rate = check_rate(in_rate)
         self.out_rate = check_rate(out_rate)
         ratio = integer_ratio(in_rate, out_rate)
@@ -87,8 +96,9 @@ class FirResampler:
         else:
             self._phases = [h]
             self._taps = len(h)
+        self._aligned = aligned
         self._hist = np.zeros(self._taps - 1)
-        self._drop = self._delay // self._down
+        self._drop = self._delay // self._down if aligned else 0
         self._consumed = 0
 
     def process(self, pcm: bytes, *, last: bool = False) -> bytes:
@@ -109,8 +119,13 @@ class FirResampler:
     def reset(self) -> None:
         """Forget filter state (after a barge-in clears the audio in flight)."""
         self._hist = np.zeros(self._taps - 1)
-        self._drop = self._delay // self._down
+        self._drop = self._delay // self._down if self._aligned else 0
         self._consumed = 0
+
+    @property
+    def delay_ms(self) -> float:
+        """The filter's own delay (what ``aligned=False`` output lags its input by)."""
+        return self._delay / max(self.in_rate, self.out_rate) * 1000.0
 
     # -- internals ---------------------------------------------------------------------------
     def _tail_inputs(self) -> int:

@@ -72,7 +72,8 @@ class ProviderSide:
         self.log = log
         self._apply = apply
         self._clock = clock
-        self._outbound = StreamConverter(provider.output_spec, carrier)
+        # unaligned: each piece's frames at once (see audio/fir.py; 12 ms less round trip)
+        self._outbound = StreamConverter(provider.output_spec, carrier, aligned=False)
         self._framer = Framer(carrier)
 
     def clear(self) -> None:

@@ -173,7 +173,8 @@ class CallSession:
             await self._finish()
             return self.end_reason or "provider_failed"
         carrier = self.started.audio
-        self._inbound = StreamConverter(carrier, self.provider.input_spec)
+        # unaligned: each caller frame's audio at once (audio/fir.py; 12 ms less round trip)
+        self._inbound = StreamConverter(carrier, self.provider.input_spec, aligned=False)
         self._provider_side = ProviderSide(
             provider=self.provider,
             core=self.core,

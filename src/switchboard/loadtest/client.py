@@ -20,7 +20,10 @@ payload starts at ``max(now, end)``). A ``mark`` is acknowledged when the audio 
 played (the sender sends due acknowledgements on its next tick, as Twilio's playout does);
 ``clear`` drops the queue and acknowledges pending marks. A gap of at least :data:`STALL_MS`
 between ``end`` and newly arriving audio (after audio has started) is a playout stall; any gap
-longer than :data:`UNDERRUN_MS` (a frame or more of silence heard) is an underrun.
+longer than :data:`UNDERRUN_MS` (a frame or more of silence heard) is an underrun. Each stall is
+kept (:class:`~.blame.Stall`) with how late the caller sent the frame that ended it and that
+frame's round trip, so the runner can tell the load tool's lateness from the server's
+(:mod:`.blame`).
 
 A stream in another codec (Telnyx ``OPUS``) is given a :class:`FrameCodec`: frame ``k`` is its
 ``frame(k)`` and a returned payload counts for the audio it holds (an Opus TOC says how much);
@@ -51,6 +54,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from switchboard.emulators.playout import PlayoutClock
 from switchboard.emulators.twilio.signing import http_form_of, twilio_signature
 from switchboard.emulators.twilio.twiml import parse_twiml
+from switchboard.loadtest.blame import Stall
 from switchboard.loadtest.tags import FRAME_BYTES, TagScanner, tagged_frame
 from switchboard.loadtest.wire import CallerWire, TwilioWire
 
@@ -88,6 +92,7 @@ class CallStats:
     send_lag_max_ms: float = 0.0
     close_code: int | None = None
     rtt_ms: array[float] = field(default_factory=lambda: array("d"))
+    stall_log: list[Stall] = field(default_factory=list)
 
 
 class SimulatedCall(Protocol):
@@ -154,6 +159,8 @@ class MediaMeter:
         self._all_back = asyncio.Event()
         self._done_sending = False
         self._pos_rtt = array("d")  # round trips by position, used when no tag came back
+        self._t0 = 0.0  # loop time frame 0 was due (frame k is due at t0 + k·20 ms)
+        self._stall: tuple[float, float] | None = None  # (arrived, gap s) awaiting its frame
         self._loop = asyncio.get_running_loop()
 
     def halt(self, reason: str) -> None:
@@ -199,7 +206,7 @@ class MediaMeter:
         s, loop, media = self.stats, self._loop, self.wire.media
         b64 = base64.b64encode
         n_frames = round(self.duration_s / _FRAME_S)
-        t0 = loop.time()
+        t0 = self._t0 = loop.time()
         for k in range(n_frames):
             due = t0 + k * _FRAME_S
             delay = due - loop.time()
@@ -260,11 +267,14 @@ class MediaMeter:
         if gap is not None and gap >= STALL_MS / 1000.0:
             s.stalls += 1
             s.stall_ms += gap * 1000.0
+            self._stall = (now, gap)
         before = self._scanner.bytes_seen
         sent_at, returned, rtt = self._sent_at, self._returned, s.rtt_ms
         for k in self._scanner.feed(payload):
             if k >= len(sent_at) or returned[k]:
                 continue  # not a frame of ours, or a duplicate
+            if self._stall is not None:
+                self._log_stall(k)
             returned[k] = 1
             if k < self._max_returned:
                 s.out_of_order += 1
@@ -278,6 +288,8 @@ class MediaMeter:
             last = min(s.bytes_returned // FRAME_BYTES, len(sent_at))
             for k in range(first, last):
                 self._pos_rtt.append((now - sent_at[k]) * 1000.0)
+            if self._stall is not None and first < len(sent_at):
+                self._log_stall(first)
         if self._done_sending and self._back() >= s.frames_sent:
             self._all_back.set()
 
@@ -290,12 +302,30 @@ class MediaMeter:
         if gap is not None and gap >= STALL_MS / 1000.0:
             s.stalls += 1
             s.stall_ms += gap * 1000.0
+            self._stall = (now, gap)
         before = s.bytes_returned
         s.bytes_returned += round(seconds * 8000)
+        if self._stall is not None and before // FRAME_BYTES < s.frames_sent:
+            self._log_stall(before // FRAME_BYTES)
         for k in range(before // FRAME_BYTES, min(s.bytes_returned // FRAME_BYTES, s.frames_sent)):
             self._pos_rtt.append((now - self._sent_at[k]) * 1000.0)
         if self._done_sending and self._back() >= s.frames_sent:
             self._all_back.set()
+
+    def _log_stall(self, k: int) -> None:
+        """Keep the pending stall, ended by the echo of frame ``k``."""
+        assert self._stall is not None
+        arrived, gap = self._stall
+        self._stall = None
+        sent = self._sent_at[k]
+        self.stats.stall_log.append(
+            Stall(
+                at=arrived,
+                gap_ms=gap * 1000.0,
+                send_lag_ms=(sent - (self._t0 + k * _FRAME_S)) * 1000.0,
+                rtt_ms=(arrived - sent) * 1000.0,
+            )
+        )
 
     def _back(self) -> int:
         s = self.stats

@@ -26,6 +26,9 @@ class ServerUsage:
     rss_start_mb: float
     rss_peak_mb: float
     rss_per_call_kb: float
+    #: Share of the window the server was ready to run but another process had its CPU (%):
+    #: a busy machine, not the server's own cost.
+    cpu_wait_percent: float = 0.0
 
 
 @dataclass(slots=True)
@@ -52,7 +55,14 @@ class LoadReport:
     stall_ms: float = 0.0
     underruns: int = 0
     underrun_ms: float = 0.0
+    #: Stalls put down to the server's path (gateway, provider) or to the load tool's own
+    #: lateness (``loadtest/blame.py``); stalls whose frame never came back are in neither.
+    stalls_server: int = 0
+    stalls_caller: int = 0
     send_lag_max_ms: float = 0.0
+    #: The load tool's own event loop: its longest pause and how many ≥ 10 ms it had.
+    load_pause_max_ms: float = 0.0
+    load_pauses: int = 0
     round_trip: LatencySummary = field(default_factory=LatencySummary)
     #: Each call's round-trip growth (median of its last 2 s − of its first 2 s), over the calls.
     drift: LatencySummary = field(default_factory=LatencySummary)
@@ -100,8 +110,13 @@ class LoadReport:
             ("round trip p99 / max", f"{rt.p99:.1f} / {rt.max:.1f} ms"),
             ("marks acked / received", f"{self.marks_acked} / {self.marks_received}"),
             ("playout stalls", f"{self.stalls} ({self.stall_ms:.0f} ms)"),
+            ("stalls: server / load tool", f"{self.stalls_server} / {self.stalls_caller}"),
             ("playout underruns (> 20 ms)", f"{self.underruns} ({self.underrun_ms:.0f} ms)"),
             ("load generator max lag", f"{self.send_lag_max_ms:.1f} ms"),
+            (
+                "load tool loop pauses ≥ 10 ms (max)",
+                f"{self.load_pauses} ({self.load_pause_max_ms:.0f} ms)",
+            ),
         ]
         if self.drift.count:
             d = self.drift
@@ -123,6 +138,7 @@ class LoadReport:
         if u is not None:
             rows += [
                 ("server CPU", f"{u.cpu_percent:.1f} % (over {u.cpu_window_s:.1f} s)"),
+                ("server waiting for a CPU", f"{u.cpu_wait_percent:.1f} %"),
                 ("server RSS start / peak", f"{u.rss_start_mb:.1f} / {u.rss_peak_mb:.1f} MB"),
                 ("server RSS per call", f"{u.rss_per_call_kb:.0f} kB"),
             ]

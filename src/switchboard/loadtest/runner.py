@@ -3,7 +3,9 @@
 Calls start evenly over ``ramp_s`` (call i at ``i·ramp_s/N``) and each streams for
 ``duration_s``; the steady window, in which every call is up and none has ended, is
 ``[ramp_s + 0.5, duration_s − 0.5]`` seconds after the first start (when that window is at
-least one second long). The server process is sampled every half second while the calls run.
+least one second long). The server process is sampled every half second while the calls run,
+and this process's own event loop every 5 ms (:class:`~.blame.LoopPauses`), so that each
+playout stall can be put down to the load tool or to the server (:mod:`.blame`).
 
 Twilio calls post their webhooks themselves (:class:`~.client.LoadCall`); Telnyx calls are placed
 by an in-process Telnyx emulator that acts as the network (:mod:`.telnyx`): the app must trust
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import httpx
 
 from switchboard.emulators.telnyx import TelnyxEmulator
+from switchboard.loadtest.blame import LoopPauses, blame
 from switchboard.loadtest.client import CallStats, LoadCall, SimulatedCall
 from switchboard.loadtest.report import LoadReport, ServerUsage
 from switchboard.loadtest.stats import ProcSample, drift_ms, read_proc, summarize, windows
@@ -89,6 +92,8 @@ async def run_load(
     loop = asyncio.get_running_loop()
     limits = httpx.Limits(max_connections=options.calls, max_keepalive_connections=options.calls)
     samples: list[tuple[float, ProcSample]] = []
+    pauses = LoopPauses()
+    pauses.start()
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0, limits=limits))
         calls: list[SimulatedCall]
@@ -133,9 +138,10 @@ async def run_load(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await pauses.stop()
     if options.pid is not None and (last := read_proc(options.pid)) is not None:
         samples.append((loop.time() - t0, last))
-    return _report(options, results, samples)
+    return _report(options, results, samples, pauses)
 
 
 def _telnyx_emulator(options: LoadOptions) -> TelnyxEmulator:
@@ -200,6 +206,7 @@ def _usage(options: LoadOptions, samples: list[tuple[float, ProcSample]]) -> Ser
         window = samples
     (ta, a), (tb, b) = window[0], window[-1]
     cpu = (b.cpu_s - a.cpu_s) / (tb - ta) * 100.0 if tb > ta else 0.0
+    wait = (b.run_delay_s - a.run_delay_s) / (tb - ta) * 100.0 if tb > ta else 0.0
     start_kb = samples[0][1].rss_kb
     steady_kb = max(s.rss_kb for _t, s in window)
     return ServerUsage(
@@ -209,11 +216,15 @@ def _usage(options: LoadOptions, samples: list[tuple[float, ProcSample]]) -> Ser
         rss_start_mb=start_kb / 1024.0,
         rss_peak_mb=max(s.rss_kb for _t, s in samples) / 1024.0,
         rss_per_call_kb=max(0, steady_kb - start_kb) / options.calls,
+        cpu_wait_percent=wait,
     )
 
 
 def _report(
-    options: LoadOptions, results: list[CallStats], samples: list[tuple[float, ProcSample]]
+    options: LoadOptions,
+    results: list[CallStats],
+    samples: list[tuple[float, ProcSample]],
+    pauses: LoopPauses,
 ) -> LoadReport:
     report = LoadReport(
         carrier=options.carrier,
@@ -243,6 +254,11 @@ def _report(
         report.clears += s.clears
         report.stalls += s.stalls
         report.stall_ms += s.stall_ms
+        for stall in s.stall_log:
+            if blame(stall, pauses) == "caller":
+                report.stalls_caller += 1
+            else:
+                report.stalls_server += 1
         report.underruns += s.underruns
         report.underrun_ms += s.underrun_ms
         if (drift := drift_ms(s.rtt_ms)) is not None:
@@ -254,6 +270,8 @@ def _report(
         report.send_lag_max_ms = max(report.send_lag_max_ms, s.send_lag_max_ms)
         rtts.extend(s.rtt_ms)
     report.round_trip = summarize(rtts)
+    report.load_pause_max_ms = pauses.max_ms
+    report.load_pauses = len(pauses.starts)
     report.drift = summarize(drifts)
     report.drift_min_ms = min(drifts, default=0.0)
     report.rt_window_s = options.rt_window_s

@@ -3,7 +3,9 @@
 Percentiles use linear interpolation between closest ranks (NumPy's default ``linear`` method):
 for sorted values ``v[0..n-1]`` the p-th percentile is at rank ``(n - 1) * p / 100``.
 CPU comes from ``/proc/PID/stat`` (utime + stime, fields 14 and 15, in clock ticks) and memory
-from ``/proc/PID/status`` (``VmRSS``, ``VmHWM``), as proc(5) documents them; no psutil.
+from ``/proc/PID/status`` (``VmRSS``, ``VmHWM``), as proc(5) documents them; no psutil. How long
+the process was ready to run but waiting for a CPU (other processes had it) is the second field
+of ``/proc/PID/schedstat`` (nanoseconds; the kernel's scheduler statistics, 0 when absent).
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class ProcSample:
     cpu_s: float
     rss_kb: int
     hwm_kb: int
+    run_delay_s: float = 0.0  # time runnable but waiting for a CPU
 
 
 def parse_stat_cpu(stat: str, ticks_per_s: float) -> float:
@@ -124,9 +127,14 @@ def read_proc(pid: int, *, root: Path = Path("/proc")) -> ProcSample | None:
         status = (root / str(pid) / "status").read_text()
     except OSError:
         return None
+    try:
+        run_delay_s = int((root / str(pid) / "schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        run_delay_s = 0.0
     ticks = float(os.sysconf("SC_CLK_TCK"))
     return ProcSample(
         cpu_s=parse_stat_cpu(stat, ticks),
         rss_kb=parse_status_kb(status, "VmRSS"),
         hwm_kb=parse_status_kb(status, "VmHWM"),
+        run_delay_s=run_delay_s,
     )

@@ -17,6 +17,12 @@ Theory of operation, per connection::
               ─▶ sessionResumptionUpdate (when the setup asked for resumption)
       cue (``go_away``) ─▶ sessionResumptionUpdate + goAway{timeLeft} ─▶ close after timeLeft
 
+Echo mode (``echo=True``, for load tests such as ``bench/capacity.py --provider gemini``): each
+caller audio chunk comes straight back as one ``modelTurn`` chunk, raised from 16 to 24 kHz by
+linear interpolation (the sample before the chunk carried over, so the chunking does not
+matter), with no voice detection, script or turn ends: the cost per chunk stays small at
+hundreds of calls.
+
 A :class:`Conversation` (script position, pending tool call, byte counts) outlives its
 connection: a setup with ``sessionResumption.handle`` continues it. Both camelCase and
 snake_case field names are accepted everywhere (proto3 JSON).
@@ -34,6 +40,7 @@ import logging
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from switchboard.emulators.common import (
@@ -76,6 +83,8 @@ class LiveService:
         speed: float,
         go_away_after_s: float | None,
         binary_frames: bool,
+        echo: bool = False,
+        record: bool = True,
     ) -> None:
         self.turns = [ScriptedTurn.from_obj(t) for t in turns]
         self.api_key = api_key
@@ -83,6 +92,8 @@ class LiveService:
         self.speed = speed
         self.go_away_after_s = go_away_after_s
         self.binary_frames = binary_frames
+        self.echo = echo
+        self.record = record
         self.received: list[dict[str, Any]] = []
         self.violations: list[str] = []
         self.setups: list[dict[str, Any]] = []
@@ -239,6 +250,7 @@ class LiveConnection:
         self._timers: list[asyncio.Task[None]] = []
         self._send_lock = asyncio.Lock()
         self._closed = False
+        self._echo_last = 0  # echo mode: the last caller sample, for interpolation across chunks
 
     # -- output ------------------------------------------------------------------------------------
     async def send(self, msg: dict[str, Any]) -> None:
@@ -294,7 +306,8 @@ class LiveConnection:
                 except SetupError as exc:
                     await self.close(exc.code, exc.reason)
                     return
-                self.service.received.append(msg)
+                if self.service.record:
+                    self.service.received.append(msg)
                 if not await self._dispatch(msg):
                     return
         except (WebSocketDisconnect, RuntimeError):
@@ -367,6 +380,9 @@ class LiveConnection:
             self.service.violations.append("odd-length PCM16 audio")
         self.conv.audio_bytes += len(data)
         self.service.audio_by_connection[self.index] += len(data)
+        if self.service.echo:
+            await self._echo(data)
+            return
         self.conv.utterance_bytes += len(data)
         if not self.auto_vad:
             return
@@ -375,6 +391,20 @@ class LiveConnection:
                 await self._speech_started()
             else:
                 await self._caller_turn(None)
+
+    async def _echo(self, pcm16: bytes) -> None:
+        """Send caller audio (16 kHz) back as model audio (24 kHz; see the module docstring)."""
+        samples = np.frombuffer(pcm16[: len(pcm16) & ~1], dtype="<i2")
+        if not samples.size:
+            return
+        n_out = samples.size * OUT_RATE // IN_RATE
+        points = np.concatenate(([self._echo_last], samples)).astype(np.float64)
+        # output sample j sits at input position j·2/3 after the carried-over sample
+        where = np.arange(1, n_out + 1) * (IN_RATE / OUT_RATE)
+        out = np.interp(where, np.arange(points.size), points).round().astype("<i2")
+        self._echo_last = int(samples[-1])
+        text = _ECHO_TEMPLATE % base64.b64encode(out.tobytes()).decode()
+        await self.send_frame(text.encode() if self.service.binary_frames else text)
 
     async def _speech_started(self) -> None:
         if self._reply is not None and not self._reply.done():
@@ -479,6 +509,14 @@ class LiveConnection:
         await self.send({"serverContent": {"turnComplete": True}, "usageMetadata": usage})
         if self.resumable:
             await self._resumption_update()
+
+
+#: One echoed chunk (a template: ``json.dumps`` of a dict per 20 ms chunk costs more).
+_ECHO_TEMPLATE = (
+    '{"serverContent":{"modelTurn":{"parts":[{"inlineData":{"mimeType":"audio/pcm;rate='
+    + str(OUT_RATE)
+    + '","data":"%s"}}]}}}'
+)
 
 
 def _b64decode(text: str) -> bytes:

@@ -55,6 +55,9 @@ class GeminiEmulator:
         rest_call_ids: give REST ``functionCall`` parts an ``id``.
         go_away_after_s: send ``goAway`` this long after each Live setup (``None``: only on cue).
         binary_frames: send Live server JSON as binary frames, as Google does.
+        echo: echo mode (for load tests) — every caller audio chunk comes straight back as
+            model audio (16 kHz in, 24 kHz out), with no voice detection and no script.
+        record: keep every client message in ``live.received`` (off for long echo runs).
         ssl_certfile: serve TLS (``https``/``wss``) with this certificate — the google-genai
             SDK's Live client only speaks ``wss``.
         ssl_keyfile: the certificate's private key.
@@ -78,6 +81,8 @@ class GeminiEmulator:
         rest_call_ids: bool = True,
         go_away_after_s: float | None = None,
         binary_frames: bool = True,
+        echo: bool = False,
+        record: bool = True,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
     ) -> None:
@@ -94,6 +99,8 @@ class GeminiEmulator:
             speed=speed if realtime else 0.0,
             go_away_after_s=go_away_after_s,
             binary_frames=binary_frames,
+            echo=echo,
+            record=record,
         )
         self.rest_chunk_delay_s = rest_chunk_delay_s
         self._ssl = (ssl_certfile, ssl_keyfile)
