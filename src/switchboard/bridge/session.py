@@ -43,6 +43,7 @@ from switchboard.bridge.actions import (
 from switchboard.bridge.carrier import CarrierControl, CarrierLink
 from switchboard.bridge.control import SessionCallControl
 from switchboard.bridge.core import BridgeCore, BridgeOptions
+from switchboard.bridge.operator import OperatorDesk
 from switchboard.bridge.provider_side import LIVE, ProviderSide
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.voice import voice_detector
@@ -127,6 +128,8 @@ class CallSession:
         self._apology_audio = apology_audio
         #: a recorded greeting: carrier audio and the text that stands for it in the transcript
         self._greeting = greeting
+        #: listeners, and an operator who takes the call over (``bridge/operator.py``)
+        self.operator = OperatorDesk(started.audio)
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -228,6 +231,10 @@ class CallSession:
                         case MediaReceived(payload=payload):
                             if self._on_frame_in is not None:
                                 self._on_frame_in()
+                            self.operator.caller_audio(payload)
+                            if self.operator.taken_over:  # the operator hears it, not the agent
+                                self.core.keep_alive(self.now())
+                                continue
                             barge_in = caller_frame(bool(payload) and voiced(payload), self.now())
                             if barge_in:
                                 self.log.info(
@@ -258,6 +265,8 @@ class CallSession:
         provider_side = self._provider_side
         assert provider_side is not None
         async for event in self.provider.receive_events():
+            if self.operator.screen(event):  # an operator has the call: the agent is off air
+                continue
             received = self.now()
             await provider_side.handle(event)
             # The sink times the provider (metrics) after the event is handled, so a turn it
@@ -288,11 +297,13 @@ class CallSession:
         for action in actions:
             match action:
                 case SendToCaller(payload=payload):
+                    self.operator.agent_audio(payload)
                     await self._send(self.codec.send_media(payload))
                 case SendMark(name=name):
                     await self._send(self.codec.send_mark(name))
                 case ClearCallerBuffer():
                     await self._send(self.codec.send_clear())
+                    self.operator.clear()
                     if self._provider_side is not None:
                         self._provider_side.clear()
                 case TruncateAssistant(played_ms=played_ms):

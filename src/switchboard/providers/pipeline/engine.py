@@ -241,6 +241,16 @@ class PipelineProvider(BaseProvider):
         )
         await self._apply(self.turns.say(text, time.monotonic()))
 
+    async def add_note(self, text: str, *, respond: bool = False) -> None:
+        """A note in the history the caller does not hear; answered now when ``respond``."""
+        self._require(
+            SessionState.CONNECTING,
+            SessionState.CONNECTED,
+            SessionState.RECONNECTING,
+            action="add a note",
+        )
+        await self._apply(self.turns.note(text, respond=respond, now=time.monotonic()))
+
     async def _do_send_audio(self, chunk: AudioChunk) -> None:
         data = chunk.data
         if chunk.spec != self.input_spec:
