@@ -288,3 +288,16 @@ def test_late_interrupt_truncates_old_reply_but_spares_the_new_one() -> None:
     assert tm.interrupt(played_ms=500) == []  # arrives late: the new reply is still silent
     assert tm.active_response_id == new
     assert [m.content for m in tm.history.messages] == ["story", "Alpha beta", "stop"]
+
+
+def test_a_note_goes_into_the_history_and_is_answered_only_when_asked() -> None:
+    tm = TurnManager()
+    assert tm.note("The caller is a VIP.", respond=False, now=1.0) == []
+    assert tm.history.messages[-1] == ChatMessage(
+        role="user", content="[Operator note, not said by the caller] The caller is a VIP."
+    )
+    start = one(tm.note("An operator spoke with the caller.", respond=True, now=2.0), StartLLM)
+    assert "An operator spoke" in start.history[-1].content
+    # while a response is under way it waits for the next turn instead
+    assert tm.note("Later.", respond=True, now=3.0) == []
+    assert tm.history.messages[-1].content.endswith("Later.")
