@@ -75,7 +75,8 @@ export async function audioSocket(path, { name, mic = false, onLevel, onText, on
   if (start) socket.send(JSON.stringify(start));
   if (mic) {
     stream = await navigator.mediaDevices.getUserMedia({
-      audio: { echoCancellation: true, noiseSuppression: true, channelCount: 1 } });
+      audio: { echoCancellation: true, noiseSuppression: false, autoGainControl: false,
+        channelCount: 1 } });
     const capture = new AudioWorkletNode(ctx, "pcm-capture");
     capture.port.onmessage = (event) => {
       if (socket.readyState === WebSocket.OPEN) socket.send(toPcm16(event.data));
