@@ -7,8 +7,8 @@ import { h, ms, status } from "./format.js";
 import { latencyChart } from "./chart.js";
 
 export async function showPlayground(view, signal) {
-  const agent = h("select", { name: "agent" });
-  const provider = h("select", { name: "provider" }, h("option", { value: "" }, "the agent's"));
+  const agent = h("select", { name: "agent", "aria-label": "Agent" });
+  const provider = h("select", { name: "provider", "aria-label": "Provider" }, h("option", { value: "" }, "the agent's"));
   const transcript = h("ol", { class: "transcript", "aria-label": "Playground transcript" });
   const chart = h("div");
   const last = h("output", { "aria-label": "Last turn latency" }, "–");
