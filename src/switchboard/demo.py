@@ -152,7 +152,7 @@ async def run_demo(
                 # The token rides in the fragment, which the browser never sends to a server.
                 url = f"{base}/console/#token={token}&call={call_id}"
                 console.rule("the gateway stays up (Ctrl-C to stop)")
-                console.print(f"explore the call in the console: [bold]{url}[/]")
+                console.print(f"explore the call in the console: [bold]{url}[/]", soft_wrap=True)
                 console.print(f"API token: {token}", soft_wrap=True)
                 await (kept or asyncio.Event()).wait()  # Ctrl-C cancels this: all closes
                 return 0 if _ok(reports[0]) else 1
