@@ -36,6 +36,7 @@ SCRIPT = [
     {"say": "I am back with you now."},
 ]
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+DOCS = {"SWITCHBOARD_API_DOCS": "true"}  # /openapi.json served
 
 
 def ws_url(base: str, path: str) -> str:
@@ -61,9 +62,19 @@ async def test_listen_whisper_take_over_and_hand_back(tmp_path: Path) -> None:
     async with (
         OpenAIRealtimeEmulator(script=SCRIPT, ms_per_char=30.0) as oai,
         TwilioEmulator(linger_s=60.0, max_call_s=90.0) as twilio,
-        running_app(tmp_path, openai_env(oai) | twilio_env(twilio, "openai")) as (base, _s, app),
+        running_app(tmp_path, openai_env(oai) | twilio_env(twilio, "openai") | DOCS) as (
+            base,
+            _s,
+            app,
+        ),
         httpx.AsyncClient(base_url=base, headers=AUTH, timeout=10.0) as http,
     ):
+        schema = (await http.get("/openapi.json")).json()
+        for action in ("say", "whisper", "takeover", "handback", "transfer", "hangup"):
+            assert "post" in schema["paths"][f"/v1/calls/{{call_id}}/{action}"]
+        assert {"/v1/calls/{call_id}/listen", "/v1/calls/{call_id}/operator"} <= set(
+            schema["x-websockets"]
+        )
         twilio.dial_in(f"{base}/twilio/voice", audio=audio, out=heard)
         call_id = await eventually(lambda: live_call(app), limit_s=10, what="a bridged call")
 
