@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +110,31 @@ async def test_listen_whisper_take_over_and_hand_back(tmp_path: Path) -> None:
         assert (await http.post(f"/v1/calls/{call_id}/say", json={"text": "x"})).status_code == 409
         appended = sum(1 for e in oai.received if e["type"] == "input_audio_buffer.append")
         tone = tone_pcm16(1.5)
-        async with connect(ws_url(base, f"/v1/calls/{call_id}/operator")) as mic:
+        async with (
+            connect(ws_url(base, f"/v1/calls/{call_id}/operator")) as mic,
+            connect(ws_url(base, f"/v1/calls/{call_id}/listen")) as listen,
+        ):
             assert json.loads(await mic.recv())["type"] == "started"
+            assert json.loads(await listen.recv())["type"] == "started"
+            heard_at: list[float] = []
+
+            async def hear_the_tone() -> None:
+                while not heard_at:
+                    frame = await listen.recv()
+                    if isinstance(frame, bytes) and "t" in frame_kinds(frame, 16000):
+                        heard_at.append(time.monotonic())
+
+            hearing = asyncio.create_task(hear_the_tone())
+            sent_at = time.monotonic()
             for i in range(0, len(tone), 640):
                 await mic.send(tone[i : i + 640])
                 await asyncio.sleep(0.02)
+            await asyncio.wait_for(hearing, 5 * UNIT)
+            # A listener hears the operator this long after the microphone's first frame left
+            # (through the gateway, in the mix): well under the 500 ms allowed.
+            behind_s = heard_at[0] - sent_at
+            print(f"listen: the operator's first frame heard {behind_s * 1000:.0f} ms later")
+            assert behind_s < 0.5 * UNIT
             caller_side = await asyncio.wait_for(mic.recv(), 5 * UNIT)  # the caller, alone
             assert isinstance(caller_side, bytes)
         after = sum(1 for e in oai.received if e["type"] == "input_audio_buffer.append")

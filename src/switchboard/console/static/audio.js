@@ -7,7 +7,9 @@ import { token } from "./api.js";
 export const RATE = 16000;
 /** The RMS levels each player posted (name -> numbers), newest last. */
 export const audioLevels = {};
-window.switchboardAudio = { levels: audioLevels };
+/** The most audio (ms) each player has held unplayed: how far behind the call it plays. */
+export const audioQueued = {};
+window.switchboardAudio = { levels: audioLevels, queued: audioQueued };
 
 /** A websocket URL for `path` on this server, with the API token. */
 export function socketUrl(path) {
@@ -52,6 +54,7 @@ export async function audioSocket(path, { name, mic = false, onLevel, onText, on
   const levels = (audioLevels[name] = []);
   player.port.onmessage = (event) => {
     levels.push(event.data.rms);
+    audioQueued[name] = Math.max(audioQueued[name] ?? 0, event.data.queuedMs);
     if (levels.length > 600) levels.shift();
     onLevel?.(event.data.rms);
   };
