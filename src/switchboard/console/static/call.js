@@ -166,7 +166,10 @@ function callAudio(callId, signal) {
       operating = await audioSocket(`/v1/calls/${id}/operator`, { name: "operator", mic: true,
         onLevel: (rms) => { meter.value = rms; } });
       takeOver.textContent = "Hand back";
-    } catch (error) { status(`take over: ${error.message}`, true); }
+    } catch (error) { // no microphone: give the call back rather than leave it silent
+      status(`take over: ${error.message}`, true);
+      await act(callId, "handback", undefined, signal);
+    }
   } }, "Take over");
   const stop = () => { listening?.close(); operating?.close(); listening = operating = null; };
   signal.addEventListener("abort", stop);
