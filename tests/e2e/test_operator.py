@@ -172,3 +172,52 @@ async def test_listen_whisper_take_over_and_hand_back(tmp_path: Path) -> None:
     for kind in ("whisper", "take_over", "hand_back"):
         assert (f"operator.{kind}", "operator", "api") in acts, acts
     assert any(t.kind == "operator.context" for t in detail.timeline)
+
+
+LONG = "I can tell you all about our opening hours, our prices, and where to find us. " * 3
+
+
+async def test_take_over_in_the_middle_of_a_reply_cuts_the_agent_off(tmp_path: Path) -> None:
+    heard = tmp_path / "heard.wav"
+    audio = pcm16_to_ulaw(caller_pcm("hello there"))
+    script = [{"caller": "hello there", "say": LONG}]
+    async with (
+        OpenAIRealtimeEmulator(script=script, ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=60.0, max_call_s=90.0) as twilio,
+        running_app(tmp_path, openai_env(oai) | twilio_env(twilio, "openai")) as (base, _s, app),
+        httpx.AsyncClient(base_url=base, headers=AUTH, timeout=10.0) as http,
+    ):
+        twilio.dial_in(f"{base}/twilio/voice", audio=audio, out=heard)
+        call_id = await eventually(lambda: live_call(app), limit_s=10, what="a bridged call")
+        hub = app.state.switchboard.gateway.live
+
+        def answering() -> bool:
+            return any(
+                e.type == "timeline"
+                and e.data["kind"] == "reply.first_audio"
+                and e.data["data"]["reply"] == 2
+                for e in hub.recent(call_id)
+            )
+
+        await eventually(answering, limit_s=20, what="the long answer playing")
+        await asyncio.sleep(1.0)  # a second into a seven-second reply
+        assert (await http.post(f"/v1/calls/{call_id}/takeover")).status_code == 200
+        tone = tone_pcm16(1.0)
+        async with connect(ws_url(base, f"/v1/calls/{call_id}/operator")) as mic:
+            await mic.recv()
+            for i in range(0, len(tone), 640):
+                await mic.send(tone[i : i + 640])
+                await asyncio.sleep(0.02)
+        assert (await http.post(f"/v1/calls/{call_id}/hangup")).status_code == 200
+        (report,) = await twilio.wait_calls(timeout_s=20 * UNIT)
+    assert report.clears >= 1  # what the carrier held of the reply was dropped
+    sent = [e["type"] for e in oai.received]
+    assert "conversation.item.truncate" in sent  # the model knows what was heard
+    detail = await read_only_call(tmp_path)
+    cut = [t for t in detail.transcript if t.role == "agent" and t.interrupted]
+    assert cut and len(cut[0].text) < len(LONG.strip()), cut  # cut to what was heard
+    barge = [t.data for t in detail.timeline if t.kind == "barge_in"]
+    assert barge and barge[0]["source"] == "operator"
+    kinds = frame_kinds(*read_wav_pcm(heard))
+    first = kinds.index("t")
+    assert kinds[first:].count("a") <= 3, kinds[first:]  # no agent after the operator began
