@@ -113,6 +113,7 @@ function operatorControls(callId, signal) {
   const sayText = h("input", { name: "say", "aria-label": "Text to say", maxlength: 2000 });
   const whisperText = h("input", { name: "whisper", "aria-label": "Text to whisper",
     maxlength: 2000, placeholder: "the caller does not hear it" });
+  const respond = h("input", { type: "checkbox", name: "respond" });
   const destination = h("input", { name: "destination", "aria-label": "Transfer to",
     placeholder: "name or +number" });
   return [
@@ -123,9 +124,11 @@ function operatorControls(callId, signal) {
     h("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
       if (whisperText.value.trim()) {
-        act_("whisper", { text: whisperText.value.trim() }).then(() => { whisperText.value = ""; });
+        act_("whisper", { text: whisperText.value.trim(), respond: respond.checked })
+          .then(() => { whisperText.value = ""; });
       }
-    } }, whisperText, h("button", { type: "submit" }, "Whisper")),
+    } }, whisperText, h("button", { type: "submit" }, "Whisper"),
+    h("label", { class: "check" }, respond, "act on it now")),
     h("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
       if (destination.value.trim()) act_("transfer", { destination: destination.value.trim() });
