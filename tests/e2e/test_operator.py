@@ -221,3 +221,43 @@ async def test_take_over_in_the_middle_of_a_reply_cuts_the_agent_off(tmp_path: P
     kinds = frame_kinds(*read_wav_pcm(heard))
     first = kinds.index("t")
     assert kinds[first:].count("a") <= 3, kinds[first:]  # no agent after the operator began
+
+
+@pytest.mark.local
+async def test_hand_back_tells_the_agent_what_was_said_when_a_transcriber_is_configured(
+    tmp_path: Path,
+) -> None:
+    from switchboard.media import AudioFormat
+    from switchboard.providers.local import synth
+
+    words = synth.caller_audio(
+        "Your refund has been approved.", fmt=AudioFormat.PCM16, sample_rate=16000, line=False
+    )
+    env = {"SWITCHBOARD_OPERATOR_TRANSCRIBER": "local"}
+    async with (
+        OpenAIRealtimeEmulator(script=SCRIPT, ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=60.0, max_call_s=90.0) as twilio,
+        running_app(tmp_path, openai_env(oai) | twilio_env(twilio, "openai") | env) as (
+            base,
+            _s,
+            app,
+        ),
+        httpx.AsyncClient(base_url=base, headers=AUTH, timeout=60.0 * UNIT) as http,
+    ):
+        twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(caller_pcm("hello there")))
+        call_id = await eventually(lambda: live_call(app), limit_s=10, what="a bridged call")
+        assert (await http.post(f"/v1/calls/{call_id}/takeover")).status_code == 200
+        async with connect(ws_url(base, f"/v1/calls/{call_id}/operator")) as mic:
+            await mic.recv()
+            for i in range(0, len(words), 640):
+                await mic.send(words[i : i + 640])
+                await asyncio.sleep(0.02)
+        assert (await http.post(f"/v1/calls/{call_id}/handback")).status_code == 200
+        assert (await http.post(f"/v1/calls/{call_id}/hangup")).status_code == 200
+        await twilio.wait_calls(timeout_s=20 * UNIT)
+    note = next(
+        e["item"]["content"][0]["text"]
+        for e in oai.received
+        if e["type"] == "conversation.item.create" and e["item"].get("role") == "system"
+    )
+    assert "the operator said" in note and "refund" in note.lower(), note

@@ -349,11 +349,13 @@ class CallManager:
 
     async def take_over(self, call_id: str, by: str) -> None:
         """``by`` takes a live call over from its agent."""
-        await operator_control.take_over(self.bridged(call_id), by)
+        keep = operator_control.operator_transcriber(self.gateway.settings) is not None
+        await operator_control.take_over(self.bridged(call_id), by, keep_audio=keep)
 
     async def hand_back(self, call_id: str) -> float:
         """A taken-over call goes back to its agent; the seconds the operator had it."""
-        return await operator_control.hand_back(self.bridged(call_id))
+        transcribe = operator_control.operator_transcriber(self.gateway.settings)
+        return await operator_control.hand_back(self.bridged(call_id), transcribe)
 
     async def place_call(
         self,

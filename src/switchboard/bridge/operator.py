@@ -24,9 +24,10 @@ Take over
     While an operator holds the call (``take_over`` … ``hand_back``), caller audio is not
     sent to the provider, the provider's audio is not sent to the caller, and the operator's
     microphone (``operator_audio``: PCM16 at :data:`LISTEN_RATE`) goes to the caller in the
-    carrier's format; the operator hears the caller alone (``operator_ear()``). Handing back
-    gives what the agent must be told: how long the operator spoke with the caller
-    (:func:`hand_back_note`).
+    carrier's format; the operator hears the caller alone (``operator_ear()``). With
+    ``keep_audio`` (a transcriber is configured) both sides are kept, bounded, for the
+    transcript. Handing back gives what the agent must be told: how long the operator spoke
+    with the caller, and what was said when it was transcribed (:func:`hand_back_note`).
 
 The desk makes no I/O of its own: the session and the API (``bridge/operator_control.py``)
 carry out what it decides.
@@ -57,6 +58,8 @@ __all__ = ["LISTEN_RATE", "AudioTap", "ListenMix", "OperatorDesk", "hand_back_no
 LISTEN_RATE = 16000
 #: How far outgoing audio may run ahead of the caller's frames in the mix.
 MAX_AHEAD_MS = 400
+#: How much of each side of a take-over is kept for its transcript (PCM16 at LISTEN_RATE).
+MAX_KEPT_S = 600
 
 
 class AudioTap:
@@ -142,6 +145,10 @@ class OperatorDesk:
         self._ear_converter = StreamConverter(carrier, AudioSpec(AudioFormat.PCM16, LISTEN_RATE))
         self._mic = StreamConverter(AudioSpec(AudioFormat.PCM16, LISTEN_RATE), carrier)
         self._framer = Framer(carrier)
+        #: each side of the current take-over, PCM16 at LISTEN_RATE, when ``keep_audio``
+        self.keep_audio = False
+        self.kept: dict[str, bytearray] = {"caller": bytearray(), "operator": bytearray()}
+        self._kept_caller = StreamConverter(carrier, AudioSpec(AudioFormat.PCM16, LISTEN_RATE))
         #: where partial transcripts go (role, the text so far; "" once it is final)
         self.on_partial: Callable[[str, str], None] | None = None
         self._partials: dict[str, str] = {}
@@ -158,6 +165,8 @@ class OperatorDesk:
         self.holder, self._taken_at = by, now_ms
         self._mic.reset()
         self._framer.clear()
+        for side in self.kept.values():
+            side.clear()
         return True
 
     def hand_back(self, now_ms: float) -> float | None:
@@ -205,11 +214,18 @@ class OperatorDesk:
         caller; nothing unless the call is taken over."""
         if self.holder is None:
             return []
+        self._keep("operator", pcm)
         return self._framer.push(self._mic.process(pcm))
+
+    def _keep(self, side: str, pcm: bytes) -> None:
+        if self.keep_audio and len(self.kept[side]) < MAX_KEPT_S * LISTEN_RATE * 2:
+            self.kept[side] += pcm
 
     # -- audio taps ------------------------------------------------------------------------------
     def caller_audio(self, payload: bytes) -> None:
         """A caller frame reached the bridge."""
+        if self.holder is not None and self.keep_audio:
+            self._keep("caller", self._kept_caller.process(payload))
         if self._ears:
             heard = self._ear_converter.process(payload)
             for ear in self._ears:
@@ -260,7 +276,8 @@ class OperatorDesk:
 
 
 def hand_back_note(seconds: float, by: str, transcript: str | None = None) -> str:
-    """What the agent is told when an operator hands the call back."""
+    """What the agent is told when an operator hands the call back (``transcript``: what was
+    said meanwhile, when it was transcribed)."""
     said = f" What was said: {transcript}" if transcript else " You did not hear that conversation."
     return (
         f"An operator ({by}) spoke with the caller for {round(seconds)} s while you were off "
