@@ -5,6 +5,7 @@ emulator as the caller and the OpenAI Realtime emulator as the agent."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -172,6 +173,12 @@ async def test_listen_whisper_take_over_and_hand_back(tmp_path: Path) -> None:
     for kind in ("whisper", "take_over", "hand_back"):
         assert (f"operator.{kind}", "operator", "api") in acts, acts
     assert any(t.kind == "operator.context" for t in detail.timeline)
+    token = hashlib.sha256(API_TOKEN.encode()).hexdigest()[:8]  # names the token, hides it
+    assert all(
+        t.data["token"] == token
+        for t in detail.timeline
+        if t.kind.startswith("operator.") and t.kind != "operator.context"
+    )
 
 
 LONG = "I can tell you all about our opening hours, our prices, and where to find us. " * 3

@@ -9,11 +9,13 @@
 Every operator action — this one, and ``hangup`` and ``transfer`` in ``control_api`` — is put
 on the call's timeline as ``operator.<action>`` with ``by`` (``"operator"``: the holder of the
 API token, the only identity the API knows) and ``via`` (``"console"`` when the request carries
-``X-Switchboard-Client: console``, else ``"api"``), so the record says who acted and how.
+``X-Switchboard-Client: console``, else ``"api"``) and ``token`` (a short digest naming the
+token used), so the record says who acted and how.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable
@@ -69,9 +71,12 @@ def _manager(request: Request) -> CallManager:
 
 
 def actor(request: Request) -> dict[str, str]:
-    """Who acts: the API token's holder, through the console or a program."""
+    """Who acts: the API token's holder (``token``: the first 8 hex digits of the token's
+    SHA-256, which names it without revealing it), through the console or a program."""
     client = request.headers.get("x-switchboard-client", "")
-    return {"by": "operator", "via": "console" if client == "console" else "api"}
+    bearer = request.headers.get("authorization", "").partition(" ")[2].strip()
+    digest = hashlib.sha256(bearer.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return {"by": "operator", "token": digest, "via": "console" if client == "console" else "api"}
 
 
 def note_action(request: Request, call_id: str, action: str, data: dict[str, Any]) -> None:

@@ -61,11 +61,14 @@ async def _open(websocket: WebSocket, call_id: str) -> CallSession | None:
 
 
 async def _send_tap(websocket: WebSocket, session: CallSession, tap: AudioTap) -> None:
-    """Send what ``tap`` gets until the call ends."""
-    while session.end_reason is None:
-        data = await tap.get(0.5)
-        if data:
-            await websocket.send_bytes(data)
+    """Send what ``tap`` gets until the call ends or the client has gone."""
+    try:
+        while session.end_reason is None:
+            data = await tap.get(0.5)
+            if data:
+                await websocket.send_bytes(data)
+    except (WebSocketDisconnect, RuntimeError, OSError) as exc:  # the client left first
+        logger.debug("call %s: audio socket gone while sending: %r", session.call_id, exc)
 
 
 async def _serve(websocket: WebSocket, session: CallSession, tap: AudioTap, *, mic: bool) -> None:
