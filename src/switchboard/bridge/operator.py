@@ -58,6 +58,7 @@ __all__ = ["LISTEN_RATE", "AudioTap", "ListenMix", "OperatorDesk", "hand_back_no
 LISTEN_RATE = 16000
 #: How far outgoing audio may run ahead of the caller's frames in the mix.
 MAX_AHEAD_MS = 400
+_LISTEN_PCM = AudioSpec(AudioFormat.PCM16, LISTEN_RATE)
 #: How much of each side of a take-over is kept for its transcript (PCM16 at LISTEN_RATE).
 MAX_KEPT_S = 600
 
@@ -142,13 +143,14 @@ class OperatorDesk:
         self._mix: ListenMix | None = None
         self._listeners: set[AudioTap] = set()
         self._ears: set[AudioTap] = set()
-        self._ear_converter = StreamConverter(carrier, AudioSpec(AudioFormat.PCM16, LISTEN_RATE))
-        self._mic = StreamConverter(AudioSpec(AudioFormat.PCM16, LISTEN_RATE), carrier)
+        # Converters are made when first needed: most calls never meet an operator.
+        self._ear_converter: StreamConverter | None = None
+        self._mic: StreamConverter | None = None
         self._framer = Framer(carrier)
         #: each side of the current take-over, PCM16 at LISTEN_RATE, when ``keep_audio``
         self.keep_audio = False
         self.kept: dict[str, bytearray] = {"caller": bytearray(), "operator": bytearray()}
-        self._kept_caller = StreamConverter(carrier, AudioSpec(AudioFormat.PCM16, LISTEN_RATE))
+        self._kept_caller: StreamConverter | None = None
         #: where partial transcripts go (role, the text so far; "" once it is final)
         self.on_partial: Callable[[str, str], None] | None = None
         self._partials: dict[str, str] = {}
@@ -163,7 +165,8 @@ class OperatorDesk:
         if self.holder is not None:
             return False
         self.holder, self._taken_at = by, now_ms
-        self._mic.reset()
+        self._mic = StreamConverter(AudioSpec(AudioFormat.PCM16, LISTEN_RATE), self.carrier)
+        self._kept_caller = StreamConverter(self.carrier, _LISTEN_PCM)
         self._framer.clear()
         for side in self.kept.values():
             side.clear()
@@ -215,6 +218,7 @@ class OperatorDesk:
         if self.holder is None:
             return []
         self._keep("operator", pcm)
+        assert self._mic is not None  # made at take-over
         return self._framer.push(self._mic.process(pcm))
 
     def _keep(self, side: str, pcm: bytes) -> None:
@@ -225,8 +229,11 @@ class OperatorDesk:
     def caller_audio(self, payload: bytes) -> None:
         """A caller frame reached the bridge."""
         if self.holder is not None and self.keep_audio:
+            assert self._kept_caller is not None  # made at take-over
             self._keep("caller", self._kept_caller.process(payload))
         if self._ears:
+            if self._ear_converter is None:
+                self._ear_converter = StreamConverter(self.carrier, _LISTEN_PCM)
             heard = self._ear_converter.process(payload)
             for ear in self._ears:
                 ear.offer(heard)
