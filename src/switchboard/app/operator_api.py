@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -25,9 +24,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from switchboard.app.auth import require_token
+from switchboard.app.cluster_control import note_on_call, send_to_owner
 from switchboard.app.state import get_state
 from switchboard.bridge.manager import CallManager
 from switchboard.bridge.operator_control import OperatorConflict
+from switchboard.cluster import ControlCommand
 from switchboard.errors import UnsupportedOperation
 
 __all__ = ["actor", "note_action", "operator_router"]
@@ -81,16 +82,9 @@ def actor(request: Request) -> dict[str, str]:
 
 def note_action(request: Request, call_id: str, action: str, data: dict[str, Any]) -> None:
     """Put ``operator.<action>`` on a live call's timeline (and the live events), with who
-    did it; nothing when the call is no longer live."""
-    calls = get_state(request).calls
-    active = calls.calls.get(call_id) if isinstance(calls, CallManager) else None
-    if active is None:
-        return
-    entry = {**data, **actor(request)}
-    if active.session is not None:  # through the call's sink chain: record, metrics, live
-        active.session.sink.timeline(f"operator.{action}", active.session.now(), entry)
-    elif active.sink is not None:
-        active.sink.timeline(f"operator.{action}", time.monotonic() * 1000.0, entry)
+    did it; nothing when the call is no longer live (or lives on another node, which notes
+    it when the command arrives)."""
+    note_on_call(get_state(request).calls, call_id, action, {**data, **actor(request)})
 
 
 async def _act(request: Request, call_id: str, action: Awaitable[Any]) -> None:
@@ -123,8 +117,12 @@ def _live(request: Request, call_id: str) -> CallManager:
 )
 async def say(call_id: str, body: Say, request: Request) -> OperatorAck:
     """The agent speaks ``text`` to the caller now, as its next reply."""
-    manager = _live(request, call_id)
-    await _act(request, call_id, manager.say(call_id, body.text))
+    manager = _manager(request)
+    if call_id not in manager.calls:  # another node's call: that node has it said
+        command = ControlCommand(call_id, "say", reason=actor(request)["via"], text=body.text)
+        await send_to_owner(get_state(request), command)
+        return OperatorAck(call_id=call_id, status="saying")
+    await _act(request, call_id, _live(request, call_id).say(call_id, body.text))
     note_action(request, call_id, "say", {"text": body.text})
     logger.info("call %s: operator said %d characters", call_id, len(body.text))
     return OperatorAck(call_id=call_id, status="saying")
