@@ -22,7 +22,10 @@ Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``):
         limits: {max_call_seconds: 900, silence_timeout_s: 8, silence_hangup_s: 30}
         directory: {billing: "+15550100200", desk: "sip:desk@pbx.example.com"}
         transfer_allow: ["+1415*", "sip:*@pbx.example.com"]
+        dtmf_menu: {"1": {transfer: billing}, "0": {say: "Goodbye!", hangup: true}}
+        thinking_audio: sounds/thinking.ogg  # played while a slow tool runs (WAV, MP3, Ogg)
         webhooks: {url: "https://crm.example.com/hooks", events: [call.ended, call.analyzed]}
+        recording: {enabled: true, format: flac, retention_days: 30}   # docs/recordings.md
         analysis:                       # after the call, by a text LLM (docs/integrations.md)
           summary: true
           success: the caller got an appointment
@@ -59,6 +62,7 @@ from pydantic import (
     model_validator,
 )
 
+from switchboard.audio._pyav import load_av
 from switchboard.audio.files import read_audio_file
 from switchboard.config import environment
 from switchboard.errors import AudioError, ConfigError, ToolError
@@ -76,7 +80,7 @@ from switchboard.tools.registry import Tool, ToolRegistry
 if TYPE_CHECKING:
     from switchboard.integrations.http_tools import HttpToolClient
 
-__all__ = ["Agent", "AgentBook", "AgentLimits", "normalise_number"]
+__all__ = ["Agent", "AgentBook", "AgentLimits", "RecordingPolicy", "normalise_number"]
 
 CATCH_ALL = "*"
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -144,6 +148,48 @@ class AgentLimits(_Strict):
         return self
 
 
+class RecordingPolicy(_Strict):
+    """``recording:`` — a stereo file of each call (left the caller, right what the caller
+    heard), under ``SWITCHBOARD_RECORDINGS_DIR`` (docs/recordings.md)."""
+
+    enabled: bool = True
+    #: ``wav`` (no extra needed), ``flac``, ``ogg`` (Opus) or ``mp3`` (the ``codecs`` extra).
+    format: Literal["wav", "flac", "ogg", "mp3"] = "wav"
+    #: Days a recording is kept before the sweeper deletes it; None keeps it until deleted.
+    retention_days: int | None = Field(default=None, ge=1, le=36500)
+
+    @model_validator(mode="after")
+    def _codec_available(self) -> RecordingPolicy:
+        # Checked (and FFmpeg loaded, ~0.15 s) when the agents are read, not in a call's
+        # first second: a missing extra is a configuration error, and a call must not stall.
+        if self.enabled and self.format != "wav":
+            try:
+                load_av(f"{self.format} recordings")
+            except AudioError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
+class MenuEntry(_Strict):
+    """What one key of ``dtmf_menu`` does, with no model involved: ``transfer`` (a directory
+    name or an allowed destination), ``say`` a line, ``hangup`` (after the line, if any)."""
+
+    transfer: str | None = None
+    say: str | None = Field(default=None, min_length=1)
+    hangup: bool = False
+
+    @model_validator(mode="after")
+    def _does_something(self) -> MenuEntry:
+        if self.transfer is None and self.say is None and not self.hangup:
+            raise ValueError("a menu entry needs transfer, say or hangup")
+        if self.transfer is not None and self.hangup:
+            raise ValueError("a menu entry transfers or hangs up, not both")
+        return self
+
+
+MenuKey = Annotated[str, Field(pattern=r"^[0-9*#]$")]
+
+
 class Agent(_Strict):
     """One agent profile (see the module docstring for the YAML)."""
 
@@ -194,8 +240,28 @@ class Agent(_Strict):
     #: provider speaking ``greeting`` (which then only stands for it in the transcript). MP3 and
     #: Ogg/Opus need the ``codecs`` extra; the file is decoded once at load to check it.
     greeting_audio: Path | None = None
+    #: Record each call: ``{enabled: true, format: wav|flac|ogg|mp3, retention_days: N}``.
+    recording: RecordingPolicy | None = None
+    #: Played (looped) while a tool runs longer than ``thinking_after_ms``, until the reply
+    #: starts; default a soft sound made locally. WAV, MP3 or Ogg/Opus, as ``greeting_audio``.
+    thinking_audio: Path | None = None
+    #: How long a tool may run before the caller hears the thinking sound; None: never.
+    thinking_after_ms: int | None = Field(default=700, ge=0)
+    #: Keys that act with no model involved (``{"1": {transfer: billing}}``); other keys go to
+    #: the model as a caller input ("caller pressed 4 2"). docs/telephony.md#keypad-dtmf
+    dtmf_menu: dict[MenuKey, MenuEntry] = Field(default_factory=dict)
 
-    @field_validator("greeting_audio")
+    @model_validator(mode="after")
+    def _menu_transfers_allowed(self) -> Agent:
+        for key, entry in self.dtmf_menu.items():
+            if entry.transfer is not None and not self.dial_plan.check(entry.transfer).allowed:
+                raise ValueError(
+                    f"dtmf_menu key {key!r}: {entry.transfer!r} is not in the directory "
+                    "or transfer_allow"
+                )
+        return self
+
+    @field_validator("greeting_audio", "thinking_audio")
     @classmethod
     def _readable_audio(cls, value: Path | None) -> Path | None:
         if value is not None:

@@ -215,6 +215,12 @@ class Settings(BaseSettings):
     agent_request_timeout_s: float = Field(
         default=1.5, gt=0, le=10, alias="SWITCHBOARD_AGENT_REQUEST_TIMEOUT_S"
     )
+    #: Where call recordings are written (agents with ``recording: {enabled: true}``).
+    recordings_dir: Path = Field(default=Path("recordings"), alias="SWITCHBOARD_RECORDINGS_DIR")
+    #: Seconds between two passes of the sweeper deleting recordings past their retention.
+    recordings_sweep_interval_s: float = Field(
+        default=600.0, gt=0, alias="SWITCHBOARD_RECORDINGS_SWEEP_INTERVAL_S"
+    )
 
     @field_validator("webhook_events", mode="before")
     @classmethod

@@ -39,6 +39,7 @@ from switchboard.integrations.service import Integrations
 from switchboard.live import LiveHub
 from switchboard.metrics import Metrics
 from switchboard.providers.registry import ProviderRegistry
+from switchboard.recordings import Recordings
 from switchboard.security import TokenSigner
 from switchboard.store import CallStore
 from switchboard.telephony.base import TelephonyAdapter, TelephonyType
@@ -162,6 +163,7 @@ class Gateway:
             and the workers that deliver them and run the analyses (docs/integrations.md).
         live: this node's live calls and their events, for ``GET /v1/events`` and the console.
         status: this node's worker name and draining flag.
+        recordings: where call recordings are written, and their retention sweeper.
     """
 
     settings: Settings
@@ -176,6 +178,7 @@ class Gateway:
     integrations: Integrations = field(default_factory=Integrations)
     live: LiveHub = field(default_factory=LiveHub)
     status: NodeStatus = field(default_factory=NodeStatus)
+    recordings: Recordings | None = None
 
     @property
     def node_id(self) -> str:
@@ -232,6 +235,7 @@ class Gateway:
             else cluster,
             integrations=Integrations.build(settings, store),
             status=NodeStatus(worker=settings.worker or str(os.getpid())),
+            recordings=Recordings.build(settings, store),
         )
 
     async def start(self) -> None:
@@ -249,12 +253,16 @@ class Gateway:
         if self.store is not None:
             await self.store.migrate()
         self.integrations.start()  # after the migration: the workers read the outbox
+        if self.recordings is not None:
+            self.recordings.start()
 
     async def aclose(self) -> None:
         """Close the carrier adapters, then the store (its pending records are written first),
         then the cluster handle's client. The integrations' workers stop first; what they had
         not sent stays in the store for the next start."""
         await self.integrations.aclose()
+        if self.recordings is not None:
+            await self.recordings.aclose()
         await self.carriers.aclose()
         try:
             if self.store is not None:

@@ -171,7 +171,7 @@ async def test_dtmf_goes_on_the_timeline() -> None:
         call.carrier.hang_up()
         assert await call.ended() == "caller_hangup"
     (digit,) = [data for kind, _, data in call.sink.timelines if kind == "caller.dtmf"]
-    assert digit == {"digit": "5"}
+    assert digit == {"digit": "5", "source": "media"}
 
 
 async def test_caller_speech_over_the_agent_barges_in() -> None:

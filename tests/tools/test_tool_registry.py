@@ -150,9 +150,9 @@ def test_bad_name_rejected() -> None:
 def test_registry_register_get_subset_and_duplicates() -> None:
     registry = builtin_registry()
     registry.register(book_table)
-    assert registry.names() == ["book_table", "end_call", "transfer_call"]
+    assert registry.names() == ["book_table", "collect_digits", "end_call", "transfer_call"]
     assert "book_table" in registry
-    assert len(registry) == 3
+    assert len(registry) == 4
     assert registry.get("end_call").name == "end_call"
     with pytest.raises(ToolError, match=r"unknown tool 'nope'; known: book_table"):
         registry.get("nope")

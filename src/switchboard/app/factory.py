@@ -24,6 +24,7 @@ from switchboard.app.openapi import describe_edge
 from switchboard.app.operator_api import operator_router
 from switchboard.app.operator_audio import operator_audio_router
 from switchboard.app.readiness import readiness_router
+from switchboard.app.recordings_api import recordings_router
 from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
 from switchboard.app.twilio import twilio_router
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(readiness_router)  # GET /readyz (app/readiness.py)
     app.include_router(providers_router)
     app.include_router(calls_router)
+    app.include_router(recordings_router)  # GET /v1/calls/{id}/recording
     app.include_router(control_router)
     app.include_router(stream_router)
     app.include_router(metrics_router)

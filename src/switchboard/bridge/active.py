@@ -34,6 +34,7 @@ __all__ = [
     "bridge_options",
     "caller_audio",
     "recorded_greeting",
+    "recorded_thinking",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,4 +141,16 @@ def recorded_greeting(
         return greeting_audio(agent.greeting_audio, spec), agent.greeting
     except (AudioError, OSError) as exc:  # checked at load; gone or broken since
         logger.error("call %s: greeting audio unusable: %s", call_id, exc)
+        return None
+
+
+def recorded_thinking(agent: Agent, spec: AudioSpec, call_id: str) -> bytes | None:
+    """The agent's ``thinking_audio`` in the carrier's format (None: none, or unreadable,
+    and the generated sound plays)."""
+    if agent.thinking_audio is None:
+        return None
+    try:
+        return greeting_audio(agent.thinking_audio, spec)
+    except (AudioError, OSError) as exc:
+        logger.error("call %s: thinking audio unusable: %s", call_id, exc)
         return None

@@ -292,12 +292,12 @@ class BridgeCore:
         return out
 
     def request_transfer(
-        self, destination: str, now: float, *, from_tool: bool = False
+        self, destination: str, now: float, *, from_tool: bool = False, after_reply: bool = True
     ) -> list[Action]:
         out: list[Action] = [
             RecordTimeline("transfer.requested", now, {"destination": destination})
         ]
-        self._set_pending(TransferCall(destination), now, True, None, from_tool)
+        self._set_pending(TransferCall(destination), now, after_reply, None, from_tool)
         self._check_pending(out, now)
         self._schedule(out, now)
         return out

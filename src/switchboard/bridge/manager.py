@@ -374,8 +374,13 @@ class CallManager:
     async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
         call_id = self._by_carrier_id.get((carrier.value, carrier_call_id))
         active = self.calls.get(call_id) if call_id else None
-        if active is not None and active.sink is not None:
-            active.sink.timeline("caller.dtmf", time.monotonic() * 1000.0, {"digit": digit})
+        if active is None:
+            return
+        if active.session is not None:
+            await active.session.keypad.press(digit, "webhook")
+        elif active.sink is not None:  # before media: only the timeline
+            data = {"digit": digit, "source": "webhook"}
+            active.sink.timeline("caller.dtmf", time.monotonic() * 1000.0, data)
 
     # -- API operations --------------------------------------------------------------------------
     def sessions(self) -> list[dict[str, Any]]:

@@ -156,7 +156,9 @@ async def send_operator_audio(session: CallSession, pcm: bytes) -> bool:
     False when the caller is gone."""
     desk = session.operator
     for frame in desk.operator_audio(pcm):
-        desk.agent_audio(frame)  # listeners hear the operator too
+        desk.agent_audio(frame)  # listeners hear the operator too, and the recording has it
+        if session.recorder is not None:
+            session.recorder.agent_audio(frame, session.now())
         if not await session.carrier.send(session.codec.send_media(frame)):
             return False
     session.core.keep_alive(session.now())

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from switchboard.audio import Framer, StreamConverter
@@ -43,13 +43,17 @@ from switchboard.bridge.actions import (
 from switchboard.bridge.carrier import CarrierControl, CarrierLink
 from switchboard.bridge.control import SessionCallControl
 from switchboard.bridge.core import BridgeCore, BridgeOptions
+from switchboard.bridge.keypad import MenuChoice
+from switchboard.bridge.keypad_link import KeypadLink, silence_like
 from switchboard.bridge.operator import OperatorDesk
 from switchboard.bridge.provider_side import LIVE, ProviderSide
 from switchboard.bridge.sink import CallSink, MemorySink
+from switchboard.bridge.thinking import CALLER_TOOLS, ThinkingAudio
 from switchboard.bridge.voice import voice_detector
 from switchboard.errors import CallerDisconnected, SwitchboardError, UnsupportedOperation
 from switchboard.media import AudioChunk, AudioSpec
 from switchboard.providers.base import BaseProvider, SessionState
+from switchboard.recordings import CallRecording
 from switchboard.telephony.base import (
     DtmfReceived,
     MarkAcknowledged,
@@ -90,6 +94,10 @@ class CallSession:
         apology_audio: Callable[[str, AudioSpec], Awaitable[bytes | None]] | None = None,
         dial_plan: DialPlan | None = None,
         greeting: tuple[bytes, str | None] | None = None,
+        recorder: CallRecording | None = None,
+        dtmf_menu: Mapping[str, MenuChoice] | None = None,
+        thinking_after_ms: float | None = 700.0,
+        thinking_audio: bytes | None = None,
     ) -> None:
         self.call_id = call_id
         self.codec = codec
@@ -130,6 +138,27 @@ class CallSession:
         self._greeting = greeting
         #: listeners, and an operator who takes the call over (``bridge/operator.py``)
         self.operator = OperatorDesk(started.audio)
+        #: The call's recording (``recordings/``): it sees every frame crossing the carrier
+        #: socket and every ``clear``; a redaction (keypad digits) goes to its ``redact``.
+        self.recorder = recorder
+        #: the caller's keypad (``press`` takes digits; ``redacting``/``spans``: the redaction
+        #: hook, docs/telephony.md#keypad-dtmf)
+        self.keypad = KeypadLink(self, dtmf_menu, spawn=self._spawn)
+        self.tool_context.keypad = self.keypad
+        #: the sound while a slow tool runs (``bridge/thinking.py``); None: none
+        self.thinking = (
+            ThinkingAudio(
+                spec=started.audio,
+                send=self._send_thinking,
+                busy=self.core.agent_speaking,
+                clock=self.now,
+                sink=self.sink,
+                audio=thinking_audio,
+                after_ms=thinking_after_ms,
+            )
+            if thinking_after_ms is not None
+            else None
+        )
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -198,6 +227,9 @@ class CallSession:
         self._done.set()
 
     async def _finish(self) -> None:
+        self.keypad.close()
+        if self.thinking is not None:
+            self.thinking.stop("call_ended")
         for action in self.core.finish(self.now()):
             self._record(action)
         for task in list(self._background):
@@ -206,6 +238,8 @@ class CallSession:
             self._wake_timer.cancel()
         if self.end_reason == "provider_failed":
             await self._apologise()
+        if self.recorder is not None:
+            self.recorder.stop(self.now())
         # Carrier REST calls run here, after the loops: the task group cancels its tasks as
         # soon as the call is marked ended, which would cut a request short.
         await self.carrier.carry_out(self.core.carrier_action)
@@ -231,6 +265,8 @@ class CallSession:
                         case MediaReceived(payload=payload):
                             if self._on_frame_in is not None:
                                 self._on_frame_in()
+                            if self.recorder is not None:
+                                self.recorder.caller_audio(payload, self.now())
                             self.operator.caller_audio(payload)
                             if self.operator.taken_over:  # the operator hears it, not the agent
                                 self.core.keep_alive(self.now())
@@ -242,6 +278,8 @@ class CallSession:
                                 )
                                 await self.apply(barge_in)
                             data = inbound.process(payload)
+                            if self.keypad.collecting:  # the model hears no key tones
+                                data = silence_like(data, spec)
                             if data and provider.state in LIVE:
                                 await provider.send_audio(
                                     AudioChunk(data, spec.format, spec.sample_rate)
@@ -249,7 +287,7 @@ class CallSession:
                         case MarkAcknowledged(name=name):
                             await self.apply(self.core.mark_acked(name, self.now()))
                         case DtmfReceived(digit=digit):
-                            self.sink.timeline("caller.dtmf", self.now(), {"digit": digit})
+                            await self.keypad.press(digit, "media")
                         case StreamStopped():
                             self.end("caller_hangup")
                             return
@@ -298,10 +336,16 @@ class CallSession:
             match action:
                 case SendToCaller(payload=payload):
                     self.operator.agent_audio(payload)
+                    if self.recorder is not None:
+                        self.recorder.agent_audio(payload, self.now())
+                    if self.thinking is not None:
+                        self.thinking.stop()  # the first reply frame ends the thinking sound
                     await self._send(self.codec.send_media(payload))
                 case SendMark(name=name):
                     await self._send(self.codec.send_mark(name))
                 case ClearCallerBuffer():
+                    if self.recorder is not None:
+                        self.recorder.cleared(self.now())
                     await self._send(self.codec.send_clear())
                     self.operator.clear()
                     if self._provider_side is not None:
@@ -313,6 +357,8 @@ class CallSession:
                     tool = self._provider_side.invoke_tool(
                         self.tools, self.tool_context, call_id, name, arguments
                     )
+                    if self.thinking is not None and name not in CALLER_TOOLS:
+                        tool = self.thinking.around(tool)
                     self._spawn(tool, f"tool {name}")
                 case HangUp(reason=reason):
                     self.end(reason)  # the carrier is told at the end (``core.carrier_action``)
@@ -329,6 +375,9 @@ class CallSession:
                         self._wake_timer = self._loop.call_at(at_ms / 1000.0, self._wake.set)
                 case _:
                     self._record(action)
+                    done = isinstance(action, RecordTimeline) and action.kind == "response.done"
+                    if done and self.thinking is not None:
+                        self.thinking.reply_done()
 
     def _record(self, action: Action) -> None:
         match action:
@@ -340,6 +389,11 @@ class CallSession:
                 self.sink.timeline(kind, at_ms, data)
             case _:
                 pass
+
+    async def _send_thinking(self, frame: bytes) -> None:
+        if self.recorder is not None:  # the caller hears it: the recording's right channel
+            self.recorder.agent_audio(frame, self.now())
+        await self._send(self.codec.send_media(frame))
 
     async def _send(self, text: str) -> None:
         if self._done.is_set() and self.end_reason == "caller_hangup":
@@ -375,5 +429,8 @@ class CallSession:
             audio = await asyncio.wait_for(self._apology_audio(self.apology, spec), 10.0)
         except TimeoutError:
             audio = None
+        if audio and self.recorder is not None:  # what play_to_end sends: clear, then this
+            self.recorder.cleared(self.now())
+            self.recorder.agent_audio(audio, self.now())
         if audio and await self.carrier.play_to_end(audio, spec, "apology"):
             self.sink.transcript("agent", self.apology, self.now(), False)

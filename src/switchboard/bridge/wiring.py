@@ -21,8 +21,11 @@ from switchboard.bridge.active import (
     BridgeOverrides,
     bridge_options,
     recorded_greeting,
+    recorded_thinking,
 )
 from switchboard.bridge.apology import apology_audio
+from switchboard.bridge.audio_recording import finish_recording, open_recording
+from switchboard.bridge.keypad import MenuChoice
 from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
@@ -217,6 +220,13 @@ def open_session(
         sink=live,
         dial_plan=agent.dial_plan,
         greeting=recorded_greeting(agent, started.audio, call_id),
+        recorder=open_recording(gateway, agent, call_id, started.audio),
+        dtmf_menu={
+            key: MenuChoice(transfer=entry.transfer, say=entry.say, hang_up=entry.hangup)
+            for key, entry in agent.dtmf_menu.items()
+        },
+        thinking_after_ms=agent.thinking_after_ms,
+        thinking_audio=recorded_thinking(agent, started.audio, call_id),
     )
     session.operator.on_partial = live.partial  # the transcript as it comes, to the console
     return session
@@ -225,6 +235,8 @@ def open_session(
 async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:
     """Count and trace the call that ended with ``reason`` and finalise its record (usage
     and cost)."""
+    if active.session is not None:  # first: the record's end carries the recording's link
+        finish_recording(gateway, active.call_id, active.session.recorder, active.sink)
     config = active.provider.config
     if gateway.metrics is not None:
         session = active.session

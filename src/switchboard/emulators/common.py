@@ -31,11 +31,14 @@ class ScriptedTurn:
         say: what the agent says (after the tool result, if ``tool`` is set).
         caller: the transcript reported for the caller utterance that triggers this turn.
         tool: ``{"name": ..., "arguments": {...}}`` — a function call made before speaking.
+        text: set, the turn answers a caller *text* input containing it (keypad digits:
+            ``"pressed 4 2"``) wherever it comes, instead of taking its place in the order.
     """
 
     say: str = ""
     caller: str = ""
     tool: Mapping[str, Any] | None = None
+    text: str = ""
 
     @classmethod
     def from_obj(cls, obj: str | Mapping[str, Any] | ScriptedTurn) -> ScriptedTurn:
@@ -43,13 +46,18 @@ class ScriptedTurn:
             return obj
         if isinstance(obj, str):
             return cls(say=obj)
-        unknown = set(obj) - {"say", "caller", "tool"}
+        unknown = set(obj) - {"say", "caller", "tool", "text"}
         if unknown:
             raise ValueError(f"unknown scripted-turn keys: {sorted(unknown)}")
         tool = obj.get("tool")
         if tool is not None and "name" not in tool:
             raise ValueError("a scripted tool call needs a 'name'")
-        return cls(say=str(obj.get("say", "")), caller=str(obj.get("caller", "")), tool=tool)
+        return cls(
+            say=str(obj.get("say", "")),
+            caller=str(obj.get("caller", "")),
+            tool=tool,
+            text=str(obj.get("text", "")),
+        )
 
 
 @dataclass(slots=True)
@@ -64,7 +72,16 @@ class Script:
     def from_obj(cls, turns: Iterable[str | Mapping[str, Any] | ScriptedTurn] | None) -> Script:
         return cls([ScriptedTurn.from_obj(t) for t in (turns or [])])
 
+    def turn_for_text(self, text: str) -> ScriptedTurn | None:
+        """The turn answering a caller text input (see ``ScriptedTurn.text``), if any."""
+        for turn in self.turns:
+            if turn.text and turn.text in text:
+                return turn
+        return None
+
     def next_turn(self) -> ScriptedTurn:
+        while self._next < len(self.turns) and self.turns[self._next].text:
+            self._next += 1  # text turns answer text inputs only
         if self._next < len(self.turns):
             turn = self.turns[self._next]
             self._next += 1

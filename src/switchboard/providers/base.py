@@ -323,6 +323,15 @@ class BaseProvider(abc.ABC):
         """
         raise UnsupportedOperation(f"{type(self).__name__} cannot take a note")
 
+    async def send_caller_text(self, text: str) -> None:
+        """Give the model a caller input as text (keypad digits: "caller pressed 4 2"),
+        which it answers as a caller turn.
+
+        Raises:
+            UnsupportedOperation: this provider takes no text input (the default).
+        """
+        raise UnsupportedOperation(f"{type(self).__name__} takes no text input")
+
     async def disconnect(self) -> None:
         """Close the session (idempotent)."""
         if self._state in (SessionState.CLOSED,):

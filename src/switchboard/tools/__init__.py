@@ -6,8 +6,20 @@ model calls with ``await registry.invoke(name, arguments, context)``. Built-ins
 (``end_call``, ``transfer_call``) act on the call through ``ToolContext.control``.
 """
 
-from switchboard.tools.builtin import BUILTIN_TOOLS, builtin_registry, end_call, transfer_call
-from switchboard.tools.context import CallControl, NoCallControl, ToolContext
+from switchboard.tools.builtin import (
+    BUILTIN_TOOLS,
+    builtin_registry,
+    collect_digits,
+    end_call,
+    transfer_call,
+)
+from switchboard.tools.context import (
+    CallControl,
+    CollectedDigits,
+    DigitCollector,
+    NoCallControl,
+    ToolContext,
+)
 from switchboard.tools.registry import (
     DEFAULT_TIMEOUT_S,
     Tool,
@@ -21,12 +33,15 @@ __all__ = [
     "BUILTIN_TOOLS",
     "DEFAULT_TIMEOUT_S",
     "CallControl",
+    "CollectedDigits",
+    "DigitCollector",
     "NoCallControl",
     "Tool",
     "ToolContext",
     "ToolRegistry",
     "ToolResult",
     "builtin_registry",
+    "collect_digits",
     "end_call",
     "get_tool",
     "tool",

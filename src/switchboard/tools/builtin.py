@@ -5,6 +5,11 @@
 * ``transfer_call(destination)`` — the carrier transfers the caller (Twilio ``<Dial>`` redirect,
   Telnyx ``transfer``), if the agent's dial plan allows ``destination`` (its ``directory`` and
   ``transfer_allow``); otherwise the model gets the refusal as the tool's error.
+* ``collect_digits(prompt, max_digits, finish_on_key, timeout_s, redact)`` — the caller keys in
+  a number (account, PIN) without the model hearing each key. With ``redact`` the model gets
+  ``****`` and whether anything was keyed, never the digits: they stay in the call's tool context
+  (``variables["collected_digits"]``, which HTTP tools send) and out of the transcript, the
+  logs and the recording (docs/telephony.md#collect-digits).
 
 Agents enable them by name in ``tools:`` (``agents.yaml``).
 """
@@ -16,10 +21,11 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from switchboard.errors import ToolError
 from switchboard.tools.context import ToolContext
 from switchboard.tools.registry import ToolRegistry, tool
 
-__all__ = ["BUILTIN_TOOLS", "builtin_registry", "end_call", "transfer_call"]
+__all__ = ["BUILTIN_TOOLS", "builtin_registry", "collect_digits", "end_call", "transfer_call"]
 
 #: Seconds the goodbye may take to play before the invocation is abandoned.
 CALL_CONTROL_TIMEOUT_S = 30.0
@@ -56,13 +62,59 @@ async def transfer_call(
     return f"transferring to {destination}"
 
 
+#: The longest a caller may take per key in ``collect_digits`` (seconds).
+MAX_DIGIT_WAIT_S = 60.0
+
+
+@tool(timeout_s=4 * MAX_DIGIT_WAIT_S)
+async def collect_digits(
+    context: ToolContext,
+    prompt: Annotated[
+        str | None,
+        Field(description="What to ask the caller to key in (spoken before collecting)."),
+    ] = None,
+    max_digits: Annotated[int, Field(ge=1, le=32, description="Stop after this many keys.")] = 16,
+    finish_on_key: Annotated[
+        str, Field(pattern=r"^[#*]?$", description="The key that ends the input ('#').")
+    ] = "#",
+    timeout_s: Annotated[
+        float, Field(ge=0.5, le=MAX_DIGIT_WAIT_S, description="Seconds to wait for each key.")
+    ] = 8.0,
+    redact: Annotated[
+        bool,
+        Field(description="Keep the digits secret (PINs, card numbers): you get only a count."),
+    ] = False,
+) -> dict[str, Any]:
+    """Collect digits the caller types on the phone keypad (an account number, a PIN)."""
+    if context.keypad is None:
+        raise ToolError("no caller keypad on this call")
+    got = await context.keypad.collect(
+        prompt=prompt,
+        max_digits=max_digits,
+        finish_on_key=finish_on_key,
+        timeout_s=timeout_s,
+        redact=redact,
+    )
+    if redact:  # not even the count: a PIN's length is a hint too
+        context.variables["collected_digits"] = got.digits
+        return {
+            "digits": "****",
+            "redacted": True,
+            "received": bool(got.digits),
+            "ended_by": got.ended_by,
+        }
+    return {"digits": got.digits, "ended_by": got.ended_by}
+
+
 #: The built-in tool functions, by name.
 BUILTIN_TOOLS: dict[str, Callable[..., Any]] = {
     "end_call": end_call,
     "transfer_call": transfer_call,
+    "collect_digits": collect_digits,
 }
 
 
 def builtin_registry() -> ToolRegistry:
-    """A fresh registry holding every built-in tool (``end_call``, ``transfer_call``)."""
+    """A fresh registry holding every built-in tool (``end_call``, ``transfer_call``,
+    ``collect_digits``)."""
     return ToolRegistry(BUILTIN_TOOLS.values())

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from switchboard.errors import ToolError
 
-__all__ = ["CallControl", "NoCallControl", "ToolContext"]
+__all__ = ["CallControl", "CollectedDigits", "DigitCollector", "NoCallControl", "ToolContext"]
 
 
 @runtime_checkable
@@ -29,6 +29,34 @@ class CallControl(Protocol):
 
     async def transfer(self, destination: str) -> None:
         """Transfer the caller to ``destination`` (E.164 number or SIP URI)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CollectedDigits:
+    """What the caller keyed in: ``digits`` as pressed, ``ended_by`` ``finish_key``,
+    ``max_digits``, ``timeout`` or ``cancelled``."""
+
+    digits: str
+    ended_by: str
+
+
+@runtime_checkable
+class DigitCollector(Protocol):
+    """The caller's keypad during a call (``collect_digits``); implemented by the bridge."""
+
+    async def collect(
+        self,
+        *,
+        prompt: str | None,
+        max_digits: int,
+        finish_on_key: str,
+        timeout_s: float,
+        redact: bool,
+    ) -> CollectedDigits:
+        """Say ``prompt``, then gather keys until ``finish_on_key``, ``max_digits`` or
+        ``timeout_s`` without a key; with ``redact`` the keys are kept out of the transcript,
+        the logs and the recording."""
         ...
 
 
@@ -59,6 +87,7 @@ class ToolContext:
         variables: the call's variables (``POST /v1/calls``, ``agent_request_url``, the
             agent's defaults); HTTP tools send them with each request.
         extras: free-form per-call data tools may share (e.g. a CRM record looked up earlier).
+        keypad: the caller's keypad (None outside a live call).
     """
 
     call_id: str
@@ -69,3 +98,4 @@ class ToolContext:
     agent: str | None = None
     variables: dict[str, str] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    keypad: DigitCollector | None = None

@@ -301,3 +301,15 @@ def test_a_note_goes_into_the_history_and_is_answered_only_when_asked() -> None:
     # while a response is under way it waits for the next turn instead
     assert tm.note("Later.", respond=True, now=3.0) == []
     assert tm.history.messages[-1].content.endswith("Later.")
+
+
+def test_caller_text_is_a_turn_the_llm_answers_and_ends_a_reply_under_way() -> None:
+    tm = TurnManager()
+    first = one(caller_says(tm, "what are your hours", now=0.0), StartLLM)
+    actions = tm.caller_text("caller pressed 4 2", now=5.0)
+    assert any(isinstance(a, CancelLLM) for a in actions)  # the reply under way gives way
+    start = one(actions, StartLLM)
+    assert start.response_id != first.response_id
+    assert start.history[-1] == ChatMessage(role="user", content="caller pressed 4 2")
+    assert events(actions, ProviderEventType.CALLER_TRANSCRIPT) == []  # the bridge records it
+    assert tm.caller_text("  ", now=6.0) == []

@@ -425,7 +425,8 @@ class LiveConnection:
         if verbatim is not None:  # "Say exactly: …" speaks the words, the script stays put
             self._start_reply(self._speak(verbatim))
             return
-        turn = self.conv.script.next_turn()
+        by_text = self.conv.script.turn_for_text(text) if text else None
+        turn = by_text or self.conv.script.next_turn()
         heard = text if text is not None else turn.caller
         prompt_ms = self.conv.utterance_bytes / 2 / IN_RATE * 1000
         self.conv.utterance_bytes = 0

@@ -97,6 +97,7 @@ class RealtimeConnection:
         self._response: tuple[str, asyncio.Task[None]] | None = None
         self._pending_say: str | None = None  # spoken after a scripted tool call's output
         self._committed_turn: ScriptedTurn | None = None  # a manual commit's turn
+        self._text_turn: ScriptedTurn | None = None  # the answer to a user text item
         self._echo: tuple[str, str] | None = None  # (response id, item id)
 
     # -- I/O ---------------------------------------------------------------------------------
@@ -287,6 +288,14 @@ class RealtimeConnection:
         if item["id"] in self.items:
             raise ClientError("item_already_exists", f"Item {item['id']} already exists")
         self.items[item["id"]] = item
+        if item.get("type") == "message" and item.get("role") == "user":
+            text = " ".join(
+                str(part.get("text", ""))
+                for part in item.get("content", [])
+                if part.get("type") == "input_text"
+            )
+            if text:
+                self._text_turn = self.emu.script.turn_for_text(text)
         prev = previous if previous is not None else self.last_item
         self.last_item = item["id"]
         await self.send({"type": "conversation.item.added", "item": item, "previous_item_id": prev})
@@ -329,7 +338,8 @@ class RealtimeConnection:
             self._start(None, say)
         else:
             turn, self._committed_turn = self._committed_turn, None
-            turn = turn or self.emu.script.next_turn()
+            text_turn, self._text_turn = self._text_turn, None
+            turn = turn or text_turn or self.emu.script.next_turn()
             self._start(turn.tool, turn.say)
 
     # -- responses ---------------------------------------------------------------------------

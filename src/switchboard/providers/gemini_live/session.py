@@ -199,6 +199,10 @@ class GeminiLiveProvider(BaseProvider):
         self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="send text")
         await self._send(self.protocol.send_text(text))
 
+    async def send_caller_text(self, text: str) -> None:
+        """A caller input as text (keypad digits): a complete user turn the model answers."""
+        await self.send_text(text)
+
     async def say(self, text: str) -> None:
         """Speak ``text`` as the agent (a "Say exactly" text turn, as the greeting is)."""
         await self.send_text(f"Say exactly: {text}")

@@ -156,6 +156,16 @@ class RealtimeProtocol:
             out += self.request_response()
         return out
 
+    def caller_text(self, text: str) -> list[str]:
+        """A caller input as text (keypad digits): a user ``conversation.item.create`` with
+        ``input_text``, then a ``response.create`` so the model answers it."""
+        item = messages.history_item("user", text)
+        self._history[f"text_{next(self._ids)}"] = item
+        out: list[str] = []
+        if self.configured:  # while unconfigured, restore() replays it from the history
+            out.append(_dumps({"type": "conversation.item.create", "item": item}))
+        return out + self.request_response()
+
     def request_response(self, response: dict[str, Any] | None = None) -> list[str]:
         """A ``response.create``, or nothing if one is outstanding (it is then queued)."""
         if self._requested_id or self.active_response_id or not self.configured:

@@ -176,6 +176,11 @@ class OpenAIRealtimeProvider(BaseProvider):
         self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="add a note")
         await self._send(self._proto.note(text, respond=respond))
 
+    async def send_caller_text(self, text: str) -> None:
+        """A caller input as text (keypad digits): a user item, then a response."""
+        self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="send text")
+        await self._send(self._proto.caller_text(text))
+
     async def _do_interrupt(self, played_ms: int | None) -> None:
         await self._send(self._proto.interrupt(played_ms))
 

@@ -251,6 +251,11 @@ class PipelineProvider(BaseProvider):
         )
         await self._apply(self.turns.note(text, respond=respond, now=time.monotonic()))
 
+    async def send_caller_text(self, text: str) -> None:
+        """A caller turn given as text (keypad digits), answered like a spoken one."""
+        self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="send text")
+        await self._apply(self.turns.caller_text(text, time.monotonic()))
+
     async def _do_send_audio(self, chunk: AudioChunk) -> None:
         data = chunk.data
         if chunk.spec != self.input_spec:

@@ -262,6 +262,20 @@ class TurnManager:
         self._turn_t0, self._turn_latency_recorded = now, False
         return actions + self._start_llm()
 
+    def caller_text(self, text: str, now: float) -> list[TurnAction]:
+        """A caller turn given as text (keypad digits): it ends any reply under way and the
+        LLM answers it, as a spoken turn would be (the bridge records its transcript)."""
+        if not text.strip():
+            return []
+        actions: list[TurnAction] = []
+        if self._active is not None:
+            actions += self._cancel_active("interrupted")
+        if self._awaiting is not None:
+            self._answer_calls(self._awaiting, placeholder=True)
+        self.history.append(ChatMessage(role="user", content=text))
+        self._turn_t0, self._turn_latency_recorded = now, False
+        return actions + self._start_llm()
+
     # -- agent side -------------------------------------------------------------------------------
     def _start_llm(self) -> list[TurnAction]:
         response = _Response(self._new_id("resp"), self._new_id("item"), self._turn_t0, True)
