@@ -97,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a complete simulated call, offline, no keys")
     demo.add_argument("--out", type=Path, default=Path("demo-heard.wav"))
     demo.add_argument("--database", default=None, help="database URL for the demo's call record")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the gateway running after the call and print the console URL with its token",
+    )
 
     load = sub.add_parser("loadtest", help="N concurrent simulated calls; round-trip report")
     load.add_argument("--carrier", choices=("twilio", "telnyx"), default="twilio")
@@ -182,7 +187,12 @@ def _dispatch(args: argparse.Namespace, settings: Any) -> int:
         case "demo":
             from switchboard.demo import run_demo
 
-            return asyncio.run(run_demo(out=args.out, database_url=args.database))
+            try:
+                return asyncio.run(
+                    run_demo(out=args.out, database_url=args.database, keep=args.keep)
+                )
+            except KeyboardInterrupt:  # how a kept demo's gateway is stopped
+                return 0 if args.keep else 130
         case "loadtest":
             from switchboard.loadtest import loadtest_command
 

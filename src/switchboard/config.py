@@ -13,7 +13,7 @@ import logging
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -112,6 +112,11 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///switchboard.db", alias="SWITCHBOARD_DATABASE_URL"
     )
     provider: str = Field(default="auto", alias="SWITCHBOARD_PROVIDER")
+    #: What transcribes an operator's take-over for the agent at hand-back: ``local`` (the
+    #: offline Whisper of the ``[local]`` extra) or ``none`` (the agent is told how long).
+    operator_transcriber: Literal["none", "local"] = Field(
+        default="none", alias="SWITCHBOARD_OPERATOR_TRANSCRIBER"
+    )
     config_path: Path | None = Field(default=None, alias="SWITCHBOARD_CONFIG")
     agents_path: Path | None = Field(default=None, alias="SWITCHBOARD_AGENTS")
     log_level: str = Field(default="INFO", alias="SWITCHBOARD_LOG_LEVEL")

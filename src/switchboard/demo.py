@@ -15,6 +15,7 @@ import contextlib
 import secrets
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -23,6 +24,9 @@ from switchboard.app import create_app
 from switchboard.config import load_settings
 from switchboard.errors import SwitchboardError
 from switchboard.store import CallStore
+
+if TYPE_CHECKING:
+    from switchboard.emulators.twilio import TwilioCallReport
 
 __all__ = ["DEMO_LINES", "run_demo"]
 
@@ -93,8 +97,18 @@ async def _follow(store: CallStore, carrier_sid: str, done: asyncio.Event, conso
             await asyncio.wait_for(done.wait(), 0.25)
 
 
-async def run_demo(*, out: Path = Path("demo-heard.wav"), database_url: str | None = None) -> int:
-    """Run the demo call; returns 0 when the call went through both ways."""
+async def run_demo(
+    *,
+    out: Path = Path("demo-heard.wav"),
+    database_url: str | None = None,
+    keep: bool = False,
+    kept: asyncio.Event | None = None,
+) -> int:
+    """Run the demo call; returns 0 when the call went through both ways.
+
+    ``keep``: leave the gateway running afterwards (until interrupted, or ``kept`` is set) and
+    print the console's URL with the demo's token, to explore the call there.
+    """
     from switchboard.emulators.loopback import LoopbackServer, bind_loopback
     from switchboard.emulators.twilio import TwilioEmulator
 
@@ -117,7 +131,7 @@ async def run_demo(*, out: Path = Path("demo-heard.wav"), database_url: str | No
             "TWILIO_AUTH_TOKEN": twilio.auth_token,
             "TWILIO_BASE_URL": twilio.base_url,
             "SWITCHBOARD_PUBLIC_URL": base,
-            "SWITCHBOARD_API_TOKEN": secrets.token_urlsafe(16),
+            "SWITCHBOARD_API_TOKEN": (token := secrets.token_urlsafe(16)),
         }
         if database_url:
             overrides["SWITCHBOARD_DATABASE_URL"] = database_url
@@ -133,14 +147,35 @@ async def run_demo(*, out: Path = Path("demo-heard.wav"), database_url: str | No
             await asyncio.sleep(0.8)  # let the record's last batch land
             done.set()
             call_id = await follower
+            if keep and reports:
+                _summary(console, reports[0], out, settings.database_url, call_id)
+                # The token rides in the fragment, which the browser never sends to a server.
+                url = f"{base}/console/#token={token}&call={call_id}"
+                console.rule("the gateway stays up (Ctrl-C to stop)")
+                console.print(f"explore the call in the console: [bold]{url}[/]", soft_wrap=True)
+                console.print(f"API token: {token}", soft_wrap=True)
+                await (kept or asyncio.Event()).wait()  # Ctrl-C cancels this: all closes
+                return 0 if _ok(reports[0]) else 1
     if not reports:
         console.print("[red]the call did not finish[/]")
         return 1
-    report = reports[0]
+    _summary(console, reports[0], out, settings.database_url, call_id)
+    console.print(
+        "explore it in the operator console: [bold]switchboard demo --keep[/] leaves the "
+        "gateway running and prints the console's URL with its token"
+    )
+    return 0 if _ok(reports[0]) else 1
+
+
+def _ok(report: TwilioCallReport) -> bool:
+    return report.heard_ms > 1000 and report.frames_sent > 0 and not report.violations
+
+
+def _summary(
+    console: Console, report: TwilioCallReport, out: Path, database_url: str, call_id: str
+) -> None:
     console.rule("call summary")
     console.print(report.summary())
     console.print(f"recording of what the caller heard: [bold]{out}[/]")
-    console.print(f"call record: {settings.database_url}  (id {call_id})")
+    console.print(f"call record: {database_url}  (id {call_id})")
     console.print(f"show it with: [bold]switchboard calls show {call_id}[/]")
-    ok = report.heard_ms > 1000 and report.frames_sent > 0 and not report.violations
-    return 0 if ok else 1

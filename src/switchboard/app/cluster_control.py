@@ -125,11 +125,8 @@ async def run_command(state: AppState, command: ControlCommand) -> None:
                 if not await calls.hand_over(call_id):
                     logger.info("call %s: not released (not here, or bridged)", call_id)
                 return
-            case "say":
-                active = calls.calls.get(call_id)
-                if active is None or active.session is None:
-                    raise KeyError(call_id)
-                await active.session.provider.say(command.text)
+            case "say":  # as a local say: refused while an operator has the call
+                await calls.say(call_id, command.text)
                 note_on_call(calls, call_id, "say", {"text": command.text, **who})
     except KeyError:
         logger.info("command %s for %s: the call is no longer live", command.action, call_id)

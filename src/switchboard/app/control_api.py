@@ -17,11 +17,15 @@
 ``/v1/stream`` protocol. The token goes in the ``Authorization`` header or ``?token=``. The
 client's first message is JSON::
 
-    {"type": "start", "provider": "openai" | null, "requirements": {...} | null,
+    {"type": "start", "agent": "receptionist" | null,
+     "provider": "openai" | null, "requirements": {...} | null,
      "sample_rate": 16000, "system_prompt": "...", "voice": null, "greeting": null,
      "tools": [<seed function shape>, ...]}
 
-then binary frames of PCM16 LE mono at ``sample_rate`` — or, with ``"format": "opus"``
+(``agent``: that agent's prompt, voice, greeting and provider — unless ``provider`` names
+another — replace ``system_prompt``, ``voice``, ``greeting`` and ``tools``; its tools are not
+offered, since they run in the gateway's calls), then binary frames of PCM16 LE mono at
+``sample_rate`` — or, with ``"format": "opus"``
 (``sample_rate`` 8000/16000/24000/48000), one raw Opus packet per binary frame, as browsers'
 WebCodecs ``AudioEncoder`` produces them — and optionally JSON
 ``{"type": "function_result", "call_id": ..., "result": ...}``,
@@ -47,12 +51,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, statu
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
 
+from switchboard.agents import Agent
 from switchboard.app.auth import require_token, require_token_ws
 from switchboard.app.cluster_control import cluster_sessions, remote_destination, send_to_owner
 from switchboard.app.operator_api import actor, note_action
 from switchboard.app.state import get_state
 from switchboard.audio import StreamConverter, check_rate
 from switchboard.bridge.manager import CallManager
+from switchboard.bridge.wiring import choose_provider
 from switchboard.cluster import ControlCommand
 from switchboard.errors import AudioError, ConfigError, DialRefused, SwitchboardError
 from switchboard.integrations.variables import CallVariables
@@ -212,6 +218,25 @@ async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
     return Ack(call_id=call_id, status="transferred")
 
 
+class AgentOut(BaseModel):
+    name: str
+    provider: str | None = Field(description="the agent's provider (None: chosen per call)")
+    numbers: list[str]
+
+
+@control_router.get("/agents", response_model=list[AgentOut])
+async def agents(request: Request) -> list[AgentOut]:
+    """The agent profiles (``WS /v1/stream`` talks to one by name: the console's Playground)."""
+    return [
+        AgentOut(
+            name=agent.name,
+            provider=agent.provider.value if agent.provider is not None else None,
+            numbers=list(agent.numbers),
+        )
+        for agent in _manager(request).agents
+    ]
+
+
 @control_router.get("/sessions")
 async def sessions(request: Request) -> list[dict[str, Any]]:
     """The live calls of every node of the cluster, each with its ``node``."""
@@ -248,20 +273,25 @@ async def stream(websocket: WebSocket) -> None:
                 _client_format(start.get("format", "pcm16")),
                 check_rate(int(start.get("sample_rate", 16000))),
             )
-            name = (
-                start.get("provider")
-                or state.gateway.providers.select_best_provider(
-                    Requirements.from_mapping(start.get("requirements") or {})
-                ).value
-            )
-            config = SessionConfig(
-                audio_format=AudioFormat.PCM16,
-                sample_rate=client.sample_rate,
-                system_prompt=start.get("system_prompt"),
-                voice=start.get("voice"),
-                greeting=start.get("greeting"),
-                tools=list(start.get("tools") or []),
-            )
+            agent = _stream_agent(state.calls, start.get("agent"))
+            if agent is not None:  # the agent's prompt, voice, greeting and provider
+                name = start.get("provider") or choose_provider(state.gateway, agent)
+                config = agent.session_config(AudioSpec(AudioFormat.PCM16, client.sample_rate))
+            else:
+                name = (
+                    start.get("provider")
+                    or state.gateway.providers.select_best_provider(
+                        Requirements.from_mapping(start.get("requirements") or {})
+                    ).value
+                )
+                config = SessionConfig(
+                    audio_format=AudioFormat.PCM16,
+                    sample_rate=client.sample_rate,
+                    system_prompt=start.get("system_prompt"),
+                    voice=start.get("voice"),
+                    greeting=start.get("greeting"),
+                    tools=list(start.get("tools") or []),
+                )
             provider = state.gateway.providers.create_provider(name, config)
             inbound = StreamConverter(client, provider.input_spec)
             await provider.connect()
@@ -303,6 +333,16 @@ async def stream(websocket: WebSocket) -> None:
                 await provider.disconnect()
         with contextlib.suppress(Exception):
             await websocket.close(1000)
+
+
+def _stream_agent(calls: object, name: object) -> Agent | None:
+    """The agent a stream asked for by name (None when it named none)."""
+    if name is None:
+        return None
+    agent = calls.agents.get(str(name)) if isinstance(calls, CallManager) else None
+    if agent is None:
+        raise ConfigError(f"no agent named {name!r}")
+    return agent
 
 
 def _client_format(value: object) -> AudioFormat:

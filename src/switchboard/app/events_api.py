@@ -3,9 +3,11 @@
 The stream opens with a ``snapshot`` event (the live calls' summaries; with ``?call_id=`` also
 that call's recent events), then sends each :class:`~switchboard.live.LiveEvent` as it happens:
 ``call.started``, ``call.updated`` (status, ``last_latency_ms``, ``turns``, ``cost_usd``),
-``call.ended``, ``transcript``, ``timeline`` (lifecycle, tool calls with arguments and
-results, barge-ins, failovers, transfers, operators' actions) and ``turn.latency``. Each
-event's ``data`` is ``{"seq", "type", "call_id", "data"}``. A comment line every 15 s keeps
+``call.ended``, ``transcript``, ``transcript.partial`` (``role`` and the ``text`` said so far,
+``""`` once the line settles; passing, not kept for a new subscriber), ``timeline``
+(lifecycle, tool calls with arguments and results, barge-ins, failovers, transfers,
+operators' actions) and ``turn.latency``. Each event's ``data`` is
+``{"seq", "type", "call_id", "data"}``. A comment line every 15 s keeps
 proxies from closing an idle stream. A client that reads too slowly loses its oldest events,
 never slows a call, and is told so with a ``dropped`` event (``{"dropped": n}`` in all).
 

@@ -22,6 +22,7 @@ from switchboard.app.events_api import events_router
 from switchboard.app.metrics_api import metrics_router
 from switchboard.app.openapi import describe_edge
 from switchboard.app.operator_api import operator_router
+from switchboard.app.operator_audio import operator_audio_router
 from switchboard.app.readiness import readiness_router
 from switchboard.app.recordings_api import recordings_router
 from switchboard.app.state import AppState
@@ -130,6 +131,7 @@ def create_app(
     app.include_router(deliveries_router)  # webhook deliveries (docs/integrations.md)
     app.include_router(events_router)  # live call events (GET /v1/events)
     app.include_router(operator_router)  # an operator's actions on a live call
+    app.include_router(operator_audio_router)  # listen in, speak when taken over
     install_console(app)  # the operator console's static files (docs/console.md)
     # Carrier routes (each module adds its webhooks and media websocket).
     app.include_router(twilio_router)

@@ -37,6 +37,22 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 _WEBHOOK_PREFIXES = ("/twilio/", "/telnyx/")
+#: OpenAPI has no websockets: they are listed under ``x-websockets`` (token in the
+#: ``Authorization`` header or ``?token=``; protocols in the modules named).
+WEBSOCKETS: dict[str, dict[str, str]] = {
+    "/v1/stream": {
+        "description": "a browser or program talks to a provider or an agent: PCM16/Opus in, "
+        "agent audio and JSON events out (switchboard.app.control_api)",
+    },
+    "/v1/calls/{call_id}/listen": {
+        "description": "both sides of a live call mixed, PCM16 16 kHz binary frames "
+        "(switchboard.app.operator_audio)",
+    },
+    "/v1/calls/{call_id}/operator": {
+        "description": "while the call is taken over: the operator's microphone (PCM16 16 kHz) "
+        "to the caller, the caller back (switchboard.app.operator_audio)",
+    },
+}
 _METHODS = ("get", "put", "post", "delete", "patch")
 
 
@@ -64,6 +80,7 @@ def _describe(schema: dict[str, Any]) -> dict[str, Any]:
         "scheme": "bearer",
         "description": "SWITCHBOARD_API_TOKEN",
     }
+    schema["x-websockets"] = WEBSOCKETS
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             if method not in _METHODS:

@@ -349,6 +349,21 @@ class BridgeCore:
             self._carrier_action = hang_up
         return [hang_up]
 
+    # -- an operator (``bridge/operator.py``) ------------------------------------------------------
+    def operator_took_over(self, now: float) -> list[Action]:
+        """An operator has the call: the agent's reply in progress stops as in a barge-in
+        (cleared, truncated at what was heard, its transcript cut)."""
+        out: list[Action] = []
+        if self.agent_speaking(now):
+            self._barge_in(out, now, source="operator")
+        return out
+
+    def keep_alive(self, now: float) -> None:
+        """Someone is talking though not to the agent (an operator has the call): the silence
+        timers start again from ``now``."""
+        self._last_activity = max(self._last_activity, now)
+        self._reprompted = False
+
     # -- the caller's voice at our socket (see ``CallerVoice``) ----------------------------------
     def caller_frame(self, voiced: bool, now: float) -> list[Action]:
         """A caller frame reached our socket (``voiced``: the bridge's voice detector heard

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from switchboard.agents import AgentBook
+from switchboard.bridge import operator_control
 from switchboard.bridge.active import ActiveCall, BridgeOverrides, caller_audio
 from switchboard.bridge.admission import CallAdmission
 from switchboard.bridge.cluster_calls import (
@@ -37,6 +38,7 @@ from switchboard.bridge.cluster_calls import (
 )
 from switchboard.bridge.control import checked_destination
 from switchboard.bridge.planner import CallPlanner, Placement
+from switchboard.bridge.session import CallSession
 from switchboard.bridge.wiring import (
     call_started,
     choose_provider,
@@ -426,6 +428,35 @@ class CallManager:
                 "call.transferred", active.session.now(), {"to": destination}
             )
             active.session.end("transferred")
+
+    # -- an operator's actions (``bridge/operator_control.py``); each raises KeyError when
+    # the call is not live here and OperatorConflict when it is not bridged yet
+    def bridged(self, call_id: str) -> CallSession:
+        """The session of a live, bridged call."""
+        active = self.calls[call_id]
+        if active.ending:
+            raise KeyError(call_id)
+        if active.session is None:
+            raise operator_control.OperatorConflict("the call's media has not started yet")
+        return active.session
+
+    async def say(self, call_id: str, text: str) -> None:
+        """The agent of a live call speaks ``text`` now."""
+        await operator_control.say(self.bridged(call_id), text)
+
+    async def whisper(self, call_id: str, text: str, *, respond: bool = False) -> None:
+        """Tell a live call's agent ``text``; the caller does not hear it."""
+        await operator_control.whisper(self.bridged(call_id), text, respond=respond)
+
+    async def take_over(self, call_id: str, by: str) -> None:
+        """``by`` takes a live call over from its agent."""
+        keep = operator_control.operator_transcriber(self.gateway.settings) is not None
+        await operator_control.take_over(self.bridged(call_id), by, keep_audio=keep)
+
+    async def hand_back(self, call_id: str) -> float:
+        """A taken-over call goes back to its agent; the seconds the operator had it."""
+        transcribe = operator_control.operator_transcriber(self.gateway.settings)
+        return await operator_control.hand_back(self.bridged(call_id), transcribe)
 
     async def place_call(
         self,

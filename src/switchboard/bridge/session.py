@@ -45,6 +45,7 @@ from switchboard.bridge.control import SessionCallControl
 from switchboard.bridge.core import BridgeCore, BridgeOptions
 from switchboard.bridge.keypad import MenuChoice
 from switchboard.bridge.keypad_link import KeypadLink, silence_like
+from switchboard.bridge.operator import OperatorDesk
 from switchboard.bridge.provider_side import LIVE, ProviderSide
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.thinking import CALLER_TOOLS, ThinkingAudio
@@ -135,6 +136,8 @@ class CallSession:
         self._apology_audio = apology_audio
         #: a recorded greeting: carrier audio and the text that stands for it in the transcript
         self._greeting = greeting
+        #: listeners, and an operator who takes the call over (``bridge/operator.py``)
+        self.operator = OperatorDesk(started.audio)
         #: The call's recording (``recordings/``): it sees every frame crossing the carrier
         #: socket and every ``clear``; a redaction (keypad digits) goes to its ``redact``.
         self.recorder = recorder
@@ -265,6 +268,10 @@ class CallSession:
                                 self._on_frame_in()
                             if self.recorder is not None:
                                 self.recorder.caller_audio(payload, self.now())
+                            self.operator.caller_audio(payload)
+                            if self.operator.taken_over:  # the operator hears it, not the agent
+                                self.core.keep_alive(self.now())
+                                continue
                             barge_in = caller_frame(bool(payload) and voiced(payload), self.now())
                             if barge_in:
                                 self.log.info(
@@ -297,6 +304,8 @@ class CallSession:
         provider_side = self._provider_side
         assert provider_side is not None
         async for event in self.provider.receive_events():
+            if self.operator.screen(event):  # an operator has the call: the agent is off air
+                continue
             received = self.now()
             await provider_side.handle(event)
             # The sink times the provider (metrics) after the event is handled, so a turn it
@@ -327,6 +336,7 @@ class CallSession:
         for action in actions:
             match action:
                 case SendToCaller(payload=payload):
+                    self.operator.agent_audio(payload)
                     if self.recorder is not None:
                         self.recorder.agent_audio(payload, self.now())
                     if self.thinking is not None:
@@ -338,6 +348,7 @@ class CallSession:
                     if self.recorder is not None:
                         self.recorder.cleared(self.now())
                     await self._send(self.codec.send_clear())
+                    self.operator.clear()
                     if self._provider_side is not None:
                         self._provider_side.clear()
                 case TruncateAssistant(played_ms=played_ms):

@@ -204,7 +204,8 @@ def open_session(
         carrier.value,
         config.extra.get("llm_model"),
     )
-    return CallSession(
+    live = LiveSink(gateway.live, call_id, sink, pricing=pricing)
+    session = CallSession(
         call_id=call_id,
         codec=codec,
         socket=socket,
@@ -216,7 +217,7 @@ def open_session(
         options=options,
         apology=agent.apology,
         apology_audio=apology_audio,
-        sink=LiveSink(gateway.live, call_id, sink, pricing=pricing),
+        sink=live,
         dial_plan=agent.dial_plan,
         greeting=recorded_greeting(agent, started.audio, call_id),
         recorder=open_recording(gateway, agent, call_id, started.audio),
@@ -227,6 +228,8 @@ def open_session(
         thinking_after_ms=agent.thinking_after_ms,
         thinking_audio=recorded_thinking(agent, started.audio, call_id),
     )
+    session.operator.on_partial = live.partial  # the transcript as it comes, to the console
+    return session
 
 
 async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:

@@ -26,7 +26,13 @@ from typing import Any, Literal
 __all__ = ["LiveEvent", "LiveEventType", "LiveHub", "Subscription"]
 
 LiveEventType = Literal[
-    "call.started", "call.updated", "call.ended", "transcript", "timeline", "turn.latency"
+    "call.started",
+    "call.updated",
+    "call.ended",
+    "transcript",
+    "transcript.partial",
+    "timeline",
+    "turn.latency",
 ]
 
 
@@ -126,7 +132,7 @@ class LiveHub:
         if type_ == "call.ended":
             self.calls.pop(call_id, None)
             self._recent.pop(call_id, None)
-        elif call_id in self._recent:
+        elif call_id in self._recent and type_ != "transcript.partial":  # (passing, not kept)
             self._recent[call_id].append(event)
         for subscriber in self._subscribers:
             subscriber.offer(event)

@@ -79,6 +79,10 @@ class LiveSink:
             {"role": role, "text": text, "interrupted": interrupted, "t_ms": self._offset(at_ms)},
         )
 
+    def partial(self, role: str, text: str) -> None:
+        """The line ``role`` is saying, so far ("" once it is final): live only, not recorded."""
+        self.hub.publish("transcript.partial", self.call_id, {"role": role, "text": text})
+
     def timeline(self, kind: str, at_ms: float, data: dict[str, Any]) -> None:
         if self.inner is not None:
             self.inner.timeline(kind, at_ms, data)

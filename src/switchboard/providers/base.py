@@ -313,6 +313,16 @@ class BaseProvider(abc.ABC):
         """
         raise UnsupportedOperation(f"{type(self).__name__} cannot speak arbitrary text")
 
+    async def add_note(self, text: str, *, respond: bool = False) -> None:
+        """Tell the agent ``text`` without the caller hearing it (an operator's whisper, what
+        happened while an operator had the call); ``respond``: the agent answers it now.
+
+        Raises:
+            UnsupportedOperation: this provider cannot take a note (the default; providers
+                that can override this).
+        """
+        raise UnsupportedOperation(f"{type(self).__name__} cannot take a note")
+
     async def send_caller_text(self, text: str) -> None:
         """Give the model a caller input as text (keypad digits: "caller pressed 4 2"),
         which it answers as a caller turn.

@@ -307,3 +307,16 @@ def test_requeued_messages_go_first_after_the_next_setup() -> None:
     flushed = proto.drain()
     assert flushed[0] == lost
     assert "clientContent" in json.loads(flushed[1])
+
+
+def test_a_note_is_a_client_content_turn_completed_only_when_answered() -> None:
+    proto = ready(make_protocol())
+    (quiet,) = proto.send_note("The caller is a VIP.")
+    assert validate_client(quiet) == {
+        "clientContent": {
+            "turns": [{"role": "user", "parts": [{"text": "The caller is a VIP."}]}],
+            "turnComplete": False,
+        }
+    }
+    (answered,) = proto.send_note("An operator spoke with the caller.", respond=True)
+    assert validate_client(answered)["clientContent"]["turnComplete"] is True

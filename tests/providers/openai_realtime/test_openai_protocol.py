@@ -390,3 +390,20 @@ def test_truncated_reply_is_replayed_as_heard() -> None:
     proto.receive(done)
     (item,) = proto.history()
     assert item["content"][0]["text"] == "01234"
+
+
+def test_a_note_is_a_system_item_the_caller_does_not_hear_and_answered_when_asked() -> None:
+    proto = configured()
+    (item,) = sent(proto.note("The caller is a VIP."))
+    assert item["type"] == "conversation.item.create"
+    assert item["item"] == {
+        "type": "message",
+        "role": "system",
+        "content": [{"type": "input_text", "text": "The caller is a VIP."}],
+    }
+    create, response = sent(proto.note("An operator spoke with the caller.", respond=True))
+    assert create["item"]["role"] == "system"
+    assert response["type"] == "response.create" and "response" not in response
+    # kept for replay after a reconnect, in order
+    texts = [i["content"][0]["text"] for i in proto.history() if i.get("role") == "system"]
+    assert texts == ["The caller is a VIP.", "An operator spoke with the caller."]

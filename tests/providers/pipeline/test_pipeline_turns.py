@@ -290,6 +290,19 @@ def test_late_interrupt_truncates_old_reply_but_spares_the_new_one() -> None:
     assert [m.content for m in tm.history.messages] == ["story", "Alpha beta", "stop"]
 
 
+def test_a_note_goes_into_the_history_and_is_answered_only_when_asked() -> None:
+    tm = TurnManager()
+    assert tm.note("The caller is a VIP.", respond=False, now=1.0) == []
+    assert tm.history.messages[-1] == ChatMessage(
+        role="user", content="[Operator note, not said by the caller] The caller is a VIP."
+    )
+    start = one(tm.note("An operator spoke with the caller.", respond=True, now=2.0), StartLLM)
+    assert "An operator spoke" in start.history[-1].content
+    # while a response is under way it waits for the next turn instead
+    assert tm.note("Later.", respond=True, now=3.0) == []
+    assert tm.history.messages[-1].content.endswith("Later.")
+
+
 def test_caller_text_is_a_turn_the_llm_answers_and_ends_a_reply_under_way() -> None:
     tm = TurnManager()
     first = one(caller_says(tm, "what are your hours", now=0.0), StartLLM)

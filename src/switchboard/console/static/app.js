@@ -4,6 +4,7 @@ import { h } from "./format.js";
 import { showLive } from "./live.js";
 import { showCall } from "./call.js";
 import { showHistory } from "./history.js";
+import { showPlayground } from "./playground.js";
 
 const view = document.getElementById("view");
 const nav = document.querySelector("nav");
@@ -38,6 +39,7 @@ function route() {
   const call = hash.match(/^#\/calls\/([\w.-]+)$/);
   if (call) showCall(view, call[1], signal);
   else if (hash.startsWith("#/history")) showHistory(view, signal);
+  else if (hash.startsWith("#/playground")) showPlayground(view, signal);
   else showLive(view, signal);
 }
 
@@ -46,4 +48,16 @@ document.getElementById("sign-out").addEventListener("click", () => {
   location.hash = "#/signin";
 });
 window.addEventListener("hashchange", route);
-route();
+
+// `switchboard demo --keep` prints /console/#token=…&call=…: sign in with it, forget it (the
+// fragment never reaches a server), and show the call.
+async function start() {
+  const given = new URLSearchParams(location.hash.slice(1));
+  if (given.has("token")) {
+    const call = given.get("call");
+    const ok = await signIn(given.get("token"));
+    history.replaceState(null, "", ok && call ? `#/calls/${encodeURIComponent(call)}` : "#/live");
+  }
+  route();
+}
+start();

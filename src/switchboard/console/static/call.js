@@ -4,10 +4,11 @@
 import { api, blobUrl, follow } from "./api.js";
 import { h, ms, seconds, status, usd, when } from "./format.js";
 import { latencyChart } from "./chart.js";
+import { audioSocket } from "./audio.js";
 
 export function showCall(view, callId, signal) {
   const state = { live: false, summary: null, transcript: [], timeline: [], latencies: [],
-    record: null };
+    record: null, partial: {} };
   const facts = h("dl", { class: "facts", "aria-label": "Call facts" });
   const transcript = h("ol", { class: "transcript", "aria-label": "Transcript" });
   const timeline = h("ol", { class: "timeline", "aria-label": "Timeline" });
@@ -38,18 +39,24 @@ export function showCall(view, callId, signal) {
     transcript.replaceChildren(...state.transcript.map((t) =>
       h("li", { class: `${t.role}${t.interrupted ? " interrupted" : ""}` },
         h("span", { class: "role" }, t.role === "agent" ? "Agent" : "Caller"),
-        h("span", { class: "text" }, t.text))));
+        h("span", { class: "text" }, t.text))),
+      ...Object.entries(state.live ? state.partial : {}).filter(([, text]) => text).map(
+        ([role, text]) => h("li", { class: `${role} partial`, "aria-label": `${role} speaking` },
+          h("span", { class: "role" }, role === "agent" ? "Agent" : "Caller"),
+          h("span", { class: "text" }, text))));
     transcript.scrollTop = transcript.scrollHeight;
     timeline.replaceChildren(...state.timeline.map((e) => h("li", {},
       h("span", { class: "t" }, `${(e.t_ms / 1000).toFixed(1)} s`), e.kind, " ",
       Object.keys(e.data ?? {}).length ? h("code", {}, JSON.stringify(e.data)) : "")));
     chart.replaceChildren(latencyChart(state.latencies));
     controls.hidden = !state.live;
+    if (!state.live) audio.stop();
   };
 
   const apply = (type, event) => {
     const d = event.data;
-    if (type === "transcript") state.transcript.push(d);
+    if (type === "transcript") { state.transcript.push(d); state.partial[d.role] = ""; }
+    else if (type === "transcript.partial") state.partial[d.role] = d.text;
     else if (type === "timeline") state.timeline.push(d);
     else if (type === "turn.latency") state.latencies.push(d);
     else if (type === "call.updated") Object.assign(state.summary ?? {}, d);
@@ -88,7 +95,8 @@ export function showCall(view, callId, signal) {
     }
   };
 
-  controls.append(...operatorControls(callId, signal));
+  const audio = callAudio(callId, signal);
+  controls.append(...operatorControls(callId, signal), ...audio.controls);
   render();
   const tick = setInterval(() => { if (state.live) render(); }, 1000);
   signal.addEventListener("abort", () => clearInterval(tick));
@@ -109,28 +117,84 @@ export function showCall(view, callId, signal) {
   }, signal);
 }
 
+async function act(callId, action, body, signal) {
+  try {
+    await api(`/v1/calls/${encodeURIComponent(callId)}/${action}`, { method: "POST", body, signal });
+    status(`${action}: done`);
+    return true;
+  } catch (error) {
+    status(`${action}: ${error.message}`, true);
+    return false;
+  }
+}
+
 function operatorControls(callId, signal) {
-  const act = async (action, body) => {
-    try {
-      await api(`/v1/calls/${encodeURIComponent(callId)}/${action}`, { method: "POST", body, signal });
-      status(`${action}: done`);
-    } catch (error) {
-      status(`${action}: ${error.message}`, true);
-    }
-  };
+  const act_ = (action, body) => act(callId, action, body, signal);
   const sayText = h("input", { name: "say", "aria-label": "Text to say", maxlength: 2000 });
+  const whisperText = h("input", { name: "whisper", "aria-label": "Text to whisper",
+    maxlength: 2000, placeholder: "the caller does not hear it" });
+  const respond = h("input", { type: "checkbox", name: "respond" });
   const destination = h("input", { name: "destination", "aria-label": "Transfer to",
     placeholder: "name or +number" });
   return [
     h("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
-      if (sayText.value.trim()) act("say", { text: sayText.value.trim() }).then(() => { sayText.value = ""; });
+      if (sayText.value.trim()) act_("say", { text: sayText.value.trim() }).then(() => { sayText.value = ""; });
     } }, sayText, h("button", { type: "submit" }, "Say")),
     h("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
-      if (destination.value.trim()) act("transfer", { destination: destination.value.trim() });
+      if (whisperText.value.trim()) {
+        act_("whisper", { text: whisperText.value.trim(), respond: respond.checked })
+          .then(() => { whisperText.value = ""; });
+      }
+    } }, whisperText, h("button", { type: "submit" }, "Whisper"),
+    h("label", { class: "check" }, respond, "act on it now")),
+    h("form", { class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      if (destination.value.trim()) act_("transfer", { destination: destination.value.trim() });
     } }, destination, h("button", { type: "submit" }, "Transfer")),
-    h("p", {}, h("button", { type: "button", class: "danger", onclick: () => act("hangup") },
+    h("p", {}, h("button", { type: "button", class: "danger", onclick: () => act_("hangup") },
       "Hang up")),
   ];
+}
+
+// "Listen" (both sides, mixed) and "Take over" / "Hand back" (the microphone to the caller,
+// the caller to the operator), each over its websocket and played through an AudioWorklet.
+function callAudio(callId, signal) {
+  const id = encodeURIComponent(callId);
+  const meter = h("meter", { min: 0, max: 0.3, value: 0, "aria-label": "Call audio level" });
+  let listening = null;
+  let operating = null;
+  const listen = h("button", { type: "button", "aria-pressed": "false", onclick: async () => {
+    if (listening) { listening.close(); return; }
+    try {
+      listening = await audioSocket(`/v1/calls/${id}/listen`, { name: "listen",
+        onLevel: (rms) => { meter.value = rms; },
+        onClose: () => { listening = null; listen.setAttribute("aria-pressed", "false"); } });
+      listen.setAttribute("aria-pressed", "true");
+      status("listening");
+    } catch (error) { status(`listen: ${error.message}`, true); }
+  } }, "Listen");
+  const takeOver = h("button", { type: "button", onclick: async () => {
+    if (operating) {
+      if (await act(callId, "handback", undefined, signal)) {
+        operating.close();
+        operating = null;
+        takeOver.textContent = "Take over";
+      }
+      return;
+    }
+    if (!(await act(callId, "takeover", undefined, signal))) return;
+    try {
+      operating = await audioSocket(`/v1/calls/${id}/operator`, { name: "operator", mic: true,
+        onLevel: (rms) => { meter.value = rms; } });
+      takeOver.textContent = "Hand back";
+    } catch (error) { // no microphone: give the call back rather than leave it silent
+      status(`take over: ${error.message}`, true);
+      await act(callId, "handback", undefined, signal);
+    }
+  } }, "Take over");
+  const stop = () => { listening?.close(); operating?.close(); listening = operating = null; };
+  signal.addEventListener("abort", stop);
+  return { controls: [h("p", { class: "inline" }, listen, " ", takeOver, " ", meter)], stop };
 }

@@ -152,6 +152,12 @@ class GeminiLiveProtocol:
         turn = {"role": "user", "parts": [{"text": text}]}
         return self._out("text", {"clientContent": {"turns": [turn], "turnComplete": True}})
 
+    def send_note(self, text: str, *, respond: bool = False) -> list[str]:
+        """A text turn the caller does not hear (``clientContent``); the model answers it only
+        when ``respond`` (``turnComplete``)."""
+        turn = {"role": "user", "parts": [{"text": text}]}
+        return self._out("text", {"clientContent": {"turns": [turn], "turnComplete": respond}})
+
     def send_image(self, data: bytes, mime_type: str) -> list[str]:
         """An image frame: ``realtimeInput.video`` (SDK ``send_realtime_input(video=...)``)."""
         blob = {"mimeType": mime_type, "data": base64.b64encode(data).decode()}

@@ -207,6 +207,11 @@ class GeminiLiveProvider(BaseProvider):
         """Speak ``text`` as the agent (a "Say exactly" text turn, as the greeting is)."""
         await self.send_text(f"Say exactly: {text}")
 
+    async def add_note(self, text: str, *, respond: bool = False) -> None:
+        """A ``clientContent`` turn the caller does not hear; answered now when ``respond``."""
+        self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="add a note")
+        await self._send(self.protocol.send_note(text, respond=respond))
+
     async def send_image(self, data: bytes, mime_type: str = "image/jpeg") -> None:
         """Show the model an image (``realtimeInput.video`` frame)."""
         self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="send an image")

@@ -184,6 +184,20 @@ class RealtimeProtocol:
         self._history[f"say_{next(self._ids)}"] = messages.history_item("assistant", text)
         return self.request_response({"instructions": messages.greeting_instructions(text)})
 
+    def note(self, text: str, *, respond: bool = False) -> list[str]:
+        """A ``system`` message item the caller does not hear (kept for replay), then a
+        ``response.create`` when ``respond``."""
+        item = {
+            "type": "message",
+            "role": "system",
+            "content": [{"type": "input_text", "text": text}],
+        }
+        self._history[f"note_{next(self._ids)}"] = item
+        out: list[str] = []
+        if self.configured:  # while unconfigured, restore() replays it from the history
+            out.append(_dumps({"type": "conversation.item.create", "item": item}))
+        return out + (self.request_response() if respond else [])
+
     def interrupt(self, played_ms: int | None) -> list[str]:
         """Stop the agent: ``response.cancel`` if a response is active, then truncate the item.
 

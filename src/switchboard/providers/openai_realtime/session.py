@@ -171,6 +171,11 @@ class OpenAIRealtimeProvider(BaseProvider):
         self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="say")
         await self._send(self._proto.say(text))
 
+    async def add_note(self, text: str, *, respond: bool = False) -> None:
+        """A system message the caller does not hear; answered now when ``respond``."""
+        self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="add a note")
+        await self._send(self._proto.note(text, respond=respond))
+
     async def send_caller_text(self, text: str) -> None:
         """A caller input as text (keypad digits): a user item, then a response."""
         self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="send text")

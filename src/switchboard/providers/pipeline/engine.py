@@ -241,6 +241,16 @@ class PipelineProvider(BaseProvider):
         )
         await self._apply(self.turns.say(text, time.monotonic()))
 
+    async def add_note(self, text: str, *, respond: bool = False) -> None:
+        """A note in the history the caller does not hear; answered now when ``respond``."""
+        self._require(
+            SessionState.CONNECTING,
+            SessionState.CONNECTED,
+            SessionState.RECONNECTING,
+            action="add a note",
+        )
+        await self._apply(self.turns.note(text, respond=respond, now=time.monotonic()))
+
     async def send_caller_text(self, text: str) -> None:
         """A caller turn given as text (keypad digits), answered like a spoken one."""
         self._require(SessionState.CONNECTED, SessionState.RECONNECTING, action="send text")

@@ -296,6 +296,20 @@ class TurnManager:
             actions += self._queue_sentence(response, sentence)
         return actions + self._maybe_finish(response)
 
+    def note(self, text: str, *, respond: bool, now: float) -> list[TurnAction]:
+        """Add an operator's note to the history (the history has no system role after the
+        prompt, so it is a user message marked as not said by the caller); with ``respond``
+        the LLM answers it now, unless a response is under way (it then reads it next turn)."""
+        if not text.strip():
+            return []
+        self.history.append(
+            ChatMessage(role="user", content=f"[Operator note, not said by the caller] {text}")
+        )
+        if not respond or self.busy:
+            return []
+        self._turn_t0, self._turn_latency_recorded = now, False
+        return self._start_llm()
+
     def on_llm(self, response_id: str, event: LLMEvent) -> list[TurnAction]:
         """Feed one event of the LLM stream started for ``response_id`` (stale ones are ignored)."""
         response = self._active
