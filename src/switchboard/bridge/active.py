@@ -24,6 +24,7 @@ from switchboard.errors import AudioError
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.metrics import MetricsSink
 from switchboard.providers.base import BaseProvider
+from switchboard.telephony.amd import MachineDetection, Verdict
 from switchboard.telephony.base import IncomingCall, TelephonyAdapter, TelephonyType
 from switchboard.tools import ToolRegistry
 
@@ -66,6 +67,9 @@ class ActiveCall:
     sink: CallRecordSink | None = None
     metered: MetricsSink | None = None
     ending: bool = False
+    #: an outbound call's answering-machine detection, and verdicts that came before media
+    machine_detection: MachineDetection | None = None
+    early_verdicts: list[tuple[Verdict, str]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """What ``GET /v1/sessions`` shows of a live call."""
