@@ -6,6 +6,8 @@ greeting, the message after the beep, the person the agent's greeting.
 
 from __future__ import annotations
 
+import io
+import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,7 +17,8 @@ import httpx
 import numpy as np
 import pytest
 
-from switchboard.audio import read_audio_file
+from switchboard.agents import AgentBook
+from switchboard.audio import pcm16_to_ulaw, read_audio_file
 from switchboard.emulators.answering_machine import AnsweringMachine
 from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
@@ -24,7 +27,15 @@ from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.store import CallDetail
 from tests.audio.signals import samples
 from tests.conftest import UNIT
-from tests.e2e.harness import API_TOKEN, openai_env, read_only_call, running_app, telnyx_env
+from tests.e2e.harness import (
+    API_TOKEN,
+    agent_book,
+    caller_pcm,
+    openai_env,
+    read_only_call,
+    running_app,
+    telnyx_env,
+)
 from tests.e2e.harness import twilio_env as twilio_settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -37,20 +48,36 @@ GREETING = "Hello, thanks for calling."
 
 @asynccontextmanager
 async def outbound(
-    tmp_path: Path, carrier: str, machine: AnsweringMachine | None, detection: dict[str, Any]
+    tmp_path: Path,
+    carrier: str,
+    machine: AnsweringMachine | None,
+    detection: dict[str, Any] | None,
+    *,
+    script: list[dict[str, Any]] | None = None,
+    callee_pcm: bytes | None = None,
+    agents: AgentBook | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Place one outbound call with ``detection`` to a callee that is ``machine`` (None: a
-    person); yields, once the call has ended, what the callee heard (``heard``, PCM16 8 kHz),
-    the carrier's report and the app's metrics text."""
+    person saying ``callee_pcm``); yields, once the call has ended, what the callee heard
+    (``heard``, PCM16 8 kHz), the carrier's report and the app's metrics text."""
     out: dict[str, Any] = {}
     heard_path = tmp_path / "heard.wav"
-    async with OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai:
+    async with OpenAIRealtimeEmulator(script=script or [], ms_per_char=30.0) as oai:
         if carrier == "twilio":
             emulator: Any = TwilioEmulator(
-                answering_machine=machine, out=heard_path, linger_s=4.0, max_call_s=40.0
+                answering_machine=machine,
+                out=heard_path,
+                linger_s=4.0,
+                max_call_s=40.0,
+                audio=pcm16_to_ulaw(callee_pcm) if callee_pcm else None,
             )
         else:
-            emulator = TelnyxEmulator(realtime=True, tail_ms=4000, answering_machine=machine)
+            emulator = TelnyxEmulator(
+                realtime=True,
+                tail_ms=4000,
+                answering_machine=machine,
+                audio=_wav(callee_pcm) if callee_pcm else None,
+            )
         async with emulator:
             env = openai_env(oai) | {"SWITCHBOARD_OUTBOUND_ALLOW": CALLEE}
             if carrier == "twilio":
@@ -59,7 +86,7 @@ async def outbound(
                 env |= telnyx_env(emulator, "openai")
                 env["TELNYX_CONNECTION_ID"] = emulator.connection_id
             async with (
-                running_app(tmp_path, env) as (base, _s, _a),
+                running_app(tmp_path, env, agents=agents or agent_book()) as (base, _s, _a),
                 httpx.AsyncClient(base_url=base, headers=AUTH) as http,
             ):
                 if carrier == "telnyx":  # the connection's webhook URL, set in the portal
@@ -84,6 +111,16 @@ async def outbound(
                 out["metrics"] = (await http.get("/metrics")).text
             out.update(report=report, heard=samples(heard), oai=oai)
             yield out
+
+
+def _wav(pcm: bytes) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(pcm)
+    return buf.getvalue()
 
 
 def onset_ms(heard: np.ndarray, threshold: int = 300) -> float:
@@ -166,3 +203,47 @@ async def test_leave_message_needs_a_message(tmp_path: Path) -> None:
         refused = await http.post("/v1/calls", json=body)
     assert refused.status_code == 422
     assert "message" in refused.text
+
+
+IVR = [
+    {
+        "caller": "press one for sales",
+        "tool": {"name": "send_digits", "arguments": {"digits": "1w2"}},
+        "say": "Thank you.",
+    }
+]
+
+
+async def test_the_agent_presses_keys_on_a_telnyx_ivr(tmp_path: Path) -> None:
+    book = agent_book(tools=["end_call", "send_digits"])
+    pcm = caller_pcm("press one for sales", gap_ms=5000)
+    async with outbound(
+        tmp_path, "telnyx", None, None, script=IVR, callee_pcm=pcm, agents=book
+    ) as out:
+        pass
+    report = out["report"]
+    sent_bodies = [
+        body
+        for cmd, body in zip(report.commands, report.command_bodies, strict=False)
+        if cmd == "send_dtmf"
+    ]
+    assert [b["digits"] for b in sent_bodies] == ["1w2"]  # what the IVR got, through Telnyx
+    detail = await read_only_call(tmp_path)
+    (sent,) = detail.tool_calls
+    assert sent.name == "send_digits" and sent.ok, sent
+    assert ("agent", "Thank you.") in said(detail)
+    assert [e.data["digits"] for e in detail.timeline if e.kind == "keypad.sent"] == [3]
+
+
+async def test_send_digits_on_twilio_is_refused_and_the_call_goes_on(tmp_path: Path) -> None:
+    book = agent_book(tools=["end_call", "send_digits"])
+    pcm = caller_pcm("press one for sales", gap_ms=5000)
+    async with outbound(
+        tmp_path, "twilio", None, None, script=IVR, callee_pcm=pcm, agents=book
+    ) as out:
+        pass
+    detail = await read_only_call(tmp_path)
+    (sent,) = detail.tool_calls
+    assert not sent.ok and "Twilio" in str(sent.result)
+    assert out["report"].digits_played == ""  # no redirect: the stream stayed up
+    assert ("agent", "Thank you.") in said(detail)  # the model heard the refusal, went on

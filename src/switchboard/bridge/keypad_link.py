@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from switchboard.bridge.actions import Action, Say
+from switchboard.bridge.carrier import CarrierControl
 from switchboard.bridge.core import BridgeCore
 from switchboard.bridge.keypad import (
     DigitRecorded,
@@ -34,13 +35,16 @@ from switchboard.bridge.keypad import (
     Source,
 )
 from switchboard.bridge.sink import CallSink
-from switchboard.errors import UnsupportedOperation
+from switchboard.errors import SwitchboardError, ToolError, UnsupportedOperation
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.providers.base import BaseProvider
 from switchboard.telephony.dialplan import DialPlan
 from switchboard.tools import CollectedDigits
 
-__all__ = ["KeypadLink", "KeypadRunner", "silence_like"]
+__all__ = ["SENDABLE", "KeypadLink", "KeypadRunner", "silence_like"]
+
+#: What ``send_digits`` may play: keys, and ``w`` for a half-second pause (both carriers).
+SENDABLE = frozenset("0123456789*#ABCDw")
 
 _SILENT_BYTE = {AudioFormat.ULAW: 0xFF, AudioFormat.ALAW: 0xD5}
 
@@ -68,6 +72,9 @@ class KeypadRunner(Protocol):
 
     @property
     def log(self) -> logging.LoggerAdapter[Any]: ...
+
+    @property
+    def carrier_control(self) -> CarrierControl | None: ...
 
     def now(self) -> float: ...
 
@@ -144,6 +151,24 @@ class KeypadLink:
                 if self.keypad.collecting:  # the tool was cancelled (timeout, call ended)
                     await self._handle(self.keypad.cancel(r.now()))
             return CollectedDigits(done.digits, done.ended_by)
+
+    async def send(self, digits: str) -> None:
+        """``send_digits``: play ``digits`` to the far end through the carrier.
+
+        Raises:
+            ToolError: bad digits, no carrier control, or the carrier refused (for the model).
+        """
+        if not digits or any(d not in SENDABLE for d in digits):
+            raise ToolError("digits may be 0-9, *, #, A-D and w (a half-second pause)")
+        r = self._runner
+        control = r.carrier_control
+        if control is None:
+            raise ToolError("no carrier control on this call")
+        try:
+            await control.send_dtmf(digits)
+        except SwitchboardError as exc:
+            raise ToolError(f"could not send the digits: {exc}") from exc
+        r.sink.timeline("keypad.sent", r.now(), {"digits": len(digits)})
 
     def close(self) -> None:
         """The call ended: no more timers; a collection under way ends as ``cancelled``."""
