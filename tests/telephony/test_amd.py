@@ -89,3 +89,14 @@ def test_leave_message_needs_a_message_and_dial_options() -> None:
     assert twilio["MachineDetection"] == "DetectMessageEnd" and twilio["AsyncAmd"] == "true"
     assert twilio["AsyncAmdStatusCallback"] == "https://sb.example.com/twilio/amd"
     assert dial_options("telnyx", "https://x") == {"answering_machine_detection": "premium"}
+
+
+def test_no_verdict_at_all_greets_after_the_wait() -> None:
+    amd = MachineDetector(MachineDetection("hangup"), verdict_wait_ms=1000)
+    due = [amd.due_at]  # not started: nothing is due
+    amd.start(100)
+    due.append(amd.due_at)
+    assert amd.tick(1099) is None
+    assert amd.tick(1100) is AmdStep.GREET
+    due.append(amd.due_at)
+    assert due == [None, 1100, None] and amd.outcome == "unknown"

@@ -95,6 +95,8 @@ class AmdLink:
     async def start(self) -> None:
         """The bridge runs: act on the verdicts that came before it did."""
         self._started = True
+        self.detector.start(self._runner.now())
+        self._schedule()
         early, self._early = self._early, []
         for verdict, answered_by in early:
             await self.verdict(verdict, answered_by)
@@ -121,6 +123,7 @@ class AmdLink:
         step = self.detector.tick(self._runner.now())
         if step is not None:
             await self._act(step)
+        self._schedule()
 
     async def _act(self, step: AmdStep) -> None:
         r, now = self._runner, self._runner.now()

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 Policy = Literal["hangup", "leave_message", "continue"]
-Outcome = Literal["answered", "voicemail"]
+Outcome = Literal["answered", "voicemail", "unknown"]
 
 
 class Verdict(StrEnum):
@@ -139,12 +139,25 @@ def telnyx_verdict(event_type: str, result: str) -> Verdict:
 class MachineDetector:
     """One outbound call's AMD decisions (see the module docstring). Times in ms."""
 
-    def __init__(self, detection: MachineDetection, *, beep_wait_ms: float = 20_000) -> None:
+    def __init__(
+        self,
+        detection: MachineDetection,
+        *,
+        beep_wait_ms: float = 20_000,
+        verdict_wait_ms: float = 35_000,
+    ) -> None:
         self.detection = detection
         self.beep_wait_ms = beep_wait_ms
+        #: No verdict this long after the media started (the carrier sent none): greet.
+        self.verdict_wait_ms = verdict_wait_ms
         self.step: AmdStep = WAIT
         self.outcome: Outcome | None = None
         self._machine_since: float | None = None
+        self._started_at: float | None = None
+
+    def start(self, now: float) -> None:
+        """The call's media started: the wait for a verdict begins."""
+        self._started_at = now
 
     @property
     def listening(self) -> bool:
@@ -153,9 +166,14 @@ class MachineDetector:
 
     @property
     def due_at(self) -> float | None:
-        """When a machine whose greeting has not been seen to end is acted on anyway."""
-        if self.step is WAIT and self._machine_since is not None:
+        """When a machine whose greeting has not been seen to end is acted on anyway, or a
+        call with no verdict at all is greeted."""
+        if self.step is not WAIT:
+            return None
+        if self._machine_since is not None:
             return self._machine_since + self.beep_wait_ms
+        if self._started_at is not None:
+            return self._started_at + self.verdict_wait_ms
         return None
 
     def verdict(self, verdict: Verdict, now: float) -> AmdStep | None:
@@ -177,9 +195,14 @@ class MachineDetector:
                 )
 
     def tick(self, now: float) -> AmdStep | None:
-        """A machine's greeting ran past ``beep_wait_ms``: act as if it had ended."""
+        """A machine's greeting ran past ``beep_wait_ms``: act as if it had ended. No verdict
+        within ``verdict_wait_ms``: greet (outcome ``unknown``)."""
         due = self.due_at
-        return self._machine() if due is not None and now >= due else None
+        if due is None or now < due:
+            return None
+        if self._machine_since is None:
+            return self._decide(GREET, "unknown")
+        return self._machine()
 
     def _machine(self) -> AmdStep:
         steps: dict[str, AmdStep] = {
