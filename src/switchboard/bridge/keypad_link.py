@@ -97,6 +97,7 @@ class KeypadLink:
         self._timer: asyncio.TimerHandle | None = None
         self._waiting: asyncio.Future[DigitsCollected] | None = None
         self._lock = asyncio.Lock()  # one collection at a time
+        self._closed = False
 
     @property
     def redacting(self) -> bool:
@@ -113,8 +114,9 @@ class KeypadLink:
         return self.keypad.spans
 
     async def press(self, digit: str, source: Source) -> None:
-        """A key the carrier reported (``media`` stream or ``webhook``)."""
-        await self._handle(self.keypad.press(digit, source, self._runner.now()))
+        """A key the carrier reported (``media`` stream or ``webhook``); none after the end."""
+        if not self._closed:
+            await self._handle(self.keypad.press(digit, source, self._runner.now()))
 
     async def collect(
         self,
@@ -172,6 +174,7 @@ class KeypadLink:
 
     def close(self) -> None:
         """The call ended: no more timers; a collection under way ends as ``cancelled``."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
         waiting = self._waiting
@@ -239,7 +242,7 @@ class KeypadLink:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if due is None:
+        if due is None or self._closed:
             return
         loop = asyncio.get_running_loop()
         self._timer = loop.call_at(due / 1000.0, lambda: self._spawn(self._tick(), "keypad"))
