@@ -9,7 +9,7 @@ EXTRAS ?= dev,postgres,local,otel,codecs,cluster
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 20
 
-.PHONY: demo test lint typecheck unit serve bench soak clean fuzz
+.PHONY: demo test lint typecheck unit suite serve bench soak clean fuzz
 
 $(STAMP): pyproject.toml setup.py src/switchboard/audio/_g711.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests bench examples fuzz
 
+# The quick tier: no end-to-end calls, browsers, soaks, multi-process clusters or slow tests.
+QUICK := not e2e and not browser and not soak and not cluster and not slow
+
 unit: $(STAMP)
+	$(BIN)/pytest -W error -m '$(QUICK)' $(PYTEST_ARGS)
+
+# Every tier (what CI runs through `make test`).
+suite: $(STAMP)
 	$(BIN)/pytest -W error $(PYTEST_ARGS)
 
-test: lint typecheck unit
+test: lint typecheck suite
 
 # Coverage-guided fuzzing of the parsers (atheris): FUZZ_SECONDS per target; crashes fail it.
 fuzz: $(STAMP)

@@ -258,7 +258,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundations", ("audio", "catalog", "security", "logs", "ratelimit", "tools",
                      "telephony.dialplan")),
     ("settings", ("config", "cost")),
-    ("services", ("providers", "telephony", "store", "cluster", "emulators", "integrations")),
+    ("services", ("providers", "telephony", "store", "cluster", "emulators", "integrations",
+                  "recordings")),
     # "" is the package's public API (__init__); the sink protocol the bridge reports through is
     # a unit of its own, as metrics and tracing implement it and the bridge imports them
     ("call", ("agents", "metrics", "tracing", "gateway", "bridge", "bridge.sink", "live", "")),

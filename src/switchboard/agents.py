@@ -25,6 +25,7 @@ Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``):
         dtmf_menu: {"1": {transfer: billing}, "0": {say: "Goodbye!", hangup: true}}
         thinking_audio: sounds/thinking.ogg  # played while a slow tool runs (WAV, MP3, Ogg)
         webhooks: {url: "https://crm.example.com/hooks", events: [call.ended, call.analyzed]}
+        recording: {enabled: true, format: flac, retention_days: 30}   # docs/recordings.md
         analysis:                       # after the call, by a text LLM (docs/integrations.md)
           summary: true
           success: the caller got an appointment
@@ -61,6 +62,7 @@ from pydantic import (
     model_validator,
 )
 
+from switchboard.audio._pyav import load_av
 from switchboard.audio.files import read_audio_file
 from switchboard.config import environment
 from switchboard.errors import AudioError, ConfigError, ToolError
@@ -78,7 +80,7 @@ from switchboard.tools.registry import Tool, ToolRegistry
 if TYPE_CHECKING:
     from switchboard.integrations.http_tools import HttpToolClient
 
-__all__ = ["Agent", "AgentBook", "AgentLimits", "normalise_number"]
+__all__ = ["Agent", "AgentBook", "AgentLimits", "RecordingPolicy", "normalise_number"]
 
 CATCH_ALL = "*"
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -126,9 +128,12 @@ class AgentLimits(_Strict):
         max_call_seconds: the call is ended (with the goodbye) after this long; None = no limit.
         silence_timeout_s: caller silence before the agent re-prompts; None = never.
         silence_hangup_s: caller silence before the agent says goodbye and hangs up; None = never.
+        max_concurrent_calls: calls of this agent at once across the whole cluster (prepared
+            or bridged); one more is refused at the carrier as busy. None = no limit.
     """
 
     max_call_seconds: int | None = Field(default=900, gt=0)
+    max_concurrent_calls: int | None = Field(default=None, gt=0)
     silence_timeout_s: float | None = Field(default=8.0, gt=0)
     silence_hangup_s: float | None = Field(default=30.0, gt=0)
 
@@ -140,6 +145,28 @@ class AgentLimits(_Strict):
             and self.silence_hangup_s <= self.silence_timeout_s
         ):
             raise ValueError("silence_hangup_s must be longer than silence_timeout_s")
+        return self
+
+
+class RecordingPolicy(_Strict):
+    """``recording:`` — a stereo file of each call (left the caller, right what the caller
+    heard), under ``SWITCHBOARD_RECORDINGS_DIR`` (docs/recordings.md)."""
+
+    enabled: bool = True
+    #: ``wav`` (no extra needed), ``flac``, ``ogg`` (Opus) or ``mp3`` (the ``codecs`` extra).
+    format: Literal["wav", "flac", "ogg", "mp3"] = "wav"
+    #: Days a recording is kept before the sweeper deletes it; None keeps it until deleted.
+    retention_days: int | None = Field(default=None, ge=1, le=36500)
+
+    @model_validator(mode="after")
+    def _codec_available(self) -> RecordingPolicy:
+        # Checked (and FFmpeg loaded, ~0.15 s) when the agents are read, not in a call's
+        # first second: a missing extra is a configuration error, and a call must not stall.
+        if self.enabled and self.format != "wav":
+            try:
+                load_av(f"{self.format} recordings")
+            except AudioError as exc:
+                raise ValueError(str(exc)) from None
         return self
 
 
@@ -213,6 +240,8 @@ class Agent(_Strict):
     #: provider speaking ``greeting`` (which then only stands for it in the transcript). MP3 and
     #: Ogg/Opus need the ``codecs`` extra; the file is decoded once at load to check it.
     greeting_audio: Path | None = None
+    #: Record each call: ``{enabled: true, format: wav|flac|ogg|mp3, retention_days: N}``.
+    recording: RecordingPolicy | None = None
     #: Played (looped) while a tool runs longer than ``thinking_after_ms``, until the reply
     #: starts; default a soft sound made locally. WAV, MP3 or Ogg/Opus, as ``greeting_audio``.
     thinking_audio: Path | None = None

@@ -157,6 +157,11 @@ class CallDetailOut(CallOut):
         description="post-call analysis: {status: pending|done|not_analysed|failed, summary, "
         "success, extracted, reason, error...}; null when the agent asks for none"
     )
+    recording_url: str | None = Field(
+        default=None,
+        description="GET it (same bearer token) for the call's stereo recording; null when "
+        "the call was not recorded or its recording has expired",
+    )
 
     @classmethod
     def of_detail(cls, detail: CallDetail) -> CallDetailOut:
@@ -182,6 +187,7 @@ class CallDetailOut(CallOut):
                 LatencyOut.model_validate(t, from_attributes=True) for t in detail.latencies
             ],
             analysis=record.analysis,
+            recording_url=_recording_url(record.extra),
         )
 
 
@@ -205,6 +211,11 @@ class UsageSummaryOut(BaseModel):
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _recording_url(extra: dict[str, Any]) -> str | None:
+    url = extra.get("recording_url")  # set by the call's recording (bridge/audio_recording.py)
+    return url if isinstance(url, str) else None
+
+
 def _store(request: Request) -> CallStore:
     store = get_state(request).gateway.store
     if store is None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from switchboard import __version__
 from switchboard.app.api import health_router, providers_router
 from switchboard.app.calls_api import calls_router
+from switchboard.app.cluster_control import install_cluster_handlers
 from switchboard.app.console_routes import install_console
 from switchboard.app.control_api import control_router, stream_router
 from switchboard.app.deliveries_api import deliveries_router
@@ -21,6 +22,8 @@ from switchboard.app.events_api import events_router
 from switchboard.app.metrics_api import metrics_router
 from switchboard.app.openapi import describe_edge
 from switchboard.app.operator_api import operator_router
+from switchboard.app.readiness import readiness_router
+from switchboard.app.recordings_api import recordings_router
 from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
 from switchboard.app.twilio import twilio_router
@@ -31,6 +34,7 @@ from switchboard.telephony.base import CallHandler
 if TYPE_CHECKING:
     from switchboard.agents import AgentBook
     from switchboard.bridge.active import BridgeOverrides
+    from switchboard.cluster import Cluster
     from switchboard.store import CallStore
     from switchboard.tracing import Tracing
 
@@ -47,6 +51,7 @@ def create_app(
     provider_options: Mapping[str, Mapping[str, Any]] | None = None,
     media_timeout_s: float = 30.0,
     bridge_overrides: BridgeOverrides | None = None,
+    cluster: Cluster | None = None,
 ) -> FastAPI:
     """Build the app for ``settings``: one :class:`~switchboard.gateway.Gateway` of services,
     the call handler, and the routes.
@@ -62,11 +67,13 @@ def create_app(
         provider_options: extra factory keyword arguments per provider name, for the manager.
         media_timeout_s: how long a prepared call waits for its media socket (the manager's).
         bridge_overrides: adjusts the ``BridgeOptions`` of every call (the manager's).
+        cluster: this node's shared-state handle; ``Cluster.from_settings`` when omitted
+            (tests pass nodes of one test cluster).
 
     Raises:
         ConfigError: ``SWITCHBOARD_OTEL=1`` without the ``otel`` extra installed.
     """
-    gateway = Gateway.build(settings, store=store, tracing=tracing)
+    gateway = Gateway.build(settings, store=store, tracing=tracing, cluster=cluster)
     if calls is None:
         from switchboard.bridge.manager import CallManager
 
@@ -78,6 +85,7 @@ def create_app(
             bridge_overrides=bridge_overrides,
         )
     state = AppState.build(gateway, calls)
+    install_cluster_handlers(state)  # commands for this node's calls, handed-off events
     metrics = gateway.metrics
     lag_interval_s = settings.catalog.monitoring.event_loop_lag_interval_s
 
@@ -112,8 +120,10 @@ def create_app(
     app.add_middleware(EdgeGuard)  # inside the request-id middleware install_error_handlers adds
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(readiness_router)  # GET /readyz (app/readiness.py)
     app.include_router(providers_router)
     app.include_router(calls_router)
+    app.include_router(recordings_router)  # GET /v1/calls/{id}/recording
     app.include_router(control_router)
     app.include_router(stream_router)
     app.include_router(metrics_router)

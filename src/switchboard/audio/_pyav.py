@@ -43,6 +43,7 @@ __all__ = [
     "codec_context",
     "drain",
     "frames_to_pcm",
+    "load_av",
     "mono_resampler",
     "pcm_frame",
     "require_av",
@@ -58,6 +59,12 @@ def require_av(what: str) -> None:
     """Raise :class:`AudioError` naming the extra to install when PyAV is missing."""
     if not AV_AVAILABLE:
         raise AudioError(f"{what} needs PyAV, which is not installed: {INSTALL_HINT}")
+
+
+def load_av(what: str) -> None:
+    """Import PyAV now (it loads FFmpeg, ~0.15 s), raising :class:`AudioError` when missing."""
+    require_av(what)
+    importlib.import_module("av")
 
 
 @contextmanager

@@ -38,6 +38,7 @@ from switchboard.bridge.sink import CallSink
 from switchboard.errors import SwitchboardError, ToolError, UnsupportedOperation
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.providers.base import BaseProvider
+from switchboard.recordings import CallRecording
 from switchboard.telephony.dialplan import DialPlan
 from switchboard.tools import CollectedDigits
 
@@ -75,6 +76,11 @@ class KeypadRunner(Protocol):
 
     @property
     def carrier_control(self) -> CarrierControl | None: ...
+
+    @property
+    def recorder(self) -> CallRecording | None:
+        """The call's recording, whose redacted spans are silence (docs/recordings.md)."""
+        ...
 
     def now(self) -> float: ...
 
@@ -138,6 +144,8 @@ class KeypadLink:
             r.sink.timeline("keypad.collect", now, {"max_digits": max_digits, "redact": redact})
             if redact:
                 r.sink.timeline("keypad.redaction", now, {"state": "started"})
+                if r.recorder is not None:  # the keys' tones are silence in the recording
+                    r.recorder.redact(now, None)
             events = self.keypad.collect(
                 max_digits=max_digits,
                 finish_on_key=finish_on_key,
@@ -204,6 +212,8 @@ class KeypadLink:
         r, now = self._runner, self._runner.now()
         if event.redacted:
             r.sink.timeline("keypad.redaction", now, {"state": "ended"})
+            if r.recorder is not None:
+                r.recorder.end_redaction(now)
             shown = "****" if event.digits else ""
         else:
             shown = " ".join(event.digits)

@@ -26,7 +26,16 @@ from typing import Any
 
 from switchboard.agents import AgentBook
 from switchboard.bridge.active import ActiveCall, BridgeOverrides, caller_audio
-from switchboard.bridge.admission import CallAdmission, NodeCallLimit
+from switchboard.bridge.admission import CallAdmission
+from switchboard.bridge.cluster_calls import (
+    CallDirectoryWriter,
+    ClusterAdmission,
+    placed_call,
+    prepared_elsewhere,
+    release_elsewhere,
+    remember_route,
+    share_placement,
+)
 from switchboard.bridge.control import checked_destination
 from switchboard.bridge.planner import CallPlanner, Placement
 from switchboard.bridge.wiring import (
@@ -43,6 +52,7 @@ from switchboard.logs import call_context
 from switchboard.media import AudioFormat
 from switchboard.telephony.amd import MachineDetection, Verdict, dial_options
 from switchboard.telephony.base import (
+    CallDirection,
     IncomingCall,
     MediaCodec,
     MediaSocket,
@@ -83,10 +93,18 @@ class CallManager:
         admission: CallAdmission | None = None,
     ) -> None:
         self.gateway = gateway
-        #: whether a new call may start (bridge/admission.py): by default at most
-        #: ``SWITCHBOARD_MAX_CALLS`` at once in this process; a refused call is busy
-        self.admission = admission or NodeCallLimit(gateway.settings.max_calls)
         self.agents = agents or AgentBook.load(gateway.settings.agents_path)
+        #: whether a new call may start (bridge/cluster_calls.py): by default at most
+        #: ``SWITCHBOARD_MAX_CALLS`` at once on this node and each agent's
+        #: ``max_concurrent_calls`` across the cluster, none while draining; a refused call is busy
+        self.admission = admission or ClusterAdmission(
+            gateway.cluster,
+            max_calls=gateway.settings.max_calls,
+            agents=self.agents,
+            draining=lambda: gateway.draining,
+        )
+        #: this node's calls in the cluster's call directory
+        self.directory = CallDirectoryWriter(gateway)
         self.provider_options: Mapping[str, Mapping[str, Any]] = provider_options or {}
         self.media_timeout_s = media_timeout_s
         self.bridge_overrides = bridge_overrides
@@ -97,6 +115,7 @@ class CallManager:
         self.planner = CallPlanner.from_settings(gateway.settings, self.agents)
         self._outbound_agents: dict[str, Placement] = {}  # our call id -> placed, until answered
         self._outbound_ids: dict[tuple[str, str], str] = {}  # (carrier, carrier id) -> call id
+        self._adopting: set[str] = set()  # calls prepared again here (see _adopt)
         self._idle = asyncio.Event()  # set while no call is live
         self._idle.set()
 
@@ -109,10 +128,16 @@ class CallManager:
             or f"call_{uuid.uuid4().hex[:20]}"
         )
         placed = self._outbound_agents.pop(call_id, None)
+        if placed is None and call.call_id:  # placed on another node of the cluster?
+            placed = await placed_call(self.gateway.cluster, call_id)
         routed = await self.planner.route(self.agents, call, call_id, placed)
         agent = routed.agent  # with the call's variables in its prompt and greeting
         if agent is None:
             return PreparedCall(call_id, accepted=False, reason="no agent for this number")
+        if placed is None:  # for a node that may adopt the call (its media may land there)
+            await remember_route(
+                self.gateway.cluster, call_id, Placement(agent.name, routed.variables)
+            )
         if (refusal := await self._admit(call, call_id, agent.name)) is not None:
             return refusal
         try:
@@ -130,7 +155,10 @@ class CallManager:
             logger.error("call %s rejected: %s", call_id, exc, extra={"call_id": call_id})
             await self.admission.release(call_id)
             return PreparedCall(call_id, accepted=False, reason=str(exc), agent=agent.name)
-        sink = await open_record(self.gateway, call, call_id, agent, provider_name, config, routed)
+        adopted = call_id in self._adopting
+        sink = await open_record(
+            self.gateway, call, call_id, agent, provider_name, config, routed, adopted=adopted
+        )
         active = ActiveCall(
             call_id=call_id,
             incoming=call,
@@ -149,6 +177,7 @@ class CallManager:
         self._idle.clear()
         self._by_carrier_id[(call.carrier.value, call.carrier_call_id)] = call_id
         asyncio.get_running_loop().call_later(self.media_timeout_s, self._expire, call_id)
+        await self.directory.register(active)  # after: nothing above may yield
         logger.info(
             "call %s: %s %s → %s, agent %s, provider %s",
             call_id,
@@ -202,8 +231,11 @@ class CallManager:
         socket: MediaSocket,
         started: StreamStarted,
     ) -> None:
-        """Bridge the media socket of a prepared call until the call ends."""
+        """Bridge the media socket of a prepared call until the call ends (a call another
+        node prepared is adopted first: bridge/cluster_calls.py)."""
         active = self.calls.get(call_id)
+        if active is None:
+            active = await self._adopt(call_id)
         if active is None or active.session is not None:
             logger.warning(
                 "media for unknown or already bridged call %s", call_id, extra={"call_id": call_id}
@@ -225,6 +257,7 @@ class CallManager:
         if session.amd is not None:  # verdicts that came before media, acted on at start
             for verdict, answered_by in active.early_verdicts:
                 await session.amd.verdict(verdict, answered_by)
+        await self.directory.set_state(call_id, "live")
         active.status = "in-progress"
         self.gateway.live.updated(call_id, status="in-progress")
         if active.sink is not None:
@@ -236,6 +269,68 @@ class CallManager:
             finally:
                 await self._end(active, reason)
 
+    async def _adopt(self, call_id: str) -> ActiveCall | None:
+        """Prepare here a call another node prepared, once that node let it go; None when
+        there is no such call or it cannot be taken over."""
+        cluster = self.gateway.cluster
+        entry = await prepared_elsewhere(cluster, call_id)
+        if entry is None or not await release_elsewhere(cluster, entry):
+            return None
+        logger.info(
+            "call %s: media reached this node; taken over from %s",
+            call_id,
+            entry.node_id,
+            extra={"call_id": call_id},
+        )
+        incoming = IncomingCall(
+            carrier=TelephonyType(entry.carrier),
+            carrier_call_id=entry.carrier_call_id,
+            from_number=entry.from_number,
+            to_number=entry.to_number,
+            direction=CallDirection(entry.direction or "inbound"),
+            call_id=call_id,
+        )
+        self._adopting.add(call_id)
+        try:
+            prepared = await self.prepare(incoming)
+        finally:
+            self._adopting.discard(call_id)
+        return self.calls.get(call_id) if prepared.accepted else None
+
+    async def hand_over(self, call_id: str) -> bool:
+        """Let a prepared call go (its media reached another node, which adopts it): its
+        provider session closes and its slots and directory entry go; its record stays for the
+        adopting node. False when the call is not here or already bridged."""
+        active = self.calls.get(call_id)
+        if active is None or active.session is not None or active.ending:
+            return False
+        active.ending = True
+        self.calls.pop(call_id, None)
+        self._by_carrier_id.pop(
+            (active.incoming.carrier.value, active.incoming.carrier_call_id), None
+        )
+        active.connect_task.cancel()
+        with contextlib.suppress(Exception):
+            await active.provider.disconnect()
+        await self.admission.release(call_id)
+        await self.directory.finish(call_id)
+        self.gateway.live.ended(call_id, "handed_over")
+        if (metrics := self.gateway.metrics) is not None:
+            config = active.provider.config
+            metrics.call_ended(
+                carrier=active.incoming.carrier.value,
+                provider=active.provider_name,
+                model=config.model_id,
+                llm_model=config.extra.get("llm_model"),
+                reason="handed_over",
+                sink=None,
+                media=None,
+            )
+        if not self.calls:
+            self._idle.set()
+        logger.info("call %s handed over to the node its media reached", call_id)
+        return True
+
     async def _end(self, active: ActiveCall, reason: str) -> None:
         # Stays in ``calls`` until its record is final (graceful shutdown waits on that).
         if active.call_id not in self.calls or active.ending:
@@ -246,6 +341,7 @@ class CallManager:
         finally:
             self.calls.pop(active.call_id, None)
             await self.admission.release(active.call_id)
+            await self.directory.finish(active.call_id)
             self.gateway.live.ended(active.call_id, reason)
             if not self.calls:
                 self._idle.set()
@@ -392,6 +488,7 @@ class CallManager:
         call_id = f"call_{uuid.uuid4().hex[:20]}"
         self._outbound_agents[call_id] = placement
         try:
+            await share_placement(self.gateway.cluster, call_id, placement)  # for every node
             carrier_call_id = await adapter.place_call(
                 to=to, from_=from_, call_id=call_id, **options
             )

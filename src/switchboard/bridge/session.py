@@ -53,6 +53,7 @@ from switchboard.bridge.voicemail import AmdLink
 from switchboard.errors import CallerDisconnected, SwitchboardError, UnsupportedOperation
 from switchboard.media import AudioChunk, AudioSpec
 from switchboard.providers.base import BaseProvider, SessionState
+from switchboard.recordings import CallRecording
 from switchboard.telephony.amd import MachineDetection
 from switchboard.telephony.base import (
     DtmfReceived,
@@ -94,6 +95,7 @@ class CallSession:
         apology_audio: Callable[[str, AudioSpec], Awaitable[bytes | None]] | None = None,
         dial_plan: DialPlan | None = None,
         greeting: tuple[bytes, str | None] | None = None,
+        recorder: CallRecording | None = None,
         dtmf_menu: Mapping[str, MenuChoice] | None = None,
         thinking_after_ms: float | None = 700.0,
         thinking_audio: bytes | None = None,
@@ -137,6 +139,9 @@ class CallSession:
         self._apology_audio = apology_audio
         #: a recorded greeting: carrier audio and the text that stands for it in the transcript
         self._greeting = greeting
+        #: The call's recording (``recordings/``): it sees every frame crossing the carrier
+        #: socket and every ``clear``; a redaction (keypad digits) goes to its ``redact``.
+        self.recorder = recorder
         #: the caller's keypad (``press`` takes digits; ``redacting``/``spans``: the redaction
         #: hook, docs/telephony.md#keypad-dtmf)
         self.keypad = KeypadLink(self, dtmf_menu, spawn=self._spawn)
@@ -145,7 +150,7 @@ class CallSession:
         self.thinking = (
             ThinkingAudio(
                 spec=started.audio,
-                send=lambda frame: self._send(self.codec.send_media(frame)),
+                send=self._send_thinking,
                 busy=self.core.agent_speaking,
                 clock=self.now,
                 sink=self.sink,
@@ -271,6 +276,8 @@ class CallSession:
             self._wake_timer.cancel()
         if self.end_reason == "provider_failed":
             await self._apologise()
+        if self.recorder is not None:
+            self.recorder.stop(self.now())
         # Carrier REST calls run here, after the loops: the task group cancels its tasks as
         # soon as the call is marked ended, which would cut a request short.
         await self.carrier.carry_out(self.core.carrier_action)
@@ -296,6 +303,8 @@ class CallSession:
                         case MediaReceived(payload=payload):
                             if self._on_frame_in is not None:
                                 self._on_frame_in()
+                            if self.recorder is not None:
+                                self.recorder.caller_audio(payload, self.now())
                             barge_in = caller_frame(bool(payload) and voiced(payload), self.now())
                             if barge_in:
                                 self.log.info(
@@ -358,12 +367,16 @@ class CallSession:
         for action in actions:
             match action:
                 case SendToCaller(payload=payload):
+                    if self.recorder is not None:
+                        self.recorder.agent_audio(payload, self.now())
                     if self.thinking is not None:
                         self.thinking.stop()  # the first reply frame ends the thinking sound
                     await self._send(self.codec.send_media(payload))
                 case SendMark(name=name):
                     await self._send(self.codec.send_mark(name))
                 case ClearCallerBuffer():
+                    if self.recorder is not None:
+                        self.recorder.cleared(self.now())
                     await self._send(self.codec.send_clear())
                     if self._provider_side is not None:
                         self._provider_side.clear()
@@ -407,6 +420,11 @@ class CallSession:
             case _:
                 pass
 
+    async def _send_thinking(self, frame: bytes) -> None:
+        if self.recorder is not None:  # the caller hears it: the recording's right channel
+            self.recorder.agent_audio(frame, self.now())
+        await self._send(self.codec.send_media(frame))
+
     async def _send(self, text: str) -> None:
         if self._done.is_set() and self.end_reason == "caller_hangup":
             return
@@ -441,5 +459,8 @@ class CallSession:
             audio = await asyncio.wait_for(self._apology_audio(self.apology, spec), 10.0)
         except TimeoutError:
             audio = None
+        if audio and self.recorder is not None:  # what play_to_end sends: clear, then this
+            self.recorder.cleared(self.now())
+            self.recorder.agent_audio(audio, self.now())
         if audio and await self.carrier.play_to_end(audio, spec, "apology"):
             self.sink.transcript("agent", self.apology, self.now(), False)

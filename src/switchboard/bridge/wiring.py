@@ -24,6 +24,7 @@ from switchboard.bridge.active import (
     recorded_thinking,
 )
 from switchboard.bridge.apology import apology_audio
+from switchboard.bridge.audio_recording import finish_recording, open_recording
 from switchboard.bridge.keypad import MenuChoice
 from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
@@ -110,15 +111,21 @@ async def open_record(
     provider_name: str,
     config: SessionConfig,
     routed: RoutedCall,
+    *,
+    adopted: bool = False,
 ) -> CallRecordSink | None:
     """The call's record, created (awaited: the webhook answers once it exists), with how its
     agent was chosen on its timeline; None without a store or when the store is down (the
-    call is taken anyway, unrecorded; logged)."""
+    call is taken anyway, unrecorded; logged). An ``adopted`` call (prepared on another node)
+    continues the record that node created when the database is shared."""
     store = gateway.store
     if store is None:
         return None
     per_call = gateway.integrations.for_call(agent.webhooks, agent.analysis)
     sink = CallRecordSink(store, call_id, per_call)
+    if adopted and await _recorded(gateway, call_id):
+        sink.timeline("call.adopted", time.monotonic() * 1000.0, {"node": gateway.node_id})
+        return sink
     if not await sink.create(
         carrier=call.carrier.value,
         carrier_call_id=call.carrier_call_id,
@@ -134,6 +141,16 @@ async def open_record(
     for kind, data in routed.timeline:  # how the agent was chosen
         sink.timeline(kind, time.monotonic() * 1000.0, data)
     return sink
+
+
+async def _recorded(gateway: Gateway, call_id: str) -> bool:
+    """Whether the call store already holds ``call_id`` (False when it cannot say)."""
+    assert gateway.store is not None
+    try:
+        return await gateway.store.get_call(call_id) is not None
+    except SwitchboardError as exc:
+        logger.warning("call %s: cannot read its record: %s", call_id, exc)
+        return False
 
 
 def open_session(
@@ -202,6 +219,7 @@ def open_session(
         sink=LiveSink(gateway.live, call_id, sink, pricing=pricing),
         dial_plan=agent.dial_plan,
         greeting=recorded_greeting(agent, started.audio, call_id),
+        recorder=open_recording(gateway, agent, call_id, started.audio),
         dtmf_menu={
             key: MenuChoice(transfer=entry.transfer, say=entry.say, hang_up=entry.hangup)
             for key, entry in agent.dtmf_menu.items()
@@ -216,6 +234,8 @@ def open_session(
 async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:
     """Count and trace the call that ended with ``reason`` and finalise its record (usage
     and cost)."""
+    if active.session is not None:  # first: the record's end carries the recording's link
+        finish_recording(gateway, active.call_id, active.session.recorder, active.sink)
     config = active.provider.config
     if active.machine_detection is not None:  # an outbound call's AMD outcome
         amd = active.session.amd if active.session is not None else None

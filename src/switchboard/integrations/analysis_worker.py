@@ -17,8 +17,6 @@ run after it; a worker that dies mid-analysis leaves a lease that lapses.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -38,6 +36,7 @@ from switchboard.integrations.analysis import (
     response_schema,
     transcript_prompt,
 )
+from switchboard.integrations.worker import PollingWorker
 from switchboard.store import CallStore, ops
 from switchboard.store.analyses import AnalysisJob
 from switchboard.store.records import CallDetail
@@ -73,7 +72,7 @@ def choose_llm(settings: Settings, spec: AnalysisSpec) -> LLMChoice:
     return NO_KEY
 
 
-class AnalysisWorker:
+class AnalysisWorker(PollingWorker):
     """Runs the store's pending analyses.
 
     Args:
@@ -88,6 +87,9 @@ class AnalysisWorker:
         clock: now, timezone-aware.
     """
 
+    _queue_name = "analysis queue"
+    _task_name = "switchboard-analysis"
+
     def __init__(
         self,
         store: CallStore,
@@ -101,6 +103,7 @@ class AnalysisWorker:
         on_written: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
+        super().__init__()
         self._store = store
         self._settings = settings
         self._llms = llms
@@ -110,31 +113,10 @@ class AnalysisWorker:
         self.retry_after_s = retry_after_s
         self._on_written = on_written
         self._clock = clock
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start the background task; idempotent."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="switchboard-analysis"
-            )
-
-    def wake(self) -> None:
-        """Look at the queue now (a call just ended)."""
-        self._wake.set()
 
     async def aclose(self) -> None:
         """Stop (an analysis in flight is abandoned; its lease lapses and it runs again)."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # aclose itself was cancelled: say so, do not swallow it
-            self._task = None
+        await self._stop_task()
 
     async def run_once(self) -> int:
         """Run the analyses due now; returns how many were taken."""
@@ -143,24 +125,12 @@ class AnalysisWorker:
             await self._run_job(job)
         return len(jobs)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                if await self.run_once():
-                    continue
-                wait = self.poll_interval_s
-                due = await self._store.analyses.next_due()
-                if due is not None:
-                    wait = min(wait, max(0.0, (due - self._clock()).total_seconds()))
-            except Exception as exc:  # the database is down: try again later
-                logger.warning("analysis queue unavailable: %s", type(exc).__name__)
-                wait = self.poll_interval_s
-            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as
-            # the wake event is set (aclose right after wake()), and the task would run on.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            self._wake.clear()
+    async def next_due(self) -> datetime | None:
+        """When the next analysis is due (None: none is queued)."""
+        return await self._store.analyses.next_due()
+
+    def _now(self) -> datetime:
+        return self._clock()
 
     async def _run_job(self, job: AnalysisJob) -> None:
         request = dict(job.request)

@@ -25,7 +25,6 @@ docs/integrations.md#webhook-security).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random as _random
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from switchboard import __about__
 from switchboard.integrations.events import redact_url
 from switchboard.integrations.retry import RetryPolicy
 from switchboard.integrations.signing import WebhookSecret, webhook_headers
+from switchboard.integrations.worker import PollingWorker
 from switchboard.store.outbox import Delivery, Outbox
 
 __all__ = ["DeliveryWorker"]
@@ -48,7 +48,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class DeliveryWorker:
+class DeliveryWorker(PollingWorker):
     """Sends pending webhook deliveries from an :class:`~switchboard.store.outbox.Outbox`.
 
     Args:
@@ -65,6 +65,9 @@ class DeliveryWorker:
         random: jitter source in [0, 1).
     """
 
+    _queue_name = "webhook outbox"
+    _task_name = "switchboard-webhook-delivery"
+
     def __init__(
         self,
         outbox: Outbox,
@@ -79,6 +82,7 @@ class DeliveryWorker:
         clock: Callable[[], datetime] = _now,
         random: Callable[[], float] = _random.random,
     ) -> None:
+        super().__init__()
         self._outbox = outbox
         self._secret = secret
         self.policy = policy or RetryPolicy()
@@ -98,39 +102,16 @@ class DeliveryWorker:
         )
         self._clock = clock
         self._random = random
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._warned_unsigned = False
         #: Attempts made by this worker, and how many were received (2xx).
         self.attempts = 0
         self.delivered = 0
-        #: Times the worker has looked at the outbox and gone to sleep.
-        self.sleeps = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start the background task (in the running loop); idempotent."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="switchboard-webhook-delivery"
-            )
-
-    def wake(self) -> None:
-        """Look at the outbox now (something was just written or retried)."""
-        self._wake.set()
-
     async def aclose(self) -> None:
         """Stop the task (an attempt in flight is abandoned; its lease lapses and it is sent
         again later) and close the client if this worker made it."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # aclose itself was cancelled: say so, do not swallow it
-            self._task = None
+        await self._stop_task()
         if self._owns_client:
             await self._client.aclose()
 
@@ -149,25 +130,15 @@ class DeliveryWorker:
             await asyncio.gather(*(self._attempt(delivery) for delivery in due))
         return len(due)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                if await self.run_once() >= self.concurrency:
-                    continue  # more may be due at once
-                wait = self.poll_interval_s
-                next_due = await self._outbox.next_due()
-                if next_due is not None:
-                    wait = min(wait, max(0.0, (next_due - self._clock()).total_seconds()))
-            except Exception as exc:  # the database is down: try again later, keep running
-                logger.warning("webhook outbox unavailable: %s", type(exc).__name__)
-                wait = self.poll_interval_s
-            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as
-            # the wake event is set (aclose right after wake()), and the task would run on.
-            self.sleeps += 1
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            self._wake.clear()
+    async def next_due(self) -> datetime | None:
+        """When the next delivery is due (None: the outbox is empty)."""
+        return await self._outbox.next_due()
+
+    def _now(self) -> datetime:
+        return self._clock()
+
+    def _more_may_be_due(self, taken: int) -> bool:
+        return taken >= self.concurrency  # a full batch: more may be due at once
 
     async def _attempt(self, delivery: Delivery) -> None:
         self.attempts += 1

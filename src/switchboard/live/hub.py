@@ -88,7 +88,9 @@ class Subscription:
         while not self._queue:
             self._ready.clear()
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout_s)
+                # asyncio.timeout: wait_for on 3.11 may swallow the reader's cancellation.
+                async with asyncio.timeout(timeout_s):
+                    await self._ready.wait()
             except TimeoutError:
                 return None
         return self._queue.popleft()

@@ -11,17 +11,16 @@ taken again. The result is written with :class:`~switchboard.store.ops.SetAnalys
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from switchboard.errors import StoreError
+from switchboard.store.engine import transaction
 from switchboard.store.models import CallRow
 
 __all__ = ["AnalysisJob", "AnalysisQueue"]
@@ -45,14 +44,8 @@ class AnalysisQueue:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction; database errors become :class:`StoreError`."""
-        try:
-            async with self._sessions() as session, session.begin():
-                yield session
-        except SQLAlchemyError as exc:
-            raise StoreError(f"analysis queue unavailable: {type(exc).__name__}") from exc
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return transaction(self._sessions, "analysis queue")
 
     async def claim_due(self, now: datetime, *, limit: int, lease_s: float) -> list[AnalysisJob]:
         """Claim up to ``limit`` analyses due by ``now`` (or whose lease lapsed) for ``lease_s``."""

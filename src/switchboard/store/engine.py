@@ -9,19 +9,33 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import StaticPool
 
 from switchboard.errors import StoreError
 
-__all__ = ["MIGRATIONS_DIR", "Database", "connect", "normalise_database_url", "upgrade"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "Database",
+    "connect",
+    "normalise_database_url",
+    "transaction",
+    "upgrade",
+]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -88,6 +102,21 @@ def connect(url: str, *, schema: str | None = None, echo: bool = False) -> Datab
     if dialect == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(wal=not memory))
     return Database(url, dialect, schema, engine)
+
+
+@asynccontextmanager
+async def transaction(
+    sessions: async_sessionmaker[AsyncSession], what: str
+) -> AsyncIterator[AsyncSession]:
+    """A session in a transaction; a database error becomes ``StoreError("<what> unavailable")``.
+
+    Only the error's type goes into the message: a driver's text can carry the URL's password.
+    """
+    try:
+        async with sessions() as session, session.begin():
+            yield session
+    except SQLAlchemyError as exc:
+        raise StoreError(f"{what} unavailable: {type(exc).__name__}") from exc
 
 
 def upgrade(connection: Connection) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "EnqueueEvent",
     "FinalizeCall",
     "Group",
+    "MergeExtra",
     "Op",
     "RequestAnalysis",
     "SetAnalysis",
@@ -131,6 +132,18 @@ class UpdateCall:
 
     def __post_init__(self) -> None:
         _check_fields(self.fields)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeExtra:
+    """Set keys of a call's ``extra`` and keep the others; a None value removes its key
+    (the recording link: set when the call's recording is finished, removed when it expires)."""
+
+    call_id: str
+    values: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", dict(self.values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +275,7 @@ class SetAnalysis:
 SingleOp = (
     CreateCall
     | UpdateCall
+    | MergeExtra
     | FinalizeCall
     | AddTranscript
     | AddToolCall

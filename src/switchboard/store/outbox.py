@@ -22,19 +22,19 @@ on ``webhook-id``)::
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from switchboard.errors import StoreError
 from switchboard.store import ops, queries
+from switchboard.store.engine import transaction
 from switchboard.store.models import OutboxRow
 from switchboard.store.records import CallDetail
 
@@ -193,14 +193,8 @@ class Outbox:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction; database errors become :class:`StoreError`."""
-        try:
-            async with self._sessions() as session, session.begin():
-                yield session
-        except SQLAlchemyError as exc:
-            raise StoreError(f"webhook outbox unavailable: {type(exc).__name__}") from exc
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return transaction(self._sessions, "webhook outbox")
 
     async def claim_due(self, now: datetime, *, limit: int, lease_s: float) -> list[Delivery]:
         """Claim up to ``limit`` chain heads due by ``now`` for ``lease_s`` (oldest due first)."""

@@ -240,8 +240,11 @@ class BatchWriter:
                 continue
             batch: list[_Item] = [await queue.get()]
             if not isinstance(batch[0], _Barrier) and not wake.is_set():
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # lands as ``wake`` is set (close() does both), and the writer never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self._interval)
+                    async with asyncio.timeout(self._interval):
+                        await wake.wait()
             wake.clear()
             while not queue.empty() and len(batch) < self._max_batch:
                 batch.append(queue.get_nowait())

@@ -69,6 +69,8 @@ async def apply(session: AsyncSession, op: ops.Op) -> None:
             )
         case ops.UpdateCall():
             await _update_call(session, op)
+        case ops.MergeExtra():
+            await _merge_extra(session, op)
         case ops.FinalizeCall():
             await _finalize_call(session, op)
         case ops.AddTranscript():
@@ -163,6 +165,17 @@ async def _update_call(session: AsyncSession, op: ops.UpdateCall) -> None:
     result = await session.execute(update(CallRow).where(CallRow.id == op.call_id).values(**values))
     if getattr(result, "rowcount", 1) == 0:
         raise StoreError(f"no call {op.call_id!r}")
+
+
+async def _merge_extra(session: AsyncSession, op: ops.MergeExtra) -> None:
+    current = await session.scalar(select(CallRow.extra).where(CallRow.id == op.call_id))
+    if current is None and not await session.scalar(
+        select(func.count()).select_from(CallRow).where(CallRow.id == op.call_id)
+    ):
+        raise StoreError(f"no call {op.call_id!r}")
+    extra = {**(current or {}), **op.values}
+    extra = {k: v for k, v in extra.items() if v is not None}
+    await session.execute(update(CallRow).where(CallRow.id == op.call_id).values(extra=extra))
 
 
 async def _set_analysis(

@@ -134,6 +134,8 @@ def test_other_twiml() -> None:
     assert dial[0][0].tag == "Number"
     assert dial[0][0].text == "+15551112222"
     assert _xml(dial_twiml("sip:bob@x.example"))[0][0].tag == "Sip"
+    assert _xml(dial_twiml("sips:bob@x.example:5061"))[0][0].tag == "Sip"
+    assert _xml(dial_twiml("SIPS:bob@x.example"))[0][0].tag == "Sip"
     play = _xml(play_digits_twiml("12#", redirect_url="https://h/twilio/voice?a=1&b=2"))
     assert play[0].get("digits") == "12#"
     assert play[1].tag == "Redirect"

@@ -32,6 +32,14 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   return data;
 }
 
+/** A file from /v1 (a call's recording) as a local object URL for <audio>: the page's
+ * bearer token cannot ride on a media element's own request. */
+export async function blobUrl(path, { signal } = {}) {
+  const response = await fetch(path, { signal, headers: headers() });
+  if (!response.ok) throw new ApiError(response.status, response.statusText);
+  return URL.createObjectURL(await response.blob());
+}
+
 /** Whether `candidate` is the API token (kept when it is). */
 export async function signIn(candidate) {
   const response = await fetch("/v1/providers", {

@@ -1,6 +1,7 @@
 // One call: transcript, timeline, per-turn latency and cost — live from the event stream while
-// the call runs, from the record after; and the operator's controls while it is live.
-import { api, follow } from "./api.js";
+// the call runs, from the record after; and the operator's controls while it is live. A
+// recorded call has a plain <audio> player (left: the caller, right: what the caller heard).
+import { api, blobUrl, follow } from "./api.js";
 import { h, ms, seconds, status, usd, when } from "./format.js";
 import { latencyChart } from "./chart.js";
 
@@ -13,10 +14,11 @@ export function showCall(view, callId, signal) {
   const chart = h("div");
   const cost = h("output", { "aria-label": "Cost" }, "–");
   const controls = h("section", { "aria-label": "Call controls" });
+  const recording = h("section", { "aria-label": "Recording", hidden: true });
   view.replaceChildren(
     h("h2", {}, `Call ${callId}`),
     h("div", { class: "call-grid" },
-      h("section", {}, h("h3", {}, "Transcript"), transcript),
+      h("section", {}, h("h3", {}, "Transcript"), transcript, recording),
       h("section", {}, h("h3", {}, "Call"), facts, h("p", {}, "Cost: ", cost), controls,
         h("h3", {}, "Turn latency"), chart, h("h3", {}, "Timeline"), timeline)));
 
@@ -63,8 +65,26 @@ export function showCall(view, callId, signal) {
         .sort((a, b) => (a.t_ms ?? 0) - (b.t_ms ?? 0));
       state.latencies = record.latencies;
       render();
+      showRecording(record.recording_url);
     } catch (error) {
       if (!signal.aborted) status(`Cannot read the call: ${error.message}`, true);
+    }
+  };
+
+  let shown = null; // the recording URL the player holds
+  const showRecording = async (url) => {
+    if (!url || url === shown) return;
+    shown = url;
+    try {
+      // same-origin path of the API's URL (SWITCHBOARD_PUBLIC_URL may name another host)
+      const src = await blobUrl(new URL(url, location.href).pathname, { signal });
+      signal.addEventListener("abort", () => URL.revokeObjectURL(src));
+      recording.replaceChildren(h("h3", {}, "Recording"),
+        h("audio", { controls: true, preload: "metadata", src, "aria-label": "Call recording" }),
+        h("p", { class: "hint" }, "Left: the caller. Right: what the caller heard."));
+      recording.hidden = false;
+    } catch (error) {
+      if (!signal.aborted) status(`Cannot load the recording: ${error.message}`, true);
     }
   };
 

@@ -274,7 +274,9 @@ def hangup_twiml() -> str:
 
 def dial_twiml(destination: str, *, caller_id: str | None = None) -> str:
     """``<Dial>`` to a phone number (``<Number>``) or a SIP URI (``<Sip>``)."""
-    noun = "Sip" if destination.lower().startswith("sip:") else "Number"
+    # Both URI schemes are SIP endpoints: a ``sips:`` (TLS) URI put in <Number> would be dialled
+    # as a malformed phone number.
+    noun = "Sip" if destination.lower().startswith(("sip:", "sips:")) else "Number"
     attrs = f" callerId={quoteattr(caller_id)}" if caller_id else ""
     return _response(f"<Dial{attrs}><{noun}>{escape(destination)}</{noun}></Dial>")
 
