@@ -16,6 +16,7 @@ import numpy as np
 
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.errors import CallerDisconnected
+from switchboard.telephony.amd import Verdict
 from switchboard.telephony.base import (
     DtmfReceived,
     IncomingCall,
@@ -71,6 +72,7 @@ class RecordingCalls:
     prepared: list[IncomingCall] = field(default_factory=list)
     statuses: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     dtmf: list[str] = field(default_factory=list)  # out of band (Telnyx webhooks)
+    verdicts: list[tuple[Verdict, str]] = field(default_factory=list)  # AMD (outbound)
     runs: list[MediaRun] = field(default_factory=list)
     closed: bool = False  # the app closed its handler at shutdown
 
@@ -130,6 +132,11 @@ class RecordingCalls:
 
     async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
         self.dtmf.append(digit)
+
+    async def machine_detection(
+        self, carrier: TelephonyType, carrier_call_id: str, verdict: Verdict, answered_by: str
+    ) -> None:
+        self.verdicts.append((verdict, answered_by))
 
     async def aclose(self) -> None:
         self.closed = True

@@ -19,6 +19,7 @@ from switchboard.errors import ConfigError, SignatureError
 from switchboard.gateway import Gateway
 from switchboard.metrics import Metrics
 from switchboard.store import CallStore
+from switchboard.telephony.amd import Verdict
 from switchboard.telephony.base import (
     IncomingCall,
     MediaCodec,
@@ -76,6 +77,11 @@ class IdleCalls:
 
     async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
         raise AssertionError("no DTMF expected")
+
+    async def machine_detection(
+        self, carrier: TelephonyType, carrier_call_id: str, verdict: Verdict, answered_by: str
+    ) -> None:
+        raise AssertionError("no AMD verdict expected")
 
     async def aclose(self) -> None:
         return None

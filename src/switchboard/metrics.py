@@ -187,6 +187,12 @@ class Metrics:
             ["carrier", "reason"],
             registry=r,
         )
+        self.outbound_outcomes = Counter(
+            "switchboard_outbound_outcomes",
+            "Outbound calls with answering-machine detection, by outcome (answered, voicemail).",
+            ["carrier", "outcome"],
+            registry=r,
+        )
         self.signature_throttles = Counter(
             "switchboard_signature_throttled",
             "Requests refused unchecked: their address failed too many signature checks.",
@@ -292,6 +298,10 @@ class Metrics:
     def call_refused(self, carrier: str, reason: str) -> None:
         """Count a call refused at the carrier (``reason``: ``busy``)."""
         self.calls_refused.labels(carrier, reason).inc()
+
+    def outbound_outcome(self, carrier: str, outcome: str) -> None:
+        """Count an outbound call's AMD outcome (``answered`` / ``voicemail`` / ``unknown``)."""
+        self.outbound_outcomes.labels(carrier, outcome).inc()
 
     def signature_throttled(self, carrier: str) -> None:
         """Count a request refused unchecked because its address failed too many checks."""

@@ -29,6 +29,7 @@ from switchboard.config import load_settings
 from switchboard.emulators.loopback import LoopbackServer, bind_loopback
 from switchboard.emulators.twilio import twilio_signature
 from switchboard.errors import CallerDisconnected
+from switchboard.telephony.amd import Verdict
 from switchboard.telephony.base import (
     IncomingCall,
     MediaCodec,
@@ -88,6 +89,11 @@ class Calls:
         return None
 
     async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
+        return None
+
+    async def machine_detection(
+        self, carrier: TelephonyType, carrier_call_id: str, verdict: Verdict, answered_by: str
+    ) -> None:
         return None
 
     async def aclose(self) -> None:

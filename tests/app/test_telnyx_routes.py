@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 from tests.conftest import UNIT
 from tests.recording_calls import RecordingCalls
+from tests.waiting import eventually
 from websockets.asyncio.client import connect
 
 from switchboard.app.factory import create_app
@@ -28,6 +29,7 @@ from switchboard.app.state import AppState
 from switchboard.config import Settings, load_settings
 from switchboard.emulators.common import pcm16_rms, speech_like_pcm16
 from switchboard.emulators.telnyx import LoopbackServer, TelnyxEmulator, bind_loopback, wav_bytes
+from switchboard.telephony.amd import Verdict
 from switchboard.telephony.base import (
     CallDirection,
     IncomingCall,
@@ -283,13 +285,33 @@ async def test_retried_webhook_is_processed_once() -> None:
 
 async def test_unknown_event_is_acknowledged(caplog: pytest.LogCaptureFixture) -> None:
     key = Ed25519PrivateKey.generate()
-    body = _event("call.machine.detection.ended")
+    body = _event("call.speak.ended")
     calls = RecordingCalls()
     caplog.set_level("INFO")
     async with http_app(calls, key) as client:
         response = await client.post("/telnyx/webhook", content=body, headers=_signed(key, body))
     assert response.status_code == 200
-    assert "ignoring Telnyx event call.machine.detection.ended" in caplog.text
+    assert "ignoring Telnyx event call.speak.ended" in caplog.text
+
+
+async def test_amd_events_reach_the_call_handler_as_verdicts() -> None:
+    key = Ed25519PrivateKey.generate()
+    calls = RecordingCalls()
+    bodies = [
+        _event("call.machine.premium.detection.ended", "ev-1", result="machine"),
+        _event("call.machine.premium.greeting.ended", "ev-2", result="beep_detected"),
+    ]
+    async with http_app(calls, key) as client:
+        for body in bodies:
+            response = await client.post(
+                "/telnyx/webhook", content=body, headers=_signed(key, body)
+            )
+            assert response.status_code == 200
+        await eventually(lambda: len(calls.verdicts) == 2, what="both verdicts")
+    assert calls.verdicts == [
+        (Verdict.MACHINE, "machine"),
+        (Verdict.MACHINE_READY, "beep_detected"),
+    ]
 
 
 @dataclass

@@ -50,6 +50,9 @@ class RecordingControl:
         if self.fail:
             raise TelephonyError("the carrier refused the transfer", status=400)
 
+    async def send_dtmf(self, digits: str) -> None:
+        self.calls.append(("send_dtmf", digits))
+
 
 @dataclass
 class Call:

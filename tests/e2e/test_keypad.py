@@ -14,7 +14,7 @@ import json
 import logging
 import wave
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from tests.e2e.harness import (
     telnyx_env,
     twilio_env,
 )
+from tests.e2e.test_pairs import provider_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -200,3 +201,20 @@ async def test_dtmf_menu_transfers_with_no_model(tmp_path: Path) -> None:
     detail = await read_only_call(tmp_path)
     assert detail.record.end_reason == "transferred"
     assert [e.data["digit"] for e in detail.timeline if e.kind == "keypad.menu"] == ["1"]
+
+
+@pytest.mark.parametrize("provider", ["gemini", "deepgram"])
+async def test_digits_reach_gemini_live_and_the_pipeline(tmp_path: Path, provider: str) -> None:
+    """Gemini Live gets a clientContent turn, the Deepgram pipeline a caller turn its LLM
+    (the Gemini REST emulator) answers."""
+    pcm = bytes(8000 * 2 * 3)
+    async with AsyncExitStack() as stack, provider_env(provider, stack, ANSWERS) as providers:
+        twilio = await stack.enter_async_context(TwilioEmulator())
+        env = providers.env | twilio_env(twilio, provider)
+        async with running_app(tmp_path, env) as (base, _settings, _app):
+            report = await place_twilio_call(twilio, base, pcm, dtmf="42", linger_s=6.0)
+    assert report.violations == []
+    lines = said(await read_only_call(tmp_path))
+    assert ("caller", "(pressed 4 2)") in lines
+    agent = [text.lower() for role, text in lines if role == "agent"]
+    assert any("order forty two has shipped" in text for text in agent), lines

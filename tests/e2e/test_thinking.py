@@ -1,4 +1,4 @@
-"""Thinking audio end to end: Twilio caller → app → OpenAI emulator, with a 2.5 s tool.
+"""Thinking audio end to end: Twilio or Telnyx caller → app → OpenAI emulator, 2.5 s tool.
 
 What the caller heard is measured: the generated thinking sound starts once the tool has run
 700 ms, plays as a continuous loop, and the agent's reply follows it directly — its first
@@ -8,17 +8,32 @@ audio).
 
 from __future__ import annotations
 
+import io
+import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from switchboard.agents import AgentBook
 from switchboard.audio import encode_audio, pcm16_to_ulaw, read_audio_file, ulaw_to_pcm16
 from switchboard.bridge.thinking import thinking_sound
 from switchboard.emulators.common import speech_like_pcm16
+from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.media import AudioFormat, AudioSpec
 from tests.audio.signals import best_match, correlation, samples
-from tests.e2e.harness import agent_book, caller_pcm, openai_twilio_app, read_only_call
+from tests.conftest import UNIT
+from tests.e2e.harness import (
+    agent_book,
+    caller_pcm,
+    openai_env,
+    openai_twilio_app,
+    read_only_call,
+    running_app,
+    telnyx_env,
+)
 from tests.pyav import needs_av
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -46,15 +61,49 @@ SCRIPT = [
 ]
 
 
+async def telnyx_call(tmp_path: Path, book: AgentBook, pcm: bytes) -> tuple[Any, Any, bytes]:
+    """One inbound Telnyx call saying ``pcm``: (report, OpenAI emulator, heard PCM16 8 kHz)."""
+    async with (
+        OpenAIRealtimeEmulator(script=SCRIPT, ms_per_char=30.0) as oai,
+        TelnyxEmulator(realtime=True, tail_ms=4000) as telnyx,
+    ):
+        env = openai_env(oai) | telnyx_env(telnyx, "openai")
+        async with running_app(tmp_path, env, agents=book) as (base, _settings, _app):
+            call = await telnyx.place_inbound_call(
+                to="+15550100000",
+                from_="+15550111111",
+                audio=_wav(pcm),
+                webhook_url=f"{base}/telnyx/webhook",
+            )
+            report = await call.wait(40 * UNIT)
+    assert report.heard_rate == 8000
+    return report, oai, report.heard_pcm
+
+
+def _wav(pcm: bytes) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(pcm)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "telnyx"])
 async def test_thinking_sound_plays_during_a_slow_tool_and_stops_at_the_reply(
-    tmp_path: Path,
+    tmp_path: Path, carrier: str
 ) -> None:
     book = agent_book(tools=["end_call", "check_stock"], tool_modules=["tests.e2e.slow_tools"])
     heard_path = tmp_path / "heard.wav"
-    async with openai_twilio_app(tmp_path, SCRIPT, agents=book) as (oai, twilio, base):
-        pcm = caller_pcm("is the red chair in stock", gap_ms=7000)
-        twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm), out=heard_path)
-        (report,) = await twilio.wait_calls(timeout_s=40)
+    pcm = caller_pcm("is the red chair in stock", gap_ms=7000)
+    if carrier == "twilio":
+        async with openai_twilio_app(tmp_path, SCRIPT, agents=book) as (oai, twilio, base):
+            twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm), out=heard_path)
+            (report,) = await twilio.wait_calls(timeout_s=40)
+        heard_pcm = read_audio_file(heard_path, 8000)
+    else:
+        report, oai, heard_pcm = await telnyx_call(tmp_path, book, pcm)
     assert report.violations == [] and oai.violations == []
     detail = await read_only_call(tmp_path)
     assert ("agent", REPLY) in [(t.role, t.text) for t in detail.transcript]
@@ -64,7 +113,7 @@ async def test_thinking_sound_plays_during_a_slow_tool_and_stops_at_the_reply(
     assert stopped["reason"] == "reply"
     assert 1000 <= stopped["played_ms"] <= 3500, stopped  # ~2.5 s tool - 0.7 s + the reply's start
 
-    heard = samples(read_audio_file(heard_path, 8000))
+    heard = samples(heard_pcm)
     loop = samples(ulaw_to_pcm16(thinking_sound(AudioSpec(AudioFormat.ULAW, 8000))))
     start, score = onset(loop[:3200], heard)  # the loop's first 400 ms: both notes
     assert score > 0.95, score

@@ -150,9 +150,10 @@ def test_bad_name_rejected() -> None:
 def test_registry_register_get_subset_and_duplicates() -> None:
     registry = builtin_registry()
     registry.register(book_table)
-    assert registry.names() == ["book_table", "collect_digits", "end_call", "transfer_call"]
+    names = ["book_table", "collect_digits", "end_call", "send_digits", "transfer_call"]
+    assert registry.names() == names
     assert "book_table" in registry
-    assert len(registry) == 4
+    assert len(registry) == 5
     assert registry.get("end_call").name == "end_call"
     with pytest.raises(ToolError, match=r"unknown tool 'nope'; known: book_table"):
         registry.get("nope")

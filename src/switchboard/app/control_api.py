@@ -5,6 +5,8 @@
   allowed by ``SWITCHBOARD_OUTBOUND_ALLOW`` (403 otherwise; empty refuses all), and each API
   token may place ``SWITCHBOARD_OUTBOUND_RATE_LIMIT`` requests per
   ``SWITCHBOARD_OUTBOUND_RATE_WINDOW_S`` (429 with ``Retry-After`` beyond).
+  ``machine_detection: {policy: hangup | leave_message | continue, message}`` asks the carrier
+  for answering-machine detection (docs/telephony.md#answering-machine-detection).
 * ``POST /v1/calls/{id}/hangup`` / ``POST /v1/calls/{id}/transfer`` — act on a live call, on
   whichever node of the cluster holds it (app/cluster_control.py; 503 when the cluster cannot
   be reached); a transfer passes the call's agent's dial plan, as the ``transfer_call`` tool
@@ -45,10 +47,10 @@ import json
 import logging
 import math
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.websockets import WebSocketDisconnect
 
 from switchboard.agents import Agent
@@ -66,6 +68,7 @@ from switchboard.media import AudioChunk, AudioFormat, AudioSpec
 from switchboard.providers.base import BaseProvider, SessionConfig
 from switchboard.providers.events import AudioOutput, ProviderEvent, ResponseDone
 from switchboard.providers.registry import Requirements
+from switchboard.telephony.amd import MachineDetection
 from switchboard.telephony.base import TelephonyType
 
 __all__ = ["control_router", "stream_router"]
@@ -98,6 +101,29 @@ class PlaceCall(BaseModel):
         description="the call's {{name}} values for the agent's prompt, greeting and HTTP "
         "tools (names [A-Za-z_][A-Za-z0-9_]*, string values; docs/integrations.md)",
     )
+    machine_detection: MachineDetectionBody | None = Field(
+        default=None, description="answering-machine detection (Twilio AMD, Telnyx premium)"
+    )
+
+
+class MachineDetectionBody(BaseModel):
+    """Answering-machine detection for the call (docs/telephony.md#answering-machine-detection)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: Literal["hangup", "leave_message", "continue"] = Field(
+        description="what to do when a machine answers: hang up, leave `message` after the "
+        "beep and hang up, or let the agent talk"
+    )
+    message: str | None = Field(
+        default=None, min_length=1, max_length=2000, description="the message to leave"
+    )
+
+    @model_validator(mode="after")
+    def _message_for_leave(self) -> MachineDetectionBody:
+        if self.policy == "leave_message" and not self.message:
+            raise ValueError("policy leave_message needs a message")
+        return self
 
 
 class PlacedCall(BaseModel):
@@ -159,6 +185,11 @@ async def place_call(body: PlaceCall, request: Request) -> PlacedCall:
             from_=body.from_,
             agent=body.agent,
             variables=body.variables,
+            machine_detection=(
+                MachineDetection(body.machine_detection.policy, body.machine_detection.message)
+                if body.machine_detection is not None
+                else None
+            ),
         )
     except DialRefused as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc

@@ -14,7 +14,8 @@ Control commands run in the background, in arrival order per call.
 * ``call.initiated`` outgoing (we dialled; our call id rides in ``client_state``) →
   ``calls.prepare``; its stream starts on ``call.answered``.
 * ``call.answered`` / ``call.hangup`` → ``calls.update_status`` ("answered" / "completed" with
-  the hangup cause), ``call.dtmf.received`` → ``calls.record_dtmf``; ``streaming.failed``
+  the hangup cause), ``call.dtmf.received`` → ``calls.record_dtmf``, ``call.machine.*`` →
+  ``calls.machine_detection`` (``telephony/amd.py``); ``streaming.failed``
   hangs the call up (no agent can be heard). Other events are acknowledged and logged.
 
 The REST adapter is the gateway's (one per app, shared with the call manager); the event ids
@@ -33,6 +34,7 @@ from urllib.parse import quote
 from switchboard.errors import ConfigError
 from switchboard.gateway import Gateway
 from switchboard.media import AudioFormat, AudioSpec
+from switchboard.telephony.amd import TELNYX_AMD_EVENTS, telnyx_verdict
 from switchboard.telephony.base import CallDirection, CallHandler, IncomingCall, TelephonyType
 from switchboard.telephony.telnyx import TelnyxAdapter
 from switchboard.telephony.telnyx.rest import StreamCodec
@@ -191,6 +193,10 @@ class TelnyxRuntime:
                     await self._start_stream(call)
             case "call.dtmf.received":
                 await calls.record_dtmf(_TELNYX, ccid, event.text("digit"))
+            case amd if amd in TELNYX_AMD_EVENTS:  # answering-machine detection (outbound)
+                result = event.text("result")
+                verdict = telnyx_verdict(amd, result)
+                await calls.machine_detection(_TELNYX, ccid, verdict, result)
             case "call.hangup":
                 await calls.update_status(
                     _TELNYX,

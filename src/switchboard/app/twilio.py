@@ -1,4 +1,5 @@
-"""Twilio routes: ``POST /twilio/voice``, ``POST /twilio/status``, ``WS /twilio/media``.
+"""Twilio routes: ``POST /twilio/voice``, ``POST /twilio/status``, ``POST /twilio/amd``
+(answering-machine verdicts of outbound calls), ``WS /twilio/media``.
 
 * Every webhook must carry a valid ``X-Twilio-Signature`` over ``SWITCHBOARD_PUBLIC_URL`` + path +
   query (+ sorted form params); otherwise 403 with no TwiML, and the reason is logged. The
@@ -49,6 +50,7 @@ from switchboard.app.state import AppState, get_state
 from switchboard.app.throttle import close_if_throttled, raise_if_throttled, signature_failed
 from switchboard.errors import CallerDisconnected, ClusterUnavailable, SignatureError
 from switchboard.gateway import TWILIO_CALL_MEMORY_S
+from switchboard.telephony.amd import twilio_verdict
 from switchboard.telephony.base import CallDirection, IncomingCall, StreamStarted, TelephonyType
 from switchboard.telephony.twilio.media import TwilioMediaCodec
 from switchboard.telephony.twilio.webhooks import (
@@ -296,6 +298,33 @@ async def status_webhook(request: Request) -> Response:
         with contextlib.suppress(ClusterUnavailable):
             await guard.release(replay_key)
             await guard.release(seq_key)
+        raise
+    return Response(status_code=204)
+
+
+@twilio_router.post("/amd")
+async def amd_webhook(request: Request) -> Response:
+    """The ``AsyncAmdStatusCallback`` of an outbound call placed with machine detection
+    (``AnsweredBy``) → ``calls.machine_detection``; answers 204."""
+    state = get_state(request)
+    if missing := _missing(state):
+        return _unconfigured(missing)
+    verified = await _verified_form(request, state)
+    if isinstance(verified, str):
+        return _forbidden(verified, request)
+    form, replay_key = verified
+    sid, answered_by = _field(form, "CallSid"), _field(form, "AnsweredBy")
+    if not sid or not answered_by:
+        return _forbidden("no CallSid/AnsweredBy", request)
+    guard = state.gateway.replay.twilio.requests
+    if not guard.add(replay_key):
+        return _forbidden("replayed request", request)
+    try:
+        await state.calls.machine_detection(
+            _CARRIER, sid, twilio_verdict(answered_by), answered_by[:40]
+        )
+    except BaseException:
+        guard.forget(replay_key)
         raise
     return Response(status_code=204)
 

@@ -20,10 +20,11 @@ from switchboard.bridge.core import BridgeOptions
 from switchboard.bridge.greeting import greeting_audio
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
-from switchboard.errors import AudioError
+from switchboard.errors import AudioError, TelephonyError
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.metrics import MetricsSink
 from switchboard.providers.base import BaseProvider
+from switchboard.telephony.amd import MachineDetection, Verdict
 from switchboard.telephony.base import IncomingCall, TelephonyAdapter, TelephonyType
 from switchboard.tools import ToolRegistry
 
@@ -66,6 +67,9 @@ class ActiveCall:
     sink: CallRecordSink | None = None
     metered: MetricsSink | None = None
     ending: bool = False
+    #: an outbound call's answering-machine detection, and verdicts that came before media
+    machine_detection: MachineDetection | None = None
+    early_verdicts: list[tuple[Verdict, str]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """What ``GET /v1/sessions`` shows of a live call."""
@@ -99,6 +103,14 @@ class BoundCarrierControl:
 
     async def transfer(self, destination: str) -> None:
         await self._adapter.transfer_call(self._id, destination)
+
+    async def send_dtmf(self, digits: str) -> None:
+        if self._adapter.name == TelephonyType.TWILIO.value:
+            # Twilio plays digits by redirecting the call (<Play digits> then back to the
+            # voice webhook), which stops this media stream; a live session does not resume
+            # on the new one yet, so the call would end (docs/telephony.md#sending-digits).
+            raise TelephonyError("sending digits during a Twilio media stream is not supported")
+        await self._adapter.send_dtmf(self._id, digits)
 
 
 def caller_audio(carrier: TelephonyType, provider: str, codec: str | None = None) -> AudioSpec:

@@ -38,6 +38,10 @@ class CarrierControl(Protocol):
 
     async def transfer(self, destination: str) -> None: ...
 
+    async def send_dtmf(self, digits: str) -> None:
+        """Play DTMF ``digits`` to the far end (navigating a phone menu)."""
+        ...
+
 
 class CarrierLink:
     """One call's carrier side: its media socket, spoken to through the carrier's codec, and its

@@ -32,6 +32,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from switchboard.agents import AgentBook
 from switchboard.bridge.active import ActiveCall
@@ -39,6 +40,7 @@ from switchboard.bridge.planner import Placement
 from switchboard.cluster import CallEntry, CallState, Cluster, ControlCommand, SlotRequest
 from switchboard.errors import ClusterUnavailable
 from switchboard.gateway import Gateway
+from switchboard.telephony.amd import MachineDetection
 
 __all__ = [
     "PLACEMENT_TTL_S",
@@ -186,7 +188,10 @@ async def share_placement(cluster: Cluster, call_id: str, placement: Placement) 
     Raises:
         ClusterUnavailable: the shared state cannot be reached (the call is not placed).
     """
-    value = json.dumps({"agent": placement.agent, "variables": placement.variables})
+    doc: dict[str, Any] = {"agent": placement.agent, "variables": placement.variables}
+    if (md := placement.machine_detection) is not None:  # AMD is acted on where it is answered
+        doc["machine_detection"] = {"policy": md.policy, "message": md.message}
+    value = json.dumps(doc)
     await cluster.put_note(_note(call_id), value, ttl_s=PLACEMENT_TTL_S)
 
 
@@ -204,7 +209,11 @@ async def placed_call(cluster: Cluster, call_id: str) -> Placement | None:
         agent, variables = data["agent"], data["variables"]
         if not isinstance(agent, str) or not isinstance(variables, dict):
             raise TypeError("agent or variables of the wrong type")
-        return Placement(agent, {str(k): str(v) for k, v in variables.items()})
+        md = data.get("machine_detection")
+        detection = (
+            MachineDetection(md["policy"], md.get("message")) if isinstance(md, dict) else None
+        )
+        return Placement(agent, {str(k): str(v) for k, v in variables.items()}, detection)
     except (ValueError, KeyError, TypeError) as exc:
         logger.warning("call %s: malformed placement ignored: %s", call_id, exc)
         return None

@@ -278,15 +278,19 @@ class BridgeCore:
         after_reply: bool = True,
         goodbye: str | None = None,
         from_tool: bool = False,
+        grace_ms: float | None = None,
     ) -> list[Action]:
         """Hang up once the coming reply (a goodbye) has played, or at once.
 
         ``from_tool``: a tool asked; the reply that counts is the one to its function result
         (see :meth:`function_result_sent`). If that reply has no audio and ``goodbye`` is set,
         the core has the agent say ``goodbye`` and hangs up once it has played.
+        ``grace_ms``: how long the reply may take (default ``control_grace_ms``).
         """
         out: list[Action] = [RecordTimeline("hangup.requested", now, {"reason": reason})]
         self._set_pending(HangUp(reason), now, after_reply, goodbye, from_tool)
+        if grace_ms is not None:
+            self._pending_deadline = now + grace_ms
         self._check_pending(out, now)
         self._schedule(out, now)
         return out

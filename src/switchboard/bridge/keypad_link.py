@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from switchboard.bridge.actions import Action, Say
+from switchboard.bridge.carrier import CarrierControl
 from switchboard.bridge.core import BridgeCore
 from switchboard.bridge.keypad import (
     DigitRecorded,
@@ -34,14 +35,17 @@ from switchboard.bridge.keypad import (
     Source,
 )
 from switchboard.bridge.sink import CallSink
-from switchboard.errors import UnsupportedOperation
+from switchboard.errors import SwitchboardError, ToolError, UnsupportedOperation
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.providers.base import BaseProvider
 from switchboard.recordings import CallRecording
 from switchboard.telephony.dialplan import DialPlan
 from switchboard.tools import CollectedDigits
 
-__all__ = ["KeypadLink", "KeypadRunner", "silence_like"]
+__all__ = ["SENDABLE", "KeypadLink", "KeypadRunner", "silence_like"]
+
+#: What ``send_digits`` may play: keys, and ``w`` for a half-second pause (both carriers).
+SENDABLE = frozenset("0123456789*#ABCDw")
 
 _SILENT_BYTE = {AudioFormat.ULAW: 0xFF, AudioFormat.ALAW: 0xD5}
 
@@ -71,6 +75,9 @@ class KeypadRunner(Protocol):
     def log(self) -> logging.LoggerAdapter[Any]: ...
 
     @property
+    def carrier_control(self) -> CarrierControl | None: ...
+
+    @property
     def recorder(self) -> CallRecording | None:
         """The call's recording, whose redacted spans are silence (docs/recordings.md)."""
         ...
@@ -96,6 +103,7 @@ class KeypadLink:
         self._timer: asyncio.TimerHandle | None = None
         self._waiting: asyncio.Future[DigitsCollected] | None = None
         self._lock = asyncio.Lock()  # one collection at a time
+        self._closed = False
 
     @property
     def redacting(self) -> bool:
@@ -112,8 +120,9 @@ class KeypadLink:
         return self.keypad.spans
 
     async def press(self, digit: str, source: Source) -> None:
-        """A key the carrier reported (``media`` stream or ``webhook``)."""
-        await self._handle(self.keypad.press(digit, source, self._runner.now()))
+        """A key the carrier reported (``media`` stream or ``webhook``); none after the end."""
+        if not self._closed:
+            await self._handle(self.keypad.press(digit, source, self._runner.now()))
 
     async def collect(
         self,
@@ -153,8 +162,27 @@ class KeypadLink:
                     await self._handle(self.keypad.cancel(r.now()))
             return CollectedDigits(done.digits, done.ended_by)
 
+    async def send(self, digits: str) -> None:
+        """``send_digits``: play ``digits`` to the far end through the carrier.
+
+        Raises:
+            ToolError: bad digits, no carrier control, or the carrier refused (for the model).
+        """
+        if not digits or any(d not in SENDABLE for d in digits):
+            raise ToolError("digits may be 0-9, *, #, A-D and w (a half-second pause)")
+        r = self._runner
+        control = r.carrier_control
+        if control is None:
+            raise ToolError("no carrier control on this call")
+        try:
+            await control.send_dtmf(digits)
+        except SwitchboardError as exc:
+            raise ToolError(f"could not send the digits: {exc}") from exc
+        r.sink.timeline("keypad.sent", r.now(), {"digits": len(digits)})
+
     def close(self) -> None:
         """The call ended: no more timers; a collection under way ends as ``cancelled``."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
         waiting = self._waiting
@@ -224,7 +252,7 @@ class KeypadLink:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if due is None:
+        if due is None or self._closed:
             return
         loop = asyncio.get_running_loop()
         self._timer = loop.call_at(due / 1000.0, lambda: self._spawn(self._tick(), "keypad"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -51,6 +52,7 @@ from switchboard.errors import ConfigError, SwitchboardError, TelephonyError
 from switchboard.gateway import Gateway
 from switchboard.logs import call_context
 from switchboard.media import AudioFormat
+from switchboard.telephony.amd import MachineDetection, Verdict, dial_options
 from switchboard.telephony.base import (
     CallDirection,
     IncomingCall,
@@ -145,6 +147,9 @@ class CallManager:
             tools = self.planner.tools(agent)
             spec = caller_audio(call.carrier, provider_name, agent.carrier_codec)
             config = agent.session_config(spec, tools.schemas())
+            detection = placed.machine_detection if placed is not None else None
+            if detection is not None:
+                config.greeting = None  # said once a person is known to have answered
             provider = self.gateway.providers.create_provider(
                 provider_name, config, **self.provider_options.get(provider_name, {})
             )
@@ -167,6 +172,7 @@ class CallManager:
                 connect_provider(self.gateway, provider, call_id)
             ),
             sink=sink,
+            machine_detection=detection,
         )
         self.calls[call_id] = active
         call_started(self.gateway, active, config)
@@ -250,6 +256,9 @@ class CallManager:
             overrides=self.bridge_overrides,
         )
         active.session = session
+        if session.amd is not None:  # verdicts that came before media, acted on at start
+            for verdict, answered_by in active.early_verdicts:
+                await session.amd.verdict(verdict, answered_by)
         await self.directory.set_state(call_id, "live")
         active.status = "in-progress"
         self.gateway.live.updated(call_id, status="in-progress")
@@ -382,6 +391,20 @@ class CallManager:
             data = {"digit": digit, "source": "webhook"}
             active.sink.timeline("caller.dtmf", time.monotonic() * 1000.0, data)
 
+    async def machine_detection(
+        self, carrier: TelephonyType, carrier_call_id: str, verdict: Verdict, answered_by: str
+    ) -> None:
+        """A carrier's answering-machine verdict for an outbound call (``telephony/amd.py``)."""
+        call_id = self._by_carrier_id.get((carrier.value, carrier_call_id))
+        active = self.calls.get(call_id) if call_id else None
+        if active is None or active.machine_detection is None:
+            logger.debug("AMD verdict for unknown %s call %s", carrier, carrier_call_id)
+            return
+        if active.session is not None and active.session.amd is not None:
+            await active.session.amd.verdict(verdict, answered_by)
+        else:  # before media: the session acts on it when it starts
+            active.early_verdicts.append((verdict, answered_by))
+
     # -- API operations --------------------------------------------------------------------------
     def sessions(self) -> list[dict[str, Any]]:
         """Live calls (a call whose record is being finalised is no longer live)."""
@@ -466,11 +489,13 @@ class CallManager:
         from_: str,
         agent: str | None = None,
         variables: Mapping[str, str] | None = None,
+        machine_detection: MachineDetection | None = None,
     ) -> tuple[str, str]:
         """Dial out through ``carrier`` for ``agent``; returns (our call id, carrier call id).
 
         ``variables`` fill the agent's ``{{name}}`` placeholders and go with its HTTP tools'
-        requests.
+        requests. ``machine_detection`` asks the carrier for answering-machine detection
+        (docs/telephony.md#answering-machine-detection).
 
         Raises:
             DialRefused: ``to`` is not allowed by ``SWITCHBOARD_OUTBOUND_ALLOW`` (logged).
@@ -489,11 +514,15 @@ class CallManager:
         if chosen is None:
             raise ConfigError(f"unknown agent {agent!r}")
         placement = self.planner.placement(chosen, variables)
+        placement = dataclasses.replace(placement, machine_detection=machine_detection)
+        options = dial_options(carrier.value, settings.public_url) if machine_detection else {}
         call_id = f"call_{uuid.uuid4().hex[:20]}"
         self._outbound_agents[call_id] = placement
         try:
             await share_placement(self.gateway.cluster, call_id, placement)  # for every node
-            carrier_call_id = await adapter.place_call(to=to, from_=from_, call_id=call_id)
+            carrier_call_id = await adapter.place_call(
+                to=to, from_=from_, call_id=call_id, **options
+            )
         except BaseException:
             self._outbound_agents.pop(call_id, None)
             raise

@@ -29,6 +29,7 @@ from switchboard.errors import ConfigError
 from switchboard.integrations.http_tools import HttpToolClient
 from switchboard.integrations.routing import AgentRequester, RoutingFailed
 from switchboard.integrations.signing import WebhookSecret
+from switchboard.telephony.amd import MachineDetection
 from switchboard.telephony.base import CallDirection, IncomingCall
 from switchboard.tools.registry import ToolRegistry
 
@@ -45,6 +46,8 @@ class Placement:
 
     agent: str
     variables: dict[str, str] = field(default_factory=dict)
+    #: answering-machine detection asked for when the call was placed (None: none)
+    machine_detection: MachineDetection | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ class CallRecordSink(CallSink):
         self._t0_ms = time.monotonic() * 1000.0
         self._answered_ms: float | None = None
         self.transcripts: list[tuple[str, str, bool]] = []
+        self._extra: dict[str, Any] = {}
 
     async def create(self, **fields: Any) -> bool:
         """Create the record (awaited: the webhook answers once the call exists).
@@ -53,6 +54,7 @@ class CallRecordSink(CallSink):
         Returns False (and logs why) when the store cannot be written: a call is worth more than
         its record, so the caller takes the call anyway.
         """
+        self._extra = dict(fields.get("extra") or {})
         started = self._event("call.started", _started_data(fields))
         try:
             await self.store.create_call(call_id=self.call_id, also=started, **fields)
@@ -61,6 +63,11 @@ class CallRecordSink(CallSink):
             return False
         self.recorder.record_timeline("call.created", {"carrier": fields.get("carrier")})
         return True
+
+    def set_extra(self, **values: Any) -> None:
+        """Add ``values`` to the record's ``extra`` (an outbound call's AMD ``outcome``)."""
+        self._extra.update(values)
+        self.recorder.record_update(extra=dict(self._extra))
 
     def _offset(self, at_ms: float) -> int:
         return max(0, int(at_ms - self._t0_ms))

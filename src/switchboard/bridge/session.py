@@ -50,10 +50,12 @@ from switchboard.bridge.provider_side import LIVE, ProviderSide
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.thinking import CALLER_TOOLS, ThinkingAudio
 from switchboard.bridge.voice import voice_detector
+from switchboard.bridge.voicemail import AmdLink
 from switchboard.errors import CallerDisconnected, SwitchboardError, UnsupportedOperation
 from switchboard.media import AudioChunk, AudioSpec
 from switchboard.providers.base import BaseProvider, SessionState
 from switchboard.recordings import CallRecording
+from switchboard.telephony.amd import MachineDetection
 from switchboard.telephony.base import (
     DtmfReceived,
     MarkAcknowledged,
@@ -98,6 +100,8 @@ class CallSession:
         dtmf_menu: Mapping[str, MenuChoice] | None = None,
         thinking_after_ms: float | None = 700.0,
         thinking_audio: bytes | None = None,
+        machine_detection: MachineDetection | None = None,
+        greeting_text: str | None = None,
     ) -> None:
         self.call_id = call_id
         self.codec = codec
@@ -159,6 +163,13 @@ class CallSession:
             if thinking_after_ms is not None
             else None
         )
+        #: an outbound call's answering-machine detection (``bridge/voicemail.py``); the
+        #: greeting waits for its verdict
+        self.amd = (
+            AmdLink(self, machine_detection, greeting=greeting_text, spawn=self._spawn)
+            if machine_detection is not None
+            else None
+        )
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -197,12 +208,10 @@ class CallSession:
             self.provider.output_spec.sample_rate,
         )
         await self.apply(self.core.start(self.now()))
-        if self._greeting is not None:  # played like an agent reply: paced, interruptible
-            audio, text = self._greeting
-            framer, now = Framer(carrier), self.now()
-            await self.apply(self.core.agent_audio(framer.push(audio) + framer.flush(), now))
-            await self.apply(self.core.agent_text(text or "(greeting)", final=True, now=now))
-            await self.apply(self.core.response_done("completed", now))
+        if self.amd is None:  # with AMD, the greeting waits for a person
+            await self.play_greeting()
+        else:
+            await self.amd.start()
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
@@ -220,6 +229,36 @@ class CallSession:
         await self._finish()
         return self.end_reason or "completed"
 
+    async def play_greeting(self) -> bool:
+        """Play the agent's recorded greeting like an agent reply (paced, interruptible);
+        False when it has none."""
+        if self._greeting is None:
+            return False
+        audio, text = self._greeting
+        await self._play_as_reply(audio, text or "(greeting)")
+        return True
+
+    async def play_offline(self, text: str, what: str) -> bool:
+        """Speak ``text`` with the offline voice, played like an agent reply (False: no
+        offline voice, or it failed)."""
+        if self._apology_audio is None:
+            return False
+        try:
+            audio = await asyncio.wait_for(self._apology_audio(text, self.started.audio), 10.0)
+        except TimeoutError:
+            audio = None
+        if not audio:
+            self.log.warning("no offline voice for the %s", what)
+            return False
+        await self._play_as_reply(audio, text)
+        return True
+
+    async def _play_as_reply(self, audio: bytes, text: str) -> None:
+        framer, now = Framer(self.started.audio), self.now()
+        await self.apply(self.core.agent_audio(framer.push(audio) + framer.flush(), now))
+        await self.apply(self.core.agent_text(text, final=True, now=now))
+        await self.apply(self.core.response_done("completed", now))
+
     def end(self, reason: str) -> None:
         """End the call with ``reason`` (the first reason given wins)."""
         if self.end_reason is None:
@@ -229,6 +268,8 @@ class CallSession:
 
     async def _finish(self) -> None:
         self.keypad.close()
+        if self.amd is not None:
+            self.amd.close()
         if self.thinking is not None:
             self.thinking.stop("call_ended")
         for action in self.core.finish(self.now()):
@@ -279,8 +320,8 @@ class CallSession:
                                 )
                                 await self.apply(barge_in)
                             data = inbound.process(payload)
-                            if self.keypad.collecting:  # the model hears no key tones
-                                data = silence_like(data, spec)
+                            if self.keypad.collecting or (self.amd and self.amd.listening):
+                                data = silence_like(data, spec)  # no key tones, no machine
                             if data and provider.state in LIVE:
                                 await provider.send_audio(
                                     AudioChunk(data, spec.format, spec.sample_rate)

@@ -227,6 +227,8 @@ def open_session(
         },
         thinking_after_ms=agent.thinking_after_ms,
         thinking_audio=recorded_thinking(agent, started.audio, call_id),
+        machine_detection=active.machine_detection,
+        greeting_text=agent.greeting,
     )
     session.operator.on_partial = live.partial  # the transcript as it comes, to the console
     return session
@@ -238,6 +240,13 @@ async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:
     if active.session is not None:  # first: the record's end carries the recording's link
         finish_recording(gateway, active.call_id, active.session.recorder, active.sink)
     config = active.provider.config
+    if active.machine_detection is not None:  # an outbound call's AMD outcome
+        amd = active.session.amd if active.session is not None else None
+        outcome = (amd.outcome if amd is not None else None) or "unknown"
+        if active.sink is not None:
+            active.sink.set_extra(outcome=outcome)
+        if gateway.metrics is not None:
+            gateway.metrics.outbound_outcome(active.incoming.carrier.value, outcome)
     if gateway.metrics is not None:
         session = active.session
         gateway.metrics.call_ended(

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from switchboard.media import AudioSpec
+from switchboard.telephony.amd import Verdict
 
 __all__ = [
     "CallDirection",
@@ -272,6 +273,13 @@ class CallHandler(Protocol):
 
     async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
         """A DTMF digit reported out of band (Telnyx ``call.dtmf.received``)."""
+        ...
+
+    async def machine_detection(
+        self, carrier: TelephonyType, carrier_call_id: str, verdict: Verdict, answered_by: str
+    ) -> None:
+        """An answering-machine verdict for an outbound call (Twilio ``AnsweredBy``, Telnyx
+        ``call.machine.*``), as :mod:`switchboard.telephony.amd` reads it."""
         ...
 
     async def aclose(self) -> None:

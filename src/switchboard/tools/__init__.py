@@ -11,6 +11,7 @@ from switchboard.tools.builtin import (
     builtin_registry,
     collect_digits,
     end_call,
+    send_digits,
     transfer_call,
 )
 from switchboard.tools.context import (
@@ -44,6 +45,7 @@ __all__ = [
     "collect_digits",
     "end_call",
     "get_tool",
+    "send_digits",
     "tool",
     "transfer_call",
 ]

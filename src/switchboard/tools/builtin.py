@@ -10,6 +10,8 @@
   ``****`` and whether anything was keyed, never the digits: they stay in the call's tool context
   (``variables["collected_digits"]``, which HTTP tools send) and out of the transcript, the
   logs and the recording (docs/telephony.md#collect-digits).
+* ``send_digits(digits)`` — keys pressed towards the far end (an IVR an outbound call reached),
+  through the carrier (docs/telephony.md#sending-digits).
 
 Agents enable them by name in ``tools:`` (``agents.yaml``).
 """
@@ -25,7 +27,14 @@ from switchboard.errors import ToolError
 from switchboard.tools.context import ToolContext
 from switchboard.tools.registry import ToolRegistry, tool
 
-__all__ = ["BUILTIN_TOOLS", "builtin_registry", "collect_digits", "end_call", "transfer_call"]
+__all__ = [
+    "BUILTIN_TOOLS",
+    "builtin_registry",
+    "collect_digits",
+    "end_call",
+    "send_digits",
+    "transfer_call",
+]
 
 #: Seconds the goodbye may take to play before the invocation is abandoned.
 CALL_CONTROL_TIMEOUT_S = 30.0
@@ -106,11 +115,30 @@ async def collect_digits(
     return {"digits": got.digits, "ended_by": got.ended_by}
 
 
+@tool(timeout_s=CALL_CONTROL_TIMEOUT_S)
+async def send_digits(
+    context: ToolContext,
+    digits: Annotated[
+        str,
+        Field(
+            pattern=r"^[0-9*#A-Dw]{1,32}$",
+            description="Keys to press: 0-9, * and #; w waits half a second.",
+        ),
+    ],
+) -> str:
+    """Press keys on the phone keypad, to navigate an automated phone menu you called."""
+    if context.keypad is None:
+        raise ToolError("no keypad on this call")
+    await context.keypad.send(digits)
+    return f"pressed {' '.join(digits)}"
+
+
 #: The built-in tool functions, by name.
 BUILTIN_TOOLS: dict[str, Callable[..., Any]] = {
     "end_call": end_call,
     "transfer_call": transfer_call,
     "collect_digits": collect_digits,
+    "send_digits": send_digits,
 }
 
 

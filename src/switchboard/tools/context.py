@@ -43,7 +43,8 @@ class CollectedDigits:
 
 @runtime_checkable
 class DigitCollector(Protocol):
-    """The caller's keypad during a call (``collect_digits``); implemented by the bridge."""
+    """The call's keypad: the caller's keys (``collect_digits``) and keys pressed towards the
+    far end (``send_digits``); implemented by the bridge."""
 
     async def collect(
         self,
@@ -57,6 +58,10 @@ class DigitCollector(Protocol):
         """Say ``prompt``, then gather keys until ``finish_on_key``, ``max_digits`` or
         ``timeout_s`` without a key; with ``redact`` the keys are kept out of the transcript,
         the logs and the recording."""
+        ...
+
+    async def send(self, digits: str) -> None:
+        """Play DTMF ``digits`` to the far end (an IVR the call reached)."""
         ...
 
 

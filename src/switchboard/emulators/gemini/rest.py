@@ -288,7 +288,9 @@ class RestCore:
                 else:
                     say = turn.say
             return self._text_chunks(model, say or "Done.")
-        turn = self.script.next_turn()
+        text = " ".join(str(get(p, "text") or "") for p in get(last, "parts"))
+        by_text = self.script.turn_for_text(text) if text.strip() else None
+        turn = by_text or self.script.next_turn()
         generation = get(body, "generationConfig") or {}
         if get(generation, "responseMimeType") == "application/json":
             return self._text_chunks(model, _json_answer(turn.say, _response_schema(generation)))

@@ -38,7 +38,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from switchboard.emulators.answering_machine import AnsweringMachine
 from switchboard.emulators.loopback import LoopbackServer
+from switchboard.emulators.telnyx.amd import MODES as AMD_MODES
+from switchboard.emulators.telnyx.amd import amd_reports, report_amd
 from switchboard.emulators.telnyx.audio import AudioSource, WireFormat, load_pcm16
 from switchboard.emulators.telnyx.caller import CallerMediaLeg, MediaLeg, MediaLegFactory
 from switchboard.emulators.telnyx.calls import EmulatedCall
@@ -101,8 +104,11 @@ class TelnyxEmulator:
         duplicate_webhooks: bool = False,
         connection_id: str = "1684641123236054244",
         media_leg_factory: MediaLegFactory | None = None,
+        answering_machine: AnsweringMachine | None = None,
     ) -> None:
         self.api_key = api_key
+        #: who answers dialled calls: this machine, or (None) a person saying ``audio``
+        self.answering_machine = answering_machine
         self.webhook_url = webhook_url
         self.speed = 1.0 if realtime else speed
         self.audio = audio
@@ -231,13 +237,17 @@ class TelnyxEmulator:
         missing = [k for k in ("connection_id", "to", "from") if not body.get(k)]
         if missing:
             return self._reject("dial", f"missing required field(s): {', '.join(missing)}")
+        amd_mode = body.get("answering_machine_detection")
+        if amd_mode is not None and amd_mode not in AMD_MODES:
+            return self._reject("dial", f"answering_machine_detection {amd_mode!r} is invalid")
+        machine = self.answering_machine
         call = EmulatedCall(
             direction="outgoing",
             from_number=str(body["from"]),
             to_number=str(body["to"]),
             connection_id=str(body["connection_id"]),
             webhook_url=body.get("webhook_url") or self.webhook_url,
-            audio=self.audio,
+            audio=machine.wav() if machine is not None else self.audio,
             state="bridging",
             client_state=body.get("client_state"),
         )
@@ -248,6 +258,9 @@ class TelnyxEmulator:
         self._spawn(self._time_limit(call))
         self._webhook(call, "call.initiated", call.payload())
         self._spawn(self._callee_answers(call, body))
+        if amd_mode is not None:
+            reports = amd_reports(str(amd_mode), machine)
+            self._spawn(report_amd(call, reports, self._webhook, speed=self.speed))
         data = {
             "call_control_id": call.call_control_id,
             "call_leg_id": call.call_leg_id,

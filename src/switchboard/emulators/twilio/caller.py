@@ -141,6 +141,8 @@ class TwilioCaller:
         self.report = TwilioCallReport(call_sid=call_sid or new_sid("CA"), account_sid=account_sid)
         self.status = "queued"
         self.started_at: float | None = None
+        #: ``AnsweredBy`` for the voice webhook (synchronous machine detection), if any
+        self.answered_by: str | None = None
 
     # -- control (from tests or the REST emulator) -------------------------------------------------
     def send_dtmf(self, digits: str) -> None:
@@ -207,7 +209,11 @@ class TwilioCaller:
             ("Direction", self.direction),
             ("From", self.from_),
             ("To", self.to),
-        ]
+        ] + ([("AnsweredBy", self.answered_by)] if self.answered_by else [])
+
+    async def signed_post(self, url: str, params: list[tuple[str, str]]) -> httpx.Response:
+        """POST ``params`` to ``url`` signed as Twilio signs webhooks (AMD callbacks)."""
+        return await self._post(url, params)
 
     async def _post(self, url: str, params: list[tuple[str, str]]) -> httpx.Response:
         signature = twilio_signature(self._token, url, params)

@@ -32,7 +32,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from switchboard.emulators.answering_machine import AnsweringMachine
 from switchboard.emulators.loopback import LoopbackServer
+from switchboard.emulators.twilio.amd import MODES, detection, report_async_amd
 from switchboard.emulators.twilio.caller import TwilioCaller, load_ulaw, new_sid
 from switchboard.emulators.twilio.state import TwilioCallReport
 
@@ -62,6 +64,7 @@ class _Call:
     caller: TwilioCaller | None = None
     task: asyncio.Task[TwilioCallReport] | None = None
     updates: list[dict[str, str]] = field(default_factory=list)
+    side_tasks: list[asyncio.Task[None]] = field(default_factory=list)  # AMD callbacks
 
 
 def _error(status: int, code: int, message: str) -> JSONResponse:
@@ -87,6 +90,8 @@ class TwilioEmulator:
         audio: what answering callers say (WAV path, μ-law bytes via :func:`load_ulaw`, or None
             for one second of silence).
         speed: clock factor for the callers (1.0 real time).
+        answering_machine: the callee of outbound calls is this machine (greeting, beep,
+            silence), and machine detection reports it (``emulators/twilio/amd.py``).
         caller_options: further :class:`TwilioCaller` keyword arguments (``linger_s``...).
     """
 
@@ -99,9 +104,12 @@ class TwilioEmulator:
         auth_token: str = "emulator-auth-token",  # noqa: S107  # a fake account's token
         audio: Path | str | bytes | None = None,
         speed: float = 1.0,
+        answering_machine: AnsweringMachine | None = None,
         **caller_options: Any,
     ) -> None:
         self.account_sid = account_sid
+        #: who answers outbound calls: this machine, or (None) a person saying ``audio``
+        self.answering_machine = answering_machine
         self.auth_token = auth_token
         self.audio = audio if isinstance(audio, bytes) else load_ulaw(audio)
         self.speed = speed
@@ -144,6 +152,9 @@ class TwilioEmulator:
             for call in live:
                 if call.task is not None and not call.task.done():
                     call.task.cancel()
+            for call in self.calls.values():
+                for task in call.side_tasks:
+                    task.cancel()
             await self._server.aclose()
 
     async def wait_calls(self, *, timeout_s: float = 30.0) -> list[TwilioCallReport]:
@@ -262,9 +273,17 @@ class TwilioEmulator:
         sources = [k for k in ("Url", "Twiml", "ApplicationSid") if params.get(k)]
         if len(sources) != 1:
             return _error(400, 21205, "Exactly one of Url, Twiml or ApplicationSid is required")
+        amd_mode = params.get("MachineDetection")
+        if amd_mode is not None and amd_mode not in MODES:
+            self.violations.append(f"MachineDetection {amd_mode!r} is not Enable/DetectMessageEnd")
+            # The error code Twilio gives an invalid enum value is UNCONFIRMED here.
+            return _error(400, 21205, f"Invalid MachineDetection {amd_mode!r}")
         resource = self._resource(new_sid("CA"), to, from_, "outbound-api")
         events = [v for k, v in form if k == "StatusCallbackEvent"] or ["completed"]
         opts = {**self.caller_options}
+        machine = self.answering_machine
+        if machine is not None:
+            opts["audio"] = load_ulaw(machine.pcm())
         caller = TwilioCaller(
             webhook_url=params.get("Url"),
             twiml=params.get("Twiml"),
@@ -281,6 +300,25 @@ class TwilioEmulator:
             **opts,
         )
         self._start(resource, caller)
+        if amd_mode is not None:
+            answered_by, after_ms = detection(amd_mode, machine)
+            amd_url = params.get("AsyncAmdStatusCallback")
+            if params.get("AsyncAmd", "false").lower() == "true" and amd_url:
+                call = self.calls[resource["sid"]]
+                call.side_tasks.append(
+                    asyncio.get_running_loop().create_task(
+                        report_async_amd(
+                            caller,
+                            amd_url,
+                            answered_by,
+                            after_ms,
+                            resource=resource,
+                            speed=self.speed,
+                        )
+                    )
+                )
+            else:  # synchronous AMD: the voice webhook says who answered
+                caller.answered_by = resource["answered_by"] = answered_by
         body = dict(resource)
         body["status"] = "queued"
         return JSONResponse(body, status_code=201)
