@@ -9,22 +9,24 @@ answer) as its history.
 
 from __future__ import annotations
 
-import asyncio
+import json
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from switchboard.audio import pcm16_to_ulaw
-from switchboard.emulators.common import Script
+from switchboard.emulators.common import Script, ScriptedTurn
 from switchboard.emulators.deepgram import DeepgramEmulator
 from switchboard.emulators.gemini import GeminiEmulator
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from tests.conftest import UNIT
 from tests.e2e.harness import (
+    API_TOKEN,
     agent_book,
     caller_pcm,
     read_only_call,
@@ -35,6 +37,7 @@ from tests.e2e.harness import (
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 FIRST = {"caller": "what are your opening hours", "say": "We are open nine to five."}
 SECOND = {"caller": "are you open on sunday", "say": "On sunday we are closed."}
 #: provider → its fallback in these tests (each fallback speaks another protocol)
@@ -137,31 +140,79 @@ async def test_failover_mid_call(tmp_path: Path, primary: str, mode: str) -> Non
             # the second question comes 9 s after the first: time to fail and to fail over
             pcm = caller_pcm(FIRST["caller"], SECOND["caller"], gap_ms=[9000, 9000])
             twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
-            await until_said(tmp_path, lambda lines: any(
-                role == "agent" and _plain(text) == "we are open nine to five"
-                for role, text in lines
-            ), limit_s=20 * UNIT)
+            await until_said(
+                tmp_path,
+                lambda lines: any(
+                    role == "agent" and _plain(text) == "we are open nine to five"
+                    for role, text in lines
+                ),
+                limit_s=20 * UNIT,
+            )
             failed_at = time.monotonic()
             await emulators.fail(mode)
-            said = await until_said(tmp_path, lambda lines: any(
-                role == "agent" and _plain(text) == "on sunday we are closed"
-                for role, text in lines
-            ), limit_s=30 * UNIT)
-            assert time.monotonic() - failed_at < 25 * UNIT
+            said = await until_said(
+                tmp_path,
+                lambda lines: any(
+                    role == "agent" and _plain(text) == "on sunday we are closed"
+                    for role, text in lines
+                ),
+                limit_s=30 * UNIT,
+            )
+            heard_after_s = time.monotonic() - failed_at
             (report,) = await twilio.wait_calls(timeout_s=40 * UNIT)
+            async with httpx.AsyncClient(base_url=base, headers=AUTH) as http:
+                providers = {p["name"]: p for p in (await http.get("/v1/providers")).json()}
+                metrics = (await http.get("/metrics")).text
     assert report.violations == []
     assert emulators.violations() == []
     given = [(role, _plain(text)) for role, text in emulators.given_history()]
     assert ("user", "what are your opening hours") in given, given
     assert any(r in ("assistant", "model") and t == "we are open nine to five" for r, t in given)
     assert any(t == "hello thanks for calling" for _, t in given), given
-    assert ("caller", "are you open on sunday") in [(r, _plain(t)) for r, t in said] or True
+    lines = [(role, _plain(text)) for role, text in said]
+    assert heard_after_s < 25 * UNIT, (heard_after_s, lines)
+    # the gap was longer than a second: the offline voice's filler was heard
+    assert ("agent", "one moment please") in lines, lines
+    assert providers[primary]["health"]["recent_failures"] >= 1
+    assert providers[primary]["health"]["state"] == "closed"  # one failure does not open it
+    assert f'from="{primary}",reason="' in metrics and f'to="{emulators.fallback}"' in metrics
     detail = await read_only_call(tmp_path)
     failovers = [e for e in detail.timeline if e.kind == "provider.failover"]
     assert len(failovers) == 1, failovers
     data = failovers[0].data
     assert data["from"] == primary and data["to"] == emulators.fallback
-    assert data["reason"] in (("stall",) if mode == "silent" else ("lost", "fatal_error",
-                                                                      "provider_failed"))
+    assert data["reason"] in (
+        ("stall",) if mode == "silent" else ("lost", "fatal_error", "provider_failed")
+    )
     assert data["gap_ms"] > 0
-    await asyncio.sleep(0)
+    costs = next(e.data for e in detail.timeline if e.kind == "call.cost_by_provider")
+    assert set(costs) - {"t_ms"} == {primary, emulators.fallback}, costs
+
+
+async def test_a_provider_that_does_not_connect_is_replaced_at_the_start(tmp_path: Path) -> None:
+    async with AsyncExitStack() as stack:
+        emulators = Emulators("openai")  # openai refuses every connection; gemini takes over
+        await emulators.start(stack)
+        assert emulators.openai is not None and emulators.gemini is not None
+        emulators.openai.refuse_connections = True
+        emulators.gemini.live.turns = [ScriptedTurn.from_obj(FIRST)]
+        twilio = await stack.enter_async_context(TwilioEmulator())
+        env = emulators.env | twilio_env(twilio, "openai")
+        book = agent_book(fallback=["gemini"], tools=[], voice="coral")
+        async with running_app(tmp_path, env, agents=book, provider_options=FAST) as (base, *_):
+            pcm = caller_pcm(FIRST["caller"], gap_ms=4000)
+            twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
+            said = await until_said(
+                tmp_path,
+                lambda lines: any(_plain(t) == "we are open nine to five" for _, t in lines),
+                limit_s=30 * UNIT,
+            )
+            await twilio.wait_calls(timeout_s=40 * UNIT)
+    assert (said[0][0], _plain(said[0][1])) == ("agent", "hello thanks for calling")
+    assert emulators.gemini.live.histories[0] == []  # nothing had been said yet
+    assert '"voiceName": "Kore"' in json.dumps(emulators.gemini.live.setups[0])  # coral's nearest
+    detail = await read_only_call(tmp_path)
+    (failover,) = [e.data for e in detail.timeline if e.kind == "provider.failover"]
+    assert failover["from"] == "openai" and failover["to"] == "gemini"
+    assert failover["reason"] == "connect_failed"
+    assert failover["gap_ms"] < 2000 * UNIT  # the caller heard no more than ~2 s of silence

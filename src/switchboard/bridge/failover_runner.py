@@ -31,7 +31,6 @@ from switchboard.audio import Framer
 from switchboard.bridge.failover import FailoverMonitor, FailoverPolicy
 from switchboard.bridge.sink import CallSink
 from switchboard.media import AudioSpec, Usage
-from switchboard.telephony.base import StreamStarted
 from switchboard.providers.base import BaseProvider, SessionState
 from switchboard.providers.events import (
     AudioOutput,
@@ -44,6 +43,7 @@ from switchboard.providers.events import (
     SpeechStopped,
 )
 from switchboard.providers.types import HistoryTurn
+from switchboard.telephony.base import StreamStarted
 from switchboard.tools import ToolResult
 
 if TYPE_CHECKING:
@@ -189,6 +189,10 @@ class ProviderFailover:
     # -- when -------------------------------------------------------------------------------------
     async def watch(self, session: CallSession) -> None:
         """Fail over whenever the monitor says so, until the call ends (one of its loops)."""
+        if self._filler_audio is not None and self.policy.filler_text:  # ready when needed
+            session.spawn(
+                self._filler_audio(self.policy.filler_text, session.started.audio), "filler"
+            )
         while True:
             now = session.now()
             reason = self.monitor.due(now)
@@ -226,13 +230,11 @@ class ProviderFailover:
             if reason != "connect_failed":
                 self._report(self.provider_name, False, reason)
             self.switching = True
-            filler = asyncio.create_task(self._filler(session, gap_start))
+            session.spawn(self._filler(session, gap_start), "filler")
             try:
                 return await self._switch(session, old, reason, gap_start, greet)
             finally:
                 self.switching = False
-                if not filler.done():
-                    filler.cancel()
 
     async def _switch(
         self, session: CallSession, old: BaseProvider, reason: str, gap_start: float, greet: bool
@@ -279,7 +281,7 @@ class ProviderFailover:
             provider = self._make(name, history, greet)
             await asyncio.wait_for(provider.connect(), timeout_s)
             assert provider is not None
-        except Exception as exc:  # noqa: BLE001 - whatever it was, the next one is tried
+        except Exception as exc:
             session.log.warning("failover: %s did not connect: %r", name, exc)
             self._report(name, False, "connect_failed")
             with contextlib.suppress(Exception):
@@ -308,11 +310,12 @@ class ProviderFailover:
             return
         spec = session.started.audio
         wait_ms = gap_start + self.policy.filler_after_ms - session.now()
-        audio_task = asyncio.ensure_future(self._filler_audio(self.policy.filler_text, spec))
-        if wait_ms > 0:
+        if wait_ms > 0:  # a short gap so far: only if the switch is still under way then
             await asyncio.sleep(wait_ms / 1000.0)
-        audio = await audio_task
-        if not audio or not self.switching:
+            if not self.switching:
+                return
+        audio = await self._filler_audio(self.policy.filler_text, spec)  # cached by then
+        if not audio:
             return
         framer = Framer(spec)
         await session.play_agent_audio(framer.push(audio) + framer.flush(), self.policy.filler_text)

@@ -19,6 +19,7 @@ from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.failover import FailoverPolicy, fallback_order
 from switchboard.bridge.failover_runner import HeardTranscript, ProviderFailover
 from switchboard.bridge.sink import CallSink
+from switchboard.cost import estimate_call_cost
 from switchboard.gateway import Gateway
 from switchboard.media import AudioSpec
 from switchboard.providers.base import BaseProvider
@@ -29,6 +30,7 @@ __all__ = [
     "call_failover",
     "choose_healthy",
     "connect_wait_s",
+    "cost_by_provider",
     "failover_policy",
     "local_available",
 ]
@@ -58,6 +60,23 @@ def failover_policy(gateway: Gateway, agent: Agent, provider: str) -> FailoverPo
         failover_after_ms=agent.limits.failover_after_s * 1000.0,
         stall_timeout_ms=agent.limits.stall_timeout_s * 1000.0,
     )
+
+
+def cost_by_provider(gateway: Gateway, failover: ProviderFailover) -> dict[str, float]:
+    """The estimated usage cost (USD) of each provider that served a call that failed over
+    (each at its default model's prices; the carrier's cost is the call's, not theirs)."""
+    out: dict[str, float] = {}
+    for name, usage in failover.heard.usage_by_provider.items():
+        cost = estimate_call_cost(
+            gateway.settings.catalog,
+            provider=name,
+            model=None,
+            usage=usage,
+            carrier=None,
+            carrier_seconds=0.0,
+        )
+        out[name] = round(cost.provider_total, 6)
+    return out
 
 
 def connect_wait_s(gateway: Gateway, active: ActiveCall) -> float:

@@ -25,7 +25,7 @@ from switchboard.bridge.active import (
     recorded_greeting,
 )
 from switchboard.bridge.apology import apology_audio
-from switchboard.bridge.failover_wiring import call_failover
+from switchboard.bridge.failover_wiring import call_failover, cost_by_provider
 from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
@@ -232,6 +232,10 @@ async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:
         )
     if gateway.tracing is not None:  # with the usage its sink saw
         gateway.tracing.call_ended(active.call_id, reason)
+    failover = active.session.failover if active.session is not None else None
+    if active.sink is not None and failover is not None and failover.failovers:
+        costs = cost_by_provider(gateway, failover)
+        active.sink.timeline("call.cost_by_provider", time.monotonic() * 1000.0, costs)
     if active.sink is not None:
         await active.sink.finalize(
             status="failed" if reason in ("provider_failed", "internal_error") else "completed",

@@ -221,6 +221,8 @@ class OpenAIRealtimeEmulator:
         self._conns.add(conn)
         try:
             await conn.serve()
+        except ConnectionClosed:  # a drop (``fail``, ``drop_connections``) or the client left
+            pass
         except Exception:  # one bad connection must not take the emulator down
             logger.exception("openai emulator: connection failed")
         finally:
