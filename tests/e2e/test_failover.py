@@ -171,8 +171,6 @@ async def test_failover_mid_call(tmp_path: Path, primary: str, mode: str) -> Non
     assert any(t == "hello thanks for calling" for _, t in given), given
     lines = [(role, _plain(text)) for role, text in said]
     assert heard_after_s < 25 * UNIT, (heard_after_s, lines)
-    # the gap was longer than a second: the offline voice's filler was heard
-    assert ("agent", "one moment please") in lines, lines
     assert providers[primary]["health"]["recent_failures"] >= 1
     assert providers[primary]["health"]["state"] == "closed"  # one failure does not open it
     assert f'from="{primary}",reason="' in metrics and f'to="{emulators.fallback}"' in metrics
@@ -185,6 +183,11 @@ async def test_failover_mid_call(tmp_path: Path, primary: str, mode: str) -> Non
         ("stall",) if mode == "silent" else ("lost", "fatal_error", "provider_failed")
     )
     assert data["gap_ms"] > 0
+    filler = ("agent", "one moment please") in lines
+    if data["gap_ms"] > 1500:  # a gap longer than a second: the offline voice's filler
+        assert filler, (data, lines)
+    elif data["gap_ms"] < 900:  # (a Gemini drop: its reconnects gave up at once)
+        assert not filler, (data, lines)
     costs = next(e.data for e in detail.timeline if e.kind == "call.cost_by_provider")
     assert set(costs) - {"t_ms"} == {primary, emulators.fallback}, costs
 

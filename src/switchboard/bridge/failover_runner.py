@@ -40,6 +40,7 @@ from switchboard.providers.events import (
     Reconnected,
     Reconnecting,
     ResponseDone,
+    SpeechStarted,
     SpeechStopped,
 )
 from switchboard.providers.types import HistoryTurn
@@ -151,6 +152,7 @@ class ProviderFailover:
         self._poke = asyncio.Event()
         self._recent: deque[tuple[bytes, bool]] = deque(maxlen=_REPLAY_FRAMES)
         self.switching = False
+        self._replayed = False  # caller audio was replayed; its echo of speech is no barge-in
         #: ``(from, to, reason, gap_ms)`` of each failover of the call
         self.failovers: list[tuple[str, str, str, float]] = []
 
@@ -181,6 +183,16 @@ class ProviderFailover:
             case _:
                 return
         self._poke.set()
+
+    def hides(self, event: ProviderEvent) -> bool:
+        """Whether the session should not act on ``event``: the new provider hearing the
+        replayed caller audio start is not the caller speaking over the filler now."""
+        match event.data:
+            case SpeechStarted():
+                return self._replayed
+            case AudioOutput() | ResponseDone() | FunctionCall():
+                self._replayed = False
+        return False
 
     def tool_result_sent(self, now: float) -> None:
         self.monitor.tool_result_sent(now)
@@ -301,6 +313,7 @@ class ProviderFailover:
             return
         first = next(i for i, (_, voiced) in enumerate(frames) if voiced)
         start = max(0, first - 15)  # 300 ms before the voice: the provider's VAD needs a lead
+        self._replayed = True
         for payload, _ in frames[start:]:
             await session.send_caller_audio(payload)
 

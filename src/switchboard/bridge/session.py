@@ -258,6 +258,8 @@ class CallSession:
             assert provider_side is not None
             async for event in provider.receive_events():
                 received = self.now()
+                if self.failover is not None and self.failover.hides(event):
+                    continue
                 await provider_side.handle(event)
                 # The sink times the provider (metrics) after the event is handled, so a turn
                 # it starts is already on the timeline.
