@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 
+from tests.providers.gemini_live.test_gemini_live_protocol import ready, validate_client
+from tests.providers.openai_realtime.test_openai_protocol import sent, srv
+
 from switchboard.providers.base import SessionConfig
 from switchboard.providers.gemini_live import GeminiLiveProtocol, LiveSetup
 from switchboard.providers.openai_realtime.protocol import RealtimeProtocol
 from switchboard.providers.types import HistoryTurn
-from tests.providers.gemini_live.test_gemini_live_protocol import ready, validate_client
-from tests.providers.openai_realtime.test_openai_protocol import sent, srv
 
 HISTORY = [
     HistoryTurn("assistant", "Hello, thanks for calling."),
