@@ -29,7 +29,7 @@ from pathlib import Path
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.twilio import TwilioEmulator
 from tests.e2e.harness import agent_book, caller_pcm, read_only_call, running_app, twilio_env
-from tests.e2e.test_failover import FAST, FIRST, SECOND, Emulators
+from tests.e2e.test_failover import FIRST, SECOND, Emulators
 
 THRESHOLD_MS = {"lost": 3000.0, "fatal_error": 0.0, "provider_failed": 0.0, "stall": 5000.0}
 
@@ -48,7 +48,7 @@ async def one_call(primary: str, mode: str) -> tuple[str, float]:
                 tools=[],
                 limits={"max_call_seconds": 60, "silence_timeout_s": 30, "silence_hangup_s": 50},
             )
-            async with running_app(path, env, agents=book, provider_options=FAST) as (base, *_):
+            async with running_app(path, env, agents=book) as (base, *_):  # default backoffs
                 pcm = caller_pcm(FIRST["caller"], SECOND["caller"], gap_ms=[9000, 3000])
                 twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
                 await asyncio.sleep(6.0)  # the first answer has played

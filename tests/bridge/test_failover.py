@@ -56,7 +56,7 @@ def test_a_reply_that_starts_in_time_clears_the_stall() -> None:
 
 def test_a_cough_is_not_a_turn() -> None:
     monitor = FailoverMonitor(POLICY)
-    voice(monitor, 1000, 100)  # shorter than min_voice_ms
+    voice(monitor, 1000, 300)  # shorter than min_voice_ms
     assert monitor.reply_due_since is None
 
 

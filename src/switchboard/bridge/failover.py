@@ -57,7 +57,7 @@ class FailoverPolicy:
     connect_timeout_ms: float = 1500.0
     filler_after_ms: float = 1000.0
     filler_text: str = "One moment, please."
-    min_voice_ms: float = 200.0
+    min_voice_ms: float = 400.0
 
 
 def fallback_order(

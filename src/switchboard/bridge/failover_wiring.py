@@ -123,8 +123,7 @@ def call_failover(
             "model": None,  # the agent's model is its first provider's
             "llm_model": None,
             "voice": nearest_voice(voice, entry.voices, entry.default_voice),
-            "greeting": agent.greeting if greet else None,
-            "greeting_audio": None,
+            "greeting": agent.greeting if greet else None,  # a recorded one plays anyway
         }
         config = agent.model_copy(update=update).session_config(spec, schemas)
         config.history = list(history)

@@ -144,8 +144,14 @@ class CallSession:
                 await asyncio.wait_for(self.provider.connect(), self.connect_timeout_s)
         except (TimeoutError, SwitchboardError, OSError) as exc:
             self.log.error("provider connect failed: %s", exc)
-        if self.provider.state is not SessionState.CONNECTED and not (
-            self.failover is not None and await self.failover.start_over(self)
+            if self.failover is None:
+                await self.apply(self.core.provider_lost(failed=True, now=self.now()))
+                await self._finish()
+                return self.end_reason or "provider_failed"
+        if (  # did not connect: the next provider, before the caller hears 2 s of silence
+            self.failover is not None
+            and self.provider.state not in LIVE
+            and not await self.failover.start_over(self)
         ):
             await self.apply(self.core.provider_lost(failed=True, now=self.now()))
             await self._finish()
@@ -257,6 +263,8 @@ class CallSession:
             provider, provider_side = self.provider, self._provider_side
             assert provider_side is not None
             async for event in provider.receive_events():
+                if self.provider is not provider:  # failed over: the old one's last words
+                    break
                 received = self.now()
                 if self.failover is not None and self.failover.hides(event):
                     continue
@@ -266,7 +274,7 @@ class CallSession:
                 self.sink.provider_event(event.type, received)
                 if self.failover is not None:
                     self.failover.provider_event(event, received)
-                if self._done.is_set() or self.provider is not provider:
+                if self._done.is_set():
                     break
             if self._done.is_set():
                 return
