@@ -26,10 +26,11 @@ import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from switchboard.audio import pcm16_to_ulaw
-from switchboard.emulators.twilio import TwilioEmulator
 from tests.e2e.harness import agent_book, caller_pcm, read_only_call, running_app, twilio_env
 from tests.e2e.test_failover import FIRST, SECOND, Emulators
+
+from switchboard.audio import pcm16_to_ulaw
+from switchboard.emulators.twilio import TwilioEmulator
 
 THRESHOLD_MS = {"lost": 3000.0, "fatal_error": 0.0, "provider_failed": 0.0, "stall": 5000.0}
 
