@@ -24,6 +24,7 @@ from switchboard.emulators.deepgram import DeepgramEmulator
 from switchboard.emulators.gemini import GeminiEmulator
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
+from switchboard.store import CallStore
 from tests.conftest import UNIT
 from tests.e2e.harness import (
     API_TOKEN,
@@ -219,3 +220,40 @@ async def test_a_provider_that_does_not_connect_is_replaced_at_the_start(tmp_pat
     assert failover["from"] == "openai" and failover["to"] == "gemini"
     assert failover["reason"] == "connect_failed"
     assert failover["gap_ms"] < 2000 * UNIT  # the caller heard no more than ~2 s of silence
+
+
+async def test_a_failing_provider_is_skipped_by_new_calls_once_its_breaker_opens(
+    tmp_path: Path,
+) -> None:
+    async with AsyncExitStack() as stack:
+        emulators = Emulators("openai")
+        await emulators.start(stack)
+        assert emulators.openai is not None
+        emulators.openai.refuse_connections = True
+        twilio = await stack.enter_async_context(TwilioEmulator())
+        env = emulators.env | twilio_env(twilio, "openai")
+        book = agent_book(fallback=["gemini"], tools=[])
+        async with (
+            running_app(tmp_path, env, agents=book) as (base, *_),
+            httpx.AsyncClient(base_url=base, headers=AUTH) as http,
+        ):
+            for _ in range(4):  # three failures open openai's breaker (3 in 60 s)
+                pcm = caller_pcm(FIRST["caller"], gap_ms=1500)
+                twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
+                await twilio.wait_calls(timeout_s=40 * UNIT)
+            health = {p["name"]: p["health"] for p in (await http.get("/v1/providers")).json()}
+        store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
+        try:
+            page = await store.list_calls()
+            details = [await store.get_call(c.id) for c in page.items]
+        finally:
+            await store.aclose()
+    assert health["openai"]["state"] == "open"
+    assert health["openai"]["last_failure"] == "connect_failed"
+    assert health["gemini"]["state"] == "closed"
+    by_provider = sorted(str(d.record.provider) for d in details if d is not None)
+    assert by_provider == ["gemini", "openai", "openai", "openai"]  # the 4th started on gemini
+    for detail in details:
+        assert detail is not None
+        moved = [e for e in detail.timeline if e.kind == "provider.failover"]
+        assert len(moved) == (1 if detail.record.provider == "openai" else 0)

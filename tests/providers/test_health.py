@@ -44,6 +44,14 @@ def test_failures_outside_the_window_do_not_add_up() -> None:
     assert health.snapshot("deepgram", 201)["recent_failures"] == 1
 
 
+def test_a_probe_that_never_reports_is_replaced_after_a_cool_down() -> None:
+    health = ProviderHealth(failures=1, window_s=60, cooldown_s=30)
+    health.failure("openai", 0)
+    assert health.allow("openai", 30)  # the probe's caller hangs up before it reports
+    assert not health.allow("openai", 45)
+    assert health.allow("openai", 60)
+
+
 def test_other_providers_are_untouched() -> None:
     health = ProviderHealth(failures=1)
     health.failure("openai", 0)

@@ -201,6 +201,7 @@ class ProviderFailover:
     # -- when -------------------------------------------------------------------------------------
     async def watch(self, session: CallSession) -> None:
         """Fail over whenever the monitor says so, until the call ends (one of its loops)."""
+        self._report(self.provider_name, True, "")  # connected and bridged (a probe succeeded)
         if self._filler_audio is not None and self.policy.filler_text:  # ready when needed
             session.spawn(
                 self._filler_audio(self.policy.filler_text, session.started.audio), "filler"

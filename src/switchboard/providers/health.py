@@ -27,6 +27,7 @@ class BreakerState:
     failures: deque[float] = field(default_factory=deque)
     opened_at: float | None = None
     probing: bool = False
+    probe_at: float = 0.0
     last_reason: str | None = None
 
 
@@ -61,8 +62,10 @@ class ProviderHealth:
         if state == "closed":
             return True
         breaker = self._state(provider)
-        if state == "half_open" and not breaker.probing:
-            breaker.probing = True
+        # a probe that never reported (its caller hung up first) is replaced after a cool-down
+        stale = breaker.probing and now - breaker.probe_at >= self.cooldown_s
+        if state == "half_open" and (not breaker.probing or stale):
+            breaker.probing, breaker.probe_at = True, now
             return True
         return False
 
