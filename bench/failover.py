@@ -50,7 +50,7 @@ async def one_call(primary: str, mode: str) -> tuple[str, float]:
                 limits={"max_call_seconds": 60, "silence_timeout_s": 30, "silence_hangup_s": 50},
             )
             async with running_app(path, env, agents=book) as (base, *_):  # default backoffs
-                pcm = caller_pcm(FIRST["caller"], SECOND["caller"], gap_ms=[9000, 3000])
+                pcm = caller_pcm(FIRST["caller"], SECOND["caller"], gap_ms=[9000, 9000])
                 twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
                 await asyncio.sleep(6.0)  # the first answer has played
                 await emulators.fail(mode)
