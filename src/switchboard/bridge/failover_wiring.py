@@ -130,6 +130,7 @@ def call_failover(
         return gateway.providers.create_provider(name, config, **provider_options.get(name, {}))
 
     def on_failover(old: str, new: str, reason: str, gap_ms: float) -> None:
+        gateway.live.updated(active.call_id, provider=new)  # the console's live call
         if gateway.metrics is not None:
             gateway.metrics.provider_failover(old, new, reason)
 
