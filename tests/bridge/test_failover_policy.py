@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.test_gateway import settings_for
 
 from switchboard.agents import AgentBook
 from switchboard.bridge.failover_wiring import failover_policy, local_available
 from switchboard.errors import ConfigError
 from switchboard.gateway import Gateway
-from tests.test_gateway import settings_for
 
 YAML = """
 version: 1
