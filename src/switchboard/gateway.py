@@ -38,6 +38,7 @@ from switchboard.errors import ConfigError
 from switchboard.integrations.service import Integrations
 from switchboard.live import LiveHub
 from switchboard.metrics import Metrics
+from switchboard.providers.health import ProviderHealth
 from switchboard.providers.registry import ProviderRegistry
 from switchboard.recordings import Recordings
 from switchboard.security import TokenSigner
@@ -164,6 +165,7 @@ class Gateway:
         live: this node's live calls and their events, for ``GET /v1/events`` and the console.
         status: this node's worker name and draining flag.
         recordings: where call recordings are written, and their retention sweeper.
+        provider_health: each provider's circuit breaker (new calls skip a failing provider).
     """
 
     settings: Settings
@@ -196,6 +198,9 @@ class Gateway:
         if not self.status.draining:
             logger.info("node %s draining: no new calls", self.node_id)
         self.status.draining = True
+
+    #: Per-provider circuit breakers for new calls (providers/health.py; docs/failover.md).
+    provider_health: ProviderHealth = field(default_factory=ProviderHealth)
 
     @classmethod
     def build(

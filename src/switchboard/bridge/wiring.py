@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from switchboard.agents import Agent
 from switchboard.bridge.active import (
@@ -25,6 +27,7 @@ from switchboard.bridge.active import (
 )
 from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.audio_recording import finish_recording, open_recording
+from switchboard.bridge.failover_wiring import call_failover, cost_by_provider
 from switchboard.bridge.keypad import MenuChoice
 from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
@@ -162,6 +165,7 @@ def open_session(
     socket: MediaSocket,
     started: StreamStarted,
     overrides: BridgeOverrides | None,
+    provider_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> CallSession:
     """The session that bridges ``active`` over this media socket (not yet running)."""
     call_id, agent = active.call_id, active.agent
@@ -205,6 +209,9 @@ def open_session(
         config.extra.get("llm_model"),
     )
     live = LiveSink(gateway.live, call_id, sink, pricing=pricing)
+    failover, outer = call_failover(  # the transcript as heard is kept in front of the sinks
+        gateway, active, started.audio, live, provider_options or {}
+    )
     session = CallSession(
         call_id=call_id,
         codec=codec,
@@ -217,7 +224,7 @@ def open_session(
         options=options,
         apology=agent.apology,
         apology_audio=apology_audio,
-        sink=live,
+        sink=outer,
         dial_plan=agent.dial_plan,
         greeting=recorded_greeting(agent, started.audio, call_id),
         recorder=open_recording(gateway, agent, call_id, started.audio),
@@ -229,6 +236,7 @@ def open_session(
         thinking_audio=recorded_thinking(agent, started.audio, call_id),
         machine_detection=active.machine_detection,
         greeting_text=agent.greeting,
+        failover=failover,
     )
     session.operator.on_partial = live.partial  # the transcript as it comes, to the console
     return session
@@ -260,6 +268,10 @@ async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:
         )
     if gateway.tracing is not None:  # with the usage its sink saw
         gateway.tracing.call_ended(active.call_id, reason)
+    failover = active.session.failover if active.session is not None else None
+    if active.sink is not None and failover is not None and failover.failovers:
+        costs = cost_by_provider(gateway, failover)
+        active.sink.timeline("call.cost_by_provider", time.monotonic() * 1000.0, costs)
     if active.sink is not None:
         await active.sink.finalize(
             status="failed" if reason in ("provider_failed", "internal_error") else "completed",

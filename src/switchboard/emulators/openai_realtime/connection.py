@@ -99,9 +99,13 @@ class RealtimeConnection:
         self._committed_turn: ScriptedTurn | None = None  # a manual commit's turn
         self._text_turn: ScriptedTurn | None = None  # the answer to a user text item
         self._echo: tuple[str, str] | None = None  # (response id, item id)
+        #: message items the client created, as ``(role, text)``: the conversation it gave
+        self.given: list[tuple[str, str]] = []
 
     # -- I/O ---------------------------------------------------------------------------------
     async def send(self, event: dict[str, Any]) -> None:
+        if self.emu.silent:  # failure injection: accepted, then silent
+            return
         event = {"event_id": self.ids("event"), **event}
         if self.emu.record:
             self.emu.sent.append(event)
@@ -288,6 +292,9 @@ class RealtimeConnection:
         if item["id"] in self.items:
             raise ClientError("item_already_exists", f"Item {item['id']} already exists")
         self.items[item["id"]] = item
+        if item.get("type") == "message":
+            text = " ".join(str(p.get("text") or "") for p in item.get("content", []))
+            self.given.append((str(item.get("role")), text.strip()))
         if item.get("type") == "message" and item.get("role") == "user":
             text = " ".join(
                 str(part.get("text", ""))
@@ -296,6 +303,8 @@ class RealtimeConnection:
             )
             if text:
                 self._text_turn = self.emu.script.turn_for_text(text)
+        elif item.get("type") == "message" and item.get("role") == "assistant":
+            self._text_turn = None  # a carried-over history answered its own user lines
         prev = previous if previous is not None else self.last_item
         self.last_item = item["id"]
         await self.send({"type": "conversation.item.added", "item": item, "previous_item_id": prev})
