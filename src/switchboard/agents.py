@@ -124,9 +124,12 @@ class AgentLimits(_Strict):
         max_call_seconds: the call is ended (with the goodbye) after this long; None = no limit.
         silence_timeout_s: caller silence before the agent re-prompts; None = never.
         silence_hangup_s: caller silence before the agent says goodbye and hangs up; None = never.
+        max_concurrent_calls: calls of this agent at once across the whole cluster (prepared
+            or bridged); one more is refused at the carrier as busy. None = no limit.
     """
 
     max_call_seconds: int | None = Field(default=900, gt=0)
+    max_concurrent_calls: int | None = Field(default=None, gt=0)
     silence_timeout_s: float | None = Field(default=8.0, gt=0)
     silence_hangup_s: float | None = Field(default=30.0, gt=0)
 

@@ -125,6 +125,21 @@ class Settings(BaseSettings):
     #: ``cluster`` extra). Unset or empty: the state lives in this process (docs/cluster.md).
     #: A secret, as the URL may carry a password.
     redis_url: SecretStr | None = Field(default=None, alias="SWITCHBOARD_REDIS_URL")
+    #: This process's name in the cluster (call directory, inboxes). Unset: ``host-pid-random``,
+    #: unique per process start. Letters, digits and ``._:@/+=-``.
+    node_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$",
+        alias="SWITCHBOARD_NODE_ID",
+    )
+    #: The worker index inside a node running several (``serve --workers``); shown in the
+    #: call directory. Unset: this process's pid.
+    worker: str | None = Field(default=None, max_length=32, alias="SWITCHBOARD_WORKER")
+
+    @field_validator("node_id", "worker", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("redis_url", mode="before")
     @classmethod

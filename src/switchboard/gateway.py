@@ -17,8 +17,9 @@ inside). Per-request and per-call state stays with the routes and the call manag
 What several workers must share is reached through this object, so a shared implementation
 replaces an in-process one here and nowhere else (docs/architecture.md#the-composition-root).
 The :class:`~switchboard.cluster.Cluster` (call directory, claims, limits, control bus) is built
-here from the settings; no route or call uses it yet, so it is not joined at start (nothing
-connects to Redis), and the replay guards are still this process's own.
+here from the settings and joined at :meth:`Gateway.start`: in this process's memory by default,
+in Redis when ``SWITCHBOARD_REDIS_URL`` is set (docs/cluster.md says what each feature uses).
+Joining gives the media-token key every node shares, unless ``SWITCHBOARD_SIGNING_SECRET`` is set.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from switchboard.cluster import Cluster
+from switchboard.cluster import Cluster, default_node_id
 from switchboard.config import Settings
 from switchboard.errors import ConfigError
 from switchboard.integrations.service import Integrations
@@ -45,7 +47,14 @@ from switchboard.telephony.twilio.webhooks import ReplayGuard
 if TYPE_CHECKING:  # the otel extra is optional: imported only when SWITCHBOARD_OTEL is set
     from switchboard.tracing import Tracing
 
-__all__ = ["TWILIO_CALL_MEMORY_S", "CarrierAdapters", "Gateway", "ReplayGuards", "TwilioGuards"]
+__all__ = [
+    "TWILIO_CALL_MEMORY_S",
+    "CarrierAdapters",
+    "Gateway",
+    "NodeStatus",
+    "ReplayGuards",
+    "TwilioGuards",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +99,15 @@ class TwilioGuards:
     Attributes:
         requests: signed payloads already accepted (10 minutes).
         calls: CallSids the voice webhook answered (:data:`TWILIO_CALL_MEMORY_S`).
-        answers: TwiML being prepared, by signed payload, for copies that arrive meanwhile.
+        answers: answers being prepared, by signed payload, for copies that arrive meanwhile.
+
+    The routes keep ``requests`` and ``calls`` in the cluster's claims now (one answer across
+    every node); these two stay for programs that used them.
     """
 
     requests: ReplayGuard = field(default_factory=ReplayGuard)
     calls: ReplayGuard = field(default_factory=lambda: ReplayGuard(ttl_s=TWILIO_CALL_MEMORY_S))
-    answers: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    answers: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +121,20 @@ class ReplayGuards:
 
     twilio: TwilioGuards = field(default_factory=TwilioGuards)
     telnyx: SeenEvents = field(default_factory=SeenEvents)
+
+
+@dataclass(slots=True)
+class NodeStatus:
+    """What this node says of itself beyond its services (``GET /readyz``).
+
+    Attributes:
+        worker: the worker inside the node (``SWITCHBOARD_WORKER``, else the pid).
+        draining: set by :meth:`Gateway.drain` (on SIGTERM): the node takes no new call and
+            reports not ready, while its live calls go on.
+    """
+
+    worker: str = ""
+    draining: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +151,11 @@ class Gateway:
         signer: mints and checks the media tokens that tie a media socket to its webhook.
         replay: what the carrier webhooks have already accepted.
         cluster: this node's handle on the state shared between nodes (in memory unless
-            ``SWITCHBOARD_REDIS_URL`` is set); built, not joined (see the module docstring).
+            ``SWITCHBOARD_REDIS_URL`` is set); joined at :meth:`start`.
         integrations: event webhooks and post-call analysis: who receives each call's events,
             and the workers that deliver them and run the analyses (docs/integrations.md).
         live: this node's live calls and their events, for ``GET /v1/events`` and the console.
+        status: this node's worker name and draining flag.
     """
 
     settings: Settings
@@ -142,6 +169,24 @@ class Gateway:
     cluster: Cluster
     integrations: Integrations = field(default_factory=Integrations)
     live: LiveHub = field(default_factory=LiveHub)
+    status: NodeStatus = field(default_factory=NodeStatus)
+
+    @property
+    def node_id(self) -> str:
+        """This node's id in the cluster (``SWITCHBOARD_NODE_ID``, else ``host-pid-random``)."""
+        return self.cluster.node_id
+
+    @property
+    def draining(self) -> bool:
+        """Whether :meth:`drain` was called."""
+        return self.status.draining
+
+    def drain(self) -> None:
+        """Take no new call from now on and report not ready (``/readyz`` 503); live calls
+        go on until they end. Called on SIGTERM, before the server stops."""
+        if not self.status.draining:
+            logger.info("node %s draining: no new calls", self.node_id)
+        self.status.draining = True
 
     @classmethod
     def build(
@@ -176,12 +221,24 @@ class Gateway:
             tracing=_tracing() if tracing is None and settings.otel else tracing,
             signer=TokenSigner(settings.secret("signing_secret")),
             replay=ReplayGuards(),
-            cluster=Cluster.from_settings(settings) if cluster is None else cluster,
+            cluster=Cluster.from_settings(settings, node_id=settings.node_id or default_node_id())
+            if cluster is None
+            else cluster,
             integrations=Integrations.build(settings, store),
+            status=NodeStatus(worker=settings.worker or str(os.getpid())),
         )
 
     async def start(self) -> None:
-        """Bring the store's schema up to date (safe at every start)."""
+        """Join the cluster (heartbeats, inbox; the shared media-token key), then bring the
+        store's schema up to date (safe at every start).
+
+        Raises:
+            ClusterUnavailable: ``SWITCHBOARD_REDIS_URL`` is set and Redis does not answer (a
+                node does not start blind).
+        """
+        await self.cluster.start()
+        if not self.settings.secret("signing_secret"):
+            self.signer.rekey(self.cluster.media_key)  # every node mints and checks alike
         if self.store is not None:
             await self.store.migrate()
         self.integrations.start()  # after the migration: the workers read the outbox

@@ -67,6 +67,13 @@ class TokenSigner:
         self._key = secret.encode() if isinstance(secret, str) else secret
         self.ttl_s = ttl_s
 
+    def rekey(self, key: bytes) -> None:
+        """Sign and verify with ``key`` from now on (the cluster's shared media-token key,
+        known once the gateway has joined the cluster)."""
+        if not key:
+            raise ValueError("an empty media-token key would let anyone mint tokens")
+        self._key = key
+
     def sign(
         self,
         call_id: str,

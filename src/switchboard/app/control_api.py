@@ -5,9 +5,11 @@
   allowed by ``SWITCHBOARD_OUTBOUND_ALLOW`` (403 otherwise; empty refuses all), and each API
   token may place ``SWITCHBOARD_OUTBOUND_RATE_LIMIT`` requests per
   ``SWITCHBOARD_OUTBOUND_RATE_WINDOW_S`` (429 with ``Retry-After`` beyond).
-* ``POST /v1/calls/{id}/hangup`` / ``POST /v1/calls/{id}/transfer`` — act on a live call; a
-  transfer passes the call's agent's dial plan, as the ``transfer_call`` tool does (403).
-* ``GET /v1/sessions`` — the calls being bridged now.
+* ``POST /v1/calls/{id}/hangup`` / ``POST /v1/calls/{id}/transfer`` — act on a live call, on
+  whichever node of the cluster holds it (app/cluster_control.py; 503 when the cluster cannot
+  be reached); a transfer passes the call's agent's dial plan, as the ``transfer_call`` tool
+  does (403).
+* ``GET /v1/sessions`` — the live calls of the whole cluster, each with its ``node``.
 * ``WS /v1/stream`` — the seed's websocket handler: a program or browser streams PCM16 to a
   provider chosen by name or by requirements and gets agent audio (binary frames, same rate)
   and JSON events back.
@@ -46,10 +48,12 @@ from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
 
 from switchboard.app.auth import require_token, require_token_ws
-from switchboard.app.operator_api import note_action
+from switchboard.app.cluster_control import cluster_sessions, remote_destination, send_to_owner
+from switchboard.app.operator_api import actor, note_action
 from switchboard.app.state import get_state
 from switchboard.audio import StreamConverter, check_rate
 from switchboard.bridge.manager import CallManager
+from switchboard.cluster import ControlCommand
 from switchboard.errors import AudioError, ConfigError, DialRefused, SwitchboardError
 from switchboard.integrations.variables import CallVariables
 from switchboard.media import AudioChunk, AudioFormat, AudioSpec
@@ -164,10 +168,15 @@ async def place_call(body: PlaceCall, request: Request) -> PlacedCall:
     responses={404: {"description": "no live call with this id"}},
 )
 async def hang_up(call_id: str, request: Request) -> Ack:
-    """Hang up a live call."""
+    """Hang up a live call (held by this node or another node of the cluster)."""
+    manager = _manager(request)
+    if call_id not in manager.calls:  # another node's call: its node hangs it up
+        command = ControlCommand(call_id, "hangup", reason=actor(request)["via"])
+        await send_to_owner(get_state(request), command)
+        return Ack(call_id=call_id, status="hanging-up")
     note_action(request, call_id, "hang_up", {})  # who asked, on the call's timeline
     try:
-        await _manager(request).hang_up(call_id)
+        await manager.hang_up(call_id)
     except KeyError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {call_id}") from None
     return Ack(call_id=call_id, status="hanging-up")
@@ -183,9 +192,19 @@ async def hang_up(call_id: str, request: Request) -> Ack:
 )
 async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
     """Transfer a live call to a directory name or an allowed number (the agent's dial plan)."""
+    manager = _manager(request)
+    if call_id not in manager.calls:  # another node's call: checked here, done there
+        state = get_state(request)
+        try:
+            destination = await remote_destination(state, call_id, body.destination)
+        except DialRefused as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+        via = actor(request)["via"]
+        await send_to_owner(state, ControlCommand(call_id, "transfer", destination, via))
+        return Ack(call_id=call_id, status="transferred")
     note_action(request, call_id, "transfer", {"to": body.destination})  # the request; the
     try:  # outcome follows as call.transferred, or the 403
-        await _manager(request).transfer(call_id, body.destination)
+        await manager.transfer(call_id, body.destination)
     except KeyError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {call_id}") from None
     except DialRefused as exc:
@@ -195,8 +214,8 @@ async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
 
 @control_router.get("/sessions")
 async def sessions(request: Request) -> list[dict[str, Any]]:
-    """The calls being bridged now."""
-    return _manager(request).sessions()
+    """The live calls of every node of the cluster, each with its ``node``."""
+    return await cluster_sessions(get_state(request), _manager(request))
 
 
 # -- the raw client stream -------------------------------------------------------------------------

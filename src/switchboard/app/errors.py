@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from switchboard.errors import ConfigError, SwitchboardError
+from switchboard.errors import ClusterUnavailable, ConfigError, SwitchboardError
 
 __all__ = ["install_error_handlers"]
 
@@ -70,6 +70,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConfigError)
     async def config_error(request: Request, exc: ConfigError) -> JSONResponse:
         return _body(request, 503, str(exc), missing=list(exc.missing))
+
+    @app.exception_handler(ClusterUnavailable)
+    async def cluster_unavailable(request: Request, exc: ClusterUnavailable) -> JSONResponse:
+        # Redis is down or unreachable: another node (or a retry) may do better (503).
+        logger.warning("request %s: %s", _request_id(request), exc)
+        return _body(request, 503, str(exc))
 
     @app.exception_handler(SwitchboardError)
     async def switchboard_error(request: Request, exc: SwitchboardError) -> JSONResponse:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from switchboard import __version__
 from switchboard.app.api import health_router, providers_router
 from switchboard.app.calls_api import calls_router
+from switchboard.app.cluster_control import install_cluster_handlers
 from switchboard.app.console_routes import install_console
 from switchboard.app.control_api import control_router, stream_router
 from switchboard.app.deliveries_api import deliveries_router
@@ -78,6 +79,7 @@ def create_app(
             bridge_overrides=bridge_overrides,
         )
     state = AppState.build(gateway, calls)
+    install_cluster_handlers(state)  # commands for this node's calls, handed-off events
     metrics = gateway.metrics
     lag_interval_s = settings.catalog.monitoring.event_loop_lag_interval_s
 

@@ -12,18 +12,19 @@ API token, the only identity the API knows) and ``via`` (``"console"`` when the 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from switchboard.app.auth import require_token
+from switchboard.app.cluster_control import note_on_call, send_to_owner
 from switchboard.app.state import get_state
 from switchboard.bridge.manager import CallManager
+from switchboard.cluster import ControlCommand
 from switchboard.errors import UnsupportedOperation
 
-__all__ = ["note_action", "operator_router"]
+__all__ = ["actor", "note_action", "operator_router"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +63,9 @@ def actor(request: Request) -> dict[str, str]:
 
 def note_action(request: Request, call_id: str, action: str, data: dict[str, Any]) -> None:
     """Put ``operator.<action>`` on a live call's timeline (and the live events), with who
-    did it; nothing when the call is no longer live."""
-    calls = get_state(request).calls
-    active = calls.calls.get(call_id) if isinstance(calls, CallManager) else None
-    if active is None:
-        return
-    entry = {**data, **actor(request)}
-    if active.session is not None:  # through the call's sink chain: record, metrics, live
-        active.session.sink.timeline(f"operator.{action}", active.session.now(), entry)
-    elif active.sink is not None:
-        active.sink.timeline(f"operator.{action}", time.monotonic() * 1000.0, entry)
+    did it; nothing when the call is no longer live (or lives on another node, which notes
+    it when the command arrives)."""
+    note_on_call(get_state(request).calls, call_id, action, {**data, **actor(request)})
 
 
 @operator_router.post(
@@ -81,7 +75,12 @@ def note_action(request: Request, call_id: str, action: str, data: dict[str, Any
 )
 async def say(call_id: str, body: Say, request: Request) -> OperatorAck:
     """The agent speaks ``text`` to the caller now, as its next reply."""
-    active = _manager(request).calls.get(call_id)
+    manager = _manager(request)
+    if call_id not in manager.calls:  # another node's call: that node has it said
+        command = ControlCommand(call_id, "say", reason=actor(request)["via"], text=body.text)
+        await send_to_owner(get_state(request), command)
+        return OperatorAck(call_id=call_id, status="saying")
+    active = manager.calls.get(call_id)
     if active is None or active.ending:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {call_id}")
     if active.session is None:

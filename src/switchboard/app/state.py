@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from switchboard.app.telnyx_cluster import TelnyxRouting
 from switchboard.app.telnyx_control import TelnyxRuntime
 from switchboard.gateway import Gateway
 from switchboard.ratelimit import FailureThrottle, SlidingWindowLimiter
@@ -23,6 +24,7 @@ class AppState:
         gateway: the app's services (settings, registry, adapters, store, metrics, signer...).
         calls: the call handler carrier routes hand calls to (the bridge's ``CallManager``).
         telnyx: Telnyx Call Control: live calls and the per-call ordered event workers.
+        telnyx_routing: each Telnyx event once, on the node holding its call.
         api_token: the bearer token for ``/v1/*``; generated when ``SWITCHBOARD_API_TOKEN`` is
             unset (``generated_token`` is then True and ``serve`` prints it once).
         outbound_limiter: outbound calls per API token (``SWITCHBOARD_OUTBOUND_RATE_*``).
@@ -33,6 +35,7 @@ class AppState:
     gateway: Gateway
     calls: CallHandler
     telnyx: TelnyxRuntime
+    telnyx_routing: TelnyxRouting
     api_token: str
     outbound_limiter: SlidingWindowLimiter
     signature_throttle: FailureThrottle
@@ -43,10 +46,12 @@ class AppState:
         """The state of an app serving ``calls`` with ``gateway``'s services."""
         settings = gateway.settings
         token = settings.secret("api_token")
+        telnyx = TelnyxRuntime(gateway, calls)
         return cls(
             gateway=gateway,
             calls=calls,
-            telnyx=TelnyxRuntime(gateway, calls),
+            telnyx=telnyx,
+            telnyx_routing=TelnyxRouting(telnyx, gateway.cluster),
             api_token=token or secrets.token_urlsafe(24),
             outbound_limiter=SlidingWindowLimiter(
                 settings.outbound_rate_limit, settings.outbound_rate_window_s

@@ -1,8 +1,9 @@
 """Telnyx routes: Call Control webhooks (``POST /telnyx/webhook``) and media (``WS /telnyx/media``).
 
 A webhook is verified (Ed25519 over ``"{telnyx-timestamp}|{raw body}"``, 300 s window) and
-de-duplicated by event id (Telnyx retries), then queued on its call's worker and acknowledged at
-once; what each event does is :mod:`switchboard.app.telnyx_control`'s (the app's
+de-duplicated by event id across the cluster (Telnyx retries), then queued on its call's worker
+— on the node holding the call (``app/telnyx_cluster.py``) — and acknowledged at once; what
+each event does is :mod:`switchboard.app.telnyx_control`'s (the app's
 :class:`~switchboard.app.telnyx_control.TelnyxRuntime`, ``get_state(request).telnyx``).
 
 The media socket checks the token at the upgrade (close 1008 otherwise), reads frames through
@@ -25,7 +26,13 @@ from switchboard.app.media_socket import StarletteMediaSocket
 from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import get_state
 from switchboard.app.throttle import close_if_throttled, raise_if_throttled, signature_failed
-from switchboard.errors import CallerDisconnected, ConfigError, RemoteProtocolError, SignatureError
+from switchboard.errors import (
+    CallerDisconnected,
+    ClusterUnavailable,
+    ConfigError,
+    RemoteProtocolError,
+    SignatureError,
+)
 from switchboard.telephony.base import StreamStarted, TelephonyType
 from switchboard.telephony.telnyx.media import TelnyxMediaCodec
 from switchboard.telephony.telnyx.webhooks import parse_event
@@ -63,10 +70,14 @@ async def telnyx_webhook(request: Request) -> dict[str, str]:
     except RemoteProtocolError as exc:
         logger.warning("unreadable Telnyx webhook: %s", exc)
         raise HTTPException(400, "malformed Telnyx webhook") from exc
-    if not runtime.seen.check_and_add(event.id):
+    try:
+        accepted = await get_state(request).telnyx_routing.accept(event, body)
+    except ClusterUnavailable as exc:  # Telnyx retries later, maybe on another node
+        logger.error("Telnyx webhook refused: %s", exc)
+        raise HTTPException(503, "cluster state unavailable") from exc
+    if not accepted:
         logger.info("duplicate Telnyx event %s (%s) ignored", event.id, event.event_type)
         return {"status": "duplicate"}
-    runtime.dispatch(event)
     return {"status": "accepted"}
 
 

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-The webhook route (``app/telnyx.py``) verifies and de-duplicates each event, then hands it to
+The webhook route (``app/telnyx.py``) verifies and de-duplicates each event, then (through
+``app/telnyx_cluster.py``, on the node holding the call) hands it to
 :meth:`TelnyxRuntime.dispatch`, which queues it on its call's worker and returns at once: Call
 Control commands run in the background, in arrival order per call.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
@@ -107,6 +109,9 @@ class TelnyxRuntime:
         self._verifier: TelnyxSignatureVerifier | None = None
         self._queues: dict[str, list[TelnyxEvent]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: called with an event whose handling failed (the cluster forgets its id, so a
+        #: retry of it is let through)
+        self.on_failure: Callable[[TelnyxEvent], Awaitable[None]] | None = None
 
     def check_configured(self) -> TelnyxSignatureVerifier:
         """The webhook verifier; raises ConfigError (→ 503) naming missing variables."""
@@ -161,6 +166,8 @@ class TelnyxRuntime:
                 await self.handle(event)
             except Exception:
                 logger.exception("Telnyx %s for call %s failed", event.event_type, key)
+                if self.on_failure is not None:
+                    await self.on_failure(event)
         del self._queues[key]  # no await since the emptiness check: no event can slip in
 
     async def handle(self, event: TelnyxEvent) -> None:

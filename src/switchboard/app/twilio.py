@@ -4,8 +4,9 @@
   query (+ sorted form params); otherwise 403 with no TwiML, and the reason is logged. The
   headers are checked before the body is read.
 * Replays (docs/security.md#twilio-webhook-replays): a request whose signed payload was already
-  accepted is refused (the gateway's ``replay.twilio`` guards, recorded before any ``await``,
-  forgotten when the work fails so Twilio's retries of a failure pass); status callbacks are also
+  accepted — by any node of the cluster — is refused (claims of the gateway's ``cluster``,
+  taken before any work, given back when the work fails so Twilio's retries of a failure pass;
+  503 while the shared state cannot be reached); status callbacks are also
   deduplicated on (CallSid, CallStatus, SequenceNumber). The voice webhook answers each CallSid
   once: a second voice webhook for an answered CallSid is refused, unless it is our own DTMF
   redirect with a fresh ``resume`` value. A copy of a voice webhook that arrives while the first
@@ -29,6 +30,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import anyio
@@ -42,7 +44,8 @@ from switchboard.app.media_socket import StarletteMediaSocket
 from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState, get_state
 from switchboard.app.throttle import close_if_throttled, raise_if_throttled, signature_failed
-from switchboard.errors import CallerDisconnected, SignatureError
+from switchboard.errors import CallerDisconnected, ClusterUnavailable, SignatureError
+from switchboard.gateway import TWILIO_CALL_MEMORY_S
 from switchboard.telephony.base import CallDirection, IncomingCall, StreamStarted, TelephonyType
 from switchboard.telephony.twilio.media import TwilioMediaCodec
 from switchboard.telephony.twilio.webhooks import (
@@ -66,6 +69,10 @@ MEDIA_PATH = "/twilio/media"
 #: How old our DTMF redirect's ``resume`` value may be when Twilio fetches it (tones play first).
 RESUME_WINDOW_S = 120.0
 _XML = "text/xml"
+#: Cluster claim namespaces (docs/cluster.md): signed requests accepted, CallSids answered.
+REQUEST_CLAIMS, CALL_CLAIMS = "twilio-request", "twilio-call"
+#: How long an accepted signed request is remembered (Twilio retries within seconds).
+REQUEST_MEMORY_S = 600.0
 _CARRIER = TelephonyType.TWILIO
 
 
@@ -166,43 +173,70 @@ async def voice_webhook(request: Request) -> Response:
     sid = call.carrier_call_id
     if not sid:
         return _forbidden("no CallSid", request)
-    guards = state.gateway.replay.twilio
-    pending = guards.answers.get(replay_key)
+    answers = state.gateway.replay.twilio.answers
+    pending = answers.get(replay_key)
     if pending is not None:
         return await _same_answer(pending, sid)
-    # From here to the first await, nothing yields: concurrent copies cannot both pass.
-    if not guards.requests.add(replay_key):
-        return _forbidden("replayed request", request)
-    new_call = guards.calls.add(sid)
-    resume = request.query_params.get("resume")
-    if not new_call and not resume_is_fresh(resume, window_s=RESUME_WINDOW_S):
-        return _forbidden(f"replay of CallSid {sid}, which was already answered", request)
-    answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    guards.answers[replay_key] = answer
+    # Copies of this request reaching this node from now on wait for its answer (no await
+    # between the check above and this line); copies reaching another node lose the claim.
+    answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+    answers[replay_key] = answer
     try:
-        twiml = await _answer(state, call)
+        response = await _claimed_answer(state, call, replay_key, request)
     except BaseException:
-        guards.requests.forget(replay_key)  # a failure is not remembered: Twilio's retry passes
-        if new_call:
-            guards.calls.forget(sid)
         answer.cancel()
         raise
     finally:
-        guards.answers.pop(replay_key, None)
-    answer.set_result(twiml)
+        answers.pop(replay_key, None)
+    answer.set_result(response)
+    return response
+
+
+async def _claimed_answer(
+    state: AppState, call: IncomingCall, replay_key: str, request: Request
+) -> Response:
+    """The answer to a voice webhook that is not a copy being prepared on this node: claimed
+    across the cluster first (the signed request once; the CallSid once, unless our own fresh
+    DTMF redirect), the claims given back when the work fails so Twilio's retry passes."""
+    sid = call.carrier_call_id
+    cluster = state.gateway.cluster
+    requests, calls = cluster.claims(REQUEST_CLAIMS), cluster.claims(CALL_CLAIMS)
+    try:
+        if not await requests.claim(replay_key, ttl_s=REQUEST_MEMORY_S):
+            return _forbidden("replayed request", request)
+        new_call = await calls.claim(sid, ttl_s=TWILIO_CALL_MEMORY_S)
+    except ClusterUnavailable as exc:
+        return _cluster_down(exc)
+    resume = request.query_params.get("resume")
+    if not new_call and not resume_is_fresh(resume, window_s=RESUME_WINDOW_S):
+        return _forbidden(f"replay of CallSid {sid}, which was already answered", request)
+    try:
+        twiml = await _answer(state, call)
+    except BaseException:
+        # A failure is not remembered: Twilio's retry passes.
+        with contextlib.suppress(ClusterUnavailable):
+            await requests.release(replay_key)
+            if new_call:
+                await calls.release(sid)
+        raise
     return Response(twiml, media_type=_XML)
 
 
-async def _same_answer(pending: asyncio.Future[str], sid: str) -> Response:
+def _cluster_down(exc: ClusterUnavailable) -> Response:
+    """503 while the shared state cannot be reached: Twilio retries or uses its fallback URL."""
+    logger.error("Twilio webhook refused: %s", exc)
+    return Response(status_code=503, content="cluster state unavailable", media_type="text/plain")
+
+
+async def _same_answer(pending: asyncio.Future[Response], sid: str) -> Response:
     """A copy of a voice webhook still being prepared: wait, and answer what the first gets."""
     logger.info("voice webhook for %s repeated while it is prepared: one answer for both", sid)
     try:
-        twiml = await asyncio.shield(pending)
+        return await asyncio.shield(pending)
     except asyncio.CancelledError:
         if not pending.cancelled():
             raise  # this request itself is being cancelled
         return Response(status_code=503, content="try again", media_type="text/plain")
-    return Response(twiml, media_type=_XML)
 
 
 async def _answer(state: AppState, call: IncomingCall) -> str:
@@ -239,12 +273,15 @@ async def status_webhook(request: Request) -> Response:
     sid, status = _field(form, "CallSid"), _field(form, "CallStatus")
     if not sid or not status:
         return _forbidden("no CallSid/CallStatus", request)
-    guard = state.gateway.replay.twilio.requests
-    if not guard.add(replay_key):
-        return _forbidden("replayed request", request)
+    guard = state.gateway.cluster.claims(REQUEST_CLAIMS)
     seq_key = ReplayGuard.key("status", sid, status, _field(form, "SequenceNumber"))
-    if not guard.add(seq_key):
-        return _forbidden(f"duplicate status {status} for {sid}", request)
+    try:
+        if not await guard.claim(replay_key, ttl_s=REQUEST_MEMORY_S):
+            return _forbidden("replayed request", request)
+        if not await guard.claim(seq_key, ttl_s=REQUEST_MEMORY_S):
+            return _forbidden(f"duplicate status {status} for {sid}", request)
+    except ClusterUnavailable as exc:
+        return _cluster_down(exc)
     details = {
         name: value
         for name, value in form.items()
@@ -253,8 +290,9 @@ async def status_webhook(request: Request) -> Response:
     try:
         await state.calls.update_status(_CARRIER, sid, status, **details)
     except BaseException:
-        guard.forget(replay_key)
-        guard.forget(seq_key)
+        with contextlib.suppress(ClusterUnavailable):
+            await guard.release(replay_key)
+            await guard.release(seq_key)
         raise
     return Response(status_code=204)
 

@@ -25,7 +25,13 @@ from typing import Any
 
 from switchboard.agents import AgentBook
 from switchboard.bridge.active import ActiveCall, BridgeOverrides, caller_audio
-from switchboard.bridge.admission import CallAdmission, NodeCallLimit
+from switchboard.bridge.admission import CallAdmission
+from switchboard.bridge.cluster_calls import (
+    CallDirectoryWriter,
+    ClusterAdmission,
+    placed_call,
+    share_placement,
+)
 from switchboard.bridge.control import checked_destination
 from switchboard.bridge.planner import CallPlanner, Placement
 from switchboard.bridge.wiring import (
@@ -81,10 +87,18 @@ class CallManager:
         admission: CallAdmission | None = None,
     ) -> None:
         self.gateway = gateway
-        #: whether a new call may start (bridge/admission.py): by default at most
-        #: ``SWITCHBOARD_MAX_CALLS`` at once in this process; a refused call is busy
-        self.admission = admission or NodeCallLimit(gateway.settings.max_calls)
         self.agents = agents or AgentBook.load(gateway.settings.agents_path)
+        #: whether a new call may start (bridge/cluster_calls.py): by default at most
+        #: ``SWITCHBOARD_MAX_CALLS`` at once on this node and each agent's
+        #: ``max_concurrent_calls`` across the cluster, none while draining; a refused call is busy
+        self.admission = admission or ClusterAdmission(
+            gateway.cluster,
+            max_calls=gateway.settings.max_calls,
+            agents=self.agents,
+            draining=lambda: gateway.draining,
+        )
+        #: this node's calls in the cluster's call directory
+        self.directory = CallDirectoryWriter(gateway)
         self.provider_options: Mapping[str, Mapping[str, Any]] = provider_options or {}
         self.media_timeout_s = media_timeout_s
         self.bridge_overrides = bridge_overrides
@@ -107,6 +121,8 @@ class CallManager:
             or f"call_{uuid.uuid4().hex[:20]}"
         )
         placed = self._outbound_agents.pop(call_id, None)
+        if placed is None and call.call_id:  # placed on another node of the cluster?
+            placed = await placed_call(self.gateway.cluster, call_id)
         routed = await self.planner.route(self.agents, call, call_id, placed)
         agent = routed.agent  # with the call's variables in its prompt and greeting
         if agent is None:
@@ -143,6 +159,7 @@ class CallManager:
         self._idle.clear()
         self._by_carrier_id[(call.carrier.value, call.carrier_call_id)] = call_id
         asyncio.get_running_loop().call_later(self.media_timeout_s, self._expire, call_id)
+        await self.directory.register(active)  # after: nothing above may yield
         logger.info(
             "call %s: %s %s → %s, agent %s, provider %s",
             call_id,
@@ -216,6 +233,7 @@ class CallManager:
             overrides=self.bridge_overrides,
         )
         active.session = session
+        await self.directory.set_state(call_id, "live")
         active.status = "in-progress"
         self.gateway.live.updated(call_id, status="in-progress")
         if active.sink is not None:
@@ -237,6 +255,7 @@ class CallManager:
         finally:
             self.calls.pop(active.call_id, None)
             await self.admission.release(active.call_id)
+            await self.directory.finish(active.call_id)
             self.gateway.live.ended(active.call_id, reason)
             if not self.calls:
                 self._idle.set()
@@ -360,6 +379,7 @@ class CallManager:
         call_id = f"call_{uuid.uuid4().hex[:20]}"
         self._outbound_agents[call_id] = placement
         try:
+            await share_placement(self.gateway.cluster, call_id, placement)  # for every node
             carrier_call_id = await adapter.place_call(to=to, from_=from_, call_id=call_id)
         except BaseException:
             self._outbound_agents.pop(call_id, None)

@@ -194,6 +194,14 @@ class SharedState(Protocol):
         """The cluster's secret ``name``: the one stored, or ``proposal`` if there was none."""
         ...
 
+    async def put_note(self, name: str, value: str, *, ttl_s: float) -> None:
+        """Keep ``value`` under ``name`` for ``ttl_s``, readable by every node (replaces)."""
+        ...
+
+    async def get_note(self, name: str) -> str | None:
+        """The note ``name``, or None (never written, or expired)."""
+        ...
+
     async def ping(self) -> None:
         """Raise ClusterUnavailable unless the backend answers."""
         ...

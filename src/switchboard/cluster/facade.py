@@ -164,6 +164,14 @@ class Cluster:
         """First-claimer-wins keys of one namespace (``twilio``, ``telnyx-events``...)."""
         return self.state.claims(namespace)
 
+    async def put_note(self, name: str, value: str, *, ttl_s: float) -> None:
+        """Keep ``value`` under ``name`` for ``ttl_s``, readable by every node."""
+        await self.state.put_note(name, value, ttl_s=ttl_s)
+
+    async def get_note(self, name: str) -> str | None:
+        """The note ``name`` any node put, or None (never put, or expired)."""
+        return await self.state.get_note(name)
+
     @property
     def media_key(self) -> bytes:
         """The HMAC key of media tokens, the same on every node (after :meth:`start`)."""

@@ -49,6 +49,8 @@ class MemoryHub:
         self.slots: dict[str, dict[tuple[str, str], float]] = {}
         self.inboxes: dict[str, asyncio.Queue[ClusterMessage]] = {}
         self.secrets: dict[str, bytes] = {}
+        #: note name → (value, expiry)
+        self.notes: dict[str, tuple[str, float]] = {}
 
     def alive(self, node_id: str, now: float) -> bool:
         """Whether ``node_id``'s last heartbeat still holds at ``now``."""
@@ -278,6 +280,16 @@ class MemoryState:
 
     async def shared_secret(self, name: str, proposal: bytes) -> bytes:
         return self.hub.secrets.setdefault(name, proposal)
+
+    async def put_note(self, name: str, value: str, *, ttl_s: float) -> None:
+        hub, now = self.hub, self.hub.clock()
+        for stale in [key for key, (_, until) in hub.notes.items() if until < now]:
+            del hub.notes[stale]
+        hub.notes[name] = (value, now + ttl_s)
+
+    async def get_note(self, name: str) -> str | None:
+        held = self.hub.notes.get(name)
+        return held[0] if held is not None and held[1] >= self.hub.clock() else None
 
     async def ping(self) -> None:
         return None

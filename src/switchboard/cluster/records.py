@@ -37,7 +37,7 @@ __all__ = [
 #: heart-beating (the call may still be up at the carrier, but nobody holds its media).
 CallState = Literal["starting", "live", "ending", "lost"]
 #: What a :class:`ControlCommand` asks the owning node to do to a live call.
-CommandAction = Literal["hangup", "transfer"]
+CommandAction = Literal["hangup", "transfer", "say"]
 
 # Node ids, scopes and namespaces become parts of Redis keys and slot members ("node|call"):
 # no separators, no spaces, no braces (hash tags), bounded length.
@@ -95,6 +95,9 @@ class CallEntry:
         started_at: wall-clock start (Unix seconds).
         state: see :data:`CallState`.
         worker: the worker inside the node, when a node runs several ("" otherwise).
+        direction: ``inbound`` / ``outbound`` ("" when unknown).
+        from_number: the caller's number.
+        to_number: the number called.
     """
 
     call_id: str
@@ -106,6 +109,9 @@ class CallEntry:
     started_at: float = field(default_factory=time.time)
     state: CallState = "starting"
     worker: str = ""
+    direction: str = ""
+    from_number: str = ""
+    to_number: str = ""
 
     def to_fields(self) -> dict[str, str]:
         """The entry as flat strings (a Redis hash)."""
@@ -128,6 +134,9 @@ class CallEntry:
                 started_at=float(fields["started_at"]),
                 state=cast("CallState", state),  # checked against CallState above
                 worker=fields.get("worker", ""),
+                direction=fields.get("direction", ""),
+                from_number=fields.get("from_number", ""),
+                to_number=fields.get("to_number", ""),
             )
         except (KeyError, ValueError) as exc:
             raise RemoteProtocolError(f"malformed call directory entry: {exc}") from exc
@@ -172,7 +181,8 @@ class ControlCommand:
         call_id: the call to act on.
         action: see :data:`CommandAction`.
         destination: where to transfer (``transfer`` only).
-        reason: why (for the call's timeline and logs).
+        text: what the agent says (``say`` only).
+        reason: why, or who asked (for the call's timeline and logs).
         sender: the node that sent it.
         id: unique per command (duplicates from a retried send are dropped by the receiver).
         issued_at: wall-clock time it was sent (Unix seconds).
@@ -184,6 +194,7 @@ class ControlCommand:
     reason: str = ""
     sender: str = ""
     id: str = field(default_factory=_new_id)
+    text: str = ""
     issued_at: float = field(default_factory=time.time)
 
 

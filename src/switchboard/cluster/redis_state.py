@@ -231,6 +231,15 @@ class RedisState:
             stored = await self._secret(keys=[self.link.key("secret", name)], args=[proposal.hex()])
         return bytes.fromhex(str(stored))
 
+    async def put_note(self, name: str, value: str, *, ttl_s: float) -> None:
+        with self.link.errors("write note"):
+            await self.link.client.set(self.link.key("note", name), value, px=_ms(ttl_s))
+
+    async def get_note(self, name: str) -> str | None:
+        with self.link.errors("read note"):
+            value = await self.link.client.get(self.link.key("note", name))
+        return None if value is None else str(value)
+
     async def ping(self) -> None:
         await self.link.ping()
 

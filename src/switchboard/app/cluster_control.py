@@ -1,0 +1,178 @@
+"""Live control of a call held by any node, and the cluster's list of live calls.
+
+A control request (``hangup``, ``transfer``, ``say``) may reach any node. The node holding the
+call acts as before; any other node sends a :class:`~switchboard.cluster.ControlCommand`
+through the cluster (``Cluster.send_command``: the owner's inbox, a Redis stream read with a
+blocking read, so it arrives within milliseconds) and answers at once. A call live nowhere is
+404; with the shared state unreachable the answer is 503 and says so.
+
+The owner runs each command it receives with :func:`run_command` (installed on the cluster by
+:func:`install_cluster_handlers`, with the Telnyx handoff receiver). It notes the operator's
+action on the call's timeline, as a local request does.
+
+``GET /v1/sessions`` is :func:`cluster_sessions`: this node's calls in full, the other nodes'
+from the call directory, each with its ``node``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import HTTPException, status
+
+from switchboard.app.state import AppState
+from switchboard.bridge.control import checked_destination
+from switchboard.bridge.manager import CallManager
+from switchboard.cluster import CallEntry, ControlCommand
+from switchboard.errors import ClusterUnavailable, SwitchboardError
+
+__all__ = [
+    "cluster_sessions",
+    "install_cluster_handlers",
+    "note_on_call",
+    "run_command",
+    "send_to_owner",
+]
+
+logger = logging.getLogger(__name__)
+
+_STATUS = {"starting": "ringing", "live": "in-progress", "ending": "completed"}
+
+
+def note_on_call(calls: object, call_id: str, action: str, entry: dict[str, Any]) -> None:
+    """Put ``operator.<action>`` with ``entry`` on the timeline of a call of this node."""
+    active = calls.calls.get(call_id) if isinstance(calls, CallManager) else None
+    if active is None:
+        return
+    if active.session is not None:  # through the call's sink chain: record, metrics, live
+        active.session.sink.timeline(f"operator.{action}", active.session.now(), entry)
+    elif active.sink is not None:
+        active.sink.timeline(f"operator.{action}", time.monotonic() * 1000.0, entry)
+
+
+def install_cluster_handlers(state: AppState) -> None:
+    """Run commands for this node's calls, and Telnyx events handed to this node."""
+    cluster = state.gateway.cluster
+
+    async def on_command(command: ControlCommand) -> None:
+        await run_command(state, command)
+
+    cluster.on_command(on_command)
+    cluster.on_handoff(state.telnyx_routing.receive)
+
+
+async def run_command(state: AppState, command: ControlCommand) -> None:
+    """Carry out ``command`` on a call of this node (logged when it cannot be)."""
+    calls, call_id = state.calls, command.call_id
+    if not isinstance(calls, CallManager):
+        logger.warning("command %s for %s: no call manager here", command.action, call_id)
+        return
+    who = {"by": "operator", "via": command.reason or "api", "node": command.sender}
+    try:
+        match command.action:
+            case "hangup":
+                note_on_call(calls, call_id, "hang_up", who)
+                await calls.hang_up(call_id)
+            case "transfer":
+                note_on_call(calls, call_id, "transfer", {"to": command.destination, **who})
+                await calls.transfer(call_id, command.destination)
+            case "say":
+                active = calls.calls.get(call_id)
+                if active is None or active.session is None:
+                    raise KeyError(call_id)
+                await active.session.provider.say(command.text)
+                note_on_call(calls, call_id, "say", {"text": command.text, **who})
+    except KeyError:
+        logger.info("command %s for %s: the call is no longer live", command.action, call_id)
+    except SwitchboardError as exc:
+        logger.warning("command %s for %s failed: %s", command.action, call_id, exc)
+    else:
+        logger.info(
+            "call %s: %s sent by node %s",
+            call_id,
+            command.action,
+            command.sender,
+            extra={"call_id": call_id},
+        )
+
+
+async def send_to_owner(state: AppState, command: ControlCommand) -> str:
+    """Send ``command`` to the node holding its call; that node's id.
+
+    Raises:
+        HTTPException: 404 when the call is live nowhere, 503 when the shared state cannot be
+            reached.
+    """
+    try:
+        node = await state.gateway.cluster.send_command(command)
+    except ClusterUnavailable as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"call {command.call_id} is not on this node, and the cluster cannot be reached "
+            f"to find it: {exc}",
+        ) from exc
+    if node is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {command.call_id}")
+    return node
+
+
+async def remote_destination(state: AppState, call_id: str, destination: str) -> str:
+    """``destination`` checked against the dial plan of the agent of another node's call.
+
+    Raises:
+        HTTPException: 404 unknown call; 503 shared state unreachable.
+        DialRefused: the agent's dial plan does not allow it.
+    """
+    try:
+        entry = await state.gateway.cluster.directory.get(call_id)
+    except ClusterUnavailable as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"call {call_id} is not on this node, and the cluster cannot be reached: {exc}",
+        ) from exc
+    calls = state.calls
+    agent = calls.agents.get(entry.agent) if entry and isinstance(calls, CallManager) else None
+    if entry is None or agent is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {call_id}")
+    return checked_destination(agent.dial_plan, destination, "API transfer", call_id)
+
+
+def _remote_summary(entry: CallEntry) -> dict[str, Any]:
+    """What ``GET /v1/sessions`` shows of another node's call (the directory's fields)."""
+    return {
+        "call_id": entry.call_id,
+        "carrier": entry.carrier,
+        "carrier_call_id": entry.carrier_call_id,
+        "direction": entry.direction,
+        "from": entry.from_number,
+        "to": entry.to_number,
+        "agent": entry.agent,
+        "provider": entry.provider,
+        "model": None,
+        "status": _STATUS.get(entry.state, entry.state),
+        "provider_state": None,
+        "started_at": entry.started_at,
+        "barge_ins": None,
+        "turns": None,
+        "node": entry.node_id,
+        "worker": entry.worker,
+    }
+
+
+async def cluster_sessions(state: AppState, manager: CallManager) -> list[dict[str, Any]]:
+    """Every live call of the cluster, oldest first; this node's only when the shared state
+    cannot be reached (logged)."""
+    gateway = state.gateway
+    me = gateway.node_id
+    local = [
+        {**summary, "node": me, "worker": gateway.status.worker} for summary in manager.sessions()
+    ]
+    try:
+        entries = await gateway.cluster.directory.list_calls()
+    except ClusterUnavailable as exc:
+        logger.warning("listing this node's calls only: %s", exc)
+        return local
+    remote = [_remote_summary(e) for e in entries if e.node_id != me and e.state != "lost"]
+    return sorted(local + remote, key=lambda call: float(call["started_at"]))
