@@ -156,7 +156,6 @@ def test_draining_fits_in_the_grace_period() -> None:
     assert int(grace.rstrip("s")) >= drain_s + 5
 
 
-@pytest.mark.xfail(strict=True, reason="SWITCHBOARD_NODE_ID comes with the cluster wiring")
 def test_every_environment_variable_is_one_switchboard_reads() -> None:
     known = _settings_env() | UVICORN_ENV
     manifests = _manifests()

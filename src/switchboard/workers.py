@@ -103,9 +103,9 @@ class WorkerApp:
             level=self.log_level, fmt=self.log_format, secrets=secret_values(self.settings)
         )
         settings = self.settings
-        node_id = getattr(settings, "node_id", None)  # SWITCHBOARD_NODE_ID (the cluster wiring)
-        if node_id:
-            settings = settings.model_copy(update={"node_id": f"{node_id}-w{os.getpid()}"})
+        if settings.node_id:  # SWITCHBOARD_NODE_ID names the machine; each worker is a node
+            update = {"node_id": f"{settings.node_id}-w{os.getpid()}"}
+            settings = settings.model_copy(update=update)
         logger.info("worker %d serving", os.getpid())
         return create_app(settings)
 

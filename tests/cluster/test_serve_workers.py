@@ -100,9 +100,6 @@ async def test_two_workers_serve_one_port_and_a_crashed_one_is_replaced(tmp_path
 
 @pytest.mark.redis
 @pytest.mark.anyio
-@pytest.mark.xfail(
-    strict=True, reason="needs the cluster wired into the app (h-cwire: Gateway starts Cluster)"
-)
 async def test_each_worker_joins_the_cluster_as_a_node_of_its_own(tmp_path: Path) -> None:
     with redis_database() as redis_url:
         env = _env(redis_url, tmp_path) | {"SWITCHBOARD_NODE_ID": "edge-1"}
