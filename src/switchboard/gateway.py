@@ -238,7 +238,8 @@ class Gateway:
         """
         await self.cluster.start()
         if not self.settings.secret("signing_secret"):
-            self.signer.rekey(self.cluster.media_key)  # every node mints and checks alike
+            cluster = self.cluster  # every node mints and checks with the cluster's key
+            self.signer.follow(lambda: cluster.media_key)
         if self.store is not None:
             await self.store.migrate()
         self.integrations.start()  # after the migration: the workers read the outbox

@@ -17,6 +17,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from switchboard.errors import SignatureError
@@ -64,15 +65,20 @@ class TokenSigner:
     def __init__(self, secret: str | bytes | None = None, *, ttl_s: float = 60.0) -> None:
         if not secret:  # unset or empty: an empty HMAC key would let anyone mint tokens
             secret = secrets.token_bytes(32)
-        self._key = secret.encode() if isinstance(secret, str) else secret
+        own = secret.encode() if isinstance(secret, str) else secret
+        self._source: Callable[[], bytes] = lambda: own
         self.ttl_s = ttl_s
 
-    def rekey(self, key: bytes) -> None:
-        """Sign and verify with ``key`` from now on (the cluster's shared media-token key,
-        known once the gateway has joined the cluster)."""
-        if not key:
+    def follow(self, key: Callable[[], bytes]) -> None:
+        """Sign and verify with the key ``key()`` gives at each use from now on: the
+        cluster's shared media-token key, which the cluster may replace after Redis lost it."""
+        if not key():
             raise ValueError("an empty media-token key would let anyone mint tokens")
-        self._key = key
+        self._source = key
+
+    @property
+    def _key(self) -> bytes:
+        return self._source()
 
     def sign(
         self,

@@ -22,6 +22,7 @@ from switchboard.app.events_api import events_router
 from switchboard.app.metrics_api import metrics_router
 from switchboard.app.openapi import describe_edge
 from switchboard.app.operator_api import operator_router
+from switchboard.app.readiness import readiness_router
 from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
 from switchboard.app.twilio import twilio_router
@@ -32,6 +33,7 @@ from switchboard.telephony.base import CallHandler
 if TYPE_CHECKING:
     from switchboard.agents import AgentBook
     from switchboard.bridge.active import BridgeOverrides
+    from switchboard.cluster import Cluster
     from switchboard.store import CallStore
     from switchboard.tracing import Tracing
 
@@ -48,6 +50,7 @@ def create_app(
     provider_options: Mapping[str, Mapping[str, Any]] | None = None,
     media_timeout_s: float = 30.0,
     bridge_overrides: BridgeOverrides | None = None,
+    cluster: Cluster | None = None,
 ) -> FastAPI:
     """Build the app for ``settings``: one :class:`~switchboard.gateway.Gateway` of services,
     the call handler, and the routes.
@@ -63,11 +66,13 @@ def create_app(
         provider_options: extra factory keyword arguments per provider name, for the manager.
         media_timeout_s: how long a prepared call waits for its media socket (the manager's).
         bridge_overrides: adjusts the ``BridgeOptions`` of every call (the manager's).
+        cluster: this node's shared-state handle; ``Cluster.from_settings`` when omitted
+            (tests pass nodes of one test cluster).
 
     Raises:
         ConfigError: ``SWITCHBOARD_OTEL=1`` without the ``otel`` extra installed.
     """
-    gateway = Gateway.build(settings, store=store, tracing=tracing)
+    gateway = Gateway.build(settings, store=store, tracing=tracing, cluster=cluster)
     if calls is None:
         from switchboard.bridge.manager import CallManager
 
@@ -114,6 +119,7 @@ def create_app(
     app.add_middleware(EdgeGuard)  # inside the request-id middleware install_error_handlers adds
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(readiness_router)  # GET /readyz (app/readiness.py)
     app.include_router(providers_router)
     app.include_router(calls_router)
     app.include_router(control_router)

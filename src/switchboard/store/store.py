@@ -129,6 +129,14 @@ class CallStore:
         await self.writer.aclose()
         await self.engine.dispose()
 
+    async def ping(self) -> None:
+        """Raise StoreError unless the database answers (``GET /readyz``)."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"the call store does not answer: {type(exc).__name__}") from exc
+
     def recorder(self, call_id: str) -> CallRecorder:
         """A non-blocking :class:`CallRecorder` for one call."""
         return CallRecorder(self.writer, call_id)

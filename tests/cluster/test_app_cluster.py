@@ -1,0 +1,371 @@
+"""Two apps, one cluster: what a caller and an API client see when nodes share their state.
+
+Each test runs two real apps (tests/cluster/apps.py) on loopback with the carrier and OpenAI
+emulators, on both backends: one in-memory hub, and one Redis key prefix. A signed Twilio
+webhook replayed to the other node is refused; a hang-up and a transfer sent to the node that
+does not hold the call act within 500 ms; every node lists every live call; a Telnyx call whose
+webhooks alternate between the nodes gets its events applied in order; an outbound call placed
+on one node and answered on the other gets the agent and variables it was placed with; an
+agent's limit holds across the nodes (busy at the carrier); readiness says when a node is full
+or draining.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from switchboard.audio import pcm16_to_ulaw
+from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.telnyx import TelnyxEmulator
+from switchboard.emulators.twilio import TwilioEmulator, twilio_signature
+from switchboard.store import CallStore
+from tests.cluster.apps import Alternator, AppNode, agents, two_apps
+from tests.cluster.nodes import BACKENDS, RedisServer, require_redis
+from tests.conftest import UNIT
+from tests.e2e.harness import caller_pcm, caller_wav, openai_env, telnyx_env, twilio_env
+from tests.waiting import eventually, eventually_async
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+LONG_CALL = pcm16_to_ulaw(caller_pcm("hi", gap_ms=60_000))
+#: how soon a control sent to the other node must act at the carrier
+CONTROL_S = 0.5
+
+
+def bridged(node: AppNode) -> list[str]:
+    return [c.call_id for c in node.manager.calls.values() if c.session is not None]
+
+
+def hanging_up(node: AppNode, call_id: str) -> bool:
+    """The node holding ``call_id`` has decided to end it (or it is over)."""
+    active = node.manager.calls.get(call_id)
+    return (
+        active is None
+        or active.ending
+        or (active.session is not None and active.session.core.ended)
+    )
+
+
+def silent(node: AppNode, call_id: str) -> bool:
+    """The agent of ``call_id`` has spoken (its greeting) and is not speaking now."""
+    session = node.manager.calls[call_id].session
+    assert session is not None
+    return session.core.frames_sent > 0 and not session.core.agent_speaking(session.now())
+
+
+def carrier_updates(twilio: TwilioEmulator, sid: str, name: str) -> list[str]:
+    """The values of ``name`` in the app's REST updates of call ``sid``."""
+    return [
+        value
+        for r in twilio.requests
+        if r.method == "POST" and r.path.endswith(f"/Calls/{sid}.json")
+        if (value := r.get(name)) is not None
+    ]
+
+
+async def detail_of(database: str, call_id: str) -> Any:
+    store = CallStore(database)
+    try:
+        await store.migrate()
+        return await store.get_call(call_id)
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_signed_twilio_webhook_replayed_to_the_other_node_is_refused(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+        TwilioEmulator() as twilio,
+    ):
+        env = openai_env(oai) | twilio_env(twilio, "openai")
+        # one public address in front of both nodes: both check signatures over a's URL
+        async with two_apps(tmp_path, backend, env, publics=("a", "a"), media_timeout_s=1.0) as (
+            a,
+            b,
+        ):
+            url = f"{a.base}/twilio/voice"
+            params = [
+                ("AccountSid", twilio.account_sid),
+                ("CallSid", "CA" + "1" * 32),
+                ("CallStatus", "ringing"),
+                ("Direction", "inbound"),
+                ("From", "+15005550006"),
+                ("To", "+15005550001"),
+            ]
+            signed = {"X-Twilio-Signature": twilio_signature(twilio.auth_token, url, params)}
+            first = await a.http.post("/twilio/voice", data=dict(params), headers=signed)
+            assert first.status_code == 200 and "<Stream" in first.text
+            replayed = await b.http.post("/twilio/voice", data=dict(params), headers=signed)
+            assert replayed.status_code == 403
+            # a fresh signed request for the CallSid a answered: one answer per CallSid
+            again = [*params, ("CallerCity", "Oakland")]
+            resigned = {"X-Twilio-Signature": twilio_signature(twilio.auth_token, url, again)}
+            second = await b.http.post("/twilio/voice", data=dict(again), headers=resigned)
+            assert second.status_code == 403
+            # one media-token key for the cluster: a media socket may land on either node
+            token = a.state.gateway.signer.sign("call_x", "twilio", carrier_call_id="CA1")
+            assert b.state.gateway.signer.verify(token, carrier="twilio").call_id == "call_x"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_hangup_and_transfer_sent_to_the_other_node_act_within_500_ms(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+    ):
+        env = openai_env(oai) | twilio_env(twilio, "openai")
+        async with two_apps(tmp_path, backend, env) as (a, b):
+            first = twilio.dial_in(f"{a.base}/twilio/voice", audio=LONG_CALL)
+            second = twilio.dial_in(f"{b.base}/twilio/voice", audio=LONG_CALL)
+            (on_a,) = await eventually(lambda: bridged(a), limit_s=15, what="a's call bridged")
+            (on_b,) = await eventually(lambda: bridged(b), limit_s=15, what="b's call bridged")
+            wanted = {(on_a, "node-a"), (on_b, "node-b")}
+            for node in (a, b):  # every node lists every live call, with its node
+
+                async def listed(node: AppNode = node) -> list[dict[str, Any]] | None:
+                    sessions: list[dict[str, Any]] = (await node.http.get("/v1/sessions")).json()
+                    seen = {(s["call_id"], s["node"]) for s in sessions}
+                    live = all(s["status"] == "in-progress" for s in sessions)
+                    return sessions if seen == wanted and live else None
+
+                sessions = await eventually_async(listed, what=f"{node.name} lists both calls")
+                assert {s["agent"] for s in sessions} == {"frontdesk"}
+            missing = await a.http.post("/v1/calls/call_nope/hangup")
+            assert missing.status_code == 404
+            refused = await b.http.post(
+                f"/v1/calls/{on_a}/transfer", json={"destination": "+15559999999"}
+            )
+            assert refused.status_code == 403  # a's agent's dial plan, checked on b
+
+            # the greeting has played (a hang-up waits for the agent's reply to end)
+            await eventually(lambda: silent(a, on_a), limit_s=15, what="a's greeting played")
+            sent = time.monotonic()
+            hung = await b.http.post(f"/v1/calls/{on_a}/hangup")
+            assert hung.status_code == 200, hung.text
+            await eventually(
+                lambda: hanging_up(a, on_a), limit_s=CONTROL_S, what="a hanging up its call"
+            )
+            hangup_ms = (time.monotonic() - sent) * 1000
+            sid = first.report.call_sid
+            await eventually(
+                lambda: "completed" in carrier_updates(twilio, sid, "Status"),
+                limit_s=5,
+                what="a's call hung up at the carrier",
+            )
+
+            sent = time.monotonic()
+            moved = await a.http.post(f"/v1/calls/{on_b}/transfer", json={"destination": "desk"})
+            assert moved.status_code == 200, moved.text
+            twiml = await eventually(
+                lambda: carrier_updates(twilio, second.report.call_sid, "Twiml"),
+                limit_s=CONTROL_S,
+                what="b's call transferred at the carrier",
+            )
+            transfer_ms = (time.monotonic() - sent) * 1000
+            assert "+15550100200" in twiml[0]
+            print(f"cross-node hang-up {hangup_ms:.0f} ms, transfer {transfer_ms:.0f} ms")
+            await twilio.wait_calls(timeout_s=20 * UNIT)
+    record = (await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", on_a)).record
+    assert record.end_reason == "api_hangup"
+    timeline = (await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", on_b)).timeline
+    asked = [e.data for e in timeline if e.kind == "operator.transfer"]
+    assert asked and asked[0]["node"] == "node-a"  # who asked, noted by the owner
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_telnyx_webhooks_alternating_between_nodes_are_applied_in_order(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+        TelnyxEmulator(realtime=True) as telnyx,
+    ):
+        env = openai_env(oai) | telnyx_env(telnyx, "openai")
+        async with two_apps(tmp_path, backend, env) as (a, b), Alternator(a.base, b.base) as front:
+            call = await telnyx.place_inbound_call(  # its webhooks: a, b, a, b...
+                to="+15550100000",
+                from_="+15550111111",
+                audio=caller_wav("hi", gap_ms=60_000),
+                webhook_url=f"{front.base}/telnyx/webhook",
+            )
+            (call_id,) = await eventually(lambda: bridged(a), limit_s=15, what="a bridges it")
+            for n, digit in enumerate("1234567"):  # keys pressed, each event to the other node
+                body = json.dumps(
+                    {
+                        "data": {
+                            "record_type": "event",
+                            "event_type": "call.dtmf.received",
+                            "id": str(uuid.uuid4()),
+                            "occurred_at": "2026-01-01T00:00:00Z",
+                            "payload": call.payload(digit=digit),
+                        },
+                        "meta": {"attempt": 1},
+                    }
+                ).encode()
+                node = (b, a)[n % 2]
+                sent = await node.http.post(
+                    "/telnyx/webhook", content=body, headers=telnyx.sign(body)
+                )
+                assert sent.status_code == 200 and sent.json()["status"] == "accepted"
+            assert (await b.http.post(f"/v1/calls/{call_id}/hangup")).status_code == 200
+            report = await call.wait(30 * UNIT)
+            assert report.commands[:2] == ["answer", "streaming_start"]
+            assert "hangup" in report.commands
+            assert {a.base, b.base} <= set(front.sent)  # both nodes received its webhooks
+            assert not b.manager.calls
+            await eventually(lambda: not a.manager.calls, limit_s=10, what="the call's end")
+    assert telnyx.violations == []
+    store = CallStore(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")  # a took the call
+    try:
+        await store.migrate()
+        (record,) = (await store.list_calls()).items
+        detail = await store.get_call(record.id)
+    finally:
+        await store.aclose()
+    assert detail is not None
+    digits = [e.data["digit"] for e in detail.timeline if e.kind == "caller.dtmf"]
+    assert "".join(digits) == "1234567"
+    assert detail.record.end_reason == "api_hangup"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_an_outbound_call_placed_on_one_node_and_answered_on_the_other(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+    ):
+        env = openai_env(oai) | twilio_env(twilio, "openai")
+        env |= {"SWITCHBOARD_OUTBOUND_ALLOW": "+15550100999"}
+        # a's public URL is b's: the carrier's webhook and media for a's call reach b
+        async with two_apps(tmp_path, backend, env, publics=("b", "b")) as (a, b):
+            placed = await a.http.post(
+                "/v1/calls",
+                json={
+                    "carrier": "twilio",
+                    "to": "+15550100999",
+                    "from": "+15550100000",
+                    "agent": "sales",
+                    "variables": {"name": "Ada"},
+                },
+            )
+            assert placed.status_code == 201, placed.text
+            call_id = placed.json()["call_id"]
+            assert await eventually(lambda: call_id in bridged(b), limit_s=15, what="b bridges it")
+            assert not a.manager.calls
+            active = b.manager.calls[call_id]
+            assert active.agent.name == "sales"
+            assert active.agent.greeting == "Hi Ada, this is sales."
+            shown = (await a.http.get("/v1/sessions")).json()
+            assert [(s["call_id"], s["agent"], s["node"]) for s in shown] == [
+                (call_id, "sales", "node-b")
+            ]
+            assert (await a.http.post(f"/v1/calls/{call_id}/hangup")).status_code == 200
+            await twilio.wait_calls(timeout_s=20 * UNIT)
+        detail = await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", call_id)
+        assert detail.record.agent == "sales"
+        assert detail.record.extra["variables"] == {"name": "Ada"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_an_agents_limit_holds_across_nodes_and_readiness_says_full(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+    ):
+        env = openai_env(oai) | twilio_env(twilio, "openai") | {"SWITCHBOARD_MAX_CALLS": "1"}
+        book = agents(max_concurrent_calls=1)
+        async with two_apps(tmp_path, backend, env, agents=book) as (a, b):
+            for node in (a, b):
+                ready = await node.http.get("/readyz")
+                assert ready.status_code == 200 and ready.json()["status"] == "ready"
+            first = twilio.dial_in(f"{a.base}/twilio/voice", audio=LONG_CALL)
+            await eventually(lambda: bridged(a), limit_s=15, what="a's call bridged")
+            second = twilio.dial_in(f"{b.base}/twilio/voice", audio=LONG_CALL)
+            await eventually(lambda: second.report.outcome != "unknown", what="b's answer")
+            assert second.report.outcome == "rejected: busy"  # frontdesk's one call is on a
+            metrics = (await b.http.get("/metrics")).text
+            assert 'switchboard_calls_refused_total{carrier="twilio",reason="busy"} 1.0' in metrics
+            full = await a.http.get("/readyz")  # a holds SWITCHBOARD_MAX_CALLS calls
+            assert full.status_code == 503 and full.json()["reasons"] == ["full: 1 calls"]
+            assert (await b.http.get("/readyz")).status_code == 200
+            b.state.gateway.drain()
+            draining = await b.http.get("/readyz")
+            assert draining.status_code == 503 and draining.json()["reasons"] == ["draining"]
+            first.hang_up()
+            await twilio.wait_calls(timeout_s=20 * UNIT)
+            await eventually(lambda: not a.manager.calls, limit_s=10, what="a's call ended")
+            assert (await a.http.get("/readyz")).status_code == 200
+            # the agent's slot is free again: a takes the next call
+            third = twilio.dial_in(f"{a.base}/twilio/voice", audio=LONG_CALL)
+            await eventually(lambda: bridged(a), limit_s=15, what="the next call bridged")
+            third.hang_up()
+            await twilio.wait_calls(timeout_s=20 * UNIT)
+
+
+@pytest.mark.redis
+async def test_redis_down_mid_call_live_calls_go_on_and_the_nodes_recover(tmp_path: Path) -> None:
+    require_redis(server=False)  # the server is the test's own, stopped and restarted
+    server = RedisServer(tmp_path, password=f"pw-{uuid.uuid4().hex}")
+    await server.start()
+    try:
+        async with (
+            OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+            TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+        ):
+            env = openai_env(oai) | twilio_env(twilio, "openai")
+            async with two_apps(tmp_path, "redis", env, redis_url=server.url) as (a, b):
+                caller = twilio.dial_in(f"{a.base}/twilio/voice", audio=LONG_CALL)
+                (call_id,) = await eventually(lambda: bridged(a), limit_s=15, what="bridged")
+                await eventually(lambda: silent(a, call_id), limit_s=15, what="greeting played")
+
+                await server.stop()
+                refused = await b.http.post(f"/v1/calls/{call_id}/hangup")
+                assert refused.status_code == 503
+                message = refused.json()["error"]["message"]
+                assert "cluster" in message and "pw-" not in message  # clear, no password
+                for node in (a, b):
+                    ready = await node.http.get("/readyz")
+                    assert ready.status_code == 503
+                    assert ready.json()["reasons"] == ["cluster state (Redis) unreachable"]
+                listed = await a.http.get("/v1/sessions")  # this node's calls only
+                assert [s["call_id"] for s in listed.json()] == [call_id]
+                await asyncio.sleep(1.0)
+                assert call_id in bridged(a) and caller.report.outcome == "unknown"  # still up
+
+                await server.start()  # empty: the nodes write their calls back by themselves
+                for node in (a, b):
+
+                    async def is_ready(node: AppNode = node) -> bool:
+                        return (await node.http.get("/readyz")).status_code == 200
+
+                    await eventually_async(is_ready, limit_s=10, what=f"{node.name} ready again")
+
+                async def listed_on_b() -> bool:
+                    sessions = (await b.http.get("/v1/sessions")).json()
+                    return [(s["call_id"], s["node"]) for s in sessions] == [(call_id, "node-a")]
+
+                await eventually_async(listed_on_b, limit_s=10, what="a's call listed on b again")
+                hung = await b.http.post(f"/v1/calls/{call_id}/hangup")
+                assert hung.status_code == 200, hung.text
+                await eventually(lambda: hanging_up(a, call_id), limit_s=CONTROL_S, what="hang-up")
+                await twilio.wait_calls(timeout_s=20 * UNIT)
+    finally:
+        await server.stop()
+    detail = await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", call_id)
+    assert detail.record.end_reason == "api_hangup"
