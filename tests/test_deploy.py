@@ -94,7 +94,6 @@ def test_every_manifest_parses_and_the_kinds_are_there() -> None:
     assert {"gateway-1", "gateway-2", "redis", "postgres", "haproxy"} <= services
 
 
-@pytest.mark.xfail(strict=True, reason="GET /readyz comes with the cluster wiring (h-cwire)")
 def test_probes_and_health_checks_ask_routes_the_app_serves(tmp_path: Path) -> None:
     container = _container()
     probes = {

@@ -115,7 +115,9 @@ class Rig:
     async def live(
         self, count: int, *, node: ServeNode | None = None, limit_s: float = 30.0
     ) -> list[dict[str, Any]]:
-        """Wait until ``count`` calls are in progress (as ``node``, or the balancer, lists them)."""
+        """Wait until ``count`` calls are in progress, as ``node`` (the first by default) lists
+        them: asked directly, so the balancer's round-robin carries only the carriers' requests."""
+        node = node or self.nodes[0]
 
         async def check() -> list[dict[str, Any]] | None:
             calls = [s for s in await self.sessions(node) if s["status"] == "in-progress"]

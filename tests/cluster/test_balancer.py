@@ -3,6 +3,13 @@
 Each test runs the whole rig (tests/cluster/rig.py): real ``switchboard serve --workers 2``
 processes, a real HAProxy, Redis and the database; the Twilio, Telnyx and OpenAI emulators stand
 in for the services we cannot reach. Marked ``cluster``: ``make unit`` skips this tier.
+
+A carrier's media socket goes wherever the balancer sends it, and a node (or a worker of the same
+node) that did not answer the call's webhook refuses it today ("media for unknown call";
+docs/cluster.md "Not yet"). The cases that need calls bridged through the balancer are
+``MEDIA_ANYWHERE`` (a strict xfail) until a worker can adopt a call prepared by another: each
+runs several calls, so that it cannot pass by luck (a call's media reaches the right worker one
+time in four).
 """
 
 from __future__ import annotations
@@ -27,6 +34,12 @@ from tests.waiting import eventually, eventually_async
 pytestmark = [pytest.mark.anyio, pytest.mark.cluster, pytest.mark.redis, pytest.mark.timeout(240)]
 
 CALLER = pcm16_to_ulaw(caller_pcm("hello there", lead_ms=500))
+MEDIA_ANYWHERE = pytest.mark.xfail(
+    strict=True,
+    reason="a media socket reaching another worker or node than the one that answered the "
+    "call's webhook is refused (bridge/manager.py: 'media for unknown call'); needs a worker "
+    "to adopt a call prepared elsewhere (docs/cluster.md 'Not yet')",
+)
 
 
 def _dial(rig: Rig, **options: Any) -> str:
@@ -54,6 +67,7 @@ async def _hang_up_all(rig: Rig) -> None:
             await http.post(f"/v1/calls/{session['call_id']}/hangup")
 
 
+@MEDIA_ANYWHERE
 async def test_calls_spread_over_the_nodes_and_all_complete(tmp_path: Path) -> None:
     async with cluster_rig(tmp_path) as rig:
         sids = [_dial(rig) for _ in range(6)]
@@ -69,6 +83,7 @@ async def test_calls_spread_over_the_nodes_and_all_complete(tmp_path: Path) -> N
         assert await rig.sessions() == []
 
 
+@MEDIA_ANYWHERE
 async def test_sessions_on_either_node_list_every_live_call(tmp_path: Path) -> None:
     async with cluster_rig(tmp_path) as rig:
         sids = {_dial(rig) for _ in range(4)}
@@ -81,15 +96,17 @@ async def test_sessions_on_either_node_list_every_live_call(tmp_path: Path) -> N
         await rig.twilio.wait_calls(timeout_s=30 * UNIT)
 
 
+@MEDIA_ANYWHERE
 async def test_hangup_and_transfer_reach_the_node_holding_the_call(tmp_path: Path) -> None:
     async with cluster_rig(tmp_path) as rig:
-        _dial(rig)
-        _dial(rig)
-        first, second = await rig.live(2)
-        for session, action in ((first, "hangup"), (second, "transfer")):
-            holder = rig.node_of(session)
+        for _ in range(4):
+            _dial(rig)
+        live = await rig.live(4)
+        actions = {s["call_id"]: a for s, a in zip(live, ["hangup", "transfer"] * 2, strict=True)}
+        for session in live:
+            action = actions[session["call_id"]]
             sid = session["carrier_call_id"]
-            async with rig.client(rig.other(holder)) as http:
+            async with rig.client(rig.other(rig.node_of(session))) as http:
                 sent = time.monotonic()
                 body = {"destination": TRANSFER_TO} if action == "transfer" else None
                 answer = await http.post(f"/v1/calls/{session['call_id']}/{action}", json=body)
@@ -105,12 +122,10 @@ async def test_hangup_and_transfer_reach_the_node_holding_the_call(tmp_path: Pat
             took = time.monotonic() - sent
             assert took < 0.5 * UNIT + 0.3, f"{action} took {took:.3f} s"  # + the HTTP round trip
         reports = await rig.twilio.wait_calls(timeout_s=30 * UNIT)
-        assert {r.call_sid for r in reports} == {
-            first["carrier_call_id"],
-            second["carrier_call_id"],
-        }
-        (transferred,) = [r for r in reports if r.call_sid == second["carrier_call_id"]]
-        assert TRANSFER_TO in transferred.dialed
+        assert {r.call_sid for r in reports} == {s["carrier_call_id"] for s in live}
+        for session in live:
+            (report,) = [r for r in reports if r.call_sid == session["carrier_call_id"]]
+            assert (TRANSFER_TO in report.dialed) == (actions[session["call_id"]] == "transfer")
 
 
 async def test_a_signed_webhook_replayed_to_the_other_node_is_refused(tmp_path: Path) -> None:
@@ -124,7 +139,7 @@ async def test_a_signed_webhook_replayed_to_the_other_node_is_refused(tmp_path: 
             "CallStatus": "ringing",
             "Direction": "inbound",
         }
-        headers = {"X-Twilio-Signature": twilio_signature(rig.twilio.auth_token, url, form)}
+        headers = {"X-Twilio-Signature": twilio_signature(rig.twilio.auth_token, url, form.items())}
         first, second = rig.nodes
         async with httpx.AsyncClient(timeout=10 * UNIT) as http:
             accepted = await http.post(f"{first.url}/twilio/voice", data=form, headers=headers)
@@ -137,76 +152,98 @@ async def test_a_signed_webhook_replayed_to_the_other_node_is_refused(tmp_path: 
         assert "<Stream" not in replayed.text
 
 
+@MEDIA_ANYWHERE
 async def test_telnyx_webhooks_alternating_between_nodes_keep_commands_in_order(
     tmp_path: Path,
 ) -> None:
     async with cluster_rig(tmp_path) as rig:
-        call = await rig.telnyx.place_inbound_call(
-            to="+15550100000",
-            from_="+15550111111",
-            audio=None,
-            webhook_url=f"{rig.url}/telnyx/webhook",  # round-robin: each event to the next node
-        )
-        (session,) = await rig.live(1)
-        async with rig.client(rig.other(rig.node_of(session))) as http:
-            assert (await http.post(f"/v1/calls/{session['call_id']}/hangup")).status_code == 200
-        report = await call.wait(40 * UNIT)
-        assert report.violations == []  # every command valid in the call's state when it came
-        assert report.commands[:2] == ["answer", "streaming_start"]
-        assert "hangup" in report.commands
-        assert report.heard_ms > 500
-        logs = rig.logs()
-        assert logs.count("/telnyx/webhook") >= 2
-        assert all("/telnyx/webhook" in node.log() for node in rig.nodes), logs
+        calls = [
+            await rig.telnyx.place_inbound_call(
+                to="+15550100000",
+                from_=f"+1555011111{i}",
+                webhook_url=f"{rig.url}/telnyx/webhook",  # round-robin: each event to the next node
+            )
+            for i in range(4)
+        ]
+        live = await rig.live(4)
+        for session in live:
+            async with rig.client(rig.other(rig.node_of(session))) as http:
+                hung = await http.post(f"/v1/calls/{session['call_id']}/hangup")
+                assert hung.status_code == 200, hung.text
+        for call in calls:
+            report = await call.wait(40 * UNIT)
+            assert report.violations == []  # every command valid in the call's state then
+            assert report.commands[:2] == ["answer", "streaming_start"]
+            assert report.commands[-1] == "hangup"
+            assert report.heard_ms > 500
+        assert all("/telnyx/webhook" in node.log() for node in rig.nodes), rig.logs()
 
 
+@MEDIA_ANYWHERE
 async def test_an_outbound_call_placed_on_one_node_is_answered_on_the_other(
     tmp_path: Path,
 ) -> None:
     async with cluster_rig(tmp_path) as rig:
         placing = rig.nodes[0]
+        placed: list[str] = []
         async with rig.client(placing) as http:
-            placed = await http.post(
-                "/v1/calls",
-                json={
-                    "carrier": "twilio",
-                    "to": OUTBOUND_TO,
-                    "from": "+15550100000",
-                    "agent": "frontdesk",
-                },
-            )
-        assert placed.status_code == 201, placed.text
-        call_id = placed.json()["call_id"]
-        # the callee's webhook and media come through the balancer, to any node
-        (session,) = await rig.live(1)
-        assert session["call_id"] == call_id
-        assert session["direction"] == "outbound" and session["agent"] == "frontdesk"
+            for _ in range(4):
+                answer = await http.post(
+                    "/v1/calls",
+                    json={
+                        "carrier": "twilio",
+                        "to": OUTBOUND_TO,
+                        "from": "+15550100000",
+                        "agent": "frontdesk",
+                    },
+                )
+                assert answer.status_code == 201, answer.text
+                placed.append(answer.json()["call_id"])
+        # the callees' webhooks and media come through the balancer, to any node
+        live = await rig.live(4)
+        assert {s["call_id"] for s in live} == set(placed)
+        assert all(s["direction"] == "outbound" and s["agent"] == "frontdesk" for s in live)
+        assert {rig.node_of(s).name for s in live} == {"node-a", "node-b"}, live
         await _hang_up_all(rig)
-        (report,) = await rig.twilio.wait_calls(timeout_s=30 * UNIT)
-        assert report.heard_ms > 500, report.summary()
+        for report in await rig.twilio.wait_calls(timeout_s=30 * UNIT):
+            assert report.heard_ms > 500, report.summary()
 
 
 async def test_the_per_agent_limit_holds_across_nodes(tmp_path: Path) -> None:
+    """Four calls for an agent of one line at once, through the balancer (so on both nodes):
+    one is taken, three hear busy; once it has been hung up, the agent's next call is taken."""
     async with cluster_rig(tmp_path) as rig:
-        first, second = rig.nodes
-        _dial(rig, to=LIMITED)
-        (session,) = await rig.live(1)
-        assert session["agent"] == "limited"
-        # a second call for the same agent, on the node that does not hold the first
-        other = rig.other(rig.node_of(session))
-        caller = rig.twilio.dial_in(f"{other.url}/twilio/voice", audio=CALLER, to=LIMITED)
-        report = await eventually_async(
-            lambda: _finished(rig, caller.report.call_sid), limit_s=20, what="the refusal"
+        sids = [_dial(rig, to=LIMITED) for _ in range(4)]
+
+        async def refused() -> list[str] | None:
+            ended = [await _finished(rig, sid) for sid in sids]
+            busy = [r.call_sid for r in ended if r is not None and r.outcome == "rejected: busy"]
+            return busy if len(busy) == 3 else None
+
+        busy = await eventually_async(refused, limit_s=30, what="three calls busy", every_s=0.1)
+        (taken,) = set(sids) - set(busy)
+        sessions = await rig.sessions(rig.nodes[1])
+        assert [(s["carrier_call_id"], s["agent"]) for s in sessions] == [(taken, "limited")]
+        async with rig.client() as http:  # through the balancer, to whichever node
+            hung = await http.post(f"/v1/calls/{sessions[0]['call_id']}/hangup")
+            assert hung.status_code == 200, hung.text
+        await eventually_async(
+            lambda: _no_sessions(rig), limit_s=10, what="the call's end", every_s=0.1
         )
-        assert report.outcome == "rejected: busy", report.summary()
-        assert len(await rig.sessions()) == 1
+        # its slot was freed with it: the next call for the agent is taken, not refused
+        next_sid = _dial(rig, to=LIMITED)
+
+        async def admitted() -> bool:
+            report = await _finished(rig, next_sid)
+            assert report is None or report.outcome != "rejected: busy", report.summary()
+            return any(s["carrier_call_id"] == next_sid for s in await rig.sessions())
+
+        await eventually_async(admitted, limit_s=20, what="the next call taken", every_s=0.1)
         await _hang_up_all(rig)
-        await rig.twilio.wait_calls(timeout_s=30 * UNIT)
-        # the slot is free again: the next call for the agent is taken
-        _dial(rig, to=LIMITED)
-        await rig.live(1)
-        await _hang_up_all(rig)
-        assert first is not second
+
+
+async def _no_sessions(rig: Rig) -> bool:
+    return await rig.sessions() == []
 
 
 async def _finished(rig: Rig, sid: str) -> Any:
@@ -217,43 +254,51 @@ async def _finished(rig: Rig, sid: str) -> Any:
     return call.task.result()
 
 
+@MEDIA_ANYWHERE
 async def test_redis_stopped_and_restarted_mid_call(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path / "redis", password="cluster-test-redis-password")
     (tmp_path / "redis").mkdir()
-    await redis.start()
+    redis = RedisServer(tmp_path / "redis", password="cluster-test-redis-password")
+    await redis.start()  # a private server: the shared one on 6379 is never stopped
     try:
         async with cluster_rig(tmp_path, redis_url=redis.url) as rig:
-            _dial(rig)
-            (session,) = await rig.live(1)
-            holder = rig.node_of(session)
+            for _ in range(4):
+                _dial(rig)
+            live = await rig.live(4)
             await redis.stop()
-            # the call goes on; cross-node control says why it cannot act; not ready
-            async with rig.client(rig.other(holder)) as http:
-                refused = await http.post(f"/v1/calls/{session['call_id']}/hangup")
-                assert refused.status_code == 503, refused.text
-                ready = await http.get("/readyz")
-                assert ready.status_code == 503
-            await asyncio.sleep(1.0 * UNIT)  # the call must survive an outage, not just a blip
-            assert rig.twilio.calls[session["carrier_call_id"]] is not None
+            # the calls go on; cross-node control says why it cannot act; nodes are not ready
+            for session in live:
+                async with rig.client(rig.other(rig.node_of(session))) as http:
+                    refused = await http.post(f"/v1/calls/{session['call_id']}/hangup")
+                    assert refused.status_code == 503, refused.text
+            for node in rig.nodes:
+                async with rig.client(node) as http:
+                    assert (await http.get("/readyz")).status_code == 503
+            await asyncio.sleep(1.0 * UNIT)  # an outage, not a blip: the calls must outlive it
+            assert await rig.twilio.wait_calls(timeout_s=0.01) == []  # none has ended
             await redis.start()
 
-            async def recovered() -> bool:
-                async with rig.client(rig.other(holder)) as http:
-                    return (await http.get("/readyz")).status_code == 200
+            async def ready() -> bool:
+                for node in rig.nodes:
+                    async with rig.client(node) as http:
+                        if (await http.get("/readyz")).status_code != 200:
+                            return False
+                return True
 
-            await eventually_async(recovered, limit_s=20, what="readiness after Redis returned")
-            # the call is in the directory again and can be hung up from the other node
-            (again,) = await rig.live(1, node=rig.other(holder))
-            assert again["call_id"] == session["call_id"]
-            async with rig.client(rig.other(holder)) as http:
-                hung = await http.post(f"/v1/calls/{session['call_id']}/hangup")
-                assert hung.status_code == 200, hung.text
-            (report,) = await rig.twilio.wait_calls(timeout_s=30 * UNIT)
-            assert report.heard_ms > 500
+            await eventually_async(ready, limit_s=20, what="readiness after Redis returned")
+            # every call is in the directory again, and can be hung up from the other node
+            again = await rig.live(4, node=rig.nodes[1])
+            assert {s["call_id"] for s in again} == {s["call_id"] for s in live}
+            for session in again:
+                async with rig.client(rig.other(rig.node_of(session))) as http:
+                    hung = await http.post(f"/v1/calls/{session['call_id']}/hangup")
+                    assert hung.status_code == 200, hung.text
+            for report in await rig.twilio.wait_calls(timeout_s=30 * UNIT):
+                assert report.heard_ms > 500, report.summary()
     finally:
         await redis.stop()
 
 
+@MEDIA_ANYWHERE
 async def test_a_killed_nodes_calls_are_marked_within_10_s(tmp_path: Path) -> None:
     async with cluster_rig(tmp_path) as rig:
         for _ in range(4):
