@@ -9,7 +9,7 @@ EXTRAS ?= dev,postgres,local,otel,codecs,cluster
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 20
 
-.PHONY: demo test lint typecheck unit serve bench soak clean fuzz
+.PHONY: demo test lint typecheck unit cluster serve bench soak clean fuzz
 
 $(STAMP): pyproject.toml setup.py src/switchboard/audio/_g711.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests bench examples fuzz
 
+# Everything but the multi-node tier (several serve processes behind HAProxy: make cluster).
 unit: $(STAMP)
-	$(BIN)/pytest -W error $(PYTEST_ARGS)
+	$(BIN)/pytest -W error -m "not cluster" $(PYTEST_ARGS)
 
-test: lint typecheck unit
+# Two `switchboard serve --workers 2` nodes behind HAProxy, on Redis (tests/cluster/test_balancer.py).
+cluster: $(STAMP)
+	$(BIN)/pytest -W error -m cluster $(PYTEST_ARGS)
+
+test: lint typecheck unit cluster
 
 # Coverage-guided fuzzing of the parsers (atheris): FUZZ_SECONDS per target; crashes fail it.
 fuzz: $(STAMP)

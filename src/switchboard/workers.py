@@ -9,7 +9,8 @@ migration, binds the listening socket, and hands it to N processes started with 
 multiprocess supervisor. That supervisor:
 
 * forwards SIGTERM/SIGINT to every worker and waits for them (each drains as ``serve`` does);
-* pings each worker every few seconds and replaces one that died or hangs;
+* pings each worker every half second and replaces one that died, or left a ping unanswered
+  for :data:`WORKER_PING_TIMEOUT_S`;
 * stops everything when a worker fails before serving (bad configuration, Redis or the
   database unreachable at start): a restart would fail the same way.
 
@@ -43,6 +44,10 @@ __all__ = ["WorkerApp", "parse_workers", "serve_workers", "workers_refusal"]
 
 logger = logging.getLogger(__name__)
 
+#: How long a worker may leave the supervisor's ping unanswered before it is killed as hung
+#: and replaced. uvicorn's 5 s default killed workers still importing on a busy machine (the
+#: ping is answered by a thread that starts once the spawned process has unpickled its app).
+WORKER_PING_TIMEOUT_S = 30
 #: prctl(2) option: the signal the kernel sends this process when its parent dies.
 _PR_SET_PDEATHSIG = 1
 
@@ -168,7 +173,13 @@ def serve_workers(
         raise ConfigError(reason)
     asyncio.run(_prepare(settings))
     factory = WorkerApp(settings, log_level=log_level, log_format=log_format)
-    config = uvicorn.Config(factory, factory=True, workers=workers, **config_options)
+    config = uvicorn.Config(
+        factory,
+        factory=True,
+        workers=workers,
+        timeout_worker_healthcheck=WORKER_PING_TIMEOUT_S,
+        **config_options,
+    )
     sock = config.bind_socket()
     try:
         logger.info("serving with %d workers on %s:%s", workers, config.host, config.port)

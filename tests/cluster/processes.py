@@ -115,6 +115,18 @@ def worker_pids(pid: int) -> list[int]:
     return sorted(children)
 
 
+def _group(pgid: int) -> list[int]:
+    """The live processes of the process group ``pgid`` (zombies excluded), from /proc."""
+    members: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError, ValueError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] != "Z" and int(fields[2]) == pgid:
+                    members.append(int(entry.name))
+    return members
+
+
 def _wait_http(url: str, *, process: subprocess.Popen[bytes], limit_s: float, what: str) -> None:
     deadline = time.monotonic() + limit_s * UNIT
     while True:
@@ -138,6 +150,8 @@ class ServeNode:
     workers: int = 2
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    #: processes of the node still running when :meth:`stop` returned (then SIGKILLed)
+    leftovers: list[int] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -173,18 +187,26 @@ class ServeNode:
         return worker_pids(self.process.pid)
 
     def stop(self, *, limit_s: float = 20.0) -> int | None:
-        """SIGTERM the supervisor (it stops its workers) and wait; its exit status."""
+        """SIGTERM the supervisor (it stops its workers) and wait; its exit status. Whatever of
+        the node is still running afterwards (a worker that outlived it) is SIGKILLed."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return None if process is None else process.returncode
-        process.terminate()
+        if process is None:
+            return None
         try:
-            return process.wait(limit_s * UNIT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            if process.poll() is not None:
+                return process.returncode
+            process.terminate()
+            try:
+                return process.wait(limit_s * UNIT)
+            except subprocess.TimeoutExpired:
+                what = f"{self.name} did not stop within {limit_s * UNIT:.0f} s"
+                raise AssertionError(what) from None
+        finally:
+            self.leftovers = _group(process.pid)
+            if self.leftovers:
+                with suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            what = f"{self.name} did not stop within {limit_s * UNIT:.0f} s"
-            raise AssertionError(what) from None
 
     def kill(self) -> None:
         """SIGKILL every process of the node: no goodbye, no cleanup."""
@@ -228,6 +250,8 @@ class Balancer:
     workdir: Path
     check_path: str = "/healthz"
     port: int = field(default_factory=free_port)
+    #: nodes that take requests only when every other node is down (HAProxy ``backup``)
+    backup: frozenset[str] = frozenset()
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -237,6 +261,7 @@ class Balancer:
     def config(self) -> str:
         servers = "\n".join(
             f"    server {node.name} 127.0.0.1:{node.port} check inter 500ms fall 2 rise 1"
+            + (" backup" if node.name in self.backup else "")
             for node in self.nodes
         )
         return HAPROXY_CFG.format(port=self.port, check_path=self.check_path, servers=servers)
