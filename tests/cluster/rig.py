@@ -97,7 +97,8 @@ class Rig:
     def node_of(self, session: dict[str, Any]) -> ServeNode:
         """The node (machine) holding a call listed by ``/v1/sessions``."""
         for node in self.nodes:
-            if str(session["node"]).startswith(f"{node.name}-"):
+            name = str(session["node"])  # node-a, or node-a-w<pid> for one of its workers
+            if name == node.name or name.startswith(f"{node.name}-w"):
                 return node
         raise AssertionError(f"no node of this rig holds {session}")
 
@@ -137,7 +138,7 @@ async def _database(tmp_path: Path) -> AsyncIterator[str]:
     if not POSTGRES_URL:
         yield f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}"
         return
-    import asyncpg  # the [postgres] extra, present wherever the PostgreSQL URL is set
+    import asyncpg  # type: ignore[import-untyped]  # the [postgres] extra
 
     parts = urlsplit(POSTGRES_URL.replace("+asyncpg", ""))
     name = f"sbcluster_{uuid.uuid4().hex[:12]}"
