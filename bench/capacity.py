@@ -138,7 +138,7 @@ def start_server(
         _pin(proc.pid, SERVER_CPU)
     elif hasattr(os, "sched_setaffinity"):  # the workers inherit the supervisor's CPUs
         os.sched_setaffinity(proc.pid, set(range(min(workers, os.cpu_count() or 1))))
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + (30 if workers is None else 90)  # N workers start slower
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{base}/healthz", timeout=1.0).status_code < 500:
