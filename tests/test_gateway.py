@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from switchboard.app.state import AppState
 from switchboard.bridge.manager import CallManager
 from switchboard.config import Settings, load_settings
 from switchboard.emulators.loopback import LoopbackServer
-from switchboard.errors import SignatureError
+from switchboard.errors import ConfigError, SignatureError
 from switchboard.gateway import Gateway
 from switchboard.metrics import Metrics
 from switchboard.store import CallStore
@@ -220,3 +221,29 @@ async def test_the_cluster_is_built_from_the_settings_and_not_joined(tmp_path: P
     shared = Gateway.build(settings_for(tmp_path, SWITCHBOARD_REDIS_URL="redis://127.0.0.1:9/0"))
     assert shared.cluster.backend == "redis"
     await shared.aclose()
+
+
+async def test_node_ids_name_each_process_and_worker(tmp_path: Path) -> None:
+    named = Gateway.build(settings_for(tmp_path, SWITCHBOARD_NODE_ID="edge-1"))
+    worker = Gateway.build(
+        settings_for(tmp_path, SWITCHBOARD_NODE_ID="edge-1", SWITCHBOARD_WORKER="2")
+    )
+    default = Gateway.build(settings_for(tmp_path, SWITCHBOARD_NODE_ID=""))
+    other = Gateway.build(settings_for(tmp_path))
+    try:
+        assert named.node_id == "edge-1"
+        assert worker.node_id == "edge-1-2"  # the workers of one node are distinct nodes
+        assert f"-{os.getpid()}-" in default.node_id  # host-pid-random
+        assert default.node_id != other.node_id  # unique per process start
+        assert default.status.worker == str(os.getpid())
+        with pytest.raises(ConfigError, match="SWITCHBOARD_NODE_ID"):
+            settings_for(tmp_path, SWITCHBOARD_NODE_ID="a b")
+        await default.start()  # joins the in-memory cluster: the signer takes its key
+        token = default.signer.sign("call_1", "twilio")
+        assert default.cluster.media_key and default.signer.verify(token, carrier="twilio")
+        assert not default.draining
+        default.drain()
+        assert default.draining
+    finally:
+        for gateway in (named, worker, default, other):
+            await gateway.aclose()

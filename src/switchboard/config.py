@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     #: A secret, as the URL may carry a password.
     redis_url: SecretStr | None = Field(default=None, alias="SWITCHBOARD_REDIS_URL")
     #: This process's name in the cluster (call directory, inboxes). Unset: ``host-pid-random``,
-    #: unique per process start. Letters, digits and ``._:@/+=-``.
+    #: unique per process start. Letters, digits and ``._:@/+=-``; with ``SWITCHBOARD_WORKER``
+    #: set too, ``-<worker>`` is appended (the workers of one node are distinct nodes).
     node_id: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$",

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,7 @@ __all__ = [
     "NodeStatus",
     "ReplayGuards",
     "TwilioGuards",
+    "node_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -113,6 +115,10 @@ class TwilioGuards:
 @dataclass(frozen=True, slots=True)
 class ReplayGuards:
     """What the carrier webhooks have already accepted (kept in this process).
+
+    The routes now claim requests, CallSids and Telnyx event ids in the cluster
+    (docs/cluster.md); only ``twilio.answers`` (a copy waiting for the answer being prepared on
+    this node) is still used by them.
 
     Attributes:
         twilio: signed requests, answered CallSids and answers in preparation.
@@ -221,7 +227,7 @@ class Gateway:
             tracing=_tracing() if tracing is None and settings.otel else tracing,
             signer=TokenSigner(settings.secret("signing_secret")),
             replay=ReplayGuards(),
-            cluster=Cluster.from_settings(settings, node_id=settings.node_id or default_node_id())
+            cluster=Cluster.from_settings(settings, node_id=node_name(settings))
             if cluster is None
             else cluster,
             integrations=Integrations.build(settings, store),
@@ -255,6 +261,15 @@ class Gateway:
                 await self.store.aclose()
         finally:
             await self.cluster.aclose()
+
+
+def node_name(settings: Settings) -> str:
+    """This process's node id: ``SWITCHBOARD_NODE_ID`` (with ``-<SWITCHBOARD_WORKER>`` when
+    that is set too, so the workers of one node never share an id), else ``host-pid-random``."""
+    if not settings.node_id:
+        return default_node_id()
+    worker = re.sub(r"[^A-Za-z0-9._-]", "-", settings.worker or "")
+    return f"{settings.node_id}-{worker}"[:128] if worker else settings.node_id
 
 
 def _tracing() -> Tracing:

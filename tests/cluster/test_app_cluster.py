@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from switchboard.audio import pcm16_to_ulaw
@@ -58,6 +59,19 @@ def silent(node: AppNode, call_id: str) -> bool:
     session = node.manager.calls[call_id].session
     assert session is not None
     return session.core.frames_sent > 0 and not session.core.agent_speaking(session.now())
+
+
+def speaking(node: AppNode, call_id: str) -> bool:
+    """The agent of ``call_id`` is speaking now."""
+    session = node.manager.calls[call_id].session
+    assert session is not None
+    return session.core.agent_speaking(session.now())
+
+
+def noted(node: AppNode, call_id: str, kind: str) -> bool:
+    """``kind`` is on the live timeline of ``call_id`` (what the console sees)."""
+    events = node.state.gateway.live.recent(call_id)
+    return any(e.type == "timeline" and e.data.get("kind") == kind for e in events)
 
 
 def carrier_updates(twilio: TwilioEmulator, sid: str, name: str) -> list[str]:
@@ -165,15 +179,26 @@ async def test_hangup_and_transfer_sent_to_the_other_node_act_within_500_ms(
                 what="a's call hung up at the carrier",
             )
 
+            said = await a.http.post(f"/v1/calls/{on_b}/say", json={"text": "One moment."})
+            assert said.status_code == 200, said.text
+            await eventually(lambda: speaking(b, on_b), limit_s=5, what="b's agent saying it")
             sent = time.monotonic()
             moved = await a.http.post(f"/v1/calls/{on_b}/transfer", json={"destination": "desk"})
             assert moved.status_code == 200, moved.text
-            twiml = await eventually(
-                lambda: carrier_updates(twilio, second.report.call_sid, "Twiml"),
+            sid = second.report.call_sid
+            await eventually(  # the owner acts: notes who asked, then asks the carrier
+                lambda: (
+                    noted(b, on_b, "operator.transfer") or carrier_updates(twilio, sid, "Twiml")
+                ),
                 limit_s=CONTROL_S,
-                what="b's call transferred at the carrier",
+                what="b acting on the transfer",
             )
             transfer_ms = (time.monotonic() - sent) * 1000
+            twiml = await eventually(
+                lambda: carrier_updates(twilio, sid, "Twiml"),
+                limit_s=5,
+                what="b's call transferred at the carrier",
+            )
             assert "+15550100200" in twiml[0]
             print(f"cross-node hang-up {hangup_ms:.0f} ms, transfer {transfer_ms:.0f} ms")
             await twilio.wait_calls(timeout_s=20 * UNIT)
@@ -182,6 +207,13 @@ async def test_hangup_and_transfer_sent_to_the_other_node_act_within_500_ms(
     timeline = (await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", on_b)).timeline
     asked = [e.data for e in timeline if e.kind == "operator.transfer"]
     assert asked and asked[0]["node"] == "node-a"  # who asked, noted by the owner
+    (say,) = [e.data for e in timeline if e.kind == "operator.say"]
+    assert {k: say[k] for k in ("text", "by", "via", "node")} == {
+        "text": "One moment.",
+        "by": "operator",
+        "via": "api",
+        "node": "node-a",
+    }
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -287,8 +319,10 @@ async def test_an_agents_limit_holds_across_nodes_and_readiness_says_full(
     async with (
         OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
         TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+        TelnyxEmulator(realtime=True) as telnyx,
     ):
-        env = openai_env(oai) | twilio_env(twilio, "openai") | {"SWITCHBOARD_MAX_CALLS": "1"}
+        env = openai_env(oai) | twilio_env(twilio, "openai") | telnyx_env(telnyx)
+        env |= {"SWITCHBOARD_MAX_CALLS": "1"}
         book = agents(max_concurrent_calls=1)
         async with two_apps(tmp_path, backend, env, agents=book) as (a, b):
             for node in (a, b):
@@ -299,8 +333,16 @@ async def test_an_agents_limit_holds_across_nodes_and_readiness_says_full(
             second = twilio.dial_in(f"{b.base}/twilio/voice", audio=LONG_CALL)
             await eventually(lambda: second.report.outcome != "unknown", what="b's answer")
             assert second.report.outcome == "rejected: busy"  # frontdesk's one call is on a
+            refused = await telnyx.place_inbound_call(
+                to="+15550100000",
+                from_="+15550111111",
+                audio=caller_wav("hi"),
+                webhook_url=f"{b.base}/telnyx/webhook",
+            )
+            assert (await refused.wait(15 * UNIT)).commands == ["reject"]  # busy, unanswered
             metrics = (await b.http.get("/metrics")).text
             assert 'switchboard_calls_refused_total{carrier="twilio",reason="busy"} 1.0' in metrics
+            assert 'switchboard_calls_refused_total{carrier="telnyx",reason="busy"} 1.0' in metrics
             full = await a.http.get("/readyz")  # a holds SWITCHBOARD_MAX_CALLS calls
             assert full.status_code == 503 and full.json()["reasons"] == ["full: 1 calls"]
             assert (await b.http.get("/readyz")).status_code == 200
@@ -369,3 +411,121 @@ async def test_redis_down_mid_call_live_calls_go_on_and_the_nodes_recover(tmp_pa
         await server.stop()
     detail = await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", call_id)
     assert detail.record.end_reason == "api_hangup"
+
+
+class WebhooksTo(httpx.AsyncBaseTransport):
+    """Sends the carrier's webhooks for ``public`` to ``node`` instead: a balancer that
+    routed the webhook to one node (its media socket goes to the public address)."""
+
+    def __init__(self, public: str, node: str) -> None:
+        self.public, self.node = public, node
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        if url.startswith(self.public):
+            request.url = httpx.URL(self.node + url[len(self.public) :])
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_twilio_call_whose_media_reaches_the_other_node_is_taken_over(
+    tmp_path: Path, backend: str
+) -> None:
+    script = [{"caller": "hi", "say": "Hello there."}]
+    async with (
+        OpenAIRealtimeEmulator(script=script, ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=1.0, max_call_s=40.0) as twilio,
+    ):
+        env = openai_env(oai) | twilio_env(twilio, "openai")
+        # the public address is b's; the webhook is routed to a, the media socket to b
+        async with (
+            two_apps(tmp_path, backend, env, publics=("b", "b")) as (a, b),
+            httpx.AsyncClient(transport=WebhooksTo(b.base, a.base), timeout=10 * UNIT) as http,
+        ):
+            caller = twilio.dial_in(
+                f"{b.base}/twilio/voice", audio=pcm16_to_ulaw(caller_pcm("hi")), http=http
+            )
+            report = (await twilio.wait_calls(timeout_s=40 * UNIT))[0]
+            assert report.call_sid == caller.report.call_sid
+            assert report.webhook_status == 200
+            assert report.heard_ms > 500  # the agent was heard: b bridged the call
+            assert not a.manager.calls
+    assert oai.violations == [] and report.violations == []
+    (call_id,) = [r.id for r in (await _records(tmp_path / "b.db"))]
+    # a answered the webhook (its record of the call, in its own database here, stays as it
+    # was: with one shared database b continues that record)
+    assert [r.id for r in (await _records(tmp_path / "a.db"))] == [call_id]
+    detail = await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", call_id)
+    assert detail.record.agent == "frontdesk"
+    assert ("agent", "Hello, thanks for calling.") in [(t.role, t.text) for t in detail.transcript]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_telnyx_call_whose_media_reaches_the_other_node_is_taken_over(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+        TelnyxEmulator(realtime=True) as telnyx,
+    ):
+        env = openai_env(oai) | telnyx_env(telnyx, "openai")
+        async with two_apps(tmp_path, backend, env, publics=("b", "b")) as (a, b):
+            call = await telnyx.place_inbound_call(  # webhooks to a; the stream goes to b
+                to="+15550100000",
+                from_="+15550111111",
+                audio=caller_wav("hi", gap_ms=60_000),
+                webhook_url=f"{a.base}/telnyx/webhook",
+            )
+            (call_id,) = await eventually(lambda: bridged(b), limit_s=15, what="b bridges it")
+            assert not a.manager.calls
+            assert (await a.http.post(f"/v1/calls/{call_id}/hangup")).status_code == 200
+            report = await call.wait(30 * UNIT)
+            assert report.commands[:2] == ["answer", "streaming_start"]
+            assert "hangup" in report.commands
+            await eventually(lambda: not b.manager.calls, limit_s=10, what="the call's end")
+    assert telnyx.violations == []
+    detail = await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", call_id)
+    assert detail.record.end_reason == "api_hangup"
+
+
+async def _records(database: Path) -> list[Any]:
+    store = CallStore(f"sqlite+aiosqlite:///{database}")
+    try:
+        await store.migrate()
+        return list((await store.list_calls()).items)
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_twilio_status_callback_reaching_the_other_node_is_applied_by_the_owner(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+    ):
+        env = openai_env(oai) | twilio_env(twilio, "openai")
+        async with two_apps(tmp_path, backend, env) as (a, b):
+            caller = twilio.dial_in(f"{a.base}/twilio/voice", audio=LONG_CALL)
+            (call_id,) = await eventually(lambda: bridged(a), limit_s=15, what="bridged on a")
+            url = f"{b.base}/twilio/status"
+            params = [
+                ("AccountSid", twilio.account_sid),
+                ("CallSid", caller.report.call_sid),
+                ("CallStatus", "completed"),
+                ("SequenceNumber", "3"),
+            ]
+            signed = {"X-Twilio-Signature": twilio_signature(twilio.auth_token, url, params)}
+            sent = await b.http.post("/twilio/status", data=dict(params), headers=signed)
+            assert sent.status_code == 204
+            await eventually(lambda: hanging_up(a, call_id), limit_s=5, what="a ends its call")
+            caller.hang_up()
+            await twilio.wait_calls(timeout_s=20 * UNIT)
+    detail = await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", call_id)
+    assert detail.record.end_reason == "caller_hangup"
+    assert "carrier.completed" in [e.kind for e in detail.timeline]

@@ -342,3 +342,16 @@ async def test_from_settings_picks_the_backend() -> None:
     await redis.aclose()
     with pytest.raises(ValueError, match="node id"):
         Cluster.in_memory(node_id="bad|id")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_notes_are_read_by_every_node_until_they_expire(backend: str) -> None:
+    async with node_factory(backend) as nodes:
+        a, b = nodes("node-a"), nodes("node-b")
+        await a.put_note("placement:call-1", '{"agent": "sales"}', ttl_s=0.3 * UNIT)
+        assert await b.get_note("placement:call-1") == '{"agent": "sales"}'
+        assert await b.get_note("placement:call-2") is None
+        await a.put_note("placement:call-1", "replaced", ttl_s=0.3 * UNIT)
+        assert await b.get_note("placement:call-1") == "replaced"
+        await asyncio.sleep(0.5 * UNIT)
+        assert await b.get_note("placement:call-1") is None

@@ -16,6 +16,8 @@ from the call directory, each with its ``node``.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -25,8 +27,9 @@ from fastapi import HTTPException, status
 from switchboard.app.state import AppState
 from switchboard.bridge.control import checked_destination
 from switchboard.bridge.manager import CallManager
-from switchboard.cluster import CallEntry, ControlCommand
+from switchboard.cluster import CallEntry, ControlCommand, Handoff
 from switchboard.errors import ClusterUnavailable, SwitchboardError
+from switchboard.telephony.base import TelephonyType
 
 __all__ = [
     "cluster_sessions",
@@ -34,11 +37,14 @@ __all__ = [
     "note_on_call",
     "run_command",
     "send_to_owner",
+    "status_to_owner",
 ]
 
 logger = logging.getLogger(__name__)
 
 _STATUS = {"starting": "ringing", "live": "in-progress", "ending": "completed"}
+#: The :class:`Handoff` kind of a Twilio status callback for another node's call.
+TWILIO_STATUS = "twilio.status"
 
 
 def note_on_call(calls: object, call_id: str, action: str, entry: dict[str, Any]) -> None:
@@ -55,12 +61,49 @@ def note_on_call(calls: object, call_id: str, action: str, entry: dict[str, Any]
 def install_cluster_handlers(state: AppState) -> None:
     """Run commands for this node's calls, and Telnyx events handed to this node."""
     cluster = state.gateway.cluster
+    running: set[asyncio.Task[None]] = set()
 
     async def on_command(command: ControlCommand) -> None:
-        await run_command(state, command)
+        # In a task of its own: a transfer's REST call must not hold up the node's inbox.
+        task = asyncio.get_running_loop().create_task(run_command(state, command))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    async def on_handoff(handoff: Handoff) -> None:
+        if handoff.kind == TWILIO_STATUS:
+            await _apply_status(state, handoff)
+        else:
+            await state.telnyx_routing.receive(handoff)
 
     cluster.on_command(on_command)
-    cluster.on_handoff(state.telnyx_routing.receive)
+    cluster.on_handoff(on_handoff)
+
+
+async def status_to_owner(state: AppState, sid: str, status: str, details: dict[str, str]) -> None:
+    """Apply a Twilio status callback here, or hand it to the node holding the call.
+
+    Raises:
+        ClusterUnavailable: the shared state cannot be reached.
+    """
+    cluster = state.gateway.cluster
+    entry = await cluster.directory.find_carrier_call(TelephonyType.TWILIO.value, sid)
+    if entry is None or entry.node_id == cluster.node_id or entry.state == "lost":
+        await state.calls.update_status(TelephonyType.TWILIO, sid, status, **details)
+        return
+    body = json.dumps({"sid": sid, "status": status, "details": details})
+    await cluster.hand_off(entry.node_id, Handoff(entry.call_id, TWILIO_STATUS, body))
+
+
+async def _apply_status(state: AppState, handoff: Handoff) -> None:
+    try:
+        data = json.loads(handoff.body)
+        sid, status, details = str(data["sid"]), str(data["status"]), dict(data["details"])
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.error("unreadable Twilio status handed off by %s: %s", handoff.sender, exc)
+        return
+    await state.calls.update_status(
+        TelephonyType.TWILIO, sid, status, **{str(k): str(v) for k, v in details.items()}
+    )
 
 
 async def run_command(state: AppState, command: ControlCommand) -> None:
@@ -78,6 +121,10 @@ async def run_command(state: AppState, command: ControlCommand) -> None:
             case "transfer":
                 note_on_call(calls, call_id, "transfer", {"to": command.destination, **who})
                 await calls.transfer(call_id, command.destination)
+            case "release":
+                if not await calls.hand_over(call_id):
+                    logger.info("call %s: not released (not here, or bridged)", call_id)
+                return
             case "say":
                 active = calls.calls.get(call_id)
                 if active is None or active.session is None:

@@ -102,12 +102,12 @@ class TelnyxRouting:
         me = self.cluster.node_id
         if not ccid:
             return None, ""
-        if ccid in self._claimed:
-            return me, ccid
         directory = self.cluster.directory
         entry = await directory.find_carrier_call("telnyx", ccid)
-        if entry is not None and entry.state != "lost":
+        if entry is not None and entry.state != "lost":  # (a call adopted by another node too)
             return entry.node_id, entry.call_id
+        if ccid in self._claimed:  # ours, before (or after) its directory entry
+            return me, ccid
         if await self.cluster.claims(CALL_CLAIMS).claim(ccid, ttl_s=CALL_MEMORY_S):
             self._claimed[ccid] = None
             if len(self._claimed) > _CLAIMED_BOUND:

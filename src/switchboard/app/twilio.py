@@ -13,6 +13,8 @@
   is still being prepared (Twilio retrying after a read timeout) waits for it and gets the same
   TwiML: the same call and the same media token, never a second provider session or a second
   token.
+* A status callback for a call another node of the cluster holds is handed to that node
+  (``app/cluster_control.py``).
 * Twilio not configured (no ``TWILIO_AUTH_TOKEN`` / ``SWITCHBOARD_PUBLIC_URL``) → 503; the
   missing variables are named in the log only.
 * The voice webhook asks the call handler to prepare the call and answers
@@ -40,6 +42,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
+from switchboard.app.cluster_control import status_to_owner
 from switchboard.app.media_socket import StarletteMediaSocket
 from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState, get_state
@@ -288,7 +291,7 @@ async def status_webhook(request: Request) -> Response:
         if isinstance(value, str) and name not in ("CallSid", "CallStatus")
     }
     try:
-        await state.calls.update_status(_CARRIER, sid, status, **details)
+        await status_to_owner(state, sid, status, details)
     except BaseException:
         with contextlib.suppress(ClusterUnavailable):
             await guard.release(replay_key)

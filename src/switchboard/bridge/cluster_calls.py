@@ -15,11 +15,20 @@ the state returns (docs/cluster.md#failure-of-redis).
 
 An outbound call's agent and variables (:class:`~switchboard.bridge.planner.Placement`) are
 put where every node can read them (:func:`share_placement`), so the node that receives its
-webhook — any node of the cluster — answers with the agent it was placed with.
+webhook — any node of the cluster — answers with the agent it was placed with. Every call's
+route is kept the same way when it is prepared (:func:`remember_route`).
+
+**Adoption.** A call's media socket may reach another node than the one that answered its
+webhook (a balancer spreads them). That node finds the call ``starting`` on another node in the
+directory (:func:`prepared_elsewhere`), asks that node to let it go (a ``release`` command: it
+drops the prepared call, its provider session and slots, keeping its record) and waits until
+the directory no longer lists it there (:func:`release_elsewhere`); then it prepares the call
+itself — the same call id, agent and variables — and bridges it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -27,7 +36,7 @@ from collections.abc import Awaitable, Callable
 from switchboard.agents import AgentBook
 from switchboard.bridge.active import ActiveCall
 from switchboard.bridge.planner import Placement
-from switchboard.cluster import CallEntry, CallState, Cluster, SlotRequest
+from switchboard.cluster import CallEntry, CallState, Cluster, ControlCommand, SlotRequest
 from switchboard.errors import ClusterUnavailable
 from switchboard.gateway import Gateway
 
@@ -36,6 +45,9 @@ __all__ = [
     "CallDirectoryWriter",
     "ClusterAdmission",
     "placed_call",
+    "prepared_elsewhere",
+    "release_elsewhere",
+    "remember_route",
     "share_placement",
 ]
 
@@ -44,6 +56,8 @@ logger = logging.getLogger(__name__)
 #: How long a placed call's agent and variables wait for its webhook (then the call is
 #: answered as an unplaced outbound call would be).
 PLACEMENT_TTL_S = 600.0
+#: How long a node adopting a call waits for the node that prepared it to let it go.
+RELEASE_WAIT_S = 2.0
 
 
 class ClusterAdmission:
@@ -194,3 +208,46 @@ async def placed_call(cluster: Cluster, call_id: str) -> Placement | None:
     except (ValueError, KeyError, TypeError) as exc:
         logger.warning("call %s: malformed placement ignored: %s", call_id, exc)
         return None
+
+
+async def remember_route(cluster: Cluster, call_id: str, placement: Placement) -> None:
+    """Keep a prepared call's agent and variables for a node that may adopt it (best effort:
+    without them an adopting node routes the call by its number)."""
+    try:
+        await share_placement(cluster, call_id, placement)
+    except ClusterUnavailable as exc:
+        logger.warning("call %s: route not shared: %s", call_id, exc)
+
+
+async def prepared_elsewhere(cluster: Cluster, call_id: str) -> CallEntry | None:
+    """The directory entry of ``call_id`` when another live node prepared it and has not
+    bridged it yet (a call this node may adopt), else None."""
+    try:
+        entry = await cluster.directory.get(call_id)
+    except ClusterUnavailable as exc:
+        logger.warning("call %s: cannot look for it in the cluster: %s", call_id, exc)
+        return None
+    if entry is None or entry.node_id == cluster.node_id or entry.state != "starting":
+        return None
+    return entry
+
+
+async def release_elsewhere(cluster: Cluster, entry: CallEntry) -> bool:
+    """Ask ``entry``'s node to let its prepared call go; True once it did (within
+    :data:`RELEASE_WAIT_S`)."""
+    call_id = entry.call_id
+    try:
+        if await cluster.send_command(ControlCommand(call_id, "release")) is None:
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RELEASE_WAIT_S
+        while loop.time() < deadline:
+            now = await cluster.directory.get(call_id)
+            if now is None or now.node_id != entry.node_id:
+                return True
+            await asyncio.sleep(0.01)
+    except ClusterUnavailable as exc:
+        logger.warning("call %s: cannot take it over: %s", call_id, exc)
+        return False
+    logger.warning("call %s: node %s did not let it go", call_id, entry.node_id)
+    return False

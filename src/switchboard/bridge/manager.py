@@ -30,6 +30,9 @@ from switchboard.bridge.cluster_calls import (
     CallDirectoryWriter,
     ClusterAdmission,
     placed_call,
+    prepared_elsewhere,
+    release_elsewhere,
+    remember_route,
     share_placement,
 )
 from switchboard.bridge.control import checked_destination
@@ -47,6 +50,7 @@ from switchboard.gateway import Gateway
 from switchboard.logs import call_context
 from switchboard.media import AudioFormat
 from switchboard.telephony.base import (
+    CallDirection,
     IncomingCall,
     MediaCodec,
     MediaSocket,
@@ -109,6 +113,7 @@ class CallManager:
         self.planner = CallPlanner.from_settings(gateway.settings, self.agents)
         self._outbound_agents: dict[str, Placement] = {}  # our call id -> placed, until answered
         self._outbound_ids: dict[tuple[str, str], str] = {}  # (carrier, carrier id) -> call id
+        self._adopting: set[str] = set()  # calls prepared again here (see _adopt)
         self._idle = asyncio.Event()  # set while no call is live
         self._idle.set()
 
@@ -127,6 +132,10 @@ class CallManager:
         agent = routed.agent  # with the call's variables in its prompt and greeting
         if agent is None:
             return PreparedCall(call_id, accepted=False, reason="no agent for this number")
+        if placed is None:  # for a node that may adopt the call (its media may land there)
+            await remember_route(
+                self.gateway.cluster, call_id, Placement(agent.name, routed.variables)
+            )
         if (refusal := await self._admit(call, call_id, agent.name)) is not None:
             return refusal
         try:
@@ -141,7 +150,10 @@ class CallManager:
             logger.error("call %s rejected: %s", call_id, exc, extra={"call_id": call_id})
             await self.admission.release(call_id)
             return PreparedCall(call_id, accepted=False, reason=str(exc), agent=agent.name)
-        sink = await open_record(self.gateway, call, call_id, agent, provider_name, config, routed)
+        adopted = call_id in self._adopting
+        sink = await open_record(
+            self.gateway, call, call_id, agent, provider_name, config, routed, adopted=adopted
+        )
         active = ActiveCall(
             call_id=call_id,
             incoming=call,
@@ -213,8 +225,11 @@ class CallManager:
         socket: MediaSocket,
         started: StreamStarted,
     ) -> None:
-        """Bridge the media socket of a prepared call until the call ends."""
+        """Bridge the media socket of a prepared call until the call ends (a call another
+        node prepared is adopted first: bridge/cluster_calls.py)."""
         active = self.calls.get(call_id)
+        if active is None:
+            active = await self._adopt(call_id)
         if active is None or active.session is not None:
             logger.warning(
                 "media for unknown or already bridged call %s", call_id, extra={"call_id": call_id}
@@ -244,6 +259,68 @@ class CallManager:
                 reason = await session.run()
             finally:
                 await self._end(active, reason)
+
+    async def _adopt(self, call_id: str) -> ActiveCall | None:
+        """Prepare here a call another node prepared, once that node let it go; None when
+        there is no such call or it cannot be taken over."""
+        cluster = self.gateway.cluster
+        entry = await prepared_elsewhere(cluster, call_id)
+        if entry is None or not await release_elsewhere(cluster, entry):
+            return None
+        logger.info(
+            "call %s: media reached this node; taken over from %s",
+            call_id,
+            entry.node_id,
+            extra={"call_id": call_id},
+        )
+        incoming = IncomingCall(
+            carrier=TelephonyType(entry.carrier),
+            carrier_call_id=entry.carrier_call_id,
+            from_number=entry.from_number,
+            to_number=entry.to_number,
+            direction=CallDirection(entry.direction or "inbound"),
+            call_id=call_id,
+        )
+        self._adopting.add(call_id)
+        try:
+            prepared = await self.prepare(incoming)
+        finally:
+            self._adopting.discard(call_id)
+        return self.calls.get(call_id) if prepared.accepted else None
+
+    async def hand_over(self, call_id: str) -> bool:
+        """Let a prepared call go (its media reached another node, which adopts it): its
+        provider session closes and its slots and directory entry go; its record stays for the
+        adopting node. False when the call is not here or already bridged."""
+        active = self.calls.get(call_id)
+        if active is None or active.session is not None or active.ending:
+            return False
+        active.ending = True
+        self.calls.pop(call_id, None)
+        self._by_carrier_id.pop(
+            (active.incoming.carrier.value, active.incoming.carrier_call_id), None
+        )
+        active.connect_task.cancel()
+        with contextlib.suppress(Exception):
+            await active.provider.disconnect()
+        await self.admission.release(call_id)
+        await self.directory.finish(call_id)
+        self.gateway.live.ended(call_id, "handed_over")
+        if (metrics := self.gateway.metrics) is not None:
+            config = active.provider.config
+            metrics.call_ended(
+                carrier=active.incoming.carrier.value,
+                provider=active.provider_name,
+                model=config.model_id,
+                llm_model=config.extra.get("llm_model"),
+                reason="handed_over",
+                sink=None,
+                media=None,
+            )
+        if not self.calls:
+            self._idle.set()
+        logger.info("call %s handed over to the node its media reached", call_id)
+        return True
 
     async def _end(self, active: ActiveCall, reason: str) -> None:
         # Stays in ``calls`` until its record is final (graceful shutdown waits on that).

@@ -108,15 +108,21 @@ async def open_record(
     provider_name: str,
     config: SessionConfig,
     routed: RoutedCall,
+    *,
+    adopted: bool = False,
 ) -> CallRecordSink | None:
     """The call's record, created (awaited: the webhook answers once it exists), with how its
     agent was chosen on its timeline; None without a store or when the store is down (the
-    call is taken anyway, unrecorded; logged)."""
+    call is taken anyway, unrecorded; logged). An ``adopted`` call (prepared on another node)
+    continues the record that node created when the database is shared."""
     store = gateway.store
     if store is None:
         return None
     per_call = gateway.integrations.for_call(agent.webhooks, agent.analysis)
     sink = CallRecordSink(store, call_id, per_call)
+    if adopted and await _recorded(gateway, call_id):
+        sink.timeline("call.adopted", time.monotonic() * 1000.0, {"node": gateway.node_id})
+        return sink
     if not await sink.create(
         carrier=call.carrier.value,
         carrier_call_id=call.carrier_call_id,
@@ -132,6 +138,16 @@ async def open_record(
     for kind, data in routed.timeline:  # how the agent was chosen
         sink.timeline(kind, time.monotonic() * 1000.0, data)
     return sink
+
+
+async def _recorded(gateway: Gateway, call_id: str) -> bool:
+    """Whether the call store already holds ``call_id`` (False when it cannot say)."""
+    assert gateway.store is not None
+    try:
+        return await gateway.store.get_call(call_id) is not None
+    except SwitchboardError as exc:
+        logger.warning("call %s: cannot read its record: %s", call_id, exc)
+        return False
 
 
 def open_session(

@@ -51,6 +51,7 @@ class MemoryHub:
         self.secrets: dict[str, bytes] = {}
         #: note name → (value, expiry)
         self.notes: dict[str, tuple[str, float]] = {}
+        self.notes_kept = 256  # notes left by the last sweep of expired ones (at least 256)
 
     def alive(self, node_id: str, now: float) -> bool:
         """Whether ``node_id``'s last heartbeat still holds at ``now``."""
@@ -283,8 +284,10 @@ class MemoryState:
 
     async def put_note(self, name: str, value: str, *, ttl_s: float) -> None:
         hub, now = self.hub, self.hub.clock()
-        for stale in [key for key, (_, until) in hub.notes.items() if until < now]:
-            del hub.notes[stale]
+        if len(hub.notes) >= 2 * hub.notes_kept:  # expired ones go in bulk, not at every put
+            for stale in [key for key, (_, until) in hub.notes.items() if until < now]:
+                del hub.notes[stale]
+            hub.notes_kept = max(256, len(hub.notes))
         hub.notes[name] = (value, now + ttl_s)
 
     async def get_note(self, name: str) -> str | None:

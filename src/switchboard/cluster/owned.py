@@ -61,7 +61,16 @@ class OwnedCalls:
         return admission
 
     async def finish(self, call_id: str) -> None:
-        """Forget ``call_id``: out of the directory, its slots freed."""
+        """Forget ``call_id``: out of the directory, its slots freed.
+
+        A call this node does not hold (never registered, or finished already) is left alone:
+        a second finish must not remove the entry another node has registered since (a call
+        adopted by the node its media reached).
+        """
+        if call_id not in self._calls and call_id not in self._slots:
+            if call_id in self._unfinished:  # a removal that failed: retry it now
+                await self._write(self._remove(call_id, self._unfinished[call_id]))
+            return
         self._calls.pop(call_id, None)
         scopes = self._slots.pop(call_id, ())
         self._unfinished[call_id] = scopes

@@ -37,7 +37,8 @@ __all__ = [
 #: heart-beating (the call may still be up at the carrier, but nobody holds its media).
 CallState = Literal["starting", "live", "ending", "lost"]
 #: What a :class:`ControlCommand` asks the owning node to do to a live call.
-CommandAction = Literal["hangup", "transfer", "say"]
+#: ``release``: let a prepared (not yet bridged) call go, for the node its media reached.
+CommandAction = Literal["hangup", "transfer", "say", "release"]
 
 # Node ids, scopes and namespaces become parts of Redis keys and slot members ("node|call"):
 # no separators, no spaces, no braces (hash tags), bounded length.
