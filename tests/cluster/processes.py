@@ -202,7 +202,11 @@ class ServeNode:
                 what = f"{self.name} did not stop within {limit_s * UNIT:.0f} s"
                 raise AssertionError(what) from None
         finally:
-            self.leftovers = _group(process.pid)
+            # multiprocessing's resource tracker ends on its own once the supervisor is gone
+            deadline = time.monotonic() + 5 * UNIT
+            while (left := _group(process.pid)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.leftovers = left
             if self.leftovers:
                 with suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
