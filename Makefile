@@ -9,7 +9,7 @@ EXTRAS ?= dev,postgres,local,otel,codecs,cluster
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 20
 
-.PHONY: demo test lint typecheck unit suite serve bench soak clean fuzz
+.PHONY: demo test lint typecheck unit suite cluster serve bench soak clean fuzz
 
 $(STAMP): pyproject.toml setup.py src/switchboard/audio/_g711.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ suite: $(STAMP)
 	$(BIN)/pytest -W error $(PYTEST_ARGS)
 
 test: lint typecheck suite
+
+# Only the multi-node tier: `switchboard serve` nodes behind HAProxy, on Redis (tests/cluster/).
+cluster: $(STAMP)
+	$(BIN)/pytest -W error -m cluster $(PYTEST_ARGS)
 
 # Coverage-guided fuzzing of the parsers (atheris): FUZZ_SECONDS per target; crashes fail it.
 fuzz: $(STAMP)

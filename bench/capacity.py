@@ -5,6 +5,7 @@
     .venv/bin/python bench/capacity.py --calls 1 150 --duration 30 --json out.json
     .venv/bin/python bench/capacity.py --carrier telnyx --codec opus --calls 1 30 60
     .venv/bin/python bench/capacity.py --provider gemini    # Gemini Live: 16 kHz in, 24 kHz out
+    .venv/bin/python bench/capacity.py --workers 1 2 --calls 1 50 100   # serve --workers N
 
 For each N in the sweep (default 1, 25, 50, 100, 150, 200) a fresh ``switchboard serve`` is
 started pinned to CPU 0 (``os.sched_setaffinity``), with env pointing at an echo-mode OpenAI
@@ -21,6 +22,11 @@ With ``--carrier telnyx`` the load generator runs the Telnyx emulator in-process
 ``TELNYX_BASE_URL`` and key point at it); ``--codec opus`` makes the agent ask for ``OPUS`` both
 ways, so the server decodes and encodes Opus for every call (measured by position: no tag
 survives a lossy codec).
+
+With ``--workers N [N...]`` each sweep is run once per worker count: ``switchboard serve
+--workers N`` (N > 1 needs Redis: ``--redis URL``, by default ``redis://127.0.0.1:6379/0``), the
+server pinned to the first N CPUs; its CPU and RSS are then the supervisor's and all its
+workers' together (``server CPU`` 200 % = two cores busy), sampled over the steady window.
 
 A row passes when every call ended cleanly with no frame lost or left queued and round-trip
 p99 is within 200 ms of the N = 1 median (targets: N = 150 passthrough, N = 70 with PCM).
@@ -39,6 +45,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +54,8 @@ from typing import Any
 import httpx
 
 from switchboard.loadtest import LoadOptions, LoadReport, run_load
+from switchboard.loadtest.report import ServerUsage
+from switchboard.loadtest.stats import read_proc
 from switchboard.loadtest.telnyx import new_telnyx_seed, telnyx_public_key
 from switchboard.runtime import freeze_startup_objects
 
@@ -117,6 +126,7 @@ def start_server(
     extra_env: dict[str, str],
     codec: str = "pcmu",
     provider: str = "openai",
+    workers: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -142,9 +152,14 @@ def start_server(
     cmd = [sys.executable, "-m", "switchboard.cli", "serve", "--host", "127.0.0.1"]
     if os.environ.get("BENCH_NO_GC_FREEZE"):  # the "before" of #22.7: CPython's default GC
         cmd[1:3] = ["-c", _NO_FREEZE]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     proc = subprocess.Popen([*cmd, "--port", str(port)], env=env, cwd=workdir)
-    _pin(proc.pid, SERVER_CPU)
-    deadline = time.monotonic() + 30
+    if workers is None:
+        _pin(proc.pid, SERVER_CPU)
+    elif hasattr(os, "sched_setaffinity"):  # the workers inherit the supervisor's CPUs
+        os.sched_setaffinity(proc.pid, set(range(min(workers, os.cpu_count() or 1))))
+    deadline = time.monotonic() + (30 if workers is None else 90)  # N workers start slower
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{base}/healthz", timeout=1.0).status_code < 500:
@@ -174,6 +189,7 @@ def run_one(
     carrier: str = "twilio",
     codec: str = "pcmu",
     provider: str = "openai",
+    workers: int | None = None,
 ) -> LoadReport:
     telnyx: dict[str, Any] = {}
     if carrier == "telnyx":  # the load tool's in-process Telnyx emulator is the network
@@ -186,7 +202,9 @@ def run_one(
             "TELNYX_BASE_URL": f"http://127.0.0.1:{telnyx_port}",
         }
     with tempfile.TemporaryDirectory(prefix="sb-capacity-") as tmp:
-        server, base = start_server(emulator_url, Path(tmp), audio, extra_env, codec, provider)
+        server, base = start_server(
+            emulator_url, Path(tmp), audio, extra_env, codec, provider, workers
+        )
         try:
             time.sleep(1.0)  # let the server settle before its baseline RSS is read
             options = LoadOptions(
@@ -196,13 +214,85 @@ def run_one(
                 calls=n,
                 duration_s=duration,
                 ramp_s=min(5.0, n / 30.0),
-                pid=server.pid,
+                # with workers the supervisor alone does no work: measured with them, below
+                pid=server.pid if workers is None else None,
                 carrier=carrier,
                 **telnyx,
             )
-            return asyncio.run(run_load(options))
+            if workers is None:
+                return asyncio.run(run_load(options))
+            with TreeUsage(server.pid, options) as usage:
+                report = asyncio.run(run_load(options))
+            report.server_usage = usage.result(n)
+            return report
         finally:
             stop(server)
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its children (a supervisor and its workers), from /proc."""
+    found = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+class TreeUsage:
+    """CPU and RSS of a supervisor and its workers over the run's steady window (a thread
+    samples at its start and end, as ``run_load`` does for one process)."""
+
+    def __init__(self, pid: int, options: LoadOptions) -> None:
+        self.pid = pid
+        self.window = (options.ramp_s + 0.5, max(options.ramp_s + 1.5, options.duration_s - 0.5))
+        self.samples: list[tuple[float, float, int]] = []  # (t, cpu s, rss kB)
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> tuple[float, int]:
+        cpu, rss = 0.0, 0
+        for pid in _tree(self.pid):
+            if (proc := read_proc(pid)) is not None:
+                cpu, rss = cpu + proc.cpu_s, rss + proc.rss_kb
+        return cpu, rss
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        cpu, rss = self._sample()
+        self.samples.append((0.0, cpu, rss))
+        while not self._stop.wait(0.5):
+            t = time.monotonic() - t0
+            cpu, rss = self._sample()
+            self.peak_kb = max(self.peak_kb, rss)
+            if self.window[0] <= t <= self.window[1]:
+                self.samples.append((t, cpu, rss))
+
+    def __enter__(self) -> TreeUsage:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def result(self, calls: int) -> ServerUsage | None:
+        steady = self.samples[1:]
+        if len(steady) < 2:
+            return None
+        (ta, ca, _), (tb, cb, _) = steady[0], steady[-1]
+        start_kb = self.samples[0][2]
+        return ServerUsage(
+            pid=self.pid,
+            cpu_percent=(cb - ca) / (tb - ta) * 100.0 if tb > ta else 0.0,
+            cpu_window_s=tb - ta,
+            rss_start_mb=start_kb / 1024.0,
+            rss_peak_mb=self.peak_kb / 1024.0,
+            rss_per_call_kb=max(0, max(s[2] for s in steady) - start_kb) / calls,
+        )
 
 
 def passes(report: LoadReport, baseline_p50: float, held: int = 1) -> bool:
@@ -266,9 +356,20 @@ def main() -> int:
         action="store_true",
         help="serve with CPython's default collector (the 'before' of the playout-stall fix)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="*",
+        help="run the sweep once per worker count (serve --workers N; N > 1 needs Redis)",
+    )
+    parser.add_argument(
+        "--redis", default="redis://127.0.0.1:6379/0", help="SWITCHBOARD_REDIS_URL for --workers"
+    )
     args = parser.parse_args()
     if args.no_gc_freeze:
         os.environ["BENCH_NO_GC_FREEZE"] = "1"
+    if args.workers:
+        return sweep_workers(args)
     held = 5 if args.codec == "opus" else 1
     _pin(0, LOAD_CPU)
     freeze_startup_objects()  # the load tool's own full collections would be its stalls
@@ -295,6 +396,41 @@ def main() -> int:
     table = "\n".join([HEADER, *(row(r, baseline, held) for r in reports)])
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"\n### {label} ({stamp}; {machine()})\n\n{table}")
+    if args.json:
+        args.json.write_text(json.dumps([r.to_dict() for r in reports], indent=2), "utf-8")
+    return 0
+
+
+def sweep_workers(args: argparse.Namespace) -> int:
+    """The same sweep through ``serve --workers N`` for each N; one table, a row per (N, calls)."""
+    _pin(0, LOAD_CPU)
+    emulator, url = start_emulator()
+    extra = {"SWITCHBOARD_REDIS_URL": args.redis}
+    lines: list[str] = []
+    reports: list[LoadReport] = []
+    try:
+        for workers in args.workers:
+            base: float | None = None
+            for n in args.calls:
+                report = run_one(
+                    n,
+                    url,
+                    args.audio,
+                    args.duration,
+                    extra,
+                    args.carrier,
+                    args.codec,
+                    workers=workers,
+                )
+                reports.append(report)
+                base = report.round_trip.p50 if base is None else base
+                lines.append(f"| {workers} {row(report, base)}")
+                print(lines[-1], flush=True)
+    finally:
+        stop(emulator)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = HEADER.replace("| calls |", "| workers | calls |", 1).replace("|---|", "|---|---|", 1)
+    print(f"\n### serve --workers ({stamp}; {machine()})\n\n" + "\n".join([header, *lines]))
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in reports], indent=2), "utf-8")
     return 0

@@ -263,7 +263,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # "" is the package's public API (__init__); the sink protocol the bridge reports through is
     # a unit of its own, as metrics and tracing implement it and the bridge imports them
     ("call", ("agents", "metrics", "tracing", "gateway", "bridge", "bridge.sink", "live", "")),
-    ("app", ("app", "server", "loadtest", "console")),
+    ("app", ("app", "server", "workers", "loadtest", "console")),
     ("cli", ("cli", "demo")),
 )  # fmt: skip
 

@@ -3,6 +3,7 @@
 Commands::
 
     switchboard serve [--host H] [--port P]          run the gateway
+          [--workers N|auto]                         N processes on one port (needs Redis)
     switchboard providers [--json]                   list providers and whether they are configured
     switchboard emulate NAME [--port P] [--script F] run a service emulator (openai, gemini,
                                                      deepgram, twilio, telnyx, openai-chat)
@@ -54,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N|auto",
+        help="processes serving the port (auto: one per core); above 1 needs "
+        "SWITCHBOARD_REDIS_URL (docs/deploy.md)",
+    )
 
     providers = sub.add_parser("providers", help="list providers and their configuration state")
     providers.add_argument("--json", action="store_true", help="machine-readable output")
@@ -139,6 +148,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _workers(text: str) -> int:
+    from switchboard.workers import parse_workers
+
+    try:
+        return parse_workers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"a count of at least 1 or auto ({exc})") from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``switchboard`` command; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -172,8 +190,19 @@ def _dispatch(args: argparse.Namespace, settings: Any) -> int:
     match args.command:
         case "serve":
             from switchboard.server import serve
+            from switchboard.workers import workers_refusal
 
-            return serve(settings, host=args.host, port=args.port)
+            if (refusal := workers_refusal(settings, args.workers)) is not None:
+                print(f"switchboard: {refusal}", file=sys.stderr)
+                return 2  # a usage error, as argparse's
+            return serve(
+                settings,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_level=args.log_level,
+                log_format=args.log_format,
+            )
         case "providers":
             return _providers(settings, as_json=args.json)
         case "emulate":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 from typing import Any
 
@@ -19,8 +20,20 @@ __all__ = ["serve"]
 logger = logging.getLogger(__name__)
 
 
-def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> int:
+def serve(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    log_level: str | None = None,
+    log_format: str | None = None,
+) -> int:
     """Serve the app with uvicorn until interrupted; returns the exit status.
+
+    With ``workers`` above 1, that many processes serve the port (:mod:`switchboard.workers`;
+    needs ``SWITCHBOARD_REDIS_URL``), each logging as ``log_level``/``log_format`` say (the
+    CLI's options; the settings' by default).
 
     When ``SWITCHBOARD_API_TOKEN`` is unset a token is generated and printed once, here, so the
     operator can use the REST API; it is never logged.
@@ -28,6 +41,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
     Raises:
         ConfigError: a secret that guards the server is shorter than its minimum
             (:meth:`Settings.weak_secrets`); the message names the variables, not the values.
+            Or ``workers`` above 1 without Redis (:func:`~switchboard.workers.workers_refusal`).
     """
     if weak := settings.weak_secrets():
         raise ConfigError(
@@ -36,29 +50,45 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
             + ' (generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))")'
         )
     install_wire_redaction()  # uvicorn logs media URLs with their ?token=; httpx logs requests
-    app = create_app(settings)
-    state = app.state.switchboard
-    if state.generated_token:
-        print(
-            f"SWITCHBOARD_API_TOKEN not set; this run's API token is: {state.api_token}",
-            file=sys.stderr,
-        )
     if not settings.public_url:
         logger.warning(
             "SWITCHBOARD_PUBLIC_URL is not set: carrier webhooks cannot be validated or answered"
         )
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        ws=_media_ws_protocol(),
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "ws": _media_ws_protocol(),
         # Media frames are ~1 KB and /v1/stream's start message a few: uvicorn's 16 MiB default
         # would let each socket buffer 16 MiB × _WS_HIGH_WATER messages.
-        ws_max_size=settings.ws_max_size,
-    )
-    _Server(config).run()
+        "ws_max_size": settings.ws_max_size,
+    }
+    if workers > 1:
+        from switchboard.workers import serve_workers, with_token, workers_refusal
+
+        if (reason := workers_refusal(settings, workers)) is not None:
+            raise ConfigError(reason)
+        if not settings.secret("api_token"):  # one token for every worker, printed once
+            token = secrets.token_urlsafe(24)
+            _print_token(token)
+            settings = with_token(settings, token)
+        return serve_workers(
+            settings,
+            options,
+            workers=workers,
+            log_level=log_level or settings.log_level,
+            log_format=log_format or settings.log_format,
+        )
+    app = create_app(settings)
+    state = app.state.switchboard
+    if state.generated_token:
+        _print_token(state.api_token)
+    _Server(uvicorn.Config(app, **options)).run()
     return 0
+
+
+def _print_token(token: str) -> None:
+    print(f"SWITCHBOARD_API_TOKEN not set; this run's API token is: {token}", file=sys.stderr)
 
 
 class _Server(uvicorn.Server):
@@ -86,15 +116,24 @@ def _media_ws_protocol() -> Any:
     reads: two ``epoll_ctl`` calls per 20 ms media frame, about 8 % of a core at 100 calls
     (bench/capacity.py). Here reading is paused only once :data:`_WS_HIGH_WATER` messages wait.
     Falls back to uvicorn's ``"auto"`` if its internals are not the ones this was written for.
+    The class is defined at module level so that ``--workers`` can pickle it to each worker.
     """
+    return _MediaWebSocketProtocol or "auto"
+
+
+#: Messages queued for the app before the socket stops reading (flow control).
+_WS_HIGH_WATER = 16
+
+
+def _media_protocol_class() -> Any:
     try:
         from uvicorn.protocols.websockets.websockets_sansio_impl import (
             WebSocketsSansIOProtocol,
         )
     except ImportError:  # pragma: no cover - another uvicorn layout
-        return "auto"
+        return None
     if not hasattr(WebSocketsSansIOProtocol, "send_receive_event_to_app"):  # pragma: no cover
-        return "auto"
+        return None
 
     class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         def send_receive_event_to_app(self) -> None:
@@ -107,8 +146,9 @@ def _media_ws_protocol() -> Any:
             finally:
                 self.read_paused = False
 
+    # pickled by reference (spawned workers import it from here)
+    MediaWebSocketProtocol.__qualname__ = "_MediaWebSocketProtocol"
     return MediaWebSocketProtocol
 
 
-#: Messages queued for the app before the socket stops reading (flow control).
-_WS_HIGH_WATER = 16
+_MediaWebSocketProtocol: Any = _media_protocol_class()
