@@ -9,6 +9,8 @@ from typing import Any
 import uvicorn
 
 from switchboard.app import create_app
+from switchboard.app.drain import DrainingServer, drain_calls
+from switchboard.app.state import AppState
 from switchboard.config import Settings
 from switchboard.errors import ConfigError
 from switchboard.logs import install_wire_redaction
@@ -56,8 +58,19 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
         # would let each socket buffer 16 MiB × _WS_HIGH_WATER messages.
         ws_max_size=settings.ws_max_size,
     )
-    uvicorn.Server(config).run()
+    DrainingServer(config, lambda: _drain(state)).run()  # SIGTERM drains (app/drain.py)
     return 0
+
+
+async def _drain(state: AppState) -> None:
+    """Drain this app's calls on SIGTERM (``SWITCHBOARD_DRAIN_SECONDS``)."""
+    from switchboard.bridge.manager import CallManager
+
+    gateway = state.gateway
+    if not isinstance(state.calls, CallManager):  # a custom handler: nothing of ours to drain
+        gateway.drain()
+        return
+    await drain_calls(gateway, state.calls, gateway.settings.drain_seconds)
 
 
 def _media_ws_protocol() -> Any:
