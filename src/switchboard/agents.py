@@ -9,6 +9,7 @@ Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``):
         system_prompt: You are a friendly receptionist...
         greeting: Hello! How can I help?
         provider: openai                # or strategy: balanced / requirements: {...}
+        fallback: [gemini, deepgram, local]  # failover order (default: the strategy's)
         model: gpt-realtime             # the session model (default: the provider's)
         # llm_model: gemini-2.5-pro     # with provider: deepgram, the pipeline's LLM
         tools:                          # Python tools by name, HTTP tools declared here
@@ -19,7 +20,8 @@ Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``):
             http: {url: "https://api.example.com/voice/lookup", headers: {X-Api-Key: "${MYCO_KEY}"}}
         tool_modules: ["myco.tools"]    # import paths of user @tool modules
         variables: {shop: "the shop"}   # defaults of the call's {{name}} variables
-        limits: {max_call_seconds: 900, silence_timeout_s: 8, silence_hangup_s: 30}
+        limits: {max_call_seconds: 900, silence_timeout_s: 8, silence_hangup_s: 30,
+                 failover_after_s: 3, stall_timeout_s: 5}
         directory: {billing: "+15550100200", desk: "sip:desk@pbx.example.com"}
         transfer_allow: ["+1415*", "sip:*@pbx.example.com"]
         webhooks: {url: "https://crm.example.com/hooks", events: [call.ended, call.analyzed]}
@@ -126,12 +128,20 @@ class AgentLimits(_Strict):
         silence_hangup_s: caller silence before the agent says goodbye and hangs up; None = never.
         max_concurrent_calls: calls of this agent at once across the whole cluster (prepared
             or bridged); one more is refused at the carrier as busy. None = no limit.
+        failover_after_s: a lost provider socket not back within this long fails over.
+        stall_timeout_s: a due reply without audio within this long fails over.
     """
 
     max_call_seconds: int | None = Field(default=900, gt=0)
     max_concurrent_calls: int | None = Field(default=None, gt=0)
     silence_timeout_s: float | None = Field(default=8.0, gt=0)
     silence_hangup_s: float | None = Field(default=30.0, gt=0)
+    #: a provider socket lost and not back (reconnect or resumption) within this long fails
+    #: over to the next provider (``fallback``)
+    failover_after_s: float = Field(default=3.0, gt=0)
+    #: a reply due (the caller's turn ended, a tool result sent) with no audio within this
+    #: long fails over too: an open socket that stays silent
+    stall_timeout_s: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _hangup_after_reprompt(self) -> AgentLimits:
@@ -156,6 +166,10 @@ class Agent(_Strict):
     strategy: str | None = None
     requirements: dict[str, Any] = Field(default_factory=dict)
     model: str | None = None
+    #: Providers a call moves to, in order, when its provider fails (docs/failover.md);
+    #: None: the strategy's order after the chosen provider, restricted to configured ones,
+    #: ``local`` last when installed; ``[]``: no failover.
+    fallback: list[ProviderType] | None = None
     #: The LLM of a segmented pipeline (one of its ``llm_models`` in providers.yaml, e.g.
     #: ``gemini-2.5-pro`` for ``deepgram``); speech-to-speech providers refuse it at creation.
     llm_model: str | None = None

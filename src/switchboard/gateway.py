@@ -38,6 +38,7 @@ from switchboard.errors import ConfigError
 from switchboard.integrations.service import Integrations
 from switchboard.live import LiveHub
 from switchboard.metrics import Metrics
+from switchboard.providers.health import ProviderHealth
 from switchboard.providers.registry import ProviderRegistry
 from switchboard.security import TokenSigner
 from switchboard.store import CallStore
@@ -162,6 +163,7 @@ class Gateway:
             and the workers that deliver them and run the analyses (docs/integrations.md).
         live: this node's live calls and their events, for ``GET /v1/events`` and the console.
         status: this node's worker name and draining flag.
+        provider_health: each provider's circuit breaker (new calls skip a failing provider).
     """
 
     settings: Settings
@@ -176,6 +178,8 @@ class Gateway:
     integrations: Integrations = field(default_factory=Integrations)
     live: LiveHub = field(default_factory=LiveHub)
     status: NodeStatus = field(default_factory=NodeStatus)
+    #: Per-provider circuit breakers for new calls (providers/health.py; docs/failover.md).
+    provider_health: ProviderHealth = field(default_factory=ProviderHealth)
 
     @property
     def node_id(self) -> str:

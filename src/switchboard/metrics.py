@@ -122,6 +122,12 @@ class Metrics:
             ["provider", "code"],
             registry=r,
         )
+        self.provider_failovers = Counter(
+            "switchboard_provider_failovers",
+            "Calls moved mid-call (or at their start) from one provider to the next.",
+            ["from", "to", "reason"],
+            registry=r,
+        )
         self.provider_reconnects = Counter(
             "switchboard_provider_reconnects",
             "Provider sessions that dropped and started reconnecting.",
@@ -288,6 +294,10 @@ class Metrics:
     def signature_rejected(self, carrier: str, why: str) -> None:
         """Count a refused webhook or media socket (``why`` is reduced to a reason label)."""
         self.webhook_rejections.labels(carrier, rejection_reason(why)).inc()
+
+    def provider_failover(self, old: str, new: str, reason: str) -> None:
+        """Count a call moved from provider ``old`` to ``new`` (``reason``: the trigger)."""
+        self.provider_failovers.labels(old, new, reason).inc()
 
     def call_refused(self, carrier: str, reason: str) -> None:
         """Count a call refused at the carrier (``reason``: ``busy``)."""

@@ -62,6 +62,8 @@ def agent_book(**overrides: Any) -> AgentBook:
         "greeting": "Hello, thanks for calling.",
         "tools": ["end_call", "transfer_call"],
         "limits": {"max_call_seconds": 60, "silence_timeout_s": 20, "silence_hangup_s": 40},
+        # no failover unless a test asks: a failing provider ends the call, as it used to
+        "fallback": [],
     }
     fields.update(overrides)
     return AgentBook([Agent.model_validate(fields)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -37,9 +38,13 @@ class ProviderOut(BaseModel):
     voices: list[str]
     capabilities: dict[str, Any]
     estimated_cost_per_minute_usd: float
+    #: Its circuit breaker for new calls: ``state`` (``closed``, ``open`` = new calls skip it,
+    #: ``half_open`` = one probe call may use it), ``recent_failures``, ``retry_in_s``,
+    #: ``last_failure`` (docs/failover.md).
+    health: dict[str, Any] = {}
 
     @classmethod
-    def of(cls, info: ProviderInfo) -> ProviderOut:
+    def of(cls, info: ProviderInfo, health: dict[str, Any] | None = None) -> ProviderOut:
         caps = info.capabilities
         return cls(
             name=info.name,
@@ -66,6 +71,7 @@ class ProviderOut(BaseModel):
                 "typical_latency_ms": caps.typical_latency_ms,
             },
             estimated_cost_per_minute_usd=info.estimated_cost_per_minute,
+            health=health or {},
         )
 
 
@@ -82,5 +88,9 @@ async def healthz() -> Health:
 @providers_router.get("/providers", response_model=list[ProviderOut], tags=["providers"])
 async def list_providers(request: Request) -> list[ProviderOut]:
     """Every provider in the catalogue with its capabilities and whether it is configured."""
-    providers = get_state(request).gateway.providers
-    return [ProviderOut.of(info) for info in providers.list_providers()]
+    gateway = get_state(request).gateway
+    health, now = gateway.provider_health, time.monotonic()
+    return [
+        ProviderOut.of(info, health.snapshot(info.name, now))
+        for info in gateway.providers.list_providers()
+    ]

@@ -36,6 +36,7 @@ from switchboard.bridge.cluster_calls import (
     share_placement,
 )
 from switchboard.bridge.control import checked_destination
+from switchboard.bridge.failover_wiring import choose_healthy, connect_wait_s
 from switchboard.bridge.planner import CallPlanner, Placement
 from switchboard.bridge.wiring import (
     call_started,
@@ -139,7 +140,9 @@ class CallManager:
         if (refusal := await self._admit(call, call_id, agent.name)) is not None:
             return refusal
         try:
-            provider_name = choose_provider(self.gateway, agent)
+            provider_name = choose_healthy(
+                self.gateway, agent, choose_provider(self.gateway, agent)
+            )
             tools = self.planner.tools(agent)
             spec = caller_audio(call.carrier, provider_name, agent.carrier_codec)
             config = agent.session_config(spec, tools.schemas())
@@ -237,7 +240,9 @@ class CallManager:
             await socket.close(1008, "unknown call")
             return
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(active.connect_task), 15.0)
+            await asyncio.wait_for(
+                asyncio.shield(active.connect_task), connect_wait_s(self.gateway, active)
+            )
         session = open_session(
             self.gateway,
             active,
@@ -246,6 +251,7 @@ class CallManager:
             socket=socket,
             started=started,
             overrides=self.bridge_overrides,
+            provider_options=self.provider_options,
         )
         active.session = session
         await self.directory.set_state(call_id, "live")

@@ -53,6 +53,7 @@ class ProviderSide:
         apply: the session's way of carrying out the core's actions.
         clock: the session's clock (milliseconds).
         log: the call's logger.
+        on_tool_result: told when a tool's result went back to the provider.
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class ProviderSide:
         apply: Callable[[list[Action]], Awaitable[None]],
         clock: Callable[[], float],
         log: logging.LoggerAdapter[Any],
+        on_tool_result: Callable[[float], None] | None = None,
     ) -> None:
         self.provider = provider
         self.core = core
@@ -74,6 +76,7 @@ class ProviderSide:
         self._clock = clock
         self._outbound = StreamConverter(provider.output_spec, carrier)
         self._framer = Framer(carrier)
+        self._on_tool_result = on_tool_result
 
     def clear(self) -> None:
         """Drop agent audio converted but not yet sent (the caller's buffer was cleared)."""
@@ -135,4 +138,6 @@ class ProviderSide:
             self.log.warning("tool %s failed: %s", name, result.error)
         if self.provider.state in LIVE:
             await self.provider.handle_function_result(call_id, result.output)
+            if self._on_tool_result is not None:  # a reply is due now (failover's stall)
+                self._on_tool_result(self._clock())
         await self._apply(self.core.function_result_sent(self._clock()))

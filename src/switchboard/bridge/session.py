@@ -43,6 +43,7 @@ from switchboard.bridge.actions import (
 from switchboard.bridge.carrier import CarrierControl, CarrierLink
 from switchboard.bridge.control import SessionCallControl
 from switchboard.bridge.core import BridgeCore, BridgeOptions
+from switchboard.bridge.failover_runner import ProviderFailover
 from switchboard.bridge.provider_side import LIVE, ProviderSide
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.voice import voice_detector
@@ -89,6 +90,7 @@ class CallSession:
         apology_audio: Callable[[str, AudioSpec], Awaitable[bytes | None]] | None = None,
         dial_plan: DialPlan | None = None,
         greeting: tuple[bytes, str | None] | None = None,
+        failover: ProviderFailover | None = None,
     ) -> None:
         self.call_id = call_id
         self.codec = codec
@@ -127,6 +129,8 @@ class CallSession:
         self._apology_audio = apology_audio
         #: a recorded greeting: carrier audio and the text that stands for it in the transcript
         self._greeting = greeting
+        #: moves the call to its next provider when this one fails (bridge/failover_runner.py)
+        self.failover = failover
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -140,20 +144,20 @@ class CallSession:
                 await asyncio.wait_for(self.provider.connect(), self.connect_timeout_s)
         except (TimeoutError, SwitchboardError, OSError) as exc:
             self.log.error("provider connect failed: %s", exc)
+            if self.failover is None:
+                await self.apply(self.core.provider_lost(failed=True, now=self.now()))
+                await self._finish()
+                return self.end_reason or "provider_failed"
+        if (  # did not connect: the next provider, before the caller hears 2 s of silence
+            self.failover is not None
+            and self.provider.state not in LIVE
+            and not await self.failover.start_over(self)
+        ):
             await self.apply(self.core.provider_lost(failed=True, now=self.now()))
             await self._finish()
             return self.end_reason or "provider_failed"
         carrier = self.started.audio
-        self._inbound = StreamConverter(carrier, self.provider.input_spec)
-        self._provider_side = ProviderSide(
-            provider=self.provider,
-            core=self.core,
-            sink=self.sink,
-            carrier=carrier,
-            apply=self.apply,
-            clock=self.now,
-            log=self.log,
-        )
+        self._bind_provider(self.provider)
         self.log.info(
             "bridging %s/%d ⇄ provider in %s/%d out %s/%d",
             carrier.format,
@@ -177,6 +181,8 @@ class CallSession:
                     group.create_task(self._provider_loop()),
                     group.create_task(self._timer_loop()),
                 ]
+                if self.failover is not None:
+                    tasks.append(group.create_task(self.failover.watch(self)))
                 await self._done.wait()
                 for task in tasks:
                     task.cancel()
@@ -214,12 +220,9 @@ class CallSession:
     # -- loops -----------------------------------------------------------------------------------
     async def _carrier_loop(self) -> None:
         receive, decode = self.socket.receive_text, self.codec.receive
-        inbound = self._inbound
-        assert inbound is not None
-        provider = self.provider
-        spec = provider.input_spec
         voiced = voice_detector(self.started.audio.format)
         caller_frame = self.core.caller_frame
+        failover = self.failover
         try:
             while True:
                 text = await receive()
@@ -228,17 +231,18 @@ class CallSession:
                         case MediaReceived(payload=payload):
                             if self._on_frame_in is not None:
                                 self._on_frame_in()
-                            barge_in = caller_frame(bool(payload) and voiced(payload), self.now())
+                            now, is_voice = self.now(), bool(payload) and voiced(payload)
+                            barge_in = caller_frame(is_voice, now)
                             if barge_in:
                                 self.log.info(
                                     "caller speech over agent audio: barge-in (bridge VAD)"
                                 )
                                 await self.apply(barge_in)
-                            data = inbound.process(payload)
-                            if data and provider.state in LIVE:
-                                await provider.send_audio(
-                                    AudioChunk(data, spec.format, spec.sample_rate)
-                                )
+                            if failover is not None:
+                                failover.caller_frame(payload, is_voice, now)
+                                if failover.switching:  # replayed to the next provider
+                                    continue
+                            await self.send_caller_audio(payload)
                         case MarkAcknowledged(name=name):
                             await self.apply(self.core.mark_acked(name, self.now()))
                         case DtmfReceived(digit=digit):
@@ -255,16 +259,30 @@ class CallSession:
             self.end("caller_hangup")
 
     async def _provider_loop(self) -> None:
-        provider_side = self._provider_side
-        assert provider_side is not None
-        async for event in self.provider.receive_events():
-            received = self.now()
-            await provider_side.handle(event)
-            # The sink times the provider (metrics) after the event is handled, so a turn it
-            # starts is already on the timeline.
-            self.sink.provider_event(event.type, received)
+        while True:
+            provider, provider_side = self.provider, self._provider_side
+            assert provider_side is not None
+            async for event in provider.receive_events():
+                if self.provider is not provider:  # failed over: the old one's last words
+                    break
+                received = self.now()
+                if self.failover is not None and self.failover.hides(event):
+                    continue
+                await provider_side.handle(event)
+                # The sink times the provider (metrics) after the event is handled, so a turn
+                # it starts is already on the timeline.
+                self.sink.provider_event(event.type, received)
+                if self.failover is not None:
+                    self.failover.provider_event(event, received)
+                if self._done.is_set():
+                    break
             if self._done.is_set():
                 return
+            if self.provider is not provider or (
+                self.failover is not None and await self.failover.provider_gone(self, provider)
+            ):
+                continue  # a fallback provider bridges the call now
+            break
         if self.end_reason is None:
             failed = self.provider.state is SessionState.FAILED
             await self.apply(self.core.provider_lost(failed=failed, now=self.now()))
@@ -281,6 +299,49 @@ class CallSession:
             elif at is not None:
                 self._wake_at = None
                 await self.apply(self.core.tick(self.now()))
+
+    # -- the provider ------------------------------------------------------------------------------
+    def _bind_provider(self, provider: BaseProvider) -> None:
+        """Bridge ``provider`` from now on (its audio formats, its side of the session)."""
+        carrier = self.started.audio
+        self.provider = provider
+        self._inbound = StreamConverter(carrier, provider.input_spec)
+        self._provider_side = ProviderSide(
+            provider=provider,
+            core=self.core,
+            sink=self.sink,
+            carrier=carrier,
+            apply=self.apply,
+            clock=self.now,
+            log=self.log,
+            on_tool_result=self.failover.tool_result_sent if self.failover else None,
+        )
+
+    async def replace_provider(self, provider: BaseProvider) -> None:
+        """A failover: ``provider`` (connected) takes the call; a reply the old one left
+        unfinished ends here (what was queued of it still plays)."""
+        await self.apply(self.core.response_done("incomplete", self.now()))
+        self._bind_provider(provider)
+
+    async def send_caller_audio(self, payload: bytes) -> None:
+        """Caller audio (the carrier's format) to the provider, converted to its input."""
+        provider, inbound = self.provider, self._inbound
+        assert inbound is not None
+        data = inbound.process(payload)
+        if data and provider.state in LIVE:
+            spec = provider.input_spec
+            await provider.send_audio(AudioChunk(data, spec.format, spec.sample_rate))
+
+    async def play_agent_audio(self, frames: list[bytes], text: str) -> None:
+        """Play carrier frames to the caller as an agent reply saying ``text`` (a filler)."""
+        now = self.now()
+        await self.apply(self.core.agent_audio(frames, now))
+        await self.apply(self.core.agent_text(text, final=True, now=now))
+        await self.apply(self.core.response_done("completed", now))
+
+    def spawn(self, coro: Awaitable[Any], what: str) -> None:
+        """Run ``coro`` beside the call's loops (cancelled when the call ends)."""
+        self._spawn(coro, what)
 
     # -- actions ---------------------------------------------------------------------------------
     async def apply(self, actions: list[Action]) -> None:

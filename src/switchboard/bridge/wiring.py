@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from switchboard.agents import Agent
 from switchboard.bridge.active import (
@@ -23,6 +25,7 @@ from switchboard.bridge.active import (
     recorded_greeting,
 )
 from switchboard.bridge.apology import apology_audio
+from switchboard.bridge.failover_wiring import call_failover, cost_by_provider
 from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
@@ -159,6 +162,7 @@ def open_session(
     socket: MediaSocket,
     started: StreamStarted,
     overrides: BridgeOverrides | None,
+    provider_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> CallSession:
     """The session that bridges ``active`` over this media socket (not yet running)."""
     call_id, agent = active.call_id, active.agent
@@ -201,6 +205,13 @@ def open_session(
         carrier.value,
         config.extra.get("llm_model"),
     )
+    failover, outer = call_failover(  # the transcript as heard is kept in front of the sinks
+        gateway,
+        active,
+        started.audio,
+        LiveSink(gateway.live, call_id, sink, pricing=pricing),
+        provider_options or {},
+    )
     return CallSession(
         call_id=call_id,
         codec=codec,
@@ -213,9 +224,10 @@ def open_session(
         options=options,
         apology=agent.apology,
         apology_audio=apology_audio,
-        sink=LiveSink(gateway.live, call_id, sink, pricing=pricing),
+        sink=outer,
         dial_plan=agent.dial_plan,
         greeting=recorded_greeting(agent, started.audio, call_id),
+        failover=failover,
     )
 
 
@@ -236,6 +248,10 @@ async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:
         )
     if gateway.tracing is not None:  # with the usage its sink saw
         gateway.tracing.call_ended(active.call_id, reason)
+    failover = active.session.failover if active.session is not None else None
+    if active.sink is not None and failover is not None and failover.failovers:
+        costs = cost_by_provider(gateway, failover)
+        active.sink.timeline("call.cost_by_provider", time.monotonic() * 1000.0, costs)
     if active.sink is not None:
         await active.sink.finalize(
             status="failed" if reason in ("provider_failed", "internal_error") else "completed",

@@ -16,6 +16,7 @@ from switchboard.media import AudioFormat, AudioSpec
 
 __all__ = [
     "ConfigDefaults",
+    "HistoryTurn",
     "ProviderCapabilities",
     "SessionConfig",
     "SessionState",
@@ -52,6 +53,20 @@ class ProviderCapabilities:
     typical_latency_ms: int = 500
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryTurn:
+    """One line of a conversation a session starts with (a failover carries the call's
+    conversation, as the caller heard it, to the next provider).
+
+    Attributes:
+        role: ``"user"`` (the caller) or ``"assistant"`` (the agent).
+        text: what was said (an agent line cut at a barge-in holds only the part heard).
+    """
+
+    role: str
+    text: str
+
+
 @dataclass(slots=True)
 class SessionConfig:
     """How a provider session should behave (the seed's shape).
@@ -75,6 +90,9 @@ class SessionConfig:
     language: str = "en-US"
     greeting: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The conversation so far, oldest first: each provider gives it to its model in its own
+    #: way when the session opens (empty for a new call).
+    history: list[HistoryTurn] = field(default_factory=list)
 
     @property
     def audio_spec(self) -> AudioSpec:

@@ -122,6 +122,9 @@ class DeepgramEmulator:
         self.speak_messages: list[dict[str, Any]] = []
         self.rest_requests: list[dict[str, Any]] = []
         self._listen_sockets: set[WebSocket] = set()
+        #: failure injection: refuse new listen sockets / send no more results (``fail``)
+        self.refuse_listen = False
+        self.silent = False
         self._server: LoopbackServer | None = None
 
     @property
@@ -158,6 +161,16 @@ class DeepgramEmulator:
         if self._server is not None:
             await self._server.aclose()
 
+    async def fail(self, mode: str) -> None:
+        """Cue a provider failure: ``"drop"`` closes every listen socket (1011) and refuses
+        new ones (HTTP 503) from now on; ``"silent"`` keeps the sockets open and reading but
+        sends no more results."""
+        if mode == "silent":
+            self.silent = True
+            return
+        self.refuse_listen = True
+        await self.drop_listen_sockets(1011, "Internal server error")
+
     async def drop_listen_sockets(self, code: int = IDLE_CLOSE_CODE, reason: str = "") -> int:
         """Close every open listen socket now (a test hook); returns how many were open."""
         sockets = list(self._listen_sockets)
@@ -182,6 +195,10 @@ class DeepgramEmulator:
 
     # -- listen -----------------------------------------------------------------------------------
     async def _listen(self, ws: WebSocket) -> None:
+        if self.refuse_listen:  # failure injection (``fail("drop")``)
+            body = _error_body("Service Unavailable", "The service is unavailable.")
+            await ws.send_denial_response(JSONResponse(body, status_code=503))
+            return
         key, subprotocol = self._key_of(ws.headers)
         if not self._authorized(key):
             body = _error_body("INVALID_AUTH", "Invalid credentials.")
@@ -236,7 +253,8 @@ class DeepgramEmulator:
                 self.listen_controls.append(control)
                 reply = core.control(control)
             for out in reply.messages:
-                await ws.send_text(json.dumps(out))
+                if not self.silent:  # failure injection: accepted, then silent
+                    await ws.send_text(json.dumps(out))
             if reply.close is not None:
                 await ws.close(*reply.close)
                 return

@@ -22,3 +22,5 @@ class Conversation:
     handles: int = 0
     vad: EnergyVAD | None = None  # caller speech detection continues across a resumption
     utterance_bytes: int = 0
+    #: the conversation the client gave as context (``clientContent`` without ``turnComplete``)
+    given: list[tuple[str, str]] = field(default_factory=list)

@@ -96,6 +96,8 @@ class LiveService:
         self.conversations: list[Conversation] = []
         #: Failure injection: reject every setup with this (code, reason) while set.
         self.reject_setups: tuple[int, str] | None = None
+        #: Failure injection: connections stay open and read, but send nothing more.
+        self.silent = False
         self._ids = itertools.count(1)
         self.call_ids = itertools.count(1)
 
@@ -159,6 +161,22 @@ class LiveService:
         """Cue: every open connection gets ``goAway`` and is closed ``time_left_s`` later."""
         for conn in list(self.connections):
             await conn.go_away(time_left_s)
+
+    async def fail(self, mode: str) -> None:
+        """Cue a provider failure: ``"drop"`` closes every connection (1011) and rejects every
+        new setup (1011) from now on — reconnects and resumption fail; ``"silent"`` keeps the
+        connections open and reading but sends nothing more."""
+        if mode == "silent":
+            self.silent = True
+            return
+        self.reject_setups = (1011, "Internal error occurred.")
+        await self.drop_all()
+
+    @property
+    def histories(self) -> list[list[tuple[str, str]]]:
+        """The conversation each new conversation was given before its first turn
+        (``clientContent`` turns without ``turnComplete``): ``(role, text)`` lines."""
+        return [conv.given for conv in self.conversations]
 
     async def drop_all(self, code: int = 1011, reason: str = "Internal error occurred.") -> None:
         """Cue: close every connection abruptly (a server-side failure)."""
@@ -246,7 +264,7 @@ class LiveConnection:
         await self.send_frame(text.encode() if self.service.binary_frames else text)
 
     async def send_frame(self, data: str | bytes) -> None:
-        if self._closed:
+        if self._closed or self.service.silent:
             return
         async with self._send_lock:
             with contextlib.suppress(Exception):  # the peer may be gone; reading notices
@@ -400,6 +418,12 @@ class LiveConnection:
         ]
         for text in texts:
             self.conv.transcript.append(("user", text))
+        if not get(cc, "turnComplete", False):  # context given, not a turn to answer
+            for turn in get(cc, "turns") or []:
+                role = str(get(turn, "role") or "user")
+                for part in get(turn, "parts") or []:
+                    if get(part, "text"):
+                        self.conv.given.append((role, str(get(part, "text"))))
         if get(cc, "turnComplete", False):
             await self._caller_turn(" ".join(texts))
 

@@ -98,9 +98,13 @@ class RealtimeConnection:
         self._pending_say: str | None = None  # spoken after a scripted tool call's output
         self._committed_turn: ScriptedTurn | None = None  # a manual commit's turn
         self._echo: tuple[str, str] | None = None  # (response id, item id)
+        #: message items the client created, as ``(role, text)``: the conversation it gave
+        self.given: list[tuple[str, str]] = []
 
     # -- I/O ---------------------------------------------------------------------------------
     async def send(self, event: dict[str, Any]) -> None:
+        if self.emu.silent:  # failure injection: accepted, then silent
+            return
         event = {"event_id": self.ids("event"), **event}
         if self.emu.record:
             self.emu.sent.append(event)
@@ -287,6 +291,9 @@ class RealtimeConnection:
         if item["id"] in self.items:
             raise ClientError("item_already_exists", f"Item {item['id']} already exists")
         self.items[item["id"]] = item
+        if item.get("type") == "message":
+            text = " ".join(str(p.get("text") or "") for p in item.get("content", []))
+            self.given.append((str(item.get("role")), text.strip()))
         prev = previous if previous is not None else self.last_item
         self.last_item = item["id"]
         await self.send({"type": "conversation.item.added", "item": item, "previous_item_id": prev})

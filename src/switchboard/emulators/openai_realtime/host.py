@@ -73,6 +73,11 @@ class EmulatorHost(Protocol):
         """Errors sent for client events the real service would refuse."""
         ...
 
+    @property
+    def silent(self) -> bool:
+        """Failure injection: connections send nothing more."""
+        ...
+
     def response_finished(self) -> None:
         """Called after each ``response.done``."""
         ...

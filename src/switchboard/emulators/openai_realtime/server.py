@@ -125,6 +125,12 @@ class OpenAIRealtimeEmulator:
         #: Models refused at connection (not realtime models).
         self.refused_models: list[str] = []
         self.responses_done = 0
+        #: failure injection (``fail``): refuse new connections (HTTP 503); send nothing more
+        self.refuse_connections = False
+        self.silent = False
+        #: per connection, in order: the message items the client created — the conversation
+        #: it was given — as ``(role, text)``
+        self.histories: list[list[tuple[str, str]]] = []
         self._conns: set[RealtimeConnection] = set()
         self._server: Server | None = None
         self._drops: set[asyncio.Task[None]] = set()
@@ -159,6 +165,16 @@ class OpenAIRealtimeEmulator:
         return f"http://{self.host}:{self._port}/v1"
 
     # -- cues --------------------------------------------------------------------------------
+    async def fail(self, mode: str) -> None:
+        """Cue a provider failure: ``"drop"`` closes every connection (1011) and refuses new
+        ones (HTTP 503) from now on; ``"silent"`` keeps connections open and reading but sends
+        no more server events."""
+        if mode == "silent":
+            self.silent = True
+            return
+        self.refuse_connections = True
+        await self.drop_connections()
+
     async def drop_connections(self, code: int = 1011) -> None:
         """Close every open connection abnormally (as a server fault would)."""
         for conn in list(self._conns):
@@ -187,6 +203,8 @@ class OpenAIRealtimeEmulator:
         key = auth[7:] if auth.startswith("Bearer ") else ""
         if not key or (self.api_key is not None and key != self.api_key):
             return connection.respond(HTTPStatus.UNAUTHORIZED, "Incorrect API key provided\n")
+        if self.refuse_connections:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Service unavailable\n")
         if not parse_qs(url.query).get("model"):
             return connection.respond(HTTPStatus.BAD_REQUEST, "Missing model query parameter\n")
         return None
@@ -198,10 +216,13 @@ class OpenAIRealtimeEmulator:
             await self._refuse_model(ws, model)
             return
         conn = RealtimeConnection(self, ws, model)
+        self.histories.append(conn.given)
         self.connection_count += 1
         self._conns.add(conn)
         try:
             await conn.serve()
+        except ConnectionClosed:  # a drop (``fail``, ``drop_connections``) or the client left
+            pass
         except Exception:  # one bad connection must not take the emulator down
             logger.exception("openai emulator: connection failed")
         finally:

@@ -28,7 +28,7 @@ from switchboard.config import Settings
 from switchboard.errors import ConfigError, ProviderError, RemoteProtocolError
 from switchboard.providers.base import AudioSpec
 from switchboard.providers.deepgram.listen import ListenOptions, ListenProtocol
-from switchboard.providers.pipeline.components import SttEvent
+from switchboard.providers.pipeline.components import SttConnection, SttEvent
 
 __all__ = ["DeepgramSTT", "deepgram_key"]
 
@@ -201,6 +201,7 @@ class DeepgramSTT:
                 ws.close_reason,
             )
             self._live = False
+            self._queue.put_nowait(SttConnection(False, 1, f"closed {ws.close_code}"))
             try:
                 await self._reconnect()
             except ProviderError as exc:
@@ -230,6 +231,7 @@ class DeepgramSTT:
                 self._ws, self._live = ws, True
                 self._last_send = time.monotonic()
             self.reconnects += 1
+            self._queue.put_nowait(SttConnection(True, attempt))
             logger.info("Deepgram listen reconnected; replayed %d bytes", len(replay))
             return
         raise ProviderError("Deepgram listen socket could not be restored", code="reconnect_failed")

@@ -34,7 +34,7 @@ import base64
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -56,6 +56,7 @@ from switchboard.providers.gemini_live.events import (
 )
 from switchboard.providers.gemini_live.setup import LiveSetup
 from switchboard.providers.gemini_live.usage import usage_from_metadata
+from switchboard.providers.types import HistoryTurn
 
 __all__ = ["GeminiLiveProtocol", "ProtocolState"]
 
@@ -151,6 +152,18 @@ class GeminiLiveProtocol:
         """A complete user text turn (``clientContent`` with ``turnComplete``)."""
         turn = {"role": "user", "parts": [{"text": text}]}
         return self._out("text", {"clientContent": {"turns": [turn], "turnComplete": True}})
+
+    def history(self, turns: Sequence[HistoryTurn]) -> list[str]:
+        """The conversation carried over from another provider, as ``clientContent`` turns
+        (``user``/``model``) with ``turnComplete: false``: context, not a turn to answer."""
+        if not turns:
+            return []
+        content = [
+            {"role": "model" if t.role == "assistant" else "user", "parts": [{"text": t.text}]}
+            for t in turns
+            if t.text
+        ]
+        return self._out("text", {"clientContent": {"turns": content, "turnComplete": False}})
 
     def send_image(self, data: bytes, mime_type: str) -> list[str]:
         """An image frame: ``realtimeInput.video`` (SDK ``send_realtime_input(video=...)``)."""

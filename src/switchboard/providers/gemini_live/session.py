@@ -212,6 +212,7 @@ class GeminiLiveProvider(BaseProvider):
     async def _do_connect(self) -> None:
         ws = await self._open()
         self._attach(ws)
+        await self._send(self.protocol.history(self.config.history))  # before held audio
         await self._send(self.protocol.drain())
         self._start_renewal()
         if self.config.greeting:

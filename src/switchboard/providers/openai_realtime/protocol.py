@@ -104,12 +104,26 @@ class RealtimeProtocol:
         # conversation history for replay: item key -> item (insertion ordered)
         self._history: dict[str, dict[str, Any]] = {}
         self._heard: dict[str, float] = {}  # truncated item -> fraction of its audio heard
+        # a conversation carried over from another provider: replayed as items once configured
+        for index, turn in enumerate(config.history):
+            role = "assistant" if turn.role == "assistant" else "user"
+            self._history[f"prior_{index}"] = messages.history_item(role, turn.text)
+        self._seeded = bool(config.history)
 
     # -- commands ----------------------------------------------------------------------------
     def start(self) -> list[str]:
-        """The ``session.update`` that configures a new connection."""
+        """The ``session.update`` that configures a new connection; on the first connection
+        of a session that carries over a conversation, its items follow."""
         self.configured = False
-        return [_dumps(messages.session_update(self.config, model=self.model))]
+        out = [_dumps(messages.session_update(self.config, model=self.model))]
+        if self._seeded:
+            self._seeded = False
+            out += [self._item_create(item) for item in self.history()]
+        return out
+
+    @staticmethod
+    def _item_create(item: dict[str, Any]) -> str:
+        return _dumps({"type": "conversation.item.create", "item": item})
 
     def connection_lost(self) -> None:
         """The socket is gone: hold audio from now on and forget the server's response state.
@@ -126,9 +140,9 @@ class RealtimeProtocol:
     def restore(self) -> list[str]:
         """After a reconnect: reconfigure and replay the conversation so context survives."""
         self.connection_lost()
+        self._seeded = False
         out = self.start()
-        for item in self.history():
-            out.append(_dumps({"type": "conversation.item.create", "item": item}))
+        out += [self._item_create(item) for item in self.history()]
         return out
 
     def send_audio(self, data: bytes) -> list[str]:

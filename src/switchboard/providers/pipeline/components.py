@@ -66,7 +66,18 @@ class SttUtteranceEnd:
     last_word_end_ms: int | None = None
 
 
-SttEvent = SttSpeechStarted | SttTranscript | SttUtteranceEnd
+@dataclass(frozen=True, slots=True)
+class SttConnection:
+    """The recogniser's socket was lost (``up`` False; it is reconnecting) or is back: the
+    pipeline reports it as the session's ``session.reconnecting``/``reconnected`` (a failover
+    counts its ``failover_after_s`` from the loss)."""
+
+    up: bool
+    attempt: int = 1
+    reason: str = ""
+
+
+SttEvent = SttSpeechStarted | SttTranscript | SttUtteranceEnd | SttConnection
 
 
 class SpeechToText(Protocol):

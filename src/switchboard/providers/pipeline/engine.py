@@ -37,6 +37,7 @@ from switchboard.providers.base import (
 )
 from switchboard.providers.events import ErrorReport, ProviderEvent
 from switchboard.providers.pipeline.components import (
+    ChatMessage,
     LLMDone,
     PartsBuilder,
     PipelineParts,
@@ -194,6 +195,13 @@ class PipelineProvider(BaseProvider):
             raise ProviderError(f"speech recognition did not start: {exc}") from exc
         self._stt_task = asyncio.create_task(self._stt_loop(), name="pipeline-stt")
         self._speech_task = asyncio.create_task(self._speech_loop(), name="pipeline-tts")
+        for turn in self.config.history:  # a conversation carried over from another provider
+            message = (
+                ChatMessage(role="assistant", content=turn.text)
+                if turn.role == "assistant"
+                else ChatMessage(role="user", content=turn.text)
+            )
+            self.turns.history.append(message)
         if self._greeting and self.config.greeting:
             await self.say(self.config.greeting)
 

@@ -47,6 +47,8 @@ from switchboard.providers.events import (
     CallerTranscript,
     ErrorReport,
     FunctionCall,
+    Reconnected,
+    Reconnecting,
     ResponseDone,
     ResponseInterrupted,
     SpeechStarted,
@@ -69,6 +71,7 @@ from switchboard.providers.pipeline.components import (
     LLMEvent,
     LLMFunctionCall,
     LLMTextDelta,
+    SttConnection,
     SttEvent,
     SttSpeechStarted,
     SttTranscript,
@@ -202,6 +205,10 @@ class TurnManager:
                 return self._transcript(event, now)
             case SttUtteranceEnd():
                 return self._utterance_end(now)
+            case SttConnection(up=True, attempt=attempt):
+                return [EmitEvent(Reconnected(attempt))]
+            case SttConnection(attempt=attempt, reason=reason):
+                return [EmitEvent(Reconnecting(attempt, reason))]
 
     def _speech_started(self, audio_ms: int | None) -> list[TurnAction]:
         actions: list[TurnAction] = []
