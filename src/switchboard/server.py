@@ -9,7 +9,7 @@ from typing import Any
 import uvicorn
 
 from switchboard.app import create_app
-from switchboard.app.drain import DrainingServer, drain_calls
+from switchboard.app.drain import DrainingServer, drain_calls, move_twilio_calls
 from switchboard.app.state import AppState
 from switchboard.config import Settings
 from switchboard.errors import ConfigError
@@ -70,7 +70,15 @@ async def _drain(state: AppState) -> None:
     if not isinstance(state.calls, CallManager):  # a custom handler: nothing of ours to drain
         gateway.drain()
         return
-    await drain_calls(gateway, state.calls, gateway.settings.drain_seconds)
+    manager = state.calls
+    shared = gateway.cluster.backend != "memory"  # other nodes can take the calls over
+
+    async def move(call_ids: list[str]) -> set[str]:
+        return await move_twilio_calls(gateway, manager, call_ids)
+
+    await drain_calls(
+        gateway, manager, gateway.settings.drain_seconds, move=move if shared else None
+    )
 
 
 def _media_ws_protocol() -> Any:

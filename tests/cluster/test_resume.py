@@ -83,7 +83,7 @@ backend nodes
 """,
         "utf-8",
     )
-    proc = await asyncio.create_subprocess_exec("haproxy", "-f", str(config), "-db")
+    proc = await asyncio.create_subprocess_exec("haproxy", "-q", "-f", str(config), "-db")
     try:
         yield f"http://127.0.0.1:{front}"
     finally:
@@ -159,3 +159,51 @@ async def test_a_node_killed_mid_call_resumes_the_call_on_the_other_node(tmp_pat
     said = [(t.role, t.text) for t in detail.transcript]
     assert ("agent", SCRIPT[1]["say"]) in said, said
     assert b.returncode is not None
+
+
+async def test_sigterm_moves_the_calls_left_at_the_deadline_to_the_other_node(
+    tmp_path: Path,
+) -> None:
+    require_redis()
+    ports = [_free_port(), _free_port()]
+    async with AsyncExitStack() as stack:
+        oai = await stack.enter_async_context(
+            OpenAIRealtimeEmulator(script=SCRIPT, ms_per_char=30.0)
+        )
+        twilio = await stack.enter_async_context(TwilioEmulator(auth_token=TOKEN))
+        front = await stack.enter_async_context(haproxy(tmp_path, ports))
+        extra = openai_env(oai) | twilio_env(twilio, "openai")
+        extra |= {
+            "SWITCHBOARD_REDIS_URL": REDIS_URL.rsplit("/", 1)[0] + "/11",
+            "SWITCHBOARD_SIGNING_SECRET": "resume-test-signing-secret-0123456789abcdef",
+            "SWITCHBOARD_DRAIN_SECONDS": "1",
+        }
+        env = _env(tmp_path, front, extra) | {"SWITCHBOARD_PUBLIC_URL": front}
+        procs = []
+        try:
+            for node, port in zip(("a", "b"), ports, strict=True):
+                procs.append(await _serve(tmp_path, env, node, port))
+            a, _b = procs
+            pcm = caller_pcm(*(t["caller"] for t in SCRIPT), gap_ms=[9000, 4000])
+            caller = twilio.dial_in(f"{front}/twilio/voice", audio=pcm16_to_ulaw(pcm))
+            await until_said(tmp_path, lambda lines: ("agent", SCRIPT[0]["say"]) in lines)
+            a.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(a.wait(), 20 * UNIT) == 0  # drained: exit 0
+            (report,) = await twilio.wait_calls(timeout_s=60 * UNIT)
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    proc.terminate()
+                    await proc.wait()
+    assert report.call_sid == caller.report.call_sid
+    assert len(report.stream_starts) == 2 and len(report.first_sounds) == 2, report.summary()
+    gap_s = report.first_sounds[1] - report.stream_ends[0]
+    print(f"drain move gap: agent heard again {gap_s * 1000:.0f} ms after the first leg ended")
+    assert gap_s < RESUME_LIMIT_S * UNIT
+    history = oai.histories[-1]
+    assert ("assistant", SCRIPT[0]["say"]) in history, history
+    detail = await read_only_call(tmp_path)
+    kinds = [event.kind for event in detail.timeline]
+    assert "call.moving" in kinds and "call.resumed" in kinds, kinds
+    said = [(t.role, t.text) for t in detail.transcript]
+    assert ("agent", SCRIPT[1]["say"]) in said, said

@@ -26,16 +26,21 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from switchboard.app.twilio import resume_url
+from switchboard.errors import SwitchboardError
+from switchboard.telephony.base import TelephonyType
+from switchboard.telephony.twilio.rest import TwilioAdapter
+
 if TYPE_CHECKING:
     from switchboard.bridge.manager import CallManager
     from switchboard.gateway import Gateway
 
-__all__ = ["DrainReport", "DrainingServer", "drain_calls"]
+__all__ = ["DrainReport", "DrainingServer", "drain_calls", "move_twilio_calls"]
 
 logger = logging.getLogger(__name__)
 
-#: Moves the calls still live at the deadline elsewhere; returns how many it moved.
-CallMover = Callable[[list[str]], Awaitable[int]]
+#: Moves the calls still live at the deadline elsewhere; returns the ids it moved.
+CallMover = Callable[[list[str]], Awaitable[set[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +75,22 @@ async def drain_calls(
     await manager.wait_idle(deadline_s)
     waited = time.monotonic() - started
     left = [call_id for call_id, active in manager.calls.items() if not active.ending]
-    moved = 0
+    moved: set[str] = set()
     if left and move is not None:
         try:
             moved = await move(left)
         except Exception:  # the calls are then ended below, never left hanging
             logger.exception("drain: moving %d call(s) failed", len(left))
-        left = [call_id for call_id, active in manager.calls.items() if not active.ending]
+        left = [
+            call_id
+            for call_id, active in manager.calls.items()
+            if not active.ending and call_id not in moved
+        ]
     for call_id in left:
         await cut_call(manager, call_id)
-    if left:
+    if left or moved:
         await manager.wait_idle(5.0)
-    report = DrainReport(waited, max(0, before - len(left) - moved), moved, len(left))
+    report = DrainReport(waited, max(0, before - len(left) - len(moved)), len(moved), len(left))
     message = (
         f"drain of node {gateway.node_id}: {report.ended} call(s) ended by themselves, "
         f"{report.moved} moved, {report.cut} cut after {report.waited_s:.1f} s"
@@ -107,6 +116,35 @@ async def cut_call(manager: CallManager, call_id: str) -> None:
         logger.exception("drain: call %s did not hang up", call_id, extra={"call_id": call_id})
         if session is not None:
             session.end("drained")
+
+
+async def move_twilio_calls(
+    gateway: Gateway, manager: CallManager, call_ids: list[str]
+) -> set[str]:
+    """Move live Twilio calls to another node: each live call is updated through Twilio's REST
+    API to fetch the resume URL (``Url=``), which the balancer sends to a ready node; that node
+    restores the call (bridge/resume.py). This node's leg ends as ``moved``. Returns the ids
+    moved; a call whose update failed stays (it is cut). Other carriers are not moved yet."""
+    adapter = gateway.carriers.get(TelephonyType.TWILIO)
+    moved: set[str] = set()
+    if not isinstance(adapter, TwilioAdapter):
+        return moved
+    for call_id in call_ids:
+        active = manager.calls.get(call_id)
+        if active is None or active.ending or active.incoming.carrier is not TelephonyType.TWILIO:
+            continue
+        try:
+            await adapter.update_call(
+                active.incoming.carrier_call_id, Url=resume_url(gateway.settings, call_id)
+            )
+        except SwitchboardError as exc:
+            logger.warning("drain: call %s not moved: %s", call_id, exc, extra={"call_id": call_id})
+            continue
+        moved.add(call_id)
+        if active.session is not None:
+            active.session.sink.timeline("call.moving", active.session.now(), {})
+            active.session.end("moved")
+    return moved
 
 
 class DrainingServer(uvicorn.Server):

@@ -50,6 +50,7 @@ from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState, get_state
 from switchboard.app.throttle import close_if_throttled, raise_if_throttled, signature_failed
 from switchboard.bridge.manager import CallManager
+from switchboard.config import Settings
 from switchboard.errors import CallerDisconnected, ClusterUnavailable, SignatureError
 from switchboard.gateway import TWILIO_CALL_MEMORY_S
 from switchboard.telephony.base import CallDirection, IncomingCall, StreamStarted, TelephonyType
@@ -67,7 +68,7 @@ from switchboard.telephony.twilio.webhooks import (
     validate_signature,
 )
 
-__all__ = ["MEDIA_PATH", "twilio_router"]
+__all__ = ["MEDIA_PATH", "RESUME_PATH", "resume_url", "twilio_router"]
 
 logger = logging.getLogger(__name__)
 
@@ -274,10 +275,16 @@ async def _answer(state: AppState, call: IncomingCall, *, resume: bool = False) 
         prepared.call_id,
         extra={"call_id": prepared.call_id},
     )
-    # a fresh value per answer: the resume request of a later leg is not a replay of this one
-    query = urlencode({"call_id": prepared.call_id, "leg": secrets.token_hex(6)})
-    action = _public(state, RESUME_PATH, query)
+    action = resume_url(state.gateway.settings, prepared.call_id)
     return stream_twiml(stream_url, {"call_id": prepared.call_id, "token": token}, action=action)
+
+
+def resume_url(settings: Settings, call_id: str) -> str:
+    """Where Twilio asks for what to do when ``call_id``'s stream ends (``<Connect action>``,
+    or a drained call's REST ``Url``); a fresh ``leg`` value each time, so the request of a
+    later leg is not a replay of an earlier one."""
+    query = urlencode({"call_id": call_id, "leg": secrets.token_hex(6)})
+    return f"{settings.public_url or ''}{RESUME_PATH}?{query}"
 
 
 @twilio_router.post("/resume")

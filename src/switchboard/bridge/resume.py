@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 #: What the agent says first on the resumed leg (the caller heard silence meanwhile).
 RESUME_LINE = "Sorry, the line dropped for a moment. I am back."
 #: End reasons that are not switchboard's decision: the call may be resumed after them.
-RESUMABLE_ENDS = frozenset({"caller_hangup", "shutdown", "internal_error"})
+RESUMABLE_ENDS = frozenset({"caller_hangup", "shutdown", "internal_error", "moved"})
 #: How long a call's deliberate end is remembered (Twilio's longest call is 24 h; its action
 #: request follows the stream's end within seconds).
 END_MEMORY_S = 3600.0

@@ -96,6 +96,7 @@ class CallerStream:
             receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await receiver
+            r.stream_ends.append(time.monotonic())
             r.heard_ms = self.playout.heard_bytes / 8.0
             r.dropped_ms = self.playout.dropped_bytes / 8.0
             c.timeline += self.playout.timeline
