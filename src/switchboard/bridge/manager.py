@@ -383,13 +383,14 @@ class CallManager:
         if active.call_id not in self.calls or active.ending:
             return
         active.ending = True
+        # before the record is finalised: another node asked to resume it must see the end
+        await note_end(self.gateway.cluster, active.call_id, reason)
         try:
             await self._finish_call(active, reason)
         finally:
             self.calls.pop(active.call_id, None)
             await self.admission.release(active.call_id)
             await self.directory.finish(active.call_id)
-            await note_end(self.gateway.cluster, active.call_id, reason)
             self.gateway.live.ended(active.call_id, reason)
             if not self.calls:
                 self._idle.set()
