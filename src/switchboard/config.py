@@ -268,6 +268,9 @@ class Settings(BaseSettings):
     #: Calls this node carries at once (prepared or bridged); a call beyond it is refused at the
     #: carrier as busy (TwiML ``<Reject reason="busy">``, Telnyx ``reject``). 0: no limit.
     max_calls: int = Field(default=200, ge=0, alias="SWITCHBOARD_MAX_CALLS")
+    #: On SIGTERM, how long ``serve`` lets live calls run on (``/readyz`` 503, no new call) before
+    #: it moves the rest to another node (with Redis) or ends them, then exits (docs/deploy.md).
+    drain_seconds: float = Field(default=30.0, ge=0, le=86400, alias="SWITCHBOARD_DRAIN_SECONDS")
     #: Where call-record writes wait on disk while the database is unreachable (relative to
     #: the working directory; created when first needed). Empty: they wait in memory only, and
     #: beyond the writer's bound, or at shutdown, they are lost (counted and logged).

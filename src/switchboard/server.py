@@ -10,10 +10,10 @@ from typing import Any
 import uvicorn
 
 from switchboard.app import create_app
+from switchboard.app.drain import GatewayServer, drain_app
 from switchboard.config import Settings
 from switchboard.errors import ConfigError
 from switchboard.logs import install_wire_redaction
-from switchboard.runtime import IdleCollector, freeze_startup_objects
 
 __all__ = ["serve"]
 
@@ -83,30 +83,13 @@ def serve(
     state = app.state.switchboard
     if state.generated_token:
         _print_token(state.api_token)
-    _Server(uvicorn.Config(app, **options)).run()
+    # SIGTERM drains (app/drain.py); start-up objects frozen out of the GC (runtime.py)
+    GatewayServer(uvicorn.Config(app, **options), lambda: drain_app(state)).run()
     return 0
 
 
 def _print_token(token: str) -> None:
     print(f"SWITCHBOARD_API_TOKEN not set; this run's API token is: {token}", file=sys.stderr)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, freezing start-up objects out of the garbage collector's way once the
-    app has started (``runtime.freeze_startup_objects``: no full-collection pauses per call),
-    and collecting once whenever it goes idle (``runtime.IdleCollector``)."""
-
-    _idle_gc = IdleCollector()
-
-    async def startup(self, sockets: Any = None) -> None:
-        await super().startup(sockets)
-        frozen = freeze_startup_objects()
-        logger.debug("froze %d start-up objects out of the garbage collector's walks", frozen)
-
-    async def on_tick(self, counter: int) -> bool:
-        if counter % 10 == 0:  # uvicorn ticks every 0.1 s
-            self._idle_gc.tick(len(self.server_state.connections))
-        return await super().on_tick(counter)
 
 
 def _media_ws_protocol() -> Any:

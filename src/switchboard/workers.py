@@ -112,7 +112,37 @@ class WorkerApp:
             update = {"node_id": f"{settings.node_id}-w{os.getpid()}"}
             settings = settings.model_copy(update=update)
         logger.info("worker %d serving", os.getpid())
-        return create_app(settings)
+        app = create_app(settings)
+        _SERVED.append(app)  # what this worker drains on SIGTERM (_WorkerProcess)
+        return app
+
+
+#: The app this worker process made (one per process; read by its drain on SIGTERM).
+_SERVED: list[Any] = []
+
+
+async def _drain_served() -> None:
+    from switchboard.app.drain import drain_app
+
+    if _SERVED:
+        await drain_app(_SERVED[-1].state.switchboard)
+
+
+def _worker_process_class() -> type[Any]:
+    """uvicorn's worker process, running :class:`~switchboard.app.drain.GatewayServer` (drain on
+    SIGTERM, start-up objects frozen) instead of uvicorn's plain server."""
+    from uvicorn.supervisors.multiprocess import Process
+
+    from switchboard.app.drain import GatewayServer
+
+    class WorkerProcess(Process):
+        @property
+        def server(self) -> Any:
+            if self._server is None:
+                self._server = GatewayServer(self.config, _drain_served)
+            return self._server
+
+    return WorkerProcess
 
 
 def _die_with_parent() -> None:
@@ -167,7 +197,12 @@ def serve_workers(
         StoreError: the database cannot be migrated.
     """
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
+    from uvicorn.supervisors import Multiprocess, multiprocess
+
+    # The supervisor makes (and remakes) its workers through the module's ``Process``: each
+    # worker then serves with our server class, so SIGTERM (sent to every worker by the
+    # supervisor) drains each one.
+    multiprocess.Process = _worker_process_class()  # type: ignore[misc]
 
     if (reason := workers_refusal(settings, workers)) is not None:
         raise ConfigError(reason)

@@ -35,6 +35,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+from urllib.parse import urlencode
 
 import anyio
 from fastapi import APIRouter, Request, WebSocket
@@ -48,6 +50,8 @@ from switchboard.app.media_socket import StarletteMediaSocket
 from switchboard.app.metrics_api import metrics_of
 from switchboard.app.state import AppState, get_state
 from switchboard.app.throttle import close_if_throttled, raise_if_throttled, signature_failed
+from switchboard.bridge.manager import CallManager
+from switchboard.config import Settings
 from switchboard.errors import CallerDisconnected, ClusterUnavailable, SignatureError
 from switchboard.gateway import TWILIO_CALL_MEMORY_S
 from switchboard.telephony.amd import twilio_verdict
@@ -57,6 +61,7 @@ from switchboard.telephony.twilio.webhooks import (
     HMAC_SHA1,
     ReplayGuard,
     busy_twiml,
+    hangup_twiml,
     reject_twiml,
     resume_is_fresh,
     signature_algorithm,
@@ -65,12 +70,14 @@ from switchboard.telephony.twilio.webhooks import (
     validate_signature,
 )
 
-__all__ = ["MEDIA_PATH", "twilio_router"]
+__all__ = ["MEDIA_PATH", "RESUME_PATH", "resume_url", "twilio_router"]
 
 logger = logging.getLogger(__name__)
 
 twilio_router = APIRouter(prefix="/twilio", tags=["twilio"])
 MEDIA_PATH = "/twilio/media"
+#: Twilio requests this (``<Connect action>``) when a call's stream ends (bridge/resume.py).
+RESUME_PATH = "/twilio/resume"
 #: How old our DTMF redirect's ``resume`` value may be when Twilio fetches it (tones play first).
 RESUME_WINDOW_S = 120.0
 _XML = "text/xml"
@@ -244,9 +251,17 @@ async def _same_answer(pending: asyncio.Future[Response], sid: str) -> Response:
         return Response(status_code=503, content="try again", media_type="text/plain")
 
 
-async def _answer(state: AppState, call: IncomingCall) -> str:
-    """Prepare ``call`` and return the TwiML that connects (or refuses) it."""
-    prepared = await state.calls.prepare(call)
+async def _answer(state: AppState, call: IncomingCall, *, resume: bool = False) -> str:
+    """Prepare ``call`` (``resume``: again, after its media leg died) and return the TwiML
+    that connects (or refuses) it."""
+    if resume:
+        assert isinstance(state.calls, CallManager)
+        prepared = await state.calls.resume(call)
+        if not prepared.accepted:
+            logger.info("call %s not resumed: %s", call.call_id, prepared.reason)
+            return hangup_twiml()
+    else:
+        prepared = await state.calls.prepare(call)
     if not prepared.accepted:
         logger.info("call %s not accepted: %s", call.carrier_call_id, prepared.reason)
         if prepared.busy:
@@ -262,7 +277,62 @@ async def _answer(state: AppState, call: IncomingCall) -> str:
         prepared.call_id,
         extra={"call_id": prepared.call_id},
     )
-    return stream_twiml(stream_url, {"call_id": prepared.call_id, "token": token})
+    action = resume_url(state.gateway.settings, prepared.call_id)
+    return stream_twiml(stream_url, {"call_id": prepared.call_id, "token": token}, action=action)
+
+
+def resume_url(settings: Settings, call_id: str) -> str:
+    """Where Twilio asks for what to do when ``call_id``'s stream ends (``<Connect action>``,
+    or a drained call's REST ``Url``); a fresh ``leg`` value each time, so the request of a
+    later leg is not a replay of an earlier one."""
+    query = urlencode({"call_id": call_id, "leg": secrets.token_hex(6)})
+    return f"{settings.public_url or ''}{RESUME_PATH}?{query}"
+
+
+@twilio_router.post("/resume")
+async def resume_webhook(request: Request) -> Response:
+    """Twilio's ``<Connect action>`` request, sent when a call's stream ended: a call
+    switchboard did not end is restored on this node (``CallManager.resume``) and connected to
+    a new stream here; anything else is answered ``<Hangup/>`` (bridge/resume.py)."""
+    state = get_state(request)
+    if missing := _missing(state):
+        return _unconfigured(missing)
+    verified = await _verified_form(request, state)
+    if isinstance(verified, str):
+        return _forbidden(verified, request)
+    form, replay_key = verified
+    sid, call_id = _field(form, "CallSid"), request.query_params.get("call_id", "")
+    if not sid or not call_id:
+        return _forbidden("no CallSid or call_id", request)
+    requests = state.gateway.cluster.claims(REQUEST_CLAIMS)
+    try:
+        if not await requests.claim(replay_key, ttl_s=REQUEST_MEMORY_S):
+            return _forbidden("replayed request", request)
+    except ClusterUnavailable as exc:
+        return _cluster_down(exc)
+    if _field(form, "CallStatus") != "in-progress" or not isinstance(state.calls, CallManager):
+        return Response(hangup_twiml(), media_type=_XML)  # the call is over: nothing to resume
+    direction = _field(form, "Direction", "inbound")
+    call = IncomingCall(
+        carrier=_CARRIER,
+        carrier_call_id=sid,
+        from_number=_field(form, "From"),
+        to_number=_field(form, "To"),
+        direction=CallDirection.INBOUND if direction == "inbound" else CallDirection.OUTBOUND,
+        account_id=_field(form, "AccountSid") or None,
+        call_id=call_id,
+    )
+    try:
+        twiml = await _answer(state, call, resume=True)
+    except ClusterUnavailable as exc:
+        with contextlib.suppress(ClusterUnavailable):
+            await requests.release(replay_key)
+        return _cluster_down(exc)
+    except BaseException:
+        with contextlib.suppress(ClusterUnavailable):
+            await requests.release(replay_key)
+        raise
+    return Response(twiml, media_type=_XML)
 
 
 @twilio_router.post("/status")

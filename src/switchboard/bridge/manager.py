@@ -40,6 +40,13 @@ from switchboard.bridge.cluster_calls import (
 from switchboard.bridge.control import checked_destination
 from switchboard.bridge.failover_wiring import choose_healthy, connect_wait_s
 from switchboard.bridge.planner import CallPlanner, Placement
+from switchboard.bridge.resume import (
+    RESUMABLE_ENDS,
+    RESUME_LINE,
+    conversation_of,
+    ended_on_purpose,
+    note_end,
+)
 from switchboard.bridge.session import CallSession
 from switchboard.bridge.wiring import (
     call_started,
@@ -53,6 +60,7 @@ from switchboard.errors import ConfigError, SwitchboardError, TelephonyError
 from switchboard.gateway import Gateway
 from switchboard.logs import call_context
 from switchboard.media import AudioFormat
+from switchboard.providers.types import HistoryTurn
 from switchboard.telephony.amd import MachineDetection, Verdict, dial_options
 from switchboard.telephony.base import (
     CallDirection,
@@ -119,6 +127,8 @@ class CallManager:
         self._outbound_agents: dict[str, Placement] = {}  # our call id -> placed, until answered
         self._outbound_ids: dict[tuple[str, str], str] = {}  # (carrier, carrier id) -> call id
         self._adopting: set[str] = set()  # calls prepared again here (see _adopt)
+        #: calls being resumed here (see resume): the conversation each starts with
+        self._resuming: dict[str, list[HistoryTurn]] = {}
         self._idle = asyncio.Event()  # set while no call is live
         self._idle.set()
 
@@ -153,6 +163,8 @@ class CallManager:
             detection = placed.machine_detection if placed is not None else None
             if detection is not None:
                 config.greeting = None  # said once a person is known to have answered
+            if (history := self._resuming.get(call_id)) is not None:  # bridge/resume.py
+                config.history, config.greeting = list(history), RESUME_LINE
             provider = self.gateway.providers.create_provider(
                 provider_name, config, **self.provider_options.get(provider_name, {})
             )
@@ -160,10 +172,13 @@ class CallManager:
             logger.error("call %s rejected: %s", call_id, exc, extra={"call_id": call_id})
             await self.admission.release(call_id)
             return PreparedCall(call_id, accepted=False, reason=str(exc), agent=agent.name)
-        adopted = call_id in self._adopting
+        adopted = call_id in self._adopting or call_id in self._resuming
         sink = await open_record(
             self.gateway, call, call_id, agent, provider_name, config, routed, adopted=adopted
         )
+        if sink is not None and call_id in self._resuming:
+            data = {"node": self.gateway.node_id, "turns": len(config.history)}
+            sink.timeline("call.resumed", time.monotonic() * 1000.0, data)
         active = ActiveCall(
             call_id=call_id,
             incoming=call,
@@ -305,6 +320,41 @@ class CallManager:
             self._adopting.discard(call_id)
         return self.calls.get(call_id) if prepared.accepted else None
 
+    async def resume(self, call: IncomingCall) -> PreparedCall:
+        """Prepare again here a call whose media leg died without us ending it (Twilio's
+        ``<Connect action>`` request): same call id and record, its conversation so far from
+        the store as the new provider's history (bridge/resume.py). Refused (not accepted)
+        when the call was ended on purpose or is still live on this node.
+
+        Raises:
+            ClusterUnavailable: the cluster cannot say whether the call was ended on purpose.
+        """
+        call_id = call.call_id or ""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.0
+        # the old leg still ending on this node (its record being finalised): a short poll
+        while call_id in self.calls and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        if call_id in self.calls:
+            return PreparedCall(call_id, accepted=False, reason="the call is live here")
+        reason = self.finished.get(call_id)
+        if reason is None or reason in RESUMABLE_ENDS:
+            reason = await ended_on_purpose(self.gateway.cluster, call_id)
+        if reason is not None and reason not in RESUMABLE_ENDS:
+            return PreparedCall(call_id, accepted=False, reason=f"the call ended: {reason}")
+        self._resuming[call_id] = await conversation_of(self.gateway.store, call_id)
+        try:
+            prepared = await self.prepare(call)
+        finally:
+            self._resuming.pop(call_id, None)
+        logger.info(
+            "call %s resumed on this node (%s)",
+            call_id,
+            "accepted" if prepared.accepted else prepared.reason,
+            extra={"call_id": call_id},
+        )
+        return prepared
+
     async def hand_over(self, call_id: str) -> bool:
         """Let a prepared call go (its media reached another node, which adopts it): its
         provider session closes and its slots and directory entry go; its record stays for the
@@ -344,6 +394,8 @@ class CallManager:
         if active.call_id not in self.calls or active.ending:
             return
         active.ending = True
+        # before the record is finalised: another node asked to resume it must see the end
+        await note_end(self.gateway.cluster, active.call_id, reason)
         try:
             await self._finish_call(active, reason)
         finally:

@@ -143,6 +143,8 @@ class TwilioCaller:
         self.started_at: float | None = None
         #: ``AnsweredBy`` for the voice webhook (synchronous machine detection), if any
         self.answered_by: str | None = None
+        #: when the caller's voice started (the first stream): later legs go on from there
+        self.audio_t0: float | None = None
 
     # -- control (from tests or the REST emulator) -------------------------------------------------
     def send_dtmf(self, digits: str) -> None:
@@ -319,10 +321,34 @@ class TwilioCaller:
                 await CallerStream(self, ws, params).run()
         except (OSError, ConnectionClosed) as exc:
             self.report.outcome = f"stream failed: {type(exc).__name__}"
-            return None
         if self.control.event.is_set():
             return await self._after_control()
-        return None
+        if self.report.outcome == "caller hung up":
+            return None  # the call is over: no action request
+        return await self._connect_action(verb)
+
+    async def _connect_action(self, verb: Verb) -> str | None:
+        """The ``<Connect action>`` request made when the stream ended with the call up
+        (twilio.com/docs/voice/twiml/connect#action): Twilio's standard request parameters,
+        POST unless ``method="GET"``; the TwiML answered is run next. None without an action
+        (the document goes on; here, as nothing follows, the call ends)."""
+        action = verb.attrs.get("action")
+        if not action:
+            return None
+        if verb.attrs.get("method", "POST").upper() != "POST":
+            self.report.violations.append("<Connect method=GET> is not emulated")
+            return None
+        try:
+            resp = await self._post(action, self._params(self.status))
+        except httpx.HTTPError as exc:
+            self.report.actions.append((action, 0))
+            self.report.outcome = f"action failed: {type(exc).__name__}"
+            return None
+        self.report.actions.append((action, resp.status_code))
+        if resp.status_code != 200:
+            self.report.outcome = f"action HTTP {resp.status_code}"
+            return None
+        return resp.text
 
     async def _after_control(self) -> str | None:
         """Act on a REST update: hang up (None) or the TwiML to run next."""

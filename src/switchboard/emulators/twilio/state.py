@@ -41,6 +41,13 @@ class TwilioCallReport(CallReport):
     close_code: int | None = None
     close_reason: str = ""
     recording: Path | None = None
+    #: per media stream (leg) of the call, when it started and when the caller first heard
+    #: something on it (``time.monotonic()``); a resumed call has several legs
+    stream_starts: list[float] = field(default_factory=list)
+    stream_ends: list[float] = field(default_factory=list)
+    first_sounds: list[float] = field(default_factory=list)
+    #: the ``<Connect action>`` requests made when a stream ended (URL, HTTP status)
+    actions: list[tuple[str, int]] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few human-readable lines: ids, durations, marks, clears."""

@@ -37,6 +37,7 @@ class StreamOwner(Protocol):
     control: CallControl
     timeline: bytearray
     audio: bytes
+    audio_t0: float | None
     speed: float
     linger_s: float
     max_call_s: float
@@ -95,6 +96,7 @@ class CallerStream:
             receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await receiver
+            r.stream_ends.append(time.monotonic())
             r.heard_ms = self.playout.heard_bytes / 8.0
             r.dropped_ms = self.playout.dropped_bytes / 8.0
             c.timeline += self.playout.timeline
@@ -111,6 +113,12 @@ class CallerStream:
         linger = int(c.linger_s / 0.020)
         max_ticks = int(c.max_call_s / 0.020)
         t0 = time.monotonic()
+        if c.audio_t0 is None:
+            c.audio_t0 = t0
+        # a later leg of the call (after a resume) goes on where the caller's voice is by now
+        base = int((t0 - c.audio_t0) * c.speed / 0.020)
+        r.stream_starts.append(t0)
+        heard = False
         n = 0
         while True:
             if self.server_closed:
@@ -122,15 +130,16 @@ class CallerStream:
                 break
             # hang up once our audio is out and nothing but silence has played for linger_s
             quiet = self.playout.ticks - max(self.playout.last_sound_tick, 0)
-            if n >= max_ticks or (n >= n_audio + linger and quiet >= linger):
+            i = base + n
+            if n >= max_ticks or (i >= n_audio + linger and quiet >= linger):
                 r.outcome = "caller hung up"
                 await self._stop()
                 break
-            frame = audio[n * FRAME_BYTES : (n + 1) * FRAME_BYTES] if n < n_audio else b""
+            frame = audio[i * FRAME_BYTES : (i + 1) * FRAME_BYTES] if i < n_audio else b""
             frame += _SILENCE[: FRAME_BYTES - len(frame)]
             try:
                 await self._media(frame, n)
-                if n == n_audio and c.pending_dtmf:
+                if i == n_audio and c.pending_dtmf:
                     c.send_dtmf(c.pending_dtmf)
                     c.pending_dtmf = ""
                 while not c.dtmf_queue.empty():
@@ -138,6 +147,9 @@ class CallerStream:
                 due, self.due_acks = self.due_acks, []
                 for name in due + self.playout.tick():
                     await self._ack(name)
+                if not heard and self.playout.last_sound_tick >= 0:
+                    heard = True
+                    r.first_sounds.append(time.monotonic())
             except ConnectionClosed:
                 self.server_closed = True
                 continue

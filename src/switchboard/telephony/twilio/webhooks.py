@@ -244,17 +244,21 @@ def _response(inner: str) -> str:
     return f"{_XML_HEAD}<Response>{inner}</Response>"
 
 
-def stream_twiml(url: str, parameters: Mapping[str, str] | None = None) -> str:
+def stream_twiml(
+    url: str, parameters: Mapping[str, str] | None = None, *, action: str | None = None
+) -> str:
     """``<Connect><Stream url=…>`` with ``<Parameter>``s: a bidirectional media stream.
 
     The parameters arrive in the ``start`` message as ``customParameters``
-    (twilio.com/docs/voice/twiml/stream#custom-parameters).
+    (twilio.com/docs/voice/twiml/stream#custom-parameters). ``action``: the URL Twilio
+    requests when the stream ends with the call still up (twilio.com/docs/voice/twiml/connect).
     """
     params = "".join(
         f"<Parameter name={quoteattr(k)} value={quoteattr(v)} />"
         for k, v in (parameters or {}).items()
     )
-    return _response(f"<Connect><Stream url={quoteattr(url)}>{params}</Stream></Connect>")
+    connect = f"<Connect action={quoteattr(action)}>" if action else "<Connect>"
+    return _response(f"{connect}<Stream url={quoteattr(url)}>{params}</Stream></Connect>")
 
 
 def reject_twiml(message: str) -> str:
