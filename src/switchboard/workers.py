@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
+from uvicorn.supervisors.multiprocess import Process
 
 from switchboard.config import Settings
 from switchboard.errors import ConfigError
@@ -128,21 +129,18 @@ async def _drain_served() -> None:
         await drain_app(_SERVED[-1].state.switchboard)
 
 
-def _worker_process_class() -> type[Any]:
+class WorkerProcess(Process):
     """uvicorn's worker process, running :class:`~switchboard.app.drain.GatewayServer` (drain on
-    SIGTERM, start-up objects frozen) instead of uvicorn's plain server."""
-    from uvicorn.supervisors.multiprocess import Process
+    SIGTERM, start-up objects frozen) instead of uvicorn's plain server. Module level: the
+    spawn start method pickles it."""
 
-    from switchboard.app.drain import GatewayServer
+    @property
+    def server(self) -> Any:
+        from switchboard.app.drain import GatewayServer
 
-    class WorkerProcess(Process):
-        @property
-        def server(self) -> Any:
-            if self._server is None:
-                self._server = GatewayServer(self.config, _drain_served)
-            return self._server
-
-    return WorkerProcess
+        if self._server is None:
+            self._server = GatewayServer(self.config, _drain_served)
+        return self._server
 
 
 def _die_with_parent() -> None:
@@ -202,7 +200,7 @@ def serve_workers(
     # The supervisor makes (and remakes) its workers through the module's ``Process``: each
     # worker then serves with our server class, so SIGTERM (sent to every worker by the
     # supervisor) drains each one.
-    multiprocess.Process = _worker_process_class()  # type: ignore[misc]
+    multiprocess.Process = WorkerProcess  # type: ignore[misc]
 
     if (reason := workers_refusal(settings, workers)) is not None:
         raise ConfigError(reason)

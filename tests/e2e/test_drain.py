@@ -5,6 +5,7 @@ a call still live at ``SWITCHBOARD_DRAIN_SECONDS`` is hung up cleanly and counte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
+from tests.cluster.processes import redis_database
 from tests.conftest import UNIT
 from tests.e2e.harness import caller_pcm, openai_env, read_only_call, twilio_env
 from tests.e2e.test_pairs import GAPS, SCRIPT, UTTERANCES
@@ -42,14 +44,22 @@ async def _end_reason(tmp_path: Path) -> str | None:
     return (await read_only_call(tmp_path)).record.end_reason
 
 
-async def test_sigterm_lets_the_live_call_finish_then_exits_0(tmp_path: Path) -> None:
-    async with (
-        OpenAIRealtimeEmulator(script=SCRIPT, ms_per_char=30.0) as oai,
-        TwilioEmulator(auth_token=TOKEN) as twilio,
-    ):
+@pytest.mark.parametrize(
+    "workers",
+    [1, pytest.param(2, marks=[pytest.mark.redis, pytest.mark.cluster], id="workers2")],
+)
+async def test_sigterm_lets_the_live_call_finish_then_exits_0(tmp_path: Path, workers: int) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        oai = await stack.enter_async_context(
+            OpenAIRealtimeEmulator(script=SCRIPT, ms_per_char=30.0)
+        )
+        twilio = await stack.enter_async_context(TwilioEmulator(auth_token=TOKEN))
         drain = {"SWITCHBOARD_DRAIN_SECONDS": "60", "SWITCHBOARD_API_TOKEN": API}
+        if workers > 1:  # each worker drains its own calls (the supervisor passes SIGTERM on)
+            drain["SWITCHBOARD_REDIS_URL"] = stack.enter_context(redis_database())
         extra = openai_env(oai) | twilio_env(twilio, "openai") | drain
-        async with serving(tmp_path, _env(tmp_path, "http://x", extra)) as (base, proc):
+        args = ("--workers", str(workers)) if workers > 1 else ()
+        async with serving(tmp_path, _env(tmp_path, "http://x", extra), *args) as (base, proc):
             pcm = caller_pcm(*UTTERANCES, gap_ms=GAPS)
             caller = twilio.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm))
             await eventually_async(

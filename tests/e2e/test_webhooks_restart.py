@@ -63,14 +63,15 @@ def _env(tmp_path: Path, base: str, extra: dict[str, str]) -> dict[str, str]:
 
 @asynccontextmanager
 async def serving(
-    tmp_path: Path, env: dict[str, str]
+    tmp_path: Path, env: dict[str, str], *args: str
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """``switchboard serve`` on a free port until the block ends (or the test kills it)."""
+    """``switchboard serve`` (with ``args``) on a free port until the block ends (or the test
+    kills it)."""
     with bind_loopback() as sock:
         port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     env = {**env, "SWITCHBOARD_PUBLIC_URL": base}
-    command = [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(port), *args]
     proc = await asyncio.create_subprocess_exec(*command, env=env, cwd=tmp_path)
     try:
         async with httpx.AsyncClient() as client:
