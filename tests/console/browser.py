@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,8 +12,12 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
-#: Where the tests save a screenshot of each view (the README shows them).
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+#: Where the tests save a screenshot of each view: a temporary folder, so a test run leaves the
+#: checkout as it was; ``SWITCHBOARD_SCREENSHOTS_DIR=docs/console`` refreshes the README's images.
+SHOTS = Path(
+    os.environ.get("SWITCHBOARD_SCREENSHOTS_DIR")
+    or Path(tempfile.gettempdir()) / "switchboard-console-screenshots"
+)
 
 
 def need_chromium() -> None:
