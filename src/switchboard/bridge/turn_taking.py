@@ -97,7 +97,7 @@ class TurnTakingOptions:
     #: Resume the rest of the reply after a false interruption (else stay silent).
     resume: bool = True
     #: A pause up to this long keeps a run of voice going (between words).
-    voice_gap_ms: float = 200.0
+    voice_gap_ms: float = 300.0
 
     @property
     def phrases(self) -> frozenset[str]:

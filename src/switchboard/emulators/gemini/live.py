@@ -230,6 +230,10 @@ class LiveConnection:
         self.setup = setup
         vad_cfg = get(get(setup, "realtimeInputConfig") or {}, "automaticActivityDetection") or {}
         self.auto_vad = not get(vad_cfg, "disabled", False)
+        handling = get(get(setup, "realtimeInputConfig") or {}, "activityHandling")
+        #: ``NO_INTERRUPTION``: caller activity does not cut the model's reply; a caller turn
+        #: that ends meanwhile is answered once the reply is done.
+        self.interruptible = handling != "NO_INTERRUPTION"
         self.resumable = get(setup, "sessionResumption") is not None
         if conv.vad is None:
             silence_ms = int(get(vad_cfg, "silenceDurationMs", 300))
@@ -377,6 +381,8 @@ class LiveConnection:
                 await self._caller_turn(None)
 
     async def _speech_started(self) -> None:
+        if not self.interruptible:
+            return
         if self._reply is not None and not self._reply.done():
             self._reply.cancel()
             self._reply = None
@@ -447,6 +453,16 @@ class LiveConnection:
         self._start_reply(self._speak(turn.say, prompt_ms=prompt_ms))
 
     def _start_reply(self, coro: Any) -> None:
+        running = self._reply
+        if running is not None and not running.done():  # NO_INTERRUPTION: after the reply
+
+            async def after() -> None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+                await coro
+
+            self._reply = asyncio.create_task(after())
+            return
         self._reply = asyncio.create_task(coro)
 
     async def _speak(self, text: str, *, prompt_ms: float = 0.0) -> None:
