@@ -16,8 +16,8 @@ from switchboard.bridge.turn_taking import (
     BargeInJudge,
     TurnTakingOptions,
     Verdict,
-    content_words,
 )
+from switchboard.providers.backchannels import content_words
 
 EN = TurnTakingOptions().phrases
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,12 @@ import pytest
 
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.bridge.voice import voice_detector
-from switchboard.emulators.twilio import TwilioCallReport
+from switchboard.emulators.gemini import GeminiEmulator
+from switchboard.emulators.twilio import TwilioCallReport, TwilioEmulator
 from switchboard.media import AudioFormat
 from switchboard.providers.local import synth
 from tests.conftest import UNIT
-from tests.e2e.harness import agent_book, openai_twilio_app, read_only_call
+from tests.e2e.harness import agent_book, openai_twilio_app, read_only_call, running_app, twilio_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.local]
 
@@ -73,7 +76,9 @@ class Caller:
         self.audio += audio + silence(pause_ms)
 
 
-def script_call() -> tuple[Caller, list[dict[str, Any]]]:
+def script_call(
+    unanswered: str = "(a backchannel is not answered)",
+) -> tuple[Caller, list[dict[str, Any]]]:
     caller = Caller()
     caller.audio += silence(1000)
     caller.add(
@@ -83,13 +88,13 @@ def script_call() -> tuple[Caller, list[dict[str, Any]]]:
     for i in range(TRIES):
         text = BACKCHANNELS[i % 2]
         caller.add("backchannel", synth.caller_audio(text, lead_ms=0, trail_ms=0), 1600)
-        script.append({"caller": text, "say": "(a backchannel is not answered)"})
+        script.append({"caller": text, "say": unanswered})
     speech = synth.caller_audio(INTERRUPTION, lead_ms=0, trail_ms=0)
     for _ in range(TRIES):
         caller.add("interruption", speech, 2500)
         script.append({"caller": INTERRUPTION, "say": LONG})
     caller.add("noise", noise(800), 6000)
-    script.append({"caller": "", "say": "(noise is not answered)"})
+    script.append({"caller": "", "say": unanswered})
     return caller, script
 
 
@@ -97,26 +102,35 @@ def clears_after(report: TwilioCallReport, start: float, within: float) -> list[
     return [c - start for c in report.clear_ms if start <= c <= start + within]
 
 
-@pytest.mark.timeout(400)
-async def test_openai_backchannels_interruptions_and_noise(tmp_path: Path) -> None:
-    caller, script = script_call()
-    assert all(300 <= ms <= 500 for ms in caller.lengths["backchannel"]), caller.lengths
-    book = agent_book(
-        limits={"max_call_seconds": 300, "silence_timeout_s": 60, "silence_hangup_s": 120}
-    )
-    async with openai_twilio_app(tmp_path, script, agents=book) as (oai, twilio, base):
-        twilio.dial_in(
-            f"{base}/twilio/voice", audio=bytes(caller.audio), linger_s=1.0, max_call_s=300
-        )
-        (report,) = await twilio.wait_calls(timeout_s=300 * UNIT)
-    assert report.violations == [] and oai.violations == []
+LIMITS = {"max_call_seconds": 300, "silence_timeout_s": 60, "silence_hangup_s": 120}
+
+
+def check_clears(report: TwilioCallReport, caller: Caller) -> None:
+    """No clear for a backchannel; one within 700 ms of each interruption and of the noise."""
+    assert report.violations == []
     first_interruption = caller.starts["interruption"][0]
-    early = [c for c in report.clear_ms if c < first_interruption]
+    first_backchannel = caller.starts["backchannel"][0]
+    early = [c for c in report.clear_ms if first_backchannel <= c < first_interruption]
     assert early == [], f"a backchannel caused a clear at {early}"
     latencies = [clears_after(report, s, 700) for s in caller.starts["interruption"]]
     assert all(len(found) == 1 for found in latencies), (latencies, report.clear_ms, caller.starts)
     (noise_start,) = caller.starts["noise"]
     assert clears_after(report, noise_start, 700), report.clear_ms
+
+
+@pytest.mark.timeout(400)
+async def test_openai_backchannels_interruptions_and_noise(tmp_path: Path) -> None:
+    """OpenAI reports caller speech (server VAD, interrupt_response false): the bridge decides."""
+    caller, script = script_call()
+    assert all(300 <= ms <= 500 for ms in caller.lengths["backchannel"]), caller.lengths
+    book = agent_book(limits=LIMITS)
+    async with openai_twilio_app(tmp_path, script, agents=book) as (oai, twilio, base):
+        twilio.dial_in(
+            f"{base}/twilio/voice", audio=bytes(caller.audio), linger_s=1.0, max_call_s=300
+        )
+        (report,) = await twilio.wait_calls(timeout_s=300 * UNIT)
+    assert oai.violations == []
+    check_clears(report, caller)
     detail = await read_only_call(tmp_path)
     kinds = [(e.kind, e.data) for e in detail.timeline]
     assert any(kind == "reply.resumed" for kind, _ in kinds), kinds[-20:]
@@ -125,3 +139,35 @@ async def test_openai_backchannels_interruptions_and_noise(tmp_path: Path) -> No
     assert not any("backchannel" in t.text or "noise" in t.text for t in agent)
     creates = [e for e in oai.received if e.get("type") == "response.create"]
     assert len(creates) == 1 + 1 + TRIES, len(creates)  # greeting, question, interruptions
+
+
+@asynccontextmanager
+async def gemini_twilio_app(
+    tmp_path: Path, script: list[dict[str, Any]]
+) -> AsyncIterator[tuple[GeminiEmulator, TwilioEmulator, str]]:
+    # Generation faster than real time, as the real model's: with NO_INTERRUPTION a cut turn
+    # is generated to its end before the answer to the interruption starts.
+    async with GeminiEmulator(script=script, realtime=False) as gem, TwilioEmulator() as twilio:
+        env = {"GEMINI_API_KEY": "g-test", "GEMINI_BASE_URL": gem.base_url}
+        env |= twilio_env(twilio, "gemini")
+        async with running_app(tmp_path, env, agents=agent_book(limits=LIMITS)) as (base, _s, _a):
+            yield gem, twilio, base
+
+
+@pytest.mark.timeout(400)
+async def test_gemini_the_bridges_own_detector_decides(tmp_path: Path) -> None:
+    """Gemini reports no caller speech and is told NO_INTERRUPTION: the bridge's own voice
+    detector times the caller's speech, the input transcription counts the words."""
+    caller, script = script_call(unanswered="")
+    async with gemini_twilio_app(tmp_path, script) as (gem, twilio, base):
+        twilio.dial_in(
+            f"{base}/twilio/voice", audio=bytes(caller.audio), linger_s=1.0, max_call_s=300
+        )
+        (report,) = await twilio.wait_calls(timeout_s=300 * UNIT)
+    assert gem.live.violations == []
+    setup = gem.live.received[0]["setup"]
+    assert setup["realtimeInputConfig"]["activityHandling"] == "NO_INTERRUPTION"
+    detail = await read_only_call(tmp_path)
+    check_clears(report, caller)
+    kinds = [e.kind for e in detail.timeline]
+    assert "reply.resumed" in kinds[kinds.index("barge_in") :]

@@ -25,10 +25,10 @@ transcripts (interim and final), and asks it what to do:
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
 
 from switchboard.bridge.replies import cut_at_word
+from switchboard.providers.backchannels import BACKCHANNELS, content_words, normal_words
 
 __all__ = [
     "BACKCHANNELS",
@@ -38,49 +38,6 @@ __all__ = [
     "content_words",
     "unheard_rest",
 ]
-
-#: Backchannels per language (lower case; hyphens and punctuation are ignored when matching).
-BACKCHANNELS: dict[str, frozenset[str]] = {
-    "en": frozenset(
-        {
-            "mm hmm",
-            "mhm",
-            "mm",
-            "hmm",
-            "uh huh",
-            "uh",
-            "um",
-            "yeah",
-            "yep",
-            "yup",
-            "ya",
-            "yes",
-            "ok",
-            "okay",
-            "right",
-            "sure",
-            "alright",
-            "all right",
-            "i see",
-            "got it",
-            "oh",
-            "ah",
-            "aha",
-            "cool",
-            "great",
-            "nice",
-            "true",
-            "exactly",
-            "indeed",
-            "wow",
-        }
-    ),
-    "es": frozenset({"sí", "si", "vale", "claro", "ajá", "aja", "mm", "ya", "bueno", "ok"}),
-    "fr": frozenset({"oui", "ouais", "d'accord", "ok", "mm", "hum", "ah", "bon", "voilà"}),
-    "de": frozenset({"ja", "genau", "okay", "ok", "mhm", "mm", "aha", "stimmt", "gut", "klar"}),
-}
-
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,27 +59,7 @@ class TurnTakingOptions:
     @property
     def phrases(self) -> frozenset[str]:
         base = BACKCHANNELS.get(self.language.split("-")[0].lower(), BACKCHANNELS["en"])
-        return base | {_normal(p) for p in self.backchannels}
-
-
-def _normal(text: str) -> str:
-    return " ".join(_WORD.findall(text.lower().replace("-", " ")))
-
-
-def content_words(text: str, backchannels: frozenset[str]) -> int:
-    """How many words of ``text`` are not backchannels (multi-word ones matched first)."""
-    words = _normal(text).split()
-    longest = max((p.count(" ") + 1 for p in backchannels), default=1)
-    count, i = 0, 0
-    while i < len(words):
-        for n in range(min(longest, len(words) - i), 0, -1):
-            if " ".join(words[i : i + n]) in backchannels:
-                i += n
-                break
-        else:
-            count += 1
-            i += 1
-    return count
+        return base | {normal_words(p) for p in self.backchannels}
 
 
 class Verdict(enum.Enum):
@@ -202,7 +139,7 @@ class BargeInJudge:
 
     def transcript(self, text: str, *, final: bool, now: float, speaking: bool) -> Verdict:
         """Caller words (interim or final)."""
-        if self._fired_at is not None and _normal(text):
+        if self._fired_at is not None and normal_words(text):
             self._fired_at = None  # words came: a real interruption, nothing to resume
         cand = self._candidate
         if cand is None:

@@ -466,11 +466,12 @@ class LiveConnection:
         self._reply = asyncio.create_task(coro)
 
     async def _speak(self, text: str, *, prompt_ms: float = 0.0) -> None:
-        audio = speech_like_pcm16(text, OUT_RATE)
+        # a scripted turn with nothing to say (noise, a backchannel): no audio, just the end
+        audio = speech_like_pcm16(text, OUT_RATE) if text else b""
         step = OUT_RATE * CHUNK_MS // 1000 * 2
         chunks = [audio[i : i + step] for i in range(0, len(audio), step)]
         words = text.split(" ")
-        per_chunk = max(1, -(-len(words) // len(chunks)))
+        per_chunk = max(1, -(-len(words) // max(1, len(chunks))))
         transcribe = get(self.setup, "outputAudioTranscription") is not None
         for i, chunk in enumerate(chunks):
             blob = {

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from switchboard.bridge.turn_taking import BACKCHANNELS, content_words
+from switchboard.providers.backchannels import BACKCHANNELS, content_words
 
 __all__ = ["ResponseGate"]
 

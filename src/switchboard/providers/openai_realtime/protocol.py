@@ -36,9 +36,9 @@ import logging
 from collections import deque
 from typing import Any
 
-from switchboard.bridge.turn_taking import BACKCHANNELS
 from switchboard.errors import RemoteProtocolError
 from switchboard.media import AudioChunk, AudioSpec, Usage
+from switchboard.providers.backchannels import BACKCHANNELS
 from switchboard.providers.events import (
     AudioOutput,
     CallerTranscript,

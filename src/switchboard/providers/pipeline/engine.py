@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
 from switchboard.audio.convert import StreamConverter
-from switchboard.bridge.turn_taking import BACKCHANNELS
 from switchboard.errors import ConfigError, ProviderError
+from switchboard.providers.backchannels import BACKCHANNELS
 from switchboard.providers.base import (
     AudioChunk,
     AudioFormat,

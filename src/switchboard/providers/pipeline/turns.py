@@ -49,8 +49,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from switchboard.bridge.turn_taking import BACKCHANNELS, content_words
 from switchboard.media import AudioChunk, Usage
+from switchboard.providers.backchannels import BACKCHANNELS, content_words
 from switchboard.providers.events import (
     AudioOutput,
     CallerTranscript,
