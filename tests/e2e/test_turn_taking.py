@@ -171,3 +171,46 @@ async def test_gemini_the_bridges_own_detector_decides(tmp_path: Path) -> None:
     check_clears(report, caller)
     kinds = [e.kind for e in detail.timeline]
     assert "reply.resumed" in kinds[kinds.index("barge_in") :]
+
+
+FRAGMENT, REST = "My order number is four five", "seven two nine."
+
+
+@pytest.mark.timeout(400)
+async def test_local_a_pause_inside_a_sentence_gets_no_premature_reply(tmp_path: Path) -> None:
+    """The local provider (Silero VAD ends an utterance after 300 ms of silence, Whisper): a
+    700 ms pause after "my order number is four five" does not end the caller's turn (an
+    unfinished number); the whole sentence is one turn, answered once; a finished question is
+    answered."""
+    caller = Caller()
+    caller.audio += silence(3000)
+    fragment = synth.caller_audio(FRAGMENT, lead_ms=0, trail_ms=0)
+    rest = synth.caller_audio(REST, lead_ms=0, trail_ms=0)
+    for _ in range(TRIES):
+        caller.add("fragment", fragment, 700)
+        caller.add("rest", rest, 7000)
+    caller.add(
+        "question", synth.caller_audio("What are your opening hours?", lead_ms=0, trail_ms=0), 8000
+    )
+    book = agent_book(provider="local", greeting="Hi.", limits=LIMITS)
+    async with TwilioEmulator() as twilio:  # noqa: SIM117
+        async with running_app(tmp_path, twilio_env(twilio, "local"), agents=book) as (
+            base,
+            _s,
+            _a,
+        ):
+            twilio.dial_in(
+                f"{base}/twilio/voice", audio=bytes(caller.audio), linger_s=1.0, max_call_s=300
+            )
+            (report,) = await twilio.wait_calls(timeout_s=300 * UNIT)
+    assert report.violations == []
+    detail = await read_only_call(tmp_path)
+    said = [(t.role, t.text.lower()) for t in detail.transcript]
+    callers = [text for role, text in said if role == "caller"]
+    # one caller turn per sentence: never the fragment alone (which would have been answered)
+    numbers = [text for text in callers if "order" in text or "number" in text]
+    assert len(numbers) == TRIES, callers
+    assert all(("729" in t or "seven" in t or "nine" in t) for t in numbers), numbers
+    agent = [text for role, text in said if role == "agent"]
+    assert len(agent) == 1 + TRIES + 1, said  # the greeting, one answer per sentence, the hours
+    assert "open" in agent[-1], agent[-1]

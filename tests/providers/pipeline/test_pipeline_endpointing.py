@@ -75,3 +75,16 @@ def test_a_backchannel_over_a_reply_is_neither_interrupting_nor_answered() -> No
         "Tell me about your hours?",
         "What about Sunday?",
     ]
+
+
+def test_speech_that_resumed_before_the_fragment_was_transcribed_keeps_the_turn_open() -> None:
+    tm = TurnManager()
+    tm.configure_turn_taking(max_endpoint_ms=1200)
+    tm.on_stt(SttSpeechStarted(audio_ms=0), 0.0)
+    tm.on_stt(SttSpeechStarted(audio_ms=900), 0.8)  # the caller went on before the final came
+    out = tm.on_stt(SttTranscript("My order number is 45.", is_final=True, speech_final=True), 0.9)
+    assert [a for a in out if isinstance(a, WaitEndpoint)]
+    assert tm.endpoint_due(2.1) == []  # still speaking: not answered half-way
+    out = tm.on_stt(SttTranscript("729, thanks.", is_final=True, speech_final=True), 2.6)
+    (start,) = [a for a in out if isinstance(a, StartLLM)]
+    assert start.history[-1].content == "My order number is 45. 729, thanks."

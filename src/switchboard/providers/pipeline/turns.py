@@ -184,6 +184,7 @@ class TurnManager:
         self._backchannels = BACKCHANNELS["en"]
         self._hold_since: float | None = None  # an unfinished-sounding turn waits since
         self._spoke_again = False  # the caller went on during the wait
+        self._open = 0  # utterances the STT reported started and not yet final
         self._deferred: str | None = None  # caller words said over a reply, answered after it
 
     def configure_turn_taking(
@@ -240,6 +241,7 @@ class TurnManager:
         if self._caller_item is None:
             self._caller_item = self._new_id("item")
             actions.append(EmitEvent(SpeechStarted(audio_ms, self._caller_item)))
+        self._open += 1
         if self._hold_since is not None:
             self._spoke_again = True
         if self.barge_in and not self.bridge_interrupts and self._active is not None:
@@ -254,6 +256,8 @@ class TurnManager:
         if event.end_ms is not None:
             self._last_end_ms = event.end_ms
         if event.is_final:
+            if event.speech_final or self._finalize_requested:
+                self._open = max(0, self._open - 1)
             if text:
                 self._finals.append(text)
             self._interim = ""
@@ -285,13 +289,14 @@ class TurnManager:
 
     def endpoint_due(self, now: float) -> list[TurnAction]:
         """A ``WaitEndpoint`` fell due: answer the held turn unless the caller went on."""
-        if self._hold_since is None or self._spoke_again or not self._finals:
-            return []
+        if self._hold_since is None or self._spoke_again or self._open or not self._finals:
+            return []  # the caller went on: the end of that speech decides
         if now < self._hold_since + self.max_endpoint_s - 1e-3:
             return []
         return self._end_caller_turn(now)
 
     def _utterance_end(self, now: float) -> list[TurnAction]:
+        self._open = max(0, self._open - 1)  # an utterance ended (perhaps without words)
         if self._finals:
             return self._end_caller_turn(now)
         if self._interim:
