@@ -178,3 +178,12 @@ def test_core_without_turn_taking_interrupts_at_once() -> None:
     core.start(0)
     core.agent_audio([FRAME] * 100, now=0)
     assert of(core.provider_speech_started(100), ClearCallerBuffer)
+
+
+def test_speech_over_one_reply_does_not_interrupt_the_next() -> None:
+    judge = BargeInJudge()
+    voice(judge, 0, 400)  # over the greeting, which then ends
+    judge.new_reply()  # the answer to that speech starts
+    assert judge.transcript(
+        "What are your opening hours?", final=True, now=2000, speaking=True
+    ) is (Verdict.NONE)

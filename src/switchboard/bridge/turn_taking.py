@@ -151,8 +151,10 @@ class BargeInJudge:
         return Verdict.NONE
 
     def new_reply(self) -> None:
-        """The agent started another reply: nothing to resume."""
+        """The agent started another reply: nothing to resume, and speech that began over the
+        last one (its late transcript) does not interrupt this one, which may answer it."""
         self._fired_at = None
+        self._candidate = None
 
     # -- timers ----------------------------------------------------------------------------------
     def due(self) -> float | None:
