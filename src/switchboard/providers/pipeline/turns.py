@@ -103,6 +103,8 @@ __all__ = [
 
 #: Initial estimate of synthesized speech length per character (about 14 characters a second).
 DEFAULT_MS_PER_CHAR = 70.0
+#: A reply's first sentence longer than twice this is cut at its first comma this far in.
+FIRST_CLAUSE_CHARS = 20
 INTERRUPTED_RESULT: Mapping[str, str] = {"error": "cancelled: the caller interrupted"}
 
 
@@ -120,7 +122,10 @@ class _Response:
     item_id: str
     t0: float | None
     from_caller: bool
-    splitter: SentenceSplitter = field(default_factory=SentenceSplitter)
+    # the reply's first clause goes to TTS alone: the caller hears the answer begin sooner
+    splitter: SentenceSplitter = field(
+        default_factory=lambda: SentenceSplitter(first_clause_chars=FIRST_CLAUSE_CHARS)
+    )
     sentences: list[_Sentence] = field(default_factory=list)
     calls: list[LLMFunctionCall] = field(default_factory=list)
     llm_done: bool = False
