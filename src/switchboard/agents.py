@@ -200,6 +200,33 @@ class MenuEntry(_Strict):
 MenuKey = Annotated[str, Field(pattern=r"^[0-9*#]$")]
 
 
+class TurnTaking(_Strict):
+    """When caller speech interrupts the agent, and when the caller's turn has ended
+    (docs/turn-taking.md; ``bridge/turn_taking.py``, ``providers/pipeline/endpointing.py``).
+
+    Attributes:
+        enabled: False: any caller speech over the agent interrupts at once (the provider's
+            own VAD decides), and a pipeline ends the turn on silence alone.
+        min_interrupt_ms: caller voice over the agent interrupts once it lasted this long...
+        min_interrupt_words: ...or once its transcript has this many words that are not
+            backchannels.
+        backchannels: more backchannel phrases, besides the language's ("mm-hmm", "yeah"...).
+        false_interruption_ms: an interruption with no word transcribed this long after the
+            caller's voice was noise: the agent resumes the rest of its reply (``resume``).
+        resume: resume after a false interruption (else the agent stays silent).
+        max_endpoint_ms: pipeline and local providers: how long a caller turn that sounds
+            unfinished ("my number is five five...", "and") may wait for more speech.
+    """
+
+    enabled: bool = True
+    min_interrupt_ms: int = Field(default=600, ge=0, le=10_000)
+    min_interrupt_words: int = Field(default=2, ge=1, le=50)
+    backchannels: list[str] = Field(default_factory=list)
+    false_interruption_ms: int = Field(default=1500, ge=100, le=30_000)
+    resume: bool = True
+    max_endpoint_ms: int = Field(default=1200, ge=0, le=10_000)
+
+
 class Agent(_Strict):
     """One agent profile (see the module docstring for the YAML)."""
 
@@ -231,6 +258,7 @@ class Agent(_Strict):
     barge_in: bool = True
     language: str = "en-US"
     turn_detection: dict[str, Any] | None = None
+    turn_taking: TurnTaking = TurnTaking()
     #: Named transfer destinations (``billing: "+15550100200"``): ``transfer_call`` takes the
     #: names, and these destinations are dialable.
     directory: dict[str, TransferTarget] = Field(default_factory=dict)
@@ -393,6 +421,13 @@ class Agent(_Strict):
             extra["provider_audio"] = self.provider_audio
         if self.llm_model is not None:
             extra["llm_model"] = self.llm_model
+        if self.barge_in and self.turn_taking.enabled:
+            # the bridge decides interruptions; a pipeline also judges its end of turn
+            extra["turn_taking"] = {
+                "min_interrupt_words": self.turn_taking.min_interrupt_words,
+                "backchannels": list(self.turn_taking.backchannels),
+                "max_endpoint_ms": self.turn_taking.max_endpoint_ms,
+            }
         return SessionConfig(
             model_id=model_id or self.model,
             audio_format=audio_spec.format,

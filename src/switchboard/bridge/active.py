@@ -20,6 +20,7 @@ from switchboard.bridge.core import BridgeOptions
 from switchboard.bridge.greeting import greeting_audio
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
+from switchboard.bridge.turn_taking import TurnTakingOptions
 from switchboard.errors import AudioError, TelephonyError
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.metrics import MetricsSink
@@ -139,8 +140,24 @@ def bridge_options(
         max_call_ms=min(max_s) * 1000 if max_s else None,
         reprompt_text=agent.reprompt or "Are you still there?",
         goodbye_text=agent.goodbye,
+        turn_taking=turn_taking_options(agent),
     )
     return options if overrides is None else overrides(options)
+
+
+def turn_taking_options(agent: Agent) -> TurnTakingOptions | None:
+    """The bridge's turn-taking settings for ``agent`` (None: speech interrupts at once)."""
+    tt = agent.turn_taking
+    if not (agent.barge_in and tt.enabled):
+        return None
+    return TurnTakingOptions(
+        min_interrupt_ms=tt.min_interrupt_ms,
+        min_interrupt_words=tt.min_interrupt_words,
+        backchannels=frozenset(tt.backchannels),
+        language=agent.language,
+        false_interruption_ms=tt.false_interruption_ms,
+        resume=tt.resume,
+    )
 
 
 def recorded_greeting(

@@ -74,6 +74,7 @@ from switchboard.bridge.actions import (
 )
 from switchboard.bridge.options import BridgeOptions
 from switchboard.bridge.replies import Reply
+from switchboard.bridge.turn_taking import BargeInJudge, Verdict, unheard_rest
 from switchboard.bridge.voice import CallerVoice
 
 __all__ = ["BridgeCore", "BridgeOptions"]
@@ -104,6 +105,13 @@ class BridgeCore:
         self._wakeup_at: float | None = None
         self._carrier_action: HangUp | TransferCall | None = None
         self.voice = CallerVoice()
+        #: Backchannel-aware barge-in (``bridge/turn_taking.py``); None: speech interrupts.
+        self.turn_judge = (
+            BargeInJudge(self.options.turn_taking) if self.options.turn_taking else None
+        )
+        self._sent_frames: list[bytes] = []  # the current reply's released frames (to resume)
+        self._resumable: tuple[list[bytes], str] | None = None  # cut audio and its text
+        self._discarding = False  # the rest of an interrupted reply, until its response.done
         self.ended = False
         self.barge_ins = 0
         self.frames_sent = 0
@@ -161,12 +169,16 @@ class BridgeCore:
                 self._record_reply(out, now, interrupted=False)
             self._reply_seq += 1
             reply = self._reply = Reply(self._reply_seq)
+            self._sent_frames = []
+            if self.turn_judge is not None:  # another reply: the cut one is not resumed
+                self.turn_judge.new_reply()
+                self._resumable = None
         return reply
 
     def agent_audio(self, frames: list[bytes], now: float) -> list[Action]:
         """Queue agent audio (whole carrier frames) and release what the lead allows."""
         out: list[Action] = []
-        if self.ended or not frames:
+        if self.ended or not frames or self._discarding:
             return out
         self._audio_since_result = True
         self._current_reply(out, now)
@@ -187,6 +199,7 @@ class BridgeCore:
     def response_done(self, status: str, now: float) -> list[Action]:
         """The provider finished generating a reply (its audio may still be playing)."""
         out: list[Action] = [RecordTimeline("response.done", now, {"status": status})]
+        self._discarding = False
         if self._reply is not None and not self._reply.done:
             self._reply.done = True
             if not self._queue:
@@ -211,6 +224,8 @@ class BridgeCore:
         if self.ended:
             return out
         self._pump(out, now)
+        if self.turn_judge is not None:
+            self._verdict(out, self.turn_judge.tick(now, speaking=self._speaking(now)), now)
         self._timers(out, now)
         self._check_pending(out, now)
         self._schedule(out, now)
@@ -222,7 +237,10 @@ class BridgeCore:
         self._reprompted = False
         self._turn_started_at = None
         out: list[Action] = [RecordTimeline("caller.speech_started", now)]
-        if self.options.barge_in and self.agent_speaking(now):
+        if self.turn_judge is not None:  # the judge decides (caller_frame, caller_transcript)
+            self.turn_judge.speech_started(now, speaking=self._speaking(now))
+            self._schedule(out, now)
+        elif self.options.barge_in and self.agent_speaking(now):
             self._barge_in(out, now, source="caller_speech")
         return out
 
@@ -240,10 +258,16 @@ class BridgeCore:
         return [RecordTimeline("caller.speech_stopped", now)]
 
     def caller_transcript(self, text: str, *, final: bool, now: float) -> list[Action]:
+        out: list[Action] = []
+        if self.turn_judge is not None and text.strip():
+            verdict = self.turn_judge.transcript(
+                text, final=final, now=now, speaking=self._speaking(now)
+            )
+            self._verdict(out, verdict, now)
         if not final or not text.strip():
-            return []
+            return out
         self._last_activity = now
-        return [RecordTranscript("caller", text.strip(), now)]
+        return [*out, RecordTranscript("caller", text.strip(), now)]
 
     def mark_acked(self, name: str, now: float) -> list[Action]:
         out: list[Action] = []
@@ -372,7 +396,15 @@ class BridgeCore:
     def caller_frame(self, voiced: bool, now: float) -> list[Action]:
         """A caller frame reached our socket (``voiced``: the bridge's voice detector heard
         speech in it). A run of voice over agent audio starts a barge-in while the provider
-        has not shown that it reports caller speech itself."""
+        has not shown that it reports caller speech itself. With turn-taking, the judge
+        decides instead (how long the run of voice has lasted)."""
+        if self.turn_judge is not None:
+            self.voice.frame(voiced, now)
+            out: list[Action] = []
+            self._verdict(
+                out, self.turn_judge.frame(voiced, now, speaking=self._speaking(now)), now
+            )
+            return out
         if self.voice.frame(voiced, now) and self.agent_speaking(now):
             return self.caller_speech_started(now)
         return []
@@ -384,6 +416,8 @@ class BridgeCore:
 
     def provider_speech_stopped(self, now: float) -> list[Action]:
         """The provider's end of speech: the turn is timed from the caller's last voice."""
+        if self.turn_judge is not None:
+            self.turn_judge.speech_stopped(now)
         return self.caller_speech_stopped(self.voice.speech_end(now))
 
     def provider_audio(self, frames: list[bytes], now: float) -> list[Action]:
@@ -398,9 +432,56 @@ class BridgeCore:
         return out + self.agent_audio(frames, now)
 
     # -- internals -------------------------------------------------------------------------------
+    def _speaking(self, now: float) -> bool:
+        """Agent audio is playing that caller speech may interrupt."""
+        return self.options.barge_in and self.agent_speaking(now)
+
+    def _verdict(self, out: list[Action], verdict: Verdict, now: float) -> None:
+        """Carry out the turn-taking judge's verdict."""
+        if verdict is Verdict.INTERRUPT and self.agent_speaking(now):
+            assert self.turn_judge is not None
+            self._last_activity = now
+            self._reprompted = False
+            self._barge_in(out, now, source=f"turn_taking:{self.turn_judge.reason}")
+        elif verdict is Verdict.RESUME and self._resumable is not None:
+            self._resume(out, now)
+        self._schedule(out, now)
+
+    def _resume(self, out: list[Action], now: float) -> None:
+        """A false interruption: play the rest of the cut reply as a reply of its own."""
+        assert self._resumable is not None
+        frames, text = self._resumable
+        self._resumable = None
+        if not frames:
+            return
+        self._reply_seq += 1
+        reply = self._reply = Reply(self._reply_seq, text=text, done=True)
+        self._sent_frames = []
+        self._turn_started_at = None  # the noise was no turn of the caller's
+        self._queue.extend(frames)
+        out.append(
+            RecordTimeline(
+                "reply.resumed",
+                now,
+                {"reply": reply.seq, "ms": len(frames) * self.options.frame_ms},
+            )
+        )
+        self._pump(out, now)
+
     def _barge_in(self, out: list[Action], now: float, *, source: str) -> None:
         reply = self._reply
         played = reply.acked_ms if reply is not None else 0
+        if self.turn_judge is not None:
+            self._resumable = None
+            if reply is not None:  # kept for a false interruption
+                rest = (reply.transcript, reply.acked_ms, reply.sent_ms)
+                self._resumable = unheard_rest(
+                    *rest, self._sent_frames, list(self._queue), self.options.frame_ms
+                )
+            self._sent_frames = []
+            # The provider may send the rest of the reply before it stops (Gemini without
+            # interruptions, OpenAI deltas in flight): dropped until its response.done.
+            self._discarding = reply is not None and not reply.done
         self.barge_ins += 1
         self._queue.clear()
         self._outstanding.clear()
@@ -446,7 +527,10 @@ class BridgeCore:
         limit = now + opts.max_lead_ms
         interval = opts.mark_interval_ms
         while queue and paced < limit:
-            out.append(SendToCaller(queue.popleft()))
+            frame = queue.popleft()
+            out.append(SendToCaller(frame))
+            if self.turn_judge is not None:
+                self._sent_frames.append(frame)
             self.frames_sent += 1
             paced += frame_ms
             self._sent_until += frame_ms
@@ -505,6 +589,9 @@ class BridgeCore:
                 due.append(base + opts.silence_timeout_ms)
             if opts.silence_hangup_ms is not None:
                 due.append(base + opts.silence_hangup_ms)
+        judged = self.turn_judge.due() if self.turn_judge is not None else None
+        if judged is not None:
+            due.append(judged)
         if not due:
             return
         at = max(min(due), now + 1)

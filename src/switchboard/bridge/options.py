@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from switchboard.bridge.turn_taking import TurnTakingOptions
+
 __all__ = ["BridgeOptions"]
 
 
@@ -25,3 +27,6 @@ class BridgeOptions:
     goodbye_text: str = "I'm sorry, we have reached the time limit for this call. Goodbye!"
     #: How long a pending hang-up or transfer waits for the goodbye to play.
     control_grace_ms: float = 10_000
+    #: Backchannel-aware barge-in and false-interruption recovery (``bridge/turn_taking.py``);
+    #: None: any caller speech over agent audio interrupts at once.
+    turn_taking: TurnTakingOptions | None = None

@@ -162,3 +162,19 @@ def test_padding_and_max_utterance() -> None:
 def test_odd_byte_count_is_an_audio_error() -> None:
     with pytest.raises(AudioError):
         UtteranceSegmenter(LoudnessScorer()).process(b"\x00")
+
+
+def test_a_pause_is_reported_early_and_the_end_it_leads_to_names_it() -> None:
+    from switchboard.providers.local.vad import SpeechPause
+
+    segmenter = UtteranceSegmenter(SileroScorer(RATE), speculate_ms=96)
+    events = segmenter.process(call_pcm())
+    ends = [e for e in events if isinstance(e, SpeechEnd)]
+    pauses = {e.pause: e for e in events if isinstance(e, SpeechPause)}
+    assert len(ends) == len(SENTENCES)
+    for end in ends:  # every utterance ended in a silence that was reported as a pause first
+        assert end.pause in pauses
+        early = pauses[end.pause]
+        assert early.start_ms == end.start_ms and abs(early.end_ms - end.end_ms) <= 32
+    plain = UtteranceSegmenter(SileroScorer(RATE)).process(call_pcm())
+    assert not [e for e in plain if isinstance(e, SpeechPause)]  # off unless asked for

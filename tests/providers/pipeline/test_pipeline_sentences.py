@@ -57,3 +57,17 @@ def test_ellipsis_and_question_marks() -> None:
 def test_bad_max_chars() -> None:
     with pytest.raises(ValueError, match="max_chars"):
         SentenceSplitter(max_chars=5)
+
+
+def test_a_long_first_sentence_goes_to_tts_after_its_first_clause() -> None:
+    from switchboard.providers.pipeline.sentences import SentenceSplitter
+
+    splitter = SentenceSplitter(first_clause_chars=20)
+    text = "We're open Monday to Friday, nine to five, and Saturday from ten to two. Anything? "
+    assert splitter.push(text) + splitter.flush() == [
+        "We're open Monday to Friday,",
+        "nine to five, and Saturday from ten to two.",
+        "Anything?",
+    ]
+    short = SentenceSplitter(first_clause_chars=20)
+    assert short.push("Hi there, Bob. How are you? ") == ["Hi there, Bob.", "How are you?"]

@@ -259,6 +259,10 @@ class LiveConnection:
         self.setup = setup
         vad_cfg = get(get(setup, "realtimeInputConfig") or {}, "automaticActivityDetection") or {}
         self.auto_vad = not get(vad_cfg, "disabled", False)
+        handling = get(get(setup, "realtimeInputConfig") or {}, "activityHandling")
+        #: ``NO_INTERRUPTION``: caller activity does not cut the model's reply; a caller turn
+        #: that ends meanwhile is answered once the reply is done.
+        self.interruptible = handling != "NO_INTERRUPTION"
         self.resumable = get(setup, "sessionResumption") is not None
         if conv.vad is None:
             silence_ms = int(get(vad_cfg, "silenceDurationMs", 300))
@@ -425,6 +429,8 @@ class LiveConnection:
         await self.send_frame(text.encode() if self.service.binary_frames else text)
 
     async def _speech_started(self) -> None:
+        if not self.interruptible:
+            return
         if self._reply is not None and not self._reply.done():
             self._reply.cancel()
             self._reply = None
@@ -502,14 +508,25 @@ class LiveConnection:
         self._start_reply(self._speak(turn.say, prompt_ms=prompt_ms))
 
     def _start_reply(self, coro: Any) -> None:
+        running = self._reply
+        if running is not None and not running.done():  # NO_INTERRUPTION: after the reply
+
+            async def after() -> None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+                await coro
+
+            self._reply = asyncio.create_task(after())
+            return
         self._reply = asyncio.create_task(coro)
 
     async def _speak(self, text: str, *, prompt_ms: float = 0.0) -> None:
-        audio = speech_like_pcm16(text, OUT_RATE)
+        # a scripted turn with nothing to say (noise, a backchannel): no audio, just the end
+        audio = speech_like_pcm16(text, OUT_RATE) if text else b""
         step = OUT_RATE * CHUNK_MS // 1000 * 2
         chunks = [audio[i : i + step] for i in range(0, len(audio), step)]
         words = text.split(" ")
-        per_chunk = max(1, -(-len(words) // len(chunks)))
+        per_chunk = max(1, -(-len(words) // max(1, len(chunks))))
         transcribe = get(self.setup, "outputAudioTranscription") is not None
         for i, chunk in enumerate(chunks):
             blob = {

@@ -237,8 +237,11 @@ class RealtimeConnection:
         )
         turn = self.emu.script.next_turn()
         await self._commit(item_id, turn)
-        if td.get("create_response", True) and self._response is None:
-            self._start(turn.tool, turn.say)
+        if td.get("create_response", True):
+            if self._response is None:
+                self._start(turn.tool, turn.say)
+        else:  # the client answers (or not) with response.create
+            self._committed_turn = turn
 
     async def _commit(self, item_id: str, turn: ScriptedTurn) -> None:
         previous = self.last_item

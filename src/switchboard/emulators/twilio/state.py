@@ -33,6 +33,8 @@ class TwilioCallReport(CallReport):
     marks_acked: int = 0
     mark_names: list[str] = field(default_factory=list)
     dropped_ms: float = 0.0
+    #: stream time (ms from the first caller frame) of each ``clear`` honoured
+    clear_ms: list[float] = field(default_factory=list)
     dtmf_sent: str = ""
     digits_played: str = ""
     said: list[str] = field(default_factory=list)

@@ -242,6 +242,7 @@ class CallerStream:
                     self._ack_soon(acked)
             case "clear":
                 r.clears += 1
+                r.clear_ms.append(r.stream_ms)
                 for acked in self.playout.clear():
                     self._ack_soon(acked)
             case other:

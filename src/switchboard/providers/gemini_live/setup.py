@@ -11,7 +11,10 @@ snake_case, which the SDK partly sends: ``docs/wire/gemini.md#field-spelling``).
   (sensitivities are ``HIGH``/``LOW`` or the full enum names);
 * ``language_code``: → ``speechConfig.languageCode`` (not sent by default: native-audio
   models pick the language themselves);
-* ``compression_trigger_tokens``: → ``contextWindowCompression.triggerTokens``.
+* ``compression_trigger_tokens``: → ``contextWindowCompression.triggerTokens``;
+* ``turn_taking`` (set when the bridge decides interruptions, ``bridge/turn_taking.py``):
+  ``realtimeInputConfig.activityHandling`` ``NO_INTERRUPTION``, so a backchannel does not cut
+  the model's reply; the bridge clears the caller's audio and drops the rest of the reply.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class LiveSetup:
     vad: dict[str, Any] = field(default_factory=dict)
     language_code: str | None = None
     compression_trigger_tokens: int | None = None
+    bridge_interrupts: bool = False
 
     @classmethod
     def from_config(cls, config: SessionConfig) -> LiveSetup:
@@ -59,6 +63,7 @@ class LiveSetup:
             vad=dict(extra.get("vad") or {}),
             language_code=extra.get("language_code"),
             compression_trigger_tokens=int(trigger) if trigger is not None else None,
+            bridge_interrupts=extra.get("turn_taking") is not None,
         )
 
     def activity_detection(self) -> dict[str, Any]:
@@ -93,7 +98,9 @@ class LiveSetup:
             setup["tools"] = declared
         setup["realtimeInputConfig"] = {
             "automaticActivityDetection": self.activity_detection(),
-            "activityHandling": "START_OF_ACTIVITY_INTERRUPTS",
+            "activityHandling": (
+                "NO_INTERRUPTION" if self.bridge_interrupts else "START_OF_ACTIVITY_INTERRUPTS"
+            ),
         }
         setup["inputAudioTranscription"] = {}
         setup["outputAudioTranscription"] = {}

@@ -11,6 +11,10 @@
   utterances in order, resamples to 16 kHz and runs ``WhisperModel.transcribe`` on the bounded
   thread pool shared by every call (:func:`~.models.stt_pool`), then emits
   ``SttTranscript(is_final=True, speech_final=True)``;
+* transcribe while the caller is still (maybe) speaking: after ``speculate_ms`` (96) of silence
+  the segmenter hands over the utterance so far (``SpeechPause``) and it is decoded at once;
+  when that silence goes on to end the utterance, the early transcript is its transcript, so
+  the end-of-speech hangover and the decode overlap (issue #21: local turn latency);
 * an utterance in which Whisper hears no words (noise that fooled the VAD) ends with
   :class:`SttUtteranceEnd` instead, so a listener waiting for the turn to end is released.
 
@@ -38,6 +42,7 @@ from switchboard.providers.base import AudioFormat, AudioSpec
 from switchboard.providers.local import models
 from switchboard.providers.local.vad import (
     SpeechEnd,
+    SpeechPause,
     SpeechScorer,
     SpeechStart,
     UtteranceSegmenter,
@@ -51,6 +56,14 @@ from switchboard.providers.pipeline.components import (
 )
 
 __all__ = ["PHONE_SPEC", "LocalSTT", "transcribe_pcm16"]
+
+_Decode = asyncio.Future[tuple[str, float]]
+
+
+def _consume(future: _Decode) -> None:
+    if not future.cancelled():
+        future.exception()
+
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +135,8 @@ class LocalSTT:
         self._vad_options = dict(vad_options or {})
         self._model = model
         self._segmenter: UtteranceSegmenter | None = None
-        self._utterances: asyncio.Queue[SpeechEnd | None] = asyncio.Queue()
+        self._utterances: asyncio.Queue[tuple[SpeechEnd, _Decode | None] | None] = asyncio.Queue()
+        self._early: tuple[int, _Decode] | None = None  # (pause, its decode) of the last pause
         self._events: asyncio.Queue[SttEvent | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
@@ -141,7 +155,8 @@ class LocalSTT:
         if self._model is None:
             self._model = await loop.run_in_executor(models.stt_pool(), models.whisper_model)
         scorer = await asyncio.to_thread(self._scorer_factory, self._vad_spec.sample_rate)
-        self._segmenter = UtteranceSegmenter(scorer, **self._vad_options)
+        options: dict[str, Any] = {"speculate_ms": 96, **self._vad_options}
+        self._segmenter = UtteranceSegmenter(scorer, **options)
         self._worker = asyncio.create_task(self._transcribe_loop(), name="local-stt")
 
     async def send_audio(self, data: bytes) -> None:
@@ -157,15 +172,31 @@ class LocalSTT:
         if self._segmenter is not None and not self._closed:
             self._handle(self._segmenter.flush())
 
-    def _handle(self, events: list[SpeechStart | SpeechEnd]) -> None:
+    def _handle(self, events: list[SpeechStart | SpeechEnd | SpeechPause]) -> None:
         for event in events:
             match event:
                 case SpeechStart(audio_ms=ms):
                     logger.debug("speech started at %d ms", ms)
                     self._events.put_nowait(SttSpeechStarted(audio_ms=ms))
+                case SpeechPause(pcm=pcm, pause=pause):
+                    # one early decode at a time: a pause while one runs is not worth a core
+                    if self._early is None or self._early[1].done():
+                        self._early = (pause, self._decode(pcm))
                 case SpeechEnd():
                     logger.debug("utterance %d-%d ms", event.start_ms, event.end_ms)
-                    self._utterances.put_nowait(event)
+                    early = self._early
+                    ready = early[1] if early is not None and early[0] == event.pause else None
+                    self._early = None
+                    self._utterances.put_nowait((event, ready))
+
+    def _decode(self, pcm: bytes) -> _Decode:
+        """Start decoding ``pcm`` on the shared pool (its failure is reported when awaited)."""
+        loop = asyncio.get_running_loop()
+        rate = self._vad_spec.sample_rate
+        job = functools.partial(transcribe_pcm16, pcm, rate, model=self._model)
+        future = loop.run_in_executor(models.stt_pool(), job)
+        future.add_done_callback(_consume)  # an unused early decode's error is not an error
+        return future
 
     async def events(self) -> AsyncIterator[SttEvent]:
         """Recognition events in order, until :meth:`close`."""
@@ -178,13 +209,17 @@ class LocalSTT:
     async def _transcribe_loop(self) -> None:
         loop = asyncio.get_running_loop()
         rate = self._vad_spec.sample_rate
-        while (utterance := await self._utterances.get()) is not None:
+        while (item := await self._utterances.get()) is not None:
+            utterance, early = item
             started = time.perf_counter()
             try:
-                text, confidence = await loop.run_in_executor(
-                    models.stt_pool(),
-                    functools.partial(transcribe_pcm16, utterance.pcm, rate, model=self._model),
-                )
+                if early is not None:  # transcribed during the end-of-speech silence
+                    text, confidence = await early
+                else:
+                    text, confidence = await loop.run_in_executor(
+                        models.stt_pool(),
+                        functools.partial(transcribe_pcm16, utterance.pcm, rate, model=self._model),
+                    )
             except Exception as exc:  # a bad utterance must not stop the call's recognition
                 logger.warning("utterance at %d ms not transcribed: %r", utterance.start_ms, exc)
                 text, confidence = "", 0.0

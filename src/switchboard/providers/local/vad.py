@@ -110,14 +110,30 @@ class SpeechStart:
 
 @dataclass(frozen=True, slots=True)
 class SpeechEnd:
-    """An utterance ended; ``pcm`` is PCM16 at the input rate, padded on both sides."""
+    """An utterance ended; ``pcm`` is PCM16 at the input rate, padded on both sides.
+
+    ``pause``: the :class:`SpeechPause` whose silence went on to end the utterance (its
+    early transcript holds), else None.
+    """
 
     start_ms: int
     end_ms: int
     pcm: bytes
+    pause: int | None = None
 
 
-VadEvent = SpeechStart | SpeechEnd
+@dataclass(frozen=True, slots=True)
+class SpeechPause:
+    """Speech paused for ``speculate_ms``: the utterance so far (``pcm``), to transcribe while
+    the rest of the end-of-speech silence is awaited. ``pause`` numbers the pauses."""
+
+    start_ms: int
+    end_ms: int
+    pcm: bytes
+    pause: int
+
+
+VadEvent = SpeechStart | SpeechEnd | SpeechPause
 
 
 class UtteranceSegmenter:
@@ -130,6 +146,9 @@ class UtteranceSegmenter:
         min_speech_ms: speech shorter than this is ignored (clicks, a cough).
         pad_ms: context kept before and after the utterance in ``SpeechEnd.pcm``.
         max_utterance_ms: an utterance is cut (and a new one begins) after this long.
+        speculate_ms: after this much silence in an utterance, emit :class:`SpeechPause` (once
+            per pause) so it can be transcribed before ``min_silence_ms`` confirms the end;
+            None: never.
     """
 
     def __init__(
@@ -141,6 +160,7 @@ class UtteranceSegmenter:
         min_speech_ms: int = 150,
         pad_ms: int = 300,
         max_utterance_ms: int = 20_000,
+        speculate_ms: int | None = None,
     ) -> None:
         self._scorer = scorer
         self._rate = scorer.sample_rate
@@ -159,6 +179,9 @@ class UtteranceSegmenter:
         self._onset: int | None = None  # sample where candidate / current speech began
         self._speaking = False
         self._silence = 0  # trailing samples below the negative threshold
+        self._speculate = self._samples(speculate_ms) if speculate_ms else None
+        self._pause: int | None = None  # the SpeechPause of the current silence, if sent
+        self._pauses = 0
 
     def _samples(self, ms: int) -> int:
         return self._rate * ms // 1000
@@ -205,10 +228,14 @@ class UtteranceSegmenter:
         if self._speaking:
             self._utterance.append(window)
             self._silence = self._silence + window.size if prob < self._neg_threshold else 0
+            if self._silence == 0:
+                self._pause = None  # speech went on: an early transcript is stale
             if self._silence >= self._min_silence:
                 return self._finish(trailing=self._silence)
             if self._position - (self._onset or 0) >= self._max:
                 return self._finish(trailing=0)
+            if self._speculate and self._pause is None and self._silence >= self._speculate:
+                return self._speech_pause()
             return None
         self._remember(window)
         if self._onset is None:
@@ -236,6 +263,14 @@ class UtteranceSegmenter:
         while self._history_len - self._history[0].size >= limit:
             self._history_len -= self._history.popleft().size
 
+    def _speech_pause(self) -> SpeechPause:
+        self._pauses += 1
+        self._pause = self._pauses
+        audio = np.concatenate(self._utterance)
+        pcm = (np.clip(audio, -1.0, 32767 / 32768) * 32768.0).astype("<i2").tobytes()
+        start, end = self._onset or 0, self._position - self._silence
+        return SpeechPause(self._ms(start), self._ms(end), pcm, self._pauses)
+
     def _finish(self, *, trailing: int) -> SpeechEnd:
         audio = np.concatenate(self._utterance)
         # Keep ``pad`` of the trailing silence; drop the rest.
@@ -245,13 +280,15 @@ class UtteranceSegmenter:
         start = self._onset or 0
         end = self._position - trailing
         pcm = (np.clip(audio, -1.0, 32767 / 32768) * 32768.0).astype("<i2").tobytes()
+        pause = self._pause if trailing else None
+        self._pause = None
         self._speaking = False
         self._utterance = []
         self._reset_candidate()
         # Keep the tail as pre-roll in case speech resumes at once (a long utterance was cut).
         if trailing == 0:
             self._onset = self._position
-        return SpeechEnd(start_ms=self._ms(start), end_ms=self._ms(end), pcm=pcm)
+        return SpeechEnd(start_ms=self._ms(start), end_ms=self._ms(end), pcm=pcm, pause=pause)
 
     def _reset_candidate(self) -> None:
         self._onset = None

@@ -91,6 +91,13 @@ def _turn_detection(config: SessionConfig) -> dict[str, Any] | None:
         base = dict(DEFAULT_TURN_DETECTION)
         allowed = _SERVER_VAD_KEYS
     base.update({k: v for k, v in raw.items() if k in allowed})
+    if config.extra.get("turn_taking") is not None:
+        # Switchboard decides interruptions (backchannels do not cut the reply): the server
+        # VAD keeps reporting speech but no longer cancels or answers; the bridge sends
+        # response.cancel and conversation.item.truncate when its rule fires
+        # (bridge/turn_taking.py), and the client asks for replies (gate.py).
+        base["interrupt_response"] = False
+        base["create_response"] = False  # switchboard answers (openai_realtime/gate.py)
     dropped = sorted(set(raw) - allowed)
     if dropped:
         logger.debug("turn_detection keys not valid for %s dropped: %s", kind, dropped)

@@ -38,6 +38,7 @@ from typing import Any
 
 from switchboard.errors import RemoteProtocolError
 from switchboard.media import AudioChunk, AudioSpec, Usage
+from switchboard.providers.backchannels import BACKCHANNELS
 from switchboard.providers.events import (
     AudioOutput,
     CallerTranscript,
@@ -51,6 +52,7 @@ from switchboard.providers.events import (
     TextOutput,
 )
 from switchboard.providers.openai_realtime import messages
+from switchboard.providers.openai_realtime.gate import ResponseGate
 from switchboard.providers.types import SessionConfig
 
 __all__ = ["BENIGN_ERROR_CODES", "RealtimeProtocol"]
@@ -109,6 +111,13 @@ class RealtimeProtocol:
             role = "assistant" if turn.role == "assistant" else "user"
             self._history[f"prior_{index}"] = messages.history_item(role, turn.text)
         self._seeded = bool(config.history)
+        #: With turn-taking the client, not the server VAD, creates responses (see gate.py).
+        self.gate: ResponseGate | None = None
+        tt = config.extra.get("turn_taking")
+        if tt is not None and config.extra.get("turn_detection", "server_vad") is not None:
+            words = BACKCHANNELS.get(config.language.split("-")[0].lower(), BACKCHANNELS["en"])
+            extra = frozenset(str(p).lower() for p in tt.get("backchannels", ()))
+            self.gate = ResponseGate(words | extra)
 
     # -- commands ----------------------------------------------------------------------------
     def start(self) -> list[str]:
@@ -221,6 +230,8 @@ class RealtimeProtocol:
         same fraction of the item's transcript as was heard.
         """
         out: list[str] = []
+        if self.gate is not None:
+            self.gate.interrupted()
         if self.active_response_id:
             cancel = {"type": "response.cancel", "response_id": self.active_response_id}
             out.append(_dumps(cancel))
@@ -311,11 +322,15 @@ class RealtimeProtocol:
                 return [ProviderEvent(stopped)]
             case "input_audio_buffer.committed":
                 self._history.setdefault(msg["item_id"], messages.history_item("user", ""))
+                if self.gate is not None and self.gate.committed(msg["item_id"]):
+                    self._outbox += self.request_response()
             case "conversation.item.input_audio_transcription.delta":
                 return [ProviderEvent(CallerTranscript(msg["delta"], False, msg["item_id"]))]
             case "conversation.item.input_audio_transcription.completed":
                 transcript = msg["transcript"]
                 self._history[msg["item_id"]] = messages.history_item("user", transcript)
+                if self.gate is not None and self.gate.transcript(msg["item_id"], transcript):
+                    self._outbox += self.request_response()
                 return [ProviderEvent(CallerTranscript(transcript, True, msg["item_id"]))]
             case "conversation.item.input_audio_transcription.failed":
                 return [self._error(msg["error"], fallback="transcription_failed")]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -38,7 +39,15 @@ from switchboard.providers.base import (
     SessionConfig,
     SessionState,
 )
-from switchboard.providers.events import ErrorReport, ProviderEvent, Reconnected, Reconnecting
+from switchboard.providers.events import (
+    AudioOutput,
+    ErrorReport,
+    ProviderEvent,
+    Reconnected,
+    Reconnecting,
+    SpeechStarted,
+)
+from switchboard.providers.openai_realtime.gate import ResponseGate
 from switchboard.providers.openai_realtime.protocol import RealtimeProtocol
 
 __all__ = ["OpenAIRealtimeProvider"]
@@ -109,6 +118,7 @@ class OpenAIRealtimeProvider(BaseProvider):
         self._configured = asyncio.Event()
         self._idle = asyncio.Event()
         self._renewing = False
+        self._audible_until = 0.0  # when agent audio received so far has played (monotonic s)
         if config is not None:
             self._set_config(config)
 
@@ -182,6 +192,7 @@ class OpenAIRealtimeProvider(BaseProvider):
         await self._send(self._proto.caller_text(text))
 
     async def _do_interrupt(self, played_ms: int | None) -> None:
+        self._audible_until = 0.0  # the bridge cleared the caller's buffer
         await self._send(self._proto.interrupt(played_ms))
 
     async def _do_disconnect(self) -> None:
@@ -262,7 +273,10 @@ class OpenAIRealtimeProvider(BaseProvider):
             logger.warning("openai realtime: bad server frame: %s", exc)
             await self.emit(ProviderEvent(ErrorReport("protocol_error", str(exc), fatal=False)))
             return
+        gate = self._proto.gate
         for event in events:
+            if gate is not None:
+                self._watch_overlap(gate, event)
             await self.emit(event)
         await self._send(self._proto.data_to_send())
         if self._proto.configured:
@@ -271,6 +285,19 @@ class OpenAIRealtimeProvider(BaseProvider):
             self._idle.set()
         else:
             self._idle.clear()
+
+    def _watch_overlap(self, gate: ResponseGate, event: ProviderEvent) -> None:
+        """Tell the gate whether caller speech began over agent audio (playout estimated:
+        the bridge plays agent audio in real time from when it arrives)."""
+        now = time.monotonic()
+        match event.data:
+            case AudioOutput(chunk=chunk):
+                start = max(self._audible_until, now)
+                self._audible_until = start + chunk.duration_ms / 1000.0
+            case SpeechStarted(item_id=item_id) if item_id is not None:
+                gate.speech_started(item_id, overlapped=now < self._audible_until)
+            case _:
+                pass
 
     async def _reconnect(self) -> bool:
         reason = "session renewal" if self._renewing else "connection lost"

@@ -20,6 +20,7 @@ __all__ = [
     "SpeakSentence",
     "StartLLM",
     "TurnAction",
+    "WaitEndpoint",
 ]
 
 
@@ -75,6 +76,20 @@ class RecordLatency:
     ttfa_ms: float
 
 
+@dataclass(frozen=True, slots=True)
+class WaitEndpoint:
+    """The caller's turn sounds unfinished: call ``endpoint_due`` at ``at`` (monotonic s)."""
+
+    at: float
+
+
 TurnAction = (
-    EmitEvent | StartLLM | CancelLLM | SpeakSentence | CancelSpeech | FinalizeSTT | RecordLatency
+    EmitEvent
+    | StartLLM
+    | CancelLLM
+    | SpeakSentence
+    | CancelSpeech
+    | FinalizeSTT
+    | RecordLatency
+    | WaitEndpoint
 )

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from switchboard.audio.convert import StreamConverter
 from switchboard.errors import ConfigError, ProviderError
+from switchboard.providers.backchannels import BACKCHANNELS
 from switchboard.providers.base import (
     AudioChunk,
     AudioFormat,
@@ -36,6 +37,7 @@ from switchboard.providers.base import (
     SessionState,
 )
 from switchboard.providers.events import ErrorReport, ProviderEvent
+from switchboard.providers.pipeline.actions import WaitEndpoint
 from switchboard.providers.pipeline.components import (
     ChatMessage,
     LLMDone,
@@ -138,10 +140,19 @@ class PipelineProvider(BaseProvider):
         self._synth_task: asyncio.Task[None] | None = None
         self._synth_response: str | None = None
         self._converter: StreamConverter | None = None
+        self._endpoint_tasks: set[asyncio.Future[None]] = set()
         if config is not None:
             self._set_config(config)
 
     def _adopt_config(self, config: SessionConfig) -> SessionConfig:
+        tt = config.extra.get("turn_taking")
+        if tt is not None:  # the bridge decides interruptions; unfinished turns wait
+            language = (config.language or "en").split("-")[0].lower()
+            words = BACKCHANNELS.get(language, BACKCHANNELS["en"])
+            self.turns.configure_turn_taking(
+                max_endpoint_ms=float(tt.get("max_endpoint_ms", 1200)),
+                backchannels=words | {str(p).lower() for p in tt.get("backchannels", ())},
+            )
         if self._build is not None:
             if self._parts is not None:
                 self._replaced.append(self._parts)
@@ -315,9 +326,20 @@ class PipelineProvider(BaseProvider):
                         await self.stt.finalize()
                     except Exception as exc:
                         logger.warning("pipeline: STT finalize failed: %s", exc)
+                case WaitEndpoint(at=at):
+                    loop = asyncio.get_running_loop()
+                    delay = max(0.0, at - time.monotonic())
+                    loop.call_later(delay, self._endpoint_due)
                 case RecordLatency(ttfa_ms=ttfa_ms):
                     self.ttfa_ms.append(ttfa_ms)
                     logger.info("pipeline: time to first audio %.0f ms", ttfa_ms)
+
+    def _endpoint_due(self) -> None:
+        actions = self.turns.endpoint_due(time.monotonic())
+        if actions:
+            task = asyncio.ensure_future(self._apply(actions))
+            self._endpoint_tasks.add(task)
+            task.add_done_callback(self._endpoint_tasks.discard)
 
     # -- tasks ------------------------------------------------------------------------------------
     async def _stt_loop(self) -> None:

@@ -8,7 +8,9 @@ and decimals (``3.5`` — no whitespace follows the dot). A sentence end needs t
 whitespace, so ``"It costs $3."`` is held until the next delta shows whether ``"5"`` follows.
 Run-on text longer than ``max_chars`` is cut at the last comma/semicolon/colon (or space) so TTS
 never waits for a very long sentence. :meth:`SentenceSplitter.flush` returns the remainder at the
-end of the stream.
+end of the stream. With ``first_clause_chars``, a long *first* sentence is cut after its first
+clause (a comma at least that far in): the caller hears the reply start as soon as that clause
+is synthesised.
 """
 
 from __future__ import annotations
@@ -66,13 +68,19 @@ class SentenceSplitter:
         max_chars: cut run-on text at a clause boundary once the buffer is this long.
         min_chars: sentences shorter than this are joined to the next one ("Hi." "I'm Ann.")
             except at :meth:`flush`; 0 disables joining.
+        first_clause_chars: cut a first sentence longer than twice this at its first comma
+            at least this far in; 0: never.
     """
 
-    def __init__(self, *, max_chars: int = 220, min_chars: int = 0) -> None:
+    def __init__(
+        self, *, max_chars: int = 220, min_chars: int = 0, first_clause_chars: int = 0
+    ) -> None:
         if max_chars < 20:
             raise ValueError("max_chars must be at least 20")
         self.max_chars = max_chars
         self.min_chars = min_chars
+        self.first_clause_chars = first_clause_chars
+        self._first = True  # nothing returned yet
         self._buf = ""
 
     @property
@@ -96,13 +104,23 @@ class SentenceSplitter:
             cut = self._clause_cut()
             out.append(self._buf[:cut].strip())
             self._buf = self._buf[cut:].lstrip()
+        return self._first_clause(out)
+
+    def _first_clause(self, out: list[str]) -> list[str]:
+        if not out or not self._first:
+            return out
+        self._first = False
+        n, first = self.first_clause_chars, out[0]
+        comma = first.find(", ", n) if n else -1
+        if n and len(first) > 2 * n and 0 < comma < len(first) - n:
+            return [first[: comma + 1], first[comma + 2 :], *out[1:]]
         return out
 
     def flush(self) -> list[str]:
         """Return whatever is left as a last sentence (end of the LLM stream)."""
         rest = self._buf.strip()
         self._buf = ""
-        return [rest] if rest else []
+        return self._first_clause([rest] if rest else [])
 
     def _find_end(self) -> int | None:
         for match in _END.finditer(self._buf):

@@ -31,6 +31,14 @@ that were fully played, plus the leading words of the sentence cut off, in propo
 of it that played (sentence/word granularity: no word timings exist for synthesized audio).
 Calls whose results had not arrived get a placeholder result so the history stays well formed
 (the LLM APIs require every call to be answered); late results are ignored.
+
+Turn-taking (:meth:`TurnManager.configure_turn_taking`, an agent's ``turn_taking``): the bridge
+decides interruptions (``bridge/turn_taking.py``), so caller speech no longer cancels a reply
+here; the bridge's ``interrupt`` does. A caller turn that ends while an audible reply plays is
+dropped when it holds only backchannels ("mm-hmm") or noise, else answered once the reply is
+done or cut. And a turn that sounds unfinished (``endpointing.py``: "my number is five five
+five") waits up to ``max_endpoint_ms`` (``WaitEndpoint`` → :meth:`TurnManager.endpoint_due`)
+for more speech before it is answered.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from switchboard.media import AudioChunk, Usage
+from switchboard.providers.backchannels import BACKCHANNELS, content_words
 from switchboard.providers.events import (
     AudioOutput,
     CallerTranscript,
@@ -64,6 +73,7 @@ from switchboard.providers.pipeline.actions import (
     SpeakSentence,
     StartLLM,
     TurnAction,
+    WaitEndpoint,
 )
 from switchboard.providers.pipeline.components import (
     ChatMessage,
@@ -77,6 +87,7 @@ from switchboard.providers.pipeline.components import (
     SttTranscript,
     SttUtteranceEnd,
 )
+from switchboard.providers.pipeline.endpointing import utterance_complete
 from switchboard.providers.pipeline.history import ConversationHistory
 from switchboard.providers.pipeline.sentences import SentenceSplitter, heard_text, split_sentences
 
@@ -95,6 +106,8 @@ __all__ = [
 
 #: Initial estimate of synthesized speech length per character (about 14 characters a second).
 DEFAULT_MS_PER_CHAR = 70.0
+#: A reply's first sentence longer than twice this is cut at its first comma this far in.
+FIRST_CLAUSE_CHARS = 20
 INTERRUPTED_RESULT: Mapping[str, str] = {"error": "cancelled: the caller interrupted"}
 
 
@@ -112,7 +125,10 @@ class _Response:
     item_id: str
     t0: float | None
     from_caller: bool
-    splitter: SentenceSplitter = field(default_factory=SentenceSplitter)
+    # the reply's first clause goes to TTS alone: the caller hears the answer begin sooner
+    splitter: SentenceSplitter = field(
+        default_factory=lambda: SentenceSplitter(first_clause_chars=FIRST_CLAUSE_CHARS)
+    )
     sentences: list[_Sentence] = field(default_factory=list)
     calls: list[LLMFunctionCall] = field(default_factory=list)
     llm_done: bool = False
@@ -169,6 +185,28 @@ class TurnManager:
         self._turn_t0: float | None = None
         self._ms_per_char = DEFAULT_MS_PER_CHAR  # speech rate of the TTS, learnt per call
         self._turn_latency_recorded = False
+        # turn-taking (configure_turn_taking)
+        self.bridge_interrupts = False
+        self.max_endpoint_s = 0.0
+        self.punctuated = True
+        self._backchannels = BACKCHANNELS["en"]
+        self._hold_since: float | None = None  # an unfinished-sounding turn waits since
+        self._spoke_again = False  # the caller went on during the wait
+        self._open = 0  # utterances the STT reported started and not yet final
+        self._deferred: str | None = None  # caller words said over a reply, answered after it
+
+    def configure_turn_taking(
+        self,
+        *,
+        max_endpoint_ms: float = 1200.0,
+        backchannels: frozenset[str] = BACKCHANNELS["en"],
+        punctuated: bool = True,
+    ) -> None:
+        """The bridge decides interruptions; unfinished turns wait (module docstring)."""
+        self.bridge_interrupts = True
+        self.max_endpoint_s = max_endpoint_ms / 1000.0
+        self._backchannels = backchannels
+        self.punctuated = punctuated
 
     # -- queries ----------------------------------------------------------------------------------
     @property
@@ -215,7 +253,10 @@ class TurnManager:
         if self._caller_item is None:
             self._caller_item = self._new_id("item")
             actions.append(EmitEvent(SpeechStarted(audio_ms, self._caller_item)))
-        if self.barge_in and self._active is not None:
+        self._open += 1
+        if self._hold_since is not None:
+            self._spoke_again = True
+        if self.barge_in and not self.bridge_interrupts and self._active is not None:
             actions += self._cancel_active("interrupted")
         return actions
 
@@ -227,10 +268,15 @@ class TurnManager:
         if event.end_ms is not None:
             self._last_end_ms = event.end_ms
         if event.is_final:
+            if event.speech_final or self._finalize_requested:
+                self._open = max(0, self._open - 1)
             if text:
                 self._finals.append(text)
             self._interim = ""
             if (event.speech_final or self._finalize_requested) and self._finals:
+                wait = self._endpoint_wait(now)
+                if wait is not None:
+                    return [*actions, wait]
                 return actions + self._end_caller_turn(now)
         else:
             self._interim = text
@@ -241,7 +287,28 @@ class TurnManager:
             )
         return actions
 
+    def _endpoint_wait(self, now: float) -> WaitEndpoint | None:
+        """Hold a turn that sounds unfinished (at most ``max_endpoint_s`` in all)."""
+        if self.max_endpoint_s <= 0 or utterance_complete(
+            " ".join(self._finals), punctuated=self.punctuated
+        ):
+            return None
+        if self._hold_since is None:
+            self._hold_since = now
+        self._spoke_again = False
+        deadline = self._hold_since + self.max_endpoint_s
+        return WaitEndpoint(deadline) if now < deadline else None
+
+    def endpoint_due(self, now: float) -> list[TurnAction]:
+        """A ``WaitEndpoint`` fell due: answer the held turn unless the caller went on."""
+        if self._hold_since is None or self._spoke_again or self._open or not self._finals:
+            return []  # the caller went on: the end of that speech decides
+        if now < self._hold_since + self.max_endpoint_s - 1e-3:
+            return []
+        return self._end_caller_turn(now)
+
     def _utterance_end(self, now: float) -> list[TurnAction]:
+        self._open = max(0, self._open - 1)  # an utterance ended (perhaps without words)
         if self._finals:
             return self._end_caller_turn(now)
         if self._interim:
@@ -257,10 +324,18 @@ class TurnManager:
         item = self._caller_item or self._new_id("item")
         self._finals, self._interim, self._finalize_requested = [], "", False
         self._caller_item = None
+        self._hold_since, self._spoke_again = None, False
         actions: list[TurnAction] = [
             EmitEvent(SpeechStopped(self._last_end_ms, item)),
             EmitEvent(CallerTranscript(text, final=True, item_id=item)),
         ]
+        active = self._active
+        if self.bridge_interrupts and active is not None and active.audio_ms > 0:
+            # said over a reply the bridge did not cut: a backchannel is not answered, other
+            # words are, once the reply is done or the bridge cuts it (``_finish``)
+            if content_words(text, self._backchannels) > 0:
+                self._deferred = f"{self._deferred} {text}" if self._deferred else text
+            return actions
         if self._active is not None:
             actions += self._cancel_active("interrupted")
         if self._awaiting is not None:
@@ -438,6 +513,11 @@ class TurnManager:
             actions += self._continue_if_answered()
         elif response.calls:
             self._answer_calls(response, placeholder=True)
+        if self._deferred is not None and not self.busy:
+            text, self._deferred = self._deferred, None
+            self.history.append(ChatMessage(role="user", content=text))
+            self._turn_t0, self._turn_latency_recorded = None, True
+            actions += self._start_llm()
         if not self.busy and self._says:
             actions += self.say(*self._says.pop(0))
         return actions
