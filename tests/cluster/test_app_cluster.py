@@ -529,3 +529,51 @@ async def test_a_twilio_status_callback_reaching_the_other_node_is_applied_by_th
     detail = await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", call_id)
     assert detail.record.end_reason == "caller_hangup"
     assert "carrier.completed" in [e.kind for e in detail.timeline]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_whisper_take_over_and_hand_back_sent_to_the_other_node(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+    ):
+        env = openai_env(oai) | twilio_env(twilio, "openai")
+        async with two_apps(tmp_path, backend, env) as (a, b):
+            twilio.dial_in(f"{a.base}/twilio/voice", audio=LONG_CALL)
+            (on_a,) = await eventually(lambda: bridged(a), limit_s=15, what="a's call bridged")
+            await eventually(lambda: silent(a, on_a), limit_s=15, what="a's greeting played")
+
+            missing = await b.http.post("/v1/calls/call_nope/whisper", json={"text": "x"})
+            assert missing.status_code == 404, missing.text
+            told = await b.http.post(
+                f"/v1/calls/{on_a}/whisper", json={"text": "Offer a discount.", "respond": False}
+            )
+            assert told.status_code == 200 and told.json()["status"] == "whispered", told.text
+            notes = [
+                e["item"]["content"][0]["text"]
+                for e in oai.received
+                if e["type"] == "conversation.item.create" and e["item"].get("role") == "system"
+            ]
+            assert "Offer a discount." in notes  # the owner told its agent before answering
+
+            taken = await b.http.post(f"/v1/calls/{on_a}/takeover")
+            assert taken.status_code == 200, taken.text
+            assert a.manager.calls[on_a].session is not None
+            again = await b.http.post(f"/v1/calls/{on_a}/takeover")
+            assert again.status_code == 409 and "node-a" in again.text  # the owner's refusal
+            said = await b.http.post(f"/v1/calls/{on_a}/say", json={"text": "x"})
+            assert said.status_code == 409, said.text
+            back = await b.http.post(f"/v1/calls/{on_a}/handback")
+            assert back.status_code == 200 and back.json()["status"] == "handed-back", back.text
+            twice = await b.http.post(f"/v1/calls/{on_a}/handback")
+            assert twice.status_code == 409, twice.text
+            assert (await b.http.post(f"/v1/calls/{on_a}/hangup")).status_code == 200
+            await twilio.wait_calls(timeout_s=20 * UNIT)
+    timeline = (await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", on_a)).timeline
+    acts = {e.kind: e.data for e in timeline if e.kind.startswith("operator.")}
+    for kind in ("operator.whisper", "operator.take_over", "operator.hand_back"):
+        assert acts[kind]["node"] == "node-b" and acts[kind]["by"] == "operator", acts
+    assert acts["operator.whisper"]["text"] == "Offer a discount."
+    assert "seconds" in acts["operator.hand_back"]
