@@ -31,6 +31,7 @@ from tests.cluster.apps import Alternator, AppNode, agents, two_apps
 from tests.cluster.nodes import BACKENDS, RedisServer, require_redis
 from tests.conftest import UNIT
 from tests.e2e.harness import caller_pcm, caller_wav, openai_env, telnyx_env, twilio_env
+from tests.e2e.test_events_stream import sse
 from tests.waiting import eventually, eventually_async
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -577,3 +578,42 @@ async def test_whisper_take_over_and_hand_back_sent_to_the_other_node(
         assert acts[kind]["node"] == "node-b" and acts[kind]["by"] == "operator", acts
     assert acts["operator.whisper"]["text"] == "Offer a discount."
     assert "seconds" in acts["operator.hand_back"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_event_stream_of_one_node_shows_a_call_held_by_the_other(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+    ):
+        env = openai_env(oai) | twilio_env(twilio, "openai")
+        async with (
+            two_apps(tmp_path, backend, env) as (a, b),
+            b.http.stream("GET", "/v1/events") as response,
+        ):
+            assert response.status_code == 200
+            events = sse(response)
+            assert await anext(events) == ("snapshot", {"calls": []})
+            twilio.dial_in(f"{a.base}/twilio/voice", audio=LONG_CALL)
+            seen: list[tuple[str, dict[str, Any]]] = []
+            async with asyncio.timeout(15 * UNIT):
+                async for kind, event in events:
+                    seen.append((kind, event))
+                    if kind == "call.started":
+                        break
+            started = seen[-1][1]
+            on_a = started["call_id"]
+            assert started["data"]["node"] == "node-a" and started["data"]["agent"] == "frontdesk"
+            assert on_a in a.manager.calls and on_a not in b.manager.calls
+            await eventually(lambda: bridged(a), limit_s=15, what="a's call bridged")
+            assert (await b.http.post(f"/v1/calls/{on_a}/hangup")).status_code == 200
+            async with asyncio.timeout(15 * UNIT):
+                async for kind, event in events:
+                    seen.append((kind, event))
+                    if kind == "call.ended":
+                        break
+            assert seen[-1][1]["call_id"] == on_a
+            assert {e["call_id"] for _, e in seen} == {on_a}
+            await twilio.wait_calls(timeout_s=20 * UNIT)

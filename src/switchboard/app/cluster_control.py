@@ -38,6 +38,7 @@ __all__ = [
     "cluster_sessions",
     "install_cluster_handlers",
     "note_on_call",
+    "remote_summary",
     "run_command",
     "send_to_owner",
     "status_to_owner",
@@ -211,7 +212,7 @@ async def remote_destination(state: AppState, call_id: str, destination: str) ->
     return checked_destination(agent.dial_plan, destination, "API transfer", call_id)
 
 
-def _remote_summary(entry: CallEntry) -> dict[str, Any]:
+def remote_summary(entry: CallEntry) -> dict[str, Any]:
     """What ``GET /v1/sessions`` shows of another node's call (the directory's fields)."""
     return {
         "call_id": entry.call_id,
@@ -246,5 +247,5 @@ async def cluster_sessions(state: AppState, manager: CallManager) -> list[dict[s
     except ClusterUnavailable as exc:
         logger.warning("listing this node's calls only: %s", exc)
         return local
-    remote = [_remote_summary(e) for e in entries if e.node_id != me and e.state != "lost"]
+    remote = [remote_summary(e) for e in entries if e.node_id != me and e.state != "lost"]
     return sorted(local + remote, key=lambda call: float(call["started_at"]))
