@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
@@ -32,6 +34,7 @@ from tests.cluster.nodes import BACKENDS, RedisServer, require_redis
 from tests.conftest import UNIT
 from tests.e2e.harness import caller_pcm, caller_wav, openai_env, telnyx_env, twilio_env
 from tests.e2e.test_events_stream import sse
+from tests.e2e.test_operator import ws_url
 from tests.waiting import eventually, eventually_async
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -570,6 +573,15 @@ async def test_whisper_take_over_and_hand_back_sent_to_the_other_node(
             assert back.status_code == 200 and back.json()["status"] == "handed-back", back.text
             twice = await b.http.post(f"/v1/calls/{on_a}/handback")
             assert twice.status_code == 409, twice.text
+            # the audio is on the owner: b closes at once, naming it
+            for path, call_id in (("listen", on_a), ("operator", on_a), ("listen", "call_nope")):
+                async with connect(ws_url(b.base, f"/v1/calls/{call_id}/{path}")) as ws:
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await asyncio.wait_for(ws.recv(), 5 * UNIT)
+                wanted = (4409, "held by node node-a") if call_id == on_a else (4404, "no live")
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == wanted[0], closed.value
+                assert closed.value.rcvd.reason.startswith(wanted[1]), closed.value
             assert (await b.http.post(f"/v1/calls/{on_a}/hangup")).status_code == 200
             await twilio.wait_calls(timeout_s=20 * UNIT)
     timeline = (await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", on_a)).timeline
