@@ -3,7 +3,9 @@
 Each test runs two real apps (tests/cluster/apps.py) on loopback with the carrier and OpenAI
 emulators, on both backends: one in-memory hub, and one Redis key prefix. A signed Twilio
 webhook replayed to the other node is refused; a hang-up and a transfer sent to the node that
-does not hold the call act within 500 ms; every node lists every live call; a Telnyx call whose
+does not hold the call act within 500 ms; whisper, take-over and hand-back sent to it are
+carried out by the owner, which answers (409 when it refuses), and the audio websockets name
+the owner; every node lists every live call (and its event stream shows them); a Telnyx call whose
 webhooks alternate between the nodes gets its events applied in order; an outbound call placed
 on one node and answered on the other gets the agent and variables it was placed with; an
 agent's limit holds across the nodes (busy at the carrier); readiness says when a node is full
@@ -385,6 +387,11 @@ async def test_redis_down_mid_call_live_calls_go_on_and_the_nodes_recover(tmp_pa
                 assert refused.status_code == 503
                 message = refused.json()["error"]["message"]
                 assert "cluster" in message and "pw-" not in message  # clear, no password
+                for action in ("whisper", "takeover", "handback"):
+                    body = {"text": "x"} if action == "whisper" else None
+                    sent = await b.http.post(f"/v1/calls/{call_id}/{action}", json=body)
+                    assert sent.status_code == 503, sent.text
+                    assert "cluster" in sent.json()["error"]["message"]
                 for node in (a, b):
                     ready = await node.http.get("/readyz")
                     assert ready.status_code == 503
