@@ -10,7 +10,10 @@ a node that restarts, or Redis that blips, is caught up by the next read. What i
 carry is the content of another node's call (transcript, timeline, latency): those stay on
 the owner's stream (docs/console.md#the-cluster).
 
-On one node the directory lists only this node's calls, so nothing is published: the
+The directory is read only while someone subscribes to the stream (a node nobody watches
+costs Redis nothing); a new subscriber's ``snapshot`` may lack the other nodes' calls for up
+to :data:`POLL_S`, after which they come as ``call.started``. On one node the directory lists
+only this node's calls, so nothing is published: the
 embedded default's stream is unchanged. While the shared state cannot be reached the remote
 calls are kept as they were (logged once) until it answers again.
 """
@@ -100,11 +103,21 @@ class RemoteCallFeed:
                 self.hub.updated(call_id, status=summary["status"], node=summary["node"])
             self.known[call_id] = summary
 
+    def forget(self) -> None:
+        """Drop the other nodes' calls from the hub (nobody is watching)."""
+        for call_id in list(self.known):
+            del self.known[call_id]
+            if not self.is_local(call_id):
+                self.hub.ended(call_id, "ended_on_other_node")
+
     async def run(self) -> None:
-        """Poll until cancelled."""
+        """Poll until cancelled; only while someone reads the event stream."""
         while True:
             try:
-                await self.poll()
+                if self.hub.subscribers:
+                    await self.poll()
+                else:
+                    self.forget()
             except Exception:  # never let the console's feed die of one bad read
                 logger.exception("reading other nodes' live calls failed")
             await asyncio.sleep(self.poll_s)
