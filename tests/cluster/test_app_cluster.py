@@ -3,7 +3,9 @@
 Each test runs two real apps (tests/cluster/apps.py) on loopback with the carrier and OpenAI
 emulators, on both backends: one in-memory hub, and one Redis key prefix. A signed Twilio
 webhook replayed to the other node is refused; a hang-up and a transfer sent to the node that
-does not hold the call act within 500 ms; every node lists every live call; a Telnyx call whose
+does not hold the call act within 500 ms; whisper, take-over and hand-back sent to it are
+carried out by the owner, which answers (409 when it refuses), and the audio websockets name
+the owner; every node lists every live call (and its event stream shows them); a Telnyx call whose
 webhooks alternate between the nodes gets its events applied in order; an outbound call placed
 on one node and answered on the other gets the agent and variables it was placed with; an
 agent's limit holds across the nodes (busy at the carrier); readiness says when a node is full
@@ -21,6 +23,8 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
@@ -31,6 +35,8 @@ from tests.cluster.apps import Alternator, AppNode, agents, two_apps
 from tests.cluster.nodes import BACKENDS, RedisServer, require_redis
 from tests.conftest import UNIT
 from tests.e2e.harness import caller_pcm, caller_wav, openai_env, telnyx_env, twilio_env
+from tests.e2e.test_events_stream import sse
+from tests.e2e.test_operator import ws_url
 from tests.waiting import eventually, eventually_async
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -381,6 +387,11 @@ async def test_redis_down_mid_call_live_calls_go_on_and_the_nodes_recover(tmp_pa
                 assert refused.status_code == 503
                 message = refused.json()["error"]["message"]
                 assert "cluster" in message and "pw-" not in message  # clear, no password
+                for action in ("whisper", "takeover", "handback"):
+                    body = {"text": "x"} if action == "whisper" else None
+                    sent = await b.http.post(f"/v1/calls/{call_id}/{action}", json=body)
+                    assert sent.status_code == 503, sent.text
+                    assert "cluster" in sent.json()["error"]["message"]
                 for node in (a, b):
                     ready = await node.http.get("/readyz")
                     assert ready.status_code == 503
@@ -529,3 +540,99 @@ async def test_a_twilio_status_callback_reaching_the_other_node_is_applied_by_th
     detail = await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", call_id)
     assert detail.record.end_reason == "caller_hangup"
     assert "carrier.completed" in [e.kind for e in detail.timeline]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_whisper_take_over_and_hand_back_sent_to_the_other_node(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+    ):
+        env = openai_env(oai) | twilio_env(twilio, "openai")
+        async with two_apps(tmp_path, backend, env) as (a, b):
+            twilio.dial_in(f"{a.base}/twilio/voice", audio=LONG_CALL)
+            (on_a,) = await eventually(lambda: bridged(a), limit_s=15, what="a's call bridged")
+            await eventually(lambda: silent(a, on_a), limit_s=15, what="a's greeting played")
+
+            missing = await b.http.post("/v1/calls/call_nope/whisper", json={"text": "x"})
+            assert missing.status_code == 404, missing.text
+            told = await b.http.post(
+                f"/v1/calls/{on_a}/whisper", json={"text": "Offer a discount.", "respond": False}
+            )
+            assert told.status_code == 200 and told.json()["status"] == "whispered", told.text
+            notes = [
+                e["item"]["content"][0]["text"]
+                for e in oai.received
+                if e["type"] == "conversation.item.create" and e["item"].get("role") == "system"
+            ]
+            assert "Offer a discount." in notes  # the owner told its agent before answering
+
+            taken = await b.http.post(f"/v1/calls/{on_a}/takeover")
+            assert taken.status_code == 200, taken.text
+            assert a.manager.calls[on_a].session is not None
+            again = await b.http.post(f"/v1/calls/{on_a}/takeover")
+            assert again.status_code == 409 and "node-a" in again.text  # the owner's refusal
+            said = await b.http.post(f"/v1/calls/{on_a}/say", json={"text": "x"})
+            assert said.status_code == 409, said.text
+            back = await b.http.post(f"/v1/calls/{on_a}/handback")
+            assert back.status_code == 200 and back.json()["status"] == "handed-back", back.text
+            twice = await b.http.post(f"/v1/calls/{on_a}/handback")
+            assert twice.status_code == 409, twice.text
+            # the audio is on the owner: b closes at once, naming it
+            for path, call_id in (("listen", on_a), ("operator", on_a), ("listen", "call_nope")):
+                async with connect(ws_url(b.base, f"/v1/calls/{call_id}/{path}")) as ws:
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await asyncio.wait_for(ws.recv(), 5 * UNIT)
+                wanted = (4409, "held by node node-a") if call_id == on_a else (4404, "no live")
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == wanted[0], closed.value
+                assert closed.value.rcvd.reason.startswith(wanted[1]), closed.value
+            assert (await b.http.post(f"/v1/calls/{on_a}/hangup")).status_code == 200
+            await twilio.wait_calls(timeout_s=20 * UNIT)
+    timeline = (await detail_of(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", on_a)).timeline
+    acts = {e.kind: e.data for e in timeline if e.kind.startswith("operator.")}
+    for kind in ("operator.whisper", "operator.take_over", "operator.hand_back"):
+        assert acts[kind]["node"] == "node-b" and acts[kind]["by"] == "operator", acts
+    assert acts["operator.whisper"]["text"] == "Offer a discount."
+    assert "seconds" in acts["operator.hand_back"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_event_stream_of_one_node_shows_a_call_held_by_the_other(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+    ):
+        env = openai_env(oai) | twilio_env(twilio, "openai")
+        async with (
+            two_apps(tmp_path, backend, env) as (a, b),
+            b.http.stream("GET", "/v1/events") as response,
+        ):
+            assert response.status_code == 200
+            events = sse(response)
+            assert await anext(events) == ("snapshot", {"calls": []})
+            twilio.dial_in(f"{a.base}/twilio/voice", audio=LONG_CALL)
+            seen: list[tuple[str, dict[str, Any]]] = []
+            async with asyncio.timeout(15 * UNIT):
+                async for kind, event in events:
+                    seen.append((kind, event))
+                    if kind == "call.started":
+                        break
+            started = seen[-1][1]
+            on_a = started["call_id"]
+            assert started["data"]["node"] == "node-a" and started["data"]["agent"] == "frontdesk"
+            assert on_a in a.manager.calls and on_a not in b.manager.calls
+            await eventually(lambda: bridged(a), limit_s=15, what="a's call bridged")
+            assert (await b.http.post(f"/v1/calls/{on_a}/hangup")).status_code == 200
+            async with asyncio.timeout(15 * UNIT):
+                async for kind, event in events:
+                    seen.append((kind, event))
+                    if kind == "call.ended":
+                        break
+            assert seen[-1][1]["call_id"] == on_a
+            assert {e["call_id"] for _, e in seen} == {on_a}
+            await twilio.wait_calls(timeout_s=20 * UNIT)

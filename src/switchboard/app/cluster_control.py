@@ -1,6 +1,7 @@
 """Live control of a call held by any node, and the cluster's list of live calls.
 
-A control request (``hangup``, ``transfer``, ``say``) may reach any node. The node holding the
+A control request (``hangup``, ``transfer``, ``say``, ``whisper``, ``takeover``,
+``handback``) may reach any node. The node holding the
 call acts as before; any other node sends a :class:`~switchboard.cluster.ControlCommand`
 through the cluster (``Cluster.send_command``: the owner's inbox, a Redis stream read with a
 blocking read, so it arrives within milliseconds) and answers at once. A call live nowhere is
@@ -24,17 +25,20 @@ from typing import Any
 
 from fastapi import HTTPException, status
 
+from switchboard.app.cluster_replies import put_reply
 from switchboard.app.state import AppState
 from switchboard.bridge.control import checked_destination
 from switchboard.bridge.manager import CallManager
+from switchboard.bridge.operator_control import OperatorConflict
 from switchboard.cluster import CallEntry, ControlCommand, Handoff
-from switchboard.errors import ClusterUnavailable, SwitchboardError
+from switchboard.errors import ClusterUnavailable, SwitchboardError, UnsupportedOperation
 from switchboard.telephony.base import TelephonyType
 
 __all__ = [
     "cluster_sessions",
     "install_cluster_handlers",
     "note_on_call",
+    "remote_summary",
     "run_command",
     "send_to_owner",
     "status_to_owner",
@@ -107,30 +111,24 @@ async def _apply_status(state: AppState, handoff: Handoff) -> None:
 
 
 async def run_command(state: AppState, command: ControlCommand) -> None:
-    """Carry out ``command`` on a call of this node (logged when it cannot be)."""
+    """Carry out ``command`` on a call of this node (logged when it cannot be); the answer of
+    an operator action is put where its sender waits for it (``cluster_replies``)."""
     calls, call_id = state.calls, command.call_id
     if not isinstance(calls, CallManager):
         logger.warning("command %s for %s: no call manager here", command.action, call_id)
+        await put_reply(state.gateway.cluster, command, 503, "call control is unavailable", {})
         return
-    who = {"by": "operator", "via": command.reason or "api", "node": command.sender}
+    code, detail, data = 200, "", {}
     try:
-        match command.action:
-            case "hangup":
-                note_on_call(calls, call_id, "hang_up", who)
-                await calls.hang_up(call_id)
-            case "transfer":
-                note_on_call(calls, call_id, "transfer", {"to": command.destination, **who})
-                await calls.transfer(call_id, command.destination)
-            case "release":
-                if not await calls.hand_over(call_id):
-                    logger.info("call %s: not released (not here, or bridged)", call_id)
-                return
-            case "say":  # as a local say: refused while an operator has the call
-                await calls.say(call_id, command.text)
-                note_on_call(calls, call_id, "say", {"text": command.text, **who})
+        data = await _carry_out(calls, command)
     except KeyError:
+        code, detail = 404, f"no live call {call_id}"
         logger.info("command %s for %s: the call is no longer live", command.action, call_id)
+    except (OperatorConflict, UnsupportedOperation) as exc:
+        code, detail = 409, str(exc)
+        logger.info("command %s for %s refused: %s", command.action, call_id, exc)
     except SwitchboardError as exc:
+        code, detail = 502, str(exc)
         logger.warning("command %s for %s failed: %s", command.action, call_id, exc)
     else:
         logger.info(
@@ -140,6 +138,37 @@ async def run_command(state: AppState, command: ControlCommand) -> None:
             command.sender,
             extra={"call_id": call_id},
         )
+    await put_reply(state.gateway.cluster, command, code, detail, data)
+
+
+async def _carry_out(calls: CallManager, command: ControlCommand) -> dict[str, Any]:
+    call_id = command.call_id
+    who = {"by": "operator", "via": command.reason or "api", "node": command.sender}
+    match command.action:
+        case "hangup":
+            note_on_call(calls, call_id, "hang_up", who)
+            await calls.hang_up(call_id)
+        case "transfer":
+            note_on_call(calls, call_id, "transfer", {"to": command.destination, **who})
+            await calls.transfer(call_id, command.destination)
+        case "release":
+            if not await calls.hand_over(call_id):
+                logger.info("call %s: not released (not here, or bridged)", call_id)
+        case "say":  # as a local say: refused while an operator has the call
+            await calls.say(call_id, command.text)
+            note_on_call(calls, call_id, "say", {"text": command.text, **who})
+        case "whisper":
+            await calls.whisper(call_id, command.text, respond=command.respond)
+            entry = {"text": command.text, "respond": command.respond, **who}
+            note_on_call(calls, call_id, "whisper", entry)
+        case "takeover":
+            await calls.take_over(call_id, "operator")
+            note_on_call(calls, call_id, "take_over", who)
+        case "handback":
+            seconds = round(await calls.hand_back(call_id), 1)
+            note_on_call(calls, call_id, "hand_back", {"seconds": seconds, **who})
+            return {"seconds": seconds}
+    return {}
 
 
 async def send_to_owner(state: AppState, command: ControlCommand) -> str:
@@ -183,7 +212,7 @@ async def remote_destination(state: AppState, call_id: str, destination: str) ->
     return checked_destination(agent.dial_plan, destination, "API transfer", call_id)
 
 
-def _remote_summary(entry: CallEntry) -> dict[str, Any]:
+def remote_summary(entry: CallEntry) -> dict[str, Any]:
     """What ``GET /v1/sessions`` shows of another node's call (the directory's fields)."""
     return {
         "call_id": entry.call_id,
@@ -218,5 +247,5 @@ async def cluster_sessions(state: AppState, manager: CallManager) -> list[dict[s
     except ClusterUnavailable as exc:
         logger.warning("listing this node's calls only: %s", exc)
         return local
-    remote = [_remote_summary(e) for e in entries if e.node_id != me and e.state != "lost"]
+    remote = [remote_summary(e) for e in entries if e.node_id != me and e.state != "lost"]
     return sorted(local + remote, key=lambda call: float(call["started_at"]))

@@ -13,6 +13,7 @@ from switchboard import __version__
 from switchboard.app.api import health_router, providers_router
 from switchboard.app.calls_api import calls_router
 from switchboard.app.cluster_control import install_cluster_handlers
+from switchboard.app.cluster_live import RemoteCallFeed
 from switchboard.app.console_routes import install_console
 from switchboard.app.control_api import control_router, stream_router
 from switchboard.app.deliveries_api import deliveries_router
@@ -93,6 +94,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
+        # other nodes' live calls on this node's /v1/events (none on a single node)
+        feed = RemoteCallFeed.for_app(state)
+        remote_calls = asyncio.get_running_loop().create_task(feed.run())
         lag_watch = (
             asyncio.get_running_loop().create_task(metrics.watch_event_loop(lag_interval_s))
             if metrics is not None
@@ -101,6 +105,9 @@ def create_app(
         try:
             yield
         finally:
+            remote_calls.cancel()
+            with suppress(asyncio.CancelledError):
+                await remote_calls
             if lag_watch is not None:
                 lag_watch.cancel()
                 with suppress(asyncio.CancelledError):

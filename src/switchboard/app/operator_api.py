@@ -11,6 +11,10 @@ on the call's timeline as ``operator.<action>`` with ``by`` (``"operator"``: the
 API token, the only identity the API knows) and ``via`` (``"console"`` when the request carries
 ``X-Switchboard-Client: console``, else ``"api"``) and ``token`` (a short digest naming the
 token used), so the record says who acted and how.
+
+A call held by another node of the cluster: ``say``, ``whisper``, ``takeover`` and ``handback``
+are sent to that node through the control bus, which notes them on the call's timeline and
+answers; the API answers with its status (``cluster_replies``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -25,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from switchboard.app.auth import require_token
 from switchboard.app.cluster_control import note_on_call, send_to_owner
+from switchboard.app.cluster_replies import await_reply
 from switchboard.app.state import get_state
 from switchboard.bridge.manager import CallManager
 from switchboard.bridge.operator_control import OperatorConflict
@@ -42,6 +48,7 @@ operator_router = APIRouter(
     responses={
         404: {"description": "no live call with this id"},
         503: {"description": "call control is unavailable"},
+        504: {"description": "the node holding the call did not answer in time"},
     },
 )
 
@@ -97,6 +104,13 @@ async def _act(request: Request, call_id: str, action: Awaitable[Any]) -> None:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
 
+async def _on_owner(request: Request, command: ControlCommand) -> dict[str, Any]:
+    """Have the node holding another node's call carry ``command`` out; its answer."""
+    state = get_state(request)
+    command = replace(command, reason=actor(request)["via"])
+    return await await_reply(state, command, await send_to_owner(state, command))
+
+
 def _live(request: Request, call_id: str) -> CallManager:
     manager = _manager(request)
     active = manager.calls.get(call_id)
@@ -119,8 +133,7 @@ async def say(call_id: str, body: Say, request: Request) -> OperatorAck:
     """The agent speaks ``text`` to the caller now, as its next reply."""
     manager = _manager(request)
     if call_id not in manager.calls:  # another node's call: that node has it said
-        command = ControlCommand(call_id, "say", reason=actor(request)["via"], text=body.text)
-        await send_to_owner(get_state(request), command)
+        await _on_owner(request, ControlCommand(call_id, "say", text=body.text))
         return OperatorAck(call_id=call_id, status="saying")
     await _act(request, call_id, _live(request, call_id).say(call_id, body.text))
     note_action(request, call_id, "say", {"text": body.text})
@@ -136,6 +149,10 @@ async def say(call_id: str, body: Say, request: Request) -> OperatorAck:
 async def whisper(call_id: str, body: Whisper, request: Request) -> OperatorAck:
     """Tell the agent ``text``; the caller does not hear it (``respond``: the agent acts on
     it at once, else it reads it before its next reply)."""
+    if call_id not in _manager(request).calls:
+        command = ControlCommand(call_id, "whisper", text=body.text, respond=body.respond)
+        await _on_owner(request, command)
+        return OperatorAck(call_id=call_id, status="whispered")
     manager = _live(request, call_id)
     await _act(request, call_id, manager.whisper(call_id, body.text, respond=body.respond))
     note_action(request, call_id, "whisper", {"text": body.text, "respond": body.respond})
@@ -150,6 +167,9 @@ async def whisper(call_id: str, body: Whisper, request: Request) -> OperatorAck:
 async def take_over(call_id: str, request: Request) -> OperatorAck:
     """The operator has the call: the agent stops speaking and stops hearing the caller.
     The operator speaks over ``WS /v1/calls/{id}/operator`` and hears the caller there."""
+    if call_id not in _manager(request).calls:
+        await _on_owner(request, ControlCommand(call_id, "takeover"))
+        return OperatorAck(call_id=call_id, status="taken-over")
     manager = _live(request, call_id)
     await _act(request, call_id, manager.take_over(call_id, actor(request)["by"]))
     note_action(request, call_id, "take_over", {})
@@ -164,6 +184,9 @@ async def take_over(call_id: str, request: Request) -> OperatorAck:
 async def hand_back(call_id: str, request: Request) -> OperatorAck:
     """The agent has the call again, told that an operator spoke with the caller (and for
     how long)."""
+    if call_id not in _manager(request).calls:
+        await _on_owner(request, ControlCommand(call_id, "handback"))
+        return OperatorAck(call_id=call_id, status="handed-back")
     manager = _live(request, call_id)
     seconds: list[float] = []
 

@@ -10,8 +10,12 @@
   comes back the same way.
 
 Both take the API token in the ``Authorization`` header or ``?token=`` (browsers cannot set a
-websocket's headers) and close with 1008 when it is missing or wrong, 4404 when the call is not
-live and bridged on this node, 1000 when the call ends.
+websocket's headers) and refuse the handshake when it is missing or wrong. Otherwise the
+socket is accepted and then closed, so that the client reads the code and reason: 4409
+``held by node <id>`` when another node of the cluster holds the call (the audio is there:
+a balancer must route these two paths to the call's node — docs/cluster.md), 4503 when the
+cluster cannot be reached to say, 4404 when the call is not live and bridged anywhere; 1000
+when the call ends.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from switchboard.bridge.manager import CallManager
 from switchboard.bridge.operator import LISTEN_RATE, AudioTap
 from switchboard.bridge.operator_control import OperatorConflict, send_operator_audio
 from switchboard.bridge.session import CallSession
+from switchboard.errors import ClusterUnavailable
 
 __all__ = ["operator_audio_router"]
 
@@ -39,6 +44,10 @@ operator_audio_router = APIRouter(prefix="/v1", tags=["calls"])
 
 #: The close code for a call that is not live and bridged here.
 NO_CALL = 4404
+#: The close code for a call held by another node (the reason names it).
+ELSEWHERE = 4409
+#: The close code when the cluster cannot be reached to find the call.
+NO_CLUSTER = 4503
 
 
 async def _open(websocket: WebSocket, call_id: str) -> CallSession | None:
@@ -52,12 +61,26 @@ async def _open(websocket: WebSocket, call_id: str) -> CallSession | None:
             raise KeyError(call_id)
         session = calls.bridged(call_id)
     except (KeyError, OperatorConflict):
-        await websocket.close(NO_CALL, "no live, bridged call with this id")
+        await websocket.accept()  # then close: a refused handshake carries no reason
+        code, reason = await _not_here(websocket, call_id)
+        await websocket.close(code, reason)
         return None
     await websocket.accept()
     start = {"type": "started", "format": "pcm16", "sample_rate": LISTEN_RATE}
     await websocket.send_text(json.dumps(start))
     return session
+
+
+async def _not_here(websocket: WebSocket, call_id: str) -> tuple[int, str]:
+    """Why ``call_id``'s audio is not on this node: the close code and reason."""
+    cluster = get_state(websocket).gateway.cluster
+    try:
+        entry = await cluster.directory.get(call_id)
+    except ClusterUnavailable:
+        return NO_CLUSTER, "not on this node, and the cluster cannot be reached"
+    if entry is not None and entry.node_id != cluster.node_id and entry.state != "lost":
+        return ELSEWHERE, f"held by node {entry.node_id}"[:120]
+    return NO_CALL, "no live, bridged call with this id"
 
 
 async def _send_tap(websocket: WebSocket, session: CallSession, tap: AudioTap) -> None:

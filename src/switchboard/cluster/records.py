@@ -38,7 +38,7 @@ __all__ = [
 CallState = Literal["starting", "live", "ending", "lost"]
 #: What a :class:`ControlCommand` asks the owning node to do to a live call.
 #: ``release``: let a prepared (not yet bridged) call go, for the node its media reached.
-CommandAction = Literal["hangup", "transfer", "say", "release"]
+CommandAction = Literal["hangup", "transfer", "say", "release", "whisper", "takeover", "handback"]
 
 # Node ids, scopes and namespaces become parts of Redis keys and slot members ("node|call"):
 # no separators, no spaces, no braces (hash tags), bounded length.
@@ -182,11 +182,12 @@ class ControlCommand:
         call_id: the call to act on.
         action: see :data:`CommandAction`.
         destination: where to transfer (``transfer`` only).
-        text: what the agent says (``say`` only).
+        text: what the agent says (``say``) or is told (``whisper``).
         reason: why, or who asked (for the call's timeline and logs).
         sender: the node that sent it.
         id: unique per command (duplicates from a retried send are dropped by the receiver).
         issued_at: wall-clock time it was sent (Unix seconds).
+        respond: the agent acts on a ``whisper`` at once.
     """
 
     call_id: str
@@ -197,6 +198,7 @@ class ControlCommand:
     id: str = field(default_factory=_new_id)
     text: str = ""
     issued_at: float = field(default_factory=time.time)
+    respond: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +259,10 @@ def decode_message(text: str | bytes) -> ClusterMessage:
 
 def _check_types(message: ClusterMessage) -> None:
     for name, value in asdict(message).items():
+        if name == "respond":
+            if not isinstance(value, bool):
+                raise TypeError(f"field {name} has type {type(value).__name__}")
+            continue
         wanted: type | tuple[type, ...] = (int, float) if name in ("issued_at", "sent_at") else str
         if not isinstance(value, wanted) or isinstance(value, bool):
             raise TypeError(f"field {name} has type {type(value).__name__}")

@@ -71,9 +71,12 @@ export async function audioSocket(path, { name, mic = false, onLevel, onText, on
     ctx.close();
   };
   socket.onclose = () => { close(); onClose?.(); };
+  // Ready at the server's first message ("started"): a call held by another node is accepted
+  // and closed at once, its reason naming that node (4409 "held by node …").
   await new Promise((resolve, reject) => {
-    socket.addEventListener("open", resolve, { once: true });
-    socket.addEventListener("close", () => reject(new Error("the socket closed")), { once: true });
+    socket.addEventListener("message", resolve, { once: true });
+    socket.addEventListener("close",
+      (event) => reject(new Error(event.reason || "the socket closed")), { once: true });
   });
   if (start) socket.send(JSON.stringify(start));
   if (mic) {
