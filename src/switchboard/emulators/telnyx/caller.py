@@ -67,6 +67,8 @@ class LegResult:
     connect_error: str | None = None
     #: outbound chunks under the documented 20 ms minimum (played anyway).
     short_chunks: int = 0
+    #: the event loop's time when the app's first audio arrived (None: it sent none)
+    first_sound_at: float | None = None
 
 
 class MediaLeg(Protocol):
@@ -352,4 +354,6 @@ class CallerMediaLeg:
         if short:
             self.result.short_chunks += 1  # the doc asks for 20 ms – 30 s per chunk
         self.result.frames_received += 1
+        if self.result.first_sound_at is None:
+            self.result.first_sound_at = asyncio.get_running_loop().time()
         self.playout.add_audio(pcm)
