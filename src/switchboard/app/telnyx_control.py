@@ -121,6 +121,7 @@ class TelnyxRuntime:
         self.by_call_id: dict[str, TelnyxCall] = {}
         self._verifier: TelnyxSignatureVerifier | None = None
         self._queues: dict[str, list[TelnyxEvent]] = {}
+        self.resuming: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         #: called with an event whose handling failed (the cluster forgets its id, so a
         #: retry of it is let through)

@@ -15,6 +15,7 @@ through the cluster control bus, ``app/cluster_control.py``).
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Protocol
 
@@ -28,11 +29,13 @@ from switchboard.telephony.base import (
 )
 from switchboard.telephony.telnyx import TelnyxAdapter
 
-__all__ = ["StreamRuntime", "resume_stream"]
+__all__ = ["MOVE_KIND", "StreamRuntime", "move_telnyx_calls", "receive_move", "resume_stream"]
 
 logger = logging.getLogger(__name__)
 
 _TELNYX = TelephonyType.TELNYX
+#: The :class:`~switchboard.cluster.Handoff` kind of a Telnyx call moved by a draining node.
+MOVE_KIND = "telnyx.move"
 
 
 class StreamRuntime(Protocol):
@@ -40,6 +43,8 @@ class StreamRuntime(Protocol):
 
     handler: CallHandler
     adapter: TelnyxAdapter | None
+    #: call control ids being resumed here now (a move and a streaming.stopped may both come)
+    resuming: set[str]
 
     def remember(self, ccid: str, prepared: PreparedCall, direction: CallDirection) -> Any:
         """Note a prepared call of this node; returns its stream state."""
@@ -69,8 +74,25 @@ async def resume_stream(
 
     manager = runtime.handler
     adapter = runtime.adapter
-    if not isinstance(manager, CallManager) or adapter is None:
+    if not isinstance(manager, CallManager) or adapter is None or ccid in runtime.resuming:
         return False
+    runtime.resuming.add(ccid)
+    try:
+        numbers = (from_number, to_number)
+        return await _resume(runtime, manager, adapter, ccid, call_id, numbers, direction)
+    finally:
+        runtime.resuming.discard(ccid)
+
+
+async def _resume(
+    runtime: StreamRuntime,
+    manager: Any,
+    adapter: TelnyxAdapter,
+    ccid: str,
+    call_id: str,
+    numbers: tuple[str, str],
+    direction: CallDirection,
+) -> bool:
     if call_id in manager.calls or manager.finished.get(call_id) == "moved":
         return False  # live here (an old leg replaced), or handed to another node
     try:
@@ -82,8 +104,8 @@ async def resume_stream(
     incoming = IncomingCall(
         carrier=_TELNYX,
         carrier_call_id=ccid,
-        from_number=from_number,
-        to_number=to_number,
+        from_number=numbers[0],
+        to_number=numbers[1],
         direction=direction,
         call_id=call_id,
     )
@@ -103,3 +125,68 @@ async def resume_stream(
         await manager.hang_up(call_id)
         return False
     return True
+
+
+async def move_telnyx_calls(state: Any, manager: Any, call_ids: list[str]) -> set[str]:
+    """Drain: hand this node's live Telnyx calls to another live node of the cluster, which
+    restarts each stream to itself (:func:`receive_move`); this node's leg ends as ``moved``.
+    Returns the ids handed over (none when no other node is alive)."""
+    cluster = state.gateway.cluster
+    runtime = state.telnyx
+    moved: set[str] = set()
+    try:
+        others = [
+            n.node_id for n in await cluster.directory.nodes() if n.node_id != cluster.node_id
+        ]
+    except ClusterUnavailable as exc:
+        logger.warning("drain: Telnyx calls not moved: %s", exc)
+        return moved
+    if not others:
+        return moved
+    from switchboard.cluster import Handoff
+
+    for index, call_id in enumerate(call_ids):
+        active = manager.calls.get(call_id)
+        if active is None or active.ending or active.incoming.carrier is not _TELNYX:
+            continue
+        incoming = active.incoming
+        body = json.dumps(
+            {
+                "ccid": incoming.carrier_call_id,
+                "from": incoming.from_number,
+                "to": incoming.to_number,
+                "direction": incoming.direction.value,
+            }
+        )
+        known = runtime.calls.get(incoming.carrier_call_id)
+        if known is not None:
+            known.stopping = True  # its streaming.stopped must not resume it here
+        if active.session is not None:
+            active.session.sink.timeline("call.moving", active.session.now(), {})
+            active.session.end("moved")
+        try:
+            await cluster.hand_off(others[index % len(others)], Handoff(call_id, MOVE_KIND, body))
+        except ClusterUnavailable as exc:
+            logger.warning("drain: call %s not moved: %s", call_id, exc, extra={"call_id": call_id})
+            continue
+        moved.add(call_id)
+    return moved
+
+
+async def receive_move(runtime: StreamRuntime, handoff: Any) -> None:
+    """A draining node handed a Telnyx call here: restore it and restart its stream here."""
+    try:
+        data = json.loads(handoff.body)
+        ccid, direction = str(data["ccid"]), CallDirection(str(data["direction"]))
+        from_number, to_number = str(data.get("from", "")), str(data.get("to", ""))
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.error("unreadable Telnyx move from %s: %s", handoff.sender, exc)
+        return
+    await resume_stream(
+        runtime,
+        ccid,
+        handoff.call_id,
+        from_number=from_number,
+        to_number=to_number,
+        direction=direction,
+    )

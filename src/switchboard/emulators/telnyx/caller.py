@@ -69,6 +69,8 @@ class LegResult:
     short_chunks: int = 0
     #: the event loop's time when the app's first audio arrived (None: it sent none)
     first_sound_at: float | None = None
+    #: the event loop's time when the leg ended
+    ended_at: float = 0.0
 
 
 class MediaLeg(Protocol):
@@ -195,6 +197,7 @@ class CallerMediaLeg:
             self.result.connect_error = f"{type(exc).__name__}: {exc}"
             self.result.ended_by = self.result.ended_by or "connect_failed"
             logger.warning("media leg to %s failed: %s", self.url, self.result.connect_error)
+        self.result.ended_at = asyncio.get_running_loop().time()
         return self.result
 
     @property
