@@ -12,6 +12,7 @@ session given what was said before the crash.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -25,7 +26,7 @@ from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.emulators.telnyx.audio import wav_bytes
 from tests.cluster.nodes import require_redis
-from tests.cluster.test_resume import REDIS_URL, RESUME_LIMIT_S, SCRIPT, _free_port, _serve, haproxy
+from tests.cluster.test_resume import REDIS_URL, RESUME_LIMIT_S, SCRIPT, _free_port, _serve
 from tests.conftest import UNIT
 from tests.e2e.harness import caller_pcm, openai_env, read_only_call, telnyx_env, until_said
 from tests.e2e.test_webhooks_restart import _env
@@ -40,6 +41,48 @@ pytestmark = [
 
 
 TOKEN = "tresume-test-api-token-0123456789abcdef"
+
+
+@asynccontextmanager
+async def haproxy(tmp_path: Path, ports: list[int]) -> AsyncIterator[str]:
+    """``test_resume.py``'s haproxy, with a node marked down after two failed checks (not one:
+    on a loaded machine one slow ``/readyz`` left no server up, and a new leg got a 503)."""
+    if shutil.which("haproxy") is None:
+        pytest.skip("haproxy is not installed")
+    front = _free_port()
+    servers = "\n".join(
+        f"  server n{i} 127.0.0.1:{port} check inter 100ms fall 2 rise 1"
+        for i, port in enumerate(ports)
+    )
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        f"""global
+  maxconn 200
+defaults
+  mode http
+  timeout connect 500ms
+  timeout check 1s
+  timeout client 120s
+  timeout server 120s
+  timeout tunnel 120s
+  option redispatch
+  retries 3
+frontend front
+  bind 127.0.0.1:{front}
+  default_backend nodes
+backend nodes
+  balance first
+  option httpchk GET /readyz
+{servers}
+""",
+        "utf-8",
+    )
+    proc = await asyncio.create_subprocess_exec("haproxy", "-q", "-f", str(config), "-db")
+    try:
+        yield f"http://127.0.0.1:{front}"
+    finally:
+        proc.terminate()
+        await proc.wait()
 
 
 @dataclass

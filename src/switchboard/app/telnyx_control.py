@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
-from switchboard.app.telnyx_resume import resume_stream
+from switchboard.app.telnyx_resume import note_stream, resume_stream
 from switchboard.errors import ConfigError
 from switchboard.gateway import Gateway
 from switchboard.media import AudioFormat, AudioSpec
@@ -280,6 +280,7 @@ class TelnyxRuntime:
             from_number=event.text("from"),
             to_number=event.text("to"),
             direction=CallDirection.OUTBOUND if outgoing else CallDirection.INBOUND,
+            stopped_url=event.text("stream_url") or None,
         )
 
     def remember(self, ccid: str, prepared: PreparedCall, direction: CallDirection) -> TelnyxCall:
@@ -310,9 +311,11 @@ class TelnyxRuntime:
             call.call_id, _TELNYX.value, carrier_call_id=call.call_control_id
         )
         spec = call.audio
+        url = f"{base}/telnyx/media?token={quote(token, safe='')}"
+        await note_stream(self.gateway, call.call_control_id, url)  # before: it may stop at once
         await self.adapter.start_streaming(
             call.call_control_id,
-            stream_url=f"{base}/telnyx/media?token={quote(token, safe='')}",
+            stream_url=url,
             codec=call.stream_codec,
             sample_rate=spec.sample_rate,
         )

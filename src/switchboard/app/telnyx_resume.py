@@ -15,11 +15,14 @@ through the cluster control bus, ``app/cluster_control.py``).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 from typing import Any, Protocol
 
 from switchboard.errors import ClusterUnavailable, SwitchboardError
+from switchboard.gateway import Gateway
 from switchboard.telephony.base import (
     CallDirection,
     CallHandler,
@@ -29,18 +32,44 @@ from switchboard.telephony.base import (
 )
 from switchboard.telephony.telnyx import TelnyxAdapter
 
-__all__ = ["MOVE_KIND", "StreamRuntime", "move_telnyx_calls", "receive_move", "resume_stream"]
+__all__ = [
+    "MOVE_KIND",
+    "StreamRuntime",
+    "move_telnyx_calls",
+    "note_stream",
+    "receive_move",
+    "resume_stream",
+]
 
 logger = logging.getLogger(__name__)
 
 _TELNYX = TelephonyType.TELNYX
 #: The :class:`~switchboard.cluster.Handoff` kind of a Telnyx call moved by a draining node.
 MOVE_KIND = "telnyx.move"
+#: How long a call's current stream is remembered (longer than any call).
+STREAM_MEMORY_S = 24 * 3600.0
+
+
+def _stream_note(ccid: str) -> str:
+    return f"telnyx-stream:{ccid}"
+
+
+def _stream_key(url: str) -> str:
+    """A digest of a stream URL (never the token itself in the shared state)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+async def note_stream(gateway: Gateway, ccid: str, url: str) -> None:
+    """Note in the cluster the stream call ``ccid`` now has: a ``streaming.stopped`` of an
+    older leg (replaced by a move or a resume) is then not taken for a lost stream."""
+    with contextlib.suppress(ClusterUnavailable):  # best effort: the check then passes
+        await gateway.cluster.put_note(_stream_note(ccid), _stream_key(url), ttl_s=STREAM_MEMORY_S)
 
 
 class StreamRuntime(Protocol):
     """What resuming needs of the app's Telnyx runtime (``app/telnyx_control.py``)."""
 
+    gateway: Gateway
     handler: CallHandler
     adapter: TelnyxAdapter | None
     #: call control ids being resumed here now (a move and a streaming.stopped may both come)
@@ -63,8 +92,11 @@ async def resume_stream(
     from_number: str = "",
     to_number: str = "",
     direction: CallDirection = CallDirection.INBOUND,
+    stopped_url: str | None = None,
 ) -> bool:
-    """Restore Telnyx call ``ccid`` (our ``call_id``) on this node and restart its stream here.
+    """Restore Telnyx call ``ccid`` (our ``call_id``) on this node and restart its stream here;
+    ``stopped_url`` is the stream that stopped (an older leg than the call's current one is
+    ignored).
 
     Returns:
         True when the call was restored and its stream restarted; False when there was nothing
@@ -76,12 +108,23 @@ async def resume_stream(
     adapter = runtime.adapter
     if not isinstance(manager, CallManager) or adapter is None or ccid in runtime.resuming:
         return False
+    if stopped_url and await _replaced(runtime.gateway, ccid, stopped_url):
+        return False
     runtime.resuming.add(ccid)
     try:
         numbers = (from_number, to_number)
         return await _resume(runtime, manager, adapter, ccid, call_id, numbers, direction)
     finally:
         runtime.resuming.discard(ccid)
+
+
+async def _replaced(gateway: Gateway, ccid: str, url: str) -> bool:
+    """Whether the stream ``url`` of call ``ccid`` was replaced by a newer one."""
+    try:
+        current = await gateway.cluster.get_note(_stream_note(ccid))
+    except ClusterUnavailable:
+        return False
+    return current is not None and current != _stream_key(url)
 
 
 async def _resume(
