@@ -21,6 +21,7 @@ import json
 import logging
 from typing import Any, Protocol
 
+from switchboard.bridge.resume import RESUMABLE_ENDS
 from switchboard.errors import ClusterUnavailable, SwitchboardError
 from switchboard.gateway import Gateway
 from switchboard.telephony.base import (
@@ -136,8 +137,11 @@ async def _resume(
     numbers: tuple[str, str],
     direction: CallDirection,
 ) -> bool:
-    if call_id in manager.calls or manager.finished.get(call_id) == "moved":
+    ended = manager.finished.get(call_id)
+    if call_id in manager.calls or ended == "moved":
         return False  # live here (an old leg replaced), or handed to another node
+    if ended is not None and ended not in RESUMABLE_ENDS:
+        return False  # ended here on purpose: no need to ask Telnyx
     try:
         if not await adapter.call_is_alive(ccid):
             return False  # the caller hung up: that stops the stream too

@@ -182,6 +182,10 @@ class CallerMediaLeg:
                 reader = asyncio.create_task(self._read(ws))
                 try:
                     await self._talk(ws)
+                except websockets.ConnectionClosed:  # closed under a send: not a connect failure
+                    if self._stop_reason is None:
+                        self._stop_reason = "app_closed_socket"
+                    self.result.ended_by = self.result.ended_by or self._stop_reason
                 finally:
                     with contextlib.suppress(websockets.ConnectionClosed):
                         await self._send(
