@@ -9,8 +9,9 @@ restores the call as a Twilio resume does (:meth:`CallManager.resume
 <switchboard.bridge.manager.CallManager.resume>`: same call id and record, the conversation from
 the store as history, ``call.resumed`` on the timeline; refused when switchboard ended the call
 on purpose, bridge/resume.py) and sends ``streaming_start`` with a fresh media token for a URL
-of its own. A drained node hands its Telnyx calls over the same way (:func:`restart_stream`
-through the cluster control bus, ``app/cluster_control.py``).
+of its own. A draining node hands its Telnyx calls to another node (:func:`move_telnyx_calls`,
+a :class:`~switchboard.cluster.Handoff` through the cluster, ``app/cluster_control.py``), which
+restores each the same way (:func:`receive_move`).
 """
 
 from __future__ import annotations
@@ -208,15 +209,17 @@ async def move_telnyx_calls(state: Any, manager: Any, call_ids: list[str]) -> se
         known = runtime.calls.get(incoming.carrier_call_id)
         if known is not None:
             known.stopping = True  # its streaming.stopped must not resume it here
+        try:
+            await cluster.hand_off(others[index % len(others)], Handoff(call_id, MOVE_KIND, body))
+        except ClusterUnavailable as exc:  # not moved: the drain cuts it
+            logger.warning("drain: call %s not moved: %s", call_id, exc, extra={"call_id": call_id})
+            if known is not None:
+                known.stopping = False
+            continue
+        moved.add(call_id)
         if active.session is not None:
             active.session.sink.timeline("call.moving", active.session.now(), {})
             active.session.end("moved")
-        try:
-            await cluster.hand_off(others[index % len(others)], Handoff(call_id, MOVE_KIND, body))
-        except ClusterUnavailable as exc:
-            logger.warning("drain: call %s not moved: %s", call_id, exc, extra={"call_id": call_id})
-            continue
-        moved.add(call_id)
     return moved
 
 
