@@ -27,6 +27,7 @@ from fastapi import HTTPException, status
 
 from switchboard.app.cluster_replies import put_reply
 from switchboard.app.state import AppState
+from switchboard.app.telnyx_resume import MOVE_KIND, receive_move
 from switchboard.bridge.control import checked_destination
 from switchboard.bridge.manager import CallManager
 from switchboard.bridge.operator_control import OperatorConflict
@@ -76,6 +77,10 @@ def install_cluster_handlers(state: AppState) -> None:
     async def on_handoff(handoff: Handoff) -> None:
         if handoff.kind == TWILIO_STATUS:
             await _apply_status(state, handoff)
+        elif handoff.kind == MOVE_KIND:  # a draining node's Telnyx call (app/telnyx_resume.py)
+            task = asyncio.get_running_loop().create_task(receive_move(state.telnyx, handoff))
+            running.add(task)
+            task.add_done_callback(running.discard)
         else:
             await state.telnyx_routing.receive(handoff)
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from switchboard.app.telnyx_resume import move_telnyx_calls
 from switchboard.app.twilio import resume_url
 from switchboard.errors import SwitchboardError
 from switchboard.runtime import IdleCollector, freeze_startup_objects
@@ -221,7 +222,8 @@ class GatewayServer(DrainingServer):
 
 async def drain_app(state: AppState) -> None:
     """Drain this app's calls on SIGTERM (``SWITCHBOARD_DRAIN_SECONDS``): with a shared cluster
-    the calls left at the deadline move to another node, else they are ended cleanly."""
+    the calls left at the deadline move to another node (Twilio through its REST API, Telnyx
+    through the cluster: app/telnyx_resume.py), else they are ended cleanly."""
     from switchboard.bridge.manager import CallManager
 
     gateway = state.gateway
@@ -232,7 +234,9 @@ async def drain_app(state: AppState) -> None:
     shared = gateway.cluster.backend != "memory"  # other nodes can take the calls over
 
     async def move(call_ids: list[str]) -> set[str]:
-        return await move_twilio_calls(gateway, manager, call_ids)
+        moved = await move_twilio_calls(gateway, manager, call_ids)
+        rest = [call_id for call_id in call_ids if call_id not in moved]
+        return moved | await move_telnyx_calls(state, manager, rest)
 
     await drain_calls(
         gateway, manager, gateway.settings.drain_seconds, move=move if shared else None

@@ -15,6 +15,8 @@ Telnyx may deliver a call's webhooks to any node behind the balancer, and retrie
   own events through its inbox too, so an event received directly cannot overtake one handed
   off just before it (a stream keeps the order of its entries). In memory (one process) the
   owner's events are queued at once, as before.
+* **Lost streams.** ``streaming.stopped`` is handled where it lands: it may mean the owner died
+  (its socket with it), and the node receiving it resumes the call (``app/telnyx_resume.py``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class TelnyxRouting:
         if not await claims.claim(event.id, ttl_s=EVENT_MEMORY_S):
             return False
         try:
+            if event.event_type == "streaming.stopped":  # the owner may be dead: resume here
+                self.runtime.dispatch(event)
+                return True
             owner, call_id = await self._owner(event.call_control_id or "")
             if owner is None or (owner == self.cluster.node_id and self._direct):
                 self.runtime.dispatch(event)

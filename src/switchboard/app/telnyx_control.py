@@ -16,7 +16,9 @@ Control commands run in the background, in arrival order per call.
 * ``call.answered`` / ``call.hangup`` → ``calls.update_status`` ("answered" / "completed" with
   the hangup cause), ``call.dtmf.received`` → ``calls.record_dtmf``, ``call.machine.*`` →
   ``calls.machine_detection`` (``telephony/amd.py``); ``streaming.failed``
-  hangs the call up (no agent can be heard). Other events are acknowledged and logged.
+  hangs the call up (no agent can be heard); ``streaming.stopped`` of a live call whose stream
+  we did not stop resumes it on this node (``app/telnyx_resume.py``). Other events are
+  acknowledged and logged.
 
 The REST adapter is the gateway's (one per app, shared with the call manager); the event ids
 already seen are the gateway's replay guard.
@@ -31,11 +33,18 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
+from switchboard.app.telnyx_resume import note_stream, resume_stream
 from switchboard.errors import ConfigError
 from switchboard.gateway import Gateway
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.telephony.amd import TELNYX_AMD_EVENTS, telnyx_verdict
-from switchboard.telephony.base import CallDirection, CallHandler, IncomingCall, TelephonyType
+from switchboard.telephony.base import (
+    CallDirection,
+    CallHandler,
+    IncomingCall,
+    PreparedCall,
+    TelephonyType,
+)
 from switchboard.telephony.telnyx import TelnyxAdapter
 from switchboard.telephony.telnyx.rest import StreamCodec
 from switchboard.telephony.telnyx.webhooks import (
@@ -65,6 +74,8 @@ class TelnyxCall:
     codec: str | None = None
     #: the provider's PCM input rate: an OPUS stream is decoded/encoded at it (PreparedCall)
     pcm_rate: int | None = None
+    #: the stream is being stopped on purpose (handed to another node): no resume here
+    stopping: bool = False
 
     @property
     def stream_codec(self) -> StreamCodec:
@@ -110,6 +121,7 @@ class TelnyxRuntime:
         self.by_call_id: dict[str, TelnyxCall] = {}
         self._verifier: TelnyxSignatureVerifier | None = None
         self._queues: dict[str, list[TelnyxEvent]] = {}
+        self.resuming: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         #: called with an event whose handling failed (the cluster forgets its id, so a
         #: retry of it is let through)
@@ -208,9 +220,11 @@ class TelnyxRuntime:
                 call = self.calls.pop(ccid, None)
                 if call is not None:
                     self.by_call_id.pop(call.call_id, None)
-            case "streaming.started" | "streaming.stopped":
+            case "streaming.started":
                 url = event.text("stream_url").partition("?")[0]  # never log the token
                 logger.info("Telnyx %s: %s", event.event_type, url)
+            case "streaming.stopped":
+                await self._on_stream_stopped(event, ccid)
             case "streaming.failed":
                 logger.warning(
                     "Telnyx stream failed for %s: %s", ccid, event.text("failure_reason")
@@ -240,19 +254,53 @@ class TelnyxRuntime:
             else:
                 await self.adapter.hang_up(ccid)
             return
+        call = self.remember(ccid, prepared, incoming.direction)
+        if not outgoing:
+            await self.adapter.answer_call(ccid, client_state=encode_client_state(call.call_id))
+            await self._start_stream(call)
+
+    async def _on_stream_stopped(self, event: TelnyxEvent, ccid: str) -> None:
+        """The stream ended: when we did not stop it and the call is up, resume it here."""
+        url = event.text("stream_url").partition("?")[0]  # never log the token
+        logger.info("Telnyx streaming.stopped: %s", url)
+        known = self.calls.get(ccid)
+        if known is not None and known.stopping:
+            return  # our own streaming_stop / hand-over
+        call_id = known.call_id if known is not None else None
+        call_id = call_id or decode_client_state(event.text("client_state"))
+        if not call_id:
+            return
+        if known is not None:
+            known.streaming = False
+        outgoing = event.text("direction") == "outgoing"
+        await resume_stream(
+            self,
+            ccid,
+            call_id,
+            from_number=event.text("from"),
+            to_number=event.text("to"),
+            direction=CallDirection.OUTBOUND if outgoing else CallDirection.INBOUND,
+            stopped_url=event.text("stream_url") or None,
+        )
+
+    def remember(self, ccid: str, prepared: PreparedCall, direction: CallDirection) -> TelnyxCall:
+        """Note a prepared call of this node (its stream's codec and rate)."""
         call = TelnyxCall(
             ccid,
             prepared.call_id,
-            incoming.direction,
+            direction,
             wideband=prepared.wideband,
             codec=prepared.carrier_codec,
             pcm_rate=prepared.pcm_rate,
         )
         self.calls[ccid] = call
         self.by_call_id[call.call_id] = call
-        if not outgoing:
-            await self.adapter.answer_call(ccid, client_state=encode_client_state(call.call_id))
-            await self._start_stream(call)
+        return call
+
+    async def start_stream(self, call: TelnyxCall) -> None:
+        """``streaming_start`` to this node's media URL with a fresh token for the call."""
+        call.streaming = False
+        await self._start_stream(call)
 
     async def _start_stream(self, call: TelnyxCall) -> None:
         if call.streaming:
@@ -263,9 +311,11 @@ class TelnyxRuntime:
             call.call_id, _TELNYX.value, carrier_call_id=call.call_control_id
         )
         spec = call.audio
+        url = f"{base}/telnyx/media?token={quote(token, safe='')}"
+        await note_stream(self.gateway, call.call_control_id, url)  # before: it may stop at once
         await self.adapter.start_streaming(
             call.call_control_id,
-            stream_url=f"{base}/telnyx/media?token={quote(token, safe='')}",
+            stream_url=url,
             codec=call.stream_codec,
             sample_rate=spec.sample_rate,
         )

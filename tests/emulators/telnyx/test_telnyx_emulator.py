@@ -441,3 +441,64 @@ async def test_run_prints_its_url_and_key(capsys: pytest.CaptureFixture[str]) ->
     assert out.startswith("telnyx emulator on http://127.0.0.1:")
     assert f"TELNYX_PUBLIC_KEY={public_b64}" in out
     assert out.count("\n") == 1
+
+
+async def test_a_lost_socket_keeps_the_call_up_and_streaming_start_opens_a_new_leg() -> None:
+    """The app's socket closes without ``streaming_stop``: ``streaming.stopped``, the call stays
+    up (``is_alive``), and ``streaming_start`` on the answered call dials a new leg, as Telnyx."""
+    connections = 0
+
+    async def script(ws: ServerConnection, seen: dict[str, Any]) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
+        async for raw in ws:
+            seen["frames"].append(json.loads(raw))
+            if first and len(seen["frames"]) >= 5:
+                await ws.close()  # the node holding the call died
+                return
+
+    async with (
+        TelnyxEmulator(api_key=KEY, realtime=False, stream_loss_patience_ms=60_000) as emu,
+        hooks_for(emu) as hooks,
+        media_server(script) as (url, _seen),
+    ):
+        audio = wav_bytes(speech_like_pcm16("x" * 10, 8000, ms_per_char=1000), 8000)  # 10 s
+        call = await emu.place_inbound_call(to="+1", from_="+2", audio=audio)
+        ccid = (await hooks.next("call.initiated"))["payload"]["call_control_id"]
+        await command(emu, ccid, "answer", stream_url=url, stream_bidirectional_mode="rtp")
+        await hooks.next("call.answered")
+        await hooks.next("streaming.started")
+        await hooks.next("streaming.stopped")
+        async with httpx.AsyncClient() as client:
+            status = await client.get(
+                f"{emu.base_url}/v2/calls/{ccid}", headers={"Authorization": f"Bearer {KEY}"}
+            )
+        assert status.json()["data"]["is_alive"] is True
+        again = await command(
+            emu, ccid, "streaming_start", stream_url=url, stream_bidirectional_mode="rtp"
+        )
+        assert again.status_code == 200, again.text
+        await hooks.next("streaming.started")
+        assert (await command(emu, ccid, "hangup")).status_code == 200
+        report = await call.wait(TIMEOUT)
+    assert connections == 2
+    assert [leg.ended_by for leg in call.legs] == ["app_closed_socket", "app_hangup"]
+    assert report.hangup_source == "callee"
+
+
+async def test_a_caller_left_without_a_stream_hangs_up() -> None:
+    async def script(ws: ServerConnection, seen: dict[str, Any]) -> None:
+        await ws.recv()
+        await ws.close()
+
+    async with (
+        TelnyxEmulator(api_key=KEY, realtime=False, stream_loss_patience_ms=2000) as emu,
+        hooks_for(emu),
+        media_server(script) as (url, _seen),
+    ):
+        call = await emu.place_inbound_call(to="+1", from_="+2")
+        await command(emu, call.call_control_id, "answer", stream_url=url)
+        report = await call.wait(TIMEOUT)
+    assert report.ended_by == "stream_lost"
+    assert report.hangup_source == "caller"

@@ -67,6 +67,10 @@ class LegResult:
     connect_error: str | None = None
     #: outbound chunks under the documented 20 ms minimum (played anyway).
     short_chunks: int = 0
+    #: the event loop's time when the app's first audio arrived (None: it sent none)
+    first_sound_at: float | None = None
+    #: the event loop's time when the leg ended
+    ended_at: float = 0.0
 
 
 class MediaLeg(Protocol):
@@ -178,6 +182,10 @@ class CallerMediaLeg:
                 reader = asyncio.create_task(self._read(ws))
                 try:
                     await self._talk(ws)
+                except websockets.ConnectionClosed:  # closed under a send: not a connect failure
+                    if self._stop_reason is None:
+                        self._stop_reason = "app_closed_socket"
+                    self.result.ended_by = self.result.ended_by or self._stop_reason
                 finally:
                     with contextlib.suppress(websockets.ConnectionClosed):
                         await self._send(
@@ -193,6 +201,7 @@ class CallerMediaLeg:
             self.result.connect_error = f"{type(exc).__name__}: {exc}"
             self.result.ended_by = self.result.ended_by or "connect_failed"
             logger.warning("media leg to %s failed: %s", self.url, self.result.connect_error)
+        self.result.ended_at = asyncio.get_running_loop().time()
         return self.result
 
     @property
@@ -352,4 +361,6 @@ class CallerMediaLeg:
         if short:
             self.result.short_chunks += 1  # the doc asks for 20 ms – 30 s per chunk
         self.result.frames_received += 1
+        if self.result.first_sound_at is None:
+            self.result.first_sound_at = asyncio.get_running_loop().time()
         self.playout.add_audio(pcm)

@@ -51,6 +51,8 @@ class EmulatedCall:
     leg_task: asyncio.Task[LegResult] | None = None
     legs: list[LegResult] = field(default_factory=list)
     stream_url: str | None = None
+    #: when the first media leg started (a later leg's audio goes on from the wall clock)
+    first_leg_at: float | None = None
     hangup_cause: str = ""
     hangup_source: str = ""
     ended_by: str = ""

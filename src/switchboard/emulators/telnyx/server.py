@@ -16,6 +16,11 @@ Each :class:`EmulatedCall` moves ``parked`` (incoming) / ``bridging`` (outgoing)
   :class:`CallerMediaLeg` dials the ``stream_url``.
 * Outbound: ``POST /v2/calls`` → ``call.initiated`` (outgoing, bridging); the callee answers
   after ``answer_delay_ms`` → ``call.answered`` (+ a media leg if the dial had ``stream_url``).
+* A lost stream: when the app's media socket closes without a ``streaming_stop`` (its node
+  died, the network cut it), the call stays up as on Telnyx: ``streaming.stopped`` is sent and
+  ``streaming_start`` on the answered call opens a new leg (the caller's audio goes on from
+  where the wall clock is: what was said meanwhile is lost). A caller left without a stream for
+  ``stream_loss_patience_ms`` hangs up.
 * The end: the caller hangs up when done (``stop`` on the socket, then ``streaming.stopped``
   and ``call.hangup`` with ``hangup_source: caller``), or the app sends ``hangup`` (the same,
   with ``hangup_source: callee``). ``transfer`` hands the caller away: the leg ends likewise.
@@ -81,6 +86,7 @@ class TelnyxEmulator:
         l16_byteorder: L16 byte order on the wire (UNCONFIRMED for Telnyx; RFC 3551: big).
         duplicate_webhooks: deliver every webhook twice (retries), to exercise idempotency.
         connection_id: the connection inbound calls arrive on.
+        stream_loss_patience_ms: how long a caller whose stream was lost waits for a new one.
         media_leg_factory: builds the caller's media leg instead of the default
             :class:`CallerMediaLeg` (WAV caller); e.g. the load test's tagged-frame caller.
     """
@@ -105,6 +111,7 @@ class TelnyxEmulator:
         connection_id: str = "1684641123236054244",
         media_leg_factory: MediaLegFactory | None = None,
         answering_machine: AnsweringMachine | None = None,
+        stream_loss_patience_ms: int = 10_000,
     ) -> None:
         self.api_key = api_key
         #: who answers dialled calls: this machine, or (None) a person saying ``audio``
@@ -115,6 +122,7 @@ class TelnyxEmulator:
         self.tail_ms = tail_ms
         self.min_tail_s = min_tail_s
         self.max_call_ms = max_call_ms
+        self.stream_loss_patience_ms = stream_loss_patience_ms
         self.answer_delay_ms = answer_delay_ms
         self.l16_byteorder: Any = "little" if l16_byteorder == "little" else "big"
         self.connection_id = connection_id
@@ -406,6 +414,8 @@ class TelnyxEmulator:
         else:
             leg = self._caller_leg(call, params, start, inbound, outbound)
         call.leg, call.stream_url = leg, str(params["stream_url"])
+        if call.first_leg_at is None:
+            call.first_leg_at = asyncio.get_running_loop().time()
         self._webhook(call, "streaming.started", call.payload(stream_url=call.stream_url))
         call.leg_task = asyncio.create_task(leg.run())
         self._spawn(self._after_leg(call, leg))
@@ -418,13 +428,18 @@ class TelnyxEmulator:
         inbound: WireFormat,
         outbound: WireFormat | None,
     ) -> CallerMediaLeg:
-        """The default caller: plays the call's audio (WAV) and records what it hears."""
+        """The default caller: plays the call's audio (WAV) and records what it hears; a later
+        leg (after a lost stream) goes on where the caller is by now."""
+        audio = load_pcm16(call.audio, inbound.sample_rate)
+        if call.first_leg_at is not None:
+            elapsed = (asyncio.get_running_loop().time() - call.first_leg_at) * self.speed
+            audio = audio[int(elapsed * inbound.sample_rate) * 2 :]
         return CallerMediaLeg(
             url=str(params["stream_url"]),
             start=start,
             inbound=inbound,
             outbound=outbound,
-            audio=load_pcm16(call.audio, inbound.sample_rate),
+            audio=audio,
             speed=self.speed,
             tail_ms=self.tail_ms,
             min_tail_s=self.min_tail_s,
@@ -456,9 +471,21 @@ class TelnyxEmulator:
         elif result.ended_by in ("streaming_stop", "replaced"):
             self._webhook(call, "streaming.stopped", call.payload(stream_url=leg.url))
             return
+        elif result.ended_by == "app_closed_socket" and call.is_alive and call.leg is leg:
+            # the socket died under the call (not streaming_stop): Telnyx keeps the call up
+            call.leg = None
+            self._webhook(call, "streaming.stopped", call.payload(stream_url=leg.url))
+            self._spawn(self._await_new_stream(call))
+            return
         if call.is_alive:
             cause = "time_limit" if result.ended_by == "max_duration" else "normal_clearing"
             await self._end_call(call, cause, "caller", result.ended_by)
+
+    async def _await_new_stream(self, call: EmulatedCall) -> None:
+        """The caller left without a stream hangs up after ``stream_loss_patience_ms``."""
+        await asyncio.sleep(self.stream_loss_patience_ms / 1000 / self.speed)
+        if call.is_alive and call.leg is None:
+            await self._end_call(call, "normal_clearing", "caller", "stream_lost")
 
     async def _time_limit(self, call: EmulatedCall) -> None:
         """End any call at ``max_call_ms`` (unanswered, or answered with no stream running)."""

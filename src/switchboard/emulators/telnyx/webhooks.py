@@ -41,6 +41,10 @@ class Delivery:
     )
 
 
+#: delivery outcomes retried: no answer at all, or the balancer's bad gateway / timeout
+_RETRIED = frozenset({0, 502, 504})
+
+
 class WebhookSender:
     """Sign and POST webhooks sequentially (Telnyx does not promise order; we keep it).
 
@@ -65,6 +69,8 @@ class WebhookSender:
         self.public_key_b64 = base64.b64encode(raw).decode("ascii")
         self.duplicate = duplicate
         self.clock_skew_s = clock_skew_s
+        #: pauses before the retries of a delivery that failed (no answer, 502, 504)
+        self.retry_delays_s: tuple[float, ...] = (0.1, 0.3, 1.0)
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
@@ -114,6 +120,15 @@ class WebhookSender:
             status = 0
             for attempt in range(1, 3 if self.duplicate else 2):
                 status = await self._post(delivery, event_id, attempt) or status
+            # Telnyx retries a delivery that did not reach the app (the node behind the URL
+            # died, the balancer had no answer): same event id, next attempt number
+            retry = 2 if not self.duplicate else 3
+            for delay in self.retry_delays_s:
+                if status not in _RETRIED:
+                    break
+                await asyncio.sleep(delay)
+                status = await self._post(delivery, event_id, retry) or status
+                retry += 1
             if not delivery.done.done():
                 delivery.done.set_result(status)
 

@@ -153,6 +153,33 @@ class TelnyxAdapter:
         """``actions/streaming_stop``."""
         await self.command(call_id, "streaming_stop", {"stream_id": stream_id} if stream_id else {})
 
+    async def call_is_alive(self, call_id: str) -> bool:
+        """``GET /v2/calls/{call_control_id}``: whether the call is still up at Telnyx
+        (``is_alive``); False for a call Telnyx no longer knows.
+
+        Raises:
+            TelephonyError: Telnyx could not be asked.
+        """
+        if not self._api_key:
+            raise ConfigError("Telnyx is not configured", missing=("TELNYX_API_KEY",))
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        try:
+            url = f"{self.base_url}/v2/calls/{call_id}"
+            response = await self._client.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise TelephonyError(f"Telnyx call status failed: {type(exc).__name__}") from exc
+        if response.status_code in (404, 422):
+            return False
+        if not response.is_success:
+            raise TelephonyError(
+                f"Telnyx call status failed: HTTP {response.status_code}",
+                status=response.status_code,
+            )
+        try:
+            return bool(response.json()["data"]["is_alive"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TelephonyError("Telnyx call status unreadable") from exc
+
     # -- plumbing --------------------------------------------------------------------------------
     async def command(self, call_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST one call command; returns Telnyx's answer (``{"data": {"result": "ok"}}``)."""
