@@ -199,6 +199,8 @@ async def cluster_rig(
                     SWITCHBOARD_OUTBOUND_ALLOW=f"{OUTBOUND_TO},{TRANSFER_TO}",
                     SWITCHBOARD_LOG_LEVEL="INFO",
                     SWITCHBOARD_LOG_FORMAT="text",
+                    # SIGTERM drains; a test stopping its nodes waits 1 s for calls, not 30
+                    SWITCHBOARD_DRAIN_SECONDS="1",
                     OPENAI_API_KEY="sk-test",
                     OPENAI_BASE_URL=oai.base_url,
                     TWILIO_ACCOUNT_SID=twilio.account_sid,
