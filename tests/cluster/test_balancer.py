@@ -26,6 +26,7 @@ from switchboard.audio import pcm16_to_ulaw
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.emulators.twilio.signing import twilio_signature
 from tests.cluster.nodes import RedisServer
+from tests.cluster.processes import ServeNode
 from tests.cluster.rig import LIMITED, OUTBOUND_TO, TRANSFER_TO, Rig, cluster_rig
 from tests.conftest import UNIT
 from tests.e2e.harness import caller_pcm
@@ -219,10 +220,6 @@ async def test_an_outbound_call_placed_on_one_node_is_answered_on_the_other(
             assert report.heard_ms > 500, report.summary()
 
 
-@_flaky(
-    "once, fewer than three of four concurrent calls for a one-line agent heard busy (adoption "
-    "releases the call's slots on the webhook's worker before the media's worker takes them)"
-)
 async def test_the_per_agent_limit_holds_across_nodes(tmp_path: Path) -> None:
     """Four calls for an agent of one line at once, through the balancer (so on both nodes):
     one is taken, three hear busy; once it has been hung up, the agent's next call is taken."""
@@ -236,7 +233,8 @@ async def test_the_per_agent_limit_holds_across_nodes(tmp_path: Path) -> None:
 
         busy = await eventually_async(refused, limit_s=30, what="three calls busy", every_s=0.1)
         (taken,) = set(sids) - set(busy)
-        sessions = await rig.sessions(rig.nodes[1])
+        # the taken call may still be on its way to the worker its media reached (adoption)
+        sessions = await rig.live(1, node=rig.nodes[1])
         assert [(s["carrier_call_id"], s["agent"]) for s in sessions] == [(taken, "limited")]
         async with rig.client() as http:  # through the balancer, to whichever node
             hung = await http.post(f"/v1/calls/{sessions[0]['call_id']}/hangup")
@@ -256,6 +254,10 @@ async def test_the_per_agent_limit_holds_across_nodes(tmp_path: Path) -> None:
         await _hang_up_all(rig)
 
 
+async def _lists(rig: Rig, node: ServeNode, call_id: str) -> bool:
+    return any(s["call_id"] == call_id for s in await rig.sessions(node))
+
+
 async def _no_sessions(rig: Rig) -> bool:
     return await rig.sessions() == []
 
@@ -268,19 +270,7 @@ async def _finished(rig: Rig, sid: str) -> Any:
     return call.task.result()
 
 
-@pytest.mark.parametrize(
-    "topology",
-    [
-        pytest.param(
-            "spread",
-            marks=_flaky(
-                "twice of four runs, after Redis came back empty a hang-up sent to the node not "
-                "holding a call /v1/sessions lists answered 404 'no live call'"
-            ),
-        ),
-        "pinned",
-    ],
-)
+@pytest.mark.parametrize("topology", ["spread", "pinned"])
 async def test_redis_stopped_and_restarted_mid_call(tmp_path: Path, topology: str) -> None:
     (tmp_path / "redis").mkdir()
     redis = RedisServer(tmp_path / "redis", password="cluster-test-redis-password")
@@ -315,11 +305,24 @@ async def test_redis_stopped_and_restarted_mid_call(tmp_path: Path, topology: st
             again = await rig.live(4, node=rig.nodes[1])
             assert {s["call_id"] for s in again} == {s["call_id"] for s in live}
             for session in again:
-                async with rig.client(rig.other(rig.node_of(session))) as http:
+                other = rig.other(rig.node_of(session))
+                # readiness was asked of one worker per node: the call's own worker may write
+                # it back a moment later (within Cluster's OUTAGE_RETRY_S); the other node lists
+                # it from the directory once it has, and may hang it up from then on
+                await eventually_async(
+                    lambda other=other, call_id=session["call_id"]: _lists(rig, other, call_id),
+                    limit_s=5,
+                    what="the call in the directory again",
+                    every_s=0.05,
+                )
+                async with rig.client(other) as http:
                     hung = await http.post(f"/v1/calls/{session['call_id']}/hangup")
                     assert hung.status_code == 200, hung.text
             for report in await rig.twilio.wait_calls(timeout_s=30 * UNIT):
-                assert report.heard_ms > 500, report.summary()
+                # every call lasted until the API hung it up, its agent heard: how much of the
+                # greeting plays before the caller barges in (0.4-0.8 s seen) is not this test's
+                assert report.outcome == "hangup by REST", report.summary()
+                assert report.heard_ms > 0, report.summary()
     finally:
         await redis.stop()
 

@@ -7,13 +7,22 @@ persistence — the clients reconnect by themselves and each node writes its cal
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from switchboard.cluster import CallEntry, Cluster, ControlCommand, Handoff, SlotRequest
+from switchboard.cluster import (
+    CallEntry,
+    Cluster,
+    ClusterTiming,
+    ControlCommand,
+    Handoff,
+    SlotRequest,
+)
 from switchboard.errors import ClusterUnavailable
 from tests.cluster.nodes import FAST, RedisServer, require_redis
 from tests.waiting import eventually, eventually_async
@@ -107,3 +116,34 @@ async def test_a_node_cannot_start_without_redis(tmp_path: Path) -> None:
         assert not await node.healthy()
     finally:
         await node.aclose()
+
+
+async def test_after_an_outage_a_node_is_healthy_only_once_its_calls_are_back(
+    tmp_path: Path,
+) -> None:
+    """Redis back empty: the node writes its calls back within a fraction of a second, not a
+    heartbeat later, and says it is healthy (``/readyz``) only once it has — before, another
+    node answered 404 to a hang-up of a call ``/v1/sessions`` still listed (#16)."""
+    require_redis(server=False)
+    server = RedisServer(tmp_path, password=f"pw-{uuid.uuid4().hex}")
+    await server.start()
+    slow = ClusterTiming(heartbeat_s=2.0, node_ttl_s=6.0, sweep_s=2.0, receive_block_s=0.2)
+    owner = Cluster.on_redis(server.url, node_id="node-a", timing=slow, prefix="restore")
+    other = Cluster.on_redis(server.url, node_id="node-b", timing=slow, prefix="restore")
+    try:
+        await owner.start()
+        await owner.register_call(call(owner, "call-1"))
+        await server.stop()
+        await asyncio.sleep(2.5)  # an outage the keeper sees (it beats every 2 s)
+        await server.start()
+        back = time.monotonic()
+        while not await owner.healthy():
+            assert time.monotonic() - back < 5.0, "never healthy again"
+            await asyncio.sleep(0.02)
+        listed = await other.directory.get("call-1")
+        assert listed is not None and listed.node_id == "node-a"  # healthy: its calls are back
+        assert time.monotonic() - back < 1.0  # not a heartbeat (2 s) later
+    finally:
+        await owner.aclose()
+        await other.aclose()
+        await server.stop()

@@ -293,6 +293,40 @@ async def test_slots_are_taken_all_or_none(nodes: NodeFactory) -> None:
     assert await a.limits.count("agent:support") == 2  # the agent slot was not kept
 
 
+async def test_a_call_taken_over_by_another_node_keeps_its_slot_all_along(
+    nodes: NodeFactory,
+) -> None:
+    """Adoption (bridge/cluster_calls.py): the node the media reached takes the call's slot
+    before the node that prepared it lets it go, so the slot is never free in between for
+    another call of a full agent (the limit over-admitted when it was released first)."""
+    a, b = nodes("node-a"), nodes("node-b")
+    await a.start()
+    await b.start()
+    one = [SlotRequest("agent:limited", 1)]
+    assert (await a.acquire_slots("call-1", one)).granted
+    assert (await b.acquire_slots("call-1", one)).granted  # the same call: its slot moves
+    assert await a.limits.count("agent:limited") == 1
+    assert not (await a.acquire_slots("call-2", one)).granted
+    await a.finish_call("call-1")  # a lets the call go: the slot is b's now, and stays
+    assert await a.limits.count("agent:limited") == 1
+    assert not (await b.acquire_slots("call-2", one)).granted
+    await b.finish_call("call-1")
+    assert (await a.acquire_slots("call-2", one)).granted
+
+
+async def test_a_slot_only_finish_leaves_another_nodes_directory_entry(nodes: NodeFactory) -> None:
+    """A node whose adoption failed gives the slot back; the call stays listed as the other
+    node's."""
+    a, b = nodes("node-a"), nodes("node-b")
+    await a.start()
+    await b.start()
+    await a.register_call(entry(a, "call-1"))
+    assert (await b.acquire_slots("call-1", [SlotRequest("agent:support", 2)])).granted
+    await b.finish_call("call-1")
+    listed = await b.directory.get("call-1")
+    assert listed is not None and listed.node_id == "node-a"
+
+
 async def test_a_dead_nodes_slots_are_freed(nodes: NodeFactory) -> None:
     survivor = nodes("node-b")
     await survivor.start()

@@ -297,7 +297,14 @@ class CallManager:
         there is no such call or it cannot be taken over."""
         cluster = self.gateway.cluster
         entry = await prepared_elsewhere(cluster, call_id)
-        if entry is None or not await release_elsewhere(cluster, entry):
+        if entry is None:
+            return None
+        # the call's slots move here before the other node lets it go: were they freed first,
+        # another call could take them in between and the agent's limit would be exceeded
+        if await self.admission.admit(call_id, agent=entry.agent) is not None:
+            return None
+        if not await release_elsewhere(cluster, entry):
+            await self.admission.release(call_id)
             return None
         logger.info(
             "call %s: media reached this node; taken over from %s",

@@ -131,7 +131,9 @@ class SlotLimits(Protocol):
     async def acquire(self, call_id: str, requests: Sequence[SlotRequest]) -> Admission:
         """Take one slot in every requested scope for ``call_id``, all or none (atomic).
 
-        Taking a slot the call already holds succeeds without taking another.
+        Taking a slot the call already holds succeeds without taking another. A call counts
+        once per scope: a slot another node holds for ``call_id`` (a call this node adopts)
+        becomes this node's in the same step, so no other call can take it in between.
         """
         ...
 

@@ -57,6 +57,9 @@ CommandHandler = Callable[[ControlCommand], Awaitable[None]]
 HandoffHandler = Callable[[Handoff], Awaitable[None]]
 #: The shared secret holding the media-token key when ``SWITCHBOARD_SIGNING_SECRET`` is unset.
 MEDIA_KEY_NAME = "media-token-key"
+#: How often the keeper retries while the shared state cannot be reached: when it returns
+#: (perhaps empty), this node's calls are written back within this, not a heartbeat later.
+OUTAGE_RETRY_S = 0.2
 #: How many recent message ids the pump remembers to drop duplicates (a retried post).
 _RECENT = 1024
 
@@ -234,7 +237,11 @@ class Cluster:
         await self.state.ping()
 
     async def healthy(self) -> bool:
-        """Whether the shared state answers now."""
+        """Whether the shared state answers now and holds this node's calls again: after an
+        outage the node is not healthy until its keeper has beaten and written its copy back
+        (until then another node would not find its calls)."""
+        if "heartbeat" in self._outage:
+            return False
         try:
             await self.state.ping()
         except ClusterUnavailable:
@@ -314,7 +321,10 @@ class Cluster:
         loop = asyncio.get_running_loop()
         next_sweep = loop.time() + timing.sweep_s
         while True:
-            await asyncio.sleep(min(timing.heartbeat_s, timing.sweep_s))
+            pause = min(timing.heartbeat_s, timing.sweep_s)
+            if "heartbeat" in self._outage:  # back soon after the store: its calls restored
+                pause = min(pause, OUTAGE_RETRY_S)
+            await asyncio.sleep(pause)
             try:
                 fresh = await self.directory.heartbeat(self.node_id, ttl_s=timing.node_ttl_s)
                 if fresh or self._owned.dirty:

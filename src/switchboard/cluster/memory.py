@@ -203,11 +203,15 @@ class _MemoryLimits:
         member = (self._node, call_id)
         for request in requests:
             held = self._held(request.scope)
-            if member not in held and len(held) >= request.limit:
+            mine = member in held or any(m[1] == call_id for m in held)  # adopted: swapped
+            if not mine and len(held) >= request.limit:
                 return Admission(False, request.scope)
         now = self._hub.clock()
         for request in requests:
-            self._hub.slots[request.scope].setdefault(member, now)
+            held = self._hub.slots[request.scope]
+            for other in [m for m in held if m[1] == call_id and m != member]:
+                del held[other]  # the call counts once: its slot moves to this node
+            held.setdefault(member, now)
         return Admission(True)
 
     async def release(self, call_id: str, scopes: Sequence[str]) -> None:

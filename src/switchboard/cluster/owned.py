@@ -32,6 +32,7 @@ class OwnedCalls:
         self._calls: dict[str, CallEntry] = {}
         self._slots: dict[str, tuple[str, ...]] = {}
         self._unfinished: dict[str, tuple[str, ...]] = {}  # removals that failed, to retry
+        self._slots_only: set[str] = set()  # of those, calls never registered here
         #: a write failed: the copy must be written back when the store answers again
         self.dirty = False
 
@@ -71,7 +72,10 @@ class OwnedCalls:
             if call_id in self._unfinished:  # a removal that failed: retry it now
                 await self._write(self._remove(call_id, self._unfinished[call_id]))
             return
-        self._calls.pop(call_id, None)
+        if self._calls.pop(call_id, None) is None:
+            # slots only (a refused or failed adoption): the directory entry, if any, is
+            # another node's, and stays
+            self._slots_only.add(call_id)
         scopes = self._slots.pop(call_id, ())
         self._unfinished[call_id] = scopes
         await self._write(self._remove(call_id, scopes))
@@ -87,10 +91,12 @@ class OwnedCalls:
         self.dirty = False
 
     async def _remove(self, call_id: str, scopes: tuple[str, ...]) -> None:
-        await self._state.directory.remove(call_id)
+        if call_id not in self._slots_only:
+            await self._state.directory.remove(call_id)
         if scopes:
             await self._state.limits.release(call_id, scopes)
         self._unfinished.pop(call_id, None)
+        self._slots_only.discard(call_id)
 
     async def _write(self, operation: Awaitable[object]) -> None:
         try:

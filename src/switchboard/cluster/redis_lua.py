@@ -151,19 +151,34 @@ return marked
 )
 
 # KEYS: nodes zset, slot zsets... ARGV: member, limits... Returns 0 (granted) or the index
-# (1-based) of the first full scope. All or nothing.
+# (1-based) of the first full scope. All or nothing. A call counts once per scope: the slot
+# another node holds for the same call (a call being adopted) becomes this node's in the same
+# step, so the slot is never free between the two nodes for another call to take.
 ACQUIRE = (
     _NOW
     + _PRUNE
     + """
+local call = string.match(ARGV[1], '^[^|]*|(.*)$')
+local function others(key)
+  local found = {}
+  for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+    if member ~= ARGV[1] and string.match(member, '^[^|]*|(.*)$') == call then
+      table.insert(found, member)
+    end
+  end
+  return found
+end
 for i = 2, #KEYS do prune(KEYS[1], KEYS[i], now) end
 for i = 2, #KEYS do
-  if (not redis.call('ZSCORE', KEYS[i], ARGV[1]))
+  if (not redis.call('ZSCORE', KEYS[i], ARGV[1])) and #others(KEYS[i]) == 0
      and redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[i]) then
     return i - 1
   end
 end
-for i = 2, #KEYS do redis.call('ZADD', KEYS[i], 'NX', now, ARGV[1]) end
+for i = 2, #KEYS do
+  for _, member in ipairs(others(KEYS[i])) do redis.call('ZREM', KEYS[i], member) end
+  redis.call('ZADD', KEYS[i], 'NX', now, ARGV[1])
+end
 return 0
 """
 )
