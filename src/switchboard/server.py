@@ -62,6 +62,9 @@ def serve(
         # Media frames are ~1 KB and /v1/stream's start message a few: uvicorn's 16 MiB default
         # would let each socket buffer 16 MiB × _WS_HIGH_WATER messages.
         "ws_max_size": settings.ws_max_size,
+        # After the drain (app/drain.py) the server stops: a request or socket handler still
+        # running 5 s later is cancelled rather than holding the process (and a deploy) open.
+        "timeout_graceful_shutdown": 5,
     }
     if workers > 1:
         from switchboard.workers import serve_workers, with_token, workers_refusal
