@@ -15,6 +15,7 @@ directly), as a deployment that keeps a call on one node does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -310,7 +311,7 @@ async def test_redis_stopped_and_restarted_mid_call(tmp_path: Path, topology: st
                 # it back a moment later (within Cluster's OUTAGE_RETRY_S); the other node lists
                 # it from the directory once it has, and may hang it up from then on
                 await eventually_async(
-                    lambda other=other, call_id=session["call_id"]: _lists(rig, other, call_id),
+                    functools.partial(_lists, rig, other, session["call_id"]),
                     limit_s=5,
                     what="the call in the directory again",
                     every_s=0.05,
