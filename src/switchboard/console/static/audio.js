@@ -71,10 +71,11 @@ export async function audioSocket(path, { name, mic = false, onLevel, onText, on
     ctx.close();
   };
   socket.onclose = () => { close(); onClose?.(); };
-  // Ready at the server's first message ("started"): a call held by another node is accepted
-  // and closed at once, its reason naming that node (4409 "held by node …").
+  // A call's socket is ready at the server's first message ("started"): a call held by another
+  // node is accepted and closed at once, its reason naming that node (4409 "held by node …").
+  // A socket we open with a start message (/v1/stream) hears nothing before sending it.
   await new Promise((resolve, reject) => {
-    socket.addEventListener("message", resolve, { once: true });
+    socket.addEventListener(start ? "open" : "message", resolve, { once: true });
     socket.addEventListener("close",
       (event) => reject(new Error(event.reason || "the socket closed")), { once: true });
   });
