@@ -386,15 +386,20 @@ async def amd_webhook(request: Request) -> Response:
     sid, answered_by = _field(form, "CallSid"), _field(form, "AnsweredBy")
     if not sid or not answered_by:
         return _forbidden("no CallSid/AnsweredBy", request)
-    guard = state.gateway.replay.twilio.requests
-    if not guard.add(replay_key):
-        return _forbidden("replayed request", request)
+    # the cluster's claims, as for the other webhooks: a replay to another node is refused too
+    guard = state.gateway.cluster.claims(REQUEST_CLAIMS)
+    try:
+        if not await guard.claim(replay_key, ttl_s=REQUEST_MEMORY_S):
+            return _forbidden("replayed request", request)
+    except ClusterUnavailable as exc:
+        return _cluster_down(exc)
     try:
         await state.calls.machine_detection(
             _CARRIER, sid, twilio_verdict(answered_by), answered_by[:40]
         )
     except BaseException:
-        guard.forget(replay_key)
+        with contextlib.suppress(ClusterUnavailable):
+            await guard.release(replay_key)
         raise
     return Response(status_code=204)
 
