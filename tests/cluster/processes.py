@@ -12,9 +12,12 @@ Without Redis or haproxy the tests are skipped with the reason — under ``CI=tr
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -224,6 +227,7 @@ class ServeNode:
 HAPROXY_CFG = """\
 global
     maxconn 2000
+    stats socket {stats_socket} mode 600 level user
 
 defaults
     mode http
@@ -231,6 +235,9 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout tunnel 1h
+    # a check's answer may take this long (else HAProxy waits for "inter", 500 ms here: a node
+    # answering slowly on a busy 2-core machine was marked down and every request went to the other)
+    timeout check 3s
     option http-server-close
 
 frontend gateway
@@ -264,11 +271,46 @@ class Balancer:
 
     def config(self) -> str:
         servers = "\n".join(
-            f"    server {node.name} 127.0.0.1:{node.port} check inter 500ms fall 2 rise 1"
+            f"    server {node.name} 127.0.0.1:{node.port} check inter 500ms fall 3 rise 1"
             + (" backup" if node.name in self.backup else "")
             for node in self.nodes
         )
-        return HAPROXY_CFG.format(port=self.port, check_path=self.check_path, servers=servers)
+        return HAPROXY_CFG.format(
+            port=self.port,
+            check_path=self.check_path,
+            servers=servers,
+            stats_socket=self.stats_socket,
+        )
+
+    @property
+    def stats_socket(self) -> Path:
+        return self.workdir / "haproxy.sock"
+
+    def server_states(self) -> dict[str, str]:
+        """Each node's state as HAProxy sees it (``show stat``: UP, DOWN, …)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2.0)
+            sock.connect(str(self.stats_socket))
+            sock.sendall(b"show stat\n")
+            data = b"".join(iter(lambda: sock.recv(65536), b""))
+        rows = list(csv.reader(io.StringIO(data.decode().lstrip("# "))))
+        header = rows[0]
+        name, server = header.index("pxname"), header.index("svname")
+        status = header.index("status")
+        return {
+            row[server]: row[status]
+            for row in rows[1:]
+            if len(row) == len(header) and row[name] == "nodes"
+            if row[server] not in ("FRONTEND", "BACKEND")
+        }
+
+    def wait_all_up(self, limit_s: float = 20.0) -> None:
+        """Until HAProxy's checks see every node up (the tests count on where requests go)."""
+        deadline = time.monotonic() + limit_s * UNIT
+        while (states := self.server_states()) and set(states.values()) != {"UP"}:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the balancer does not see every node up: {states}")
+            time.sleep(0.1)  # HAProxy's checks run every 500 ms
 
     def start(self) -> None:
         path = self.workdir / "haproxy.cfg"
@@ -283,6 +325,7 @@ class Balancer:
         )
         log.close()
         _wait_http(f"{self.url}/healthz", process=self.process, limit_s=20.0, what="haproxy")
+        self.wait_all_up()
 
     def stop(self) -> None:
         process, self.process = self.process, None
