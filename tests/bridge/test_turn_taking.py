@@ -173,6 +173,26 @@ def test_core_noise_resumes_the_unheard_rest_with_a_truthful_transcript() -> Non
     assert f"{cut[0].text} {said[-1].text}" == full  # heard, then the rest: nothing twice
 
 
+def test_core_keeps_only_the_unplayed_frames_of_a_long_reply() -> None:
+    """A reply's frames are kept for a resume only until the carrier says they were played:
+    a reply streamed for minutes (the soak's echo) must not hold every frame it sent."""
+    core = talking_core(reply_ms=60_000)
+    for t in range(0, 30_000, 20):  # half a minute played, each mark acknowledged on time
+        core.tick(t)
+        for name in list(core._outstanding):
+            if int(name.split(":")[1]) <= t:
+                core.mark_acked(name, t)
+    assert len(core._sent_frames) <= (200 + 200) // 20  # the lead and one mark interval
+    out = caller(core, 30_000, 800)  # a noise burst cuts the reply
+    assert of(out, ClearCallerBuffer)
+    assert core._resumable is not None
+    frames, _ = core._resumable
+    reply = core._reply
+    assert reply is not None
+    unheard_ms = 60_000 - reply.acked_ms  # what was sent unplayed, then what was still queued
+    assert len(frames) * 20 == unheard_ms
+
+
 def test_core_without_turn_taking_interrupts_at_once() -> None:
     core = BridgeCore(BridgeOptions())
     core.start(0)

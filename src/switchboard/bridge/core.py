@@ -109,7 +109,11 @@ class BridgeCore:
         self.turn_judge = (
             BargeInJudge(self.options.turn_taking) if self.options.turn_taking else None
         )
-        self._sent_frames: list[bytes] = []  # the current reply's released frames (to resume)
+        # The current reply's released frames not yet acknowledged as played (to resume after a
+        # false interruption), from the reply's ``_sent_from_ms``: trimmed at each mark, so a long
+        # reply holds only the carrier's unplayed lead, not every frame since it began.
+        self._sent_frames: list[bytes] = []
+        self._sent_from_ms = 0
         self._resumable: tuple[list[bytes], str] | None = None  # cut audio and its text
         self._discarding = False  # the rest of an interrupted reply, until its response.done
         self.ended = False
@@ -169,7 +173,7 @@ class BridgeCore:
                 self._record_reply(out, now, interrupted=False)
             self._reply_seq += 1
             reply = self._reply = Reply(self._reply_seq)
-            self._sent_frames = []
+            self._sent_frames, self._sent_from_ms = [], 0
             if self.turn_judge is not None:  # another reply: the cut one is not resumed
                 self.turn_judge.new_reply()
                 self._resumable = None
@@ -278,6 +282,10 @@ class BridgeCore:
         reply = self._reply
         if reply is not None and reply.seq == seq:
             reply.acked_ms = max(reply.acked_ms, ms)
+            played = (reply.acked_ms - self._sent_from_ms) // self.options.frame_ms
+            if played > 0 and self._sent_frames:  # heard: never resumed
+                del self._sent_frames[:played]
+                self._sent_from_ms += played * self.options.frame_ms
             if reply.done and not self._queue and not self._outstanding:
                 self._record_reply(out, now, interrupted=False)
         self._last_activity = max(self._last_activity, now)
@@ -456,7 +464,7 @@ class BridgeCore:
             return
         self._reply_seq += 1
         reply = self._reply = Reply(self._reply_seq, text=text, done=True)
-        self._sent_frames = []
+        self._sent_frames, self._sent_from_ms = [], 0
         self._turn_started_at = None  # the noise was no turn of the caller's
         self._queue.extend(frames)
         out.append(
@@ -475,10 +483,11 @@ class BridgeCore:
             self._resumable = None
             if reply is not None:  # kept for a false interruption
                 rest = (reply.transcript, reply.acked_ms, reply.sent_ms)
+                sent = (self._sent_frames, self._sent_from_ms)
                 self._resumable = unheard_rest(
-                    *rest, self._sent_frames, list(self._queue), self.options.frame_ms
+                    *rest, *sent, list(self._queue), self.options.frame_ms
                 )
-            self._sent_frames = []
+            self._sent_frames, self._sent_from_ms = [], 0
             # The provider may send the rest of the reply before it stops (Gemini without
             # interruptions, OpenAI deltas in flight): dropped until its response.done.
             self._discarding = reply is not None and not reply.done

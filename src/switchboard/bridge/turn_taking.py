@@ -204,10 +204,18 @@ class BargeInJudge:
 
 
 def unheard_rest(
-    text: str, acked_ms: int, sent_ms: int, sent: list[bytes], queued: list[bytes], frame_ms: int
+    text: str,
+    acked_ms: int,
+    sent_ms: int,
+    sent: list[bytes],
+    sent_from_ms: int,
+    queued: list[bytes],
+    frame_ms: int,
 ) -> tuple[list[bytes], str]:
     """What the caller did not hear of a cut reply: its frames after the acknowledged
-    ``acked_ms`` (of the ``sent`` ones, then the ``queued``), and the text after the share of
-    ``text`` that was heard (cut at a word, like the transcript of the heard share)."""
+    ``acked_ms`` (of the ``sent`` ones, the first of which starts ``sent_from_ms`` into the
+    reply, then the ``queued``), and the text after the share of ``text`` that was heard (cut
+    at a word, like the transcript of the heard share)."""
     heard = cut_at_word(text, acked_ms / sent_ms) if sent_ms else ""
-    return sent[acked_ms // frame_ms :] + queued, text[len(heard) :].strip()
+    unheard = sent[max(0, acked_ms - sent_from_ms) // frame_ms :]
+    return unheard + queued, text[len(heard) :].strip()
