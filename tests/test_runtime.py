@@ -47,7 +47,7 @@ def test_idle_collector_collects_once_each_time_the_server_goes_idle() -> None:
         ref = weakref.ref(probe)
         del probe  # garbage only a collection frees
         assert ref() is not None
-        assert idle.tick(0) is True  # the last connection closed: one full collection
+        assert idle.tick(0) is True  # the last call's handler ended: one full collection
         assert ref() is None
         assert idle.tick(0) is False and idle.collections == 1
     finally:

@@ -23,8 +23,9 @@ What the calls leave behind in reference cycles (a finished call's sockets among
 then wait for a collection that an idle server, allocating next to nothing, may not start for
 a long time: with the freeze the soak (bench/soak.py) saw a file descriptor still open 15 s
 after the last call. :class:`IdleCollector` runs one full collection when the server goes idle
-(no connection open, after some were): it walks only what the calls created, and no call is
-there to hear the pause.
+(no request or WebSocket handler running, after some were — counting open connections instead
+never saw the soak's server idle, its sampler's keep-alive connection being open): it walks
+only what the calls created, and no call is there to hear the pause.
 
 The event loop is uvicorn's choice (``loop="auto"``): uvloop's when ``uvloop`` is installed,
 asyncio's otherwise; nothing here depends on which.
@@ -57,16 +58,16 @@ class IdleCollector:
     """One full collection each time the server goes idle (see the module docstring).
 
     Call :meth:`tick` now and then (``switchboard serve``: once a second) with the number of
-    open connections.
+    requests and WebSocket handlers in flight.
     """
 
     def __init__(self) -> None:
         self._busy = False
         self.collections = 0
 
-    def tick(self, open_connections: int) -> bool:
+    def tick(self, in_flight: int) -> bool:
         """Collect if the server just went idle; returns whether it did."""
-        if open_connections:
+        if in_flight:
             self._busy = True
             return False
         if not self._busy:

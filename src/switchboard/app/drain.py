@@ -216,7 +216,9 @@ class GatewayServer(DrainingServer):
 
     async def on_tick(self, counter: int) -> bool:
         if counter % 10 == 0:  # uvicorn ticks every 0.1 s
-            self._idle_gc.tick(len(self.server_state.connections))
+            # in-flight requests and WebSocket handlers, not open connections: a monitoring
+            # client's keep-alive connection would keep an idle server "busy" for ever
+            self._idle_gc.tick(len(self.server_state.tasks))
         return await super().on_tick(counter)
 
 
