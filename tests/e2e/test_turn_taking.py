@@ -27,7 +27,7 @@ from switchboard.providers.local import synth
 from tests.conftest import UNIT
 from tests.e2e.harness import agent_book, openai_twilio_app, read_only_call, running_app, twilio_env
 
-pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.local]
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.local, pytest.mark.serial]
 
 LONG = (
     "We are open from nine in the morning to five in the evening on weekdays, and from ten "

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.soak
+@pytest.mark.serial
 @pytest.mark.timeout(150)
 def test_forty_calls_for_a_minute_leak_nothing_and_do_not_drift(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
