@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from switchboard.app import cluster_live_out
 from switchboard.app.cluster_live_out import CHANNEL, LiveForwarder
@@ -25,7 +28,9 @@ from tests.cluster.nodes import BACKENDS, node_factory
 from tests.conftest import UNIT
 from tests.e2e.harness import caller_pcm, openai_env, twilio_env
 from tests.e2e.test_events_stream import sse
-from tests.waiting import eventually_async
+from tests.e2e.test_operator import ws_url
+from tests.operator_audio import frame_kinds, read_wav_pcm, rms, tone_pcm16
+from tests.waiting import eventually, eventually_async
 
 pytestmark = [pytest.mark.anyio]
 
@@ -130,3 +135,88 @@ async def _chatter(hub: LiveHub) -> None:
         hub.publish("transcript.partial", "call_1", {"role": "caller", "text": f"p {i}"})
         hub.updated("call_1", cost_usd=i, turns=i)
         hub.publish("transcript", "call_2", {"role": "agent", "text": "another node's"})
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_listen_and_operator_sockets_on_the_node_not_holding_the_call(
+    tmp_path: Path, backend: str
+) -> None:
+    heard = tmp_path / "heard.wav"
+    async with (
+        OpenAIRealtimeEmulator(script=SCRIPT, ms_per_char=30.0) as oai,
+        TwilioEmulator(linger_s=30.0, max_call_s=40.0) as twilio,
+    ):
+        env = openai_env(oai) | twilio_env(twilio, "openai")
+        async with two_apps(tmp_path, backend, env) as (a, b):
+            twilio.dial_in(f"{a.base}/twilio/voice", audio=TALK, out=heard)
+            (on_a,) = await eventually(lambda: bridged(a), limit_s=15, what="a's call bridged")
+            session = a.manager.calls[on_a].session
+            assert session is not None
+            with pytest.raises(InvalidStatus):  # the same token check as a local socket
+                await connect(f"ws{b.base.removeprefix('http')}/v1/calls/{on_a}/listen")
+
+            # Listen on b: both sides of a's call, mixed, non-silent (the greeting and answer).
+            async with connect(ws_url(b.base, f"/v1/calls/{on_a}/listen")) as listen:
+                started = json.loads(await listen.recv())
+                assert started == {
+                    "type": "started",
+                    "format": "pcm16",
+                    "sample_rate": 16000,
+                    "node": "node-a",
+                }
+                assert session.operator.listeners == 1  # a's tap, for b's socket
+                loudest = 0.0
+                while loudest < 500:
+                    frame = await asyncio.wait_for(listen.recv(), 5 * UNIT)
+                    assert isinstance(frame, bytes) and 0 < len(frame) <= 1280
+                    loudest = max(loudest, rms(frame))
+            # b's socket gone: a stops publishing and closes its tap
+            await eventually(lambda: session.operator.listeners == 0, limit_s=3, what="a's tap")
+
+            # Take over through b; the operator's microphone on b reaches a's caller, and a
+            # listener on b hears it in the mix.
+            assert (await b.http.post(f"/v1/calls/{on_a}/takeover")).status_code == 200
+            tone = tone_pcm16(1.5)
+            async with (
+                connect(ws_url(b.base, f"/v1/calls/{on_a}/operator")) as mic,
+                connect(ws_url(b.base, f"/v1/calls/{on_a}/listen")) as listen,
+            ):
+                assert json.loads(await mic.recv())["node"] == "node-a"
+                assert json.loads(await listen.recv())["node"] == "node-a"
+                heard_at: list[float] = []
+
+                async def hear_the_tone() -> None:
+                    while not heard_at:
+                        frame = await listen.recv()
+                        if isinstance(frame, bytes) and "t" in frame_kinds(frame, 16000):
+                            heard_at.append(time.monotonic())
+
+                hearing = asyncio.create_task(hear_the_tone())
+                sent_at = time.monotonic()
+                for i in range(0, len(tone), 640):
+                    await mic.send(tone[i : i + 640])
+                    await asyncio.sleep(0.02)
+                await asyncio.wait_for(hearing, 5 * UNIT)
+                behind_s = heard_at[0] - sent_at
+                print(f"relayed: the operator's first frame heard {behind_s * 1000:.0f} ms later")
+                assert behind_s < 0.5 * UNIT
+                caller_side = await asyncio.wait_for(mic.recv(), 5 * UNIT)  # the caller alone
+                assert isinstance(caller_side, bytes)
+            assert (await b.http.post(f"/v1/calls/{on_a}/handback")).status_code == 200
+
+            # The call ends while b relays it: b's socket closes 1000.
+            async with connect(ws_url(b.base, f"/v1/calls/{on_a}/listen")) as listen:
+                assert json.loads(await listen.recv())["type"] == "started"
+                assert (await b.http.post(f"/v1/calls/{on_a}/hangup")).status_code == 200
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(_until_closed(listen), 10 * UNIT)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+            await twilio.wait_calls(timeout_s=20 * UNIT)
+    pcm, rate = read_wav_pcm(heard)
+    assert frame_kinds(pcm, rate).count("t") >= 50, "a second of the operator's tone was heard"
+
+
+async def _until_closed(ws: ClientConnection) -> None:
+    while True:
+        await ws.recv()

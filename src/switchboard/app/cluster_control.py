@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import HTTPException, status
 
 from switchboard.app.cluster_replies import put_reply
+from switchboard.app.operator_relay import AUDIO_ACTIONS, serve_remote
 from switchboard.app.state import AppState
 from switchboard.app.telnyx_resume import MOVE_KIND, receive_move
 from switchboard.bridge.control import checked_destination
@@ -123,9 +124,13 @@ async def run_command(state: AppState, command: ControlCommand) -> None:
         logger.warning("command %s for %s: no call manager here", command.action, call_id)
         await put_reply(state.gateway.cluster, command, 503, "call control is unavailable", {})
         return
-    code, detail, data = 200, "", {}
+    code, detail = 200, ""
+    data: dict[str, Any] = {}
     try:
-        data = await _carry_out(calls, command)
+        if command.action in AUDIO_ACTIONS:  # a relayed operator socket
+            serve_remote(calls, state.gateway.cluster, command)  # answered 200, or why not
+        else:
+            data = await _carry_out(calls, command)
     except KeyError:
         code, detail = 404, f"no live call {call_id}"
         logger.info("command %s for %s: the call is no longer live", command.action, call_id)

@@ -27,7 +27,7 @@ __all__ = ["REPLIED", "REPLY_WAIT_S", "await_reply", "put_reply"]
 logger = logging.getLogger(__name__)
 
 #: The actions whose sender waits for the owner's answer.
-REPLIED = frozenset({"say", "whisper", "takeover", "handback"})
+REPLIED = frozenset({"say", "whisper", "takeover", "handback", "listen", "operator"})
 #: How long the sender waits for the owner's answer.
 REPLY_WAIT_S = 3.0
 #: How long an answer is kept (a sender that gave up never reads it).
