@@ -6,10 +6,10 @@ webhook replayed to the other node is refused; a hang-up and a transfer sent to 
 does not hold the call act within 500 ms; whisper, take-over and hand-back sent to it are
 carried out by the owner, which answers (409 when it refuses), and the audio websockets are
 relayed from the owner; every node lists every live call (and its event stream shows them); a
-Telnyx call whose webhooks alternate between the nodes gets its events applied in order; an outbound call placed
-on one node and answered on the other gets the agent and variables it was placed with; an
-agent's limit holds across the nodes (busy at the carrier); readiness says when a node is full
-or draining.
+Telnyx call whose webhooks alternate between the nodes gets its events applied in order; an
+outbound call placed on one node and answered on the other gets the agent and variables it was
+placed with; an agent's limit holds across the nodes (busy at the carrier); readiness says when
+a node is full or draining.
 """
 
 from __future__ import annotations
