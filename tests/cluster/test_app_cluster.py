@@ -3,8 +3,9 @@
 Each test runs two real apps (tests/cluster/apps.py) on loopback with the carrier and OpenAI
 emulators, on both backends: one in-memory hub, and one Redis key prefix. A signed Twilio
 webhook replayed to the other node is refused; a hang-up and a transfer sent to the node that
-does not hold the call act within 500 ms; whisper, take-over and hand-back sent to it are
-carried out by the owner, which answers (409 when it refuses), and the audio websockets are
+does not hold the call act within 500 ms (answered with the owner's status); whisper, take-over
+and hand-back sent to it are carried out by the owner, which answers (409 when it refuses), and
+the audio websockets are
 relayed from the owner; every node lists every live call (and its event stream shows them); a
 Telnyx call whose webhooks alternate between the nodes gets its events applied in order; an
 outbound call placed on one node and answered on the other gets the agent and variables it was
@@ -174,6 +175,7 @@ async def test_hangup_and_transfer_sent_to_the_other_node_act_within_500_ms(
             sent = time.monotonic()
             hung = await b.http.post(f"/v1/calls/{on_a}/hangup")
             assert hung.status_code == 200, hung.text
+            assert hanging_up(a, on_a)  # b answered with a's status: a had acted already
             await eventually(
                 lambda: hanging_up(a, on_a), limit_s=CONTROL_S, what="a hanging up its call"
             )
@@ -192,6 +194,7 @@ async def test_hangup_and_transfer_sent_to_the_other_node_act_within_500_ms(
             moved = await a.http.post(f"/v1/calls/{on_b}/transfer", json={"destination": "desk"})
             assert moved.status_code == 200, moved.text
             sid = second.report.call_sid
+            assert carrier_updates(twilio, sid, "Twiml")  # b's answer came after its carrier's
             await eventually(  # the owner acts: notes who asked, then asks the carrier
                 lambda: (
                     noted(b, on_b, "operator.transfer") or carrier_updates(twilio, sid, "Twiml")

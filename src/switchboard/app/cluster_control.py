@@ -4,7 +4,8 @@ A control request (``hangup``, ``transfer``, ``say``, ``whisper``, ``takeover``,
 ``handback``) may reach any node. The node holding the
 call acts as before; any other node sends a :class:`~switchboard.cluster.ControlCommand`
 through the cluster (``Cluster.send_command``: the owner's inbox, a Redis stream read with a
-blocking read, so it arrives within milliseconds) and answers at once. A call live nowhere is
+blocking read, so it arrives within milliseconds) and answers with the owner's status
+(``cluster_replies``). A call live nowhere is
 404; with the shared state unreachable the answer is 503 and says so.
 
 The owner runs each command it receives with :func:`run_command` (installed on the cluster by
@@ -33,7 +34,12 @@ from switchboard.bridge.control import checked_destination
 from switchboard.bridge.manager import CallManager
 from switchboard.bridge.operator_control import OperatorConflict
 from switchboard.cluster import CallEntry, ControlCommand, Handoff
-from switchboard.errors import ClusterUnavailable, SwitchboardError, UnsupportedOperation
+from switchboard.errors import (
+    ClusterUnavailable,
+    DialRefused,
+    SwitchboardError,
+    UnsupportedOperation,
+)
 from switchboard.telephony.base import TelephonyType
 
 __all__ = [
@@ -134,6 +140,9 @@ async def run_command(state: AppState, command: ControlCommand) -> None:
     except KeyError:
         code, detail = 404, f"no live call {call_id}"
         logger.info("command %s for %s: the call is no longer live", command.action, call_id)
+    except DialRefused as exc:  # checked by the sender too; the owner's dial plan decides
+        code, detail = 403, str(exc)
+        logger.info("command %s for %s refused: %s", command.action, call_id, exc)
     except (OperatorConflict, UnsupportedOperation) as exc:
         code, detail = 409, str(exc)
         logger.info("command %s for %s refused: %s", command.action, call_id, exc)
