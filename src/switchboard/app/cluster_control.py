@@ -4,7 +4,8 @@ A control request (``hangup``, ``transfer``, ``say``, ``whisper``, ``takeover``,
 ``handback``) may reach any node. The node holding the
 call acts as before; any other node sends a :class:`~switchboard.cluster.ControlCommand`
 through the cluster (``Cluster.send_command``: the owner's inbox, a Redis stream read with a
-blocking read, so it arrives within milliseconds) and answers at once. A call live nowhere is
+blocking read, so it arrives within milliseconds) and answers with the owner's status
+(``cluster_replies``). A call live nowhere is
 404; with the shared state unreachable the answer is 503 and says so.
 
 The owner runs each command it receives with :func:`run_command` (installed on the cluster by
@@ -26,13 +27,19 @@ from typing import Any
 from fastapi import HTTPException, status
 
 from switchboard.app.cluster_replies import put_reply
+from switchboard.app.operator_relay import AUDIO_ACTIONS, serve_remote
 from switchboard.app.state import AppState
 from switchboard.app.telnyx_resume import MOVE_KIND, receive_move
 from switchboard.bridge.control import checked_destination
 from switchboard.bridge.manager import CallManager
 from switchboard.bridge.operator_control import OperatorConflict
 from switchboard.cluster import CallEntry, ControlCommand, Handoff
-from switchboard.errors import ClusterUnavailable, SwitchboardError, UnsupportedOperation
+from switchboard.errors import (
+    ClusterUnavailable,
+    DialRefused,
+    SwitchboardError,
+    UnsupportedOperation,
+)
 from switchboard.telephony.base import TelephonyType
 
 __all__ = [
@@ -123,12 +130,19 @@ async def run_command(state: AppState, command: ControlCommand) -> None:
         logger.warning("command %s for %s: no call manager here", command.action, call_id)
         await put_reply(state.gateway.cluster, command, 503, "call control is unavailable", {})
         return
-    code, detail, data = 200, "", {}
+    code, detail = 200, ""
+    data: dict[str, Any] = {}
     try:
-        data = await _carry_out(calls, command)
+        if command.action in AUDIO_ACTIONS:  # a relayed operator socket
+            serve_remote(calls, state.gateway.cluster, command)  # answered 200, or why not
+        else:
+            data = await _carry_out(calls, command)
     except KeyError:
         code, detail = 404, f"no live call {call_id}"
         logger.info("command %s for %s: the call is no longer live", command.action, call_id)
+    except DialRefused as exc:  # checked by the sender too; the owner's dial plan decides
+        code, detail = 403, str(exc)
+        logger.info("command %s for %s refused: %s", command.action, call_id, exc)
     except (OperatorConflict, UnsupportedOperation) as exc:
         code, detail = 409, str(exc)
         logger.info("command %s for %s refused: %s", command.action, call_id, exc)

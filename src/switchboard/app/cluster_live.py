@@ -6,9 +6,15 @@ With several nodes, :class:`RemoteCallFeed` adds the calls the others hold: ever
 calls) and publishes ``call.started`` for a call another node took, ``call.updated`` when its
 state changes (``status``) and ``call.ended`` when it is no longer listed — each summary with
 the ``node`` holding the call. A poll, not a message stream, because it cannot lose an event:
-a node that restarts, or Redis that blips, is caught up by the next read. What it does not
-carry is the content of another node's call (transcript, timeline, latency): those stay on
-the owner's stream (docs/console.md#the-cluster).
+a node that restarts, or Redis that blips, is caught up by the next read.
+
+The content of another node's call (transcript lines and partials, timeline, turn latencies,
+the summary's latency and cost so far) comes from the owner's :class:`LiveForwarder`
+(``cluster_live_out.py``) on the cluster channel ``live``: while someone reads this node's
+stream and other nodes are alive, the feed subscribes to it (:meth:`RemoteCallFeed.receive`)
+and publishes each event of a call it shows into the hub, as if it were local (an event of a
+call the poll has not seen yet starts it from the directory first). What was said before the
+subscription is not replayed (docs/console.md#the-cluster).
 
 The directory is read only while someone subscribes to the stream (a node nobody watches
 costs Redis nothing); a new subscriber's ``snapshot`` may lack the other nodes' calls for up
@@ -21,11 +27,14 @@ calls are kept as they were (logged once) until it answers again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from switchboard.app.cluster_control import remote_summary
+from switchboard.app.cluster_live_out import CHANNEL, SHARED_TYPES
 from switchboard.app.state import AppState
 from switchboard.bridge.manager import CallManager
 from switchboard.cluster import Cluster
@@ -63,7 +72,10 @@ class RemoteCallFeed:
         self.is_local = is_local
         self.poll_s = poll_s
         self.known: dict[str, dict[str, Any]] = {}  # remote call id -> its last summary
+        self.others = False  # whether other nodes are alive (at the last poll)
+        self.received = 0  # events of other nodes' calls published into the hub
         self._down = False
+        self._receiver: asyncio.Task[None] | None = None
 
     @classmethod
     def for_app(cls, state: AppState) -> RemoteCallFeed:
@@ -86,6 +98,8 @@ class RemoteCallFeed:
             return
         self._down = False
         me = self.cluster.node_id
+        with contextlib.suppress(ClusterUnavailable):  # else as it was: the next poll tells
+            self.others = any(n.node_id != me for n in await self.cluster.directory.nodes())
         current = {
             e.call_id: remote_summary(e)
             for e in entries
@@ -110,14 +124,81 @@ class RemoteCallFeed:
             if not self.is_local(call_id):
                 self.hub.ended(call_id, "ended_on_other_node")
 
+    async def receive(self) -> None:
+        """Publish the other nodes' events of their calls into the hub, until cancelled."""
+        async with self.cluster.subscribe(CHANNEL, maxlen=1024) as reader:
+            while True:
+                data = await reader.get()
+                if data is not None:
+                    await self.apply(data)
+
+    async def apply(self, data: bytes) -> None:
+        """Publish the events of one message of another node (see the module docstring)."""
+        try:
+            message = json.loads(data)
+            node, events = str(message["node"]), list(message["events"])
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("dropping an unreadable live message: %s", exc)
+            return
+        if node == self.cluster.node_id:
+            return
+        for event in events:
+            if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
+                continue
+            kind, call_id = event.get("type"), str(event.get("call_id"))
+            if kind not in SHARED_TYPES or self.is_local(call_id):
+                continue
+            if call_id not in self.known and not await self._discover(call_id):
+                continue
+            if kind == "call.updated":
+                changes = {k: v for k, v in event["data"].items() if k not in ("node", "status")}
+                self.hub.updated(call_id, **changes)
+            else:
+                self.hub.publish(kind, call_id, event["data"])
+            self.received += 1
+
+    async def _discover(self, call_id: str) -> bool:
+        """Start showing ``call_id`` (from the directory) before the next poll would."""
+        try:
+            entry = await self.cluster.directory.get(call_id)
+        except ClusterUnavailable:
+            return False
+        if entry is None or entry.state == "lost" or entry.node_id == self.cluster.node_id:
+            return False
+        summary = remote_summary(entry)
+        self.known[call_id] = summary
+        self.hub.started(call_id, summary)
+        return True
+
+    def _receiving(self, wanted: bool) -> None:
+        """Start or stop :meth:`receive` (restarted when it died of an outage)."""
+        task = self._receiver
+        if task is not None and task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                if (exc := task.exception()) is not None:
+                    logger.warning("other nodes' live events: %s (subscribing again)", exc)
+            task = self._receiver = None
+        if wanted and task is None:
+            self._receiver = asyncio.get_running_loop().create_task(self.receive())
+        elif not wanted and task is not None:
+            task.cancel()
+            self._receiver = None
+
     async def run(self) -> None:
         """Poll until cancelled; only while someone reads the event stream."""
-        while True:
-            try:
-                if self.hub.subscribers:
-                    await self.poll()
-                else:
-                    self.forget()
-            except Exception:  # never let the console's feed die of one bad read
-                logger.exception("reading other nodes' live calls failed")
-            await asyncio.sleep(self.poll_s)
+        try:
+            while True:
+                try:
+                    if self.hub.subscribers:
+                        await self.poll()
+                        self._receiving(self.others)
+                    else:
+                        self._receiving(False)
+                        self.forget()
+                except Exception:  # never let the console's feed die of one bad read
+                    logger.exception("reading other nodes' live calls failed")
+                await asyncio.sleep(self.poll_s)
+        finally:
+            if self._receiver is not None:
+                self._receiver.cancel()
+                await asyncio.wait({self._receiver})

@@ -1,7 +1,9 @@
 """The owner's answer to an operator command sent across the cluster.
 
-``say``, ``whisper``, ``takeover`` and ``handback`` on another node's call can be refused by
-that node (409: say during a take-over, hand back a call nobody took over...). The owner
+``hangup``, ``transfer``, ``say``, ``whisper``, ``takeover``, ``handback`` (and the relayed
+audio sockets' ``listen`` and ``operator``) on another node's call can be refused by that node
+(404: it ended meanwhile; 403: a transfer its dial plan refuses; 409: say during a take-over,
+hand back a call nobody took over...; 502: the carrier refused). The owner
 writes its answer as a short-lived cluster note named after the command's id
 (:func:`put_reply`); the node that took the request sent the command (``send_to_owner``) and
 waits for it (:func:`await_reply`, at most
@@ -27,7 +29,9 @@ __all__ = ["REPLIED", "REPLY_WAIT_S", "await_reply", "put_reply"]
 logger = logging.getLogger(__name__)
 
 #: The actions whose sender waits for the owner's answer.
-REPLIED = frozenset({"say", "whisper", "takeover", "handback"})
+REPLIED = frozenset(
+    {"hangup", "transfer", "say", "whisper", "takeover", "handback", "listen", "operator"}
+)
 #: How long the sender waits for the owner's answer.
 REPLY_WAIT_S = 3.0
 #: How long an answer is kept (a sender that gave up never reads it).

@@ -56,6 +56,7 @@ from starlette.websockets import WebSocketDisconnect
 from switchboard.agents import Agent
 from switchboard.app.auth import require_token, require_token_ws
 from switchboard.app.cluster_control import cluster_sessions, remote_destination, send_to_owner
+from switchboard.app.cluster_replies import await_reply
 from switchboard.app.operator_api import actor, note_action
 from switchboard.app.state import get_state
 from switchboard.audio import StreamConverter, check_rate
@@ -202,14 +203,19 @@ async def place_call(body: PlaceCall, request: Request) -> PlacedCall:
 @control_router.post(
     "/calls/{call_id}/hangup",
     response_model=Ack,
-    responses={404: {"description": "no live call with this id"}},
+    responses={
+        404: {"description": "no live call with this id"},
+        503: {"description": "the cluster cannot be reached to find the call"},
+        504: {"description": "the node holding the call did not answer in time"},
+    },
 )
 async def hang_up(call_id: str, request: Request) -> Ack:
     """Hang up a live call (held by this node or another node of the cluster)."""
     manager = _manager(request)
     if call_id not in manager.calls:  # another node's call: its node hangs it up
+        state = get_state(request)
         command = ControlCommand(call_id, "hangup", reason=actor(request)["via"])
-        await send_to_owner(get_state(request), command)
+        await await_reply(state, command, await send_to_owner(state, command))  # its answer
         return Ack(call_id=call_id, status="hanging-up")
     note_action(request, call_id, "hang_up", {})  # who asked, on the call's timeline
     try:
@@ -225,6 +231,10 @@ async def hang_up(call_id: str, request: Request) -> Ack:
     responses={
         403: {"description": "the call's agent may not transfer to `destination`"},
         404: {"description": "no live call with this id"},
+        409: {"description": "the node holding the call refused (e.g. the carrier cannot)"},
+        502: {"description": "the carrier refused the transfer"},
+        503: {"description": "the cluster cannot be reached to find the call"},
+        504: {"description": "the node holding the call did not answer in time"},
     },
 )
 async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
@@ -236,8 +246,8 @@ async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
             destination = await remote_destination(state, call_id, body.destination)
         except DialRefused as exc:
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-        via = actor(request)["via"]
-        await send_to_owner(state, ControlCommand(call_id, "transfer", destination, via))
+        command = ControlCommand(call_id, "transfer", destination, actor(request)["via"])
+        await await_reply(state, command, await send_to_owner(state, command))  # its answer
         return Ack(call_id=call_id, status="transferred")
     note_action(request, call_id, "transfer", {"to": body.destination})  # the request; the
     try:  # outcome follows as call.transferred, or the 403

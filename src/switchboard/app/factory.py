@@ -14,6 +14,7 @@ from switchboard.app.api import health_router, providers_router
 from switchboard.app.calls_api import calls_router
 from switchboard.app.cluster_control import install_cluster_handlers
 from switchboard.app.cluster_live import RemoteCallFeed
+from switchboard.app.cluster_live_out import LiveForwarder
 from switchboard.app.console_routes import install_console
 from switchboard.app.control_api import control_router, stream_router
 from switchboard.app.deliveries_api import deliveries_router
@@ -97,6 +98,10 @@ def create_app(
         # other nodes' live calls on this node's /v1/events (none on a single node)
         feed = RemoteCallFeed.for_app(state)
         remote_calls = asyncio.get_running_loop().create_task(feed.run())
+        # this node's calls' transcript, latency and cost for the other nodes' streams
+        sharing = asyncio.get_running_loop().create_task(
+            LiveForwarder(gateway.cluster, gateway.live, feed.is_local).run()
+        )
         lag_watch = (
             asyncio.get_running_loop().create_task(metrics.watch_event_loop(lag_interval_s))
             if metrics is not None
@@ -105,9 +110,10 @@ def create_app(
         try:
             yield
         finally:
-            remote_calls.cancel()
-            with suppress(asyncio.CancelledError):
-                await remote_calls
+            for task in (remote_calls, sharing):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
             if lag_watch is not None:
                 lag_watch.cancel()
                 with suppress(asyncio.CancelledError):

@@ -10,11 +10,12 @@
   comes back the same way.
 
 Both take the API token in the ``Authorization`` header or ``?token=`` (browsers cannot set a
-websocket's headers) and refuse the handshake when it is missing or wrong. Otherwise the
-socket is accepted and then closed, so that the client reads the code and reason: 4409
-``held by node <id>`` when another node of the cluster holds the call (the audio is there:
-a balancer must route these two paths to the call's node — docs/cluster.md), 4503 when the
-cluster cannot be reached to say, 4404 when the call is not live and bridged anywhere; 1000
+websocket's headers) and refuse the handshake when it is missing or wrong. A call held by
+another node of the cluster is relayed through the cluster (``operator_relay``: the same
+protocol, its ``started`` message also names the ``node``; it closes with 4000 + the owner's
+status when the owner refuses, 4504 when the owner stops answering). Otherwise the socket is
+accepted and then closed, so that the client reads the code and reason: 4503 when the cluster
+cannot be reached to find the call, 4404 when the call is not live and bridged anywhere; 1000
 when the call ends.
 """
 
@@ -29,6 +30,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from switchboard.app.auth import require_token_ws
+from switchboard.app.operator_relay import SocketKind, relay
 from switchboard.app.state import get_state
 from switchboard.bridge.manager import CallManager
 from switchboard.bridge.operator import LISTEN_RATE, AudioTap
@@ -44,14 +46,15 @@ operator_audio_router = APIRouter(prefix="/v1", tags=["calls"])
 
 #: The close code for a call that is not live and bridged here.
 NO_CALL = 4404
-#: The close code for a call held by another node (the reason names it).
+#: Found on another node (relayed; ``operator_relay`` closes with 4000 + the owner's status).
 ELSEWHERE = 4409
 #: The close code when the cluster cannot be reached to find the call.
 NO_CLUSTER = 4503
 
 
-async def _open(websocket: WebSocket, call_id: str) -> CallSession | None:
-    """Authorise and find the call's session; closes the socket and returns None if not."""
+async def _open(websocket: WebSocket, call_id: str, kind: SocketKind) -> CallSession | None:
+    """Authorise and find the call's session; None when it is not here: another node's call
+    is relayed (``operator_relay``) before returning, else the socket is closed."""
     if not await require_token_ws(websocket):
         await websocket.close(1008, "missing or invalid token")
         return None
@@ -61,8 +64,11 @@ async def _open(websocket: WebSocket, call_id: str) -> CallSession | None:
             raise KeyError(call_id)
         session = calls.bridged(call_id)
     except (KeyError, OperatorConflict):
-        await websocket.accept()  # then close: a refused handshake carries no reason
         code, reason = await _not_here(websocket, call_id)
+        if code == ELSEWHERE:
+            await relay(websocket, call_id, kind)
+            return None
+        await websocket.accept()  # then close: a refused handshake carries no reason
         await websocket.close(code, reason)
         return None
     await websocket.accept()
@@ -121,7 +127,7 @@ async def _serve(websocket: WebSocket, session: CallSession, tap: AudioTap, *, m
 @operator_audio_router.websocket("/calls/{call_id}/listen")
 async def listen(websocket: WebSocket, call_id: str) -> None:
     """Both sides of a live call, mixed (protocol in the module docstring)."""
-    session = await _open(websocket, call_id)
+    session = await _open(websocket, call_id, "listen")
     if session is None:
         return
     with session.operator.listen() as tap:
@@ -131,7 +137,7 @@ async def listen(websocket: WebSocket, call_id: str) -> None:
 @operator_audio_router.websocket("/calls/{call_id}/operator")
 async def operator(websocket: WebSocket, call_id: str) -> None:
     """The operator's microphone to the caller, the caller back (module docstring)."""
-    session = await _open(websocket, call_id)
+    session = await _open(websocket, call_id, "operator")
     if session is None:
         return
     with session.operator.operator_ear() as tap:

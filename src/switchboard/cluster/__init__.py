@@ -24,6 +24,7 @@ from switchboard.cluster.base import (
     SlotLimits,
     SlotRequest,
 )
+from switchboard.cluster.channels import ChannelReader
 from switchboard.cluster.facade import (
     MEDIA_KEY_NAME,
     Cluster,
@@ -39,6 +40,7 @@ __all__ = [
     "CallDirectory",
     "CallEntry",
     "CallState",
+    "ChannelReader",
     "Claims",
     "Cluster",
     "ClusterMessage",

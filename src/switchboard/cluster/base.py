@@ -11,6 +11,8 @@ node's set of them. What each piece is for, and where it lives in Redis, is in d
 * :class:`SlotLimits` — concurrent-call slots (per agent, per node) that die with their node.
 * :class:`NodeInbox` — one ordered queue per node, carrying :class:`ControlCommand` and
   :class:`Handoff` messages, JSON on the wire (:func:`encode_message`, :func:`decode_message`).
+* channels (``channels.py``) — messages to whoever subscribes now, kept nowhere (live events,
+  an operator's audio across nodes).
 * :class:`SharedState` — one node's handle on all of the above for one backend.
 
 Failures of the shared store raise :class:`~switchboard.errors.ClusterUnavailable`, never the
@@ -20,8 +22,10 @@ client library's own exceptions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from switchboard.cluster.channels import ChannelReader
 from switchboard.cluster.records import (
     Admission,
     CallEntry,
@@ -202,6 +206,18 @@ class SharedState(Protocol):
 
     async def get_note(self, name: str) -> str | None:
         """The note ``name``, or None (never written, or expired)."""
+        ...
+
+    async def publish(self, channel: str, data: bytes) -> int:
+        """Hand ``data`` to every current subscriber of ``channel``; how many there were
+        (nothing is kept: ``channels.py``)."""
+        ...
+
+    def subscribe(
+        self, channel: str, *, maxlen: int = ...
+    ) -> AbstractAsyncContextManager[ChannelReader]:
+        """A bounded reader of ``channel`` for the ``async with`` block (subscribed when the
+        block begins, so a message published after that reaches it)."""
         ...
 
     async def ping(self) -> None:

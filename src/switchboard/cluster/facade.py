@@ -24,6 +24,7 @@ import secrets
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -42,6 +43,7 @@ from switchboard.cluster.base import (
     SlotLimits,
     SlotRequest,
 )
+from switchboard.cluster.channels import DEFAULT_READER_MAXLEN, ChannelReader
 from switchboard.cluster.memory import MemoryHub, MemoryState
 from switchboard.cluster.owned import OwnedCalls
 from switchboard.errors import ClusterUnavailable
@@ -174,6 +176,16 @@ class Cluster:
     async def get_note(self, name: str) -> str | None:
         """The note ``name`` any node put, or None (never put, or expired)."""
         return await self.state.get_note(name)
+
+    async def publish(self, channel: str, data: bytes) -> int:
+        """Hand ``data`` to whoever subscribes to ``channel`` now; how many did (``channels``)."""
+        return await self.state.publish(channel, data)
+
+    def subscribe(
+        self, channel: str, *, maxlen: int = DEFAULT_READER_MAXLEN
+    ) -> AbstractAsyncContextManager[ChannelReader]:
+        """A bounded reader of ``channel`` for the ``async with`` block."""
+        return self.state.subscribe(channel, maxlen=maxlen)
 
     @property
     def media_key(self) -> bytes:

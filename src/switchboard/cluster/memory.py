@@ -12,6 +12,7 @@ import asyncio
 import heapq
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 
 from switchboard.cluster.base import (
@@ -22,6 +23,12 @@ from switchboard.cluster.base import (
     NodeInfo,
     SlotRequest,
     check_name,
+)
+from switchboard.cluster.channels import (
+    DEFAULT_READER_MAXLEN,
+    ChannelReader,
+    memory_publish,
+    memory_subscribe,
 )
 
 __all__ = ["MemoryHub", "MemoryState"]
@@ -52,6 +59,8 @@ class MemoryHub:
         #: note name → (value, expiry)
         self.notes: dict[str, tuple[str, float]] = {}
         self.notes_kept = 256  # notes left by the last sweep of expired ones (at least 256)
+        #: channel name → its readers (``channels.py``)
+        self.channels: dict[str, set[ChannelReader]] = {}
 
     def alive(self, node_id: str, now: float) -> bool:
         """Whether ``node_id``'s last heartbeat still holds at ``now``."""
@@ -297,6 +306,14 @@ class MemoryState:
     async def get_note(self, name: str) -> str | None:
         held = self.hub.notes.get(name)
         return held[0] if held is not None and held[1] >= self.hub.clock() else None
+
+    async def publish(self, channel: str, data: bytes) -> int:
+        return memory_publish(self.hub, channel, data)
+
+    def subscribe(
+        self, channel: str, *, maxlen: int = DEFAULT_READER_MAXLEN
+    ) -> AbstractAsyncContextManager[ChannelReader]:
+        return memory_subscribe(self.hub, channel, maxlen)
 
     async def ping(self) -> None:
         return None

@@ -38,7 +38,19 @@ __all__ = [
 CallState = Literal["starting", "live", "ending", "lost"]
 #: What a :class:`ControlCommand` asks the owning node to do to a live call.
 #: ``release``: let a prepared (not yet bridged) call go, for the node its media reached.
-CommandAction = Literal["hangup", "transfer", "say", "release", "whisper", "takeover", "handback"]
+#: ``listen`` / ``operator``: serve an operator's audio socket relayed by the sending node
+#: (``text`` names the stream; app/operator_relay.py).
+CommandAction = Literal[
+    "hangup",
+    "transfer",
+    "say",
+    "release",
+    "whisper",
+    "takeover",
+    "handback",
+    "listen",
+    "operator",
+]
 
 # Node ids, scopes and namespaces become parts of Redis keys and slot members ("node|call"):
 # no separators, no spaces, no braces (hash tags), bounded length.

@@ -72,10 +72,10 @@ def _raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-def _client(url: str, *, read_timeout_s: float) -> Redis:
+def _client(url: str, *, read_timeout_s: float, text: bool = True) -> Redis:
     return Redis.from_url(
         url,
-        decode_responses=True,
+        decode_responses=text,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         socket_timeout=read_timeout_s,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
@@ -99,6 +99,8 @@ class RedisLink:
         self.client = _client(url, read_timeout_s=COMMAND_TIMEOUT_S)
         #: blocking stream reads only, so they never hold up a command behind them
         self.blocking = _client(url, read_timeout_s=block_s + COMMAND_TIMEOUT_S)
+        #: channels (pub/sub): bytes, not text, since they carry audio (``redis_channels.py``)
+        self.raw = _client(url, read_timeout_s=COMMAND_TIMEOUT_S, text=False)
 
     def key(self, *parts: str) -> str:
         """The key ``{prefix}:part1:part2...``."""
@@ -124,8 +126,8 @@ class RedisLink:
             await self.client.ping()
 
     async def aclose(self) -> None:
-        """Close both clients' connections."""
-        for client in (self.client, self.blocking):
+        """Close the clients' connections."""
+        for client in (self.client, self.blocking, self.raw):
             try:
                 await client.aclose()
             except (RedisError, OSError) as exc:  # closing a dead connection is not news

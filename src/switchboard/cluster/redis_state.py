@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from switchboard.cluster import redis_lua
@@ -20,7 +21,9 @@ from switchboard.cluster.base import (
     SlotRequest,
     check_name,
 )
+from switchboard.cluster.channels import DEFAULT_READER_MAXLEN, ChannelReader
 from switchboard.cluster.redis import RedisLink
+from switchboard.cluster.redis_channels import RedisChannels
 from switchboard.cluster.redis_inbox import RedisInbox
 
 __all__ = ["RedisState"]
@@ -206,6 +209,7 @@ class RedisState:
         self._limits = _RedisLimits(self.link, self.node_id)
         self._inbox = RedisInbox(self.link, self.node_id)
         self._secret = self.link.client.register_script(redis_lua.SET_ONCE)
+        self._channels = RedisChannels(self.link)
 
     @property
     def backend(self) -> str:
@@ -239,6 +243,14 @@ class RedisState:
         with self.link.errors("read note"):
             value = await self.link.client.get(self.link.key("note", name))
         return None if value is None else str(value)
+
+    async def publish(self, channel: str, data: bytes) -> int:
+        return await self._channels.publish(channel, data)
+
+    def subscribe(
+        self, channel: str, *, maxlen: int = DEFAULT_READER_MAXLEN
+    ) -> AbstractAsyncContextManager[ChannelReader]:
+        return self._channels.subscribe(channel, maxlen=maxlen)
 
     async def ping(self) -> None:
         await self.link.ping()

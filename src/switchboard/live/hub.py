@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import json
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -117,6 +117,9 @@ class LiveHub:
         self._recent: dict[str, deque[LiveEvent]] = {}
         self._subscribers: set[Subscription] = set()
         self._seq = itertools.count(1)
+        #: called with every event after the subscribers (never waits): with several nodes,
+        #: what shares this node's calls' events with the others (``app/cluster_live_out.py``)
+        self.forward: Callable[[LiveEvent], None] | None = None
 
     # -- publishing ------------------------------------------------------------------------------
     def publish(self, type_: LiveEventType, call_id: str, data: Mapping[str, Any]) -> LiveEvent:
@@ -136,6 +139,8 @@ class LiveHub:
             self._recent[call_id].append(event)
         for subscriber in self._subscribers:
             subscriber.offer(event)
+        if self.forward is not None:
+            self.forward(event)
         return event
 
     def started(self, call_id: str, summary: Mapping[str, Any]) -> None:

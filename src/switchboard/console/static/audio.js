@@ -71,8 +71,8 @@ export async function audioSocket(path, { name, mic = false, onLevel, onText, on
     ctx.close();
   };
   socket.onclose = () => { close(); onClose?.(); };
-  // A call's socket is ready at the server's first message ("started"): a call held by another
-  // node is accepted and closed at once, its reason naming that node (4409 "held by node …").
+  // A call's socket is ready at the server's first message ("started"; a call held by another
+  // node is relayed by the node we reached): a refusal is accepted and closed with its reason.
   // A socket we open with a start message (/v1/stream) hears nothing before sending it.
   await new Promise((resolve, reject) => {
     socket.addEventListener(start ? "open" : "message", resolve, { once: true });
