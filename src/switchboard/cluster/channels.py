@@ -20,15 +20,17 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from switchboard.cluster.records import check_name
 from switchboard.errors import ClusterUnavailable
 
-if TYPE_CHECKING:
-    from switchboard.cluster.memory import MemoryHub
-
-__all__ = ["DEFAULT_READER_MAXLEN", "ChannelReader", "memory_publish", "memory_subscribe"]
+__all__ = [
+    "DEFAULT_READER_MAXLEN",
+    "ChannelReader",
+    "Channels",
+    "memory_publish",
+    "memory_subscribe",
+]
 
 #: How many messages wait in one reader before its oldest are dropped.
 DEFAULT_READER_MAXLEN = 256
@@ -81,9 +83,13 @@ class ChannelReader:
         return self._queue.popleft() if self._queue else None
 
 
-def memory_publish(hub: MemoryHub, channel: str, data: bytes) -> int:
-    """Offer ``data`` to every reader of ``channel`` on ``hub``; how many there are."""
-    readers = hub.channels.get(check_name(channel, "channel"), ())
+#: channel name → its readers: one process's channels (a ``MemoryHub``'s ``channels``)
+Channels = dict[str, set[ChannelReader]]
+
+
+def memory_publish(channels: Channels, channel: str, data: bytes) -> int:
+    """Offer ``data`` to every reader of ``channel`` in ``channels``; how many there are."""
+    readers = channels.get(check_name(channel, "channel"), ())
     for reader in readers:
         reader.offer(data)
     return len(readers)
@@ -91,17 +97,17 @@ def memory_publish(hub: MemoryHub, channel: str, data: bytes) -> int:
 
 @asynccontextmanager
 async def memory_subscribe(
-    hub: MemoryHub, channel: str, maxlen: int = DEFAULT_READER_MAXLEN
+    channels: Channels, channel: str, maxlen: int = DEFAULT_READER_MAXLEN
 ) -> AsyncIterator[ChannelReader]:
-    """A reader of ``channel`` on ``hub`` for the ``with`` block."""
+    """A reader of ``channel`` in ``channels`` for the ``with`` block."""
     name = check_name(channel, "channel")
     reader = ChannelReader(maxlen)
-    hub.channels.setdefault(name, set()).add(reader)
+    channels.setdefault(name, set()).add(reader)
     try:
         yield reader
     finally:
-        readers = hub.channels.get(name)
+        readers = channels.get(name)
         if readers is not None:
             readers.discard(reader)
             if not readers:
-                del hub.channels[name]
+                del channels[name]

@@ -308,12 +308,12 @@ class MemoryState:
         return held[0] if held is not None and held[1] >= self.hub.clock() else None
 
     async def publish(self, channel: str, data: bytes) -> int:
-        return memory_publish(self.hub, channel, data)
+        return memory_publish(self.hub.channels, channel, data)
 
     def subscribe(
         self, channel: str, *, maxlen: int = DEFAULT_READER_MAXLEN
     ) -> AbstractAsyncContextManager[ChannelReader]:
-        return memory_subscribe(self.hub, channel, maxlen)
+        return memory_subscribe(self.hub.channels, channel, maxlen)
 
     async def ping(self) -> None:
         return None
