@@ -43,6 +43,7 @@ class Receiver:
         secret: the ``whsec_…`` secret it verifies with.
         fail_first: answer ``fail_status`` to the first this many verified requests.
         fail_status: the failure status.
+        fail_types: answer ``fail_status`` to every event of these types (while set).
         answer_bytes: size of the body sent with each answer (to check senders bound reads).
         delay_s: wait this long before answering (to check senders time out).
         redirect_to: answer ``307`` to this URL instead.
@@ -52,6 +53,7 @@ class Receiver:
     secret: str
     fail_first: int = 0
     fail_status: int = 500
+    fail_types: frozenset[str] = frozenset()
     answer_bytes: int = 0
     delay_s: float = 0.0
     redirect_to: str | None = None
@@ -81,7 +83,7 @@ class Receiver:
             await asyncio.sleep(self.delay_s)
         if self.redirect_to is not None:
             status = 307
-        elif sum(1 for _ in self.received) < self.fail_first:
+        elif payload["type"] in self.fail_types or len(self.received) < self.fail_first:
             status = self.fail_status
         else:
             status = 204 if not self.answer_bytes else 200
