@@ -121,6 +121,10 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "switchboard.cli", *args]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.anyio
 async def test_emulate_serves_the_scripted_emulator_until_interrupted(tmp_path: Path) -> None:
     script = tmp_path / "script.json"
@@ -129,6 +133,9 @@ async def test_emulate_serves_the_scripted_emulator_until_interrupted(tmp_path: 
         *_cli("emulate", "openai", "--port", "0", "--script", str(script)),
         stdout=asyncio.subprocess.PIPE,
         env=_clean_env(),
+        # a shell without job control starts background jobs with SIGINT ignored, and children
+        # inherit that: a test run started with `&` would wait in vain for the interrupt
+        preexec_fn=_default_sigint,
     )
     try:
         assert process.stdout is not None
