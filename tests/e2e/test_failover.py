@@ -35,6 +35,7 @@ from tests.e2e.harness import (
     twilio_env,
     until_said,
 )
+from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -51,6 +52,34 @@ FAST = {  # short reconnect backoffs: the failover, not the give-up, must move t
 
 def _plain(text: str) -> str:
     return "".join(c for c in text.lower() if c.isalnum() or c == " ").strip()
+
+
+async def ended_call(http: httpx.AsyncClient) -> dict[str, Any]:
+    """``GET /v1/calls/{id}`` of the one call, once its record is final."""
+
+    async def final() -> dict[str, Any] | None:
+        (listed,) = (await http.get("/v1/calls")).json()["items"]
+        call: dict[str, Any] = (await http.get(f"/v1/calls/{listed['id']}")).json()
+        return call if call["ended_at"] is not None else None
+
+    return await eventually_async(final, limit_s=10, what="the call's final record", every_s=0.1)
+
+
+def assert_failover_record(call: dict[str, Any], primary: str, fallback: str) -> None:
+    """The record (through the API) names both providers, the one that ended the call as its
+    provider, and its cost is the sum of each provider's at its own prices."""
+    assert call["providers"] == [primary, fallback], call["providers"]
+    assert call["provider"] == fallback
+    lines = call["cost"]["lines"]
+    by_source: dict[str, float] = {}
+    for line in lines:
+        by_source[line["source"]] = by_source.get(line["source"], 0.0) + line["amount"]
+    assert set(by_source) <= {primary, fallback, "twilio", "telnyx"}, by_source
+    assert fallback in by_source, lines  # the fallback's usage is billed at its prices
+    costs = next(e["data"] for e in call["timeline"] if e["kind"] == "call.cost_by_provider")
+    for name in (primary, fallback):  # the same figures as the timeline's per-provider costs
+        assert by_source.get(name, 0.0) == pytest.approx(costs[name], abs=1e-6), (name, lines)
+    assert call["cost_total"] == pytest.approx(sum(by_source.values()), abs=1e-6)
 
 
 class Emulators:
@@ -164,7 +193,9 @@ async def test_failover_mid_call(tmp_path: Path, primary: str, mode: str) -> Non
             async with httpx.AsyncClient(base_url=base, headers=AUTH) as http:
                 providers = {p["name"]: p for p in (await http.get("/v1/providers")).json()}
                 metrics = (await http.get("/metrics")).text
+                call = await ended_call(http)
     assert report.violations == []
+    assert_failover_record(call, primary, emulators.fallback)
     assert emulators.violations() == []
     given = [(role, _plain(text)) for role, text in emulators.given_history()]
     assert ("user", "what are your opening hours") in given, given
@@ -251,9 +282,11 @@ async def test_a_failing_provider_is_skipped_by_new_calls_once_its_breaker_opens
     assert health["openai"]["state"] == "open"
     assert health["openai"]["last_failure"] == "connect_failed"
     assert health["gemini"]["state"] == "closed"
-    by_provider = sorted(str(d.record.provider) for d in details if d is not None)
-    assert by_provider == ["gemini", "openai", "openai", "openai"]  # the 4th started on gemini
+    served = sorted(d.record.providers for d in details if d is not None)
+    # the first three moved to gemini at the start; the 4th started on it (openai skipped)
+    assert served == [("gemini",), ("openai", "gemini"), ("openai", "gemini"), ("openai", "gemini")]
     for detail in details:
         assert detail is not None
+        assert detail.record.provider == "gemini"  # the provider that ended each call
         moved = [e for e in detail.timeline if e.kind == "provider.failover"]
-        assert len(moved) == (1 if detail.record.provider == "openai" else 0)
+        assert len(moved) == len(detail.record.providers) - 1

@@ -19,9 +19,9 @@ from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.failover import FailoverPolicy, fallback_order
 from switchboard.bridge.failover_runner import HeardTranscript, ProviderFailover
 from switchboard.bridge.sink import CallSink
-from switchboard.cost import estimate_call_cost
+from switchboard.cost import ServedUsage, estimate_call_cost
 from switchboard.gateway import Gateway
-from switchboard.media import AudioSpec
+from switchboard.media import AudioSpec, Usage
 from switchboard.providers.base import BaseProvider
 from switchboard.providers.registry import ProviderType
 from switchboard.providers.types import HistoryTurn
@@ -33,6 +33,7 @@ __all__ = [
     "cost_by_provider",
     "failover_policy",
     "local_available",
+    "served_usage",
 ]
 
 
@@ -77,6 +78,25 @@ def cost_by_provider(gateway: Gateway, failover: ProviderFailover) -> dict[str, 
         )
         out[name] = round(cost.provider_total, 6)
     return out
+
+
+def served_usage(
+    failover: ProviderFailover, model: str | None, llm_model: str | None
+) -> list[ServedUsage]:
+    """What each provider that served the call used, in the order they served it; the first
+    at the agent's ``model``/``llm_model``, each fallback at its default model (``make``)."""
+    names = [failover.failovers[0][0]] if failover.failovers else [failover.provider_name]
+    names += [new for _, new, _, _ in failover.failovers]
+    by_name = failover.heard.usage_by_provider
+    return [
+        ServedUsage(
+            name,
+            by_name.get(name, Usage()),
+            model=model if i == 0 else None,
+            llm_model=llm_model if i == 0 else None,
+        )
+        for i, name in enumerate(dict.fromkeys(names))
+    ]
 
 
 def connect_wait_s(gateway: Gateway, active: ActiveCall) -> float:
@@ -131,6 +151,8 @@ def call_failover(
 
     def on_failover(old: str, new: str, reason: str, gap_ms: float) -> None:
         gateway.live.updated(active.call_id, provider=new)  # the console's live call
+        if active.sink is not None:  # the record names the provider serving the call
+            active.sink.served_by(old, new, catalog.providers[new].default_model)
         if gateway.metrics is not None:
             gateway.metrics.provider_failover(old, new, reason)
 

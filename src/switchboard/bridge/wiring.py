@@ -27,12 +27,13 @@ from switchboard.bridge.active import (
 )
 from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.audio_recording import finish_recording, open_recording
-from switchboard.bridge.failover_wiring import call_failover, cost_by_provider
+from switchboard.bridge.failover_wiring import call_failover, cost_by_provider, served_usage
 from switchboard.bridge.keypad import MenuChoice
 from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
 from switchboard.bridge.sink import CallSink
+from switchboard.cost import ServedUsage
 from switchboard.errors import SwitchboardError
 from switchboard.gateway import Gateway
 from switchboard.live import CallPricing, LiveSink
@@ -269,16 +270,19 @@ async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:
     if gateway.tracing is not None:  # with the usage its sink saw
         gateway.tracing.call_ended(active.call_id, reason)
     failover = active.session.failover if active.session is not None else None
+    served: list[ServedUsage] = []
     if active.sink is not None and failover is not None and failover.failovers:
         costs = cost_by_provider(gateway, failover)
         active.sink.timeline("call.cost_by_provider", time.monotonic() * 1000.0, costs)
+        served = served_usage(failover, config.model_id, config.extra.get("llm_model"))
     if active.sink is not None:
         await active.sink.finalize(
             status="failed" if reason in ("provider_failed", "internal_error") else "completed",
             end_reason=reason,
-            provider=active.provider_name,
+            provider=served[-1].provider if served else active.provider_name,
             model=config.model_id,
             llm_model=config.extra.get("llm_model"),
             carrier=active.incoming.carrier.value,
             catalog=gateway.settings.catalog,
+            served=served,
         )
