@@ -1,4 +1,5 @@
-"""Provider failover mid-call, end to end (#17 §1): real sockets, the Twilio emulator calling.
+"""Provider failover mid-call, end to end (#17 §1): real sockets, the Twilio (and Telnyx)
+emulator calling.
 
 Each provider (OpenAI Realtime, Gemini Live, the Deepgram pipeline) answers the caller's first
 turn, then fails — dropped with every reconnect refused, or accepting audio and going silent.
@@ -23,6 +24,7 @@ from switchboard.emulators.common import Script, ScriptedTurn
 from switchboard.emulators.deepgram import DeepgramEmulator
 from switchboard.emulators.gemini import GeminiEmulator
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.store import CallStore
 from tests.conftest import UNIT
@@ -30,8 +32,10 @@ from tests.e2e.harness import (
     API_TOKEN,
     agent_book,
     caller_pcm,
+    caller_wav,
     read_only_call,
     running_app,
+    telnyx_env,
     twilio_env,
     until_said,
 )
@@ -290,3 +294,65 @@ async def test_a_failing_provider_is_skipped_by_new_calls_once_its_breaker_opens
         assert detail.record.provider == "gemini"  # the provider that ended each call
         moved = [e for e in detail.timeline if e.kind == "provider.failover"]
         assert len(moved) == len(detail.record.providers) - 1
+
+
+@pytest.mark.parametrize(("primary", "mode"), [("openai", "drop"), ("gemini", "silent")])
+async def test_failover_mid_call_on_telnyx(tmp_path: Path, primary: str, mode: str) -> None:
+    """The same move on a Telnyx call: its media (L16/PCMU over Telnyx's stream) and Call
+    Control are the carrier's, the failover the bridge's: the caller keeps hearing an agent."""
+    async with AsyncExitStack() as stack:
+        emulators = Emulators(primary)
+        await emulators.start(stack)
+        telnyx = await stack.enter_async_context(TelnyxEmulator(realtime=True, tail_ms=2000))
+        env = emulators.env | telnyx_env(telnyx, primary)
+        book = agent_book(
+            fallback=[emulators.fallback],
+            tools=[],
+            limits={"max_call_seconds": 60, "silence_timeout_s": 30, "silence_hangup_s": 50},
+        )
+        async with running_app(tmp_path, env, agents=book, provider_options=FAST) as (base, *_):
+            call = await telnyx.place_inbound_call(
+                to="+15550100000",
+                from_="+15550111111",
+                audio=caller_wav(FIRST["caller"], SECOND["caller"], gap_ms=[9000, 9000]),
+                webhook_url=f"{base}/telnyx/webhook",
+            )
+            await until_said(
+                tmp_path,
+                lambda lines: any(
+                    role == "agent" and _plain(text) == "we are open nine to five"
+                    for role, text in lines
+                ),
+                limit_s=20 * UNIT,
+            )
+            await emulators.fail(mode)
+            said = await until_said(
+                tmp_path,
+                lambda lines: any(
+                    role == "agent" and _plain(text) == "on sunday we are closed"
+                    for role, text in lines
+                ),
+                limit_s=30 * UNIT,
+            )
+            report = await call.wait(40 * UNIT)
+            async with httpx.AsyncClient(base_url=base, headers=AUTH) as http:
+                record = await ended_call(http)
+    assert report.violations == []
+    assert emulators.violations() == []
+    assert report.commands[:2] == ["answer", "streaming_start"]
+    assert "streaming_stop" not in report.commands  # one stream throughout: the call never moved
+    given = [(role, _plain(text)) for role, text in emulators.given_history()]
+    assert ("user", "what are your opening hours") in given, given
+    assert any(r in ("assistant", "model") and t == "we are open nine to five" for r, t in given)
+    lines = [(role, _plain(text)) for role, text in said]
+    assert lines.index(("agent", "on sunday we are closed")) > lines.index(
+        ("agent", "we are open nine to five")
+    )
+    (failover,) = [e["data"] for e in record["timeline"] if e["kind"] == "provider.failover"]
+    assert failover["from"] == primary and failover["to"] == emulators.fallback
+    assert failover["reason"] in (
+        ("stall",) if mode == "silent" else ("lost", "fatal_error", "provider_failed")
+    )
+    assert record["carrier"] == "telnyx"
+    assert_failover_record(record, primary, emulators.fallback)
+    assert any(line["source"] == "telnyx" for line in record["cost"]["lines"])
