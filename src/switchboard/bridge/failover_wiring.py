@@ -32,7 +32,9 @@ __all__ = [
     "connect_wait_s",
     "cost_by_provider",
     "failover_policy",
+    "fallback_agent",
     "local_available",
+    "pinned_provider",
     "served_usage",
 ]
 
@@ -106,6 +108,34 @@ def connect_wait_s(gateway: Gateway, active: ActiveCall) -> float:
     return policy.connect_timeout_ms / 1000.0 if policy.fallback else 15.0
 
 
+def fallback_agent(gateway: Gateway, agent: Agent, name: str, *, greet: bool) -> Agent:
+    """``agent`` as it runs on provider ``name`` when that is not its own (a failover, or a
+    resume pinned to the provider the call had moved to): the provider's default model, the
+    voice nearest the agent's, the greeting only when ``greet``."""
+    entry = gateway.settings.catalog.providers[name]
+    update: dict[str, Any] = {
+        "provider": ProviderType(name),
+        "model": None,  # the agent's model is its first provider's
+        "llm_model": None,
+        "voice": nearest_voice(agent.voice, entry.voices, entry.default_voice),
+        "greeting": agent.greeting if greet else None,  # a recorded one plays anyway
+    }
+    return agent.model_copy(update=update)
+
+
+def pinned_provider(gateway: Gateway, agent: Agent, pinned: str | None, chosen: str) -> str:
+    """The provider of a resumed call: ``pinned`` (the one serving it when its leg died) when
+    this node has it configured, else ``chosen`` as for a new call (``choose_healthy``)."""
+    registry = gateway.providers
+    if (
+        pinned is not None
+        and pinned in registry.catalog.providers
+        and registry.is_configured(pinned)[0]
+    ):
+        return pinned
+    return choose_healthy(gateway, agent, chosen)
+
+
 def choose_healthy(gateway: Gateway, agent: Agent, chosen: str) -> str:
     """``chosen``, unless its circuit breaker keeps new calls off it: then the first of its
     fallbacks whose breaker lets the call through (``chosen`` when none does)."""
@@ -133,19 +163,10 @@ def call_failover(
         return None, sink
     heard = HeardTranscript(sink, current)
     catalog = gateway.settings.catalog
-    voice = active.provider.config.voice
     schemas = active.tools.schemas()
 
     def make(name: str, history: list[HistoryTurn], greet: bool) -> BaseProvider:
-        entry = catalog.providers[name]
-        update: dict[str, Any] = {
-            "provider": ProviderType(name),
-            "model": None,  # the agent's model is its first provider's
-            "llm_model": None,
-            "voice": nearest_voice(voice, entry.voices, entry.default_voice),
-            "greeting": agent.greeting if greet else None,  # a recorded one plays anyway
-        }
-        config = agent.model_copy(update=update).session_config(spec, schemas)
+        config = fallback_agent(gateway, agent, name, greet=greet).session_config(spec, schemas)
         config.history = list(history)
         return gateway.providers.create_provider(name, config, **provider_options.get(name, {}))
 
