@@ -7,7 +7,13 @@ from datetime import date
 import pytest
 
 from switchboard.catalog import Catalog, load_catalog
-from switchboard.cost import CostBreakdown, estimate_call_cost, format_money
+from switchboard.cost import (
+    CostBreakdown,
+    ServedUsage,
+    estimate_call_cost,
+    estimate_served_cost,
+    format_money,
+)
 from switchboard.errors import ConfigError
 from switchboard.media import Usage
 
@@ -128,6 +134,32 @@ def test_pipeline_minutes_tokens_characters_and_exact_carrier_time() -> None:
     assert "deepgram llm component gemini-2.5-flash priced with model nova-2" in cost.notes
     tts = next(line for line in cost.lines if line.item == "TTS characters")
     assert tts.text == "deepgram TTS characters: 850 × $0.015/1K chars = $0.01275"
+
+
+def test_a_call_two_providers_served_sums_both_and_bills_the_carrier_once() -> None:
+    first = ServedUsage("openai", Usage(input_audio_tokens=3200), model="big")  # the agent's
+    second = ServedUsage("deepgram", Usage(input_audio_seconds=60, tts_characters=1000))
+    cost = estimate_served_cost(CATALOG, [first, second], carrier="twilio", carrier_seconds=61)
+    assert [line.text for line in cost.lines] == [
+        "openai input audio tokens: 3,200 × $40/M = $0.128",
+        "deepgram input audio minutes: 1 × $0.0058/min = $0.0058",
+        "deepgram TTS characters: 1,000 × $0.015/1K chars = $0.015",
+        "twilio call minutes: 2 × $0.0125/min = $0.025",
+    ]
+    alone = [
+        estimate_call_cost(
+            CATALOG,
+            provider=s.provider,
+            model=s.model,
+            usage=s.usage,
+            carrier=None,
+            carrier_seconds=0,
+        ).total
+        for s in (first, second)
+    ]
+    assert cost.provider_total == pytest.approx(sum(alone))
+    assert cost.total == pytest.approx(sum(alone) + 0.025)
+    assert "deepgram tts component aura priced with model nova-2" in cost.notes
 
 
 def test_free_provider_and_no_carrier() -> None:

@@ -20,6 +20,7 @@ This is an estimate from list prices as of ``catalog.prices_as_of``, not an invo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -28,7 +29,14 @@ from switchboard.catalog import Catalog, Prices
 from switchboard.errors import ConfigError
 from switchboard.media import Usage
 
-__all__ = ["CostBreakdown", "CostLine", "estimate_call_cost", "format_money"]
+__all__ = [
+    "CostBreakdown",
+    "CostLine",
+    "ServedUsage",
+    "estimate_call_cost",
+    "estimate_served_cost",
+    "format_money",
+]
 
 _TOKEN_FIELDS: tuple[tuple[str, str, str], ...] = (
     # (price key, Usage field, label)
@@ -257,3 +265,56 @@ def estimate_call_cost(
             )
     total = round(sum(line.amount for line in lines), 6)
     return CostBreakdown(tuple(lines), total, "USD", catalog.prices_as_of, tuple(notes))
+
+
+@dataclass(frozen=True, slots=True)
+class ServedUsage:
+    """What one provider of a call that failed over used, and the model it was priced at."""
+
+    provider: str
+    usage: Usage
+    model: str | None = None
+    llm_model: str | None = None
+
+
+def estimate_served_cost(
+    catalog: Catalog,
+    served: Sequence[ServedUsage],
+    *,
+    carrier: str | None,
+    carrier_seconds: float,
+    round_up_carrier_minutes: bool = True,
+) -> CostBreakdown:
+    """Itemised cost of a call several providers served in turn (a failover): each
+    provider's lines at its own prices, the carrier's minutes once, the total their sum.
+
+    Raises:
+        ConfigError: a provider, model or the carrier is not in the catalogue.
+    """
+    parts = [
+        estimate_call_cost(
+            catalog,
+            provider=s.provider,
+            model=s.model,
+            llm_model=s.llm_model,
+            usage=s.usage,
+            carrier=None,
+            carrier_seconds=0.0,
+        )
+        for s in served
+    ]
+    parts.append(
+        estimate_call_cost(
+            catalog,
+            provider=None,
+            model=None,
+            usage=None,
+            carrier=carrier,
+            carrier_seconds=carrier_seconds,
+            round_up_carrier_minutes=round_up_carrier_minutes,
+        )
+    )
+    lines = tuple(line for part in parts for line in part.lines)
+    notes = tuple(note for part in parts for note in part.notes)
+    total = round(sum(line.amount for line in lines), 6)
+    return CostBreakdown(lines, total, "USD", catalog.prices_as_of, notes)

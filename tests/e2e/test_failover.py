@@ -1,4 +1,5 @@
-"""Provider failover mid-call, end to end (#17 §1): real sockets, the Twilio emulator calling.
+"""Provider failover mid-call, end to end (#17 §1): real sockets, the Twilio (and Telnyx)
+emulator calling.
 
 Each provider (OpenAI Realtime, Gemini Live, the Deepgram pipeline) answers the caller's first
 turn, then fails — dropped with every reconnect refused, or accepting audio and going silent.
@@ -23,6 +24,7 @@ from switchboard.emulators.common import Script, ScriptedTurn
 from switchboard.emulators.deepgram import DeepgramEmulator
 from switchboard.emulators.gemini import GeminiEmulator
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from switchboard.store import CallStore
 from tests.conftest import UNIT
@@ -30,11 +32,14 @@ from tests.e2e.harness import (
     API_TOKEN,
     agent_book,
     caller_pcm,
+    caller_wav,
     read_only_call,
     running_app,
+    telnyx_env,
     twilio_env,
     until_said,
 )
+from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -51,6 +56,34 @@ FAST = {  # short reconnect backoffs: the failover, not the give-up, must move t
 
 def _plain(text: str) -> str:
     return "".join(c for c in text.lower() if c.isalnum() or c == " ").strip()
+
+
+async def ended_call(http: httpx.AsyncClient) -> dict[str, Any]:
+    """``GET /v1/calls/{id}`` of the one call, once its record is final."""
+
+    async def final() -> dict[str, Any] | None:
+        (listed,) = (await http.get("/v1/calls")).json()["items"]
+        call: dict[str, Any] = (await http.get(f"/v1/calls/{listed['id']}")).json()
+        return call if call["ended_at"] is not None else None
+
+    return await eventually_async(final, limit_s=10, what="the call's final record", every_s=0.1)
+
+
+def assert_failover_record(call: dict[str, Any], primary: str, fallback: str) -> None:
+    """The record (through the API) names both providers, the one that ended the call as its
+    provider, and its cost is the sum of each provider's at its own prices."""
+    assert call["providers"] == [primary, fallback], call["providers"]
+    assert call["provider"] == fallback
+    lines = call["cost"]["lines"]
+    by_source: dict[str, float] = {}
+    for line in lines:
+        by_source[line["source"]] = by_source.get(line["source"], 0.0) + line["amount"]
+    assert set(by_source) <= {primary, fallback, "twilio", "telnyx"}, by_source
+    assert fallback in by_source, lines  # the fallback's usage is billed at its prices
+    costs = next(e["data"] for e in call["timeline"] if e["kind"] == "call.cost_by_provider")
+    for name in (primary, fallback):  # the same figures as the timeline's per-provider costs
+        assert by_source.get(name, 0.0) == pytest.approx(costs[name], abs=1e-6), (name, lines)
+    assert call["cost_total"] == pytest.approx(sum(by_source.values()), abs=1e-6)
 
 
 class Emulators:
@@ -164,7 +197,9 @@ async def test_failover_mid_call(tmp_path: Path, primary: str, mode: str) -> Non
             async with httpx.AsyncClient(base_url=base, headers=AUTH) as http:
                 providers = {p["name"]: p for p in (await http.get("/v1/providers")).json()}
                 metrics = (await http.get("/metrics")).text
+                call = await ended_call(http)
     assert report.violations == []
+    assert_failover_record(call, primary, emulators.fallback)
     assert emulators.violations() == []
     given = [(role, _plain(text)) for role, text in emulators.given_history()]
     assert ("user", "what are your opening hours") in given, given
@@ -251,9 +286,73 @@ async def test_a_failing_provider_is_skipped_by_new_calls_once_its_breaker_opens
     assert health["openai"]["state"] == "open"
     assert health["openai"]["last_failure"] == "connect_failed"
     assert health["gemini"]["state"] == "closed"
-    by_provider = sorted(str(d.record.provider) for d in details if d is not None)
-    assert by_provider == ["gemini", "openai", "openai", "openai"]  # the 4th started on gemini
+    served = sorted(d.record.providers for d in details if d is not None)
+    # the first three moved to gemini at the start; the 4th started on it (openai skipped)
+    assert served == [("gemini",), ("openai", "gemini"), ("openai", "gemini"), ("openai", "gemini")]
     for detail in details:
         assert detail is not None
+        assert detail.record.provider == "gemini"  # the provider that ended each call
         moved = [e for e in detail.timeline if e.kind == "provider.failover"]
-        assert len(moved) == (1 if detail.record.provider == "openai" else 0)
+        assert len(moved) == len(detail.record.providers) - 1
+
+
+@pytest.mark.parametrize(("primary", "mode"), [("openai", "drop"), ("gemini", "silent")])
+async def test_failover_mid_call_on_telnyx(tmp_path: Path, primary: str, mode: str) -> None:
+    """The same move on a Telnyx call: its media (L16/PCMU over Telnyx's stream) and Call
+    Control are the carrier's, the failover the bridge's: the caller keeps hearing an agent."""
+    async with AsyncExitStack() as stack:
+        emulators = Emulators(primary)
+        await emulators.start(stack)
+        telnyx = await stack.enter_async_context(TelnyxEmulator(realtime=True, tail_ms=2000))
+        env = emulators.env | telnyx_env(telnyx, primary)
+        book = agent_book(
+            fallback=[emulators.fallback],
+            tools=[],
+            limits={"max_call_seconds": 60, "silence_timeout_s": 30, "silence_hangup_s": 50},
+        )
+        async with running_app(tmp_path, env, agents=book, provider_options=FAST) as (base, *_):
+            call = await telnyx.place_inbound_call(
+                to="+15550100000",
+                from_="+15550111111",
+                audio=caller_wav(FIRST["caller"], SECOND["caller"], gap_ms=[9000, 9000]),
+                webhook_url=f"{base}/telnyx/webhook",
+            )
+            await until_said(
+                tmp_path,
+                lambda lines: any(
+                    role == "agent" and _plain(text) == "we are open nine to five"
+                    for role, text in lines
+                ),
+                limit_s=20 * UNIT,
+            )
+            await emulators.fail(mode)
+            said = await until_said(
+                tmp_path,
+                lambda lines: any(
+                    role == "agent" and _plain(text) == "on sunday we are closed"
+                    for role, text in lines
+                ),
+                limit_s=30 * UNIT,
+            )
+            report = await call.wait(40 * UNIT)
+            async with httpx.AsyncClient(base_url=base, headers=AUTH) as http:
+                record = await ended_call(http)
+    assert report.violations == []
+    assert emulators.violations() == []
+    assert report.commands[:2] == ["answer", "streaming_start"]
+    assert "streaming_stop" not in report.commands  # one stream throughout: the call never moved
+    given = [(role, _plain(text)) for role, text in emulators.given_history()]
+    assert ("user", "what are your opening hours") in given, given
+    assert any(r in ("assistant", "model") and t == "we are open nine to five" for r, t in given)
+    lines = [(role, _plain(text)) for role, text in said]
+    assert lines.index(("agent", "on sunday we are closed")) > lines.index(
+        ("agent", "we are open nine to five")
+    )
+    (failover,) = [e["data"] for e in record["timeline"] if e["kind"] == "provider.failover"]
+    assert failover["from"] == primary and failover["to"] == emulators.fallback
+    assert failover["reason"] in (
+        ("stall",) if mode == "silent" else ("lost", "fatal_error", "provider_failed")
+    )
+    assert record["carrier"] == "telnyx"
+    assert_failover_record(record, primary, emulators.fallback)
+    assert any(line["source"] == "telnyx" for line in record["cost"]["lines"])

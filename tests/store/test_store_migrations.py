@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -28,15 +29,15 @@ async def test_migrated_schema_matches_models(store: CallStore) -> None:
         diff = await conn.run_sync(_diff)
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     assert diff == []
-    assert version == "0002"
+    assert version == "0003"
 
 
 def test_single_head_and_linear_history() -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     script = ScriptDirectory.from_config(cfg)
-    assert script.get_heads() == ["0002"]
-    assert [rev.revision for rev in script.walk_revisions()] == ["0002", "0001"]
+    assert script.get_heads() == ["0003"]
+    assert [rev.revision for rev in script.walk_revisions()] == ["0003", "0002", "0001"]
 
 
 def _upgrade_to(connection: Connection, revision: str) -> None:
@@ -49,7 +50,7 @@ def _upgrade_to(connection: Connection, revision: str) -> None:
 
 
 async def test_upgrading_from_0001_keeps_the_records(store_target: tuple[str, str | None]) -> None:
-    """0002 adds columns to ``calls``: a database holding calls and their transcripts (which
+    """0002 and 0003 add columns to ``calls``: a database holding calls and their transcripts (which
     cascade from ``calls``) keeps every row through the upgrade."""
     url, schema = store_target
     old = CallStore(url, schema=schema)
@@ -60,8 +61,8 @@ async def test_upgrading_from_0001_keeps_the_records(store_target: tuple[str, st
             await conn.run_sync(_upgrade_to, "0001")
             await conn.execute(
                 text(
-                    "INSERT INTO calls (id, direction, status, created_at) "
-                    "VALUES ('call_old', 'inbound', 'completed', CURRENT_TIMESTAMP)"
+                    "INSERT INTO calls (id, direction, status, created_at, provider) "
+                    "VALUES ('call_old', 'inbound', 'completed', CURRENT_TIMESTAMP, 'openai')"
                 )
             )
             await conn.execute(
@@ -74,9 +75,14 @@ async def test_upgrading_from_0001_keeps_the_records(store_target: tuple[str, st
         detail = await old.get_call("call_old")
         assert detail is not None
         assert [t.text for t in detail.transcript] == ["hello"]
+        assert detail.record.providers == ("openai",)
         async with old.engine.connect() as conn:
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        assert version == "0002"
+            served = (await conn.execute(text("SELECT providers FROM calls"))).scalar()
+        if isinstance(served, str):  # SQLite's JSON is text; asyncpg decodes it
+            served = json.loads(served)
+        assert served == ["openai"]  # 0003 fills in the one provider
+        assert version == "0003"
     finally:
         await old.aclose()
         if schema:

@@ -82,7 +82,10 @@ class CallOut(BaseModel):
     direction: str
     carrier: str | None
     carrier_call_id: str | None
-    provider: str | None
+    provider: str | None = Field(description="the provider serving the call; once ended, the last")
+    providers: list[str] = Field(
+        description="every provider that served the call, in order (a failover adds one)"
+    )
     model: str | None
     agent: str | None
     from_number: str | None

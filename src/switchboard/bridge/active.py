@@ -19,6 +19,7 @@ from switchboard.agents import Agent
 from switchboard.bridge.core import BridgeOptions
 from switchboard.bridge.greeting import greeting_audio
 from switchboard.bridge.recording import CallRecordSink
+from switchboard.bridge.resume_state import CarriedState
 from switchboard.bridge.session import CallSession
 from switchboard.bridge.turn_taking import TurnTakingOptions
 from switchboard.errors import AudioError, TelephonyError
@@ -71,6 +72,8 @@ class ActiveCall:
     #: an outbound call's answering-machine detection, and verdicts that came before media
     machine_detection: MachineDetection | None = None
     early_verdicts: list[tuple[Verdict, str]] = field(default_factory=list)
+    #: a resumed call's state from the node that held it (bridge/resume_state.py)
+    carried: CarriedState | None = None
 
     def summary(self) -> dict[str, Any]:
         """What ``GET /v1/sessions`` shows of a live call."""

@@ -141,6 +141,11 @@ class BridgeCore:
     def turn(self) -> int:
         return self._turn
 
+    def continue_turns(self, turns: int) -> None:
+        """Count turns on from ``turns`` (a call resumed after that many on another node:
+        its turn latencies go on numbering)."""
+        self._turn = max(self._turn, turns)
+
     @property
     def turn_pending(self) -> bool:
         """The caller finished speaking and the agent's reply has not started yet."""

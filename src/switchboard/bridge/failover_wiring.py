@@ -19,9 +19,9 @@ from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.failover import FailoverPolicy, fallback_order
 from switchboard.bridge.failover_runner import HeardTranscript, ProviderFailover
 from switchboard.bridge.sink import CallSink
-from switchboard.cost import estimate_call_cost
+from switchboard.cost import ServedUsage, estimate_call_cost
 from switchboard.gateway import Gateway
-from switchboard.media import AudioSpec
+from switchboard.media import AudioSpec, Usage
 from switchboard.providers.base import BaseProvider
 from switchboard.providers.registry import ProviderType
 from switchboard.providers.types import HistoryTurn
@@ -32,7 +32,10 @@ __all__ = [
     "connect_wait_s",
     "cost_by_provider",
     "failover_policy",
+    "fallback_agent",
     "local_available",
+    "pinned_provider",
+    "served_usage",
 ]
 
 
@@ -79,11 +82,58 @@ def cost_by_provider(gateway: Gateway, failover: ProviderFailover) -> dict[str, 
     return out
 
 
+def served_usage(
+    failover: ProviderFailover, model: str | None, llm_model: str | None
+) -> list[ServedUsage]:
+    """What each provider that served the call used, in the order they served it; the first
+    at the agent's ``model``/``llm_model``, each fallback at its default model (``make``)."""
+    names = [failover.failovers[0][0]] if failover.failovers else [failover.provider_name]
+    names += [new for _, new, _, _ in failover.failovers]
+    by_name = failover.heard.usage_by_provider
+    return [
+        ServedUsage(
+            name,
+            by_name.get(name, Usage()),
+            model=model if i == 0 else None,
+            llm_model=llm_model if i == 0 else None,
+        )
+        for i, name in enumerate(dict.fromkeys(names))
+    ]
+
+
 def connect_wait_s(gateway: Gateway, active: ActiveCall) -> float:
     """How long the media socket waits for the call's provider to connect: 15 s, or with
     fallbacks the policy's connect timeout (then the next provider is tried)."""
     policy = failover_policy(gateway, active.agent, active.provider_name)
     return policy.connect_timeout_ms / 1000.0 if policy.fallback else 15.0
+
+
+def fallback_agent(gateway: Gateway, agent: Agent, name: str, *, greet: bool) -> Agent:
+    """``agent`` as it runs on provider ``name`` when that is not its own (a failover, or a
+    resume pinned to the provider the call had moved to): the provider's default model, the
+    voice nearest the agent's, the greeting only when ``greet``."""
+    entry = gateway.settings.catalog.providers[name]
+    update: dict[str, Any] = {
+        "provider": ProviderType(name),
+        "model": None,  # the agent's model is its first provider's
+        "llm_model": None,
+        "voice": nearest_voice(agent.voice, entry.voices, entry.default_voice),
+        "greeting": agent.greeting if greet else None,  # a recorded one plays anyway
+    }
+    return agent.model_copy(update=update)
+
+
+def pinned_provider(gateway: Gateway, agent: Agent, pinned: str | None, chosen: str) -> str:
+    """The provider of a resumed call: ``pinned`` (the one serving it when its leg died) when
+    this node has it configured, else ``chosen`` as for a new call (``choose_healthy``)."""
+    registry = gateway.providers
+    if (
+        pinned is not None
+        and pinned in registry.catalog.providers
+        and registry.is_configured(pinned)[0]
+    ):
+        return pinned
+    return choose_healthy(gateway, agent, chosen)
 
 
 def choose_healthy(gateway: Gateway, agent: Agent, chosen: str) -> str:
@@ -113,24 +163,17 @@ def call_failover(
         return None, sink
     heard = HeardTranscript(sink, current)
     catalog = gateway.settings.catalog
-    voice = active.provider.config.voice
     schemas = active.tools.schemas()
 
     def make(name: str, history: list[HistoryTurn], greet: bool) -> BaseProvider:
-        entry = catalog.providers[name]
-        update: dict[str, Any] = {
-            "provider": ProviderType(name),
-            "model": None,  # the agent's model is its first provider's
-            "llm_model": None,
-            "voice": nearest_voice(voice, entry.voices, entry.default_voice),
-            "greeting": agent.greeting if greet else None,  # a recorded one plays anyway
-        }
-        config = agent.model_copy(update=update).session_config(spec, schemas)
+        config = fallback_agent(gateway, agent, name, greet=greet).session_config(spec, schemas)
         config.history = list(history)
         return gateway.providers.create_provider(name, config, **provider_options.get(name, {}))
 
     def on_failover(old: str, new: str, reason: str, gap_ms: float) -> None:
         gateway.live.updated(active.call_id, provider=new)  # the console's live call
+        if active.sink is not None:  # the record names the provider serving the call
+            active.sink.served_by(old, new, catalog.providers[new].default_model)
         if gateway.metrics is not None:
             gateway.metrics.provider_failover(old, new, reason)
 

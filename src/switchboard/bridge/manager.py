@@ -38,7 +38,11 @@ from switchboard.bridge.cluster_calls import (
     share_placement,
 )
 from switchboard.bridge.control import checked_destination
-from switchboard.bridge.failover_wiring import choose_healthy, connect_wait_s
+from switchboard.bridge.failover_wiring import (
+    connect_wait_s,
+    fallback_agent,
+    pinned_provider,
+)
 from switchboard.bridge.planner import CallPlanner, Placement
 from switchboard.bridge.resume import (
     RESUMABLE_ENDS,
@@ -47,6 +51,7 @@ from switchboard.bridge.resume import (
     ended_on_purpose,
     note_end,
 )
+from switchboard.bridge.resume_state import CarriedState, carried_state
 from switchboard.bridge.session import CallSession
 from switchboard.bridge.wiring import (
     call_started,
@@ -129,6 +134,8 @@ class CallManager:
         self._adopting: set[str] = set()  # calls prepared again here (see _adopt)
         #: calls being resumed here (see resume): the conversation each starts with
         self._resuming: dict[str, list[HistoryTurn]] = {}
+        #: ... and the state each carries over (provider, turn, tool state: resume_state.py)
+        self._carried: dict[str, CarriedState] = {}
         self._idle = asyncio.Event()  # set while no call is live
         self._idle.set()
 
@@ -153,13 +160,17 @@ class CallManager:
             )
         if (refusal := await self._admit(call, call_id, agent.name)) is not None:
             return refusal
+        carried = self._carried.get(call_id)
         try:
-            provider_name = choose_healthy(
-                self.gateway, agent, choose_provider(self.gateway, agent)
-            )
+            chosen = choose_provider(self.gateway, agent)
+            pinned = carried.provider if carried is not None else None
+            provider_name = pinned_provider(self.gateway, agent, pinned, chosen)
             tools = self.planner.tools(agent)
             spec = caller_audio(call.carrier, provider_name, agent.carrier_codec)
-            config = agent.session_config(spec, tools.schemas())
+            runs_as = agent  # on a provider not its own (a resume pinned after a failover)...
+            if provider_name == pinned and pinned != chosen:  # ...as a failover made it run
+                runs_as = fallback_agent(self.gateway, agent, provider_name, greet=False)
+            config = runs_as.session_config(spec, tools.schemas())
             detection = placed.machine_detection if placed is not None else None
             if detection is not None:
                 config.greeting = None  # said once a person is known to have answered
@@ -177,7 +188,9 @@ class CallManager:
             self.gateway, call, call_id, agent, provider_name, config, routed, adopted=adopted
         )
         if sink is not None and call_id in self._resuming:
-            data = {"node": self.gateway.node_id, "turns": len(config.history)}
+            data: dict[str, Any] = {"node": self.gateway.node_id, "turns": len(config.history)}
+            if carried is not None:
+                data |= {"provider": provider_name, "turn": carried.turn}
             sink.timeline("call.resumed", time.monotonic() * 1000.0, data)
         active = ActiveCall(
             call_id=call_id,
@@ -191,6 +204,7 @@ class CallManager:
             ),
             sink=sink,
             machine_detection=detection,
+            carried=carried,
         )
         self.calls[call_id] = active
         call_started(self.gateway, active, config)
@@ -350,10 +364,13 @@ class CallManager:
         if reason is not None and reason not in RESUMABLE_ENDS:
             return PreparedCall(call_id, accepted=False, reason=f"the call ended: {reason}")
         self._resuming[call_id] = await conversation_of(self.gateway.store, call_id)
+        if (state := await carried_state(self.gateway.cluster, call_id)) is not None:
+            self._carried[call_id] = state
         try:
             prepared = await self.prepare(call)
         finally:
             self._resuming.pop(call_id, None)
+            self._carried.pop(call_id, None)
         logger.info(
             "call %s resumed on this node (%s)",
             call_id,

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from switchboard.bridge.sink import CallSink
 from switchboard.catalog import Catalog
-from switchboard.cost import estimate_call_cost
+from switchboard.cost import ServedUsage, estimate_call_cost, estimate_served_cost
 from switchboard.integrations.events import EventType
 from switchboard.integrations.service import CallIntegrations
 from switchboard.media import Usage
@@ -47,6 +48,8 @@ class CallRecordSink(CallSink):
         self._answered_ms: float | None = None
         self.transcripts: list[tuple[str, str, bool]] = []
         self._extra: dict[str, Any] = {}
+        #: the providers that served the call so far, in order (``calls.providers``)
+        self.providers: list[str] = []
 
     async def create(self, **fields: Any) -> bool:
         """Create the record (awaited: the webhook answers once the call exists).
@@ -55,6 +58,7 @@ class CallRecordSink(CallSink):
         its record, so the caller takes the call anyway.
         """
         self._extra = dict(fields.get("extra") or {})
+        self.providers = [fields["provider"]] if fields.get("provider") else []
         started = self._event("call.started", _started_data(fields))
         try:
             await self.store.create_call(call_id=self.call_id, also=started, **fields)
@@ -68,6 +72,15 @@ class CallRecordSink(CallSink):
         """Add ``values`` to the record's ``extra`` (an outbound call's AMD ``outcome``)."""
         self._extra.update(values)
         self.recorder.record_update(extra=dict(self._extra))
+
+    def served_by(self, old: str, new: str, model: str | None) -> None:
+        """A failover: ``new`` (at ``model``) serves the call after ``old``; the record names
+        it as the call's provider from now, after the ones before it."""
+        if not self.providers:  # an adopted call: its record was created on another node
+            self.providers = [old]
+        if new not in self.providers:
+            self.providers.append(new)
+        self.recorder.record_update(provider=new, model=model, providers=list(self.providers))
 
     def _offset(self, at_ms: float) -> int:
         return max(0, int(at_ms - self._t0_ms))
@@ -127,22 +140,28 @@ class CallRecordSink(CallSink):
         carrier: str,
         catalog: Catalog,
         llm_model: str | None = None,
+        served: Sequence[ServedUsage] = (),
     ) -> None:
         """Record status, reason, usage and the estimated cost; waits for every write.
 
         ``llm_model`` is a segmented pipeline's LLM when an agent chose one (priced as such).
+        ``served``: after a failover, each provider's usage; the cost is their sum (each at its
+        own prices) and the carrier's minutes, instead of ``provider``'s prices for it all.
         """
         answered = self._answered_ms
         seconds = (time.monotonic() * 1000.0 - answered) / 1000.0 if answered else 0.0
-        cost = estimate_call_cost(
-            catalog,
-            provider=provider,
-            model=model,
-            llm_model=llm_model,
-            usage=self.total_usage,
-            carrier=carrier,
-            carrier_seconds=seconds,
-        )
+        if len(served) > 1:
+            cost = estimate_served_cost(catalog, served, carrier=carrier, carrier_seconds=seconds)
+        else:
+            cost = estimate_call_cost(
+                catalog,
+                provider=provider,
+                model=model,
+                llm_model=llm_model,
+                usage=self.total_usage,
+                carrier=carrier,
+                carrier_seconds=seconds,
+            )
         also = self._event("call.ended", {}, with_record=True)
         spec = self.integrations.analysis
         if spec is not None:

@@ -27,12 +27,14 @@ from switchboard.bridge.active import (
 )
 from switchboard.bridge.apology import apology_audio
 from switchboard.bridge.audio_recording import finish_recording, open_recording
-from switchboard.bridge.failover_wiring import call_failover, cost_by_provider
+from switchboard.bridge.failover_wiring import call_failover, cost_by_provider, served_usage
 from switchboard.bridge.keypad import MenuChoice
 from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
+from switchboard.bridge.resume_state import StateNoteSink
 from switchboard.bridge.session import CallSession
 from switchboard.bridge.sink import CallSink
+from switchboard.cost import ServedUsage
 from switchboard.errors import SwitchboardError
 from switchboard.gateway import Gateway
 from switchboard.live import CallPricing, LiveSink
@@ -126,7 +128,8 @@ async def open_record(
         return None
     per_call = gateway.integrations.for_call(agent.webhooks, agent.analysis)
     sink = CallRecordSink(store, call_id, per_call)
-    if adopted and await _recorded(gateway, call_id):
+    if adopted and (served := await _recorded(gateway, call_id)) is not None:
+        sink.providers = list(served)  # a failover here adds to the providers before it
         sink.timeline("call.adopted", time.monotonic() * 1000.0, {"node": gateway.node_id})
         return sink
     if not await sink.create(
@@ -146,14 +149,16 @@ async def open_record(
     return sink
 
 
-async def _recorded(gateway: Gateway, call_id: str) -> bool:
-    """Whether the call store already holds ``call_id`` (False when it cannot say)."""
+async def _recorded(gateway: Gateway, call_id: str) -> tuple[str, ...] | None:
+    """The providers that served ``call_id`` so far when the call store already holds its
+    record, else None (also when the store cannot say)."""
     assert gateway.store is not None
     try:
-        return await gateway.store.get_call(call_id) is not None
+        detail = await gateway.store.get_call(call_id)
     except SwitchboardError as exc:
         logger.warning("call %s: cannot read its record: %s", call_id, exc)
-        return False
+        return None
+    return detail.record.providers if detail is not None else None
 
 
 def open_session(
@@ -190,6 +195,9 @@ def open_session(
         variables=dict(agent.variables),
         extras={"directory": {k.lower(): v for k, v in agent.directory.items()}},
     )
+    carried = active.carried  # a resumed call: the tools' state as the other node left it
+    if carried is not None:
+        carried.restore(context)
     sink: CallSink | None = active.sink  # record ← metrics ← tracing, outermost last
     if gateway.metrics is not None:
         sink = active.metered = gateway.metrics.call_sink(
@@ -209,8 +217,16 @@ def open_session(
         config.extra.get("llm_model"),
     )
     live = LiveSink(gateway.live, call_id, sink, pricing=pricing)
+    noted = StateNoteSink(  # what a resume on another node carries over (resume_state.py)
+        live,
+        cluster=gateway.cluster,
+        call_id=call_id,
+        provider=active.provider_name,
+        context=context,
+        turn=carried.turn if carried is not None else 0,
+    )
     failover, outer = call_failover(  # the transcript as heard is kept in front of the sinks
-        gateway, active, started.audio, live, provider_options or {}
+        gateway, active, started.audio, noted, provider_options or {}
     )
     session = CallSession(
         call_id=call_id,
@@ -239,6 +255,8 @@ def open_session(
         failover=failover,
     )
     session.operator.on_partial = live.partial  # the transcript as it comes, to the console
+    if carried is not None:
+        session.core.continue_turns(carried.turn)
     return session
 
 
@@ -269,16 +287,19 @@ async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:
     if gateway.tracing is not None:  # with the usage its sink saw
         gateway.tracing.call_ended(active.call_id, reason)
     failover = active.session.failover if active.session is not None else None
+    served: list[ServedUsage] = []
     if active.sink is not None and failover is not None and failover.failovers:
         costs = cost_by_provider(gateway, failover)
         active.sink.timeline("call.cost_by_provider", time.monotonic() * 1000.0, costs)
+        served = served_usage(failover, config.model_id, config.extra.get("llm_model"))
     if active.sink is not None:
         await active.sink.finalize(
             status="failed" if reason in ("provider_failed", "internal_error") else "completed",
             end_reason=reason,
-            provider=active.provider_name,
+            provider=served[-1].provider if served else active.provider_name,
             model=config.model_id,
             llm_model=config.extra.get("llm_model"),
             carrier=active.incoming.carrier.value,
             catalog=gateway.settings.catalog,
+            served=served,
         )

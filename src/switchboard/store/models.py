@@ -79,7 +79,10 @@ class CallRow(Base):
     carrier: Mapped[str | None] = mapped_column(String(32))
     carrier_call_id: Mapped[str | None] = mapped_column(String(128))
     direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    #: The provider serving the call now (at its end: the one that ended it).
     provider: Mapped[str | None] = mapped_column(String(32), index=True)
+    #: Every provider that served the call, in order (a failover adds one; docs/failover.md).
+    providers: Mapped[list[str] | None] = mapped_column(JSON)
     model: Mapped[str | None] = mapped_column(String(128))
     agent: Mapped[str | None] = mapped_column(String(64), index=True)
     from_number: Mapped[str | None] = mapped_column(String(64))

@@ -65,6 +65,7 @@ def row_to_record(row: CallRow) -> CallRecord:
         carrier_call_id=row.carrier_call_id,
         direction=row.direction,
         provider=row.provider,
+        providers=tuple(row.providers or ((row.provider,) if row.provider else ())),
         model=row.model,
         agent=row.agent,
         from_number=row.from_number,

@@ -64,6 +64,7 @@ class CallRecord:
     carrier: str | None = None
     carrier_call_id: str | None = None
     direction: str = "inbound"
+    #: The provider serving the call (once ended: the one that ended it).
     provider: str | None = None
     model: str | None = None
     agent: str | None = None
@@ -80,6 +81,8 @@ class CallRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     #: The post-call analysis (``{"status": ...}`` plus the result); None when none was asked.
     analysis: dict[str, Any] | None = None
+    #: Every provider that served the call, in order (more than one after a failover).
+    providers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

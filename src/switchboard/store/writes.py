@@ -58,6 +58,7 @@ async def apply(session: AsyncSession, op: ops.Op) -> None:
                     carrier_call_id=op.carrier_call_id,
                     direction=op.direction,
                     provider=op.provider,
+                    providers=[op.provider] if op.provider else None,
                     model=op.model,
                     agent=op.agent,
                     from_number=op.from_number,
@@ -142,6 +143,8 @@ async def _next_seq(session: AsyncSession, model: _SeqRow, call_id: str) -> int:
 def _columns(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Column values for call fields: usage and cost as JSON dicts, ``cost_total`` beside cost."""
     out = dict(fields)
+    if isinstance(out.get("providers"), tuple):
+        out["providers"] = list(out["providers"])
     if isinstance(out.get("usage"), Usage):
         out["usage"] = out["usage"].as_dict()
     if "cost" in out:
