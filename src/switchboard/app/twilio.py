@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 import anyio
@@ -234,6 +235,36 @@ async def _claimed_answer(
     return Response(twiml, media_type=_XML)
 
 
+async def _claim_once(
+    state: AppState, request: Request, *claims: tuple[str, str]
+) -> Response | None:
+    """Claim each ``(key, refusal)`` in the cluster, in order: a signed request is accepted
+    once by any node. Returns the answer for a request refused (that refusal, or 503 without
+    Redis), None when every key was claimed."""
+    guard = state.gateway.cluster.claims(REQUEST_CLAIMS)
+    try:
+        for key, refusal in claims:
+            if not await guard.claim(key, ttl_s=REQUEST_MEMORY_S):
+                return _forbidden(refusal, request)
+    except ClusterUnavailable as exc:
+        return _cluster_down(exc)
+    return None
+
+
+@contextlib.asynccontextmanager
+async def _given_back_on_failure(state: AppState, *keys: str) -> AsyncIterator[None]:
+    """Release the claimed ``keys`` when the work inside fails, so the carrier's retry of the
+    same request is accepted rather than refused as a replay."""
+    try:
+        yield
+    except BaseException:
+        guard = state.gateway.cluster.claims(REQUEST_CLAIMS)
+        with contextlib.suppress(ClusterUnavailable):
+            for key in keys:
+                await guard.release(key)
+        raise
+
+
 def _cluster_down(exc: ClusterUnavailable) -> Response:
     """503 while the shared state cannot be reached: Twilio retries or uses its fallback URL."""
     logger.error("Twilio webhook refused: %s", exc)
@@ -304,12 +335,8 @@ async def resume_webhook(request: Request) -> Response:
     sid, call_id = _field(form, "CallSid"), request.query_params.get("call_id", "")
     if not sid or not call_id:
         return _forbidden("no CallSid or call_id", request)
-    requests = state.gateway.cluster.claims(REQUEST_CLAIMS)
-    try:
-        if not await requests.claim(replay_key, ttl_s=REQUEST_MEMORY_S):
-            return _forbidden("replayed request", request)
-    except ClusterUnavailable as exc:
-        return _cluster_down(exc)
+    if refused := await _claim_once(state, request, (replay_key, "replayed request")):
+        return refused
     if _field(form, "CallStatus") != "in-progress" or not isinstance(state.calls, CallManager):
         return Response(hangup_twiml(), media_type=_XML)  # the call is over: nothing to resume
     direction = _field(form, "Direction", "inbound")
@@ -323,15 +350,10 @@ async def resume_webhook(request: Request) -> Response:
         call_id=call_id,
     )
     try:
-        twiml = await _answer(state, call, resume=True)
+        async with _given_back_on_failure(state, replay_key):
+            twiml = await _answer(state, call, resume=True)
     except ClusterUnavailable as exc:
-        with contextlib.suppress(ClusterUnavailable):
-            await requests.release(replay_key)
         return _cluster_down(exc)
-    except BaseException:
-        with contextlib.suppress(ClusterUnavailable):
-            await requests.release(replay_key)
-        raise
     return Response(twiml, media_type=_XML)
 
 
@@ -348,27 +370,18 @@ async def status_webhook(request: Request) -> Response:
     sid, status = _field(form, "CallSid"), _field(form, "CallStatus")
     if not sid or not status:
         return _forbidden("no CallSid/CallStatus", request)
-    guard = state.gateway.cluster.claims(REQUEST_CLAIMS)
     seq_key = ReplayGuard.key("status", sid, status, _field(form, "SequenceNumber"))
-    try:
-        if not await guard.claim(replay_key, ttl_s=REQUEST_MEMORY_S):
-            return _forbidden("replayed request", request)
-        if not await guard.claim(seq_key, ttl_s=REQUEST_MEMORY_S):
-            return _forbidden(f"duplicate status {status} for {sid}", request)
-    except ClusterUnavailable as exc:
-        return _cluster_down(exc)
+    duplicate = f"duplicate status {status} for {sid}"
+    claims = (replay_key, "replayed request"), (seq_key, duplicate)
+    if refused := await _claim_once(state, request, *claims):
+        return refused
     details = {
         name: value
         for name, value in form.items()
         if isinstance(value, str) and name not in ("CallSid", "CallStatus")
     }
-    try:
+    async with _given_back_on_failure(state, replay_key, seq_key):
         await status_to_owner(state, sid, status, details)
-    except BaseException:
-        with contextlib.suppress(ClusterUnavailable):
-            await guard.release(replay_key)
-            await guard.release(seq_key)
-        raise
     return Response(status_code=204)
 
 
@@ -387,20 +400,11 @@ async def amd_webhook(request: Request) -> Response:
     if not sid or not answered_by:
         return _forbidden("no CallSid/AnsweredBy", request)
     # the cluster's claims, as for the other webhooks: a replay to another node is refused too
-    guard = state.gateway.cluster.claims(REQUEST_CLAIMS)
-    try:
-        if not await guard.claim(replay_key, ttl_s=REQUEST_MEMORY_S):
-            return _forbidden("replayed request", request)
-    except ClusterUnavailable as exc:
-        return _cluster_down(exc)
-    try:
-        await state.calls.machine_detection(
-            _CARRIER, sid, twilio_verdict(answered_by), answered_by[:40]
-        )
-    except BaseException:
-        with contextlib.suppress(ClusterUnavailable):
-            await guard.release(replay_key)
-        raise
+    if refused := await _claim_once(state, request, (replay_key, "replayed request")):
+        return refused
+    async with _given_back_on_failure(state, replay_key):
+        verdict = twilio_verdict(answered_by)
+        await state.calls.machine_detection(_CARRIER, sid, verdict, answered_by[:40])
     return Response(status_code=204)
 
 
