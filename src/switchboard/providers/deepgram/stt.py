@@ -29,6 +29,7 @@ from switchboard.errors import ConfigError, ProviderError, RemoteProtocolError
 from switchboard.providers.base import AudioSpec
 from switchboard.providers.deepgram.listen import ListenOptions, ListenProtocol
 from switchboard.providers.pipeline.components import SttConnection, SttEvent
+from switchboard.providers.sockets import close_socket
 
 __all__ = ["DeepgramSTT", "deepgram_key"]
 
@@ -118,7 +119,7 @@ class DeepgramSTT:
             self._reader.cancel()
         if self._ws is not None:
             with contextlib.suppress(Exception):
-                await self._ws.close()
+                await close_socket(self._ws)
         self._live = False
         self._queue.put_nowait(None)
 

@@ -36,6 +36,7 @@ from switchboard.providers.deepgram.speak import (
     WavUnwrapper,
 )
 from switchboard.providers.deepgram.stt import Connector, deepgram_key
+from switchboard.providers.sockets import close_socket
 
 __all__ = ["DeepgramTTS"]
 
@@ -96,7 +97,7 @@ class DeepgramTTS:
             with contextlib.suppress(Exception):
                 await self._ws.send(self.protocol.close())
             with contextlib.suppress(Exception):
-                await self._ws.close()
+                await close_socket(self._ws)
         if self._reader is not None:
             self._reader.cancel()
         if self._owns_client:

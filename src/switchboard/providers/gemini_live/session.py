@@ -58,6 +58,7 @@ from switchboard.providers.events import ErrorReport, ProviderEvent, Reconnected
 from switchboard.providers.gemini_live.events import GoAway, LiveEvent, ToolCallCancelled
 from switchboard.providers.gemini_live.protocol import GeminiLiveProtocol
 from switchboard.providers.gemini_live.setup import LiveSetup
+from switchboard.providers.sockets import close_socket
 
 __all__ = ["GeminiLiveProvider"]
 
@@ -306,8 +307,7 @@ class GeminiLiveProvider(BaseProvider):
 
     async def _close_ws(self, ws: ClientConnection) -> None:
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(2.0):
-                await ws.close()
+            await close_socket(ws)
 
     async def _retire(self, ws: ClientConnection, deadline: float | None) -> None:
         """Close a replaced connection once its model turn is over (or at the deadline)."""

@@ -49,6 +49,7 @@ from switchboard.providers.events import (
 )
 from switchboard.providers.openai_realtime.gate import ResponseGate
 from switchboard.providers.openai_realtime.protocol import RealtimeProtocol
+from switchboard.providers.sockets import close_socket
 
 __all__ = ["OpenAIRealtimeProvider"]
 
@@ -239,7 +240,7 @@ class OpenAIRealtimeProvider(BaseProvider):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if self._ws is not None:
-            await self._ws.close()
+            await close_socket(self._ws)
             self._ws = None
 
     async def _supervise(self) -> None:
@@ -351,4 +352,4 @@ class OpenAIRealtimeProvider(BaseProvider):
         )
         self._renewing = True
         self._proto.connection_lost()
-        await ws.close(1000, "session renewal")
+        await close_socket(ws, 1000, "session renewal")
