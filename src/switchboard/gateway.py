@@ -44,6 +44,7 @@ from switchboard.recordings import Recordings
 from switchboard.security import TokenSigner
 from switchboard.store import CallStore
 from switchboard.telephony.base import TelephonyAdapter, TelephonyType
+from switchboard.telephony.briefings import Briefings
 from switchboard.telephony.telnyx.webhooks import SeenEvents
 from switchboard.telephony.twilio.webhooks import ReplayGuard
 
@@ -165,6 +166,7 @@ class Gateway:
         live: this node's live calls and their events, for ``GET /v1/events`` and the console.
         status: this node's worker name and draining flag.
         recordings: where call recordings are written, and their retention sweeper.
+        briefings: warm-transfer briefings waiting for the carrier's fetch.
         provider_health: each provider's circuit breaker (new calls skip a failing provider).
     """
 
@@ -181,6 +183,7 @@ class Gateway:
     live: LiveHub = field(default_factory=LiveHub)
     status: NodeStatus = field(default_factory=NodeStatus)
     recordings: Recordings | None = None
+    briefings: Briefings = field(default_factory=Briefings)
 
     @property
     def node_id(self) -> str:

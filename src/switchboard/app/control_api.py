@@ -10,7 +10,9 @@
 * ``POST /v1/calls/{id}/hangup`` / ``POST /v1/calls/{id}/transfer`` — act on a live call, on
   whichever node of the cluster holds it (app/cluster_control.py; 503 when the cluster cannot
   be reached); a transfer passes the call's agent's dial plan, as the ``transfer_call`` tool
-  does (403).
+  does (403). ``mode: warm`` (docs/telephony.md#warm-transfer) must also pass
+  ``SWITCHBOARD_OUTBOUND_ALLOW`` (403), runs on the call's own node only and where the
+  carrier supports it (409 otherwise), and answers ``transferring`` at once.
 * ``GET /v1/sessions`` — the live calls of the whole cluster, each with its ``node``.
 * ``WS /v1/stream`` — the seed's websocket handler: a program or browser streams PCM16 to a
   provider chosen by name or by requirements and gets agent audio (binary frames, same rate)
@@ -40,34 +42,24 @@ Errors are ``{"type": "error", "message": ...}`` followed by close code 1008 (au
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import json
 import logging
 import math
 import time
-from typing import Any, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from starlette.websockets import WebSocketDisconnect
 
-from switchboard.agents import Agent
-from switchboard.app.auth import require_token, require_token_ws
-from switchboard.app.cluster_control import cluster_sessions, remote_destination, send_to_owner
+from switchboard.app.auth import require_token
+from switchboard.app.cluster_control import remote_destination, send_to_owner
 from switchboard.app.operator_api import actor, note_action
 from switchboard.app.state import get_state
-from switchboard.audio import StreamConverter, check_rate
 from switchboard.bridge.manager import CallManager
-from switchboard.bridge.wiring import choose_provider
+from switchboard.bridge.operator_control import OperatorConflict
 from switchboard.cluster import ControlCommand
-from switchboard.errors import AudioError, ConfigError, DialRefused, SwitchboardError
+from switchboard.errors import ConfigError, DialRefused
 from switchboard.integrations.variables import CallVariables
-from switchboard.media import AudioChunk, AudioFormat, AudioSpec
-from switchboard.providers.base import BaseProvider, SessionConfig
-from switchboard.providers.events import AudioOutput, ProviderEvent, ResponseDone
-from switchboard.providers.registry import Requirements
 from switchboard.telephony.amd import MachineDetection
 from switchboard.telephony.base import TelephonyType
 
@@ -136,6 +128,14 @@ class Transfer(BaseModel):
         min_length=2,
         max_length=200,
         description="a name in the agent's directory, or an allowed E.164 number or SIP URI",
+    )
+    mode: Literal["cold", "warm"] = Field(
+        default="cold",
+        description=(
+            "cold: hand the caller over now. warm: hold the caller, dial, brief whoever "
+            "answers, then join them (the caller goes back to the agent when nobody answers; "
+            "the destination must also pass SWITCHBOARD_OUTBOUND_ALLOW)"
+        ),
     )
 
 
@@ -223,14 +223,20 @@ async def hang_up(call_id: str, request: Request) -> Ack:
     "/calls/{call_id}/transfer",
     response_model=Ack,
     responses={
-        403: {"description": "the call's agent may not transfer to `destination`"},
+        403: {"description": "the call's agent (warm: or SWITCHBOARD_OUTBOUND_ALLOW) refuses it"},
         404: {"description": "no live call with this id"},
+        409: {"description": "warm: not available on this call, or one is under way"},
     },
 )
 async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
-    """Transfer a live call to a directory name or an allowed number (the agent's dial plan)."""
+    """Transfer a live call to a directory name or an allowed number (the agent's dial plan);
+    ``mode: warm`` answers ``transferring`` at once and goes on in the background."""
     manager = _manager(request)
     if call_id not in manager.calls:  # another node's call: checked here, done there
+        if body.mode == "warm":
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, "a warm transfer runs only on the call's own node"
+            )
         state = get_state(request)
         try:
             destination = await remote_destination(state, call_id, body.destination)
@@ -239,180 +245,14 @@ async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
         via = actor(request)["via"]
         await send_to_owner(state, ControlCommand(call_id, "transfer", destination, via))
         return Ack(call_id=call_id, status="transferred")
-    note_action(request, call_id, "transfer", {"to": body.destination})  # the request; the
-    try:  # outcome follows as call.transferred, or the 403
-        await manager.transfer(call_id, body.destination)
+    note = {"to": body.destination} | ({"mode": "warm"} if body.mode == "warm" else {})
+    note_action(request, call_id, "transfer", note)  # the request; the outcome follows as
+    try:  # call.transferred (or transfer.warm.failed), or the 403
+        await manager.transfer(call_id, body.destination, mode=body.mode)
     except KeyError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {call_id}") from None
     except DialRefused as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-    return Ack(call_id=call_id, status="transferred")
-
-
-class AgentOut(BaseModel):
-    name: str
-    provider: str | None = Field(description="the agent's provider (None: chosen per call)")
-    numbers: list[str]
-
-
-@control_router.get("/agents", response_model=list[AgentOut])
-async def agents(request: Request) -> list[AgentOut]:
-    """The agent profiles (``WS /v1/stream`` talks to one by name: the console's Playground)."""
-    return [
-        AgentOut(
-            name=agent.name,
-            provider=agent.provider.value if agent.provider is not None else None,
-            numbers=list(agent.numbers),
-        )
-        for agent in _manager(request).agents
-    ]
-
-
-@control_router.get("/sessions")
-async def sessions(request: Request) -> list[dict[str, Any]]:
-    """The live calls of every node of the cluster, each with its ``node``."""
-    return await cluster_sessions(get_state(request), _manager(request))
-
-
-# -- the raw client stream -------------------------------------------------------------------------
-def _event_json(event: ProviderEvent) -> str:
-    data: dict[str, Any] = {"type": event.type.value}
-    for key, value in event.data.items():
-        if key == "chunk":
-            continue
-        data[key] = value.as_dict() if hasattr(value, "as_dict") else value
-    return json.dumps(data, default=str)
-
-
-@stream_router.websocket("/stream")
-async def stream(websocket: WebSocket) -> None:
-    """The seed's websocket handler (protocol in the module docstring)."""
-    if not await require_token_ws(websocket):
-        await websocket.close(1008, "missing or invalid token")
-        return
-    await websocket.accept()
-    state = get_state(websocket)
-    provider: BaseProvider | None = None
-    pump: asyncio.Task[None] | None = None
-    try:  # whatever happens from here on, the provider session and its pump are closed
-        try:
-            start = json.loads(await asyncio.wait_for(websocket.receive_text(), 10.0))
-            if not isinstance(start, dict) or start.get("type") != "start":
-                raise ConfigError('the first message must be {"type": "start", ...}')
-            # Validated before any provider is created or connected.
-            client = AudioSpec(
-                _client_format(start.get("format", "pcm16")),
-                check_rate(int(start.get("sample_rate", 16000))),
-            )
-            agent = _stream_agent(state.calls, start.get("agent"))
-            if agent is not None:  # the agent's prompt, voice, greeting and provider
-                name = start.get("provider") or choose_provider(state.gateway, agent)
-                config = agent.session_config(AudioSpec(AudioFormat.PCM16, client.sample_rate))
-            else:
-                name = (
-                    start.get("provider")
-                    or state.gateway.providers.select_best_provider(
-                        Requirements.from_mapping(start.get("requirements") or {})
-                    ).value
-                )
-                config = SessionConfig(
-                    audio_format=AudioFormat.PCM16,
-                    sample_rate=client.sample_rate,
-                    system_prompt=start.get("system_prompt"),
-                    voice=start.get("voice"),
-                    greeting=start.get("greeting"),
-                    tools=list(start.get("tools") or []),
-                )
-            provider = state.gateway.providers.create_provider(name, config)
-            inbound = StreamConverter(client, provider.input_spec)
-            await provider.connect()
-        except (SwitchboardError, ValueError, TypeError, TimeoutError) as exc:
-            await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
-            await websocket.close(1011, "cannot start")
-            return
-        await websocket.send_text(
-            json.dumps({"type": "started", "provider": name, "model": config.model_id})
-        )
-        pump = asyncio.get_running_loop().create_task(_pump_events(websocket, provider, client))
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            if message.get("bytes") is not None:
-                try:
-                    data = inbound.process(message["bytes"])
-                except AudioError as exc:  # one bad packet: say so, keep the session
-                    await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
-                    continue
-                if data:
-                    spec = provider.input_spec
-                    await provider.send_audio(AudioChunk(data, spec.format, spec.sample_rate))
-            elif message.get("text") is not None and not await _client_command(
-                websocket, provider, message["text"]
-            ):
-                break
-    except (WebSocketDisconnect, SwitchboardError) as exc:
-        logger.info("stream client ended: %s", exc)
-    finally:
-        if pump is not None:
-            pump.cancel()
-            await asyncio.wait({pump})
-            if not pump.cancelled() and (error := pump.exception()) is not None:
-                logger.info("stream event pump ended: %s", error)
-        if provider is not None:
-            with contextlib.suppress(Exception):
-                await provider.disconnect()
-        with contextlib.suppress(Exception):
-            await websocket.close(1000)
-
-
-def _stream_agent(calls: object, name: object) -> Agent | None:
-    """The agent a stream asked for by name (None when it named none)."""
-    if name is None:
-        return None
-    agent = calls.agents.get(str(name)) if isinstance(calls, CallManager) else None
-    if agent is None:
-        raise ConfigError(f"no agent named {name!r}")
-    return agent
-
-
-def _client_format(value: object) -> AudioFormat:
-    """The client's audio format: ``pcm16`` (default) or ``opus``."""
-    if value not in ("pcm16", "opus"):
-        raise ConfigError(f"format must be 'pcm16' or 'opus', not {value!r}")
-    return AudioFormat(value)
-
-
-async def _client_command(websocket: WebSocket, provider: BaseProvider, text: str) -> bool:
-    try:
-        command = json.loads(text)
-        kind = command["type"]
-    except (ValueError, KeyError, TypeError):
-        await websocket.send_text(json.dumps({"type": "error", "message": "malformed command"}))
-        return True
-    match kind:
-        case "function_result":
-            await provider.handle_function_result(str(command["call_id"]), command.get("result"))
-        case "interrupt":
-            await provider.interrupt(command.get("played_ms"))
-        case "stop":
-            return False
-        case _:
-            await websocket.send_text(
-                json.dumps({"type": "error", "message": f"unknown command {kind!r}"})
-            )
-    return True
-
-
-async def _pump_events(websocket: WebSocket, provider: BaseProvider, client: AudioSpec) -> None:
-    outbound = StreamConverter(provider.output_spec, client)
-    async for event in provider.receive_events():
-        if isinstance(event.data, AudioOutput):
-            for data in outbound.process_packets(event.data.chunk.data):
-                await websocket.send_bytes(data)  # Opus: one packet per message
-            continue
-        if isinstance(event.data, ResponseDone):
-            for tail in outbound.flush_packets():
-                await websocket.send_bytes(tail)
-        await websocket.send_text(_event_json(event))
-    await websocket.close(1000, "provider session ended")
+    except OperatorConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return Ack(call_id=call_id, status="transferring" if body.mode == "warm" else "transferred")

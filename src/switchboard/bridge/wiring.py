@@ -33,18 +33,22 @@ from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
 from switchboard.bridge.sink import CallSink
+from switchboard.bridge.warm_transfer import WarmOptions
 from switchboard.errors import SwitchboardError
 from switchboard.gateway import Gateway
 from switchboard.live import CallPricing, LiveSink
 from switchboard.logs import call_context
 from switchboard.providers.base import BaseProvider, SessionConfig
 from switchboard.telephony.base import (
+    CallDirection,
     IncomingCall,
     MediaCodec,
     MediaSocket,
     StreamStarted,
     TelephonyType,
 )
+from switchboard.telephony.twilio.rest import TwilioAdapter
+from switchboard.telephony.twilio.warm import TwilioWarmLeg
 from switchboard.tools import ToolContext
 
 __all__ = [
@@ -237,9 +241,37 @@ def open_session(
         machine_detection=active.machine_detection,
         greeting_text=agent.greeting,
         failover=failover,
+        warm=warm_options(gateway, active, carrier, started),
     )
     session.operator.on_partial = live.partial  # the transcript as it comes, to the console
     return session
+
+
+def warm_options(
+    gateway: Gateway, active: ActiveCall, carrier: TelephonyType, started: StreamStarted
+) -> WarmOptions | None:
+    """What the call's warm transfers need; None on a carrier that cannot do them (Telnyx,
+    for now: docs/telephony.md#warm-transfer)."""
+    adapter = gateway.carriers.get(carrier)
+    if not isinstance(adapter, TwilioAdapter):
+        return None
+    incoming, agent = active.incoming, active.agent
+    inbound = incoming.direction is CallDirection.INBOUND
+    ours = incoming.to_number if inbound else incoming.from_number
+    sid = started.call_id or incoming.carrier_call_id
+
+    def leg(room: str) -> TwilioWarmLeg:
+        return TwilioWarmLeg(adapter, call_sid=sid, room=room, from_=ours)
+
+    return WarmOptions(
+        leg=leg,
+        outbound=gateway.settings.outbound_dial_plan,
+        briefings=gateway.briefings,
+        speak=apology_audio,
+        ring_s=agent.transfer_ring_s,
+        hold_audio=recorded_thinking(agent, started.audio, active.call_id, what="hold"),
+        agent=agent.name,
+    )
 
 
 async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:
