@@ -42,24 +42,35 @@ Errors are ``{"type": "error", "message": ...}`` followed by close code 1008 (au
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import json
 import logging
 import math
 import time
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.websockets import WebSocketDisconnect
 
-from switchboard.app.auth import require_token
-from switchboard.app.cluster_control import remote_destination, send_to_owner
+from switchboard.agents import Agent
+from switchboard.app.auth import require_token, require_token_ws
+from switchboard.app.cluster_control import cluster_sessions, remote_destination, send_to_owner
 from switchboard.app.operator_api import actor, note_action
 from switchboard.app.state import get_state
+from switchboard.audio import StreamConverter, check_rate
 from switchboard.bridge.manager import CallManager
 from switchboard.bridge.operator_control import OperatorConflict
+from switchboard.bridge.wiring import choose_provider
 from switchboard.cluster import ControlCommand
-from switchboard.errors import ConfigError, DialRefused
+from switchboard.errors import AudioError, ConfigError, DialRefused, SwitchboardError
 from switchboard.integrations.variables import CallVariables
+from switchboard.media import AudioChunk, AudioFormat, AudioSpec
+from switchboard.providers.base import BaseProvider, SessionConfig
+from switchboard.providers.events import AudioOutput, ProviderEvent, ResponseDone
+from switchboard.providers.registry import Requirements
 from switchboard.telephony.amd import MachineDetection
 from switchboard.telephony.base import TelephonyType
 
@@ -256,3 +267,172 @@ async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
     except OperatorConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     return Ack(call_id=call_id, status="transferring" if body.mode == "warm" else "transferred")
+
+
+class AgentOut(BaseModel):
+    name: str
+    provider: str | None = Field(description="the agent's provider (None: chosen per call)")
+    numbers: list[str]
+
+
+@control_router.get("/agents", response_model=list[AgentOut])
+async def agents(request: Request) -> list[AgentOut]:
+    """The agent profiles (``WS /v1/stream`` talks to one by name: the console's Playground)."""
+    return [
+        AgentOut(
+            name=agent.name,
+            provider=agent.provider.value if agent.provider is not None else None,
+            numbers=list(agent.numbers),
+        )
+        for agent in _manager(request).agents
+    ]
+
+
+@control_router.get("/sessions")
+async def sessions(request: Request) -> list[dict[str, Any]]:
+    """The live calls of every node of the cluster, each with its ``node``."""
+    return await cluster_sessions(get_state(request), _manager(request))
+
+
+# -- the raw client stream -------------------------------------------------------------------------
+def _event_json(event: ProviderEvent) -> str:
+    data: dict[str, Any] = {"type": event.type.value}
+    for key, value in event.data.items():
+        if key == "chunk":
+            continue
+        data[key] = value.as_dict() if hasattr(value, "as_dict") else value
+    return json.dumps(data, default=str)
+
+
+@stream_router.websocket("/stream")
+async def stream(websocket: WebSocket) -> None:
+    """The seed's websocket handler (protocol in the module docstring)."""
+    if not await require_token_ws(websocket):
+        await websocket.close(1008, "missing or invalid token")
+        return
+    await websocket.accept()
+    state = get_state(websocket)
+    provider: BaseProvider | None = None
+    pump: asyncio.Task[None] | None = None
+    try:  # whatever happens from here on, the provider session and its pump are closed
+        try:
+            start = json.loads(await asyncio.wait_for(websocket.receive_text(), 10.0))
+            if not isinstance(start, dict) or start.get("type") != "start":
+                raise ConfigError('the first message must be {"type": "start", ...}')
+            # Validated before any provider is created or connected.
+            client = AudioSpec(
+                _client_format(start.get("format", "pcm16")),
+                check_rate(int(start.get("sample_rate", 16000))),
+            )
+            agent = _stream_agent(state.calls, start.get("agent"))
+            if agent is not None:  # the agent's prompt, voice, greeting and provider
+                name = start.get("provider") or choose_provider(state.gateway, agent)
+                config = agent.session_config(AudioSpec(AudioFormat.PCM16, client.sample_rate))
+            else:
+                name = (
+                    start.get("provider")
+                    or state.gateway.providers.select_best_provider(
+                        Requirements.from_mapping(start.get("requirements") or {})
+                    ).value
+                )
+                config = SessionConfig(
+                    audio_format=AudioFormat.PCM16,
+                    sample_rate=client.sample_rate,
+                    system_prompt=start.get("system_prompt"),
+                    voice=start.get("voice"),
+                    greeting=start.get("greeting"),
+                    tools=list(start.get("tools") or []),
+                )
+            provider = state.gateway.providers.create_provider(name, config)
+            inbound = StreamConverter(client, provider.input_spec)
+            await provider.connect()
+        except (SwitchboardError, ValueError, TypeError, TimeoutError) as exc:
+            await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
+            await websocket.close(1011, "cannot start")
+            return
+        await websocket.send_text(
+            json.dumps({"type": "started", "provider": name, "model": config.model_id})
+        )
+        pump = asyncio.get_running_loop().create_task(_pump_events(websocket, provider, client))
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            if message.get("bytes") is not None:
+                try:
+                    data = inbound.process(message["bytes"])
+                except AudioError as exc:  # one bad packet: say so, keep the session
+                    await websocket.send_text(json.dumps({"type": "error", "message": str(exc)}))
+                    continue
+                if data:
+                    spec = provider.input_spec
+                    await provider.send_audio(AudioChunk(data, spec.format, spec.sample_rate))
+            elif message.get("text") is not None and not await _client_command(
+                websocket, provider, message["text"]
+            ):
+                break
+    except (WebSocketDisconnect, SwitchboardError) as exc:
+        logger.info("stream client ended: %s", exc)
+    finally:
+        if pump is not None:
+            pump.cancel()
+            await asyncio.wait({pump})
+            if not pump.cancelled() and (error := pump.exception()) is not None:
+                logger.info("stream event pump ended: %s", error)
+        if provider is not None:
+            with contextlib.suppress(Exception):
+                await provider.disconnect()
+        with contextlib.suppress(Exception):
+            await websocket.close(1000)
+
+
+def _stream_agent(calls: object, name: object) -> Agent | None:
+    """The agent a stream asked for by name (None when it named none)."""
+    if name is None:
+        return None
+    agent = calls.agents.get(str(name)) if isinstance(calls, CallManager) else None
+    if agent is None:
+        raise ConfigError(f"no agent named {name!r}")
+    return agent
+
+
+def _client_format(value: object) -> AudioFormat:
+    """The client's audio format: ``pcm16`` (default) or ``opus``."""
+    if value not in ("pcm16", "opus"):
+        raise ConfigError(f"format must be 'pcm16' or 'opus', not {value!r}")
+    return AudioFormat(value)
+
+
+async def _client_command(websocket: WebSocket, provider: BaseProvider, text: str) -> bool:
+    try:
+        command = json.loads(text)
+        kind = command["type"]
+    except (ValueError, KeyError, TypeError):
+        await websocket.send_text(json.dumps({"type": "error", "message": "malformed command"}))
+        return True
+    match kind:
+        case "function_result":
+            await provider.handle_function_result(str(command["call_id"]), command.get("result"))
+        case "interrupt":
+            await provider.interrupt(command.get("played_ms"))
+        case "stop":
+            return False
+        case _:
+            await websocket.send_text(
+                json.dumps({"type": "error", "message": f"unknown command {kind!r}"})
+            )
+    return True
+
+
+async def _pump_events(websocket: WebSocket, provider: BaseProvider, client: AudioSpec) -> None:
+    outbound = StreamConverter(provider.output_spec, client)
+    async for event in provider.receive_events():
+        if isinstance(event.data, AudioOutput):
+            for data in outbound.process_packets(event.data.chunk.data):
+                await websocket.send_bytes(data)  # Opus: one packet per message
+            continue
+        if isinstance(event.data, ResponseDone):
+            for tail in outbound.flush_packets():
+                await websocket.send_bytes(tail)
+        await websocket.send_text(_event_json(event))
+    await websocket.close(1000, "provider session ended")
