@@ -67,7 +67,17 @@ class TwilioWarmLeg:
         self._last = "queued"
 
     async def dial(self, destination: str, *, ring_s: float) -> None:
-        """Dial ``destination`` into the conference (it rings up to ``ring_s``)."""
+        """Dial ``destination`` into the conference (it rings up to ``ring_s``).
+
+        Raises:
+            ConfigError: no ``SWITCHBOARD_PUBLIC_URL`` for the briefing (checked before
+                anything is dialled).
+        """
+        if not self._adapter.public_url:
+            raise ConfigError(
+                "a warm transfer on Twilio needs SWITCHBOARD_PUBLIC_URL",
+                missing=("SWITCHBOARD_PUBLIC_URL",),
+            )
         params = [
             ("From", self.from_),
             ("To", destination),
@@ -94,11 +104,6 @@ class TwilioWarmLeg:
     async def brief(self, token: str) -> None:
         """Announce the briefing stored under ``token`` to the participant alone."""
         assert self.leg_sid is not None and self.conference_sid is not None
-        if not self._adapter.public_url:
-            raise ConfigError(
-                "a warm transfer on Twilio needs SWITCHBOARD_PUBLIC_URL",
-                missing=("SWITCHBOARD_PUBLIC_URL",),
-            )
         url = f"{self._adapter.public_url}/twilio/warm/{token}"
         await self._adapter.update_participant(
             self.conference_sid, self.leg_sid, AnnounceUrl=url, AnnounceMethod="POST"
