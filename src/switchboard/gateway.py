@@ -45,6 +45,7 @@ from switchboard.security import TokenSigner
 from switchboard.store import CallStore
 from switchboard.telephony.base import TelephonyAdapter, TelephonyType
 from switchboard.telephony.briefings import Briefings
+from switchboard.telephony.telnyx.warm import WarmLegEvents
 from switchboard.telephony.telnyx.webhooks import SeenEvents
 from switchboard.telephony.twilio.webhooks import ReplayGuard
 
@@ -167,6 +168,7 @@ class Gateway:
         status: this node's worker name and draining flag.
         recordings: where call recordings are written, and their retention sweeper.
         briefings: warm-transfer briefings waiting for the carrier's fetch.
+        warm_legs: what Telnyx's webhooks said about warm-transfer legs.
         provider_health: each provider's circuit breaker (new calls skip a failing provider).
     """
 
@@ -184,6 +186,7 @@ class Gateway:
     status: NodeStatus = field(default_factory=NodeStatus)
     recordings: Recordings | None = None
     briefings: Briefings = field(default_factory=Briefings)
+    warm_legs: WarmLegEvents = field(default_factory=WarmLegEvents)
 
     @property
     def node_id(self) -> str:

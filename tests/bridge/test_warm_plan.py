@@ -88,3 +88,15 @@ def test_the_failure_message_says_why_and_that_the_caller_is_back() -> None:
     message = failure_message("no_answer", "+15550100200")
     assert "nobody answered" in message and "+15550100200" in message
     assert "back on the line with you" in message
+
+
+def test_an_answered_leg_waits_for_detection_then_counts_as_a_person() -> None:
+    plan = WarmPlan(started_ms=0.0, ring_ms=3000.0, detect_ms=2000.0)
+    assert plan.leg("detecting", now_ms=2500.0) is None
+    assert plan.tick(3500.0) is None  # answered: the ring deadline is over
+    assert plan.leg("answered", "machine", now_ms=4000.0) == GiveUp("voicemail")
+    quiet = WarmPlan(started_ms=0.0, ring_ms=3000.0, detect_ms=2000.0)
+    assert quiet.leg("detecting", now_ms=1000.0) is None
+    assert quiet.tick(2999.0) is None
+    assert quiet.tick(3000.0) == Brief()  # no verdict in time: a person
+    assert quiet.leg("answered", "human") is None and quiet.briefed() == Join()

@@ -117,11 +117,15 @@ def assert_joined(twilio: TwilioEmulator, report: TwilioCallReport, call_id: str
     assert float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > 300.0
 
 
-def assert_heard_hold(heard_path: Path) -> None:
-    """The caller heard the generated hold sound (the soft chime) while on hold."""
-    heard = samples(read_audio_file(heard_path, 8000))
+def heard_hold(heard: np.ndarray) -> float:
+    """How well the generated hold sound (the soft chime) is found in ``heard`` (8 kHz)."""
     loop = samples(ulaw_to_pcm16(thinking_sound(AudioSpec(AudioFormat.ULAW, 8000))))
-    assert best_match(loop[:3200], heard) > 0.9
+    return best_match(loop[:3200], heard)
+
+
+def assert_heard_hold(heard_path: Path) -> None:
+    """The caller heard the generated hold sound while on hold."""
+    assert heard_hold(samples(read_audio_file(heard_path, 8000))) > 0.9
 
 
 async def test_warm_transfer_by_the_tool_briefs_the_person_and_joins_the_caller(

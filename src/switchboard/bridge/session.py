@@ -348,7 +348,7 @@ class CallSession:
                         case DtmfReceived(digit=digit):
                             await self.keypad.press(digit, "media")
                         case StreamStopped():
-                            self.end("caller_hangup")
+                            self.end(self._gone())
                             return
                         case StreamError(code=code, message=message):
                             self.log.warning("carrier stream error %s: %s", code, message)
@@ -356,7 +356,11 @@ class CallSession:
                         case _:
                             pass
         except CallerDisconnected:
-            self.end("caller_hangup")
+            self.end(self._gone())
+
+    def _gone(self) -> str:
+        """Why the caller's stream ended: a warm transfer's join takes it away."""
+        return "transferred" if self.warm is not None and self.warm.joining else "caller_hangup"
 
     async def _provider_loop(self) -> None:
         while True:

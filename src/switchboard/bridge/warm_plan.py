@@ -6,14 +6,17 @@ drives it (``bridge/warm_transfer.py``) reports what the new leg does; :class:`W
 answers with the next :class:`WarmStep`.
 
 Theory of operation: the plan starts ``ringing`` at ``started_ms``. Leg reports
-(:meth:`WarmPlan.leg`) carry the carrier's status mapped to one of ``ringing``, ``answered``,
-``ended`` and, for an answered leg, who answered (``human``, ``machine``, ``fax``,
-``unknown`` — the carriers' answering-machine detection, ``telephony/amd.py``'s verdicts by
-name). A person (or ``unknown``: detection that could not tell is treated as a person, as on
-outbound calls) is ``Brief``-ed once; once the briefing has played (:meth:`WarmPlan.briefed`)
-the plan says ``Join``. A machine or fax, a leg that ended before the join, or no answer by
-``ring_ms`` (:meth:`WarmPlan.tick`) gives ``GiveUp`` with the reason; ``GiveUp`` and ``Join``
-are final. Nothing here sees a clock or a socket.
+(:meth:`WarmPlan.leg`) carry the carrier's status mapped to one of ``ringing``,
+``detecting`` (answered; the answering-machine detection has not said who yet),
+``answered`` with who answered (``human``, ``machine``, ``fax``, ``unknown`` — the
+carriers' detection results by name), or ``ended``. Once answered the ring deadline no
+longer applies; a detection that says nothing within ``detect_ms`` counts as a person. A
+person (or ``unknown``/``not_sure``: detection that could not tell is treated as a person, as
+on outbound calls) is ``Brief``-ed once; once the briefing has played
+(:meth:`WarmPlan.briefed`) the plan says ``Join``. A machine or fax, a leg that ended before
+the join, or no answer by ``ring_ms`` (:meth:`WarmPlan.tick`) gives ``GiveUp`` with the
+reason; ``GiveUp`` and ``Join`` are final. Nothing here sees a clock or a socket: the times
+come in as arguments.
 """
 
 from __future__ import annotations
@@ -34,11 +37,11 @@ __all__ = [
 ]
 
 #: The new leg's state as the driver reports it.
-LegStatus = Literal["ringing", "answered", "ended"]
+LegStatus = Literal["ringing", "detecting", "answered", "ended"]
 #: Why a warm transfer gave the caller back to the agent.
 GiveUpReason = Literal["no_answer", "voicemail", "ended", "failed"]
 
-_HUMAN = frozenset({"human", "unknown", ""})
+_HUMAN = frozenset({"human", "human_residence", "human_business", "unknown", "not_sure", ""})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,24 +70,34 @@ class WarmPlan:
     Args:
         started_ms: when the destination was dialled (the driver's clock, ms).
         ring_ms: how long the destination may ring before the caller is given back.
+        detect_ms: how long an answered leg's detection may take before it counts as a
+            person.
     """
 
-    def __init__(self, *, started_ms: float, ring_ms: float) -> None:
+    def __init__(self, *, started_ms: float, ring_ms: float, detect_ms: float = 5000.0) -> None:
         self.deadline_ms = started_ms + ring_ms
-        self.state: Literal["ringing", "briefing", "joined", "given_up"] = "ringing"
+        self.detect_ms = detect_ms
+        self.detect_deadline_ms: float | None = None
+        self.state: Literal["ringing", "detecting", "briefing", "joined", "given_up"] = "ringing"
         self.reason: GiveUpReason | None = None
 
     @property
     def done(self) -> bool:
         return self.state in ("joined", "given_up")
 
-    def leg(self, status: LegStatus, answered_by: str | None = None) -> WarmStep | None:
-        """What the new leg did; the step it calls for (None: keep waiting)."""
+    def leg(
+        self, status: LegStatus, answered_by: str | None = None, *, now_ms: float = 0.0
+    ) -> WarmStep | None:
+        """What the new leg did (reported at ``now_ms``); the step it calls for (None: keep
+        waiting)."""
         if self.done:
             return None
         if status == "ended":
             return self._give_up("no_answer" if self.state == "ringing" else "ended")
-        if status == "answered" and self.state == "ringing":
+        if status == "detecting" and self.state == "ringing":
+            self.state, self.detect_deadline_ms = "detecting", now_ms + self.detect_ms
+            return None
+        if status == "answered" and self.state in ("ringing", "detecting"):
             who = (answered_by or "").lower()
             if who in _HUMAN:
                 self.state = "briefing"
@@ -93,9 +106,14 @@ class WarmPlan:
         return None
 
     def tick(self, now_ms: float) -> WarmStep | None:
-        """Time passed: no answer by the deadline gives the caller back."""
+        """Time passed: no answer by the deadline gives the caller back; a detection that
+        said nothing in time counts as a person."""
         if self.state == "ringing" and now_ms >= self.deadline_ms:
             return self._give_up("no_answer")
+        detecting = self.state == "detecting" and self.detect_deadline_ms is not None
+        if detecting and now_ms >= (self.detect_deadline_ms or 0.0):
+            self.state = "briefing"
+            return Brief()
         return None
 
     def briefed(self) -> WarmStep | None:

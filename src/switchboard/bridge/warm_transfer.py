@@ -55,8 +55,8 @@ class WarmLeg(Protocol):
 
     async def poll(self) -> tuple[LegStatus, str | None]: ...
 
-    async def brief(self, token: str) -> None:
-        """Play the briefing stored under ``token`` (:class:`Briefings`) to the person."""
+    async def brief(self, token: str, briefing: Briefing) -> None:
+        """Play ``briefing`` (stored under ``token`` in :class:`Briefings`) to the person."""
         ...
 
     async def join(self) -> None: ...
@@ -129,6 +129,8 @@ class WarmTransfer:
         self._send, self._transcript = send, transcript
         #: a warm transfer is under way: the caller is on hold
         self.holding = False
+        #: the join is under way: the caller's stream ending now is the agent leaving
+        self.joining = False
 
     def check(self, destination: str) -> str:
         """``destination`` as dialled, if ``SWITCHBOARD_OUTBOUND_ALLOW`` allows it.
@@ -168,7 +170,6 @@ class WarmTransfer:
             if token is not None:
                 o.briefings.discard(token)
         if isinstance(step, Join):
-            r.sink.timeline("call.transferred", r.now(), {"to": destination, "mode": "warm"})
             r.end("transferred")
             return None
         reason = step.reason if isinstance(step, GiveUp) else "failed"
@@ -195,20 +196,26 @@ class WarmTransfer:
             while step is None:
                 await asyncio.sleep(o.poll_s)
                 r.core.keep_alive(r.now())  # the caller is on hold, not silent
-                step = plan.tick(r.now()) or plan.leg(*await leg.poll())
+                status, answered_by = await leg.poll()
+                step = plan.tick(r.now()) or plan.leg(status, answered_by, now_ms=r.now())
                 if isinstance(step, Brief):
                     briefing = await speaking
                     token = o.briefings.put(briefing)
                     r.sink.timeline("transfer.warm.briefing", r.now(), {"text": text})
-                    await leg.brief(token)
+                    await leg.brief(token, briefing)
                     await asyncio.sleep(_played_s(briefing) + 0.3)
                     status, _ = await leg.poll()
                     step = plan.leg(status) or plan.briefed()
             if isinstance(step, Join):
+                # Recorded first: the join ends the caller's stream, and with it this task.
+                r.sink.timeline("call.transferred", r.now(), {"to": destination, "mode": "warm"})
+                self.joining = True
                 await leg.join()
                 return step, token
         except (SwitchboardError, OSError, KeyError) as exc:
-            step = plan.failed() or GiveUp("failed")
+            self.joining = False
+            step = GiveUp("failed")
+            plan.failed()
             r.sink.timeline("transfer.warm.error", r.now(), {"error": str(exc)[:200]})
         finally:
             speaking.cancel()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from switchboard.agents import Agent
@@ -33,7 +33,7 @@ from switchboard.bridge.planner import RoutedCall
 from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.session import CallSession
 from switchboard.bridge.sink import CallSink
-from switchboard.bridge.warm_transfer import WarmOptions
+from switchboard.bridge.warm_transfer import WarmLeg, WarmOptions
 from switchboard.errors import SwitchboardError
 from switchboard.gateway import Gateway
 from switchboard.live import CallPricing, LiveSink
@@ -47,6 +47,8 @@ from switchboard.telephony.base import (
     StreamStarted,
     TelephonyType,
 )
+from switchboard.telephony.telnyx.rest import TelnyxAdapter
+from switchboard.telephony.telnyx.warm import TelnyxWarmLeg
 from switchboard.telephony.twilio.rest import TwilioAdapter
 from switchboard.telephony.twilio.warm import TwilioWarmLeg
 from switchboard.tools import ToolContext
@@ -250,19 +252,34 @@ def open_session(
 def warm_options(
     gateway: Gateway, active: ActiveCall, carrier: TelephonyType, started: StreamStarted
 ) -> WarmOptions | None:
-    """What the call's warm transfers need; None on a carrier that cannot do them (Telnyx,
-    for now: docs/telephony.md#warm-transfer)."""
+    """What the call's warm transfers need; None on a carrier without call control."""
     adapter = gateway.carriers.get(carrier)
-    if not isinstance(adapter, TwilioAdapter):
-        return None
     incoming, agent = active.incoming, active.agent
     inbound = incoming.direction is CallDirection.INBOUND
     ours = incoming.to_number if inbound else incoming.from_number
-    sid = started.call_id or incoming.carrier_call_id
+    carrier_id = started.call_id or incoming.carrier_call_id
+    leg: Callable[[str], WarmLeg]
+    if isinstance(adapter, TwilioAdapter):
+        twilio = adapter
 
-    def leg(room: str) -> TwilioWarmLeg:
-        return TwilioWarmLeg(adapter, call_sid=sid, room=room, from_=ours)
+        def leg(room: str) -> WarmLeg:
+            return TwilioWarmLeg(twilio, call_sid=carrier_id, room=room, from_=ours)
 
+    elif isinstance(adapter, TelnyxAdapter):
+        telnyx = adapter
+
+        def leg(room: str) -> WarmLeg:
+            return TelnyxWarmLeg(
+                telnyx,
+                gateway.warm_legs,
+                call_control_id=carrier_id,
+                call_id=active.call_id,
+                from_=ours,
+                public_url=gateway.settings.public_url,
+            )
+
+    else:
+        return None
     return WarmOptions(
         leg=leg,
         outbound=gateway.settings.outbound_dial_plan,

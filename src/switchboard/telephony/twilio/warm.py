@@ -22,6 +22,7 @@ from xml.sax.saxutils import escape
 
 from switchboard.bridge.warm_plan import LegStatus
 from switchboard.errors import ConfigError, TelephonyError
+from switchboard.telephony.briefings import Briefing
 from switchboard.telephony.twilio.rest import TwilioAdapter
 
 __all__ = ["TwilioWarmLeg", "conference_twiml", "leg_status"]
@@ -99,10 +100,14 @@ class TwilioWarmLeg:
         call = await self._adapter.fetch_call(self.leg_sid)
         self._last = str(call.get("status") or "queued")
         answered_by = call.get("answered_by")
-        return leg_status(self._last), str(answered_by) if answered_by else None
+        status = leg_status(self._last)
+        if status == "answered" and not answered_by:
+            return "detecting", None  # MachineDetection still listening
+        return status, str(answered_by) if answered_by else None
 
-    async def brief(self, token: str) -> None:
-        """Announce the briefing stored under ``token`` to the participant alone."""
+    async def brief(self, token: str, briefing: Briefing) -> None:
+        """Announce the briefing stored under ``token`` to the participant alone (our TwiML
+        plays its WAV, or says its text)."""
         assert self.leg_sid is not None and self.conference_sid is not None
         url = f"{self._adapter.public_url}/twilio/warm/{token}"
         await self._adapter.update_participant(
