@@ -118,9 +118,11 @@ def assert_joined(twilio: TwilioEmulator, report: TwilioCallReport, call_id: str
 
 
 def heard_hold(heard: np.ndarray) -> float:
-    """How well the generated hold sound (the soft chime) is found in ``heard`` (8 kHz)."""
+    """How well the generated hold sound (the soft chime's first note, 200 ms: a short hold
+    plays one chime, and a frame late under load would spoil a longer window) is found in
+    ``heard`` (8 kHz)."""
     loop = samples(ulaw_to_pcm16(thinking_sound(AudioSpec(AudioFormat.ULAW, 8000))))
-    return best_match(loop[:3200], heard)
+    return best_match(loop[:1600], heard)
 
 
 def assert_heard_hold(heard_path: Path) -> None:
@@ -146,7 +148,7 @@ async def test_warm_transfer_by_the_tool_briefs_the_person_and_joins_the_caller(
     assert ("agent", SORRY) not in [(t.role, t.text) for t in detail.transcript]
 
 
-@pytest.mark.parametrize("callee", [Callee("no_answer"), Callee("machine", 0.5)])
+@pytest.mark.parametrize("callee", [Callee("no_answer"), Callee("machine", 1.5)])
 async def test_warm_transfer_nobody_or_a_machine_brings_the_caller_back(
     tmp_path: Path, callee: Callee
 ) -> None:
