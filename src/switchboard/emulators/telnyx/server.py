@@ -24,6 +24,9 @@ Each :class:`EmulatedCall` moves ``parked`` (incoming) / ``bridging`` (outgoing)
 * The end: the caller hangs up when done (``stop`` on the socket, then ``streaming.stopped``
   and ``call.hangup`` with ``hangup_source: caller``), or the app sends ``hangup`` (the same,
   with ``hangup_source: callee``). ``transfer`` hands the caller away: the leg ends likewise.
+* Warm transfers: ``playback_start``, ``speak`` and ``bridge`` (``bridging.py``) play to an
+  answered leg or join two; with ``callee_answers=False`` a dialled call rings for its
+  ``timeout_secs`` and ends ``timeout``.
 
 Webhooks go out signed, in order, through one :class:`WebhookSender`; a call's report is final
 once its ``call.hangup`` was delivered.
