@@ -242,3 +242,25 @@ async def test_warm_transfer_refusals_are_clear_4xx_and_dial_nothing(tmp_path: P
         assert outside.status_code == 403, outside.text  # not in the agent's plan either
         await tw.wait_calls(timeout_s=60 * UNIT)
     assert tw.rooms.conferences == {} and tw.rooms.legs == {}
+
+
+async def test_a_caller_who_hangs_up_on_hold_takes_the_new_leg_down(tmp_path: Path) -> None:
+    agents = book(transfer_ring_s=30)
+    async with warm_app(tmp_path, [warm_tool_turn()], Callee("no_answer"), agents=agents) as (
+        tw,
+        base,
+        _,
+    ):
+        pcm = caller_pcm("please connect me to the desk", gap_ms=8000)
+        tw.dial_in(f"{base}/twilio/voice", audio=pcm16_to_ulaw(pcm), max_call_s=5.0)
+        await tw.wait_calls(timeout_s=60 * UNIT)
+
+        async def dropped() -> str | None:
+            legs = list(tw.rooms.legs.values())
+            status = tw.calls[legs[0].call_sid].resource["status"] if legs else None
+            return status if status == "canceled" else None
+
+        assert await eventually_async(dropped, limit_s=10 * UNIT) == "canceled"
+    detail = await read_only_call(tmp_path)
+    kinds = [e.kind for e in detail.timeline]
+    assert "transfer.warm.started" in kinds and "call.transferred" not in kinds

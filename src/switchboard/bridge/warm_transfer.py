@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import io
 import wave
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -210,8 +210,14 @@ class WarmTransfer:
                 # Recorded first: the join ends the caller's stream, and with it this task.
                 r.sink.timeline("call.transferred", r.now(), {"to": destination, "mode": "warm"})
                 self.joining = True
-                await leg.join()
+                # Shielded: the join's first half (Telnyx's streaming_stop) ends this call's
+                # session, which cancels this task; the second half must still be sent.
+                await asyncio.shield(leg.join())
                 return step, token
+        except asyncio.CancelledError:
+            if not self.joining:  # the caller hung up meanwhile: the new leg goes too
+                _detached(leg.drop())
+            raise
         except (SwitchboardError, OSError, KeyError) as exc:
             self.joining = False
             step = GiveUp("failed")
@@ -231,6 +237,16 @@ class WarmTransfer:
             except TimeoutError:
                 pcm = None
         return Briefing(text, _wav(pcm) if pcm else None)
+
+
+_DETACHED: set[asyncio.Task[None]] = set()
+
+
+def _detached(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to its end though the call's tasks are being cancelled."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _DETACHED.add(task)
+    task.add_done_callback(_DETACHED.discard)
 
 
 def _wav(pcm: bytes) -> bytes:
