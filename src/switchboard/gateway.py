@@ -44,10 +44,10 @@ from switchboard.recordings import Recordings
 from switchboard.security import TokenSigner
 from switchboard.store import CallStore
 from switchboard.telephony.base import TelephonyAdapter, TelephonyType
-from switchboard.telephony.briefings import Briefings
 from switchboard.telephony.telnyx.warm import WarmLegEvents
 from switchboard.telephony.telnyx.webhooks import SeenEvents
 from switchboard.telephony.twilio.webhooks import ReplayGuard
+from switchboard.telephony.warm import Briefings
 
 if TYPE_CHECKING:  # the otel extra is optional: imported only when SWITCHBOARD_OTEL is set
     from switchboard.tracing import Tracing

@@ -4,7 +4,7 @@ The warm transfer (``bridge/warm_transfer.py``, ``telephony/twilio/warm.py``) se
 participant's ``AnnounceUrl`` to ``POST /twilio/warm/{token}``: a signed Twilio request,
 answered with TwiML that plays the briefing — ``<Play>`` of ``GET /twilio/warm/{token}.wav``
 (the offline voice's audio) or, without an offline voice, ``<Say>`` of its text. The token is
-unguessable and lives only while its transfer runs (``telephony/briefings.py``). Telnyx's
+unguessable and lives only while its transfer runs (``telephony/warm.py``). Telnyx's
 ``playback_start`` fetches ``GET /telnyx/warm/{token}.wav`` (``telephony/telnyx/warm.py``).
 """
 

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from switchboard.telephony.warm import LegStatus
+
 __all__ = [
     "Brief",
     "GiveUp",
@@ -36,8 +38,6 @@ __all__ = [
     "failure_message",
 ]
 
-#: The new leg's state as the driver reports it.
-LegStatus = Literal["ringing", "detecting", "answered", "ended"]
 #: Why a warm transfer gave the caller back to the agent.
 GiveUpReason = Literal["no_answer", "voicemail", "ended", "failed"]
 

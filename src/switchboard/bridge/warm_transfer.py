@@ -38,8 +38,8 @@ from switchboard.bridge.warm_plan import (
 from switchboard.errors import SwitchboardError, ToolError
 from switchboard.media import AudioFormat, AudioSpec, Usage
 from switchboard.providers.events import ProviderEventType
-from switchboard.telephony.briefings import Briefing, Briefings
 from switchboard.telephony.dialplan import DialPlan, require_allowed
+from switchboard.telephony.warm import Briefing, Briefings
 from switchboard.tools import ToolResult
 
 __all__ = ["WarmLeg", "WarmOptions", "WarmTransfer"]

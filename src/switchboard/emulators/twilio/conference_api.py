@@ -16,8 +16,8 @@ twilio.com/docs/voice/api/conference-resource and .../conference-participant-res
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 import httpx
 from starlette.requests import Request
@@ -35,10 +35,33 @@ from switchboard.emulators.twilio.conference import (
 )
 from switchboard.emulators.twilio.twiml import Verb
 
-if TYPE_CHECKING:
-    from switchboard.emulators.twilio.server import TwilioEmulator
-
 __all__ = ["ConferenceRoutes"]
+
+
+class TwilioEmulator(Protocol):
+    """What the resources need of the emulator (``server.py``'s ``TwilioEmulator``)."""
+
+    account_sid: str
+    auth_token: str
+    speed: float
+    violations: list[str]
+    calls: dict[str, Any]
+
+    async def _guard(
+        self, request: Request
+    ) -> tuple[list[tuple[str, str]], JSONResponse | None]: ...
+
+    def _record(self, request: Request, form: list[tuple[str, str]], resp: Response) -> None: ...
+
+    def _resource(self, sid: str, to: str, from_: str, direction: str) -> dict[str, Any]: ...
+
+    def new_call(self, resource: dict[str, Any]) -> Any: ...
+
+    def spawn(self, sid: str, coro: Coroutine[Any, Any, None]) -> None: ...
+
+    def error(self, status: int, code: int, message: str) -> JSONResponse: ...
+
+    def valid_party(self, number: str) -> bool: ...
 
 
 def _flag(value: str | None, default: bool) -> bool:

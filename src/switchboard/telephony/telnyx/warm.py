@@ -25,15 +25,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from switchboard.bridge.warm_plan import LegStatus
 from switchboard.errors import ConfigError, TelephonyError
-from switchboard.telephony.briefings import Briefing
 from switchboard.telephony.telnyx.rest import TelnyxAdapter
 from switchboard.telephony.telnyx.webhooks import (
     TelnyxEvent,
     decode_client_state,
     encode_client_state,
 )
+from switchboard.telephony.warm import Briefing, LegStatus
 
 __all__ = ["TelnyxWarmLeg", "WarmLegEvents", "is_warm_leg"]
 

@@ -20,10 +20,9 @@ from __future__ import annotations
 import logging
 from xml.sax.saxutils import escape
 
-from switchboard.bridge.warm_plan import LegStatus
 from switchboard.errors import ConfigError, TelephonyError
-from switchboard.telephony.briefings import Briefing
 from switchboard.telephony.twilio.rest import TwilioAdapter
+from switchboard.telephony.warm import Briefing, LegStatus
 
 __all__ = ["TwilioWarmLeg", "conference_twiml", "leg_status"]
 

@@ -1,4 +1,5 @@
-"""Warm-transfer briefings waiting for the carrier to fetch them (``bridge/warm_transfer.py``).
+"""What the carrier sides of a warm transfer share (``bridge/warm_transfer.py``): the new
+leg's status as the plan reads it, and briefings waiting for the carrier to fetch them.
 
 The carrier plays a briefing to the person who answers a warm transfer by fetching it from
 us (Twilio: a participant's ``AnnounceUrl``, served by ``app/warm_routes.py``). Each waits
@@ -12,8 +13,14 @@ from __future__ import annotations
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["Briefing", "Briefings"]
+__all__ = ["Briefing", "Briefings", "LegStatus"]
+
+#: A warm transfer's new leg as its carrier side reports it: ringing; answered while the
+#: answering-machine detection still listens (``detecting``); answered, with who answered;
+#: or ended (``bridge/warm_plan.py``).
+LegStatus = Literal["ringing", "detecting", "answered", "ended"]
 
 
 @dataclass(frozen=True, slots=True)
