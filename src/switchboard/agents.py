@@ -26,6 +26,8 @@ Profiles live in YAML (the packaged ``agents.yaml``, or ``SWITCHBOARD_AGENTS``):
         transfer_allow: ["+1415*", "sip:*@pbx.example.com"]
         dtmf_menu: {"1": {transfer: billing}, "0": {say: "Goodbye!", hangup: true}}
         thinking_audio: sounds/thinking.ogg  # played while a slow tool runs (WAV, MP3, Ogg)
+        hold_audio: sounds/hold.ogg          # a warm transfer's hold sound (default generated)
+        transfer_ring_s: 30                  # a warm transfer gives up after this much ringing
         webhooks: {url: "https://crm.example.com/hooks", events: [call.ended, call.analyzed]}
         recording: {enabled: true, format: flac, retention_days: 30}   # docs/recordings.md
         analysis:                       # after the call, by a text LLM (docs/integrations.md)
@@ -289,6 +291,11 @@ class Agent(_Strict):
     thinking_audio: Path | None = None
     #: How long a tool may run before the caller hears the thinking sound; None: never.
     thinking_after_ms: int | None = Field(default=700, ge=0)
+    #: Played (looped) to the caller on hold during a warm transfer; default the soft sound
+    #: made locally. WAV, MP3 or Ogg/Opus, as ``greeting_audio``. docs/telephony.md#warm-transfer
+    hold_audio: Path | None = None
+    #: How long a warm transfer's destination may ring before the caller is given back.
+    transfer_ring_s: float = Field(default=30.0, ge=1.0, le=60.0)
     #: Keys that act with no model involved (``{"1": {transfer: billing}}``); other keys go to
     #: the model as a caller input ("caller pressed 4 2"). docs/telephony.md#keypad-dtmf
     dtmf_menu: dict[MenuKey, MenuEntry] = Field(default_factory=dict)
@@ -303,7 +310,7 @@ class Agent(_Strict):
                 )
         return self
 
-    @field_validator("greeting_audio", "thinking_audio")
+    @field_validator("greeting_audio", "thinking_audio", "hold_audio")
     @classmethod
     def _readable_audio(cls, value: Path | None) -> Path | None:
         if value is not None:

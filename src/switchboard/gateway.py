@@ -44,8 +44,10 @@ from switchboard.recordings import Recordings
 from switchboard.security import TokenSigner
 from switchboard.store import CallStore
 from switchboard.telephony.base import TelephonyAdapter, TelephonyType
+from switchboard.telephony.telnyx.warm import WarmLegEvents
 from switchboard.telephony.telnyx.webhooks import SeenEvents
 from switchboard.telephony.twilio.webhooks import ReplayGuard
+from switchboard.telephony.warm import Briefings
 
 if TYPE_CHECKING:  # the otel extra is optional: imported only when SWITCHBOARD_OTEL is set
     from switchboard.tracing import Tracing
@@ -165,6 +167,8 @@ class Gateway:
         live: this node's live calls and their events, for ``GET /v1/events`` and the console.
         status: this node's worker name and draining flag.
         recordings: where call recordings are written, and their retention sweeper.
+        briefings: warm-transfer briefings waiting for the carrier's fetch.
+        warm_legs: what Telnyx's webhooks said about warm-transfer legs.
         provider_health: each provider's circuit breaker (new calls skip a failing provider).
     """
 
@@ -181,6 +185,8 @@ class Gateway:
     live: LiveHub = field(default_factory=LiveHub)
     status: NodeStatus = field(default_factory=NodeStatus)
     recordings: Recordings | None = None
+    briefings: Briefings = field(default_factory=Briefings)
+    warm_legs: WarmLegEvents = field(default_factory=WarmLegEvents)
 
     @property
     def node_id(self) -> str:

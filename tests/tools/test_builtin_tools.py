@@ -26,6 +26,10 @@ class RecordingControl:
     async def transfer(self, destination: str) -> None:
         self.actions.append(("transfer", destination))
 
+    async def warm_transfer(self, destination: str, *, summary: str | None = None) -> str:
+        self.actions.append(("warm_transfer", f"{destination}|{summary}"))
+        return "connected"
+
 
 def make_context(control: CallControl) -> ToolContext:
     return ToolContext(
@@ -56,6 +60,18 @@ async def test_transfer_call() -> None:
     )
     assert result.output == {"result": "transferring to +15550003333"}
     assert control.actions == [("transfer", "+15550003333")]
+
+
+async def test_transfer_call_warm_passes_the_summary_and_returns_the_outcome() -> None:
+    control = RecordingControl()
+    arguments = {"destination": "billing", "mode": "warm", "summary": "Ana, a refund."}
+    result = await builtin_registry().invoke("transfer_call", arguments, make_context(control))
+    assert result.output == {"result": "connected"}
+    assert control.actions == [("warm_transfer", "billing|Ana, a refund.")]
+    bad = await builtin_registry().invoke(
+        "transfer_call", {"destination": "billing", "mode": "hot"}, make_context(control)
+    )
+    assert not bad.ok and "mode" in (bad.error or "")
 
 
 async def test_transfer_needs_a_destination() -> None:

@@ -10,7 +10,9 @@
 * ``POST /v1/calls/{id}/hangup`` / ``POST /v1/calls/{id}/transfer`` — act on a live call, on
   whichever node of the cluster holds it (app/cluster_control.py; 503 when the cluster cannot
   be reached); a transfer passes the call's agent's dial plan, as the ``transfer_call`` tool
-  does (403).
+  does (403). ``mode: warm`` (docs/telephony.md#warm-transfer) must also pass
+  ``SWITCHBOARD_OUTBOUND_ALLOW`` (403), runs on the call's own node only and where the
+  carrier supports it (409 otherwise), and answers ``transferring`` at once.
 * ``GET /v1/sessions`` — the live calls of the whole cluster, each with its ``node``.
 * ``WS /v1/stream`` — the seed's websocket handler: a program or browser streams PCM16 to a
   provider chosen by name or by requirements and gets agent audio (binary frames, same rate)
@@ -61,6 +63,7 @@ from switchboard.app.operator_api import actor, note_action
 from switchboard.app.state import get_state
 from switchboard.audio import StreamConverter, check_rate
 from switchboard.bridge.manager import CallManager
+from switchboard.bridge.operator_control import OperatorConflict
 from switchboard.bridge.wiring import choose_provider
 from switchboard.cluster import ControlCommand
 from switchboard.errors import AudioError, ConfigError, DialRefused, SwitchboardError
@@ -137,6 +140,14 @@ class Transfer(BaseModel):
         min_length=2,
         max_length=200,
         description="a name in the agent's directory, or an allowed E.164 number or SIP URI",
+    )
+    mode: Literal["cold", "warm"] = Field(
+        default="cold",
+        description=(
+            "cold: hand the caller over now. warm: hold the caller, dial, brief whoever "
+            "answers, then join them (the caller goes back to the agent when nobody answers; "
+            "the destination must also pass SWITCHBOARD_OUTBOUND_ALLOW)"
+        ),
     )
 
 
@@ -229,18 +240,26 @@ async def hang_up(call_id: str, request: Request) -> Ack:
     "/calls/{call_id}/transfer",
     response_model=Ack,
     responses={
-        403: {"description": "the call's agent may not transfer to `destination`"},
+        403: {"description": "the call's agent (warm: or SWITCHBOARD_OUTBOUND_ALLOW) refuses it"},
         404: {"description": "no live call with this id"},
-        409: {"description": "the node holding the call refused (e.g. the carrier cannot)"},
+        409: {
+            "description": "the node holding the call refused (e.g. the carrier cannot); "
+            "warm: not available on this call, or one is under way"
+        },
         502: {"description": "the carrier refused the transfer"},
         503: {"description": "the cluster cannot be reached to find the call"},
         504: {"description": "the node holding the call did not answer in time"},
     },
 )
 async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
-    """Transfer a live call to a directory name or an allowed number (the agent's dial plan)."""
+    """Transfer a live call to a directory name or an allowed number (the agent's dial plan);
+    ``mode: warm`` answers ``transferring`` at once and goes on in the background."""
     manager = _manager(request)
     if call_id not in manager.calls:  # another node's call: checked here, done there
+        if body.mode == "warm":
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, "a warm transfer runs only on the call's own node"
+            )
         state = get_state(request)
         try:
             destination = await remote_destination(state, call_id, body.destination)
@@ -249,14 +268,17 @@ async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
         command = ControlCommand(call_id, "transfer", destination, actor(request)["via"])
         await await_reply(state, command, await send_to_owner(state, command))  # its answer
         return Ack(call_id=call_id, status="transferred")
-    note_action(request, call_id, "transfer", {"to": body.destination})  # the request; the
-    try:  # outcome follows as call.transferred, or the 403
-        await manager.transfer(call_id, body.destination)
+    note = {"to": body.destination} | ({"mode": "warm"} if body.mode == "warm" else {})
+    note_action(request, call_id, "transfer", note)  # the request; the outcome follows as
+    try:  # call.transferred (or transfer.warm.failed), or the 403
+        await manager.transfer(call_id, body.destination, mode=body.mode)
     except KeyError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live call {call_id}") from None
     except DialRefused as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-    return Ack(call_id=call_id, status="transferred")
+    except OperatorConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return Ack(call_id=call_id, status="transferring" if body.mode == "warm" else "transferred")
 
 
 class AgentOut(BaseModel):

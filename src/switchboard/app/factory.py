@@ -30,6 +30,7 @@ from switchboard.app.recordings_api import recordings_router
 from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
 from switchboard.app.twilio import twilio_router
+from switchboard.app.warm_routes import warm_router
 from switchboard.config import Settings
 from switchboard.gateway import Gateway
 from switchboard.telephony.base import CallHandler
@@ -148,6 +149,7 @@ def create_app(
     install_console(app)  # the operator console's static files (docs/console.md)
     # Carrier routes (each module adds its webhooks and media websocket).
     app.include_router(twilio_router)
+    app.include_router(warm_router)  # a warm transfer's briefing (bridge/warm_transfer.py)
     app.include_router(telnyx_router)
     if docs:
         describe_edge(app)  # the schema, with what the edge answers before the routes

@@ -18,7 +18,8 @@ Control commands run in the background, in arrival order per call.
   ``calls.machine_detection`` (``telephony/amd.py``); ``streaming.failed``
   hangs the call up (no agent can be heard); ``streaming.stopped`` of a live call whose stream
   we did not stop resumes it on this node (``app/telnyx_resume.py``). Other events are
-  acknowledged and logged.
+  acknowledged and logged. Events of a warm transfer's new leg (``client_state``
+  ``warm:…``) go to ``gateway.warm_legs`` (``telephony/telnyx/warm.py``).
 
 The REST adapter is the gateway's (one per app, shared with the call manager); the event ids
 already seen are the gateway's replay guard.
@@ -47,6 +48,7 @@ from switchboard.telephony.base import (
 )
 from switchboard.telephony.telnyx import TelnyxAdapter
 from switchboard.telephony.telnyx.rest import StreamCodec
+from switchboard.telephony.telnyx.warm import is_warm_leg
 from switchboard.telephony.telnyx.webhooks import (
     TelnyxEvent,
     TelnyxSignatureVerifier,
@@ -187,6 +189,9 @@ class TelnyxRuntime:
     async def handle(self, event: TelnyxEvent) -> None:
         """Act on one verified, first-seen webhook event."""
         ccid = event.call_control_id or ""
+        if is_warm_leg(event):  # a warm transfer's new leg: its runner reads these
+            self.gateway.warm_legs.observe(event)
+            return
         calls = self.handler
         known = self.calls.get(ccid)
         logger.info(
@@ -220,6 +225,7 @@ class TelnyxRuntime:
                 call = self.calls.pop(ccid, None)
                 if call is not None:
                     self.by_call_id.pop(call.call_id, None)
+                self.gateway.warm_legs.leaving.discard(ccid)
             case "streaming.started":
                 url = event.text("stream_url").partition("?")[0]  # never log the token
                 logger.info("Telnyx %s: %s", event.event_type, url)
@@ -266,6 +272,8 @@ class TelnyxRuntime:
         known = self.calls.get(ccid)
         if known is not None and known.stopping:
             return  # our own streaming_stop / hand-over
+        if ccid in self.gateway.warm_legs.leaving:
+            return  # a warm transfer bridged the caller: the agent has left
         call_id = known.call_id if known is not None else None
         call_id = call_id or decode_client_state(event.text("client_state"))
         if not call_id:

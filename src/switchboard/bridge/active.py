@@ -176,13 +176,16 @@ def recorded_greeting(
         return None
 
 
-def recorded_thinking(agent: Agent, spec: AudioSpec, call_id: str) -> bytes | None:
-    """The agent's ``thinking_audio`` in the carrier's format (None: none, or unreadable,
-    and the generated sound plays)."""
-    if agent.thinking_audio is None:
+def recorded_thinking(
+    agent: Agent, spec: AudioSpec, call_id: str, *, what: str = "thinking"
+) -> bytes | None:
+    """The agent's ``thinking_audio`` (``what="hold"``: ``hold_audio``) in the carrier's
+    format (None: none, or unreadable, and the generated sound plays)."""
+    path = agent.hold_audio if what == "hold" else agent.thinking_audio
+    if path is None:
         return None
     try:
-        return greeting_audio(agent.thinking_audio, spec)
+        return greeting_audio(path, spec)
     except (AudioError, OSError) as exc:
-        logger.error("call %s: thinking audio unusable: %s", call_id, exc)
+        logger.error("call %s: %s audio unusable: %s", call_id, what, exc)
         return None

@@ -1,4 +1,4 @@
-"""The call control tools see during a call (hang up, transfer), and the dial-policy check.
+"""The call control tools see during a call (hang up, transfers), and the dial-policy check.
 
 Transfers pass the call's :class:`~switchboard.telephony.dialplan.DialPlan` first (toll-fraud
 guard): a destination the plan refuses is never dialled. The refusal is logged at WARNING with
@@ -14,12 +14,18 @@ from typing import Any, Protocol
 from switchboard.bridge.actions import Action
 from switchboard.bridge.core import BridgeCore
 from switchboard.bridge.sink import CallSink
+from switchboard.bridge.warm_transfer import WarmTransfer
 from switchboard.errors import DialRefused, ToolError
 from switchboard.telephony.dialplan import DialPlan, refusal_for_model, require_allowed
 
 __all__ = ["CallRunner", "SessionCallControl", "checked_destination"]
 
 logger = logging.getLogger(__name__)
+
+
+def to_text(requested: str) -> str:
+    """What was asked for, as logged (the first 100 characters)."""
+    return requested.strip()[:100]
 
 
 class CallRunner(Protocol):
@@ -36,6 +42,9 @@ class CallRunner(Protocol):
 
     @property
     def log(self) -> logging.LoggerAdapter[Any]: ...
+
+    @property
+    def warm(self) -> WarmTransfer | None: ...
 
     def now(self) -> float: ...
 
@@ -86,3 +95,25 @@ class SessionCallControl:
             )
             raise ToolError(refusal_for_model(decision, plan.names))
         await s.apply(s.core.request_transfer(decision.destination, s.now(), from_tool=True))
+
+    async def warm_transfer(self, destination: str, *, summary: str | None = None) -> str:
+        s = self._session
+        warm = s.warm
+        if warm is None:
+            raise ToolError("warm transfer is not available on this call; use a cold transfer")
+        decision = s.dial_plan.check(destination)
+        if not decision.allowed or decision.destination is None:
+            await self.transfer(destination)  # refused: logged, on the timeline, raised
+            return ""
+        try:
+            to = warm.check(decision.destination)
+        except DialRefused as exc:
+            s.log.warning("warm transfer to %r refused: %s", decision.destination, exc.reason)
+            refused = {"requested": to_text(destination), "reason": exc.reason}
+            s.sink.timeline("call.transfer_refused", s.now(), refused)
+            raise ToolError(
+                f"a warm transfer to {destination!r} is not allowed ({exc.reason}); "
+                "a cold transfer may be"
+            ) from None
+        outcome = await warm.transfer(to, summary=summary)
+        return outcome or "connected: the caller is with the person now"

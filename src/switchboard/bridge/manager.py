@@ -509,21 +509,28 @@ class CallManager:
             await adapter.hang_up(active.incoming.carrier_call_id)
         await self._end(active, "api_hangup")
 
-    async def transfer(self, call_id: str, destination: str) -> None:
-        """Transfer a live call (at once) through its carrier.
+    async def transfer(self, call_id: str, destination: str, *, mode: str = "cold") -> None:
+        """Transfer a live call through its carrier: ``cold`` at once, ``warm`` with hold,
+        a briefing and the caller given back when nobody answers (run in the background:
+        the outcome is on the call's timeline).
 
         ``destination`` passes the call's agent's dial plan, as ``transfer_call`` does: a
-        directory name, or a destination in the directory or ``transfer_allow``.
+        directory name, or a destination in the directory or ``transfer_allow``; a warm
+        transfer's also ``SWITCHBOARD_OUTBOUND_ALLOW``.
 
         Raises:
             KeyError: no live call with that id.
-            DialRefused: the agent's dial plan does not allow ``destination`` (logged).
+            DialRefused: a dial plan does not allow ``destination`` (logged).
             TelephonyError: the carrier refused or is not configured.
+            OperatorConflict: no warm transfer on this call (carrier, not bridged, busy).
         """
         active = self.calls[call_id]
         destination = checked_destination(
             active.agent.dial_plan, destination, "API transfer", call_id
         )
+        if mode == "warm":
+            await operator_control.warm_transfer(active.session, destination, call_id)
+            return
         adapter = self.gateway.carriers.get(active.incoming.carrier)
         if adapter is None:
             raise TelephonyError(f"{active.incoming.carrier} call control is not configured")

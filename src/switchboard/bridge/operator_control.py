@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from switchboard.bridge.control import checked_destination
 from switchboard.bridge.operator import LISTEN_RATE, hand_back_note
 from switchboard.bridge.session import CallSession
 from switchboard.config import Settings
@@ -27,6 +28,7 @@ __all__ = [
     "say",
     "send_operator_audio",
     "take_over",
+    "warm_transfer",
     "whisper",
 ]
 
@@ -41,6 +43,30 @@ TRANSCRIBE_TIMEOUT_S = 20.0
 
 class OperatorConflict(SwitchboardError):
     """The action does not fit the call's state (taken over already, not taken over...)."""
+
+
+async def warm_transfer(session: CallSession | None, destination: str, call_id: str) -> None:
+    """Start a warm transfer of the call to ``destination`` (the agent's plan passed): it
+    runs beside the call; when it fails the agent is told, and tells the caller.
+
+    Raises:
+        OperatorConflict: no warm transfer on this call (its carrier, no media yet, or one
+            under way already).
+        DialRefused: ``SWITCHBOARD_OUTBOUND_ALLOW`` does not allow ``destination`` (logged).
+    """
+    warm = session.warm if session is not None else None
+    if session is None or warm is None:
+        raise OperatorConflict("warm transfer is not available on this call (carrier or media)")
+    if warm.holding:
+        raise OperatorConflict("a warm transfer is already under way")
+    to = checked_destination(warm.options.outbound, destination, "API warm transfer", call_id)
+
+    async def run() -> None:
+        outcome = await warm.transfer(to)
+        if outcome is not None:  # the caller is back: the agent says so
+            await whisper(session, outcome, respond=True)
+
+    session.spawn(run(), "warm transfer")
 
 
 async def say(session: CallSession, text: str) -> None:

@@ -43,7 +43,7 @@ from switchboard.bridge.actions import (
 from switchboard.bridge.carrier import CarrierControl, CarrierLink
 from switchboard.bridge.control import SessionCallControl
 from switchboard.bridge.core import BridgeCore, BridgeOptions
-from switchboard.bridge.failover_runner import ProviderFailover
+from switchboard.bridge.failover_runner import HeardTranscript, ProviderFailover
 from switchboard.bridge.keypad import MenuChoice
 from switchboard.bridge.keypad_link import KeypadLink, silence_like
 from switchboard.bridge.operator import OperatorDesk
@@ -52,6 +52,7 @@ from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.thinking import CALLER_TOOLS, ThinkingAudio
 from switchboard.bridge.voice import voice_detector
 from switchboard.bridge.voicemail import AmdLink
+from switchboard.bridge.warm_transfer import WarmOptions, WarmTransfer
 from switchboard.errors import CallerDisconnected, SwitchboardError, UnsupportedOperation
 from switchboard.media import AudioChunk, AudioSpec
 from switchboard.providers.base import BaseProvider, SessionState
@@ -104,6 +105,7 @@ class CallSession:
         machine_detection: MachineDetection | None = None,
         greeting_text: str | None = None,
         failover: ProviderFailover | None = None,
+        warm: WarmOptions | None = None,
     ) -> None:
         self.call_id = call_id
         self.codec = codec
@@ -174,10 +176,24 @@ class CallSession:
         )
         #: moves the call to its next provider when this one fails (bridge/failover_runner.py)
         self.failover = failover
+        #: warm transfers (``bridge/warm_transfer.py``); None: the carrier cannot do them
+        self.warm = (
+            WarmTransfer(
+                self, warm, spec=started.audio, send=self._send_thinking, transcript=self._lines
+            )
+            if warm is not None
+            else None
+        )
 
     # -- clock -----------------------------------------------------------------------------------
     def now(self) -> float:
         return self._loop.time() * 1000.0
+
+    def _lines(self) -> list[tuple[str, str]]:
+        """The transcript so far as ``(role, text)``, when the sink keeps it (failover's)."""
+        if not isinstance(self.sink, HeardTranscript):
+            return []
+        return [(turn.role, turn.text) for turn in self.sink.lines]
 
     # -- main ------------------------------------------------------------------------------------
     async def run(self) -> str:
@@ -332,7 +348,7 @@ class CallSession:
                         case DtmfReceived(digit=digit):
                             await self.keypad.press(digit, "media")
                         case StreamStopped():
-                            self.end("caller_hangup")
+                            self.end(self._gone())
                             return
                         case StreamError(code=code, message=message):
                             self.log.warning("carrier stream error %s: %s", code, message)
@@ -340,7 +356,11 @@ class CallSession:
                         case _:
                             pass
         except CallerDisconnected:
-            self.end("caller_hangup")
+            self.end(self._gone())
+
+    def _gone(self) -> str:
+        """Why the caller's stream ended: a warm transfer's join takes it away."""
+        return "transferred" if self.warm is not None and self.warm.joining else "caller_hangup"
 
     async def _provider_loop(self) -> None:
         while True:
@@ -416,7 +436,8 @@ class CallSession:
         assert inbound is not None
         data = inbound.process(payload)
         spec = provider.input_spec
-        if self.keypad.collecting or (self.amd is not None and self.amd.listening):
+        held = self.warm is not None and self.warm.holding  # on hold: a warm transfer runs
+        if self.keypad.collecting or held or (self.amd is not None and self.amd.listening):
             data = silence_like(data, spec)  # no key tones for the model, no machine greeting
         if data and provider.state in LIVE:
             await provider.send_audio(AudioChunk(data, spec.format, spec.sample_rate))

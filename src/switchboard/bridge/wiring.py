@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from switchboard.agents import Agent
@@ -34,6 +34,7 @@ from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.resume_state import StateNoteSink
 from switchboard.bridge.session import CallSession
 from switchboard.bridge.sink import CallSink
+from switchboard.bridge.warm_transfer import WarmLeg, WarmOptions
 from switchboard.cost import ServedUsage
 from switchboard.errors import SwitchboardError
 from switchboard.gateway import Gateway
@@ -41,12 +42,17 @@ from switchboard.live import CallPricing, LiveSink
 from switchboard.logs import call_context
 from switchboard.providers.base import BaseProvider, SessionConfig
 from switchboard.telephony.base import (
+    CallDirection,
     IncomingCall,
     MediaCodec,
     MediaSocket,
     StreamStarted,
     TelephonyType,
 )
+from switchboard.telephony.telnyx.rest import TelnyxAdapter
+from switchboard.telephony.telnyx.warm import TelnyxWarmLeg
+from switchboard.telephony.twilio.rest import TwilioAdapter
+from switchboard.telephony.twilio.warm import TwilioWarmLeg
 from switchboard.tools import ToolContext
 
 __all__ = [
@@ -253,11 +259,54 @@ def open_session(
         machine_detection=active.machine_detection,
         greeting_text=agent.greeting,
         failover=failover,
+        warm=warm_options(gateway, active, carrier, started),
     )
     session.operator.on_partial = live.partial  # the transcript as it comes, to the console
     if carried is not None:
         session.core.continue_turns(carried.turn)
     return session
+
+
+def warm_options(
+    gateway: Gateway, active: ActiveCall, carrier: TelephonyType, started: StreamStarted
+) -> WarmOptions | None:
+    """What the call's warm transfers need; None on a carrier without call control."""
+    adapter = gateway.carriers.get(carrier)
+    incoming, agent = active.incoming, active.agent
+    inbound = incoming.direction is CallDirection.INBOUND
+    ours = incoming.to_number if inbound else incoming.from_number
+    carrier_id = started.call_id or incoming.carrier_call_id
+    leg: Callable[[str], WarmLeg]
+    if isinstance(adapter, TwilioAdapter):
+        twilio = adapter
+
+        def leg(room: str) -> WarmLeg:
+            return TwilioWarmLeg(twilio, call_sid=carrier_id, room=room, from_=ours)
+
+    elif isinstance(adapter, TelnyxAdapter):
+        telnyx = adapter
+
+        def leg(room: str) -> WarmLeg:
+            return TelnyxWarmLeg(
+                telnyx,
+                gateway.warm_legs,
+                call_control_id=carrier_id,
+                call_id=active.call_id,
+                from_=ours,
+                public_url=gateway.settings.public_url,
+            )
+
+    else:
+        return None
+    return WarmOptions(
+        leg=leg,
+        outbound=gateway.settings.outbound_dial_plan,
+        briefings=gateway.briefings,
+        speak=apology_audio,
+        ring_s=agent.transfer_ring_s,
+        hold_audio=recorded_thinking(agent, started.audio, active.call_id, what="hold"),
+        agent=agent.name,
+    )
 
 
 async def close_call(gateway: Gateway, active: ActiveCall, reason: str) -> None:

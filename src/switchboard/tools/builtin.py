@@ -2,9 +2,13 @@
 
 * ``end_call(goodbye)`` — the bridge speaks the goodbye, waits for the carrier's playout mark,
   then hangs up through the carrier's REST API.
-* ``transfer_call(destination)`` — the carrier transfers the caller (Twilio ``<Dial>`` redirect,
-  Telnyx ``transfer``), if the agent's dial plan allows ``destination`` (its ``directory`` and
-  ``transfer_allow``); otherwise the model gets the refusal as the tool's error.
+* ``transfer_call(destination, mode="cold", summary=None)`` — the carrier transfers the caller
+  (Twilio ``<Dial>`` redirect, Telnyx ``transfer``), if the agent's dial plan allows
+  ``destination`` (its ``directory`` and ``transfer_allow``); otherwise the model gets the
+  refusal as the tool's error. ``mode="warm"`` (``bridge/warm_transfer.py``) holds the caller,
+  dials, briefs whoever answers with ``summary`` and joins them; the destination must also
+  pass ``SWITCHBOARD_OUTBOUND_ALLOW``. When nobody answers the tool returns why, and the
+  caller is back with the agent (docs/telephony.md#warm-transfer).
 * ``collect_digits(prompt, max_digits, finish_on_key, timeout_s, redact)`` — the caller keys in
   a number (account, PIN) without the model hearing each key. With ``redact`` the model gets
   ``****`` and whether anything was keyed, never the digits: they stay in the call's tool context
@@ -19,7 +23,7 @@ Agents enable them by name in ``tools:`` (``agents.yaml``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -52,7 +56,11 @@ async def end_call(
     return "call ended"
 
 
-@tool(timeout_s=CALL_CONTROL_TIMEOUT_S)
+#: The longest a warm transfer may take: ringing (at most 60 s), the briefing, the join.
+WARM_TRANSFER_TIMEOUT_S = 150.0
+
+
+@tool(timeout_s=WARM_TRANSFER_TIMEOUT_S)
 async def transfer_call(
     context: ToolContext,
     destination: Annotated[
@@ -65,8 +73,27 @@ async def transfer_call(
             min_length=3,
         ),
     ],
+    mode: Annotated[
+        Literal["cold", "warm"],
+        Field(
+            description=(
+                "'cold' hands the caller over at once; 'warm' holds the caller, calls the "
+                "destination, briefs whoever answers and then connects them (if nobody answers "
+                "the caller stays with you)."
+            )
+        ),
+    ] = "cold",
+    summary: Annotated[
+        str | None,
+        Field(
+            description="For a warm transfer: one or two sentences on who is calling and why.",
+            max_length=400,
+        ),
+    ] = None,
 ) -> str:
     """Transfer the caller to another phone number or SIP address."""
+    if mode == "warm":
+        return await context.control.warm_transfer(destination, summary=summary)
     await context.control.transfer(destination)
     return f"transferring to {destination}"
 

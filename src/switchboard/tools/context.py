@@ -31,6 +31,11 @@ class CallControl(Protocol):
         """Transfer the caller to ``destination`` (E.164 number or SIP URI)."""
         ...
 
+    async def warm_transfer(self, destination: str, *, summary: str | None = None) -> str:
+        """Hold the caller, dial ``destination``, brief whoever answers (``summary``, else the
+        transcript) and join them; returns what happened (the caller is back when it failed)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class CollectedDigits:
@@ -75,6 +80,9 @@ class NoCallControl:
         raise ToolError("no call to hang up")
 
     async def transfer(self, destination: str) -> None:
+        raise ToolError("no call to transfer")
+
+    async def warm_transfer(self, destination: str, *, summary: str | None = None) -> str:
         raise ToolError("no call to transfer")
 
 

@@ -49,12 +49,18 @@ async def report_amd(
     *,
     speed: float = 1.0,
 ) -> None:
-    """Send ``reports`` as the call's media plays (none once the call has ended)."""
+    """Send ``reports`` as the call's media plays (none once the call has ended). A call
+    nobody streams (a warm transfer's new leg) is listened to from a second after its answer."""
+    loop = asyncio.get_running_loop()
+    answered_at: float | None = None
     while call.leg is None:
         if not call.is_alive:
             return
+        if call.state == "answered" and answered_at is None:
+            answered_at = loop.time()
+        if answered_at is not None and loop.time() - answered_at >= 1.0 / speed:
+            break
         await asyncio.sleep(0.01)
-    loop = asyncio.get_running_loop()
     t0 = loop.time()
     for at_ms, event_type, result in reports:
         await asyncio.sleep(max(0.0, t0 + at_ms / 1000 / speed - loop.time()))

@@ -24,6 +24,9 @@ Each :class:`EmulatedCall` moves ``parked`` (incoming) / ``bridging`` (outgoing)
 * The end: the caller hangs up when done (``stop`` on the socket, then ``streaming.stopped``
   and ``call.hangup`` with ``hangup_source: caller``), or the app sends ``hangup`` (the same,
   with ``hangup_source: callee``). ``transfer`` hands the caller away: the leg ends likewise.
+* Warm transfers: ``playback_start``, ``speak`` and ``bridge`` (``bridging.py``) play to an
+  answered leg or join two; with ``callee_answers=False`` a dialled call rings for its
+  ``timeout_secs`` and ends ``timeout``.
 
 Webhooks go out signed, in order, through one :class:`WebhookSender`; a call's report is final
 once its ``call.hangup`` was delivered.
@@ -48,6 +51,7 @@ from switchboard.emulators.loopback import LoopbackServer
 from switchboard.emulators.telnyx.amd import MODES as AMD_MODES
 from switchboard.emulators.telnyx.amd import amd_reports, report_amd
 from switchboard.emulators.telnyx.audio import AudioSource, WireFormat, load_pcm16
+from switchboard.emulators.telnyx.bridging import Heard, bridge, playback, speak
 from switchboard.emulators.telnyx.caller import CallerMediaLeg, MediaLeg, MediaLegFactory
 from switchboard.emulators.telnyx.calls import EmulatedCall
 from switchboard.emulators.telnyx.control import control_routes
@@ -87,6 +91,9 @@ class TelnyxEmulator:
         duplicate_webhooks: deliver every webhook twice (retries), to exercise idempotency.
         connection_id: the connection inbound calls arrive on.
         stream_loss_patience_ms: how long a caller whose stream was lost waits for a new one.
+        callee_answers: whether dialled calls are answered; if not, they ring for the dial's
+            ``timeout_secs`` (default 30) and end with ``hangup_cause`` ``timeout``.
+        talk_s: how long a bridged person talks before hanging up (``bridging.py``).
         media_leg_factory: builds the caller's media leg instead of the default
             :class:`CallerMediaLeg` (WAV caller); e.g. the load test's tagged-frame caller.
     """
@@ -112,6 +119,8 @@ class TelnyxEmulator:
         media_leg_factory: MediaLegFactory | None = None,
         answering_machine: AnsweringMachine | None = None,
         stream_loss_patience_ms: int = 10_000,
+        callee_answers: bool = True,
+        talk_s: float = 1.0,
     ) -> None:
         self.api_key = api_key
         #: who answers dialled calls: this machine, or (None) a person saying ``audio``
@@ -130,6 +139,9 @@ class TelnyxEmulator:
         self._leg_factories: dict[str, MediaLegFactory] = {}  # per-call overrides
         self.user_id = secrets.token_hex(8).upper()
         self.calls: dict[str, EmulatedCall] = {}
+        self.callee_answers, self.talk_s = callee_answers, talk_s
+        #: what commands played to each call (``playback_start``, ``speak``) and its bridge
+        self.heard: dict[str, Heard] = {}
         self._rest_violations: list[str] = []
         #: Every command as ``(call_control_id or "", action, body)``.
         self.commands: list[tuple[str, str, dict[str, Any]]] = []
@@ -265,7 +277,11 @@ class TelnyxEmulator:
         self.calls[call.call_control_id] = call
         self._spawn(self._time_limit(call))
         self._webhook(call, "call.initiated", call.payload())
-        self._spawn(self._callee_answers(call, body))
+        if self.callee_answers:
+            self._spawn(self._callee_answers(call, body))
+        else:  # rings until the dial's timeout_secs
+            ring_s = float(body.get("timeout_secs") or 30)
+            self._spawn(self._unanswered(call, ring_s))
         if amd_mode is not None:
             reports = amd_reports(str(amd_mode), machine)
             self._spawn(report_amd(call, reports, self._webhook, speed=self.speed))
@@ -339,8 +355,48 @@ class TelnyxEmulator:
                 if not body.get("digits"):
                     return self._reject(action, "send_dtmf needs 'digits'", call)
                 return ok_response()
+            case "playback_start" | "speak" | "bridge":
+                return self._join_command(call, action, body)
             case _:
                 return not_found(f"Unknown action {action!r}.")
+
+    def heard_by(self, ccid: str) -> Heard:
+        """What commands played to call ``ccid``, and whom it is bridged with."""
+        return self.heard.setdefault(ccid, Heard())
+
+    def _join_command(self, call: EmulatedCall, action: str, body: dict[str, Any]) -> JSONResponse:
+        """``playback_start``, ``speak``, ``bridge`` (``bridging.py``)."""
+        if call.state != "answered":
+            return self._reject(action, f"call is {call.state}, not answered", call)
+        heard, speed = self.heard_by(call.call_control_id), self.speed
+        if action == "playback_start":
+            if not body.get("audio_url"):  # media_name/playback_content are not emulated
+                return self._reject(action, "playback_start needs 'audio_url' here", call)
+            self._spawn(playback(call, heard, str(body["audio_url"]), self._webhook, speed=speed))
+        elif action == "speak":
+            if not body.get("payload") or not body.get("voice"):
+                return self._reject(action, "speak needs 'payload' and 'voice'", call)
+            self._spawn(speak(call, heard, str(body["payload"]), self._webhook, speed=speed))
+        else:
+            other = self.calls.get(str(body.get("call_control_id") or ""))
+            if other is None or other is call or other.state != "answered":
+                return self._reject(action, "bridge needs another live, answered call", call)
+            self._spawn(
+                bridge(
+                    call,
+                    other,
+                    self.heard_by,
+                    self._webhook,
+                    self._end_call,
+                    talk_s=self.talk_s,
+                    speed=speed,
+                )
+            )
+        return ok_response()
+
+    async def _unanswered(self, call: EmulatedCall, ring_s: float) -> None:
+        await asyncio.sleep(ring_s / self.speed)
+        await self._end_call(call, "timeout", "callee", "no_answer")
 
     def _reject(self, action: str, why: str, call: EmulatedCall | None = None) -> JSONResponse:
         """A request the real API rejects: 422 and a recorded violation (code UNCONFIRMED)."""

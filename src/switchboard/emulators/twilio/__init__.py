@@ -14,11 +14,13 @@ from typing import Any
 
 from switchboard.emulators.playout import Playout
 from switchboard.emulators.twilio.caller import TwilioCaller, load_ulaw, write_ulaw_wav
+from switchboard.emulators.twilio.conference import Callee
 from switchboard.emulators.twilio.server import RecordedRequest, TwilioEmulator, run
 from switchboard.emulators.twilio.signing import twilio_signature
 from switchboard.emulators.twilio.state import TwilioCallReport
 
 __all__ = [
+    "Callee",
     "Playout",
     "RecordedRequest",
     "TwilioCallReport",

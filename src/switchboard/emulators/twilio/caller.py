@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 import wave
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import httpx
@@ -145,6 +145,9 @@ class TwilioCaller:
         self.answered_by: str | None = None
         #: when the caller's voice started (the first stream): later legs go on from there
         self.audio_t0: float | None = None
+        #: the REST emulator's conferences: ``<Dial><Conference>`` joins one (None: recorded
+        #: as dialled only)
+        self.conference_hook: Callable[[TwilioCaller, Verb], Awaitable[None]] | None = None
 
     # -- control (from tests or the REST emulator) -------------------------------------------------
     def send_dtmf(self, digits: str) -> None:
@@ -279,6 +282,13 @@ class TwilioCaller:
                     if reason not in ("rejected", "busy"):
                         self.report.violations.append(f"<Reject> with reason {reason!r}")
                     self.report.outcome = f"rejected: {reason}"
+                    return None
+                case "Dial" if self.conference_hook is not None and any(
+                    c.name == "Conference" for c in verb.children
+                ):
+                    room = next(c for c in verb.children if c.name == "Conference")
+                    self.report.outcome = "conference"
+                    await self.conference_hook(self, room)
                     return None
                 case "Dial":
                     self.report.dialed.append(

@@ -21,6 +21,7 @@ import base64
 import logging
 import re
 import secrets
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -29,13 +30,15 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from switchboard.emulators.answering_machine import AnsweringMachine
 from switchboard.emulators.loopback import LoopbackServer
 from switchboard.emulators.twilio.amd import MODES, detection, report_async_amd
 from switchboard.emulators.twilio.caller import TwilioCaller, load_ulaw, new_sid
+from switchboard.emulators.twilio.conference import Callee
+from switchboard.emulators.twilio.conference_api import ConferenceRoutes
 from switchboard.emulators.twilio.state import TwilioCallReport
 
 __all__ = ["RecordedRequest", "TwilioEmulator", "run"]
@@ -92,6 +95,8 @@ class TwilioEmulator:
         speed: clock factor for the callers (1.0 real time).
         answering_machine: the callee of outbound calls is this machine (greeting, beep,
             silence), and machine detection reports it (``emulators/twilio/amd.py``).
+        callee: who conference participant creates reach (a person by default; a machine,
+            or nobody: ``emulators/twilio/conference.py``).
         caller_options: further :class:`TwilioCaller` keyword arguments (``linger_s``...).
     """
 
@@ -105,6 +110,7 @@ class TwilioEmulator:
         audio: Path | str | bytes | None = None,
         speed: float = 1.0,
         answering_machine: AnsweringMachine | None = None,
+        callee: Callee | None = None,
         **caller_options: Any,
     ) -> None:
         self.account_sid = account_sid
@@ -117,6 +123,8 @@ class TwilioEmulator:
         self.calls: dict[str, _Call] = {}
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
+        #: Conferences and Participants (``conference_api.py``); who participant creates reach
+        self.rooms = ConferenceRoutes(self, callee or Callee())
         self._server = LoopbackServer(self.app(), host=host, port=port, lifespan="off")
 
     @property
@@ -134,6 +142,7 @@ class TwilioEmulator:
                 Route(f"{base}/Calls.json", self._create, methods=["POST"]),
                 Route(f"{base}/Calls/{{sid}}.json", self._update, methods=["POST"]),
                 Route(f"{base}/Calls/{{sid}}.json", self._fetch, methods=["GET"]),
+                *self.rooms.routes(base),
             ]
         )
 
@@ -181,8 +190,21 @@ class TwilioEmulator:
         self._start(resource, caller)
         return caller
 
+    def new_call(self, resource: dict[str, Any]) -> _Call:
+        """A Call resource with no simulated caller (a conference participant's leg)."""
+        call = self.calls[resource["sid"]] = _Call(resource=resource)
+        return call
+
+    def spawn(self, sid: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` for call ``sid`` (cancelled when the emulator stops)."""
+        self.calls[sid].side_tasks.append(asyncio.get_running_loop().create_task(coro))
+
+    error = staticmethod(_error)
+    valid_party = staticmethod(_valid_party)
+
     def _start(self, resource: dict[str, Any], caller: TwilioCaller) -> None:
         call = _Call(resource=resource, caller=caller)
+        caller.conference_hook = self.rooms.join_conference
         self.calls[resource["sid"]] = call
         resource["status"] = "in-progress"
         resource["start_time"] = formatdate(usegmt=True)
@@ -250,7 +272,7 @@ class TwilioEmulator:
             return form, _error(401, 20003, "Authenticate")
         return form, None
 
-    def _record(self, request: Request, form: list[tuple[str, str]], resp: JSONResponse) -> None:
+    def _record(self, request: Request, form: list[tuple[str, str]], resp: Response) -> None:
         self.requests.append(
             RecordedRequest(request.method, request.url.path, tuple(form), resp.status_code)
         )
@@ -340,6 +362,10 @@ class TwilioEmulator:
         if status in ("completed", "canceled"):
             if res["status"] not in _ENDED and call.caller is not None:
                 call.caller.hang_up()
+            elif res["status"] not in _ENDED:  # a participant's leg: rings no more, or leaves
+                res.update(status=status, end_time=formatdate(usegmt=True))
+                if (leg := self.rooms.legs.get(sid)) is not None:
+                    leg.conference.leave(sid)
             return JSONResponse(res)
         if status is not None:
             return _error(400, 21218, f"Invalid Status {status!r}")

@@ -192,6 +192,22 @@ class TwilioAdapter:
         """The call resource (``status``, ``duration``...)."""
         return await self._request("GET", f"/Calls/{quote(call_id, safe='')}.json", None)
 
+    async def add_participant(
+        self, conference: str, params: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """Dial a participant into ``conference`` (its SID or friendly name; created if it
+        does not exist): twilio.com/docs/voice/api/conference-participant-resource#create-a-
+        participant-agent-conference-only. Returns the participant (``call_sid``...)."""
+        path = f"/Conferences/{quote(conference, safe='')}/Participants.json"
+        return await self._request("POST", path, params)
+
+    async def update_participant(
+        self, conference_sid: str, call_sid: str, **params: str
+    ) -> dict[str, Any]:
+        """Update a participant (``AnnounceUrl``, ``Hold``, ``Muted``...)."""
+        c, p = quote(conference_sid, safe=""), quote(call_sid, safe="")
+        return await self._request("POST", f"/Conferences/{c}/Participants/{p}.json", params)
+
     # -- transport ---------------------------------------------------------------------------------
     async def _request(
         self,
