@@ -36,7 +36,13 @@ from tests.e2e.harness import caller_pcm, openai_env, read_only_call, twilio_env
 from tests.e2e.test_webhooks_restart import _env
 from tests.waiting import eventually_async
 
-pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.redis, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.e2e,
+    pytest.mark.redis,
+    pytest.mark.slow,
+    pytest.mark.cluster,
+]
 
 TOKEN = "resume-test-twilio-token-0123456789ab"
 SCRIPT = [
