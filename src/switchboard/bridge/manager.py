@@ -375,10 +375,12 @@ class CallManager:
             (active.incoming.carrier.value, active.incoming.carrier_call_id), None
         )
         active.connect_task.cancel()
-        with contextlib.suppress(Exception):
-            await active.provider.disconnect()
+        # out of the directory first: the adopting node waits for that (RELEASE_WAIT_S), and
+        # closing the provider's socket may take a while on a busy machine
         await self.admission.release(call_id)
         await self.directory.finish(call_id)
+        with contextlib.suppress(Exception):
+            await active.provider.disconnect()
         self.gateway.live.ended(call_id, "handed_over")
         if (metrics := self.gateway.metrics) is not None:
             config = active.provider.config
