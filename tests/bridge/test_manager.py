@@ -131,6 +131,8 @@ async def test_a_prepared_call_is_bridged_recorded_and_ended(tmp_path: Path) -> 
         carrier = MemoryCarrier(call_sid=sid)
         task = b.bridge(prepared.call_id, carrier)
         await eventually(lambda: b.manager.sessions()[0]["status"] == "in-progress")
+        await b.manager.update_status(TWILIO, sid, "ringing")  # late: stays in progress
+        assert b.manager.sessions()[0]["status"] == "in-progress"
         carrier.say(pcm16_to_ulaw(caller_pcm("what are your hours", gap_ms=1200, lead_ms=200)))
         record = b.manager.calls[prepared.call_id].sink
         assert record is not None

@@ -444,8 +444,12 @@ class CallManager:
                 active.session.end("caller_hangup")
             else:
                 await self._end(active, f"carrier_{status}")
-        else:
+        elif active.session is None:  # the carrier's progress before media (ringing, answered)
             active.status = status
+        # bridged, the call stays in-progress: a progress webhook that arrives late (Telnyx
+        # delivers a call's webhooks after its media may have started — behind other calls'
+        # webhooks, or handed to the node that adopted the call) must not move it back, else
+        # /v1/sessions showed a live call "answered" and the cluster tests saw it as not live
 
     async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
         call_id = self._by_carrier_id.get((carrier.value, carrier_call_id))
