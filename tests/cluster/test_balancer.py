@@ -43,13 +43,6 @@ CALLER = pcm16_to_ulaw(caller_pcm("hello there", lead_ms=500))
 #: nodes of two workers; "pinned", every carrier request to node-a (rig.py, cluster_rig)
 
 
-#: Intermittent failures seen on 2026-12-05 (busy 2-core machine) in the spread topology, where
-#: calls are adopted by the worker their media reaches; to be looked at with the adoption code
-#: (docs/cluster.md). Not strict: the cases pass more often than not.
-def _flaky(seen: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=False, reason=f"intermittent with adoption: {seen}")
-
-
 def _dial(rig: Rig, **options: Any) -> str:
     """An inbound Twilio call to the balancer; its CallSid."""
     caller = rig.twilio.dial_in(f"{rig.url}/twilio/voice", audio=CALLER, **options)
@@ -164,7 +157,6 @@ async def test_a_signed_webhook_replayed_to_the_other_node_is_refused(tmp_path: 
         assert "<Stream" not in replayed.text
 
 
-@_flaky("once, not all four Telnyx calls were live within 30 s")
 async def test_telnyx_webhooks_alternating_between_nodes_keep_commands_in_order(
     tmp_path: Path,
 ) -> None:
