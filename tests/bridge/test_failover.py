@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -11,6 +10,8 @@ from switchboard.bridge.agent_voices import nearest_voice
 from switchboard.bridge.failover import FailoverMonitor, FailoverPolicy, fallback_order
 from switchboard.bridge.failover_runner import HeardTranscript, ProviderFailover
 from switchboard.bridge.sink import MemorySink
+from switchboard.providers.base import BaseProvider
+from switchboard.providers.types import HistoryTurn
 
 POLICY = FailoverPolicy(fallback=("gemini",), failover_after_ms=3000, stall_timeout_ms=5000)
 
@@ -141,7 +142,7 @@ async def test_the_failover_watch_ends_when_cancelled_as_a_caller_frame_pokes_it
     hang-ups that never reached the carrier)."""
     heard = HeardTranscript(MemorySink(), "openai")
 
-    def make(name: str, config: Any) -> Any:
+    def make(name: str, history: list[HistoryTurn], greet: bool) -> BaseProvider:
         raise AssertionError("no failover in this test")
 
     failover = ProviderFailover(policy=POLICY, provider="openai", make=make, heard=heard)

@@ -163,7 +163,7 @@ async def test_a_node_started_before_redis_joins_once_it_answers(tmp_path: Path)
             await node.start()  # by default a node does not start blind
         await node.start(retry=True)
         node.when_joined(lambda: joined.append(node.media_key))
-        assert node.joining and not await node.healthy() and joined == []
+        assert (node.joining, await node.healthy(), joined) == (True, False, [])
         admission = ClusterAdmission(node, max_calls=0, agents=AgentBook([]))  # no limit at all
         assert await admission.admit("call-1", agent="support") == (
             "the cluster's shared state cannot be reached"  # no media key to sign with yet
@@ -172,7 +172,7 @@ async def test_a_node_started_before_redis_joins_once_it_answers(tmp_path: Path)
             node.media_key  # noqa: B018  # unknown until it has joined
         await server.start()
         await eventually_async(node.healthy, limit_s=10, what="the node joined")
-        assert not node.joining and joined == [node.media_key]
+        assert (node.joining, joined) == (False, [node.media_key])
         observer = Cluster.on_redis(server.url, node_id="observer", timing=FAST, prefix="late")
         try:
             assert [n.node_id for n in await observer.directory.nodes()] == ["node-late"]
