@@ -125,6 +125,7 @@ async def test_hangup_and_transfer_reach_the_node_holding_the_call(
 
             await eventually(done, limit_s=5, what=f"the {action} at the carrier")
             took = time.monotonic() - sent
+            print(f"{topology}: {action} at the carrier {took * 1000:.0f} ms after the POST")
             assert took < 0.5 * UNIT + 0.3, f"{action} took {took:.3f} s"  # + the HTTP round trip
         reports = await rig.twilio.wait_calls(timeout_s=30 * UNIT)
         assert {r.call_sid for r in reports} == {s["carrier_call_id"] for s in live}
