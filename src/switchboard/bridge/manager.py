@@ -56,7 +56,7 @@ from switchboard.bridge.wiring import (
     open_record,
     open_session,
 )
-from switchboard.errors import ConfigError, SwitchboardError, TelephonyError
+from switchboard.errors import ClusterUnavailable, ConfigError, SwitchboardError, TelephonyError
 from switchboard.gateway import Gateway
 from switchboard.logs import call_context
 from switchboard.media import AudioFormat
@@ -234,13 +234,29 @@ class CallManager:
         active = self.calls.get(call_id)
         if active is None or active.session is not None:
             return
+        asyncio.get_running_loop().create_task(self._no_media(active))
+
+    async def _no_media(self, active: ActiveCall) -> None:
+        """A prepared call whose media never came here: ended — unless another node holds it
+        now (its media went there and the adoption outlived this node's answer, or it was
+        resumed there), in which case this stale copy is dropped like a handed-over call, so
+        its end is neither recorded nor noted for a call that goes on."""
+        call_id = active.call_id
+        try:
+            entry = await self.gateway.cluster.directory.get(call_id)
+        except ClusterUnavailable:
+            entry = None
+        if entry is not None and entry.node_id != self.gateway.node_id and entry.state != "lost":
+            logger.info("call %s: held by %s now; let go here", call_id, entry.node_id)
+            await self.hand_over(call_id)
+            return
         logger.warning(
             "call %s: no media stream within %.0f s",
             call_id,
             self.media_timeout_s,
             extra={"call_id": call_id},
         )
-        asyncio.get_running_loop().create_task(self._end(active, "no_media"))
+        await self._end(active, "no_media")
 
     async def run_media(
         self,
