@@ -63,9 +63,13 @@ async def _within(check: Any, limit_s: float, what: str) -> float:
 
 
 async def _hang_up_all(rig: Rig) -> None:
+    """Hang up every listed call through the balancer; each answered 200 by its owner (a 404
+    here is a live call its node's silence had marked lost: that node was starved past
+    ``node_ttl_s``)."""
     async with rig.client() as http:
         for session in await rig.sessions():
-            await http.post(f"/v1/calls/{session['call_id']}/hangup")
+            hung = await http.post(f"/v1/calls/{session['call_id']}/hangup")
+            assert hung.status_code == 200, (session, hung.text)
 
 
 async def test_calls_spread_over_the_nodes_and_all_complete(tmp_path: Path) -> None:
