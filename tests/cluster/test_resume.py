@@ -12,7 +12,6 @@ session that was given what was said before the crash (the OpenAI emulator's his
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import sys
@@ -29,6 +28,7 @@ from switchboard.emulators.loopback import bind_loopback
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
 from tests.cluster.nodes import require_redis
+from tests.cluster.processes import redis_database
 from tests.conftest import UNIT
 from tests.e2e.harness import caller_pcm, openai_env, read_only_call, twilio_env, until_said
 from tests.e2e.test_webhooks_restart import _env
@@ -37,7 +37,6 @@ from tests.waiting import eventually_async
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.redis, pytest.mark.slow]
 
 TOKEN = "resume-test-twilio-token-0123456789ab"
-REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
 SCRIPT = [
     {"caller": "my name is alice", "say": "Nice to meet you, Alice."},
     {"caller": "what is my name", "say": "Your name is Alice."},
@@ -123,7 +122,8 @@ async def test_a_node_killed_mid_call_resumes_the_call_on_the_other_node(tmp_pat
         front = await stack.enter_async_context(haproxy(tmp_path, ports))
         extra = openai_env(oai) | twilio_env(twilio, "openai")
         extra |= {
-            "SWITCHBOARD_REDIS_URL": REDIS_URL.rsplit("/", 1)[0] + "/11",
+            # a database of its own (leased): a fixed one collided with other tests' leases
+            "SWITCHBOARD_REDIS_URL": stack.enter_context(redis_database()),
             "SWITCHBOARD_SIGNING_SECRET": "resume-test-signing-secret-0123456789abcdef",
         }
         env = _env(tmp_path, front, extra) | {"SWITCHBOARD_PUBLIC_URL": front}
@@ -174,7 +174,8 @@ async def test_sigterm_moves_the_calls_left_at_the_deadline_to_the_other_node(
         front = await stack.enter_async_context(haproxy(tmp_path, ports))
         extra = openai_env(oai) | twilio_env(twilio, "openai")
         extra |= {
-            "SWITCHBOARD_REDIS_URL": REDIS_URL.rsplit("/", 1)[0] + "/11",
+            # a database of its own (leased): a fixed one collided with other tests' leases
+            "SWITCHBOARD_REDIS_URL": stack.enter_context(redis_database()),
             "SWITCHBOARD_SIGNING_SECRET": "resume-test-signing-secret-0123456789abcdef",
             "SWITCHBOARD_DRAIN_SECONDS": "1",
         }

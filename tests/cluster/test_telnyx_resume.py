@@ -26,7 +26,8 @@ from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.telnyx import TelnyxEmulator
 from switchboard.emulators.telnyx.audio import wav_bytes
 from tests.cluster.nodes import require_redis
-from tests.cluster.test_resume import REDIS_URL, RESUME_LIMIT_S, SCRIPT, _free_port, _serve
+from tests.cluster.processes import redis_database
+from tests.cluster.test_resume import RESUME_LIMIT_S, SCRIPT, _free_port, _serve
 from tests.conftest import UNIT
 from tests.e2e.harness import caller_pcm, openai_env, read_only_call, telnyx_env, until_said
 from tests.e2e.test_webhooks_restart import _env
@@ -121,7 +122,8 @@ async def rig(tmp_path: Path, **env_extra: str) -> AsyncIterator[Rig]:
         )
         extra = openai_env(oai) | telnyx_env(telnyx, "openai") | env_extra
         extra |= {
-            "SWITCHBOARD_REDIS_URL": REDIS_URL.rsplit("/", 1)[0] + "/13",
+            # a database of its own (leased): a fixed one collided with other tests' leases
+            "SWITCHBOARD_REDIS_URL": stack.enter_context(redis_database()),
             "SWITCHBOARD_SIGNING_SECRET": "tresume-test-signing-secret-0123456789abcdef",
             "SWITCHBOARD_API_TOKEN": TOKEN,
         }
