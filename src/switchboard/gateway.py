@@ -253,14 +253,15 @@ class Gateway:
         """Join the cluster (heartbeats, inbox; the shared media-token key), then bring the
         store's schema up to date (safe at every start).
 
-        Raises:
-            ClusterUnavailable: ``SWITCHBOARD_REDIS_URL`` is set and Redis does not answer (a
-                node does not start blind).
+        When ``SWITCHBOARD_REDIS_URL`` is set and Redis does not answer yet, the node starts
+        anyway and keeps trying to join in the background: until it has, ``/readyz`` is 503
+        naming Redis and every call is refused (``ClusterAdmission``), so a deployment whose
+        Redis comes up a moment after the gateways does not crash-loop.
         """
-        await self.cluster.start()
+        await self.cluster.start(retry=True)
         if not self.settings.secret("signing_secret"):
-            cluster = self.cluster  # every node mints and checks with the cluster's key
-            self.signer.follow(lambda: cluster.media_key)
+            cluster, signer = self.cluster, self.signer  # every node uses the cluster's key
+            cluster.when_joined(lambda: signer.follow(lambda: cluster.media_key))
         if self.store is not None:
             await self.store.migrate()
         self.integrations.start()  # after the migration: the workers read the outbox

@@ -3,15 +3,16 @@
 Theory of operation. The parent process (the supervisor) makes every check ``serve`` makes, then
 the checks only several processes need: a cluster state in Redis (``SWITCHBOARD_REDIS_URL``:
 without it each process would keep its own replay guard, call directory and limits, and a call's
-webhook and media socket landing on different workers would not find each other) that answers
-now. It brings the database's schema up to date once, so that N workers do not race the same
-migration, binds the listening socket, and hands it to N processes started with uvicorn's
-multiprocess supervisor. That supervisor:
+webhook and media socket landing on different workers would not find each other); Redis not
+answering yet is logged, not fatal (each worker starts not ready and joins it when it answers:
+``Cluster.start(retry=True)``). It brings the database's schema up to date once, so that N
+workers do not race the same migration, binds the listening socket, and hands it to N
+processes started with uvicorn's multiprocess supervisor. That supervisor:
 
 * forwards SIGTERM/SIGINT to every worker and waits for them (each drains as ``serve`` does);
 * pings each worker every half second and replaces one that died, or left a ping unanswered
   for :data:`WORKER_PING_TIMEOUT_S`;
-* stops everything when a worker fails before serving (bad configuration, Redis or the
+* stops everything when a worker fails before serving (bad configuration, the
   database unreachable at start): a restart would fail the same way.
 
 Each worker builds its own app (:class:`WorkerApp`, pickled to the child with the parent's
@@ -39,7 +40,7 @@ from pydantic import SecretStr
 from uvicorn.supervisors.multiprocess import Process
 
 from switchboard.config import Settings
-from switchboard.errors import ConfigError
+from switchboard.errors import ClusterUnavailable, ConfigError
 
 __all__ = ["WorkerApp", "parse_workers", "serve_workers", "workers_refusal"]
 
@@ -157,13 +158,16 @@ def _die_with_parent() -> None:
 
 
 async def _prepare(settings: Settings) -> None:
-    """Before any worker starts: Redis answers, and the schema is migrated once."""
+    """Before any worker starts: the schema is migrated once. Redis not answering yet is
+    logged, not fatal: the workers start not ready and join it when it answers."""
     from switchboard.cluster import Cluster
     from switchboard.store import CallStore
 
     cluster = Cluster.from_settings(settings)
     try:
         await cluster.ping()  # ClusterUnavailable names the server, never the URL
+    except ClusterUnavailable as exc:
+        logger.warning("starting the workers not ready until Redis answers: %s", exc)
     finally:
         await cluster.aclose()
     store = CallStore.from_settings(settings)
@@ -191,7 +195,6 @@ def serve_workers(
 
     Raises:
         ConfigError: :func:`workers_refusal` says no.
-        ClusterUnavailable: Redis does not answer.
         StoreError: the database cannot be migrated.
     """
     import uvicorn

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from switchboard.bridge.agent_voices import nearest_voice
 from switchboard.bridge.failover import FailoverMonitor, FailoverPolicy, fallback_order
+from switchboard.bridge.failover_runner import HeardTranscript, ProviderFailover
+from switchboard.bridge.sink import MemorySink
+from switchboard.providers.base import BaseProvider
+from switchboard.providers.types import HistoryTurn
 
 POLICY = FailoverPolicy(fallback=("gemini",), failover_after_ms=3000, stall_timeout_ms=5000)
 
@@ -126,3 +132,30 @@ def test_the_nearest_voice_keeps_its_class() -> None:
     assert nearest_voice("Kore", gemini, "Puck") == "Kore"  # the provider has it
     assert nearest_voice(None, gemini, "Puck") == "Puck"
     assert nearest_voice("someone", gemini, "Puck") == "Puck"  # unknown: the default
+
+
+@pytest.mark.anyio
+async def test_the_failover_watch_ends_when_cancelled_as_a_caller_frame_pokes_it() -> None:
+    """The watch is one of a call's loops: cancelled when the call ends, it must end, even when
+    the cancellation comes just as a caller frame (every 20 ms) woke it. With ``wait_for`` on
+    Python 3.11 that cancellation was swallowed and the call never ended (the balancer tier's
+    hang-ups that never reached the carrier)."""
+    heard = HeardTranscript(MemorySink(), "openai")
+
+    def make(name: str, history: list[HistoryTurn], greet: bool) -> BaseProvider:
+        raise AssertionError("no failover in this test")
+
+    failover = ProviderFailover(policy=POLICY, provider="openai", make=make, heard=heard)
+
+    class Session:  # what the watch reads of the call's session
+        def now(self) -> float:
+            return asyncio.get_running_loop().time() * 1000.0
+
+    failover.monitor.connection_lost(Session().now())  # a check due in 3 s: a timed wait
+    watch = asyncio.create_task(failover.watch(Session()))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)  # waiting for a poke, or the check
+    failover.caller_frame(b"\xff" * 160, False, Session().now())
+    await asyncio.sleep(0)  # the poke's waiter is done; the watch has not run yet
+    watch.cancel()
+    done, _ = await asyncio.wait([watch], timeout=1.0)
+    assert done == {watch} and watch.cancelled()

@@ -25,6 +25,7 @@ from tests.waiting import eventually
 
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.bridge.manager import CallManager
+from switchboard.cluster import CallEntry
 from switchboard.config import load_settings
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioEmulator
@@ -131,6 +132,8 @@ async def test_a_prepared_call_is_bridged_recorded_and_ended(tmp_path: Path) -> 
         carrier = MemoryCarrier(call_sid=sid)
         task = b.bridge(prepared.call_id, carrier)
         await eventually(lambda: b.manager.sessions()[0]["status"] == "in-progress")
+        await b.manager.update_status(TWILIO, sid, "ringing")  # late: stays in progress
+        assert b.manager.sessions()[0]["status"] == "in-progress"
         carrier.say(pcm16_to_ulaw(caller_pcm("what are your hours", gap_ms=1200, lead_ms=200)))
         record = b.manager.calls[prepared.call_id].sink
         assert record is not None
@@ -208,6 +211,21 @@ async def test_no_media_within_the_timeout_ends_the_call(tmp_path: Path) -> None
         await b.bridge(prepared.call_id, late)
     assert detail.record.end_reason == "no_media"
     assert late.closed == (1008, "unknown call")
+
+
+async def test_a_call_held_by_another_node_by_then_is_let_go_not_ended(tmp_path: Path) -> None:
+    """No media here within the timeout, but the directory says another node holds the call
+    (its media went there and the adoption outlived this node's answer, or it was resumed
+    there): this stale copy is dropped quietly, its end neither recorded nor noted."""
+    async with bench(tmp_path, media_timeout_s=0.3 * UNIT) as b:
+        prepared = await b.prepare()
+        elsewhere = CallEntry(prepared.call_id, "node-elsewhere", "twilio", "CA" + "9" * 32)
+        await b.gateway.cluster.directory.register(elsewhere)  # as that node registers it
+        await eventually(lambda: prepared.call_id not in b.manager.calls, what="let go")
+        assert prepared.call_id not in b.manager.finished
+        listed = await b.gateway.cluster.directory.get(prepared.call_id)
+        assert listed is not None and listed.node_id == "node-elsewhere"
+        assert await b.gateway.cluster.get_note(f"ended:{prepared.call_id}") is None
 
 
 async def test_the_carrier_ending_a_call_before_media_ends_it(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from switchboard.agents import AgentBook
+from switchboard.bridge.cluster_calls import ClusterAdmission
 from switchboard.cluster import (
     CallEntry,
     Cluster,
@@ -146,4 +148,36 @@ async def test_after_an_outage_a_node_is_healthy_only_once_its_calls_are_back(
     finally:
         await owner.aclose()
         await other.aclose()
+        await server.stop()
+
+
+async def test_a_node_started_before_redis_joins_once_it_answers(tmp_path: Path) -> None:
+    """``start(retry=True)`` with Redis not up yet: the node runs, not joined and not healthy;
+    once the server starts it joins by itself (heartbeat, media key, inbox) and is healthy."""
+    require_redis(server=False)
+    server = RedisServer(tmp_path, password=f"pw-{uuid.uuid4().hex}")  # not started yet
+    node = Cluster.on_redis(server.url, node_id="node-late", timing=FAST, prefix="late")
+    joined: list[bytes] = []
+    try:
+        with pytest.raises(ClusterUnavailable):
+            await node.start()  # by default a node does not start blind
+        await node.start(retry=True)
+        node.when_joined(lambda: joined.append(node.media_key))
+        assert (node.joining, await node.healthy(), joined) == (True, False, [])
+        admission = ClusterAdmission(node, max_calls=0, agents=AgentBook([]))  # no limit at all
+        assert await admission.admit("call-1", agent="support") == (
+            "the cluster's shared state cannot be reached"  # no media key to sign with yet
+        )
+        with pytest.raises(RuntimeError):
+            node.media_key  # noqa: B018  # unknown until it has joined
+        await server.start()
+        await eventually_async(node.healthy, limit_s=10, what="the node joined")
+        assert (node.joining, joined) == (False, [node.media_key])
+        observer = Cluster.on_redis(server.url, node_id="observer", timing=FAST, prefix="late")
+        try:
+            assert [n.node_id for n in await observer.directory.nodes()] == ["node-late"]
+        finally:
+            await observer.aclose()
+    finally:
+        await node.aclose()
         await server.stop()

@@ -1,9 +1,11 @@
 """``switchboard serve --workers N`` through the CLI: refused without Redis; with Redis, N
-processes serve one port, each its own cluster node, and a crashed worker is replaced."""
+processes serve one port, each its own cluster node, and a crashed worker is replaced; a node
+whose Redis answers only after it started waits for it, not ready, and then joins."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -14,6 +16,9 @@ import httpx
 import pytest
 
 from switchboard.cluster import Cluster
+from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
+from switchboard.emulators.twilio.signing import twilio_signature
+from tests.cluster.nodes import RedisServer, free_port
 from tests.cluster.processes import API_TOKEN, ServeNode, clean_env, redis_database
 from tests.conftest import UNIT
 from tests.waiting import eventually_async
@@ -133,3 +138,107 @@ async def _two(url: str) -> set[str] | None:
 async def _replaced(node: ServeNode, before: list[int]) -> list[int] | None:
     pids = node.workers_now()
     return pids if len(pids) == 2 and before[0] not in pids else None
+
+
+_TWILIO_TOKEN = "late-redis-twilio-auth-token-0123456789"
+_AGENTS = """\
+version: 1
+agents:
+  frontdesk:
+    numbers: ["*"]
+    system_prompt: You are a test agent.
+    provider: openai
+"""
+
+
+async def _incoming(url: str, sid: str) -> httpx.Response:
+    """A signed Twilio voice webhook for a new call ``sid`` to the node at ``url``."""
+    form = {
+        "AccountSid": "AC" + "0" * 32,
+        "CallSid": sid,
+        "From": "+15005550006",
+        "To": "+15005550001",
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+    }
+    signature = twilio_signature(_TWILIO_TOKEN, f"{url}/twilio/voice", form.items())
+    async with httpx.AsyncClient(timeout=10 * UNIT) as http:
+        return await http.post(
+            f"{url}/twilio/voice", data=form, headers={"X-Twilio-Signature": signature}
+        )
+
+
+async def _readiness(node: ServeNode, asks: int) -> list[httpx.Response]:
+    """``/readyz`` asked ``asks`` times, each on a connection of its own: the kernel hands each
+    connection to any worker (one kept-alive connection would ask one worker every time)."""
+    answers = []
+    for _ in range(asks):
+        async with httpx.AsyncClient(base_url=node.url, timeout=5 * UNIT) as client:
+            answers.append(await client.get("/readyz"))
+    return answers
+
+
+async def _joined(url: str, workers: int) -> bool:
+    return len(await _nodes(url)) == workers
+
+
+@pytest.mark.redis
+@pytest.mark.cluster
+@pytest.mark.anyio
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_node_started_before_its_redis_waits_not_ready_then_joins(
+    tmp_path: Path, workers: int
+) -> None:
+    """Redis comes up after the gateway (a deployment starting everything at once): the node
+    starts anyway, /readyz is 503 naming Redis and a call is refused; once Redis answers every
+    worker joins by itself, becomes ready and takes calls — no worker was replaced."""
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis", password="late-redis-password")  # not started yet
+    agents = tmp_path / "agents.yaml"
+    agents.write_text(_AGENTS, "utf-8")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with OpenAIRealtimeEmulator(script=[], ms_per_char=30.0) as oai:
+        env = _env(redis.url, tmp_path) | {
+            "SWITCHBOARD_NODE_ID": "late",
+            "SWITCHBOARD_PUBLIC_URL": url,
+            "SWITCHBOARD_AGENTS": str(agents),
+            "SWITCHBOARD_PROVIDER": "openai",
+            "SWITCHBOARD_DRAIN_SECONDS": "1",
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": oai.base_url,
+            "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+            "TWILIO_AUTH_TOKEN": _TWILIO_TOKEN,
+        }
+        node = ServeNode("node", env, tmp_path, workers=workers, port=port)
+        try:
+            await asyncio.to_thread(node.start)  # /healthz: alive, though not ready
+            pids = node.workers_now()
+            for answer in await _readiness(node, 4 * workers):
+                assert answer.status_code == 503, answer.text
+                assert "cluster state (Redis) unreachable" in answer.json()["reasons"]
+            refused = await _incoming(url, "CA" + "1" * 32)
+            assert refused.status_code == 503, refused.text  # Twilio retries, or its fallback
+            assert "<Stream" not in refused.text
+            await asyncio.sleep(1.0 * UNIT)  # still waiting, not crash-looping
+            assert node.process is not None and node.process.poll() is None, node.log()
+
+            await redis.start()
+            await eventually_async(  # each worker heart-beats once it has joined
+                functools.partial(_joined, redis.url, workers),
+                limit_s=20,
+                what="every worker joined once Redis answers",
+                every_s=0.1,
+            )
+            for answer in await _readiness(node, 4 * workers):
+                assert answer.status_code == 200, answer.text
+            assert node.workers_now() == pids  # the same processes: none was replaced
+            taken = await _incoming(url, "CA" + "2" * 32)
+            assert taken.status_code == 200, taken.text
+            assert "<Stream" in taken.text
+        finally:
+            status = await asyncio.to_thread(node.stop)
+            await redis.stop()
+    assert status == 0, node.log()
+    assert "cannot join the cluster state yet" in node.log()

@@ -327,6 +327,29 @@ async def test_a_slot_only_finish_leaves_another_nodes_directory_entry(nodes: No
     assert listed is not None and listed.node_id == "node-a"
 
 
+async def test_a_late_finish_leaves_the_entry_another_node_registered_since(
+    nodes: NodeFactory,
+) -> None:
+    """A node that prepared a call lets it go late (a busy node answering the adopter's
+    release after the adopter gave up, and the call was taken again elsewhere): its finish must
+    not take the new owner's directory entry with it (the call then vanished from
+    /v1/sessions and was never hung up)."""
+    a, b = nodes("node-a"), nodes("node-b")
+    await a.start()
+    await b.start()
+    await a.register_call(entry(a, "call-1"))
+    await b.register_call(entry(b, "call-1"))  # taken over by b meanwhile
+    await b.set_call_state("call-1", "live")
+    await a.finish_call("call-1")  # a's late let-go
+    listed = await a.directory.get("call-1")
+    assert listed is not None and (listed.node_id, listed.state) == ("node-b", "live")
+    found = await a.directory.find_carrier_call(listed.carrier, listed.carrier_call_id)
+    assert found is not None and found.node_id == "node-b"
+    assert [e.call_id for e in await a.directory.list_calls()] == ["call-1"]
+    await b.finish_call("call-1")  # its owner's finish removes it
+    assert await a.directory.get("call-1") is None
+
+
 async def test_a_dead_nodes_slots_are_freed(nodes: NodeFactory) -> None:
     survivor = nodes("node-b")
     await survivor.start()

@@ -102,6 +102,8 @@ class ClusterAdmission:
         """None when admitted (slots held until :meth:`release`), else why not."""
         if self.draining():
             return "this node is draining"
+        if self.cluster.joining:  # Redis unreachable since the start: no key, no counts
+            return "the cluster's shared state cannot be reached"
         wanted = self.requests(agent)
         if not wanted:
             return None

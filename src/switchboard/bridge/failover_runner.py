@@ -215,8 +215,12 @@ class ProviderFailover:
             at = self.monitor.next_check_at()
             self._poke.clear()
             timeout = None if at is None else max(0.01, (at - now) / 1000.0)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the poke is set (a caller frame every 20 ms), and this loop would
+            # outlive the call — the session then never ends, nor hangs up at the carrier
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._poke.wait()
 
     async def provider_gone(self, session: CallSession, provider: BaseProvider) -> bool:
         """The events of ``provider`` ended: True once another provider bridges the call."""

@@ -61,7 +61,7 @@ from switchboard.bridge.wiring import (
     open_record,
     open_session,
 )
-from switchboard.errors import ConfigError, SwitchboardError, TelephonyError
+from switchboard.errors import ClusterUnavailable, ConfigError, SwitchboardError, TelephonyError
 from switchboard.gateway import Gateway
 from switchboard.logs import call_context
 from switchboard.media import AudioFormat
@@ -248,13 +248,29 @@ class CallManager:
         active = self.calls.get(call_id)
         if active is None or active.session is not None:
             return
+        asyncio.get_running_loop().create_task(self._no_media(active))
+
+    async def _no_media(self, active: ActiveCall) -> None:
+        """A prepared call whose media never came here: ended — unless another node holds it
+        now (its media went there and the adoption outlived this node's answer, or it was
+        resumed there), in which case this stale copy is dropped like a handed-over call, so
+        its end is neither recorded nor noted for a call that goes on."""
+        call_id = active.call_id
+        try:
+            entry = await self.gateway.cluster.directory.get(call_id)
+        except ClusterUnavailable:
+            entry = None
+        if entry is not None and entry.node_id != self.gateway.node_id and entry.state != "lost":
+            logger.info("call %s: held by %s now; let go here", call_id, entry.node_id)
+            await self.hand_over(call_id)
+            return
         logger.warning(
             "call %s: no media stream within %.0f s",
             call_id,
             self.media_timeout_s,
             extra={"call_id": call_id},
         )
-        asyncio.get_running_loop().create_task(self._end(active, "no_media"))
+        await self._end(active, "no_media")
 
     async def run_media(
         self,
@@ -392,10 +408,12 @@ class CallManager:
             (active.incoming.carrier.value, active.incoming.carrier_call_id), None
         )
         active.connect_task.cancel()
-        with contextlib.suppress(Exception):
-            await active.provider.disconnect()
+        # out of the directory first: the adopting node waits for that (RELEASE_WAIT_S), and
+        # closing the provider's socket may take a while on a busy machine
         await self.admission.release(call_id)
         await self.directory.finish(call_id)
+        with contextlib.suppress(Exception):
+            await active.provider.disconnect()
         self.gateway.live.ended(call_id, "handed_over")
         if (metrics := self.gateway.metrics) is not None:
             config = active.provider.config
@@ -459,8 +477,12 @@ class CallManager:
                 active.session.end("caller_hangup")
             else:
                 await self._end(active, f"carrier_{status}")
-        else:
+        elif active.session is None:  # the carrier's progress before media (ringing, answered)
             active.status = status
+        # bridged, the call stays in-progress: a progress webhook that arrives late (Telnyx
+        # delivers a call's webhooks after its media may have started — behind other calls'
+        # webhooks, or handed to the node that adopted the call) must not move it back, else
+        # /v1/sessions showed a live call "answered" and the cluster tests saw it as not live
 
     async def record_dtmf(self, carrier: TelephonyType, carrier_call_id: str, digit: str) -> None:
         call_id = self._by_carrier_id.get((carrier.value, carrier_call_id))

@@ -82,8 +82,9 @@ class AudioTap:
         """The next chunk; None when none came within ``timeout_s``."""
         while not self._queue:
             self._ready.clear()
-            try:
-                await asyncio.wait_for(self._ready.wait(), timeout_s)
+            try:  # asyncio.timeout: wait_for (3.11) may swallow a cancellation of the reader
+                async with asyncio.timeout(timeout_s):
+                    await self._ready.wait()
             except TimeoutError:
                 return None
         return self._queue.popleft()

@@ -94,8 +94,10 @@ class CallDirectory(Protocol):
         """Change a call's state; False when the call is not in the directory."""
         ...
 
-    async def remove(self, call_id: str) -> None:
-        """Forget a call that ended (no error when it is already gone)."""
+    async def remove(self, call_id: str, *, node_id: str | None = None) -> None:
+        """Forget a call that ended (no error when it is already gone). With ``node_id``, only
+        while its entry names that node: a node removing its own entry late (a slow node letting
+        go of a call it had prepared) must not remove the one another node has registered since."""
         ...
 
     async def get(self, call_id: str) -> CallEntry | None:

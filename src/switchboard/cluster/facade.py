@@ -62,6 +62,8 @@ MEDIA_KEY_NAME = "media-token-key"
 #: How often the keeper retries while the shared state cannot be reached: when it returns
 #: (perhaps empty), this node's calls are written back within this, not a heartbeat later.
 OUTAGE_RETRY_S = 0.2
+#: How often a node that could not join at start tries again (``Cluster.start(retry=True)``).
+JOIN_RETRY_S = 0.5
 #: How many recent message ids the pump remembers to drop duplicates (a retried post).
 _RECENT = 1024
 
@@ -100,6 +102,8 @@ class Cluster:
         self._recent: deque[str] = deque(maxlen=_RECENT)
         self._tasks: list[asyncio.Task[None]] = []
         self._outage: set[str] = set()
+        self._joined = self._joining = False
+        self._on_joined: list[Callable[[], None]] = []
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -203,12 +207,52 @@ class Cluster:
         self._on_handoff = handler
 
     # -- lifecycle -----------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, *, retry: bool = False) -> None:
         """Join: media key, empty inbox, first heartbeat; then run the keeper and the pump.
 
+        Args:
+            retry: when the shared state does not answer, keep trying in the background
+                instead of raising: the node runs but is not :meth:`healthy` (so not ready, and
+                it takes no call: :attr:`joining`) until it has joined. A deployment whose Redis
+                comes up a moment after the gateways then needs no restart.
+
         Raises:
-            ClusterUnavailable: the shared state does not answer (a node must not start blind).
+            ClusterUnavailable: the shared state does not answer and ``retry`` is false (a node
+                does not start blind).
         """
+        try:
+            await self._join()
+        except ClusterUnavailable as exc:
+            if not retry:
+                raise
+            logger.warning(
+                "node %s cannot join the cluster state yet (retrying every %.1f s; not ready "
+                "until it has): %s",
+                self.node_id,
+                JOIN_RETRY_S,
+                exc,
+            )
+            self._joining = True
+            self._tasks = [
+                asyncio.create_task(self._join_later(), name=f"cluster-join-{self.node_id}")
+            ]
+            return
+        self._run()
+
+    @property
+    def joining(self) -> bool:
+        """Whether :meth:`start` could not join the shared state and is still trying (no
+        media-token key, no heartbeat yet): the node must take no call until it has."""
+        return self._joining
+
+    def when_joined(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once :meth:`start` has joined (at once if it has)."""
+        if self._joined:
+            callback()
+        else:
+            self._on_joined.append(callback)
+
+    async def _join(self) -> None:
         if self._signing_secret:
             self._media_key = self._signing_secret.encode()
         else:
@@ -216,11 +260,28 @@ class Cluster:
             self._media_key = await self.state.shared_secret(MEDIA_KEY_NAME, proposal)
         await self.state.inbox.reset()
         await self.directory.heartbeat(self.node_id, ttl_s=self.timing.node_ttl_s)
+
+    async def _join_later(self) -> None:
+        while True:
+            await asyncio.sleep(JOIN_RETRY_S)
+            try:
+                await self._join()
+            except ClusterUnavailable as exc:
+                logger.debug("node %s: still cannot join: %s", self.node_id, exc)
+                continue
+            break
+        self._run()  # replaces this task in _tasks (it ends here)
+
+    def _run(self) -> None:
+        self._joined, self._joining = True, False
         self._tasks = [
             asyncio.create_task(self._keep(), name=f"cluster-keeper-{self.node_id}"),
             asyncio.create_task(self._pump(), name=f"cluster-pump-{self.node_id}"),
         ]
         logger.info("node %s joined the %s cluster state", self.node_id, self.backend)
+        callbacks, self._on_joined = self._on_joined, []
+        for callback in callbacks:
+            callback()
 
     async def aclose(self) -> None:
         """Stop the tasks, leave the cluster (best effort) and close connections."""
@@ -228,7 +289,9 @@ class Cluster:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if tasks:
+        self._joining = False
+        if self._joined:
+            self._joined = False
             try:
                 await self.directory.leave(self.node_id)
             except ClusterUnavailable as exc:
@@ -252,7 +315,7 @@ class Cluster:
         """Whether the shared state answers now and holds this node's calls again: after an
         outage the node is not healthy until its keeper has beaten and written its copy back
         (until then another node would not find its calls)."""
-        if "heartbeat" in self._outage:
+        if self._joining or "heartbeat" in self._outage:
             return False
         try:
             await self.state.ping()

@@ -144,8 +144,11 @@ class _MemoryDirectory:
         self._hub.lost_until.pop(call_id, None)
         return True
 
-    async def remove(self, call_id: str) -> None:
+    async def remove(self, call_id: str, *, node_id: str | None = None) -> None:
         hub = self._hub
+        held = hub.calls.get(call_id)
+        if node_id is not None and held is not None and held.node_id != node_id:
+            return  # another node's entry now
         entry = hub.calls.pop(call_id, None)
         hub.lost_until.pop(call_id, None)
         if entry is not None:

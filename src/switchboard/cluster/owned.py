@@ -92,7 +92,7 @@ class OwnedCalls:
 
     async def _remove(self, call_id: str, scopes: tuple[str, ...]) -> None:
         if call_id not in self._slots_only:
-            await self._state.directory.remove(call_id)
+            await self._state.directory.remove(call_id, node_id=self._node)
         if scopes:
             await self._state.limits.release(call_id, scopes)
         self._unfinished.pop(call_id, None)

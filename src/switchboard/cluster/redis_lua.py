@@ -92,10 +92,15 @@ redis.call('PERSIST', ARGV[2] .. 'carrier:' .. fields[1] .. ':' .. (fields[2] or
 return 1
 """
 
-# KEYS: call hash, calls set. ARGV: call id, prefix.
+# KEYS: call hash, calls set. ARGV: call id, prefix, node ("": any). An entry naming another
+# node than ARGV[3] stays (registered by that node since).
 REMOVE = (
     _UNLINK_OLD
     + """
+if ARGV[3] ~= '' then
+  local node = redis.call('HGET', KEYS[1], 'node_id')
+  if node and node ~= ARGV[3] then return 0 end
+end
 unlink_old(KEYS[1], ARGV[1], ARGV[2])
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])

@@ -89,11 +89,12 @@ class _RedisDirectory:
             )
         return bool(found)
 
-    async def remove(self, call_id: str) -> None:
+    async def remove(self, call_id: str, *, node_id: str | None = None) -> None:
         link = self._link
         with link.errors("remove call"):
             await self._remove(
-                keys=[self._call(call_id), link.key("calls")], args=[call_id, link.prefix]
+                keys=[self._call(call_id), link.key("calls")],
+                args=[call_id, link.prefix, node_id or ""],
             )
 
     async def get(self, call_id: str) -> CallEntry | None:

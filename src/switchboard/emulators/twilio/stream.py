@@ -155,6 +155,7 @@ class CallerStream:
                 continue
             n += 1
             r.stream_ms = n * 20.0
+            r.heard_ms = self.playout.heard_bytes / 8.0  # current while the call runs
             delay = t0 + n * tick_s - time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(c.control.event.wait(), timeout=max(delay, 0.0))
