@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -56,8 +57,8 @@ def test_weak_secrets_stop_serve_with_a_clear_message(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """``switchboard serve`` on a free loopback port; yields its base URL."""
+def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """``switchboard serve`` on a free loopback port; yields its base URL and process id."""
     with bind_loopback() as sock:  # a free port, for the server to bind again
         port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
@@ -77,7 +78,7 @@ def server(tmp_path: Path) -> Iterator[str]:
             assert proc.poll() is None, "switchboard serve exited"
             assert time.monotonic() < deadline, "switchboard serve did not start"
             time.sleep(0.1)  # polling a process that is starting: there is nothing to wait on
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         try:
@@ -85,6 +86,11 @@ def server(tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def server(served: tuple[str, int]) -> str:
+    return served[0]
 
 
 def test_websocket_messages_are_bounded(server: str) -> None:
@@ -105,3 +111,14 @@ def test_webhook_bodies_are_bounded(server: str) -> None:
         timeout=10 * UNIT,
     )
     assert response.status_code == 413
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("piper") is None, reason="needs the [local] extra (Piper)"
+)
+def test_the_offline_voice_is_loaded_before_the_first_call(served: tuple[str, int]) -> None:
+    """Loading Piper stalls the event loop for seconds: at a worker's first call it stalled
+    every call there, so the server loads it at start-up (bridge/apology.py)."""
+    _, pid = served
+    maps = Path(f"/proc/{pid}/maps").read_text("utf-8")
+    assert "onnxruntime" in maps  # healthy, no call yet, and the voice's runtime is in

@@ -31,6 +31,7 @@ from switchboard.app.state import AppState
 from switchboard.app.telnyx import telnyx_router
 from switchboard.app.twilio import twilio_router
 from switchboard.app.warm_routes import warm_router
+from switchboard.bridge.apology import preload_offline_voice
 from switchboard.config import Settings
 from switchboard.gateway import Gateway
 from switchboard.telephony.base import CallHandler
@@ -96,6 +97,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
+        # the failover filler's offline voice, before any call (loading it stalls the loop)
+        await preload_offline_voice()
         # other nodes' live calls on this node's /v1/events (none on a single node)
         feed = RemoteCallFeed.for_app(state)
         remote_calls = asyncio.get_running_loop().create_task(feed.run())
