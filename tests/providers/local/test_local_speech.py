@@ -236,5 +236,5 @@ async def test_a_finished_question_ends_early_an_unfinished_phrase_waits() -> No
             await feed(stt, b"\xff" * 8 * 1500, 160)
             events = await transcripts(stt, 1)
             final = next(e for e in events if isinstance(e, SttTranscript))
-            assert "45" in final.text or "five" in final.text.lower(), final.text
+            assert "number" in final.text.lower(), final.text
         await stt.close()

@@ -202,14 +202,12 @@ class LocalSTT:
                     logger.debug("speech started at %d ms", ms)
                     self._events.put_nowait(SttSpeechStarted(audio_ms=ms))
                 case SpeechPause(pcm=pcm, pause=pause):
-                    # one early decode at a time: a pause while one runs is not worth a core
-                    if self._early is None or self._early[1].done():
-                        logger.debug("early decode of pause %d", pause)
-                        self._early = (pause, self._decode(pcm))
-                        if self._end_on_complete:
-                            self._early[1].add_done_callback(
-                                functools.partial(self._early_done, pause)
-                            )
+                    # a new pause means speech went on after the last one: its decode (maybe
+                    # still running) is stale, and waiting for it would delay this one's
+                    logger.debug("early decode of pause %d", pause)
+                    self._early = (pause, self._decode(pcm))
+                    if self._end_on_complete:
+                        self._early[1].add_done_callback(functools.partial(self._early_done, pause))
                 case SpeechEnd():
                     logger.debug("utterance %d-%d ms", event.start_ms, event.end_ms)
                     early = self._early
