@@ -173,6 +173,25 @@ def test_core_noise_resumes_the_unheard_rest_with_a_truthful_transcript() -> Non
     assert f"{cut[0].text} {said[-1].text}" == full  # heard, then the rest: nothing twice
 
 
+def test_core_the_cut_replys_own_late_text_does_not_cancel_the_resume() -> None:
+    """The pipeline sends the final text of the response the bridge cut (before its
+    ``response.done``): that is the cut reply's, not a new reply, so noise still resumes."""
+    core = BridgeCore(
+        BridgeOptions(turn_taking=TurnTakingOptions(), max_lead_ms=200, mark_interval_ms=200)
+    )
+    core.start(0)
+    core.agent_audio([FRAME] * 200, now=0)  # still generating: no response.done yet
+    for t in range(0, 1000, 20):
+        core.tick(t)
+    out = caller(core, 1000, 800)  # noise cuts it
+    assert of(out, ClearCallerBuffer)
+    core.agent_text("We are open nine to five.", final=True, now=1850)
+    core.response_done("cancelled", 1860)
+    out = caller(core, 1800, 1600, voiced=False)
+    resumed = [a for a in of(out, RecordTimeline) if isinstance(a, RecordTimeline)]
+    assert [a.kind for a in resumed if a.kind == "reply.resumed"] == ["reply.resumed"]
+
+
 def test_core_keeps_only_the_unplayed_frames_of_a_long_reply() -> None:
     """A reply's frames are kept for a resume only until the carrier says they were played:
     a reply streamed for minutes (the soak's echo) must not hold every frame it sent."""

@@ -20,6 +20,7 @@ import pytest
 
 from switchboard.audio import pcm16_to_ulaw
 from switchboard.bridge.voice import voice_detector
+from switchboard.emulators.deepgram import DeepgramEmulator
 from switchboard.emulators.gemini import GeminiEmulator
 from switchboard.emulators.twilio import TwilioCallReport, TwilioEmulator
 from switchboard.media import AudioFormat
@@ -224,3 +225,41 @@ async def test_local_a_pause_inside_a_sentence_gets_no_premature_reply(tmp_path:
     agent = [text for role, text in said if role == "agent"]
     assert len(agent) == 1 + 1 + TRIES, said  # the greeting, the hours, one per sentence
     assert "open" in agent[1], agent[1]  # the finished question was answered
+
+
+@pytest.mark.timeout(400)
+async def test_deepgram_pipeline_backchannels_interruptions_and_noise(tmp_path: Path) -> None:
+    """The Deepgram pipeline reports caller speech (``SpeechStarted``, interim and final
+    results): the bridge decides; a backchannel said over a reply is not answered; noise that
+    cut a reply (no words) lets it resume."""
+    caller, script = script_call()
+    assert all(300 <= ms <= 500 for ms in caller.lengths["backchannel"]), caller.lengths
+    # the LLM is asked only for the turns that are answered: the question and each interruption
+    answers = [{"say": turn["say"]} for turn in script if turn["say"] == LONG]
+    async with (
+        DeepgramEmulator(script=script, ms_per_char=30.0) as dg,
+        GeminiEmulator(script=answers) as gem,
+        TwilioEmulator() as twilio,
+    ):
+        env = {
+            "DEEPGRAM_API_KEY": "dg-test",
+            "DEEPGRAM_BASE_URL": dg.base_url,
+            "GEMINI_API_KEY": "g-test",
+            "GEMINI_BASE_URL": gem.base_url,
+        } | twilio_env(twilio, "deepgram")
+        book = agent_book(limits=LIMITS)
+        async with running_app(tmp_path, env, agents=book) as (base, _s, _a):
+            twilio.dial_in(
+                f"{base}/twilio/voice", audio=bytes(caller.audio), linger_s=1.0, max_call_s=300
+            )
+            (report,) = await twilio.wait_calls(timeout_s=300 * UNIT)
+    assert dg.violations == [] and gem.rest.violations == []
+    detail = await read_only_call(tmp_path)
+    timeline = [(e.kind, e.data) for e in detail.timeline]
+    check_clears(report, caller, timeline)
+    (noise_start,) = caller.starts["noise"]
+    after = [(k, d) for k, d in timeline if d.get("t_ms", 0) >= noise_start - 500]
+    assert any(kind == "reply.resumed" for kind, _ in after), (noise_start, after)
+    agent = [t for t in detail.transcript if t.role == "agent"]
+    assert not any("backchannel" in t.text for t in agent)
+    assert gem.rest.script.consumed == 1 + TRIES, gem.rest.script.consumed

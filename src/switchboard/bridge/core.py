@@ -198,6 +198,10 @@ class BridgeCore:
 
     def agent_text(self, text: str, *, final: bool, now: float) -> list[Action]:
         out: list[Action] = []
+        if self._discarding:
+            # the text of the reply just cut (the pipeline's final text of a cancelled
+            # response): not another reply, which would drop the cut one's resumable rest
+            return out
         reply = self._current_reply(out, now)
         if final:
             reply.final_text = text

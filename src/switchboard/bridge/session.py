@@ -508,8 +508,10 @@ class CallSession:
             case RecordTranscript(role=role, text=text, at_ms=at_ms, interrupted=interrupted):
                 self.sink.transcript(role, text, at_ms, interrupted)
             case RecordTurnLatency(turn=turn, latency_ms=latency_ms):
+                self.log.debug("turn %d latency %.1f ms", turn, latency_ms)  # bench/local_turn.py
                 self.sink.turn_latency(turn, latency_ms)
             case RecordTimeline(kind=kind, at_ms=at_ms, data=data):
+                self.log.debug("timeline %s at %.1f ms", kind, at_ms)  # bench/local_turn.py
                 self.sink.timeline(kind, at_ms, data)
             case _:
                 pass

@@ -201,3 +201,40 @@ def test_models_load_once_and_missing_extra_names_the_fix() -> None:
     assert (models.whisper_model_dir() / "model.bin").is_file()
     with pytest.raises(ConfigError, match=r"pip install 'switchboard-voice\[local\]'"):
         models.require("switchboard_no_such_module", "testing")
+
+
+def test_the_short_window_decodes_as_the_30_s_one() -> None:
+    """Whisper on a 10 s window (``window.py``) reads phone phrases as on 30 s, hears no
+    words in noise, and leaves long utterances to the 30 s decode."""
+    for text in ("What are your opening hours?", "I have a question about my bill."):
+        pcm = ulaw_to_pcm16(phone(text))
+        short, _ = transcribe_pcm16(pcm, 8000)
+        full, _ = transcribe_pcm16(pcm, 8000, window=False)
+        assert short == full, (short, full)
+    noise = (np.random.default_rng(1).normal(0, 3000, 8000)).astype("<i2").tobytes()
+    assert transcribe_pcm16(noise, 8000) == ("", 0.0)
+    long = b"\x00\x00" * 16000 * 9
+    from switchboard.providers.local.window import transcribe_window
+
+    audio = np.frombuffer(long, dtype="<i2").astype(np.float32)
+    assert transcribe_window(audio, models.whisper_model()) is None
+
+
+@pytest.mark.anyio
+async def test_a_finished_question_ends_early_an_unfinished_phrase_waits() -> None:
+    """``end_on_complete``: the early transcript of "…opening hours?" ends the utterance
+    before the VAD's silence does; "my number is four five" waits for the silence."""
+    for text, early in (("What are your opening hours?", True), ("My number is four five", False)):
+        stt = LocalSTT(ULAW8K, vad_options={"min_silence_ms": 1500})
+        await stt.start()
+        await feed(stt, caller_audio(text, trail_ms=300), 160)  # 300 ms: past speculate_ms
+        ended = False
+        with anyio.move_on_after(5 * UNIT):
+            ended = bool(await transcripts(stt, 1))
+        assert ended is early, text
+        if not early:  # the rest of the silence ends it as before
+            await feed(stt, b"\xff" * 8 * 1500, 160)
+            events = await transcripts(stt, 1)
+            final = next(e for e in events if isinstance(e, SttTranscript))
+            assert "number" in final.text.lower(), final.text
+        await stt.close()

@@ -178,3 +178,22 @@ def test_a_pause_is_reported_early_and_the_end_it_leads_to_names_it() -> None:
         assert early.start_ms == end.start_ms and abs(early.end_ms - end.end_ms) <= 32
     plain = UtteranceSegmenter(SileroScorer(RATE)).process(call_pcm())
     assert not [e for e in plain if isinstance(e, SpeechPause)]  # off unless asked for
+
+
+class StickyScorer(LoudnessScorer):
+    """Like Silero after a voice stops: neither speech (0.5) nor silence (0.35) in a fading tail."""
+
+    def score(self, window: np.ndarray) -> float:
+        return 1.0 if float(np.abs(window).max()) > 0.1 else 0.4
+
+
+def test_a_quiet_window_is_silence_whatever_the_scorer_says() -> None:
+    audio = quiet(300) + tone(400) + quiet(600)
+    sticky = UtteranceSegmenter(StickyScorer(), min_speech_ms=50, min_silence_ms=200)
+    assert [type(e) for e in sticky.process(audio)] == [SpeechStart]  # the tail never ends
+    floor = UtteranceSegmenter(
+        StickyScorer(), min_speech_ms=50, min_silence_ms=200, silence_dbfs=-45.0
+    )
+    events = floor.process(audio)
+    assert [type(e) for e in events] == [SpeechStart, SpeechEnd]
+    assert isinstance(events[1], SpeechEnd) and events[1].end_ms == 700

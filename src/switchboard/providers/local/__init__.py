@@ -59,6 +59,9 @@ class LocalProvider(PipelineProvider):
         config: the session configuration, or ``None`` to give it to ``connect``.
         agent: the rule agent to use whatever ``config.extra["agent_yaml"]`` says.
         vad_options: options of the VAD segmenter.
+        end_on_complete: end the caller's utterance as soon as its early transcript sounds
+            finished (:class:`~.stt.LocalSTT`); False: always after the VAD's full silence.
+        window: decode short utterances on Whisper's 10 s window (:mod:`.window`); False: 30 s.
         length_scale: Piper's pace.
         catalog: when given, a ``model_id`` that is not a local model of the catalogue, or any
             ``llm_model``, is refused with :class:`ConfigError` (here or in ``connect(config)``).
@@ -84,6 +87,8 @@ class LocalProvider(PipelineProvider):
         *,
         agent: AgentScript | None = None,
         vad_options: dict[str, Any] | None = None,
+        end_on_complete: bool = True,
+        window: bool = True,
         length_scale: float | None = None,
         catalog: Catalog | None = None,
         **engine: Any,
@@ -92,6 +97,8 @@ class LocalProvider(PipelineProvider):
         self._fixed_agent = agent
         self._agent: AgentScript | None = None  # the current configuration's
         self._vad_options = vad_options
+        self._end_on_complete = end_on_complete
+        self._window = window
         self._length_scale = length_scale
         super().__init__(parts=self._local_parts, **engine)
         if config is not None:
@@ -111,7 +118,12 @@ class LocalProvider(PipelineProvider):
 
     def _local_parts(self, config: SessionConfig) -> PipelineParts:
         assert self._agent is not None  # set by _adopt_config just before
-        stt = LocalSTT(_input_spec(config), vad_options=self._vad_options)
+        stt = LocalSTT(
+            _input_spec(config),
+            vad_options=self._vad_options,
+            end_on_complete=self._end_on_complete,
+            window=self._window,
+        )
         tts = PiperTTS(_output_spec(config), length_scale=self._length_scale)
         return PipelineParts(stt, RuleDialog(self._agent), tts)
 
@@ -153,7 +165,8 @@ def create_provider(
         settings: its catalogue, to refuse a ``model_id`` other than the local models
             (``whisper-tiny.en``) or an ``llm_model`` (the rules are the local LLM); the local
             provider needs no keys.
-        **options: ``vad_options`` (dict for the VAD segmenter), ``length_scale`` (Piper pace),
+        **options: ``vad_options`` (dict for the VAD segmenter), ``end_on_complete``
+            and ``window`` (:class:`LocalProvider`), ``length_scale`` (Piper pace),
             ``agent`` (an :class:`AgentScript` object), and the engine's own keyword arguments
             (``barge_in``, ``greeting``, ``max_history_turns``...).
 

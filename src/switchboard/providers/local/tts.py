@@ -6,7 +6,8 @@ phonemised once (espeak-ng, under :data:`~.models.PHONEMIZE_LOCK`, which also sp
 then each sentence is voiced on the shared TTS thread pool, resampled from Piper's 22.05 kHz to
 the call's rate with one stateful soxr stream (no clicks between sentences), encoded (μ-law for
 phones) and yielded in ``chunk_ms`` pieces. The first audio leaves after the first sentence
-(~0.1 s); cancelling the iteration stops before the next sentence.
+(~0.1 s; the voice, the phonemes and that sentence in one trip to the pool); cancelling the
+iteration stops before the next sentence.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,15 @@ def _voice_sentence(
     if peak > 1e-8:
         audio = audio * (volume / peak)
     return bytes((np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
+
+
+def _start(
+    text: str, voicing: Callable[[Any, list[str]], bytes]
+) -> tuple[Any, list[list[str]], bytes | None]:
+    """The voice, ``text``'s sentences as phonemes, and the first one's audio (blocking)."""
+    voice = models.piper_voice()
+    sentences = _phonemize(voice, text)
+    return voice, sentences, voicing(voice, sentences[0]) if sentences else None
 
 
 def synthesize_pcm16(
@@ -112,19 +122,20 @@ class PiperTTS:
             return
         loop = asyncio.get_running_loop()
         pool = models.tts_pool()
-        voice = await loop.run_in_executor(pool, models.piper_voice)
-        sentences = await loop.run_in_executor(pool, _phonemize, voice, text)
+        voicing = functools.partial(
+            _voice_sentence, length_scale=self._length_scale, volume=self._volume
+        )
+        started = time.perf_counter()
+        # one trip to the pool for the voice, the phonemes and the first sentence's audio:
+        # each trip is a thread hand-off, which on a busy machine costs a scheduling delay
+        voice, sentences, first = await loop.run_in_executor(pool, _start, text, voicing)
         resampler = Resampler(PIPER_RATE, self._spec.sample_rate)
         for index, phonemes in enumerate(sentences):
-            started = time.perf_counter()
-            job = functools.partial(
-                _voice_sentence,
-                voice,
-                phonemes,
-                length_scale=self._length_scale,
-                volume=self._volume,
-            )
-            pcm = await loop.run_in_executor(pool, job)
+            if index == 0 and first is not None:
+                pcm = first
+            else:
+                started = time.perf_counter()
+                pcm = await loop.run_in_executor(pool, voicing, voice, phonemes)
             self.sentence_seconds.append(time.perf_counter() - started)
             last = index == len(sentences) - 1
             out = encode_from_pcm16(resampler.process(pcm, last=last), self._spec.format)

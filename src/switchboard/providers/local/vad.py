@@ -18,7 +18,11 @@ Theory of operation::
        ◀──── silence ≥ min_silence_ms, or max_utterance_ms reached ──────────┘ (emit SpeechEnd)
 
 Hysteresis as in Silero's own ``VADIterator``: speech begins at ``threshold`` and ends only after
-``min_silence_ms`` below ``threshold − 0.15``. ``SpeechEnd.pcm`` holds the utterance with
+``min_silence_ms`` below ``threshold − 0.15``. Silero's probability decays slowly once a voice
+stops (0.7–0.4 for 100–200 ms of a fading tail), so a window quieter than ``silence_dbfs``
+(RMS) counts as silence whatever Silero says: on a quiet line the end of speech is timed from
+the voice's real end (issue #21: local turn latency); on a line noisier than that, Silero alone
+decides, as before. ``SpeechEnd.pcm`` holds the utterance with
 ``pad_ms`` of context on both sides (Whisper hears the soft start of a word), at the input rate.
 """
 
@@ -149,6 +153,8 @@ class UtteranceSegmenter:
         speculate_ms: after this much silence in an utterance, emit :class:`SpeechPause` (once
             per pause) so it can be transcribed before ``min_silence_ms`` confirms the end;
             None: never.
+        silence_dbfs: a window whose RMS level is below this (dBFS) is silence in an
+            utterance even if the scorer still rates it speech; None: the scorer alone.
     """
 
     def __init__(
@@ -161,6 +167,7 @@ class UtteranceSegmenter:
         pad_ms: int = 300,
         max_utterance_ms: int = 20_000,
         speculate_ms: int | None = None,
+        silence_dbfs: float | None = None,
     ) -> None:
         self._scorer = scorer
         self._rate = scorer.sample_rate
@@ -182,6 +189,8 @@ class UtteranceSegmenter:
         self._speculate = self._samples(speculate_ms) if speculate_ms else None
         self._pause: int | None = None  # the SpeechPause of the current silence, if sent
         self._pauses = 0
+        # mean square of a window at the silence level (samples in [-1, 1])
+        self._quiet = 10.0 ** (silence_dbfs / 10.0) if silence_dbfs is not None else None
 
     def _samples(self, ms: int) -> int:
         return self._rate * ms // 1000
@@ -193,6 +202,12 @@ class UtteranceSegmenter:
     def speaking(self) -> bool:
         """Whether an utterance is in progress (SpeechStart sent, SpeechEnd not yet)."""
         return self._speaking
+
+    @property
+    def pause(self) -> int | None:
+        """The :class:`SpeechPause` the utterance's current silence has sent, if any (it is
+        still the utterance's end so far: no speech since)."""
+        return self._pause if self._speaking else None
 
     @property
     def position_ms(self) -> int:
@@ -227,7 +242,9 @@ class UtteranceSegmenter:
         self._position += window.size
         if self._speaking:
             self._utterance.append(window)
-            self._silence = self._silence + window.size if prob < self._neg_threshold else 0
+            quiet = self._quiet is not None and float(np.mean(window * window)) < self._quiet
+            silent = prob < self._neg_threshold or quiet
+            self._silence = self._silence + window.size if silent else 0
             if self._silence == 0:
                 self._pause = None  # speech went on: an early transcript is stale
             if self._silence >= self._min_silence:

@@ -299,6 +299,7 @@ class PipelineProvider(BaseProvider):
                 case EmitEvent(data=data):
                     await self.emit(ProviderEvent(data))
                 case StartLLM():
+                    logger.debug("pipeline: LLM started for %s", action.response_id)
                     self._llm_response = action.response_id
                     self._llm_task = asyncio.create_task(
                         self._run_llm(action), name=f"pipeline-llm-{action.response_id}"
@@ -312,6 +313,7 @@ class PipelineProvider(BaseProvider):
                     ):
                         task.cancel()
                 case SpeakSentence():
+                    logger.debug("pipeline: sentence %d queued", action.sentence_id)
                     self._speech_queue.put_nowait(action)
                 case CancelSpeech(response_id=response_id):
                     task = self._synth_task
