@@ -313,6 +313,17 @@ def test_the_decided_hang_up_or_transfer_is_kept_for_the_carrier() -> None:
     assert decided(core) == TransferCall("+15550100201")
 
 
+def test_a_cut_hang_up_does_not_wait_for_the_agent_to_finish_speaking() -> None:
+    """An operator's or the API's hang-up ends the call now; ``after_reply=False`` alone
+    (a voicemail message being played) lets the audio already playing finish."""
+    for cut, expected in ((True, [HangUp("api_hangup")]), (False, [])):
+        core = BridgeCore()
+        core.start(0)
+        core.provider_audio(frames(100), 0)  # two seconds of agent speech, playing
+        out = core.request_hang_up("api_hangup", 100, after_reply=False, cut=cut)
+        assert of(out, HangUp) == expected
+
+
 def test_a_lost_provider_hangs_up_unless_the_core_decided_already() -> None:
     core = BridgeCore()
     core.start(0)

@@ -119,7 +119,7 @@ async def cut_call(manager: CallManager, call_id: str) -> None:
     try:
         if session is not None:
             now = session.now()
-            await session.apply(session.core.request_hang_up("drained", now, after_reply=False))
+            await session.apply(session.core.request_hang_up("drained", now, cut=True))
         else:
             await manager.hang_up(call_id)
     except Exception:  # one call failing to hang up must not keep the others on

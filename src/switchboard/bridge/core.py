@@ -320,8 +320,13 @@ class BridgeCore:
         goodbye: str | None = None,
         from_tool: bool = False,
         grace_ms: float | None = None,
+        cut: bool = False,
     ) -> list[Action]:
         """Hang up once the coming reply (a goodbye) has played, or at once.
+
+        ``after_reply=False`` waits for no new reply but lets the audio already playing finish
+        (a voicemail message); ``cut`` hangs up now, over the agent (an operator's or the API's
+        hang-up, a drain's deadline: nobody waits for the end of a sentence).
 
         ``from_tool``: a tool asked; the reply that counts is the one to its function result
         (see :meth:`function_result_sent`). If that reply has no audio and ``goodbye`` is set,
@@ -332,6 +337,8 @@ class BridgeCore:
         self._set_pending(HangUp(reason), now, after_reply, goodbye, from_tool)
         if grace_ms is not None:
             self._pending_deadline = now + grace_ms
+        if cut:
+            self._pending_deadline = now
         self._check_pending(out, now)
         self._schedule(out, now)
         return out

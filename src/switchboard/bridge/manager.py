@@ -524,7 +524,7 @@ class CallManager:
         session = active.session
         if session is not None:
             now = session.now()
-            await session.apply(session.core.request_hang_up("api_hangup", now, after_reply=False))
+            await session.apply(session.core.request_hang_up("api_hangup", now, cut=True))
             return
         adapter = self.gateway.carriers.get(active.incoming.carrier)
         if adapter is not None:

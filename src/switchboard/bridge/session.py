@@ -137,6 +137,8 @@ class CallSession:
         self._wake_timer: asyncio.TimerHandle | None = None
         self._done = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
+        #: the carrier told to hang up or transfer as soon as the call ended (see _tell_carrier)
+        self._carrier_told: tuple[HangUp | TransferCall, asyncio.Task[None]] | None = None
         self._inbound: StreamConverter | None = None
         self._provider_side: ProviderSide | None = None  # once the provider is connected
         self._on_frame_in = on_frame_in
@@ -287,6 +289,17 @@ class CallSession:
             self.log.info("call ending: %s", reason)
         self._done.set()
 
+    def _tell_carrier(self) -> None:
+        """Send the core's hang-up or transfer to the carrier now, beside the call's loops:
+        waiting until they had all stopped (recording, provider, timers) made a hang-up reach
+        the carrier up to a second late on a busy node. A task of its own, outside the call's
+        task group, so the loops' cancellation cannot cut the request short."""
+        action = self.core.carrier_action
+        if action is None or self._carrier_told is not None:
+            return
+        task = asyncio.get_running_loop().create_task(self.carrier.carry_out(action))
+        self._carrier_told = (action, task)
+
     async def _finish(self) -> None:
         self.keypad.close()
         if self.amd is not None:
@@ -303,9 +316,12 @@ class CallSession:
             await self._apologise()
         if self.recorder is not None:
             self.recorder.stop(self.now())
-        # Carrier REST calls run here, after the loops: the task group cancels its tasks as
-        # soon as the call is marked ended, which would cut a request short.
-        await self.carrier.carry_out(self.core.carrier_action)
+        # The carrier's REST call: under way since the call ended (_tell_carrier), else now.
+        told, decided = self._carrier_told, self.core.carrier_action
+        if told is not None:
+            await told[1]
+        if decided is not None and (told is None or told[0] is not decided):
+            await self.carrier.carry_out(decided)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.provider.disconnect(), 5.0)
         await self.carrier.close(self.end_reason or "completed")
@@ -485,10 +501,13 @@ class CallSession:
                         tool = self.thinking.around(tool)
                     self._spawn(tool, f"tool {name}")
                 case HangUp(reason=reason):
-                    self.end(reason)  # the carrier is told at the end (``core.carrier_action``)
+                    self.end(reason)
+                    if reason != "provider_failed":  # that one apologises first (_finish)
+                        self._tell_carrier()
                 case TransferCall(destination=destination):
                     self.sink.timeline("call.transferred", self.now(), {"to": destination})
                     self.end("transferred")
+                    self._tell_carrier()
                 case Say(text=text, reason=reason):
                     self._spawn(self._say(text), f"say ({reason})")
                 case ScheduleWakeup(at_ms=at_ms):
