@@ -369,6 +369,7 @@ async def test_telnyx_recording_compressed(tmp_path: Path, fmt: str) -> None:
 
 
 @pytest.mark.local
+@pytest.mark.serial  # checks where each sound sits in the file, to the tens of milliseconds
 async def test_a_call_whose_provider_fails_still_leaves_a_valid_recording(tmp_path: Path) -> None:
     """The abnormal end: the provider is gone for good mid-call; the call ends with the
     apology (recorded too: the caller heard it) and the file is finished and valid."""
