@@ -39,7 +39,7 @@ unit: $(STAMP)
 # Every tier (what CI runs through `make test`), in two parts: the tests that do not measure
 # time spread over JOBS pytest-xdist workers (most of the suite waits on real-time audio, not
 # the CPU), then the `serial` ones alone (tests/conftest.py says why).
-JOBS ?= 4
+JOBS ?= 3
 suite: $(STAMP)
 	$(BIN)/pytest -W error -n $(JOBS) --dist loadgroup -m 'not serial' $(PYTEST_ARGS)
 	$(BIN)/pytest -W error -m serial $(PYTEST_ARGS)

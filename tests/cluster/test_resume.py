@@ -264,7 +264,9 @@ async def test_a_call_resumed_after_a_failover_stays_on_its_provider_and_counts_
             for node, port in zip(("a", "b"), ports, strict=True):
                 procs.append(await _serve(tmp_path, env, node, port))
             a, _b = procs
-            pcm = caller_pcm(*(t["caller"] for t in TURNS), gap_ms=[9000, 9000, 5000])
+            # 15 s after the last words: a failover slowed by a busy machine must not outlast the
+            # caller, who hangs up when its audio ends (and then there is nothing to resume)
+            pcm = caller_pcm(*(t["caller"] for t in TURNS), gap_ms=[9000, 9000, 15000])
             twilio.dial_in(f"{front}/twilio/voice", audio=pcm16_to_ulaw(pcm))
             await until_said(tmp_path, lambda lines: ("agent", TURNS[0]["say"]) in lines)
             await oai.fail("drop")
