@@ -14,6 +14,7 @@ before the worker takes calls.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 
@@ -24,37 +25,63 @@ __all__ = ["apology_audio", "preload_offline_voice"]
 logger = logging.getLogger(__name__)
 
 _cache: dict[tuple[str, AudioSpec], bytes] = {}
+#: syntheses under way, so that calls starting together wait for one instead of each running it
+_pending: dict[tuple[str, AudioSpec], asyncio.Task[bytes | None]] = {}
 
 
 async def apology_audio(text: str, spec: AudioSpec) -> bytes | None:
-    """``text`` spoken in ``spec`` (the carrier's format), or None without the local extra."""
+    """``text`` spoken in ``spec`` (the carrier's format), or None without the local extra.
+
+    Each (text, format) is synthesised once: every call's failover watch asks for the filler
+    when the call starts, and a hundred calls starting together must share one synthesis (each
+    running its own cost seconds of CPU and ~0.5 MB of ONNX Runtime buffers per call). The
+    synthesis is a task of its own, so a call that ends while waiting does not cancel it for
+    the others."""
     key = (text, spec)
     if key in _cache:
         return _cache[key]
+    task = _pending.get(key)
+    if task is None or task.get_loop() is not asyncio.get_running_loop():  # (tests: loops)
+        task = asyncio.create_task(_synthesize(text, spec), name="offline-voice")
+        _pending[key] = task
+        task.add_done_callback(lambda t: _done(key, t))
+    return await asyncio.shield(task)
+
+
+def _done(key: tuple[str, AudioSpec], task: asyncio.Task[bytes | None]) -> None:
+    if _pending.get(key) is task:
+        del _pending[key]
+    if task.cancelled():  # the event loop closed under it
+        return
+    audio = task.result()  # _synthesize raises nothing but cancellation
+    if audio is not None and len(_cache) < 32:
+        _cache[key] = audio
+
+
+async def _synthesize(text: str, spec: AudioSpec) -> bytes | None:
     try:
         from switchboard.providers.local.tts import PiperTTS
     except ImportError:
         logger.info("no offline TTS installed: the apology cannot be spoken")
         return None
-    tts = PiperTTS(spec)
     try:
-        audio = b"".join([chunk async for chunk in tts.synthesize(text)])
+        tts = PiperTTS(spec)
     except Exception as exc:  # the apology is best effort; the call ends either way
+        logger.warning("offline voice unavailable: %s", exc)
+        return None
+    try:
+        return b"".join([chunk async for chunk in tts.synthesize(text)])
+    except Exception as exc:
         logger.warning("apology synthesis failed: %s", exc)
         return None
     finally:
         await tts.aclose()
-    if len(_cache) < 32:
-        _cache[key] = audio
-    return audio
 
 
 async def preload_offline_voice() -> bool:
     """Load the offline voice now (app start-up) if the ``[local]`` extra is installed;
     returns whether it is loaded. A voice that fails to load is logged, not fatal: the
     apology and filler are then silent, as without the extra."""
-    import asyncio
-
     try:
         from switchboard.providers.local import models
     except ImportError:

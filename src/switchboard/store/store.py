@@ -41,6 +41,7 @@ from switchboard.store.outbox import Outbox
 from switchboard.store.recorder import BatchWriter, CallRecorder
 from switchboard.store.records import CallDetail, CallPage, CallRecord, CallStatus, UsageRow
 from switchboard.store.spool import Spool
+from switchboard.store.writer import unreachable
 from switchboard.store.writes import apply_batch
 
 __all__ = ["MAX_PAGE", "CallStore", "normalise_database_url"]
@@ -185,10 +186,21 @@ class CallStore:
             extra=extra or {},
             **defaults,
         )
+        batch = [op, *also]
         try:
-            await apply_batch(self._sessions, [op, *also])
+            await apply_batch(self._sessions, batch)
         except SQLAlchemyError as exc:
-            raise StoreError(f"call store write failed: {exc}") from exc
+            if not unreachable(exc):
+                raise StoreError(f"call store write failed: {_describe(exc)}") from exc
+            # Busy ("database is locked") or down: the record waits in the writer's queue (and
+            # spool) like everything recorded after it, instead of being lost with the call.
+            logger.warning(
+                "call %s: the call store is busy or unreachable (%s): its record is queued",
+                op.call_id,
+                _describe(exc),
+            )
+            for queued in batch:
+                self.writer.submit(queued)
         return op.record()
 
     async def write(self, batch: Sequence[ops.Op]) -> None:
@@ -200,7 +212,7 @@ class CallStore:
         try:
             await apply_batch(self._sessions, batch)
         except SQLAlchemyError as exc:
-            raise StoreError(f"call store write failed: {exc}") from exc
+            raise StoreError(f"call store write failed: {_describe(exc)}") from exc
 
     # -- reads -----------------------------------------------------------------------------------
     async def get_call(self, call_id: str) -> CallDetail | None:
@@ -211,7 +223,7 @@ class CallStore:
                     await s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 return await queries.call_detail(s, call_id)
         except SQLAlchemyError as exc:
-            raise StoreError(f"call store read failed: {exc}") from exc
+            raise StoreError(f"call store read failed: {_describe(exc)}") from exc
 
     async def find_by_carrier_id(self, carrier: str, carrier_call_id: str) -> CallRecord | None:
         """The newest call with this carrier call id (Twilio CallSid, Telnyx call_control_id)."""
@@ -225,7 +237,7 @@ class CallStore:
             async with self._sessions() as s:
                 row = await s.scalar(query)
         except SQLAlchemyError as exc:
-            raise StoreError(f"call store read failed: {exc}") from exc
+            raise StoreError(f"call store read failed: {_describe(exc)}") from exc
         return queries.row_to_record(row) if row else None
 
     async def list_calls(
@@ -270,7 +282,7 @@ class CallStore:
             async with self._sessions() as s:
                 rows = list(await s.scalars(query))
         except SQLAlchemyError as exc:
-            raise StoreError(f"call store read failed: {exc}") from exc
+            raise StoreError(f"call store read failed: {_describe(exc)}") from exc
         items = tuple(queries.row_to_record(r) for r in rows[:limit])
         more = len(rows) > limit
         return CallPage(items=items, next_cursor=queries.encode_cursor(items[-1]) if more else None)
@@ -295,5 +307,15 @@ class CallStore:
             async with self._sessions() as s:
                 result = (await s.execute(query)).mappings().all()
         except SQLAlchemyError as exc:
-            raise StoreError(f"call store read failed: {exc}") from exc
+            raise StoreError(f"call store read failed: {_describe(exc)}") from exc
         return queries.usage_rows(result, keys)
+
+
+def _describe(exc: SQLAlchemyError) -> str:
+    """The error's kind and the driver's own words, without the statement and its parameters
+    (callers' numbers) that SQLAlchemy's message carries."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return type(exc).__name__
+    words = str(orig).splitlines()
+    return f"{type(exc).__name__}: {words[0][:200] if words else type(orig).__name__}"
