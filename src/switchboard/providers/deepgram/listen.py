@@ -25,6 +25,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
+
 from switchboard.errors import RemoteProtocolError
 from switchboard.providers.base import AudioFormat, AudioSpec
 from switchboard.providers.pipeline.components import (
@@ -161,7 +163,7 @@ class ListenProtocol:
                 message lacks its required fields.
         """
         try:
-            message = json.loads(text)
+            message = orjson.loads(text)
             kind = message["type"]
         except (ValueError, TypeError, KeyError, RecursionError):  # nested 10 000 deep
             raise RemoteProtocolError(

@@ -38,6 +38,8 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from switchboard.errors import LocalProtocolError, RemoteProtocolError
 from switchboard.providers.gemini_live.events import (
     AudioDelta,
@@ -224,7 +226,7 @@ class GeminiLiveProtocol:
             RemoteProtocolError: not JSON, not a JSON object, or a field of the wrong type.
         """
         try:
-            msg = json.loads(data)
+            msg = orjson.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested 10 000 deep
             raise RemoteProtocolError(f"Gemini sent a frame that is not JSON: {exc}") from exc
         if not isinstance(msg, dict):

@@ -36,6 +36,8 @@ import logging
 from collections import deque
 from typing import Any
 
+import orjson
+
 from switchboard.errors import RemoteProtocolError
 from switchboard.media import AudioChunk, AudioSpec, Usage
 from switchboard.providers.backchannels import BACKCHANNELS
@@ -280,7 +282,7 @@ class RealtimeProtocol:
             RemoteProtocolError: the frame is not a JSON object with a string ``type``.
         """
         try:
-            msg = json.loads(text)
+            msg = orjson.loads(text)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested 10 000 deep
             raise RemoteProtocolError(f"server sent a non-JSON frame: {exc}") from exc
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):

@@ -166,8 +166,10 @@ class OpenAIRealtimeProvider(BaseProvider):
         logger.info("openai realtime: connected (%s)", self._proto.spec.format)
 
     async def _do_send_audio(self, chunk: AudioChunk) -> None:
-        data = chunk.data
-        if chunk.spec != self._proto.spec:  # e.g. the seed's PCM16 16 kHz: the wire wants 24 kHz
+        data, spec = chunk.data, self._proto.spec
+        # (compared field by field: building chunk.spec per 20 ms frame showed in profiles)
+        if chunk.format is not spec.format or chunk.sample_rate != spec.sample_rate:
+            # e.g. the seed's PCM16 16 kHz: the wire wants 24 kHz
             if self._converter is None or self._converter.source != chunk.spec:
                 self._converter = StreamConverter(chunk.spec, self._proto.spec)
             data = self._converter.process(data)

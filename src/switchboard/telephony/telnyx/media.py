@@ -49,6 +49,8 @@ import logging
 import sys
 from typing import Any, Literal
 
+import orjson
+
 from switchboard.errors import AudioError
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.telephony.base import (
@@ -172,7 +174,7 @@ class TelnyxMediaCodec:
     def receive(self, text: str) -> list[MediaEvent]:
         """Parse one inbound text frame; malformed frames are counted and logged, never raised."""
         try:
-            msg = json.loads(text)
+            msg = orjson.loads(text)
             if not isinstance(msg, dict):
                 raise ValueError("frame is not a JSON object")
             return self._dispatch(msg)

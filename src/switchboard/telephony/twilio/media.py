@@ -30,6 +30,8 @@ import json
 import logging
 from typing import Any
 
+import orjson
+
 from switchboard.errors import LocalProtocolError
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.telephony.base import (
@@ -88,7 +90,7 @@ class TwilioMediaCodec:
         """Parse one inbound frame; returns the events now releasable in sequence order."""
         self._stats["frames_in"] += 1
         try:
-            msg = json.loads(text)
+            msg = orjson.loads(text)
         except (ValueError, RecursionError):  # RecursionError: arrays nested 10 000 deep
             return self._malformed("invalid JSON", len(text))
         if not isinstance(msg, dict):
