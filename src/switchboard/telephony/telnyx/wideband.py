@@ -43,7 +43,9 @@ class WireTranscoder:
     :class:`TelnyxMediaCodec` guarantees by decoding after its reorder window.
 
     Raises:
-        AudioError: PyAV missing (``pip install 'switchboard-voice[codecs]'``).
+        AudioError: no codec library: for ``OPUS`` neither libopus (PyAV's copy or the
+            system's ``libopus0``) nor PyAV; for ``G722`` PyAV missing (``pip install
+            'switchboard-voice[codecs]'``).
     """
 
     __slots__ = ("_decoder", "_encoder", "encoding", "spec")
