@@ -192,6 +192,25 @@ def test_the_backends_interoperate(rate: int) -> None:
     where = _libopus.libopus_path() or ""
     if "av.libs" in where or ".dylibs" in where:  # PyAV's own copy of libopus
         assert direct == ffmpeg  # the same libopus, set up the same way: the same packets
+        capped = [
+            OpusEncoder(rate, max_bandwidth_hz=8000, backend=b).encode(pcm.tobytes())
+            for b in backends
+        ]
+        assert capped[0] == capped[1]  # FFmpeg's cutoff is libopus's max bandwidth
+
+
+#: RFC 6716 §3.1 TOC configurations coding at most wideband (SILK NB/MB/WB, CELT NB/WB).
+_UP_TO_WIDEBAND = frozenset(range(12)) | frozenset(range(16, 24))
+
+
+def test_max_bandwidth_caps_the_coded_band(backend: OpusBackend) -> None:
+    pcm = voice(24000, 0.6).tobytes()
+    full = OpusEncoder(24000, backend=backend).encode(pcm)
+    capped = OpusEncoder(24000, max_bandwidth_hz=8000, backend=backend).encode(pcm)
+    assert any(p[0] >> 3 not in _UP_TO_WIDEBAND for p in full)  # 24 kHz: super-wideband
+    assert all(p[0] >> 3 in _UP_TO_WIDEBAND for p in capped)
+    with pytest.raises(AudioError, match="bandwidths"):
+        OpusEncoder(24000, max_bandwidth_hz=7000, backend=backend)
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from switchboard.errors import AudioError
 
 __all__ = [
     "APPLICATIONS",
+    "BANDWIDTHS",
     "LibopusDecoder",
     "LibopusEncoder",
     "libopus_path",
@@ -50,12 +51,15 @@ logger = logging.getLogger(__name__)
 # include/opus_defines.h
 _OPUS_OK = 0
 _SET_BITRATE = 4002
+_SET_MAX_BANDWIDTH = 4004
 _SET_VBR = 4006
 _SET_COMPLEXITY = 4010
 _SET_VBR_CONSTRAINT = 4020
 _RESET_STATE = 4028
 #: ``application`` names → OPUS_APPLICATION_VOIP / _AUDIO / _RESTRICTED_LOWDELAY.
 APPLICATIONS: dict[str, int] = {"voip": 2048, "audio": 2049, "lowdelay": 2051}
+#: Audio bandwidth in Hz → OPUS_BANDWIDTH_NARROWBAND … _FULLBAND (FFmpeg's ``cutoff`` values).
+BANDWIDTHS: dict[int, int] = {4000: 1101, 6000: 1102, 8000: 1103, 12000: 1104, 20000: 1105}
 #: Largest packet opus_encode may write: libopus's documented "4000 bytes is plenty".
 _MAX_PACKET = 4000
 #: Longest Opus packet (120 ms): the decoder's output buffer, in milliseconds.
@@ -143,12 +147,19 @@ def _strerror(lib: ctypes.CDLL, code: int) -> str:
 
 
 class LibopusEncoder:
-    """One libopus encoder state: PCM16 frames of ``frame_samples`` → one packet each."""
+    """One libopus encoder state: PCM16 frames of ``frame_ms`` → one packet each."""
 
     __slots__ = ("__weakref__", "_encode", "_free", "_out", "_state", "frame_samples")
 
     def __init__(
-        self, sample_rate: int, frame_samples: int, *, bitrate: int, complexity: int, app: str
+        self,
+        sample_rate: int,
+        frame_ms: int,
+        *,
+        bitrate: int,
+        complexity: int,
+        app: str,
+        max_bandwidth_hz: int | None = None,
     ) -> None:
         lib = _require()
         err = ctypes.c_int()
@@ -157,17 +168,20 @@ class LibopusEncoder:
             raise AudioError(f"cannot create an Opus encoder: {_strerror(lib, err.value)}")
         self._state: int | None = state
         self._free = weakref.finalize(self, lib.opus_encoder_destroy, ctypes.c_void_p(state))
-        for request, value in (
+        settings = [
             (_SET_BITRATE, bitrate),
             (_SET_COMPLEXITY, complexity),
             (_SET_VBR, 1),
             (_SET_VBR_CONSTRAINT, 0),  # as FFmpeg's vbr=on: libopus's default is constrained
-        ):
+        ]
+        if max_bandwidth_hz is not None:
+            settings.append((_SET_MAX_BANDWIDTH, BANDWIDTHS[max_bandwidth_hz]))
+        for request, value in settings:
             code = lib.opus_encoder_ctl(ctypes.c_void_p(state), request, ctypes.c_int32(value))
             if code != _OPUS_OK:
                 self.close()
                 raise AudioError(f"Opus encoder setting {request}={value}: {_strerror(lib, code)}")
-        self.frame_samples = frame_samples
+        self.frame_samples = sample_rate * frame_ms // 1000
         self._encode = lib.opus_encode
         self._out = ctypes.create_string_buffer(_MAX_PACKET)
 

@@ -31,20 +31,30 @@ class PyavOpusEncoder:
     __slots__ = ("_ctx", "_pts", "sample_rate")
 
     def __init__(
-        self, sample_rate: int, frame_ms: int, *, bitrate: int, complexity: int, app: str
+        self,
+        sample_rate: int,
+        frame_ms: int,
+        *,
+        bitrate: int,
+        complexity: int,
+        app: str,
+        max_bandwidth_hz: int | None = None,
     ) -> None:
         self.sample_rate = sample_rate
+        options = {
+            "frame_duration": str(frame_ms),
+            "application": app,
+            "compression_level": str(complexity),
+        }
+        if max_bandwidth_hz is not None:  # FFmpeg maps it to OPUS_SET_MAX_BANDWIDTH
+            options["cutoff"] = str(max_bandwidth_hz)
         self._ctx = codec_context(
             "libopus",
             "w",
             sample_rate=sample_rate,
             sample_format="s16",
             bit_rate=bitrate,
-            options={
-                "frame_duration": str(frame_ms),
-                "application": app,
-                "compression_level": str(complexity),
-            },
+            options=options,
         )
         self._pts = 0
 

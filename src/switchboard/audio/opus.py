@@ -111,6 +111,10 @@ class OpusEncoder:
             waveform (~19 dB SNR on a voiced test signal at 16 kHz, 24 kb/s); ``voip`` lets
             SILK trade it for bits (~5 dB SNR, 13 kb/s, fine to the ear but not to a check by
             correlation); ``lowdelay`` is CELT only, 2.5 ms of codec delay instead of 6.5.
+        max_bandwidth_hz: the widest audio band the encoder may code: 4000, 6000, 8000,
+            12000 or 20000 (default: whatever ``sample_rate`` allows). A leg that carries
+            16 kHz audio onwards (Telnyx ``OPUS``) needs no more than 8000: coding more costs
+            CPU and bits the far end throws away.
         backend: ``"libopus"`` or ``"pyav"``; default the first of :func:`opus_backends`.
             Both give the same packets from the same libopus version.
 
@@ -137,6 +141,7 @@ class OpusEncoder:
         bitrate: int | None = None,
         complexity: int = 5,
         application: str = "audio",
+        max_bandwidth_hz: int | None = None,
         backend: OpusBackend | None = None,
     ) -> None:
         self.sample_rate = _check(sample_rate)
@@ -146,20 +151,21 @@ class OpusEncoder:
             raise AudioError(f"Opus complexity is 0–10, not {complexity}")
         if application not in _libopus.APPLICATIONS:
             raise AudioError(f"unknown Opus application {application!r}")
+        if max_bandwidth_hz is not None and max_bandwidth_hz not in _libopus.BANDWIDTHS:
+            bands = sorted(_libopus.BANDWIDTHS)
+            raise AudioError(f"Opus bandwidths are {bands} Hz, not {max_bandwidth_hz}")
         self.backend = _backend(backend)
         self.frame_ms = frame_ms
-        samples = sample_rate * frame_ms // 1000
-        self.frame_bytes = samples * 2
-        bitrate = bitrate or default_opus_bitrate(sample_rate)
-        self._codec: _FrameEncoder
-        if self.backend == "libopus":
-            self._codec = _libopus.LibopusEncoder(
-                sample_rate, samples, bitrate=bitrate, complexity=complexity, app=application
-            )
-        else:
-            self._codec = PyavOpusEncoder(
-                sample_rate, frame_ms, bitrate=bitrate, complexity=complexity, app=application
-            )
+        self.frame_bytes = sample_rate * frame_ms // 1000 * 2
+        engine = _libopus.LibopusEncoder if self.backend == "libopus" else PyavOpusEncoder
+        self._codec: _FrameEncoder = engine(
+            sample_rate,
+            frame_ms,
+            bitrate=bitrate or default_opus_bitrate(sample_rate),
+            complexity=complexity,
+            app=application,
+            max_bandwidth_hz=max_bandwidth_hz,
+        )
         self._encode_frame = self._codec.encode
         self._buf = bytearray()
 
