@@ -124,6 +124,18 @@ def test_concealment_lasts_one_frame_of_the_last_configuration(
     assert len(decoder.conceal()) == 16 * min(frame_ms, 20) * 2
 
 
+def test_a_reset_decoder_starts_afresh(backend: OpusBackend) -> None:
+    a = OpusEncoder(16000, backend=backend).encode(voice(16000, 0.3, f0=120).tobytes())
+    b = OpusEncoder(16000, backend=backend).encode(voice(16000, 0.3, f0=210).tobytes())
+    reused = OpusDecoder(16000, backend=backend)
+    for p in a:
+        reused.decode(p)
+    reused.reset()
+    assert reused.conceal() == bytes(640)  # no last packet to extrapolate from
+    solo = OpusDecoder(16000, backend=backend)
+    assert [reused.decode(p) for p in b] == [solo.decode(p) for p in b]
+
+
 def test_concealment_before_any_packet_is_silence(backend: OpusBackend) -> None:
     assert OpusDecoder(8000, backend=backend).conceal() == bytes(320)
 

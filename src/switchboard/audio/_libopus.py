@@ -31,6 +31,7 @@ import functools
 import importlib.util
 import logging
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,20 +70,22 @@ _c_int_p = ctypes.POINTER(ctypes.c_int)
 _SHLIB = (".dylib", ".dll")
 
 
-def _candidates() -> list[str]:
-    """Where a libopus may be, best first (PyAV's bundled copy, then the system's)."""
-    found: list[str] = []
+def _candidates() -> Iterator[str]:
+    """Where a libopus may be, best first (PyAV's bundled copy, then the system's).
+
+    A generator: the system search (``ldconfig -p``, a subprocess) runs only when PyAV's copy
+    is missing or unusable.
+    """
     spec = importlib.util.find_spec("av")  # finds the package without importing FFmpeg
     if spec is not None and spec.submodule_search_locations:
         pkg = Path(next(iter(spec.submodule_search_locations)))
         for folder in (pkg.parent / "av.libs", pkg / ".dylibs"):  # Linux/Windows, macOS wheels
-            found += sorted(
-                str(p) for p in folder.glob("*opus*") if ".so" in p.name or p.suffix in _SHLIB
-            )
+            for path in sorted(folder.glob("*opus*")):
+                if ".so" in path.name or path.suffix in _SHLIB:
+                    yield str(path)
     system = ctypes.util.find_library("opus")
     if system:
-        found.append(system)
-    return list(dict.fromkeys(found))
+        yield system
 
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -102,10 +105,12 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     for name, (restype, argtypes) in signatures.items():
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = restype, argtypes
-    # opus_encoder_ctl / opus_decoder_ctl are variadic: every call here passes one opus_int32
-    # (or none, for OPUS_RESET_STATE), which the platform ABI passes as an int.
+    # opus_encoder_ctl / opus_decoder_ctl are variadic: only the fixed part (state, request)
+    # is declared, so ctypes passes the one opus_int32 value (none for OPUS_RESET_STATE) as a
+    # variadic argument, which is what ABIs that treat those apart (Apple arm64) need.
     for name in ("opus_encoder_ctl", "opus_decoder_ctl"):
-        getattr(lib, name).restype = ci
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = ci, [vp, ci]
     return lib
 
 
@@ -177,7 +182,7 @@ class LibopusEncoder:
         if max_bandwidth_hz is not None:
             settings.append((_SET_MAX_BANDWIDTH, BANDWIDTHS[max_bandwidth_hz]))
         for request, value in settings:
-            code = lib.opus_encoder_ctl(ctypes.c_void_p(state), request, ctypes.c_int32(value))
+            code = lib.opus_encoder_ctl(state, request, ctypes.c_int32(value))
             if code != _OPUS_OK:
                 self.close()
                 raise AudioError(f"Opus encoder setting {request}={value}: {_strerror(lib, code)}")
@@ -191,10 +196,6 @@ class LibopusEncoder:
         if n < 0:
             raise AudioError(f"Opus encoding failed: {_strerror(_require(), n)}")
         return [ctypes.string_at(self._out, n)]
-
-    def reset(self) -> None:
-        """Forget the stream's history (OPUS_RESET_STATE)."""
-        _require().opus_encoder_ctl(ctypes.c_void_p(self._live()), _RESET_STATE)
 
     def close(self) -> None:
         """Free the libopus state now (also done on garbage collection)."""
@@ -243,7 +244,7 @@ class LibopusDecoder:
 
     def reset(self) -> None:
         """Forget the stream's history (OPUS_RESET_STATE)."""
-        _require().opus_decoder_ctl(ctypes.c_void_p(self._live()), _RESET_STATE)
+        _require().opus_decoder_ctl(self._live(), _RESET_STATE)
 
     def close(self) -> None:
         """Free the libopus state now (also done on garbage collection)."""
