@@ -1,7 +1,9 @@
 """Audio primitives: G.711, Opus and MP3 codecs, streaming resampling, conversion, framing, files.
 
-Opus, MP3 and audio files other than WAV need PyAV (``pip install 'switchboard-voice[codecs]'``);
-without it they raise :class:`~switchboard.errors.AudioError` and everything else works.
+MP3, G.722 and audio files other than WAV need PyAV (``pip install 'switchboard-voice[codecs]'``);
+Opus packets need libopus, called directly: PyAV's bundled copy, or the system's ``libopus0``
+without PyAV. Without them these raise :class:`~switchboard.errors.AudioError` and everything
+else works.
 """
 
 from switchboard.audio._pyav import AV_AVAILABLE

@@ -118,6 +118,10 @@ def test_opus_at_the_providers_rate_needs_no_resampler() -> None:
     sent = json.loads(codec.send_media(pcm[:480].tobytes()))  # 20 ms at 24 kHz
     packet = base64.b64decode(sent["media"]["payload"])
     assert len(OpusDecoder(16000).decode(packet)) in range(600, 641)  # any rate decodes it
+    # coded for the 16 kHz wire: wideband at most (TOC configs 0-11 SILK, 16-23 CELT; RFC 6716)
+    out = [codec.send_media(pcm[i : i + 480].tobytes()) for i in range(480, len(pcm), 480)]
+    tocs = {base64.b64decode(json.loads(m)["media"]["payload"])[0] >> 3 for m in out}
+    assert tocs <= set(range(12)) | set(range(16, 24)), tocs
     g722 = TelnyxMediaCodec(pcm_rate=24000)
     (started,) = g722.receive(_start("G722", 8000))
     assert isinstance(started, StreamStarted) and started.audio == PCM16K  # G.722 is 16 kHz

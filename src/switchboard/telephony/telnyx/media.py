@@ -233,7 +233,7 @@ class TelnyxMediaCodec:
             try:
                 rate = _int_or_none(fmt.get("sample_rate"))
                 self._wire = WireTranscoder(encoding, rate, pcm_rate=self.pcm_rate)
-            except AudioError as exc:  # PyAV missing: the call cannot be heard
+            except AudioError as exc:  # no codec library: the call cannot be heard
                 logger.error("Telnyx stream %s: %s", self.stream_id, exc)
                 return [StreamError(code="unsupported_encoding", message=f"{encoding}: {exc}")]
             spec = self._wire.spec

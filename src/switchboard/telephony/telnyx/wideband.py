@@ -12,12 +12,17 @@ of 8/12/16/24/48 kHz and an encoder takes them: with ``pcm_rate`` (the provider'
 24 kHz for OpenAI) the stream is decoded and encoded at that rate, so nothing resamples between
 carrier and provider. Without it, whatever ``sample_rate`` the ``start`` names (RTP's Opus
 clock is always 48000), we use 16 kHz unless it says 8000.
+
+Whatever the PCM rate, the encoder codes what the wire carries: at most the wire's band
+(wideband, 8 kHz, for 16 kHz audio) at the wire rate's bitrate (24 kb/s). At 24 kHz PCM
+libopus would otherwise code super-wideband at 32 kb/s, bits and CPU the carrier throws away
+(~10 % of the encoder's time; docs/benchmarks.md, "Opus codec").
 """
 
 from __future__ import annotations
 
 from switchboard.audio.g722 import G722_RATE, G722Decoder, G722Encoder
-from switchboard.audio.opus import OPUS_RATES, OpusDecoder, OpusEncoder
+from switchboard.audio.opus import OPUS_RATES, OpusDecoder, OpusEncoder, default_opus_bitrate
 from switchboard.errors import LocalProtocolError
 from switchboard.media import AudioFormat, AudioSpec
 
@@ -43,7 +48,9 @@ class WireTranscoder:
     :class:`TelnyxMediaCodec` guarantees by decoding after its reorder window.
 
     Raises:
-        AudioError: PyAV missing (``pip install 'switchboard-voice[codecs]'``).
+        AudioError: no codec library: for ``OPUS`` neither libopus (PyAV's copy or the
+            system's ``libopus0``) nor PyAV; for ``G722`` PyAV missing (``pip install
+            'switchboard-voice[codecs]'``).
     """
 
     __slots__ = ("_decoder", "_encoder", "encoding", "spec")
@@ -56,8 +63,13 @@ class WireTranscoder:
         self._decoder: OpusDecoder | G722Decoder
         self._encoder: OpusEncoder | G722Encoder
         if self.encoding == "OPUS":
+            wire_rate = 8000 if sample_rate == 8000 else 16000  # "OPUS 8/16k"
             self._decoder = OpusDecoder(self.spec.sample_rate)
-            self._encoder = OpusEncoder(self.spec.sample_rate)
+            self._encoder = OpusEncoder(
+                self.spec.sample_rate,
+                bitrate=default_opus_bitrate(wire_rate),
+                max_bandwidth_hz=wire_rate // 2,
+            )
         elif self.encoding == "G722":
             self._decoder, self._encoder = G722Decoder(), G722Encoder()
         else:
