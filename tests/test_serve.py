@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
@@ -59,12 +60,18 @@ def test_weak_secrets_stop_serve_with_a_clear_message(tmp_path: Path) -> None:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """``switchboard serve`` on a free loopback port; yields its base URL and process id."""
+    with _serving(tmp_path) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def _serving(tmp_path: Path, **env: str) -> Iterator[tuple[str, int]]:
     with bind_loopback() as sock:  # a free port, for the server to bind again
         port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         _serve(port),
-        env=_env(tmp_path, SWITCHBOARD_API_TOKEN=API_TOKEN, SWITCHBOARD_PUBLIC_URL=base),
+        env=_env(tmp_path, SWITCHBOARD_API_TOKEN=API_TOKEN, SWITCHBOARD_PUBLIC_URL=base, **env),
         cwd=tmp_path,
     )
     try:
@@ -122,3 +129,8 @@ def test_the_offline_voice_is_loaded_before_the_first_call(served: tuple[str, in
     _, pid = served
     maps = Path(f"/proc/{pid}/maps").read_text("utf-8")
     assert "onnxruntime" in maps  # healthy, no call yet, and the voice's runtime is in
+
+
+def test_the_offline_voice_can_be_left_out(tmp_path: Path) -> None:
+    with _serving(tmp_path, SWITCHBOARD_OFFLINE_VOICE="false") as (_, pid):
+        assert "onnxruntime" not in Path(f"/proc/{pid}/maps").read_text("utf-8")

@@ -215,6 +215,9 @@ class Settings(BaseSettings):
     agent_request_timeout_s: float = Field(
         default=1.5, gt=0, le=10, alias="SWITCHBOARD_AGENT_REQUEST_TIMEOUT_S"
     )
+    #: Speak the apology, the failover filler and a warm transfer's briefing with the offline
+    #: voice (Piper, ``[local]`` extra), loaded at start-up; off: those are silent.
+    offline_voice: bool = Field(default=True, alias="SWITCHBOARD_OFFLINE_VOICE")
     #: Where call recordings are written (agents with ``recording: {enabled: true}``).
     recordings_dir: Path = Field(default=Path("recordings"), alias="SWITCHBOARD_RECORDINGS_DIR")
     #: Seconds between two passes of the sweeper deleting recordings past their retention.

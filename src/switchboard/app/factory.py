@@ -98,7 +98,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
         # the failover filler's offline voice, before any call (loading it stalls the loop)
-        await preload_offline_voice()
+        if settings.offline_voice:
+            await preload_offline_voice()
         # other nodes' live calls on this node's /v1/events (none on a single node)
         feed = RemoteCallFeed.for_app(state)
         remote_calls = asyncio.get_running_loop().create_task(feed.run())

@@ -18,7 +18,8 @@ import asyncio
 import importlib.util
 import logging
 
-from switchboard.media import AudioSpec
+from switchboard.bridge.failover import FailoverPolicy
+from switchboard.media import AudioFormat, AudioSpec
 
 __all__ = ["apology_audio", "preload_offline_voice"]
 
@@ -93,4 +94,7 @@ async def preload_offline_voice() -> bool:
     except Exception as exc:  # a broken install must not stop the gateway
         logger.warning("offline voice not loaded (apology and filler will be silent): %s", exc)
         return False
+    # The first synthesis sizes ONNX Runtime's buffers (~25 MB): done here, not by the first
+    # call; and the default filler in telephone μ-law is then ready for every call.
+    await apology_audio(FailoverPolicy().filler_text, AudioSpec(AudioFormat.ULAW, 8000))
     return True

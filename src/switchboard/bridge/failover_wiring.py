@@ -192,7 +192,7 @@ def call_failover(
         provider=current,
         make=make,
         heard=heard,
-        filler_audio=apology_audio,
+        filler_audio=apology_audio if gateway.settings.offline_voice else None,
         on_failover=on_failover,
         on_connect=on_connect,
         usable=usable,
