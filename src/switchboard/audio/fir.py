@@ -91,13 +91,15 @@ class FirResampler:
             per = -(-len(h) // factor)
             padded = np.zeros(per * factor)
             padded[: len(h)] = h * factor
-            self._phases = [padded[p::factor].copy() for p in range(factor)]  # h[k·L + p]
+            # h[k·L + p]; float32: np.convolve is ~30 % cheaper than in float64, and 24 bits
+            # of mantissa are far beyond the 16-bit samples and the filter's 88 dB
+            self._phases = [padded[p::factor].astype(np.float32) for p in range(factor)]
             self._taps = per
         else:
-            self._phases = [h]
+            self._phases = [h.astype(np.float32)]
             self._taps = len(h)
         self._aligned = aligned
-        self._hist = np.zeros(self._taps - 1)
+        self._hist = np.zeros(self._taps - 1, np.float32)
         self._drop = self._delay // self._down if aligned else 0
         self._consumed = 0
 
@@ -105,10 +107,10 @@ class FirResampler:
         """Resample one piece; ``last=True`` flushes the filter's delay (see :meth:`flush`)."""
         if len(pcm) % 2:
             raise AudioError(f"PCM16 audio must have an even number of bytes, got {len(pcm)}")
-        x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+        x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
         out = self._run(x)
         if last:
-            out = np.concatenate([out, self._run(np.zeros(self._tail_inputs()))])
+            out = np.concatenate([out, self._run(np.zeros(self._tail_inputs(), np.float32))])
             self.reset()
         return _to_pcm16(out)
 
@@ -118,7 +120,7 @@ class FirResampler:
 
     def reset(self) -> None:
         """Forget filter state (after a barge-in clears the audio in flight)."""
-        self._hist = np.zeros(self._taps - 1)
+        self._hist = np.zeros(self._taps - 1, np.float32)
         self._drop = self._delay // self._down if self._aligned else 0
         self._consumed = 0
 
@@ -135,12 +137,12 @@ class FirResampler:
         buf = np.concatenate([self._hist, x])
         self._hist = buf[len(buf) - (self._taps - 1) :]
         if len(buf) < self._taps:
-            return np.zeros(0)
+            return np.zeros(0, np.float32)
         # np.convolve (a C loop per output, no BLAS threads): ~2.5x cheaper than a matmul of
         # sliding windows at these sizes, and the same arithmetic whatever the chunking
         if self._up > 1:
             n = len(buf) - self._taps + 1
-            out = np.empty(n * self._up)
+            out = np.empty(n * self._up, np.float32)
             for p, phase in enumerate(self._phases):
                 out[p :: self._up] = np.convolve(buf, phase, "valid")
         else:
