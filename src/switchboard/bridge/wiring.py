@@ -260,6 +260,8 @@ def open_session(
         greeting_text=agent.greeting,
         failover=failover,
         warm=warm_options(gateway, active, carrier, started),
+        # Twilio's digits redirect the call: its media goes on on the next stream
+        restream=carrier is TelephonyType.TWILIO,
     )
     session.operator.on_partial = live.partial  # the transcript as it comes, to the console
     if carried is not None:
