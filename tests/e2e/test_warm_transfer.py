@@ -117,6 +117,12 @@ def assert_joined(twilio: TwilioEmulator, report: TwilioCallReport, call_id: str
     pcm = samples(ulaw_to_pcm16(bytes(leg.heard)))
     assert len(pcm) > 8000, len(pcm)
     assert float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > 300.0
+    # The caller joined after the announcement's last frame had played (announcement-end),
+    # within a poll or two of it.
+    assert leg.announced_until is not None
+    joined = conf.entered_at[report.call_sid]
+    print(f"caller joined {1000 * (joined - leg.announced_until):.0f} ms after the briefing")
+    assert leg.announced_until <= joined <= leg.announced_until + 2.0 * UNIT
 
 
 def heard_hold(heard: np.ndarray) -> float:
@@ -146,6 +152,7 @@ async def test_warm_transfer_by_the_tool_briefs_the_person_and_joins_the_caller(
         "mode": "warm",
     }
     assert SUMMARY in events["transfer.warm.briefing"]["text"]
+    assert events["transfer.warm.briefed"]["by"] == "carrier"  # not a timer of its length
     assert "hold.started" in events
     assert ("agent", SORRY) not in [(t.role, t.text) for t in detail.transcript]
 

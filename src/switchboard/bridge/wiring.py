@@ -283,7 +283,9 @@ def warm_options(
         twilio = adapter
 
         def leg(room: str) -> WarmLeg:
-            return TwilioWarmLeg(twilio, call_sid=carrier_id, room=room, from_=ours)
+            return TwilioWarmLeg(
+                twilio, call_sid=carrier_id, room=room, from_=ours, briefings=gateway.briefings
+            )
 
     elif isinstance(adapter, TelnyxAdapter):
         telnyx = adapter
