@@ -93,3 +93,23 @@ async def test_no_stream_in_time_ends_the_wait() -> None:
     splice.expect()
     assert await splice.next_stream() is None
     assert not splice.expecting
+
+
+async def test_a_stream_offered_before_the_old_one_is_read_to_its_stop_is_still_taken() -> None:
+    """The new socket's ``start`` can be handed over before the session has read the old
+    stream's ``stop``: the call is still between streams, and takes it."""
+    splice = StreamSplice(wait_s=5.0)
+    splice.expect()
+    new = stream()
+    assert splice.offer(new)
+    assert not expecting(splice) and splice.moving  # the webhook is done; the session is not
+    assert await splice.next_stream() is new and not splice.moving
+
+
+async def test_a_stream_offered_to_a_call_that_ends_is_let_go() -> None:
+    splice = StreamSplice(wait_s=5.0)
+    splice.expect()
+    new = stream()
+    assert splice.offer(new)
+    splice.close()  # the call ended before it took the stream
+    assert new.released.is_set() and not splice.moving

@@ -255,7 +255,9 @@ async def test_the_agent_presses_keys_on_a_twilio_ivr_and_the_call_goes_on(
     report = out["report"]
     assert report.violations == []
     assert report.digits_played == "1w2"  # what the IVR got, through Twilio's <Play digits>
-    assert len(report.stream_starts) == 2  # the redirect stopped the stream; a new one came
+    detail = await read_only_call(tmp_path)
+    why = (report.stream_starts, report.outcome, [(e.kind, e.data) for e in detail.timeline])
+    assert len(report.stream_starts) == 2, why  # the redirect stopped the stream; a new one came
     assert report.outcome == "caller hung up"  # on the second stream, at the call's end
     # the callee heard the agent on the new stream ("Thank you.", then its answer)
     assert len(report.first_sounds) == 2 and report.first_sounds[1] > report.stream_starts[1]

@@ -75,8 +75,14 @@ class StreamSplice:
 
     @property
     def expecting(self) -> bool:
-        """A new stream is expected and has not come yet."""
+        """A new stream is expected and has not come yet (the webhook and media route ask)."""
         return self._next is not None and not self._next.done()
+
+    @property
+    def moving(self) -> bool:
+        """The call is between streams: one is expected, or has come and is not taken yet
+        (the new socket's ``start`` may be handed over before the old ``stop`` is read)."""
+        return self._next is not None
 
     def expect(self) -> None:
         """A redirect is about to stop the stream: the next one belongs to this call."""
@@ -138,7 +144,11 @@ class StreamSplice:
             raise TelephonyError("the call's media stream did not come back") from None
 
     def close(self) -> None:
-        """The call ended: let the current socket go, expect nothing more."""
+        """The call ended: let the current socket (and one offered, not taken) go, expect
+        nothing more."""
+        offered = self._next
+        if offered is not None and offered.done() and not offered.cancelled():
+            offered.result().released.set()
         self.cancel()
         if self.current is not None:
             self.current.released.set()
@@ -177,7 +187,7 @@ class SplicingControl:
         Raises:
             TelephonyError: the carrier refused, or the stream did not come back.
         """
-        if self.splice.expecting:
+        if self.splice.moving:
             raise TelephonyError("digits are already being sent")
         await self._quiet()
         self.splice.expect()
@@ -214,7 +224,7 @@ async def take_next_stream(session: SplicedSession) -> bool:
     """The call's stream has ended: go on with the next one if one is expected and comes
     (True), else False (the call is over)."""
     splice = session.splice
-    if splice is None or not splice.expecting:
+    if splice is None or not splice.moving:
         return False
     stopped = session.now()
     stream = await splice.next_stream()

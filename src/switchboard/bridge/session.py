@@ -565,7 +565,7 @@ class CallSession:
         if self._done.is_set() and self.end_reason == "caller_hangup":
             return
         if not await self.carrier.send(text):
-            if self.splice is not None and self.splice.expecting:
+            if self.splice is not None and self.splice.moving:
                 return  # the stream is moving: lost with the old one, as the redirect cut it
             self.end("caller_hangup")
 
