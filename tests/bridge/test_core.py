@@ -335,3 +335,18 @@ def test_a_lost_provider_hangs_up_unless_the_core_decided_already() -> None:
     core.tick(10_010)
     assert core.provider_lost(failed=False, now=10_020) == [HangUp("provider_closed")]
     assert decided(core) == TransferCall("+15550100201")  # the transfer still happens
+
+
+def test_a_replaced_stream_counts_its_outstanding_marks_as_played() -> None:
+    core = BridgeCore(BridgeOptions(max_lead_ms=10_000, mark_interval_ms=200))
+    core.start(0)
+    core.agent_text("thank you", final=True, now=0)
+    core.agent_audio(frames(25), now=0)  # 500 ms, marks 1:200, 1:400, then 1:500
+    core.response_done("completed", now=10)
+    core.mark_acked("1:200", now=200)
+    assert core.agent_speaking(10_000)  # the old stream will never echo 1:400 and 1:500
+    out = core.stream_replaced(now=10_000)
+    assert not core.agent_speaking(10_000)
+    said = [a for a in of(out, RecordTranscript) if isinstance(a, RecordTranscript)]
+    assert [(t.text, t.interrupted) for t in said] == [("thank you", False)]
+    assert core.stream_replaced(now=10_001) == []  # nothing left to count

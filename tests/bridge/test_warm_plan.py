@@ -100,3 +100,30 @@ def test_an_answered_leg_waits_for_detection_then_counts_as_a_person() -> None:
     assert quiet.tick(2999.0) is None
     assert quiet.tick(3000.0) == Brief()  # no verdict in time: a person
     assert quiet.leg("answered", "human") is None and quiet.briefed() == Join()
+
+
+def test_the_join_waits_for_the_carriers_end_of_the_briefing() -> None:
+    plan = WarmPlan(started_ms=0.0, ring_ms=30_000.0, play_slack_ms=10_000.0)
+    assert plan.leg("answered", "human", now_ms=1000.0) == Brief()
+    assert plan.tick(60_000.0) is None  # no backstop before the briefing is sent
+    plan.briefing_sent(61_000.0, 7_500.0)
+    assert plan.tick(68_500.0) is None  # its length has passed: the carrier has not said so
+    assert plan.leg("answered", "human", now_ms=69_000.0) is None
+    assert plan.briefed() == Join() and plan.joined_by == "carrier"
+    assert plan.tick(80_000.0) is None and plan.briefed() is None  # joined once
+
+
+def test_without_the_carriers_word_the_person_is_joined_after_a_backstop() -> None:
+    plan = WarmPlan(started_ms=0.0, ring_ms=30_000.0, play_slack_ms=10_000.0)
+    assert plan.leg("answered", "human") == Brief()
+    plan.briefing_sent(2000.0, 5000.0)
+    assert plan.tick(16_999.0) is None
+    assert plan.tick(17_000.0) == Join() and plan.joined_by == "timeout"
+
+
+def test_a_leg_that_hangs_up_while_briefed_is_not_joined_by_the_backstop() -> None:
+    plan = WarmPlan(started_ms=0.0, ring_ms=30_000.0)
+    assert plan.leg("answered", "human") == Brief()
+    plan.briefing_sent(0.0, 1000.0)
+    assert plan.leg("ended") == GiveUp("ended")
+    assert plan.tick(60_000.0) is None and plan.joined_by is None

@@ -235,15 +235,41 @@ async def test_the_agent_presses_keys_on_a_telnyx_ivr(tmp_path: Path) -> None:
     assert [e.data["digits"] for e in detail.timeline if e.kind == "keypad.sent"] == [3]
 
 
-async def test_send_digits_on_twilio_is_refused_and_the_call_goes_on(tmp_path: Path) -> None:
+IVR_TWICE: list[dict[str, Any]] = [
+    *IVR,
+    {"caller": "this is sales how can I help", "say": "I would like a brochure please."},
+]
+
+
+async def test_the_agent_presses_keys_on_a_twilio_ivr_and_the_call_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Twilio plays digits by redirecting the call (its media stream stops): the session goes
+    on with the stream the redirect's webhook opens, with audio both ways."""
     book = agent_book(tools=["end_call", "send_digits"])
-    pcm = caller_pcm("press one for sales", gap_ms=5000)
+    pcm = caller_pcm("press one for sales", "this is sales how can I help", gap_ms=[6000, 6000])
     async with outbound(
-        tmp_path, "twilio", None, None, script=IVR, callee_pcm=pcm, agents=book
+        tmp_path, "twilio", None, None, script=IVR_TWICE, callee_pcm=pcm, agents=book
     ) as out:
         pass
+    report = out["report"]
+    assert report.violations == []
+    assert report.digits_played == "1w2"  # what the IVR got, through Twilio's <Play digits>
+    detail = await read_only_call(tmp_path)
+    why = (report.stream_starts, report.outcome, [(e.kind, e.data) for e in detail.timeline])
+    assert len(report.stream_starts) == 2, why  # the redirect stopped the stream; a new one came
+    assert report.outcome == "caller hung up"  # on the second stream, at the call's end
+    # the callee heard the agent on the new stream ("Thank you.", then its answer)
+    assert len(report.first_sounds) == 2 and report.first_sounds[1] > report.stream_starts[1]
     detail = await read_only_call(tmp_path)
     (sent,) = detail.tool_calls
-    assert not sent.ok and "Twilio" in str(sent.result)
-    assert out["report"].digits_played == ""  # no redirect: the stream stayed up
-    assert ("agent", "Thank you.") in said(detail)  # the model heard the refusal, went on
+    assert sent.name == "send_digits" and sent.ok, sent
+    lines = said(detail)
+    assert ("agent", "Thank you.") in lines
+    # the callee's words on the new stream reached the agent, which answered them
+    assert ("agent", "I would like a brochure please.") in lines
+    assert detail.record.end_reason == "caller_hangup"
+    (resumed,) = [e.data for e in detail.timeline if e.kind == "media.resumed"]
+    print(f"stream gap around the digits: {resumed['gap_ms']} ms")
+    assert resumed["streams"] == 2 and resumed["gap_ms"] < 5000, resumed
+    assert [e.data["digits"] for e in detail.timeline if e.kind == "keypad.sent"] == [3]

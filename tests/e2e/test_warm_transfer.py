@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 
 from switchboard.agents import AgentBook
-from switchboard.audio import pcm16_to_ulaw, read_audio_file, ulaw_to_pcm16
+from switchboard.audio import pcm16_to_ulaw, read_audio_file, ulaw_to_pcm16, write_audio_file
 from switchboard.bridge.thinking import thinking_sound
+from switchboard.emulators.common import speech_like_pcm16
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
 from switchboard.emulators.twilio import TwilioCallReport, TwilioEmulator
 from switchboard.emulators.twilio.conference import Callee, Conference
@@ -38,6 +39,7 @@ from tests.e2e.harness import (
     twilio_env,
     until_said,
 )
+from tests.pyav import needs_av
 from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -115,6 +117,12 @@ def assert_joined(twilio: TwilioEmulator, report: TwilioCallReport, call_id: str
     pcm = samples(ulaw_to_pcm16(bytes(leg.heard)))
     assert len(pcm) > 8000, len(pcm)
     assert float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > 300.0
+    # The caller joined after the announcement's last frame had played (announcement-end),
+    # within a poll or two of it.
+    assert leg.announced_until is not None
+    joined = conf.entered_at[report.call_sid]
+    print(f"caller joined {1000 * (joined - leg.announced_until):.0f} ms after the briefing")
+    assert leg.announced_until <= joined <= leg.announced_until + 2.0 * UNIT
 
 
 def heard_hold(heard: np.ndarray) -> float:
@@ -144,6 +152,7 @@ async def test_warm_transfer_by_the_tool_briefs_the_person_and_joins_the_caller(
         "mode": "warm",
     }
     assert SUMMARY in events["transfer.warm.briefing"]["text"]
+    assert events["transfer.warm.briefed"]["by"] == "carrier"  # not a timer of its length
     assert "hold.started" in events
     assert ("agent", SORRY) not in [(t.role, t.text) for t in detail.transcript]
 
@@ -264,3 +273,36 @@ async def test_a_caller_who_hangs_up_on_hold_takes_the_new_leg_down(tmp_path: Pa
     detail = await read_only_call(tmp_path)
     kinds = [e.kind for e in detail.timeline]
     assert "transfer.warm.started" in kinds and "call.transferred" not in kinds
+
+
+@needs_av
+@pytest.mark.parametrize("suffix", [".wav", ".mp3", ".ogg"])
+async def test_the_agents_hold_audio_file_is_what_the_caller_hears_on_hold(
+    tmp_path: Path, suffix: str
+) -> None:
+    """``hold_audio`` (WAV, MP3, Ogg/Opus) replaces the generated chime: stretches of the
+    file's own decoded samples are found in what the caller heard, and the chime is not."""
+    path = tmp_path / f"hold{suffix}"
+    write_audio_file(
+        path, speech_like_pcm16("please hold the line", 16000, ms_per_char=60.0), 16000
+    )
+    agents = book(hold_audio=str(path))
+    async with warm_app(tmp_path, [warm_tool_turn()], Callee("person", 1.0), agents=agents) as (
+        tw,
+        base,
+        _,
+    ):
+        report = await call(tw, base, tmp_path / "heard.wav")
+    detail = await read_only_call(tmp_path)
+    assert_joined(tw, report, detail.record.id)
+    events = {e.kind: e.data for e in detail.timeline}
+    assert events["hold.stopped"]["played_ms"] >= 2000, events["hold.stopped"]
+    heard = samples(read_audio_file(tmp_path / "heard.wav", 8000))
+    reference = samples(read_audio_file(path, 8000))  # the file, decoded as the app decodes it
+    assert len(reference) >= 8000  # a second and more of it
+    windows = [reference[i : i + 800] for i in range(0, len(reference) - 800, 800)]
+    scores = [best_match(w, heard) for w in windows]
+    print(f"hold_audio {suffix}: median match {np.median(scores):.3f}, min {min(scores):.3f}")
+    # a codec round trip (file codec, then μ-law) of a voice scores above 0.9
+    assert float(np.median(scores)) > 0.9, (suffix, scores)
+    assert heard_hold(heard) < 0.5  # not the generated chime

@@ -94,6 +94,10 @@ def assert_bridged(telnyx: TelnyxEmulator, report: TelnyxCallReport) -> None:
     assert len(pcm) > 8000, len(pcm)
     assert float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > 300.0
     assert ("call.bridged", 200) in report.webhooks
+    # the join came after the briefing's last frame was played (call.playback.ended)
+    played = telnyx.heard_by(leg.call_control_id)
+    assert played.played_until is not None and played.bridged_at is not None
+    assert played.bridged_at >= played.played_until, (played.bridged_at, played.played_until)
 
 
 async def test_telnyx_warm_transfer_by_the_tool_briefs_the_person_and_bridges(
@@ -109,6 +113,7 @@ async def test_telnyx_warm_transfer_by_the_tool_briefs_the_person_and_bridges(
     events = {e.kind: e.data for e in detail.timeline}
     assert (events["call.transferred"]["to"], events["call.transferred"]["mode"]) == (DESK, "warm")
     assert SUMMARY in events["transfer.warm.briefing"]["text"]
+    assert events["transfer.warm.briefed"]["by"] == "carrier"  # not a timer of its length
     assert ("agent", SORRY) not in [(t.role, t.text) for t in detail.transcript]
 
 

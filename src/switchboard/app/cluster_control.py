@@ -1,7 +1,7 @@
 """Live control of a call held by any node, and the cluster's list of live calls.
 
-A control request (``hangup``, ``transfer``, ``say``, ``whisper``, ``takeover``,
-``handback``) may reach any node. The node holding the
+A control request (``hangup``, ``transfer`` — cold or warm —, ``say``, ``whisper``,
+``takeover``, ``handback``) may reach any node. The node holding the
 call acts as before; any other node sends a :class:`~switchboard.cluster.ControlCommand`
 through the cluster (``Cluster.send_command``: the owner's inbox, a Redis stream read with a
 blocking read, so it arrives within milliseconds) and answers with the owner's status
@@ -170,6 +170,10 @@ async def _carry_out(calls: CallManager, command: ControlCommand) -> dict[str, A
         case "transfer":
             note_on_call(calls, call_id, "transfer", {"to": command.destination, **who})
             await calls.transfer(call_id, command.destination)
+        case "warm_transfer":  # started here, where the caller's stream is; runs on here
+            asked = {"to": command.destination, "mode": "warm", **who}
+            note_on_call(calls, call_id, "transfer", asked)
+            await calls.transfer(call_id, command.destination, mode="warm")
         case "release":
             if not await calls.hand_over(call_id):
                 logger.info("call %s: not released (not here, or bridged)", call_id)

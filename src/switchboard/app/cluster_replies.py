@@ -30,7 +30,17 @@ logger = logging.getLogger(__name__)
 
 #: The actions whose sender waits for the owner's answer.
 REPLIED = frozenset(
-    {"hangup", "transfer", "say", "whisper", "takeover", "handback", "listen", "operator"}
+    {
+        "hangup",
+        "transfer",
+        "warm_transfer",
+        "say",
+        "whisper",
+        "takeover",
+        "handback",
+        "listen",
+        "operator",
+    }
 )
 #: How long the sender waits for the owner's answer.
 REPLY_WAIT_S = 3.0

@@ -11,8 +11,9 @@
   whichever node of the cluster holds it (app/cluster_control.py; 503 when the cluster cannot
   be reached); a transfer passes the call's agent's dial plan, as the ``transfer_call`` tool
   does (403). ``mode: warm`` (docs/telephony.md#warm-transfer) must also pass
-  ``SWITCHBOARD_OUTBOUND_ALLOW`` (403), runs on the call's own node only and where the
-  carrier supports it (409 otherwise), and answers ``transferring`` at once.
+  ``SWITCHBOARD_OUTBOUND_ALLOW`` (403), runs where the carrier supports it (409 otherwise) —
+  on the node holding the call, which the request is forwarded to like a cold transfer — and
+  answers ``transferring`` once started.
 * ``GET /v1/sessions`` — the live calls of the whole cluster, each with its ``node``.
 * ``WS /v1/stream`` — the seed's websocket handler: a program or browser streams PCM16 to a
   provider chosen by name or by requirements and gets agent audio (binary frames, same rate)
@@ -256,18 +257,19 @@ async def transfer(call_id: str, body: Transfer, request: Request) -> Ack:
     ``mode: warm`` answers ``transferring`` at once and goes on in the background."""
     manager = _manager(request)
     if call_id not in manager.calls:  # another node's call: checked here, done there
-        if body.mode == "warm":
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, "a warm transfer runs only on the call's own node"
-            )
         state = get_state(request)
         try:
             destination = await remote_destination(state, call_id, body.destination)
         except DialRefused as exc:
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-        command = ControlCommand(call_id, "transfer", destination, actor(request)["via"])
+        # warm: the owner checks SWITCHBOARD_OUTBOUND_ALLOW (403) and whether it can (409),
+        # starts it and answers; the transfer runs there, beside the caller's stream
+        action: Literal["transfer", "warm_transfer"] = (
+            "warm_transfer" if body.mode == "warm" else "transfer"
+        )
+        command = ControlCommand(call_id, action, destination, actor(request)["via"])
         await await_reply(state, command, await send_to_owner(state, command))  # its answer
-        return Ack(call_id=call_id, status="transferred")
+        return Ack(call_id=call_id, status="transferring" if body.mode == "warm" else "transferred")
     note = {"to": body.destination} | ({"mode": "warm"} if body.mode == "warm" else {})
     note_action(request, call_id, "transfer", note)  # the request; the outcome follows as
     try:  # call.transferred (or transfer.warm.failed), or the 403

@@ -224,7 +224,7 @@ async def _claimed_answer(
     if not new_call and not resume_is_fresh(resume, window_s=RESUME_WINDOW_S):
         return _forbidden(f"replay of CallSid {sid}, which was already answered", request)
     try:
-        twiml = await _answer(state, call)
+        twiml = await _answer(state, call, restream=not new_call)
     except BaseException:
         # A failure is not remembered: Twilio's retry passes.
         with contextlib.suppress(ClusterUnavailable):
@@ -282,9 +282,21 @@ async def _same_answer(pending: asyncio.Future[Response], sid: str) -> Response:
         return Response(status_code=503, content="try again", media_type="text/plain")
 
 
-async def _answer(state: AppState, call: IncomingCall, *, resume: bool = False) -> str:
+async def _answer(
+    state: AppState, call: IncomingCall, *, resume: bool = False, restream: bool = False
+) -> str:
     """Prepare ``call`` (``resume``: again, after its media leg died) and return the TwiML
-    that connects (or refuses) it."""
+    that connects (or refuses) it; ``restream`` (our DTMF redirect): a live call of this node
+    waiting for its next stream is connected again as it is (bridge/restream.py)."""
+    calls = state.calls
+    live = (
+        calls.restreaming(_CARRIER, call.carrier_call_id)
+        if restream and isinstance(calls, CallManager)
+        else None
+    )
+    if live is not None:
+        logger.info("call %s: its stream goes on after the digits", live, extra={"call_id": live})
+        return _connect(state, live, call.carrier_call_id)
     if resume:
         assert isinstance(state.calls, CallManager)
         prepared = await state.calls.resume(call)
@@ -298,18 +310,21 @@ async def _answer(state: AppState, call: IncomingCall, *, resume: bool = False) 
         if prepared.busy:
             return busy_twiml()  # a busy signal: the caller's carrier may try elsewhere
         return reject_twiml("We are sorry, no agent can take your call right now. Goodbye.")
-    token = state.gateway.signer.sign(
-        prepared.call_id, _CARRIER.value, carrier_call_id=call.carrier_call_id
-    )
-    stream_url = f"{state.gateway.settings.public_ws_url}{MEDIA_PATH}"
     logger.info(
         "answering Twilio call %s as %s",
         call.carrier_call_id,
         prepared.call_id,
         extra={"call_id": prepared.call_id},
     )
-    action = resume_url(state.gateway.settings, prepared.call_id)
-    return stream_twiml(stream_url, {"call_id": prepared.call_id, "token": token}, action=action)
+    return _connect(state, prepared.call_id, call.carrier_call_id)
+
+
+def _connect(state: AppState, call_id: str, sid: str) -> str:
+    """``<Connect><Stream>`` of ``call_id`` with a media token bound to the CallSid ``sid``."""
+    token = state.gateway.signer.sign(call_id, _CARRIER.value, carrier_call_id=sid)
+    stream_url = f"{state.gateway.settings.public_ws_url}{MEDIA_PATH}"
+    action = resume_url(state.gateway.settings, call_id)
+    return stream_twiml(stream_url, {"call_id": call_id, "token": token}, action=action)
 
 
 def resume_url(settings: Settings, call_id: str) -> str:

@@ -6,6 +6,8 @@ answered with TwiML that plays the briefing — ``<Play>`` of ``GET /twilio/warm
 (the offline voice's audio) or, without an offline voice, ``<Say>`` of its text. The token is
 unguessable and lives only while its transfer runs (``telephony/warm.py``). Telnyx's
 ``playback_start`` fetches ``GET /telnyx/warm/{token}.wav`` (``telephony/telnyx/warm.py``).
+``POST /twilio/warm/status`` is the warm conference's status callback: its
+``announcement-end`` tells the warm transfer the briefing has played.
 """
 
 from __future__ import annotations
@@ -21,6 +23,21 @@ __all__ = ["warm_router"]
 
 warm_router = APIRouter(include_in_schema=False)
 _XML = "application/xml"
+
+
+@warm_router.post("/twilio/warm/status")
+async def conference_status(request: Request) -> Response:
+    """A warm transfer's conference status callback (signed): ``announcement-end`` (or
+    ``-fail``) says the briefing announced to the leg ``CallSid`` is over: the join goes on."""
+    state = get_state(request)
+    verified = await _verified_form(request, state)
+    if isinstance(verified, str):
+        return Response("forbidden", status_code=403, media_type="text/plain")
+    form, _key = verified
+    event, leg = str(form.get("StatusCallbackEvent") or ""), str(form.get("CallSid") or "")
+    if event in ("announcement-end", "announcement-fail") and leg:
+        state.gateway.briefings.note_played(leg, event)
+    return Response(status_code=204)
 
 
 @warm_router.post("/twilio/warm/{token}")

@@ -22,7 +22,7 @@ from switchboard.bridge.recording import CallRecordSink
 from switchboard.bridge.resume_state import CarriedState
 from switchboard.bridge.session import CallSession
 from switchboard.bridge.turn_taking import TurnTakingOptions
-from switchboard.errors import AudioError, TelephonyError
+from switchboard.errors import AudioError
 from switchboard.media import AudioFormat, AudioSpec
 from switchboard.metrics import MetricsSink
 from switchboard.providers.base import BaseProvider
@@ -109,11 +109,8 @@ class BoundCarrierControl:
         await self._adapter.transfer_call(self._id, destination)
 
     async def send_dtmf(self, digits: str) -> None:
-        if self._adapter.name == TelephonyType.TWILIO.value:
-            # Twilio plays digits by redirecting the call (<Play digits> then back to the
-            # voice webhook), which stops this media stream; a live session does not resume
-            # on the new one yet, so the call would end (docs/telephony.md#sending-digits).
-            raise TelephonyError("sending digits during a Twilio media stream is not supported")
+        # On Twilio this redirects the call, which stops its media stream: the session wraps
+        # this control in bridge/restream.py's SplicingControl to go on with the next stream.
         await self._adapter.send_dtmf(self._id, digits)
 
 

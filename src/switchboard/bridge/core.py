@@ -302,6 +302,15 @@ class BridgeCore:
         self._schedule(out, now)
         return out
 
+    def stream_replaced(self, now: float) -> list[Action]:
+        """The carrier's media stream was replaced by a new one of the same call (Twilio's
+        digits): the marks still outstanding on the old stream never come back, and count as
+        played (that audio was played or cut with the old stream)."""
+        out: list[Action] = []
+        for name in list(self._outstanding):
+            out += self.mark_acked(name, now)
+        return out
+
     def function_call(
         self, call_id: str, name: str, arguments: dict[str, Any], now: float
     ) -> list[Action]:

@@ -44,6 +44,7 @@ from switchboard.bridge.failover_wiring import (
     pinned_provider,
 )
 from switchboard.bridge.planner import CallPlanner, Placement
+from switchboard.bridge.restream import NextStream
 from switchboard.bridge.resume import (
     RESUMABLE_ENDS,
     RESUME_LINE,
@@ -286,6 +287,12 @@ class CallManager:
         active = self.calls.get(call_id)
         if active is None:
             active = await self._adopt(call_id)
+        splice = active.session.splice if active is not None and active.session else None
+        if splice is not None and splice.expecting:  # the call's next stream (restream.py)
+            stream = NextStream(codec, socket, started)
+            if splice.offer(stream):
+                await stream.released.wait()  # the socket stays open while the call uses it
+                return
         if active is None or active.session is not None:
             logger.warning(
                 "media for unknown or already bridged call %s", call_id, extra={"call_id": call_id}
@@ -321,6 +328,15 @@ class CallManager:
                 reason = await session.run()
             finally:
                 await self._end(active, reason)
+
+    def restreaming(self, carrier: TelephonyType, carrier_call_id: str) -> str | None:
+        """The id of the live call ``carrier_call_id`` whose media is moving to a new stream
+        (Twilio's digits, bridge/restream.py): its voice webhook connects that call again."""
+        call_id = self._by_carrier_id.get((carrier.value, carrier_call_id))
+        active = self.calls.get(call_id) if call_id is not None else None
+        session = active.session if active is not None else None
+        splice = session.splice if session is not None else None
+        return call_id if splice is not None and splice.expecting else None
 
     async def _adopt(self, call_id: str) -> ActiveCall | None:
         """Prepare here a call another node prepared, once that node let it go; None when

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -48,6 +49,12 @@ from switchboard.bridge.keypad import MenuChoice
 from switchboard.bridge.keypad_link import KeypadLink, silence_like
 from switchboard.bridge.operator import OperatorDesk
 from switchboard.bridge.provider_side import LIVE, ProviderSide
+from switchboard.bridge.restream import (
+    SplicingControl,
+    StreamSplice,
+    agent_quiet,
+    take_next_stream,
+)
 from switchboard.bridge.sink import CallSink, MemorySink
 from switchboard.bridge.thinking import CALLER_TOOLS, ThinkingAudio
 from switchboard.bridge.voice import voice_detector
@@ -106,6 +113,7 @@ class CallSession:
         greeting_text: str | None = None,
         failover: ProviderFailover | None = None,
         warm: WarmOptions | None = None,
+        restream: bool = False,
     ) -> None:
         self.call_id = call_id
         self.codec = codec
@@ -115,6 +123,11 @@ class CallSession:
         self.tools = tools
         self.core = BridgeCore(options)
         self.sink: CallSink = sink or MemorySink()
+        #: the call's media moving to a new stream (Twilio's digits: ``bridge/restream.py``)
+        self.splice = StreamSplice() if restream and carrier_control is not None else None
+        if self.splice is not None and carrier_control is not None:
+            quiet = functools.partial(agent_quiet, self.core, self.now)
+            carrier_control = SplicingControl(carrier_control, self.splice, quiet=quiet)
         self.carrier_control = carrier_control
         self.log = logging.LoggerAdapter(logger, {"call_id": call_id})
         self.carrier = CarrierLink(
@@ -302,6 +315,8 @@ class CallSession:
 
     async def _finish(self) -> None:
         self.keypad.close()
+        if self.splice is not None:
+            self.splice.close()
         if self.amd is not None:
             self.amd.close()
         if self.thinking is not None:
@@ -329,6 +344,13 @@ class CallSession:
 
     # -- loops -----------------------------------------------------------------------------------
     async def _carrier_loop(self) -> None:
+        while True:
+            await self._read_stream()  # until the stream stops or its socket closes
+            if not await take_next_stream(self):  # the call goes on with its next stream?
+                self.end(self._gone())
+                return
+
+    async def _read_stream(self) -> None:
         receive, decode = self.socket.receive_text, self.codec.receive
         voiced = voice_detector(self.started.audio.format)
         caller_frame = self.core.caller_frame
@@ -364,7 +386,6 @@ class CallSession:
                         case DtmfReceived(digit=digit):
                             await self.keypad.press(digit, "media")
                         case StreamStopped():
-                            self.end(self._gone())
                             return
                         case StreamError(code=code, message=message):
                             self.log.warning("carrier stream error %s: %s", code, message)
@@ -372,7 +393,7 @@ class CallSession:
                         case _:
                             pass
         except CallerDisconnected:
-            self.end(self._gone())
+            return
 
     def _gone(self) -> str:
         """Why the caller's stream ended: a warm transfer's join takes it away."""
@@ -544,6 +565,8 @@ class CallSession:
         if self._done.is_set() and self.end_reason == "caller_hangup":
             return
         if not await self.carrier.send(text):
+            if self.splice is not None and self.splice.moving:
+                return  # the stream is moving: lost with the old one, as the redirect cut it
             self.end("caller_hangup")
 
     def _spawn(self, coro: Awaitable[Any], what: str) -> None:

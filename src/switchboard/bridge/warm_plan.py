@@ -12,8 +12,13 @@ Theory of operation: the plan starts ``ringing`` at ``started_ms``. Leg reports
 carriers' detection results by name), or ``ended``. Once answered the ring deadline no
 longer applies; a detection that says nothing within ``detect_ms`` counts as a person. A
 person (or ``unknown``/``not_sure``: detection that could not tell is treated as a person, as
-on outbound calls) is ``Brief``-ed once; once the briefing has played
-(:meth:`WarmPlan.briefed`) the plan says ``Join``. A machine or fax, a leg that ended before
+on outbound calls) is ``Brief``-ed once. The join waits for the carrier to say the briefing
+has played to its end (:meth:`WarmPlan.briefed`: Twilio's ``announcement-end``, Telnyx's
+``call.playback.ended``), not for a timer of its length: then the plan says ``Join``
+(``joined_by`` ``carrier``). Only when no such word comes by the briefing's length plus
+``play_slack_ms`` after it was sent (:meth:`WarmPlan.briefing_sent`, then :meth:`WarmPlan.tick`)
+is the person joined all the same (``joined_by`` ``timeout``): they answered, and the caller
+should not wait on a lost event. A machine or fax, a leg that ended before
 the join, or no answer by ``ring_ms`` (:meth:`WarmPlan.tick`) gives ``GiveUp`` with the
 reason; ``GiveUp`` and ``Join`` are final. Nothing here sees a clock or a socket: the times
 come in as arguments.
@@ -74,10 +79,22 @@ class WarmPlan:
             person.
     """
 
-    def __init__(self, *, started_ms: float, ring_ms: float, detect_ms: float = 5000.0) -> None:
+    def __init__(
+        self,
+        *,
+        started_ms: float,
+        ring_ms: float,
+        detect_ms: float = 5000.0,
+        play_slack_ms: float = 10_000.0,
+    ) -> None:
         self.deadline_ms = started_ms + ring_ms
         self.detect_ms = detect_ms
         self.detect_deadline_ms: float | None = None
+        self.play_slack_ms = play_slack_ms
+        #: when the person is joined even without the carrier's end of the briefing
+        self.play_deadline_ms: float | None = None
+        #: what let the join happen: the carrier's end of playback, or the backstop
+        self.joined_by: Literal["carrier", "timeout"] | None = None
         self.state: Literal["ringing", "detecting", "briefing", "joined", "given_up"] = "ringing"
         self.reason: GiveUpReason | None = None
 
@@ -114,13 +131,22 @@ class WarmPlan:
         if detecting and now_ms >= (self.detect_deadline_ms or 0.0):
             self.state = "briefing"
             return Brief()
+        playing = self.state == "briefing" and self.play_deadline_ms is not None
+        if playing and now_ms >= (self.play_deadline_ms or 0.0):
+            return self._join("timeout")
         return None
 
+    def briefing_sent(self, now_ms: float, length_ms: float) -> None:
+        """The carrier was asked at ``now_ms`` to play a briefing of ``length_ms``."""
+        if self.state == "briefing":
+            self.play_deadline_ms = now_ms + length_ms + self.play_slack_ms
+
     def briefed(self) -> WarmStep | None:
-        """The briefing has played to the person: join them with the caller."""
-        if self.state != "briefing":
-            return None
-        self.state = "joined"
+        """The carrier says the briefing has played to its end: join person and caller."""
+        return self._join("carrier") if self.state == "briefing" else None
+
+    def _join(self, by: Literal["carrier", "timeout"]) -> Join:
+        self.state, self.joined_by = "joined", by
         return Join()
 
     def failed(self) -> WarmStep | None:

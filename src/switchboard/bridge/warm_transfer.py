@@ -5,8 +5,9 @@
 ``hold_audio``, else the soft sound of ``bridge/thinking.py``) while the caller's voice goes
 to the provider as silence, dials the destination through the carrier's :class:`WarmLeg`,
 and follows :class:`~switchboard.bridge.warm_plan.WarmPlan`: a person who answers hears the
-briefing (spoken by the offline voice, served to the carrier from :class:`Briefings`), then
-caller and person are joined and the call's session ends (``transferred``); no answer, a
+briefing (spoken by the offline voice, served to the carrier from :class:`Briefings`), then —
+once the carrier says it has played to its end (``WarmLeg.briefing_played``) — caller and
+person are joined and the call's session ends (``transferred``); no answer, a
 machine, or a failure gives the caller back to the agent, with a message that says why.
 
 The destination has passed the agent's dial plan (as every transfer) and must also pass
@@ -57,6 +58,10 @@ class WarmLeg(Protocol):
 
     async def brief(self, token: str, briefing: Briefing) -> None:
         """Play ``briefing`` (stored under ``token`` in :class:`Briefings`) to the person."""
+        ...
+
+    def briefing_played(self) -> bool:
+        """The carrier has said the briefing played to its end (its webhook came)."""
         ...
 
     async def join(self) -> None: ...
@@ -193,20 +198,28 @@ class WarmTransfer:
         try:
             await leg.dial(destination, ring_s=o.ring_s)
             step: WarmStep | None = None
+            sent_at = 0.0
             while step is None:
                 await asyncio.sleep(o.poll_s)
                 r.core.keep_alive(r.now())  # the caller is on hold, not silent
                 status, answered_by = await leg.poll()
-                step = plan.tick(r.now()) or plan.leg(status, answered_by, now_ms=r.now())
+                now = r.now()
+                step = (
+                    plan.leg(status, answered_by, now_ms=now)
+                    or (plan.briefed() if leg.briefing_played() else None)
+                    or plan.tick(now)
+                )
                 if isinstance(step, Brief):
                     briefing = await speaking
                     token = o.briefings.put(briefing)
                     r.sink.timeline("transfer.warm.briefing", r.now(), {"text": text})
                     await leg.brief(token, briefing)
-                    await asyncio.sleep(_played_s(briefing) + 0.3)
-                    status, _ = await leg.poll()
-                    step = plan.leg(status) or plan.briefed()
+                    sent_at = r.now()  # the join waits for the carrier's end of it
+                    plan.briefing_sent(sent_at, _played_s(briefing) * 1000.0)
+                    step = None
             if isinstance(step, Join):
+                played = {"by": plan.joined_by, "after_ms": round(r.now() - sent_at)}
+                r.sink.timeline("transfer.warm.briefed", r.now(), played)
                 # Recorded first: the join ends the caller's stream, and with it this task.
                 r.sink.timeline("call.transferred", r.now(), {"to": destination, "mode": "warm"})
                 self.joining = True
@@ -260,7 +273,8 @@ def _wav(pcm: bytes) -> bytes:
 
 
 def _played_s(briefing: Briefing) -> float:
-    """How long the briefing takes to play (the carrier's own voice: ~65 ms a character)."""
+    """How long the briefing takes to play (the carrier's own voice: ~65 ms a character):
+    what the join's backstop adds its slack to (``WarmPlan.briefing_sent``)."""
     if briefing.wav is None:
         return len(briefing.text) * 0.065
     return (len(briefing.wav) - 44) / 2 / BRIEFING_SPEC.sample_rate

@@ -260,6 +260,8 @@ def open_session(
         greeting_text=agent.greeting,
         failover=failover,
         warm=warm_options(gateway, active, carrier, started),
+        # Twilio's digits redirect the call: its media goes on on the next stream
+        restream=carrier is TelephonyType.TWILIO,
     )
     session.operator.on_partial = live.partial  # the transcript as it comes, to the console
     if carried is not None:
@@ -281,7 +283,9 @@ def warm_options(
         twilio = adapter
 
         def leg(room: str) -> WarmLeg:
-            return TwilioWarmLeg(twilio, call_sid=carrier_id, room=room, from_=ours)
+            return TwilioWarmLeg(
+                twilio, call_sid=carrier_id, room=room, from_=ours, briefings=gateway.briefings
+            )
 
     elif isinstance(adapter, TelnyxAdapter):
         telnyx = adapter

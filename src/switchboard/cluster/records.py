@@ -40,9 +40,11 @@ CallState = Literal["starting", "live", "ending", "lost"]
 #: ``release``: let a prepared (not yet bridged) call go, for the node its media reached.
 #: ``listen`` / ``operator``: serve an operator's audio socket relayed by the sending node
 #: (``text`` names the stream; app/operator_relay.py).
+#: ``warm_transfer``: start a warm transfer to ``destination`` on the owner (it runs there).
 CommandAction = Literal[
     "hangup",
     "transfer",
+    "warm_transfer",
     "say",
     "release",
     "whisper",
@@ -193,7 +195,7 @@ class ControlCommand:
     Attributes:
         call_id: the call to act on.
         action: see :data:`CommandAction`.
-        destination: where to transfer (``transfer`` only).
+        destination: where to transfer (``transfer``, ``warm_transfer``).
         text: what the agent says (``say``) or is told (``whisper``).
         reason: why, or who asked (for the call's timeline and logs).
         sender: the node that sent it.

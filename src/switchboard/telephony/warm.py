@@ -2,7 +2,8 @@
 leg's status as the plan reads it, and briefings waiting for the carrier to fetch them.
 
 The carrier plays a briefing to the person who answers a warm transfer by fetching it from
-us (Twilio: a participant's ``AnnounceUrl``, served by ``app/warm_routes.py``). Each waits
+us (Twilio: a participant's ``AnnounceUrl``, served by ``app/warm_routes.py``), and says
+when it has played it to its end. Each waits
 here under an unguessable token until the transfer is over; only the newest ``limit`` are
 kept, so a transfer that never cleans up cannot grow the store. In this process only: the
 carrier's fetch must reach the node running the call (docs/telephony.md#warm-transfer).
@@ -32,11 +33,24 @@ class Briefing:
 
 
 class Briefings:
-    """Briefings by unguessable token (the last ``limit``), for the carrier's announce fetch."""
+    """Briefings by unguessable token (the last ``limit``), for the carrier's announce fetch;
+    and the carrier's word that a leg's briefing has played (Twilio's ``announcement-end``
+    conference callback, by the leg's CallSid: the last ``limit`` too)."""
 
     def __init__(self, limit: int = 64) -> None:
         self._items: OrderedDict[str, Briefing] = OrderedDict()
+        self._played: OrderedDict[str, str] = OrderedDict()
         self._limit = limit
+
+    def note_played(self, leg: str, how: str) -> None:
+        """The carrier says the announcement to ``leg`` ended (``how``: its event)."""
+        self._played[leg] = how
+        while len(self._played) > self._limit:
+            self._played.popitem(last=False)
+
+    def played(self, leg: str) -> str | None:
+        """How the announcement to ``leg`` ended, if the carrier has said so."""
+        return self._played.get(leg)
 
     def put(self, briefing: Briefing) -> str:
         token = secrets.token_urlsafe(24)

@@ -6,17 +6,24 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from tests.conftest import UNIT
 from tests.waiting import eventually_async
 from twilio.rest.api.v2010.account.conference import ConferenceInstance
 from twilio.rest.api.v2010.account.conference.participant import ParticipantInstance
 
+from switchboard.emulators.loopback import LoopbackServer
 from switchboard.emulators.twilio import Callee, TwilioEmulator
+from switchboard.emulators.twilio.signing import twilio_signature
 
 pytestmark = pytest.mark.anyio
 
@@ -109,3 +116,65 @@ async def test_participant_errors() -> None:
     assert short.status_code == 400 and amd.status_code == 400
     assert (unknown.status_code, unknown.json()["code"]) == (404, 20404)
     assert unauth.status_code == 401
+
+
+async def test_an_announcement_takes_its_time_then_the_status_callback_says_it_ended() -> None:
+    """``<Say>`` to one participant plays ~65 ms a character; then the conference's
+    ``ConferenceStatusCallback`` gets a signed ``announcement-end`` with its ``CallSid``."""
+    text = "A caller wants the desk."  # 24 characters: ~1.56 s
+    got: list[tuple[float, dict[str, str], bool]] = []
+    base = ""
+
+    async def announce(_request: Request) -> Response:
+        twiml = f"<Response><Say>{text}</Say></Response>"
+        return Response(twiml, media_type="application/xml")
+
+    async def status(request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        signed = twilio_signature(emu.auth_token, f"{base}/status", sorted(form.items()))
+        got.append((time.monotonic(), form, request.headers["x-twilio-signature"] == signed))
+        return Response(status_code=204)
+
+    app = Starlette(
+        routes=[
+            Route("/announce", announce, methods=["POST"]),
+            Route("/status", status, methods=["POST"]),
+        ]
+    )
+    async with (
+        TwilioEmulator(callee=Callee("person", 0.1)) as emu,
+        LoopbackServer(app, lifespan="off") as server,
+    ):
+        base = server.base_url
+        params = [
+            *PERSON,
+            ("ConferenceStatusCallback", f"{base}/status"),
+            ("ConferenceStatusCallbackEvent", "announcement"),
+        ]
+        created = (await rest(emu, "POST", "/Conferences/room-2/Participants.json", params)).json()
+        sid, conf = created["call_sid"], created["conference_sid"]
+
+        async def answered() -> bool:
+            call: dict[str, Any] = (await rest(emu, "GET", f"/Calls/{sid}.json")).json()
+            return bool(call["status"] == "in-progress")
+
+        await eventually_async(answered, limit_s=5 * UNIT)
+        asked = time.monotonic()
+        update = [("AnnounceUrl", f"{base}/announce"), ("AnnounceMethod", "POST")]
+        assert (
+            await rest(emu, "POST", f"/Conferences/{conf}/Participants/{sid}.json", update)
+        ).status_code == 200
+
+        async def called() -> bool:
+            return bool(got)
+
+        await eventually_async(called, limit_s=5 * UNIT)
+        assert emu.violations == []
+    ((at, form, signed),) = got
+    assert signed
+    assert (form["StatusCallbackEvent"], form["CallSid"], form["ConferenceSid"]) == (
+        "announcement-end",
+        sid,
+        conf,
+    )
+    assert at - asked >= len(text) * 0.065  # not before the words were said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
 
 import httpx
@@ -140,3 +141,44 @@ async def test_unreachable_and_unconfigured() -> None:
         await shared.setup()
         await shared.aclose()
         assert not client.is_closed  # an injected client belongs to its owner
+
+
+async def test_a_get_on_a_connection_the_server_dropped_is_sent_again() -> None:
+    """The server closes a kept-alive connection as the next request arrives (uvicorn's and
+    Twilio's idle timeouts): a GET is sent once more on a new connection; a POST is not."""
+    import asyncio
+
+    body = b'{"sid": "CA1", "status": "in-progress"}'
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        if connections % 2 == 1:  # dropped unanswered
+            writer.close()
+            return
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    adapter = TwilioAdapter(
+        account_sid="AC" + "0" * 32, auth_token="t", base_url=f"http://127.0.0.1:{port}"
+    )
+    try:
+        assert (await adapter.fetch_call("CA1"))["status"] == "in-progress"
+        assert connections == 2
+        with pytest.raises(TelephonyError, match="failed"):
+            await adapter.update_call("CA1", Status="completed")  # dropped: not sent again
+        assert connections == 3
+    finally:
+        await adapter.aclose()
+        server.close()
+        await server.wait_closed()

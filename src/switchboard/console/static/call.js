@@ -34,7 +34,8 @@ export function showCall(view, callId, signal) {
       ...fact("Carrier", s.carrier ?? r.carrier),
       ...fact("Duration", state.live ? seconds(Date.now() / 1000 - s.started_at)
         : seconds(r.duration_s)),
-      ...(state.live ? [] : fact("Ended", `${when(r.ended_at)} (${r.end_reason ?? "–"})`)));
+      ...(state.live ? [] : fact("Ended", `${when(r.ended_at)} (${r.end_reason ?? "–"})`)),
+      ...warmFact(state.timeline));
     cost.textContent = state.live ? usd(s.cost_usd) : usd(r.cost_total);
     transcript.replaceChildren(...state.transcript.map((t) =>
       h("li", { class: `${t.role}${t.interrupted ? " interrupted" : ""}` },
@@ -117,10 +118,31 @@ export function showCall(view, callId, signal) {
   }, signal);
 }
 
+// A warm transfer's progress, from its timeline entries (bridge/warm_transfer.py): the
+// "Warm transfer" fact shows the latest step, or nothing when the call had none.
+const WARM_STEPS = {
+  "transfer.warm.started": (d) => `dialling ${d.to} (caller on hold)`,
+  "transfer.warm.briefing": () => "briefing the person who answered",
+  "transfer.warm.error": (d) => `carrier error: ${d.error}`,
+  "transfer.warm.failed": (d) => `did not go through (${d.reason}): caller back with the agent`,
+  "call.transferred": (d) => (d.mode === "warm" ? `joined with ${d.to}` : null),
+};
+
+function warmFact(timeline) {
+  let step = null;
+  for (const e of timeline) {
+    const text = WARM_STEPS[e.kind]?.(e.data ?? {});
+    if (text) step = text;
+  }
+  return step === null ? [] : [h("dt", {}, "Warm transfer"),
+    h("dd", { "aria-label": "Warm transfer" }, step)];
+}
+
 async function act(callId, action, body, signal) {
   try {
-    await api(`/v1/calls/${encodeURIComponent(callId)}/${action}`, { method: "POST", body, signal });
-    status(`${action}: done`);
+    const answer = await api(`/v1/calls/${encodeURIComponent(callId)}/${action}`,
+      { method: "POST", body, signal });
+    status(`${action}: ${answer?.status === "transferring" ? "under way" : "done"}`);
     return true;
   } catch (error) {
     status(`${action}: ${error.message}`, true);
@@ -136,6 +158,9 @@ function operatorControls(callId, signal) {
   const respond = h("input", { type: "checkbox", name: "respond" });
   const destination = h("input", { name: "destination", "aria-label": "Transfer to",
     placeholder: "name or +number" });
+  // cold: hand the caller over now; warm: hold, dial, brief whoever answers, then join
+  const mode = h("select", { name: "mode", "aria-label": "Transfer mode" },
+    h("option", { value: "cold" }, "cold"), h("option", { value: "warm" }, "warm"));
   return [
     h("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
@@ -151,8 +176,11 @@ function operatorControls(callId, signal) {
     h("label", { class: "check" }, respond, "act on it now")),
     h("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
-      if (destination.value.trim()) act_("transfer", { destination: destination.value.trim() });
-    } }, destination, h("button", { type: "submit" }, "Transfer")),
+      if (!destination.value.trim()) return;
+      const body = { destination: destination.value.trim() };
+      if (mode.value === "warm") body.mode = "warm";
+      act_("transfer", body);
+    } }, destination, mode, h("button", { type: "submit" }, "Transfer")),
     h("p", {}, h("button", { type: "button", class: "danger", onclick: () => act_("hangup") },
       "Hang up")),
   ];

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 import wave
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ class Heard:
     played: bytearray = field(default_factory=bytearray)  # PCM16 8 kHz
     spoken: list[str] = field(default_factory=list)
     bridged_with: str | None = None
+    #: when (monotonic) the last playback or speech ended, and when the leg was bridged
+    played_until: float | None = None
+    bridged_at: float | None = None
 
 
 def _pcm8k(data: bytes) -> bytes:
@@ -69,6 +73,7 @@ async def playback(call: EmulatedCall, heard: Heard, url: str, send: Send, *, sp
         return
     heard.played += pcm
     await asyncio.sleep(len(pcm) / 2 / 8000 / speed)
+    heard.played_until = time.monotonic()
     if call.is_alive:
         send(call, "call.playback.ended", call.payload(media_url=url, status="completed"))
 
@@ -78,6 +83,7 @@ async def speak(call: EmulatedCall, heard: Heard, text: str, send: Send, *, spee
     heard.spoken.append(text)
     send(call, "call.speak.started", call.payload())
     await asyncio.sleep(len(text) * 0.065 / speed)
+    heard.played_until = time.monotonic()
     if call.is_alive:
         send(call, "call.speak.ended", call.payload(status="completed"))
 
@@ -96,6 +102,7 @@ async def bridge(
     caller on ``a`` with it."""
     heard(a.call_control_id).bridged_with = b.call_control_id
     heard(b.call_control_id).bridged_with = a.call_control_id
+    heard(a.call_control_id).bridged_at = heard(b.call_control_id).bridged_at = time.monotonic()
     for leg in (a, b):
         send(leg, "call.bridged", leg.payload())
     await asyncio.sleep(talk_s / speed)

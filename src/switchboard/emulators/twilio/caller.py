@@ -267,7 +267,12 @@ class TwilioCaller:
                 case "Say":
                     self.report.said.append(verb.text)
                 case "Play":
-                    self.report.digits_played += verb.attrs.get("digits", "")
+                    digits = verb.attrs.get("digits", "")
+                    self.report.digits_played += digits
+                    # the tones take time: ~0.1 s a key and its gap, 0.5 s a "w"
+                    # (twilio.com/docs/voice/twiml/play#attributes-digits)
+                    waits = digits.lower().count("w")
+                    await asyncio.sleep((0.5 * waits + 0.1 * (len(digits) - waits)) / self.speed)
                 case "Pause":
                     wait_s = float(verb.attrs.get("length", "1")) / self.speed
                     with contextlib.suppress(TimeoutError):

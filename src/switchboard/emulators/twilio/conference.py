@@ -16,7 +16,12 @@ twilio.com/docs/voice/twiml/conference (field names checked against the ``twilio
   joined;
 * a participant update with ``AnnounceUrl`` fetches it (signed POST, like every Twilio
   request to an app) and plays the TwiML to that participant alone: ``<Play>`` audio is
-  fetched and kept as what the participant heard (μ-law), ``<Say>`` text as what it was told.
+  fetched and kept as what the participant heard (μ-law), ``<Say>`` text as what it was told;
+  both take their time (the audio's length; ~65 ms a character of text), and when it is over
+  the conference's status callback gets ``StatusCallbackEvent=announcement-end`` (with the
+  participant's ``CallSid``) if ``announcement`` was among the
+  ``ConferenceStatusCallbackEvent`` of the participant create that set
+  ``ConferenceStatusCallback`` (the first one that did: the conference's).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 import wave
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -69,6 +75,8 @@ class Participant:
     heard: bytearray = field(default_factory=bytearray)
     told: list[str] = field(default_factory=list)
     announcements: list[str] = field(default_factory=list)
+    #: when (monotonic) the last announcement finished playing to this participant
+    announced_until: float | None = None
 
     def resource(self, account_sid: str) -> dict[str, Any]:
         c = self.conference
@@ -105,10 +113,16 @@ class Conference:
     #: hangs up a call (CallSid) when the conference ends around it
     hang_up: Callable[[str], None] = lambda _sid: None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    #: ``ConferenceStatusCallback`` and its events (``ConferenceStatusCallbackEvent``)
+    status_callback: str | None = None
+    status_events: frozenset[str] = frozenset()
+    #: when (monotonic) each call entered, by CallSid
+    entered_at: dict[str, float] = field(default_factory=dict)
 
     def enter(self, p: Participant) -> None:
         p.status = "connected"
         self.participants[p.call_sid] = p
+        self.entered_at[p.call_sid] = time.monotonic()
         if p.start_conference_on_enter and self.status == "init":
             self.status = "in-progress"
         if len(self.participants) > len(self.peak):
@@ -179,8 +193,10 @@ async def announce(
     account_sid: str,
     client: httpx.AsyncClient,
     violations: list[str],
+    speed: float = 1.0,
 ) -> None:
-    """Fetch ``url`` (signed POST) and play its TwiML to ``participant`` alone."""
+    """Fetch ``url`` (signed POST) and play its TwiML to ``participant`` alone, taking the
+    time it takes; then tell the conference's status callback (see the module docstring)."""
     params = [
         ("AccountSid", account_sid),
         ("CallSid", participant.call_sid),
@@ -196,14 +212,31 @@ async def announce(
         for verb in verbs:
             match verb.name:
                 case "Play":
-                    audio = await client.get(verb.text)
-                    participant.heard += _wav_ulaw(audio.content)
+                    audio = _wav_ulaw((await client.get(verb.text)).content)
+                    participant.heard += audio
+                    await asyncio.sleep(len(audio) / 8000 / speed)
                 case "Say":
                     participant.told.append(verb.text)
+                    await asyncio.sleep(len(verb.text) * 0.065 / speed)
                 case other:
                     violations.append(f"announcement with <{other}>")
+        event = "announcement-end"
     except (httpx.HTTPError, TwimlError, wave.Error) as exc:
         violations.append(f"announcement failed: {type(exc).__name__}: {exc}")
+        event = "announcement-fail"
+    participant.announced_until = time.monotonic()
+    conf = participant.conference
+    if conf.status_callback is None or "announcement" not in conf.status_events:
+        return
+    params.append(("StatusCallbackEvent", event))
+    params.append(("Timestamp", formatdate(usegmt=True)))
+    try:
+        resp = await _signed(client, conf.status_callback, params, auth_token)
+    except httpx.HTTPError as exc:  # Twilio logs a failed callback; the conference goes on
+        logger.info("conference status callback failed: %s", exc)
+        return
+    if resp.status_code >= 400:
+        violations.append(f"conference status callback answered HTTP {resp.status_code}")
 
 
 def _signed(

@@ -64,6 +64,12 @@ class TwilioEmulator(Protocol):
     def valid_party(self, number: str) -> bool: ...
 
 
+#: ``ConferenceStatusCallbackEvent`` values (participant create)
+_CONFERENCE_EVENTS = frozenset(
+    {"start", "end", "join", "leave", "mute", "hold", "modify", "speaker", "announcement"}
+)
+
+
 def _flag(value: str | None, default: bool) -> bool:
     return default if value is None else value.lower() == "true"
 
@@ -196,6 +202,12 @@ class ConferenceRoutes:
         conf = self.room(key) if not key.startswith("CF") else self.conference(key)
         if conf is None:
             return self.not_found("conference")
+        if (callback := params.get("ConferenceStatusCallback")) and conf.status_callback is None:
+            conf.status_callback = callback
+            events = params.get("ConferenceStatusCallbackEvent", "")
+            conf.status_events = frozenset(events.replace(",", " ").split())
+            if unknown := conf.status_events - _CONFERENCE_EVENTS:
+                self.emu.violations.append(f"ConferenceStatusCallbackEvent {sorted(unknown)}")
         sid = new_sid("CA")
         resource = self.emu._resource(sid, to, from_, "outbound-api")
         call = self.emu.new_call(resource)
@@ -260,6 +272,7 @@ class ConferenceRoutes:
                 account_sid=self.emu.account_sid,
                 client=client,
                 violations=self.emu.violations,
+                speed=self.emu.speed,
             )
 
     def not_found(self, what: str) -> JSONResponse:

@@ -13,7 +13,8 @@ its media stream (hearing switchboard's hold audio) while:
   the detection's ``result`` comes (``human``, ``machine``, ``not_sure``; the warm plan
   waits for it a few seconds, then takes the leg for a person);
 * the briefing is ``playback_start`` of our ``/telnyx/warm/<token>.wav`` on the new leg
-  (without an offline voice, ``speak`` of its text);
+  (without an offline voice, ``speak`` of its text); its ``call.playback.ended``
+  (``call.speak.ended``) is what the join waits for;
 * the join stops the caller's stream (``streaming_stop``) and ``bridge``-s the caller's leg
   with the new one: the agent leaves, caller and person talk;
 * a leg given up is hung up.
@@ -52,6 +53,7 @@ class _LegState:
     answered_at: float | None = None
     answered_by: str | None = None
     ended: str | None = None  # the hangup cause
+    played: bool = False  # the briefing's playback (or speech) ended
 
 
 class WarmLegEvents:
@@ -73,6 +75,8 @@ class WarmLegEvents:
                 leg.answered_by = event.text("result") or "not_sure"
             case "call.hangup":
                 leg.ended = event.text("hangup_cause", "unspecified")
+            case "call.playback.ended" | "call.speak.ended":
+                leg.played = True
             case _:
                 pass
 
@@ -85,6 +89,11 @@ class WarmLegEvents:
         if leg.answered_by is None:
             return "detecting", None  # answered; who it is not known yet
         return "answered", leg.answered_by
+
+    def played(self, ccid: str) -> bool:
+        """The briefing played to leg ``ccid`` has ended (Telnyx says so)."""
+        leg = self._legs.get(ccid)
+        return leg is not None and leg.played
 
     def forget(self, ccid: str) -> None:
         self._legs.pop(ccid, None)
@@ -147,6 +156,9 @@ class TelnyxWarmLeg:
         else:
             body = {"payload": briefing.text, "voice": "female", "language": "en-US"}
             await self._adapter.command(self.leg, "speak", body)
+
+    def briefing_played(self) -> bool:
+        return self.leg is not None and self._events.played(self.leg)
 
     async def join(self) -> None:
         """Stop the caller's stream (the agent leaves) and bridge caller and person."""

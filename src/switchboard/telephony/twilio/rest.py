@@ -227,14 +227,18 @@ class TwilioAdapter:
             pairs = list(data.items()) if isinstance(data, dict) else data
             content = urlencode(pairs)  # repeated names (StatusCallbackEvent) kept in order
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        auth = (self.account_sid, self._auth_token)
         try:
-            resp = await self._client.request(
-                method,
-                url,
-                content=content,
-                auth=(self.account_sid, self._auth_token),
-                headers=headers,
-            )
+            try:
+                resp = await self._client.request(
+                    method, url, content=content, auth=auth, headers=headers
+                )
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                if method != "GET":
+                    raise
+                # A pooled connection the server closed as it went idle (a warm transfer's
+                # poll after a briefing's seconds of quiet): a GET is safe to send again.
+                resp = await self._client.request(method, url, auth=auth, headers=headers)
         except httpx.HTTPError as exc:
             raise TelephonyError(f"Twilio {method} {path} failed: {type(exc).__name__}") from exc
         logger.debug("< Twilio %s %s %d", method, path, resp.status_code)

@@ -9,6 +9,10 @@ time) and ``MachineDetection=Enable`` (so the leg's ``answered_by`` says who ans
   this node, which is the one holding the caller's stream;
 * the briefing is announced to the participant alone: participant update with
   ``AnnounceUrl`` (our ``/twilio/warm/<token>``, which answers ``<Play>`` of the briefing);
+  its end is the conference's ``announcement-end`` status callback
+  (``ConferenceStatusCallbackEvent=announcement`` at the participant's create, to our
+  ``/twilio/warm/status``; noted in :class:`~switchboard.telephony.warm.Briefings` by the
+  leg's CallSid), which the join waits for;
 * the join moves the caller into the conference: call update with
   ``Twiml=<Dial><Conference endConferenceOnExit="true">warm-…</Conference></Dial>``, which
   ends the caller's media stream — the agent leaves;
@@ -22,7 +26,7 @@ from xml.sax.saxutils import escape
 
 from switchboard.errors import ConfigError, TelephonyError
 from switchboard.telephony.twilio.rest import TwilioAdapter
-from switchboard.telephony.warm import Briefing, LegStatus
+from switchboard.telephony.warm import Briefing, Briefings, LegStatus
 
 __all__ = ["TwilioWarmLeg", "conference_twiml", "leg_status"]
 
@@ -57,10 +61,20 @@ class TwilioWarmLeg:
         call_sid: the caller's CallSid (moved into the conference at the join).
         room: the conference's friendly name.
         from_: the caller ID the destination sees (our number on this call).
+        briefings: where the ``announcement-end`` callbacks are noted (None: never heard of).
     """
 
-    def __init__(self, adapter: TwilioAdapter, *, call_sid: str, room: str, from_: str) -> None:
+    def __init__(
+        self,
+        adapter: TwilioAdapter,
+        *,
+        call_sid: str,
+        room: str,
+        from_: str,
+        briefings: Briefings | None = None,
+    ) -> None:
         self._adapter = adapter
+        self._briefings = briefings
         self.call_sid, self.room, self.from_ = call_sid, room, from_
         self.leg_sid: str | None = None
         self.conference_sid: str | None = None
@@ -87,6 +101,9 @@ class TwilioWarmLeg:
             ("StartConferenceOnEnter", "true"),
             ("EndConferenceOnExit", "false"),
             ("Beep", "false"),
+            ("ConferenceStatusCallback", f"{self._adapter.public_url}/twilio/warm/status"),
+            ("ConferenceStatusCallbackMethod", "POST"),
+            ("ConferenceStatusCallbackEvent", "announcement"),
         ]
         participant = await self._adapter.add_participant(self.room, params)
         self.leg_sid = str(participant["call_sid"])
@@ -112,6 +129,12 @@ class TwilioWarmLeg:
         await self._adapter.update_participant(
             self.conference_sid, self.leg_sid, AnnounceUrl=url, AnnounceMethod="POST"
         )
+
+    def briefing_played(self) -> bool:
+        """Twilio's ``announcement-end`` (or ``-fail``) for this leg has come."""
+        if self._briefings is None or self.leg_sid is None:
+            return False
+        return self._briefings.played(self.leg_sid) is not None
 
     async def join(self) -> None:
         """Move the caller into the conference (its media stream ends: the agent leaves)."""
