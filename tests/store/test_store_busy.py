@@ -38,8 +38,8 @@ async def test_a_call_created_while_sqlite_is_locked_is_written_once_it_is_free(
         detail = await eventually_async(lambda: store.get_call(record.id))
         assert detail is not None and detail.record.from_number == "+15005550006"
         await store.writer.flush()
-        detail = await store.get_call(record.id)
-        assert detail is not None and [t.text for t in detail.transcript] == ["still here"]
+        again = await store.get_call(record.id)
+        assert again is not None and [t.text for t in again.transcript] == ["still here"]
     queued = [r for r in caplog.records if "its record is queued" in r.getMessage()]
     assert queued and "+15005550006" not in queued[0].getMessage()
     assert "database is locked" in queued[0].getMessage()

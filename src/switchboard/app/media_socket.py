@@ -61,10 +61,10 @@ class StarletteMediaSocket:
         self._waiting = task
         try:
             text = await self._receive()
-            if self._expired:  # the frame came as the watchdog cancelled: take the cancel here
+            if self._gave_up():  # the frame came as the watchdog cancelled: take the cancel here
                 await asyncio.sleep(0)
         except asyncio.CancelledError:
-            if self._expired and task is not None and task.uncancel() == 0:
+            if self._gave_up() and task is not None and task.uncancel() == 0:
                 raise self._silent() from None  # our cancel, and nobody else's
             raise
         finally:
@@ -78,6 +78,10 @@ class StarletteMediaSocket:
         except (WebSocketDisconnect, WebSocketDisconnected) as exc:
             self._stop_watching()
             raise CallerDisconnected("the carrier's media socket is closed") from exc
+
+    def _gave_up(self) -> bool:
+        """Whether the watchdog cancelled the wait (a method: it changes across an await)."""
+        return self._expired
 
     def _stop_watching(self) -> None:
         if self._watchdog is not None:
