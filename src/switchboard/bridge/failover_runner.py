@@ -31,7 +31,7 @@ from switchboard.audio import Framer
 from switchboard.bridge.failover import FailoverMonitor, FailoverPolicy
 from switchboard.bridge.sink import CallSink
 from switchboard.media import AudioSpec, Usage
-from switchboard.providers.base import BaseProvider, SessionState
+from switchboard.providers.base import BaseProvider, SessionState, disconnect_quietly
 from switchboard.providers.events import (
     AudioOutput,
     ErrorReport,
@@ -300,7 +300,7 @@ class ProviderFailover:
             self.provider_name = self.heard.provider = name
             self.monitor.reset(session.now())
             await self._replay(session, provider)
-            session.spawn(_quietly_close(old), "close the failed provider")
+            session.spawn(disconnect_quietly(old), "close the failed provider")
             return True
         return False
 
@@ -317,7 +317,7 @@ class ProviderFailover:
             session.log.warning("failover: %s did not connect: %r", name, exc)
             self._report(name, False, "connect_failed")
             with contextlib.suppress(Exception):
-                await _quietly_close(provider)
+                await disconnect_quietly(provider)
             return None
         self._report(name, True, "")
         return provider
@@ -352,10 +352,3 @@ class ProviderFailover:
             return
         framer = Framer(spec)
         await session.play_agent_audio(framer.push(audio) + framer.flush(), self.policy.filler_text)
-
-
-async def _quietly_close(provider: BaseProvider | None) -> None:
-    if provider is None:
-        return
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(provider.disconnect(), 5.0)

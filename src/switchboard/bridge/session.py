@@ -19,7 +19,6 @@ speak it (OpenAI ``audio/pcmu``, Deepgram ``mulaw``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -62,7 +61,7 @@ from switchboard.bridge.voicemail import AmdLink
 from switchboard.bridge.warm_transfer import WarmOptions, WarmTransfer
 from switchboard.errors import CallerDisconnected, SwitchboardError, UnsupportedOperation
 from switchboard.media import AudioChunk, AudioSpec
-from switchboard.providers.base import BaseProvider, SessionState
+from switchboard.providers.base import BaseProvider, SessionState, disconnect_quietly
 from switchboard.recordings import CallRecording
 from switchboard.telephony.amd import MachineDetection
 from switchboard.telephony.base import (
@@ -337,8 +336,7 @@ class CallSession:
             await told[1]
         if decided is not None and (told is None or told[0] is not decided):
             await self.carrier.carry_out(decided)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.provider.disconnect(), 5.0)
+        await disconnect_quietly(self.provider)
         await self.carrier.close(self.end_reason or "completed")
         self.sink.timeline("call.ended", self.now(), {"reason": self.end_reason})
 

@@ -63,6 +63,7 @@ __all__ = [
     "SessionState",
     "TelephonyAdapter",
     "Usage",
+    "disconnect_quietly",
 ]
 
 logger = logging.getLogger(__name__)
@@ -376,3 +377,14 @@ class BaseProvider(abc.ABC):
 
     @abc.abstractmethod
     async def _do_disconnect(self) -> None: ...
+
+
+async def disconnect_quietly(provider: BaseProvider | None, timeout_s: float = 5.0) -> None:
+    """Disconnect ``provider`` at the end of its use, ignoring its errors and giving up after
+    ``timeout_s``: the call is over either way. (``asyncio.timeout``, not ``wait_for``: on
+    Python 3.11 ``wait_for`` can swallow a cancellation of the task that awaits it.)"""
+    if provider is None:
+        return
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout_s):
+            await provider.disconnect()
