@@ -16,13 +16,12 @@ readers per name in the :class:`~switchboard.cluster.memory.MemoryHub`.
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from switchboard.cluster.records import check_name
 from switchboard.errors import ClusterUnavailable
+from switchboard.queues import DroppingQueue
 
 __all__ = [
     "DEFAULT_READER_MAXLEN",
@@ -36,7 +35,7 @@ __all__ = [
 DEFAULT_READER_MAXLEN = 256
 
 
-class ChannelReader:
+class ChannelReader(DroppingQueue[bytes]):
     """One subscriber's bounded queue of messages (the oldest go first when it is full).
 
     Args:
@@ -44,39 +43,16 @@ class ChannelReader:
     """
 
     def __init__(self, maxlen: int = DEFAULT_READER_MAXLEN) -> None:
-        self.dropped = 0  # messages lost because this reader was too slow
-        self._queue: deque[bytes] = deque(maxlen=maxlen)
-        self._ready = asyncio.Event()
-        self._failure: str | None = None
+        super().__init__(maxlen)
 
     def offer(self, data: bytes) -> None:
         """Queue ``data``, never waiting."""
-        if len(self._queue) == self._queue.maxlen:
-            self.dropped += 1
-        self._queue.append(data)
-        self._ready.set()
+        self.put(data)
 
     def fail(self, reason: str) -> None:
-        """The subscription broke (the shared store went away): :meth:`get` raises."""
-        self._failure = reason
-        self._ready.set()
-
-    async def get(self, timeout_s: float | None = None) -> bytes | None:
-        """The next message; None when none came within ``timeout_s``.
-
-        Raises:
-            ClusterUnavailable: the subscription broke and nothing is left to read.
-        """
-        while not self._queue:
-            if self._failure is not None:
-                raise ClusterUnavailable(self._failure)
-            self._ready.clear()
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._ready.wait()
-            except TimeoutError:
-                return None
-        return self._queue.popleft()
+        """The subscription broke (the shared store went away): :meth:`get` raises
+        :class:`ClusterUnavailable` once nothing is left to read."""
+        self.end(ClusterUnavailable(reason))
 
     def get_nowait(self) -> bytes | None:
         """The next message if one waits, else None."""

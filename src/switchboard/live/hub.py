@@ -14,7 +14,6 @@ for a subscriber that watches one call.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from collections import deque
@@ -22,6 +21,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from switchboard.queues import DroppingQueue
 
 __all__ = ["LiveEvent", "LiveEventType", "LiveHub", "Subscription"]
 
@@ -62,7 +63,7 @@ class LiveEvent:
         return f"id: {self.seq}\nevent: {self.type}\ndata: {body}\n\n"
 
 
-class Subscription:
+class Subscription(DroppingQueue[LiveEvent]):
     """One subscriber's bounded queue: the oldest events go first when it is full.
 
     Args:
@@ -71,35 +72,17 @@ class Subscription:
     """
 
     def __init__(self, call_id: str | None, maxlen: int) -> None:
+        super().__init__(maxlen)
         self.call_id = call_id
-        self.dropped = 0  # events this subscriber lost because it read too slowly
-        self._queue: deque[LiveEvent] = deque(maxlen=maxlen)
-        self._ready = asyncio.Event()
 
     def offer(self, event: LiveEvent) -> None:
         """Queue ``event`` (if it is for this subscriber), never waiting."""
-        if self.call_id is not None and event.call_id != self.call_id:
-            return
-        if len(self._queue) == self._queue.maxlen:
-            self.dropped += 1  # the deque drops the oldest as the new one goes in
-        self._queue.append(event)
-        self._ready.set()
+        if self.call_id is None or event.call_id == self.call_id:
+            self.put(event)
 
     def pending(self) -> int:
         """How many events wait to be read."""
-        return len(self._queue)
-
-    async def get(self, timeout_s: float | None = None) -> LiveEvent | None:
-        """The next event; None when none came within ``timeout_s``."""
-        while not self._queue:
-            self._ready.clear()
-            try:
-                # asyncio.timeout: wait_for on 3.11 may swallow the reader's cancellation.
-                async with asyncio.timeout(timeout_s):
-                    await self._ready.wait()
-            except TimeoutError:
-                return None
-        return self._queue.popleft()
+        return len(self)
 
 
 class LiveHub:
