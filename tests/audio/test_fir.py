@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from switchboard.audio import StreamConverter
+from switchboard.audio import Framer, StreamConverter
 from switchboard.audio.fir import FirResampler, integer_ratio
 from switchboard.errors import AudioError
 from switchboard.media import AudioFormat, AudioSpec
@@ -81,3 +81,37 @@ def test_unaligned_gives_each_piece_at_once_late_by_the_filter_delay(src: int, d
     # and the chunking still never changes the output
     whole = FirResampler(src, dst, aligned=False)
     assert whole.process(pcm) + whole.flush() == out.tobytes()
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize(("src", "dst"), [(24000, 8000), (8000, 24000), (16000, 8000)])
+def test_a_flush_with_nothing_fed_gives_nothing(src: int, dst: int, aligned: bool) -> None:
+    """No tail without input: fresh, after a flush, after a reset (a barge-in). Unaligned, the
+    zeros that release the delay came out as ~4 ms of silence, which the bridge framed into a
+    frame of agent audio at the end of every provider turn, even one with no audio."""
+    res = FirResampler(src, dst, aligned=aligned)
+    assert res.flush() == b""
+    assert res.process(tone(src, 0.02)) != b"" or aligned
+    assert res.flush() != b""  # a real tail
+    assert res.flush() == b""
+    res.process(tone(src, 0.02))
+    res.reset()
+    assert res.flush() == b""
+
+
+def test_a_turn_with_no_audio_gives_the_carrier_no_frame() -> None:
+    """What the bridge does at a provider's end of turn (``ProviderSide``): flush the
+    converter, then the framer. A turn that sent no audio (Gemini's turn for noise, a tool
+    call's turn) must give no frame: one would be a reply of its own."""
+    conv = StreamConverter(
+        AudioSpec(AudioFormat.PCM16, 24000), AudioSpec(AudioFormat.ULAW, 8000), aligned=False
+    )
+    framer = Framer(AudioSpec(AudioFormat.ULAW, 8000))
+    assert framer.push(conv.flush()) + framer.flush() == []
+    framer.push(conv.process(tone(24000, 0.1)))
+    assert framer.push(conv.flush()) + framer.flush() != []  # the last turn's tail
+    assert framer.push(conv.flush()) + framer.flush() == []  # the next, empty, turn
+    framer.push(conv.process(tone(24000, 0.1)))
+    conv.reset()  # a barge-in
+    framer.clear()
+    assert framer.push(conv.flush()) + framer.flush() == []

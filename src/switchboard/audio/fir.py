@@ -69,6 +69,7 @@ class FirResampler:
         "_delay",
         "_down",
         "_drop",
+        "_fed",
         "_hist",
         "_phases",
         "_taps",
@@ -102,20 +103,28 @@ class FirResampler:
         self._hist = np.zeros(self._taps - 1, np.float32)
         self._drop = self._delay // self._down if aligned else 0
         self._consumed = 0
+        self._fed = False  # input since the start or the last flush/reset
 
     def process(self, pcm: bytes, *, last: bool = False) -> bytes:
         """Resample one piece; ``last=True`` flushes the filter's delay (see :meth:`flush`)."""
         if len(pcm) % 2:
             raise AudioError(f"PCM16 audio must have an even number of bytes, got {len(pcm)}")
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+        self._fed = self._fed or x.size > 0
         out = self._run(x)
         if last:
-            out = np.concatenate([out, self._run(np.zeros(self._tail_inputs(), np.float32))])
+            # No input since the last flush/reset: nothing is held, no tail. (Unaligned, the
+            # zeros fed to release the delay would come out as ~4 ms of silence, which the
+            # bridge framed into a frame of "agent audio" at the end of every turn, even one
+            # with no audio: a reply of its own, which cancelled a false interruption's resume.)
+            if self._fed:
+                out = np.concatenate([out, self._run(np.zeros(self._tail_inputs(), np.float32))])
             self.reset()
         return _to_pcm16(out)
 
     def flush(self) -> bytes:
-        """Return the delayed tail (the filter fed with silence) and start afresh."""
+        """Return the delayed tail (the filter fed with silence) and start afresh; ``b""`` when
+        nothing came in since the start or the last flush/reset."""
         return self.process(b"", last=True)
 
     def reset(self) -> None:
@@ -123,6 +132,7 @@ class FirResampler:
         self._hist = np.zeros(self._taps - 1, np.float32)
         self._drop = self._delay // self._down if self._aligned else 0
         self._consumed = 0
+        self._fed = False
 
     @property
     def delay_ms(self) -> float:

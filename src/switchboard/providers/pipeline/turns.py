@@ -34,11 +34,14 @@ Calls whose results had not arrived get a placeholder result so the history stay
 
 Turn-taking (:meth:`TurnManager.configure_turn_taking`, an agent's ``turn_taking``): the bridge
 decides interruptions (``bridge/turn_taking.py``), so caller speech no longer cancels a reply
-here; the bridge's ``interrupt`` does. A caller turn that ends while an audible reply plays is
-dropped when it holds only backchannels ("mm-hmm") or noise, else answered once the reply is
-done or cut. And a turn that sounds unfinished (``endpointing.py``: "my number is five five
-five") waits up to ``max_endpoint_ms`` (``WaitEndpoint`` → :meth:`TurnManager.endpoint_due`)
-for more speech before it is answered.
+here; the bridge's ``interrupt`` does. A caller turn that ends while an audible reply plays
+(being generated, or generated and still playing by the real-time estimate: a TTS faster than
+real time finishes a long reply early) is dropped when it holds only backchannels ("mm-hmm")
+or noise, else answered once the reply is done or cut (at once if it is only playing). And a
+turn that sounds unfinished (``endpointing.py``: "my number is five five five") waits up to
+``max_endpoint_ms`` (``WaitEndpoint`` → :meth:`TurnManager.endpoint_due`) for more speech
+before it is answered; the STT's own end of utterance (Deepgram's ``UtteranceEnd``) does not
+cut that wait short.
 """
 
 from __future__ import annotations
@@ -194,6 +197,9 @@ class TurnManager:
         self._spoke_again = False  # the caller went on during the wait
         self._open = 0  # utterances the STT reported started and not yet final
         self._deferred: str | None = None  # caller words said over a reply, answered after it
+        # when the agent audio produced so far has played (monotonic s): a TTS faster than real
+        # time finishes a long reply while most of it is still to play
+        self._audible_until = 0.0
 
     def configure_turn_taking(
         self,
@@ -310,6 +316,10 @@ class TurnManager:
     def _utterance_end(self, now: float) -> list[TurnAction]:
         self._open = max(0, self._open - 1)  # an utterance ended (perhaps without words)
         if self._finals:
+            if self._hold_since is not None and now < self._hold_since + self.max_endpoint_s:
+                # an unfinished-sounding turn waits its max_endpoint_ms (Deepgram's
+                # UtteranceEnd, 1 s after the last word, answered "four five" mid-number)
+                return []
             return self._end_caller_turn(now)
         if self._interim:
             self._finalize_requested = True
@@ -330,12 +340,16 @@ class TurnManager:
             EmitEvent(CallerTranscript(text, final=True, item_id=item)),
         ]
         active = self._active
-        if self.bridge_interrupts and active is not None and active.audio_ms > 0:
+        generating = active is not None and active.audio_ms > 0
+        if self.bridge_interrupts and (generating or now < self._audible_until):
             # said over a reply the bridge did not cut: a backchannel is not answered, other
-            # words are, once the reply is done or the bridge cuts it (``_finish``)
-            if content_words(text, self._backchannels) > 0:
+            # words are, once the reply is done or the bridge cuts it (``_finish``), or at once
+            # when it is only playing (generated: its audio plays before the answer's)
+            if content_words(text, self._backchannels) == 0:
+                return actions
+            if generating:
                 self._deferred = f"{self._deferred} {text}" if self._deferred else text
-            return actions
+                return actions
         if self._active is not None:
             actions += self._cancel_active("interrupted")
         if self._awaiting is not None:
@@ -445,6 +459,7 @@ class TurnManager:
             return []
         response.sentences[sentence_id].audio_ms += chunk.duration_ms
         self._last_audible = response
+        self._audible_until = max(self._audible_until, now) + chunk.duration_ms / 1000.0
         actions: list[TurnAction] = []
         if response.ttfa_ms is None and response.t0 is not None:
             response.ttfa_ms = max(0.0, (now - response.t0) * 1000.0)
@@ -586,6 +601,7 @@ class TurnManager:
         interrupting it (typically it answers the very speech that caused the barge-in).
         """
         actions: list[TurnAction] = []
+        self._audible_until = 0.0  # the caller's buffer was cleared
         if self._active is not None and self._active.audio_ms > 0:
             actions += self._cancel_active("interrupted")
         response = self._last_audible
