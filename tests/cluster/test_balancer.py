@@ -176,6 +176,9 @@ async def test_telnyx_webhooks_alternating_between_nodes_keep_commands_in_order(
             for i in range(4)
         ]
         live = await rig.live(4)
+        # The greeting plays in real time and a hang-up cuts it at once: let each call's audio
+        # run a second across the nodes before the hang-ups (the check below is that it did).
+        await asyncio.sleep(1.0)
         for session in live:
             async with rig.client(rig.other(rig.node_of(session))) as http:
                 hung = await http.post(f"/v1/calls/{session['call_id']}/hangup")
