@@ -210,7 +210,10 @@ def test_the_short_window_decodes_as_the_30_s_one() -> None:
         pcm = ulaw_to_pcm16(phone(text))
         short, _ = transcribe_pcm16(pcm, 8000)
         full, _ = transcribe_pcm16(pcm, 8000, window=False)
-        assert short == full, (short, full)
+        # Piper samples its timing, so the same text is not the same audio twice, and now and
+        # then the 30 s decode is the one that slips ("opening now?", CI 2026-12-05): the short
+        # window must read it as the 30 s one does, or read it right.
+        assert short in (full, text), (short, full)
     noise = (np.random.default_rng(1).normal(0, 3000, 8000)).astype("<i2").tobytes()
     assert transcribe_pcm16(noise, 8000) == ("", 0.0)
     long = b"\x00\x00" * 16000 * 9
