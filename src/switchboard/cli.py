@@ -85,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--audio", type=Path, required=True, help="WAV the caller says")
     call.add_argument("--out", type=Path, help="WAV of what the caller heard")
     call.add_argument("--fast", action="store_true", help="stream faster than real time")
+    call.add_argument(
+        "--linger",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="wall-clock seconds of silence the caller waits, once it has said everything, "
+        "before hanging up (the agent's answer may still be on its way; default 2)",
+    )
     call.add_argument("--to", default="+15550100000")
     call.add_argument("--from", dest="from_", default="+15550111111")
     call.add_argument(
@@ -304,6 +312,7 @@ def _call(args: argparse.Namespace, settings: Any) -> int:
             print("switchboard call: give --auth-token or set TWILIO_AUTH_TOKEN", file=sys.stderr)
             return 2
         options["auth_token"] = token
+        options["min_linger_s"] = args.linger
         account = args.account_sid or settings.twilio_account_sid
         if account:
             options["account_sid"] = account
@@ -314,6 +323,7 @@ def _call(args: argparse.Namespace, settings: Any) -> int:
         key = settings.secret("telnyx_api_key")
         if key:
             options["api_key"] = key
+        options["min_tail_s"] = args.linger
     report = asyncio.run(
         module.run_call(
             server=args.server,

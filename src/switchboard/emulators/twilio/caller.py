@@ -90,6 +90,8 @@ class TwilioCaller:
         speed: clock speed factor (1.0 real time; 10.0 ten times faster).
         linger_s: how long to stay on the line once our audio is sent and the server's audio
             (anything but digital silence) has stopped and played out.
+        min_linger_s: wall-clock floor on that wait, so a sped-up clock does not hang up while
+            the server is still thinking (its latency is wall-clock, not call time).
         max_call_s: call time after which the caller hangs up regardless.
         dtmf: digits to send right after the audio.
         sign_upgrade: ``"https"`` (sign the https form of the stream URL) or ``"wss"``.
@@ -112,6 +114,7 @@ class TwilioCaller:
         status_events: Iterable[str] = ("completed",),
         speed: float = 1.0,
         linger_s: float = 1.0,
+        min_linger_s: float = 0.3,
         max_call_s: float = 60.0,
         dtmf: str = "",
         sign_upgrade: str = "https",
@@ -128,6 +131,7 @@ class TwilioCaller:
         self.status_events = set(status_events)
         self.speed = speed
         self.linger_s = linger_s
+        self.min_linger_s = min_linger_s
         self.max_call_s = max_call_s
         self.sign_upgrade = sign_upgrade
         self.out = out

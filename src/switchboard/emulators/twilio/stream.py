@@ -40,6 +40,7 @@ class StreamOwner(Protocol):
     audio_t0: float | None
     speed: float
     linger_s: float
+    min_linger_s: float
     max_call_s: float
     pending_dtmf: str
     dtmf_queue: asyncio.Queue[str]
@@ -120,6 +121,9 @@ class CallerStream:
         r.stream_starts.append(t0)
         heard = False
         n = 0
+        # wall-clock time of the last thing that kept the caller on the line (its own audio, or
+        # sound from the server): linger_s is call time, min_linger_s the wall-clock floor
+        last_busy, last_sound_tick = t0, self.playout.last_sound_tick
         while True:
             if self.server_closed:
                 r.outcome = "server closed"
@@ -131,7 +135,11 @@ class CallerStream:
             # hang up once our audio is out and nothing but silence has played for linger_s
             quiet = self.playout.ticks - max(self.playout.last_sound_tick, 0)
             i = base + n
-            if n >= max_ticks or (i >= n_audio + linger and quiet >= linger):
+            now = time.monotonic()
+            if i <= n_audio or self.playout.last_sound_tick != last_sound_tick:
+                last_busy, last_sound_tick = now, self.playout.last_sound_tick
+            hang_up = i >= n_audio + linger and quiet >= linger
+            if n >= max_ticks or (hang_up and now - last_busy >= c.min_linger_s):
                 r.outcome = "caller hung up"
                 await self._stop()
                 break
