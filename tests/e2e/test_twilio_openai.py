@@ -7,6 +7,7 @@ up mid-reply, and the provider dropping mid-call.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,12 @@ async def test_greeting_turn_and_end_call_after_goodbye(tmp_path: Path) -> None:
     assert report.violations == [] and oai.violations == [] and twilio.violations == []
     assert report.marks_acked == report.marks_received > 0
     assert report.heard_ms > 1500
+    # the caller's 20 ms frames reach OpenAI two at a time (BaseProvider.input_batch_ms): 40 ms
+    # of μ-law per append, and none of the caller's audio lost on the way
+    appends = [e["audio"] for e in oai.received if e.get("type") == "input_audio_buffer.append"]
+    sizes = {len(base64.b64decode(a)) for a in appends}
+    assert sizes == {320}, sizes
+    assert report.frames_sent - 1 <= 2 * len(appends) <= report.frames_sent
     assert hangups, "end_call must hang up through the REST API"
     detail = await read_only_call(tmp_path)
     assert detail.record.end_reason == "agent_hangup"

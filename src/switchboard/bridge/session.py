@@ -152,6 +152,7 @@ class CallSession:
         #: the carrier told to hang up or transfer as soon as the call ended (see _tell_carrier)
         self._carrier_told: tuple[HangUp | TransferCall, asyncio.Task[None]] | None = None
         self._inbound: StreamConverter | None = None
+        self._batch: Framer | None = None  # caller audio gathered per send (input_batch_ms)
         self._provider_side: ProviderSide | None = None  # once the provider is connected
         self._on_frame_in = on_frame_in
         self.apology = apology
@@ -448,6 +449,8 @@ class CallSession:
         self.provider = provider
         # unaligned: each caller frame's audio at once (audio/fir.py; 12 ms less round trip)
         self._inbound = StreamConverter(carrier, provider.input_spec, aligned=False)
+        batch_ms = provider.input_batch_ms
+        self._batch = Framer(provider.input_spec, frame_ms=batch_ms) if batch_ms > 0 else None
         self._provider_side = ProviderSide(
             provider=provider,
             core=self.core,
@@ -474,6 +477,8 @@ class CallSession:
         held = self.warm is not None and self.warm.holding  # on hold: a warm transfer runs
         if self.keypad.collecting or held or (self.amd is not None and self.amd.listening):
             data = silence_like(data, spec)  # no key tones for the model, no machine greeting
+        if self._batch is not None:  # whole batches only; the rest waits for the next frame
+            data = b"".join(self._batch.push(data))
         if data and provider.state in LIVE:
             await provider.send_audio(AudioChunk(data, spec.format, spec.sample_rate))
 

@@ -59,6 +59,24 @@ def _sound(fmt: AudioFormat, rate: int) -> bytes:
     return convert(AudioChunk(pcm, AudioFormat.PCM16, rate), fmt, rate).data
 
 
+def _frames(spec: AudioSpec, audio: bytes | None) -> tuple[bytes, ...]:
+    if audio:
+        return _cut(spec, audio)
+    return _default_frames(spec)
+
+
+@functools.lru_cache(maxsize=16)
+def _default_frames(spec: AudioSpec) -> tuple[bytes, ...]:
+    # shared by every call in the format: 1.6 s of frames is ~16 kB of μ-law as 160-byte
+    # objects, which every call used to hold whether or not a tool ever ran long
+    return _cut(spec, thinking_sound(spec))
+
+
+def _cut(spec: AudioSpec, audio: bytes) -> tuple[bytes, ...]:
+    framer = Framer(spec)
+    return (*framer.push(audio), *framer.flush())
+
+
 class ThinkingAudio:
     """One call's thinking audio (see the module docstring).
 
@@ -88,8 +106,7 @@ class ThinkingAudio:
         lead_ms: float = 60.0,
         max_ms: float = 60_000.0,
     ) -> None:
-        framer = Framer(spec)
-        self._frames = framer.push(audio or thinking_sound(spec)) + framer.flush()
+        self._spec, self._audio = spec, audio  # cut into frames only when the sound starts
         self._frame_ms = 20.0
         self._send, self._busy, self._clock, self._sink = send, busy, clock, sink
         self.after_ms, self.lead_ms, self.max_ms = after_ms, lead_ms, max_ms
@@ -108,7 +125,7 @@ class ThinkingAudio:
     async def around(self, tool: Awaitable[T]) -> T:
         """Run ``tool``; if it takes longer than ``after_ms``, the sound starts."""
         self._tools += 1
-        if self._task is None and self._frames:
+        if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._play())
         try:
             return await tool
@@ -144,7 +161,7 @@ class ThinkingAudio:
         self._playing, self._answered = True, False
         self._episode_start = self.frames_sent
         self._sink.timeline("thinking.started", start, {})
-        frames, n = self._frames, 0
+        frames, n = _frames(self._spec, self._audio), 0
         me = self._task
         while self._task is me:
             now = self._clock()

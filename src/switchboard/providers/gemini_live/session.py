@@ -116,6 +116,7 @@ class GeminiLiveProvider(BaseProvider):
             ``gemini-2.5-pro``: the message names the Live models and the pipeline alternative.
     """
 
+    input_batch_ms: ClassVar[int] = 40  # see BaseProvider: one append per two carrier frames
     capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
         realtime=True,
         multimodal=True,

@@ -78,6 +78,7 @@ class OpenAIRealtimeProvider(BaseProvider):
             realtime model (``endpoint: openai.realtime``); the message names those it does.
     """
 
+    input_batch_ms: ClassVar[int] = 40  # see BaseProvider: one append per two carrier frames
     capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
         audio_formats=(AudioFormat.PCM16, AudioFormat.ULAW, AudioFormat.ALAW),
         input_sample_rates=(24000, 8000),
