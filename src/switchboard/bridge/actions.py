@@ -22,12 +22,14 @@ __all__ = [
     "SendToCaller",
     "TransferCall",
     "TruncateAssistant",
+    "join_frames",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class SendToCaller:
-    """Send one 20 ms frame of carrier-format audio to the caller."""
+    """Send one 20 ms frame of carrier-format audio to the caller (or whole frames together:
+    :func:`join_frames`)."""
 
     payload: bytes
 
@@ -120,3 +122,19 @@ Action = (
     | RecordTurnLatency
     | RecordTimeline
 )
+
+
+def join_frames(actions: list[Action]) -> list[Action]:
+    """``actions`` with each run of consecutive :class:`SendToCaller` made one, for carriers
+    whose messages may carry several frames (``MediaCodec.joins_frames``): one message
+    instead of one per 20 ms (JSON, base64, a WebSocket frame and a socket write each). Marks
+    and every other action keep their place, so a mark still follows exactly the audio before
+    it."""
+    out: list[Action] = []
+    for action in actions:
+        last = out[-1] if out else None
+        if isinstance(action, SendToCaller) and isinstance(last, SendToCaller):
+            out[-1] = SendToCaller(last.payload + action.payload)
+        else:
+            out.append(action)
+    return out

@@ -39,6 +39,7 @@ from switchboard.bridge.actions import (
     SendToCaller,
     TransferCall,
     TruncateAssistant,
+    join_frames,
 )
 from switchboard.bridge.carrier import CarrierControl, CarrierLink
 from switchboard.bridge.control import SessionCallControl
@@ -496,6 +497,8 @@ class CallSession:
     # -- actions ---------------------------------------------------------------------------------
     async def apply(self, actions: list[Action]) -> None:
         """Carry out the core's actions in order."""
+        if len(actions) > 1 and self.codec.joins_frames:
+            actions = join_frames(actions)
         for action in actions:
             match action:
                 case SendToCaller(payload=payload):

@@ -21,7 +21,8 @@ class CallReport:
         call_ms: call time from the call's start (Twilio: the caller dialling; Telnyx:
             ``call.initiated``) to its end, on the call's clock.
         stream_ms: call time the media stream ran.
-        frames_sent / frames_received: media frames caller→app / app→caller.
+        frames_sent / frames_received: media frames caller→app / app→caller (20 ms of audio
+            each: a message carrying several counts for each).
         clears: ``clear`` messages honoured.
         heard_ms: milliseconds of app audio actually played to the caller.
         webhooks: ``(event or status, HTTP status)`` of each webhook the carrier delivered, in

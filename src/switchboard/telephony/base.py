@@ -6,7 +6,7 @@ carrier's frames, so the bridge never knows which carrier it talks to::
 
     class MediaCodec(Protocol):
         def receive(self, text: str) -> list[MediaEvent]   # one inbound websocket text frame
-        def send_media(self, payload: bytes) -> str        # one outbound frame of carrier audio
+        def send_media(self, payload: bytes) -> str        # outbound carrier audio (20 ms frames)
         def send_mark(self, name: str) -> str
         def send_clear(self) -> str
 """
@@ -152,12 +152,20 @@ MediaEvent = (
 class MediaCodec(Protocol):
     """Sans-I/O codec for one carrier media websocket (one instance per call)."""
 
+    @property
+    def joins_frames(self) -> bool:
+        """Whether one ``media`` message may carry several 20 ms frames (raw audio: G.711,
+        L16), so the bridge sends the frames it releases together as one message; a packet
+        codec (Opus) carries one packet per message."""
+        ...
+
     def receive(self, text: str) -> list[MediaEvent]:
         """Parse one inbound text frame; malformed frames are counted, not raised."""
         ...
 
     def send_media(self, payload: bytes) -> str:
-        """Encode one outbound frame of carrier-format audio (20 ms recommended)."""
+        """Encode outbound carrier-format audio: one 20 ms frame, or whole frames together
+        when :attr:`joins_frames`."""
         ...
 
     def send_mark(self, name: str) -> str: ...

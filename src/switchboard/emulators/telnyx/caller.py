@@ -353,14 +353,15 @@ class CallerMediaLeg:
             self.violations.append("media frame without a valid base64 media.payload")
             return
         try:
-            short = self.outbound.payload_ms(payload) < FRAME_MS
+            payload_ms = self.outbound.payload_ms(payload)
+            short = payload_ms < FRAME_MS
             pcm = self.outbound.decode(payload)
         except AudioError as exc:  # e.g. not an Opus packet: Telnyx would not play it
             self.violations.append(f"invalid {self.outbound.codec} media payload: {exc}")
             return
         if short:
             self.result.short_chunks += 1  # the doc asks for 20 ms – 30 s per chunk
-        self.result.frames_received += 1
+        self.result.frames_received += int(payload_ms // FRAME_MS) or 1  # 20 ms frames
         if self.result.first_sound_at is None:
             self.result.first_sound_at = asyncio.get_running_loop().time()
         self.playout.add_audio(pcm)

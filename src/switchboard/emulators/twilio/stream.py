@@ -237,7 +237,7 @@ class CallerStream:
                 except (KeyError, TypeError, ValueError) as exc:
                     r.violations.append(f"bad media payload: {type(exc).__name__}")
                     return
-                r.frames_received += 1
+                r.frames_received += len(payload) // FRAME_BYTES or 1  # 20 ms frames
                 self.playout.add_audio(payload)
             case "mark":
                 try:

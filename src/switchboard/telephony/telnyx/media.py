@@ -142,8 +142,14 @@ class TelnyxMediaCodec:
         self._held: list[tuple[int, MediaReceived]] = []
         self._stats = dict.fromkeys(_STAT_KEYS, 0)
 
+    @property
+    def joins_frames(self) -> bool:
+        """Raw audio (no OPUS/G722 wire transcoder) plays in chunks of 20 ms – 30 s."""
+        return self._wire is None
+
     def _set_outbound(self, spec: AudioSpec) -> None:
         self.outbound_spec = spec
+        self._frame_bytes = spec.bytes_for_ms(20)
         self._swap_out = spec.format is AudioFormat.PCM16 and self.l16_byteorder != sys.byteorder
 
     @property
@@ -153,8 +159,9 @@ class TelnyxMediaCodec:
 
     # -- outbound (hot path) ---------------------------------------------------------------------
     def send_media(self, payload: bytes) -> str:
-        """One outbound ``media`` frame of ``outbound_spec`` audio (20 ms – 30 s per frame)."""
-        self._stats["frames_out"] += 1
+        """One outbound ``media`` message of ``outbound_spec`` audio (20 ms – 30 s per message;
+        ``frames_out`` counts 20 ms frames)."""
+        self._stats["frames_out"] += len(payload) // self._frame_bytes or 1
         if self._wire is not None and self._follow_inbound:
             payload = self._wire.encode(payload)
         elif self._swap_out:

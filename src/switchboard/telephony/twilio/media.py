@@ -71,6 +71,9 @@ class TwilioMediaCodec:
             (4 frames = 80 ms of audio) before declaring it lost.
     """
 
+    #: μ-law payloads of any length play in order (the bridge joins frames released together)
+    joins_frames = True
+
     def __init__(self, *, reorder_window: int = 4) -> None:
         self.reorder_window = reorder_window
         self.stream_sid: str | None = None
@@ -219,10 +222,11 @@ class TwilioMediaCodec:
         return self.stream_sid
 
     def send_media(self, payload: bytes) -> str:
-        """One outbound ``media`` frame of μ-law 8 kHz audio (20 ms = 160 bytes recommended)."""
+        """One outbound ``media`` message of μ-law 8 kHz audio (whole 20 ms frames of 160
+        bytes; ``frames_out`` counts the frames)."""
         if not self._media_prefix:
             self._sid()
-        self._stats["frames_out"] += 1
+        self._stats["frames_out"] += len(payload) // 160 or 1
         return self._media_prefix + base64.b64encode(payload).decode("ascii") + '"}}'
 
     def send_mark(self, name: str) -> str:
