@@ -31,7 +31,7 @@ def of(actions: list[Action], kind: type) -> list[Action]:
 
 
 def test_pacing_keeps_lead_and_wakes_up_to_release_more() -> None:
-    core = BridgeCore(BridgeOptions(max_lead_ms=200, mark_interval_ms=1000))
+    core = BridgeCore(BridgeOptions(max_lead_ms=200, mark_interval_ms=1000, release_ms=20))
     core.start(0)
     out = core.agent_audio(frames(50), now=0)  # one second of audio
     assert len(of(out, SendToCaller)) == 10  # 200 ms lead

@@ -109,14 +109,29 @@ def test_a_late_wakeup_is_caught_up_on_the_reply_timeline() -> None:
     # meanwhile go at once, and every later frame leaves at the same moment as in a call
     # without the stall: the schedule recovered.
     arrivals = [(0.0, list(range(500)))]
-    clean = simulate(arrivals)
-    late = simulate(arrivals, stalls=((2000, 2300),))
+    one = BridgeOptions(mark_interval_ms=200, release_ms=20)  # a frame per wakeup
+    clean = simulate(arrivals, options=one)
+    late = simulate(arrivals, stalls=((2000, 2300),), options=one)
     assert len(late.released) == len(clean.released) == 500
     assert late.gaps == [(2300.0, 100.0)] and not clean.gaps
     # Frame k ≥ 10 is released 200 ms before its slot (k·20 ms + 1 ms of wakeup rounding);
     # the wakeups for frames 110.. fell in the stall: 110..124 went together at 2300 ms.
     assert [k for k in range(500) if late.released[k] == 2300] == list(range(110, 125))
     assert all(late.released[k] == clean.released[k] for k in range(500) if not 110 <= k < 125)
+
+
+def test_frames_are_released_two_at_a_time_and_the_lead_never_falls_below_max_lead() -> None:
+    # release_ms 40 (the default): a 10 s reply delivered at once goes out in pairs, one
+    # wakeup per 40 ms; the carrier's lead is back at 239 ms after each release and never
+    # below 199 ms (as with a frame per wakeup, whose lead stayed 199–219 ms), with no gap.
+    arrivals = [(0.0, list(range(500)))]
+    run = simulate(arrivals)
+    assert len(run.released) == 500 and not run.gaps
+    times = sorted(set(run.released.values()))
+    per_release = [sum(1 for t in run.released.values() if t == at) for at in times]
+    assert per_release[0] == 11 and set(per_release[1:-1]) == {2}
+    for k in range(11, 500):  # frame k plays from k·20 ms: released 199–239 ms ahead of it
+        assert 199 <= k * 20 - run.released[k] + 20 <= 240, k
 
 
 def test_late_audio_is_sent_as_it_comes_and_the_timeline_kept() -> None:
@@ -131,7 +146,7 @@ def test_late_audio_is_sent_as_it_comes_and_the_timeline_kept() -> None:
 def test_each_reply_starts_a_new_timeline() -> None:
     # A 1 s reply, then 3 s of quiet, then a 2 s reply delivered at once: only the lead of the
     # second reply goes out at once, not the 3 s it "missed".
-    core = BridgeCore(BridgeOptions(max_lead_ms=200))
+    core = BridgeCore(BridgeOptions(max_lead_ms=200, release_ms=20))
     core.start(0)
     core.agent_audio([b"\xff" * 160] * 50, now=0)
     for t in range(20, 1001, 20):
@@ -144,7 +159,7 @@ def test_each_reply_starts_a_new_timeline() -> None:
 def test_catch_up_is_bounded() -> None:
     # A source that stopped for 10 s in the middle of a reply and then delivered 12 s at once:
     # the core catches up at most max_catch_up_ms, plus the lead.
-    core = BridgeCore(BridgeOptions(max_lead_ms=200, max_catch_up_ms=5000))
+    core = BridgeCore(BridgeOptions(max_lead_ms=200, max_catch_up_ms=5000, release_ms=20))
     core.start(0)
     core.agent_audio([b"\xff" * 160], now=0)
     out = core.agent_audio([b"\xff" * 160] * 600, now=10_020)

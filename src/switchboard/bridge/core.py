@@ -9,8 +9,10 @@ any monotonic scale) is passed in, so every rule below is tested without an even
 
 Outbound pacing
     Frames are released on the reply's own timeline: frame ``k`` is due to play at
-    ``start + k·frame_ms`` and goes out at most ``max_lead_ms`` before that, so the carrier never
-    buffers a whole reply. ``sent_until`` estimates when the carrier will have played all that
+    ``start + k·frame_ms`` and goes out about ``max_lead_ms`` before that, so the carrier never
+    buffers a whole reply. When the lead falls below ``max_lead_ms``, ``release_ms`` of frames
+    go at once (two by default: half the wakeups, and one carrier message where the carrier
+    allows), so the lead stays between ``max_lead_ms`` and ``max_lead_ms + release_ms``. ``sent_until`` estimates when the carrier will have played all that
     was sent (a carrier that ran dry resumes when audio arrives). A core that fell behind (a
     late wakeup, audio that came late) sends the frames already due at once and keeps the
     timeline: a carrier that ran dry plays the rest later, which no sender can undo without
@@ -558,7 +560,8 @@ class BridgeCore:
         # at once and the timeline stays put: moving it to now would keep the lost time in
         # this queue for the rest of the reply (see "Outbound pacing").
         paced = max(paced, now - opts.max_catch_up_ms)
-        limit = now + opts.max_lead_ms
+        # release_ms at a time: the lead goes back up to max_lead_ms + release_ms - frame_ms
+        limit = now + opts.max_lead_ms + max(opts.release_ms - frame_ms, 0)
         interval = opts.mark_interval_ms
         while queue and paced < limit:
             frame = queue.popleft()

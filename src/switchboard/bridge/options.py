@@ -15,6 +15,11 @@ class BridgeOptions:
 
     frame_ms: int = 20
     max_lead_ms: int = 200
+    #: When the carrier's lead falls below ``max_lead_ms`` the core releases this much at once
+    #: (two frames by default): half the wakeups of one frame at a time, and the frames go as
+    #: one message where the carrier allows (``MediaCodec.joins_frames``). The lead then stays
+    #: between ``max_lead_ms`` and ``max_lead_ms + release_ms``.
+    release_ms: int = 40
     #: How far behind its reply's timeline the core may fall and still catch up (send the
     #: frames already due at once); beyond it the timeline restarts that much behind now.
     max_catch_up_ms: float = 5000
