@@ -15,12 +15,13 @@ Caller side::
 An ``UtteranceEnd`` with only interim text asks the STT to ``Finalize``; the final result that
 follows ends the turn. Ending a caller turn appends the ``user`` message and starts a response.
 
-Agent side: one *response* at a time (an LLM stream, or a ``say``). LLM text is cut into sentences
-(:class:`SentenceSplitter`); each goes to TTS at once (``SpeakSentence``) and to ``text.output``.
-A response finishes when the LLM is done and every sentence has been spoken: its assistant
-message (text + tool calls) is appended to the history and ``response.done`` is emitted. If it
-made function calls, the turn continues with a new LLM response once every result is in (the
-tool loop). ``say`` requests queue behind a busy agent.
+Agent side: one *response* at a time (an LLM stream, or a ``say``; its state:
+:mod:`.responses`). LLM text is cut into sentences (:class:`.sentences.SentenceSplitter`); each
+goes to TTS at once (``SpeakSentence``) and to ``text.output``. A response finishes when the
+LLM is done and every sentence has been spoken: its assistant message (text + tool calls) is
+appended to the history and ``response.done`` is emitted. If it made function calls, the turn
+continues with a new LLM response once every result is in (the tool loop). ``say`` requests
+queue behind a busy agent.
 
 Barge-in: caller speech while a response is active cancels the LLM stream and the TTS, emits
 ``interrupted`` and ``response.done`` (status ``cancelled``), and stores in the history only the
@@ -47,10 +48,8 @@ cut that wait short.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from switchboard.media import AudioChunk, Usage
 from switchboard.providers.backchannels import BACKCHANNELS, content_words
@@ -92,7 +91,8 @@ from switchboard.providers.pipeline.components import (
 )
 from switchboard.providers.pipeline.endpointing import utterance_complete
 from switchboard.providers.pipeline.history import ConversationHistory
-from switchboard.providers.pipeline.sentences import SentenceSplitter, heard_text, split_sentences
+from switchboard.providers.pipeline.responses import DEFAULT_MS_PER_CHAR, Response, Sentence
+from switchboard.providers.pipeline.sentences import heard_text, split_sentences
 
 __all__ = [
     "CancelLLM",
@@ -107,48 +107,7 @@ __all__ = [
     "heard_text",
 ]
 
-#: Initial estimate of synthesized speech length per character (about 14 characters a second).
-DEFAULT_MS_PER_CHAR = 70.0
-#: A reply's first sentence longer than twice this is cut at its first comma this far in.
-FIRST_CLAUSE_CHARS = 20
 INTERRUPTED_RESULT: Mapping[str, str] = {"error": "cancelled: the caller interrupted"}
-
-
-# -- state ----------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _Sentence:
-    text: str
-    audio_ms: float = 0.0
-    done: bool = False
-
-
-@dataclass(slots=True)
-class _Response:
-    id: str
-    item_id: str
-    t0: float | None
-    from_caller: bool
-    # the reply's first clause goes to TTS alone: the caller hears the answer begin sooner
-    splitter: SentenceSplitter = field(
-        default_factory=lambda: SentenceSplitter(first_clause_chars=FIRST_CLAUSE_CHARS)
-    )
-    sentences: list[_Sentence] = field(default_factory=list)
-    calls: list[LLMFunctionCall] = field(default_factory=list)
-    llm_done: bool = False
-    status: Literal["completed", "cancelled", "failed"] = "completed"
-    reason: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    ttfa_ms: float | None = None
-    message: ChatMessage | None = None
-
-    @property
-    def spoken_text(self) -> str:
-        return " ".join(s.text for s in self.sentences)
-
-    @property
-    def audio_ms(self) -> float:
-        return sum(s.audio_ms for s in self.sentences)
 
 
 class TurnManager:
@@ -180,9 +139,9 @@ class TurnManager:
         self._last_end_ms: int | None = None
         self._unbilled_input_ms = 0.0
         # agent
-        self._active: _Response | None = None
-        self._last_audible: _Response | None = None
-        self._awaiting: _Response | None = None  # finished response whose calls await results
+        self._active: Response | None = None
+        self._last_audible: Response | None = None
+        self._awaiting: Response | None = None  # finished response whose calls await results
         self._results: dict[str, Any] = {}
         self._says: list[tuple[str, float]] = []
         self._turn_t0: float | None = None
@@ -374,7 +333,7 @@ class TurnManager:
 
     # -- agent side -------------------------------------------------------------------------------
     def _start_llm(self) -> list[TurnAction]:
-        response = _Response(self._new_id("resp"), self._new_id("item"), self._turn_t0, True)
+        response = Response(self._new_id("resp"), self._new_id("item"), self._turn_t0, True)
         self._active = response
         return [StartLLM(response.id, tuple(self.history.messages))]
 
@@ -385,7 +344,7 @@ class TurnManager:
         if self.busy:
             self._says.append((text, now))
             return []
-        response = _Response(self._new_id("resp"), self._new_id("item"), now, False, llm_done=True)
+        response = Response(self._new_id("resp"), self._new_id("item"), now, False, llm_done=True)
         self._active = response
         actions: list[TurnAction] = []
         for sentence in split_sentences(text):
@@ -440,9 +399,9 @@ class TurnManager:
         actions: list[TurnAction] = [EmitEvent(ErrorReport("llm_error", message, fatal=False))]
         return actions + self._maybe_finish(response)
 
-    def _queue_sentence(self, response: _Response, text: str) -> list[TurnAction]:
+    def _queue_sentence(self, response: Response, text: str) -> list[TurnAction]:
         sentence_id = len(response.sentences)
-        response.sentences.append(_Sentence(text))
+        response.sentences.append(Sentence(text))
         return [
             EmitEvent(
                 TextOutput(text, final=False, response_id=response.id, item_id=response.item_id)
@@ -488,12 +447,12 @@ class TurnManager:
             actions.append(EmitEvent(ErrorReport("tts_error", error, fatal=False)))
         return actions + self._maybe_finish(response)
 
-    def _maybe_finish(self, response: _Response) -> list[TurnAction]:
+    def _maybe_finish(self, response: Response) -> list[TurnAction]:
         if not response.llm_done or not all(s.done for s in response.sentences):
             return []
         return self._finish(response)
 
-    def _finish(self, response: _Response) -> list[TurnAction]:
+    def _finish(self, response: Response) -> list[TurnAction]:
         self._active = None
         text = response.spoken_text
         if text or response.calls:
@@ -547,18 +506,7 @@ class TurnManager:
             CancelSpeech(response.id),
             EmitEvent(ResponseInterrupted(response.id)),
         ]
-        # Keep only the audio that was produced (narrowed later by interrupt(played_ms)): whole
-        # sentences, and of the one cut off, its first words in proportion to its audio so far
-        # over its estimated full length (characters × the call's measured ms per character).
-        response.sentences = [s for s in response.sentences if s.audio_ms > 0]
-        for sentence in response.sentences:
-            if not sentence.done:
-                full_ms = max(sentence.audio_ms, len(sentence.text) * self._ms_per_char)
-                words = sentence.text.split()
-                sentence.text = " ".join(
-                    words[: math.ceil(len(words) * sentence.audio_ms / full_ms)]
-                )
-                sentence.done = True
+        response.keep_produced(self._ms_per_char)  # what the caller may have heard
         response.llm_done = True
         response.status, response.reason = "cancelled", reason
         return actions + self._finish(response)
@@ -583,7 +531,7 @@ class TurnManager:
         self._answer_calls(response, placeholder=False)
         return self._start_llm()
 
-    def _answer_calls(self, response: _Response, *, placeholder: bool) -> None:
+    def _answer_calls(self, response: Response, *, placeholder: bool) -> None:
         for call in response.calls:
             result = self._results.pop(call.call_id, INTERRUPTED_RESULT if placeholder else None)
             content = result if isinstance(result, str) else json.dumps(result, default=str)
