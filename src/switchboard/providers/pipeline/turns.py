@@ -40,7 +40,8 @@ here; the bridge's ``interrupt`` does. A caller turn that ends while an audible 
 real time finishes a long reply early) is dropped when it holds only backchannels ("mm-hmm")
 or noise, else answered once the reply is done or cut (at once if it is only playing). And a
 turn that sounds unfinished (``endpointing.py``: "my number is five five five") waits up to
-``max_endpoint_ms`` (``WaitEndpoint`` → :meth:`TurnManager.endpoint_due`) for more speech
+``max_endpoint_ms`` of *caller audio* (``endpoint_wait.py``: timed on the audio fed to the STT,
+not on the wall clock; ``WaitEndpoint`` → :meth:`TurnManager.endpoint_due`) for more speech
 before it is answered; the STT's own end of utterance (Deepgram's ``UtteranceEnd``) does not
 cut that wait short.
 """
@@ -75,7 +76,6 @@ from switchboard.providers.pipeline.actions import (
     SpeakSentence,
     StartLLM,
     TurnAction,
-    WaitEndpoint,
 )
 from switchboard.providers.pipeline.components import (
     ChatMessage,
@@ -89,6 +89,7 @@ from switchboard.providers.pipeline.components import (
     SttTranscript,
     SttUtteranceEnd,
 )
+from switchboard.providers.pipeline.endpoint_wait import EndpointWait
 from switchboard.providers.pipeline.endpointing import utterance_complete
 from switchboard.providers.pipeline.history import ConversationHistory
 from switchboard.providers.pipeline.responses import DEFAULT_MS_PER_CHAR, Response, Sentence
@@ -149,11 +150,9 @@ class TurnManager:
         self._turn_latency_recorded = False
         # turn-taking (configure_turn_taking)
         self.bridge_interrupts = False
-        self.max_endpoint_s = 0.0
         self.punctuated = True
         self._backchannels = BACKCHANNELS["en"]
-        self._hold_since: float | None = None  # an unfinished-sounding turn waits since
-        self._spoke_again = False  # the caller went on during the wait
+        self._wait = EndpointWait()  # an unfinished-sounding turn's wait, in caller audio
         self._open = 0  # utterances the STT reported started and not yet final
         self._deferred: str | None = None  # caller words said over a reply, answered after it
         # when the agent audio produced so far has played (monotonic s): a TTS faster than real
@@ -169,7 +168,7 @@ class TurnManager:
     ) -> None:
         """The bridge decides interruptions; unfinished turns wait (module docstring)."""
         self.bridge_interrupts = True
-        self.max_endpoint_s = max_endpoint_ms / 1000.0
+        self._wait.max_ms = max_endpoint_ms
         self._backchannels = backchannels
         self.punctuated = punctuated
 
@@ -195,9 +194,12 @@ class TurnManager:
         return f"{prefix}_{self._ids}"
 
     # -- caller side ------------------------------------------------------------------------------
-    def on_input_audio(self, ms: float) -> None:
-        """Account ``ms`` of caller audio sent to the STT (billed in the next response.done)."""
+    def on_input_audio(self, ms: float, now: float) -> list[TurnAction]:
+        """Account ``ms`` of caller audio sent to the STT (billed in the next response.done);
+        it advances the clock a held turn's wait runs on (``endpoint_wait.py``)."""
         self._unbilled_input_ms += ms
+        due = self._wait.on_audio(ms, now)
+        return [] if due is None else [due]
 
     def on_stt(self, event: SttEvent, now: float) -> list[TurnAction]:
         """Feed one STT event."""
@@ -219,8 +221,7 @@ class TurnManager:
             self._caller_item = self._new_id("item")
             actions.append(EmitEvent(SpeechStarted(audio_ms, self._caller_item)))
         self._open += 1
-        if self._hold_since is not None:
-            self._spoke_again = True
+        self._wait.speech_started()
         if self.barge_in and not self.bridge_interrupts and self._active is not None:
             actions += self._cancel_active("interrupted")
         return actions
@@ -239,9 +240,9 @@ class TurnManager:
                 self._finals.append(text)
             self._interim = ""
             if (event.speech_final or self._finalize_requested) and self._finals:
-                wait = self._endpoint_wait(now)
+                wait = self._endpoint_wait(event.end_ms, now)
                 if wait is not None:
-                    return [*actions, wait]
+                    return actions + wait
                 return actions + self._end_caller_turn(now)
         else:
             self._interim = text
@@ -252,30 +253,33 @@ class TurnManager:
             )
         return actions
 
-    def _endpoint_wait(self, now: float) -> WaitEndpoint | None:
-        """Hold a turn that sounds unfinished (at most ``max_endpoint_s`` in all)."""
-        if self.max_endpoint_s <= 0 or utterance_complete(
+    def _endpoint_wait(self, end_ms: int | None, now: float) -> list[TurnAction] | None:
+        """Hold a turn that sounds unfinished (its speech ended at ``end_ms``; at most
+        ``max_endpoint_ms`` of caller audio in all); ``None``: answer it now."""
+        if self._wait.max_ms <= 0 or utterance_complete(
             " ".join(self._finals), punctuated=self.punctuated
         ):
             return None
-        if self._hold_since is None:
-            self._hold_since = now
-        self._spoke_again = False
-        deadline = self._hold_since + self.max_endpoint_s
-        return WaitEndpoint(deadline) if now < deadline else None
+        backstop = self._wait.hold(end_ms, now)
+        if backstop is not None:
+            return [backstop]
+        # the pause ran its length (a late result), but if the caller is speaking again now,
+        # the end of that speech decides (else half a sentence is answered)
+        return [] if self._open else None
 
     def endpoint_due(self, now: float) -> list[TurnAction]:
         """A ``WaitEndpoint`` fell due: answer the held turn unless the caller went on."""
-        if self._hold_since is None or self._spoke_again or self._open or not self._finals:
+        wait = self._wait
+        if not wait.holding or wait.went_on or self._open or not self._finals:
             return []  # the caller went on: the end of that speech decides
-        if now < self._hold_since + self.max_endpoint_s - 1e-3:
+        if not wait.due(now):
             return []
         return self._end_caller_turn(now)
 
     def _utterance_end(self, now: float) -> list[TurnAction]:
         self._open = max(0, self._open - 1)  # an utterance ended (perhaps without words)
         if self._finals:
-            if self._hold_since is not None and now < self._hold_since + self.max_endpoint_s:
+            if self._wait.holding and not self._wait.over:
                 # an unfinished-sounding turn waits its max_endpoint_ms (Deepgram's
                 # UtteranceEnd, 1 s after the last word, answered "four five" mid-number)
                 return []
@@ -293,7 +297,7 @@ class TurnManager:
         item = self._caller_item or self._new_id("item")
         self._finals, self._interim, self._finalize_requested = [], "", False
         self._caller_item = None
-        self._hold_since, self._spoke_again = None, False
+        self._wait.clear()
         actions: list[TurnAction] = [
             EmitEvent(SpeechStopped(self._last_end_ms, item)),
             EmitEvent(CallerTranscript(text, final=True, item_id=item)),
