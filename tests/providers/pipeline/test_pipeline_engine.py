@@ -287,3 +287,18 @@ async def test_a_held_turn_waits_in_caller_audio_not_on_the_wall_clock() -> None
     await collect_until(provider, ProviderEventType.RESPONSE_DONE)
     assert llm.requests[0][-1] == ChatMessage("user", "My number is 555")
     await provider.disconnect()
+
+
+@pytest.mark.anyio
+async def test_a_held_turns_timers_end_with_the_session() -> None:
+    provider, stt, llm, _ = make([], extra={"turn_taking": {"max_endpoint_ms": 300}})
+    await provider.connect()
+    stt.queue.put_nowait(SttSpeechStarted(audio_ms=0))
+    stt.queue.put_nowait(SttTranscript("My number is 555", True, True, end_ms=100))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    timers = list(provider._endpoint_timers)
+    assert timers  # the backstop of the held turn (no audio came)
+    await provider.disconnect()
+    assert all(t.cancelled() for t in timers)
+    assert llm.requests == []

@@ -144,6 +144,7 @@ class PipelineProvider(BaseProvider):
         self._synth_response: str | None = None
         self._converter: StreamConverter | None = None
         self._endpoint_tasks: set[asyncio.Future[None]] = set()
+        self._endpoint_timers: list[asyncio.TimerHandle] = []
         if config is not None:
             self._set_config(config)
 
@@ -223,6 +224,8 @@ class PipelineProvider(BaseProvider):
         await self._teardown()
 
     async def _teardown(self) -> None:
+        for timer in self._endpoint_timers:  # a held turn's judgement (the backstop is 11 s)
+            timer.cancel()
         current = asyncio.current_task()
         tasks = [self._llm_task, self._synth_task, self._speech_task]
         for task in tasks:
@@ -337,7 +340,8 @@ class PipelineProvider(BaseProvider):
                 case WaitEndpoint(at=at):
                     loop = asyncio.get_running_loop()
                     delay = max(0.0, at - time.monotonic())
-                    loop.call_later(delay, self._endpoint_due)
+                    pending = [t for t in self._endpoint_timers if t.when() > loop.time()]
+                    self._endpoint_timers = [*pending, loop.call_later(delay, self._endpoint_due)]
                 case RecordLatency(ttfa_ms=ttfa_ms):
                     self.ttfa_ms.append(ttfa_ms)
                     logger.info("pipeline: time to first audio %.0f ms", ttfa_ms)
