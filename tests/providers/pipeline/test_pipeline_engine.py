@@ -264,3 +264,41 @@ async def test_llm_failure_is_a_non_fatal_error_and_a_failed_response() -> None:
     assert tts.texts == ["Let me see."]  # what was generated before the failure is still said
     assert state_of(provider) is SessionState.CONNECTED
     await provider.disconnect()
+
+
+@pytest.mark.anyio
+async def test_a_held_turn_waits_in_caller_audio_not_on_the_wall_clock() -> None:
+    """Issue #21: an unfinished-sounding turn waits ``max_endpoint_ms`` of the caller's audio.
+    While no audio comes (a stall on a loaded machine) the wait does not run out; once the
+    audio passes it, the turn is answered (after a short grace for the STT's results)."""
+    provider, stt, llm, _ = make(
+        [[LLMTextDelta("Noted."), LLMDone()]], extra={"turn_taking": {"max_endpoint_ms": 300}}
+    )
+    await provider.connect()
+    frame = AudioChunk(b"\xff" * 160, AudioFormat.ULAW, 8000)  # 20 ms
+    for _ in range(15):
+        await provider.send_audio(frame)
+    stt.queue.put_nowait(SttSpeechStarted(audio_ms=0))
+    stt.queue.put_nowait(SttTranscript("My number is 555", True, True, end_ms=100))
+    await asyncio.sleep(0.7)  # more than max_endpoint_ms of wall time, no audio
+    assert llm.requests == []
+    for _ in range(10):  # the audio comes in a burst: 400 ms after the speech now
+        await provider.send_audio(frame)
+    await collect_until(provider, ProviderEventType.RESPONSE_DONE)
+    assert llm.requests[0][-1] == ChatMessage("user", "My number is 555")
+    await provider.disconnect()
+
+
+@pytest.mark.anyio
+async def test_a_held_turns_timers_end_with_the_session() -> None:
+    provider, stt, llm, _ = make([], extra={"turn_taking": {"max_endpoint_ms": 300}})
+    await provider.connect()
+    stt.queue.put_nowait(SttSpeechStarted(audio_ms=0))
+    stt.queue.put_nowait(SttTranscript("My number is 555", True, True, end_ms=100))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    timers = list(provider._endpoint_timers)
+    assert timers  # the backstop of the held turn (no audio came)
+    await provider.disconnect()
+    assert all(t.cancelled() for t in timers)
+    assert llm.requests == []

@@ -121,7 +121,7 @@ def test_llm_text_streams_sentence_by_sentence_and_ttfa() -> None:
     assert events(audio, ProviderEventType.AUDIO_OUTPUT)[0].data["response_id"] == rid
     assert not [a for a in tm.on_audio(rid, 0, ulaw_ms(100), 2.0) if isinstance(a, RecordLatency)]
     tm.on_sentence_done(rid, 0)
-    tm.on_input_audio(2000)
+    tm.on_input_audio(2000, 2.0)
     done_actions = tm.on_llm(rid, LLMDone(input_tokens=12, output_tokens=9))
     last = [a for a in done_actions if isinstance(a, SpeakSentence)][-1]
     assert last.text == "Bye"

@@ -3,8 +3,10 @@
 * :mod:`.components` — the SpeechToText / TextLLM / TextToSpeech protocols and their events;
 * :mod:`.sentences` — streaming sentence splitter (LLM text → TTS sentences);
 * :mod:`.history` — the bounded conversation history;
-* :mod:`.turns` — the pure turn-taking, barge-in and tool-loop state machine, and
-  :mod:`.actions` — what it asks the engine to do;
+* :mod:`.turns` — the pure turn-taking, barge-in and tool-loop state machine, with
+  :mod:`.responses` (an agent reply's state), :mod:`.endpointing` and :mod:`.endpoint_wait`
+  (whether a caller turn sounds finished; the wait of one that does not, in caller audio),
+  and :mod:`.actions` — what it asks the engine to do;
 * :mod:`.engine` — :class:`PipelineProvider`, the asyncio session that runs the parts.
 """
 

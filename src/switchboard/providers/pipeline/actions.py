@@ -78,7 +78,8 @@ class RecordLatency:
 
 @dataclass(frozen=True, slots=True)
 class WaitEndpoint:
-    """The caller's turn sounds unfinished: call ``endpoint_due`` at ``at`` (monotonic s)."""
+    """Call ``endpoint_due`` at ``at`` (monotonic s): a held turn's wait may be over (its
+    caller-audio deadline was passed, or its backstop is due; ``endpoint_wait.py``)."""
 
     at: float
 

@@ -63,6 +63,9 @@ __all__ = ["PipelineProvider"]
 
 logger = logging.getLogger(__name__)
 
+#: Event-loop turns a held turn's judgement waits for STT results already under way.
+_CATCH_UP_TURNS = 20
+
 
 async def _aclose(iterator: AsyncIterator[Any]) -> None:
     closer = getattr(iterator, "aclose", None)
@@ -141,6 +144,7 @@ class PipelineProvider(BaseProvider):
         self._synth_response: str | None = None
         self._converter: StreamConverter | None = None
         self._endpoint_tasks: set[asyncio.Future[None]] = set()
+        self._endpoint_timers: list[asyncio.TimerHandle] = []
         if config is not None:
             self._set_config(config)
 
@@ -220,6 +224,8 @@ class PipelineProvider(BaseProvider):
         await self._teardown()
 
     async def _teardown(self) -> None:
+        for timer in self._endpoint_timers:  # a held turn's judgement (the backstop is 11 s)
+            timer.cancel()
         current = asyncio.current_task()
         tasks = [self._llm_task, self._synth_task, self._speech_task]
         for task in tasks:
@@ -283,8 +289,11 @@ class PipelineProvider(BaseProvider):
             data = self._converter.process(data)
         if not data:
             return
-        self.turns.on_input_audio(self.input_spec.duration_ms(len(data)))
+        ms = self.input_spec.duration_ms(len(data))
+        actions = self.turns.on_input_audio(ms, time.monotonic())  # the caller-audio clock
         await self.stt.send_audio(data)
+        if actions:
+            await self._apply(actions)
 
     async def _do_function_result(self, call_id: str, result: Any) -> None:
         await self._apply(self.turns.on_function_result(call_id, result))
@@ -331,17 +340,24 @@ class PipelineProvider(BaseProvider):
                 case WaitEndpoint(at=at):
                     loop = asyncio.get_running_loop()
                     delay = max(0.0, at - time.monotonic())
-                    loop.call_later(delay, self._endpoint_due)
+                    pending = [t for t in self._endpoint_timers if t.when() > loop.time()]
+                    self._endpoint_timers = [*pending, loop.call_later(delay, self._endpoint_due)]
                 case RecordLatency(ttfa_ms=ttfa_ms):
                     self.ttfa_ms.append(ttfa_ms)
                     logger.info("pipeline: time to first audio %.0f ms", ttfa_ms)
 
     def _endpoint_due(self) -> None:
-        actions = self.turns.endpoint_due(time.monotonic())
-        if actions:
-            task = asyncio.ensure_future(self._apply(actions))
-            self._endpoint_tasks.add(task)
-            task.add_done_callback(self._endpoint_tasks.discard)
+        task = asyncio.ensure_future(self._judge_endpoint())
+        self._endpoint_tasks.add(task)
+        task.add_done_callback(self._endpoint_tasks.discard)
+
+    async def _judge_endpoint(self) -> None:
+        # The recogniser's answers to audio already sent go first: after a stall the timer
+        # fires in the loop's first turn, before the results read from the socket reach
+        # the turn manager (a few turns), and a caller who went on would not be seen.
+        for _ in range(_CATCH_UP_TURNS):
+            await asyncio.sleep(0)
+        await self._apply(self.turns.endpoint_due(time.monotonic()))
 
     # -- tasks ------------------------------------------------------------------------------------
     async def _stt_loop(self) -> None:

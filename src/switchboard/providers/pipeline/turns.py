@@ -15,12 +15,13 @@ Caller side::
 An ``UtteranceEnd`` with only interim text asks the STT to ``Finalize``; the final result that
 follows ends the turn. Ending a caller turn appends the ``user`` message and starts a response.
 
-Agent side: one *response* at a time (an LLM stream, or a ``say``). LLM text is cut into sentences
-(:class:`SentenceSplitter`); each goes to TTS at once (``SpeakSentence``) and to ``text.output``.
-A response finishes when the LLM is done and every sentence has been spoken: its assistant
-message (text + tool calls) is appended to the history and ``response.done`` is emitted. If it
-made function calls, the turn continues with a new LLM response once every result is in (the
-tool loop). ``say`` requests queue behind a busy agent.
+Agent side: one *response* at a time (an LLM stream, or a ``say``; its state:
+:mod:`.responses`). LLM text is cut into sentences (:class:`.sentences.SentenceSplitter`); each
+goes to TTS at once (``SpeakSentence``) and to ``text.output``. A response finishes when the
+LLM is done and every sentence has been spoken: its assistant message (text + tool calls) is
+appended to the history and ``response.done`` is emitted. If it made function calls, the turn
+continues with a new LLM response once every result is in (the tool loop). ``say`` requests
+queue behind a busy agent.
 
 Barge-in: caller speech while a response is active cancels the LLM stream and the TTS, emits
 ``interrupted`` and ``response.done`` (status ``cancelled``), and stores in the history only the
@@ -39,7 +40,8 @@ here; the bridge's ``interrupt`` does. A caller turn that ends while an audible 
 real time finishes a long reply early) is dropped when it holds only backchannels ("mm-hmm")
 or noise, else answered once the reply is done or cut (at once if it is only playing). And a
 turn that sounds unfinished (``endpointing.py``: "my number is five five five") waits up to
-``max_endpoint_ms`` (``WaitEndpoint`` → :meth:`TurnManager.endpoint_due`) for more speech
+``max_endpoint_ms`` of *caller audio* (``endpoint_wait.py``: timed on the audio fed to the STT,
+not on the wall clock; ``WaitEndpoint`` → :meth:`TurnManager.endpoint_due`) for more speech
 before it is answered; the STT's own end of utterance (Deepgram's ``UtteranceEnd``) does not
 cut that wait short.
 """
@@ -47,10 +49,8 @@ cut that wait short.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from switchboard.media import AudioChunk, Usage
 from switchboard.providers.backchannels import BACKCHANNELS, content_words
@@ -76,7 +76,6 @@ from switchboard.providers.pipeline.actions import (
     SpeakSentence,
     StartLLM,
     TurnAction,
-    WaitEndpoint,
 )
 from switchboard.providers.pipeline.components import (
     ChatMessage,
@@ -90,9 +89,11 @@ from switchboard.providers.pipeline.components import (
     SttTranscript,
     SttUtteranceEnd,
 )
+from switchboard.providers.pipeline.endpoint_wait import EndpointWait
 from switchboard.providers.pipeline.endpointing import utterance_complete
 from switchboard.providers.pipeline.history import ConversationHistory
-from switchboard.providers.pipeline.sentences import SentenceSplitter, heard_text, split_sentences
+from switchboard.providers.pipeline.responses import DEFAULT_MS_PER_CHAR, Response, Sentence
+from switchboard.providers.pipeline.sentences import heard_text, split_sentences
 
 __all__ = [
     "CancelLLM",
@@ -107,48 +108,7 @@ __all__ = [
     "heard_text",
 ]
 
-#: Initial estimate of synthesized speech length per character (about 14 characters a second).
-DEFAULT_MS_PER_CHAR = 70.0
-#: A reply's first sentence longer than twice this is cut at its first comma this far in.
-FIRST_CLAUSE_CHARS = 20
 INTERRUPTED_RESULT: Mapping[str, str] = {"error": "cancelled: the caller interrupted"}
-
-
-# -- state ----------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _Sentence:
-    text: str
-    audio_ms: float = 0.0
-    done: bool = False
-
-
-@dataclass(slots=True)
-class _Response:
-    id: str
-    item_id: str
-    t0: float | None
-    from_caller: bool
-    # the reply's first clause goes to TTS alone: the caller hears the answer begin sooner
-    splitter: SentenceSplitter = field(
-        default_factory=lambda: SentenceSplitter(first_clause_chars=FIRST_CLAUSE_CHARS)
-    )
-    sentences: list[_Sentence] = field(default_factory=list)
-    calls: list[LLMFunctionCall] = field(default_factory=list)
-    llm_done: bool = False
-    status: Literal["completed", "cancelled", "failed"] = "completed"
-    reason: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    ttfa_ms: float | None = None
-    message: ChatMessage | None = None
-
-    @property
-    def spoken_text(self) -> str:
-        return " ".join(s.text for s in self.sentences)
-
-    @property
-    def audio_ms(self) -> float:
-        return sum(s.audio_ms for s in self.sentences)
 
 
 class TurnManager:
@@ -180,9 +140,9 @@ class TurnManager:
         self._last_end_ms: int | None = None
         self._unbilled_input_ms = 0.0
         # agent
-        self._active: _Response | None = None
-        self._last_audible: _Response | None = None
-        self._awaiting: _Response | None = None  # finished response whose calls await results
+        self._active: Response | None = None
+        self._last_audible: Response | None = None
+        self._awaiting: Response | None = None  # finished response whose calls await results
         self._results: dict[str, Any] = {}
         self._says: list[tuple[str, float]] = []
         self._turn_t0: float | None = None
@@ -190,11 +150,9 @@ class TurnManager:
         self._turn_latency_recorded = False
         # turn-taking (configure_turn_taking)
         self.bridge_interrupts = False
-        self.max_endpoint_s = 0.0
         self.punctuated = True
         self._backchannels = BACKCHANNELS["en"]
-        self._hold_since: float | None = None  # an unfinished-sounding turn waits since
-        self._spoke_again = False  # the caller went on during the wait
+        self._wait = EndpointWait()  # an unfinished-sounding turn's wait, in caller audio
         self._open = 0  # utterances the STT reported started and not yet final
         self._deferred: str | None = None  # caller words said over a reply, answered after it
         # when the agent audio produced so far has played (monotonic s): a TTS faster than real
@@ -210,7 +168,7 @@ class TurnManager:
     ) -> None:
         """The bridge decides interruptions; unfinished turns wait (module docstring)."""
         self.bridge_interrupts = True
-        self.max_endpoint_s = max_endpoint_ms / 1000.0
+        self._wait.max_ms = max_endpoint_ms
         self._backchannels = backchannels
         self.punctuated = punctuated
 
@@ -236,9 +194,12 @@ class TurnManager:
         return f"{prefix}_{self._ids}"
 
     # -- caller side ------------------------------------------------------------------------------
-    def on_input_audio(self, ms: float) -> None:
-        """Account ``ms`` of caller audio sent to the STT (billed in the next response.done)."""
+    def on_input_audio(self, ms: float, now: float) -> list[TurnAction]:
+        """Account ``ms`` of caller audio sent to the STT (billed in the next response.done);
+        it advances the clock a held turn's wait runs on (``endpoint_wait.py``)."""
         self._unbilled_input_ms += ms
+        due = self._wait.on_audio(ms, now)
+        return [] if due is None else [due]
 
     def on_stt(self, event: SttEvent, now: float) -> list[TurnAction]:
         """Feed one STT event."""
@@ -260,8 +221,7 @@ class TurnManager:
             self._caller_item = self._new_id("item")
             actions.append(EmitEvent(SpeechStarted(audio_ms, self._caller_item)))
         self._open += 1
-        if self._hold_since is not None:
-            self._spoke_again = True
+        self._wait.speech_started()
         if self.barge_in and not self.bridge_interrupts and self._active is not None:
             actions += self._cancel_active("interrupted")
         return actions
@@ -280,9 +240,9 @@ class TurnManager:
                 self._finals.append(text)
             self._interim = ""
             if (event.speech_final or self._finalize_requested) and self._finals:
-                wait = self._endpoint_wait(now)
+                wait = self._endpoint_wait(event.end_ms, now)
                 if wait is not None:
-                    return [*actions, wait]
+                    return actions + wait
                 return actions + self._end_caller_turn(now)
         else:
             self._interim = text
@@ -293,30 +253,33 @@ class TurnManager:
             )
         return actions
 
-    def _endpoint_wait(self, now: float) -> WaitEndpoint | None:
-        """Hold a turn that sounds unfinished (at most ``max_endpoint_s`` in all)."""
-        if self.max_endpoint_s <= 0 or utterance_complete(
+    def _endpoint_wait(self, end_ms: int | None, now: float) -> list[TurnAction] | None:
+        """Hold a turn that sounds unfinished (its speech ended at ``end_ms``; at most
+        ``max_endpoint_ms`` of caller audio in all); ``None``: answer it now."""
+        if self._wait.max_ms <= 0 or utterance_complete(
             " ".join(self._finals), punctuated=self.punctuated
         ):
             return None
-        if self._hold_since is None:
-            self._hold_since = now
-        self._spoke_again = False
-        deadline = self._hold_since + self.max_endpoint_s
-        return WaitEndpoint(deadline) if now < deadline else None
+        backstop = self._wait.hold(end_ms, now)
+        if backstop is not None:
+            return [backstop]
+        # the pause ran its length (a late result), but if the caller is speaking again now,
+        # the end of that speech decides (else half a sentence is answered)
+        return [] if self._open else None
 
     def endpoint_due(self, now: float) -> list[TurnAction]:
         """A ``WaitEndpoint`` fell due: answer the held turn unless the caller went on."""
-        if self._hold_since is None or self._spoke_again or self._open or not self._finals:
+        wait = self._wait
+        if not wait.holding or wait.went_on or self._open or not self._finals:
             return []  # the caller went on: the end of that speech decides
-        if now < self._hold_since + self.max_endpoint_s - 1e-3:
+        if not wait.due(now):
             return []
         return self._end_caller_turn(now)
 
     def _utterance_end(self, now: float) -> list[TurnAction]:
         self._open = max(0, self._open - 1)  # an utterance ended (perhaps without words)
         if self._finals:
-            if self._hold_since is not None and now < self._hold_since + self.max_endpoint_s:
+            if self._wait.holding and not self._wait.over:
                 # an unfinished-sounding turn waits its max_endpoint_ms (Deepgram's
                 # UtteranceEnd, 1 s after the last word, answered "four five" mid-number)
                 return []
@@ -334,7 +297,7 @@ class TurnManager:
         item = self._caller_item or self._new_id("item")
         self._finals, self._interim, self._finalize_requested = [], "", False
         self._caller_item = None
-        self._hold_since, self._spoke_again = None, False
+        self._wait.clear()
         actions: list[TurnAction] = [
             EmitEvent(SpeechStopped(self._last_end_ms, item)),
             EmitEvent(CallerTranscript(text, final=True, item_id=item)),
@@ -374,7 +337,7 @@ class TurnManager:
 
     # -- agent side -------------------------------------------------------------------------------
     def _start_llm(self) -> list[TurnAction]:
-        response = _Response(self._new_id("resp"), self._new_id("item"), self._turn_t0, True)
+        response = Response(self._new_id("resp"), self._new_id("item"), self._turn_t0, True)
         self._active = response
         return [StartLLM(response.id, tuple(self.history.messages))]
 
@@ -385,7 +348,7 @@ class TurnManager:
         if self.busy:
             self._says.append((text, now))
             return []
-        response = _Response(self._new_id("resp"), self._new_id("item"), now, False, llm_done=True)
+        response = Response(self._new_id("resp"), self._new_id("item"), now, False, llm_done=True)
         self._active = response
         actions: list[TurnAction] = []
         for sentence in split_sentences(text):
@@ -440,9 +403,9 @@ class TurnManager:
         actions: list[TurnAction] = [EmitEvent(ErrorReport("llm_error", message, fatal=False))]
         return actions + self._maybe_finish(response)
 
-    def _queue_sentence(self, response: _Response, text: str) -> list[TurnAction]:
+    def _queue_sentence(self, response: Response, text: str) -> list[TurnAction]:
         sentence_id = len(response.sentences)
-        response.sentences.append(_Sentence(text))
+        response.sentences.append(Sentence(text))
         return [
             EmitEvent(
                 TextOutput(text, final=False, response_id=response.id, item_id=response.item_id)
@@ -488,12 +451,12 @@ class TurnManager:
             actions.append(EmitEvent(ErrorReport("tts_error", error, fatal=False)))
         return actions + self._maybe_finish(response)
 
-    def _maybe_finish(self, response: _Response) -> list[TurnAction]:
+    def _maybe_finish(self, response: Response) -> list[TurnAction]:
         if not response.llm_done or not all(s.done for s in response.sentences):
             return []
         return self._finish(response)
 
-    def _finish(self, response: _Response) -> list[TurnAction]:
+    def _finish(self, response: Response) -> list[TurnAction]:
         self._active = None
         text = response.spoken_text
         if text or response.calls:
@@ -547,18 +510,7 @@ class TurnManager:
             CancelSpeech(response.id),
             EmitEvent(ResponseInterrupted(response.id)),
         ]
-        # Keep only the audio that was produced (narrowed later by interrupt(played_ms)): whole
-        # sentences, and of the one cut off, its first words in proportion to its audio so far
-        # over its estimated full length (characters × the call's measured ms per character).
-        response.sentences = [s for s in response.sentences if s.audio_ms > 0]
-        for sentence in response.sentences:
-            if not sentence.done:
-                full_ms = max(sentence.audio_ms, len(sentence.text) * self._ms_per_char)
-                words = sentence.text.split()
-                sentence.text = " ".join(
-                    words[: math.ceil(len(words) * sentence.audio_ms / full_ms)]
-                )
-                sentence.done = True
+        response.keep_produced(self._ms_per_char)  # what the caller may have heard
         response.llm_done = True
         response.status, response.reason = "cancelled", reason
         return actions + self._finish(response)
@@ -583,7 +535,7 @@ class TurnManager:
         self._answer_calls(response, placeholder=False)
         return self._start_llm()
 
-    def _answer_calls(self, response: _Response, *, placeholder: bool) -> None:
+    def _answer_calls(self, response: Response, *, placeholder: bool) -> None:
         for call in response.calls:
             result = self._results.pop(call.call_id, INTERRUPTED_RESULT if placeholder else None)
             content = result if isinstance(result, str) else json.dumps(result, default=str)
