@@ -12,8 +12,9 @@ Outbound pacing
     ``start + k·frame_ms`` and goes out about ``max_lead_ms`` before that, so the carrier never
     buffers a whole reply. When the lead falls below ``max_lead_ms``, ``release_ms`` of frames
     go at once (two by default: half the wakeups, and one carrier message where the carrier
-    allows), so the lead stays between ``max_lead_ms`` and ``max_lead_ms + release_ms``. ``sent_until`` estimates when the carrier will have played all that
-    was sent (a carrier that ran dry resumes when audio arrives). A core that fell behind (a
+    allows), so the lead stays between ``max_lead_ms`` and ``max_lead_ms + release_ms``.
+    ``sent_until`` estimates when the carrier will have played all that was sent (a carrier
+    that ran dry resumes when audio arrives). A core that fell behind (a
     late wakeup, audio that came late) sends the frames already due at once and keeps the
     timeline: a carrier that ran dry plays the rest later, which no sender can undo without
     dropping audio, but the delay then sits in the carrier's cushion, which grows by the gap
