@@ -225,16 +225,19 @@ class TwilioCaller:
         return await self._post(url, params)
 
     async def _post(self, url: str, params: list[tuple[str, str]]) -> httpx.Response:
-        signature = twilio_signature(self._token, url, params)
-        return await self._client.post(
-            url,
-            data=dict(params),
-            headers={
-                "X-Twilio-Signature": signature,
-                "I-Twilio-Idempotency-Token": secrets.token_hex(16),
-                "User-Agent": "TwilioProxy/1.1",
-            },
-        )
+        headers = {
+            "X-Twilio-Signature": twilio_signature(self._token, url, params),
+            # the same token on a retry: the app can tell a retried request from a new one
+            "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+            "User-Agent": "TwilioProxy/1.1",
+        }
+        try:
+            return await self._client.post(url, data=dict(params), headers=headers)
+        except httpx.RemoteProtocolError:
+            # The connection closed before any answer: a pooled keep-alive connection the
+            # server (or a balancer, when a node behind it died) had just closed. Twilio
+            # retries a webhook whose connection failed, with the same idempotency token.
+            return await self._client.post(url, data=dict(params), headers=headers)
 
     async def _fetch(self, url: str) -> str | None:
         resp = await self._post(url, self._params(self.status))
