@@ -17,7 +17,7 @@ The run passes (exit 0) when every check holds:
 * rss — RSS grew less than 5 % from the end of the warm-up (ramp + a quarter of the run, at most
   60 s) to the end of the calls;
 * fds, tasks — back to their baseline (idle, after a 2 s warm-up with as many calls: what the
-  server opens once and keeps, its store's pooled connections, is not a leak) within
+  server opens once and keeps is not a leak) within
   ``--settle`` seconds of the last call;
 * drift — no call's round trip grew more than 5 ms (median of its last 2 s − of its first 2 s);
 * growth — the round-trip p50 of the last window of call time (a minute; a third of a short
@@ -146,8 +146,8 @@ async def soak(options: LoadOptions, base: str, settle_s: float) -> Soak:
 
     async with httpx.AsyncClient() as http:
         # A short warm-up at the same concurrency first: what the server opens once and keeps
-        # (the store's pooled SQLite connections, 2 fds each) is not a leak, so the baseline
-        # is taken after it.
+        # is not a leak, so the baseline is taken after it. (The store's SQLite connections
+        # are all opened at start: see store/engine.py.)
         await run_load(replace(options, duration_s=2.0))
         t0 = loop.time() + 2.0
         while loop.time() < t0:  # the baseline: a few idle readings

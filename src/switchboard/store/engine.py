@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ __all__ = [
     "MIGRATIONS_DIR",
     "Database",
     "connect",
+    "fill_pool",
     "normalise_database_url",
     "transaction",
     "upgrade",
@@ -39,6 +40,8 @@ __all__ = [
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: Connections a file SQLite store opens at start and keeps, and never more (see connect()).
+SQLITE_POOL_SIZE = 5
 
 
 def normalise_database_url(url: str) -> str:
@@ -67,12 +70,17 @@ def normalise_database_url(url: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """An engine and what it was made from (``schema`` is None unless PostgreSQL)."""
+    """An engine and what it was made from (``schema`` is None unless PostgreSQL).
+
+    ``fixed_pool`` is how many connections :func:`fill_pool` opens at start (0: the pool
+    grows on demand).
+    """
 
     url: str
     dialect: str
     schema: str | None
     engine: AsyncEngine
+    fixed_pool: int = 0
 
 
 def connect(url: str, *, schema: str | None = None, echo: bool = False) -> Database:
@@ -96,12 +104,35 @@ def connect(url: str, *, schema: str | None = None, echo: bool = False) -> Datab
     memory = dialect == "sqlite" and parsed.database in (None, "", ":memory:")
     if memory:
         kwargs["poolclass"] = StaticPool
-    elif dialect == "sqlite" and parsed.database:
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    fixed_pool = 0
+    if dialect == "sqlite" and not memory:
+        Path(str(parsed.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # A fixed pool, opened at start: a connection SQLite closes while another one in the
+        # process holds a lock on the file keeps its file descriptors open (POSIX locks are per
+        # process; SQLite parks the fds for reuse), so an on-demand pool's overflow would leave
+        # its high-water mark of open files behind. SQLite serialises writers anyway and the
+        # store batches its writes; a sixth overlapping operation waits for a connection.
+        fixed_pool = SQLITE_POOL_SIZE
+        kwargs["pool_size"] = fixed_pool
+        kwargs["max_overflow"] = 0
     engine = create_async_engine(url, **kwargs)
     if dialect == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(wal=not memory))
-    return Database(url, dialect, schema, engine)
+    return Database(url, dialect, schema, engine, fixed_pool)
+
+
+async def fill_pool(database: Database) -> None:
+    """Open a fixed pool's connections now, so a running server's open files do not grow.
+
+    Raises:
+        StoreError: the database cannot be opened.
+    """
+    try:
+        async with AsyncExitStack() as held:
+            for _ in range(database.fixed_pool):
+                await held.enter_async_context(database.engine.connect())
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"cannot open the call store: {type(exc).__name__}") from exc
 
 
 @asynccontextmanager

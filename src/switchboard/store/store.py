@@ -35,7 +35,7 @@ from switchboard.config import Settings
 from switchboard.errors import StoreError
 from switchboard.store import ops, queries
 from switchboard.store.analyses import AnalysisQueue
-from switchboard.store.engine import connect, normalise_database_url, upgrade
+from switchboard.store.engine import connect, fill_pool, normalise_database_url, upgrade
 from switchboard.store.models import CallRow
 from switchboard.store.outbox import Outbox
 from switchboard.store.recorder import BatchWriter, CallRecorder
@@ -81,6 +81,7 @@ class CallStore:
         echo: bool = False,
     ) -> None:
         database = connect(url, schema=schema, echo=echo)
+        self._database = database
         self.url = database.url
         self.dialect = database.dialect
         self.schema = database.schema
@@ -122,6 +123,7 @@ class CallStore:
                 await conn.run_sync(upgrade)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot migrate the call store: {exc}") from exc
+        await fill_pool(self._database)
         logger.info("call store ready (%s)", self.dialect)
         self.writer.resume()  # writes a previous run spooled during an outage
 
