@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from switchboard.audio import Framer, StreamConverter
+from switchboard.bridge import playback
 from switchboard.bridge.actions import (
     Action,
     ClearCallerBuffer,
@@ -157,7 +158,8 @@ class CallSession:
         self._provider_side: ProviderSide | None = None  # once the provider is connected
         self._on_frame_in = on_frame_in
         self.apology = apology
-        self._apology_audio = apology_audio
+        #: the offline voice: a line of text in a carrier format (``bridge/playback.py``)
+        self.apology_audio = apology_audio
         #: a recorded greeting: carrier audio and the text that stands for it in the transcript
         self._greeting = greeting
         #: listeners, and an operator who takes the call over (``bridge/operator.py``)
@@ -272,29 +274,13 @@ class CallSession:
         if self._greeting is None:
             return False
         audio, text = self._greeting
-        await self._play_as_reply(audio, text or "(greeting)")
+        await playback.play_as_reply(self, audio, text or "(greeting)")
         return True
 
     async def play_offline(self, text: str, what: str) -> bool:
         """Speak ``text`` with the offline voice, played like an agent reply (False: no
         offline voice, or it failed)."""
-        if self._apology_audio is None:
-            return False
-        try:
-            audio = await asyncio.wait_for(self._apology_audio(text, self.started.audio), 10.0)
-        except TimeoutError:
-            audio = None
-        if not audio:
-            self.log.warning("no offline voice for the %s", what)
-            return False
-        await self._play_as_reply(audio, text)
-        return True
-
-    async def _play_as_reply(self, audio: bytes, text: str) -> None:
-        framer, now = Framer(self.started.audio), self.now()
-        await self.apply(self.core.agent_audio(framer.push(audio) + framer.flush(), now))
-        await self.apply(self.core.agent_text(text, final=True, now=now))
-        await self.apply(self.core.response_done("completed", now))
+        return await playback.play_offline(self, text, what)
 
     def end(self, reason: str) -> None:
         """End the call with ``reason`` (the first reason given wins)."""
@@ -329,7 +315,7 @@ class CallSession:
         if self._wake_timer is not None:
             self._wake_timer.cancel()
         if self.end_reason == "provider_failed":
-            await self._apologise()
+            await playback.apologise(self)
         if self.recorder is not None:
             self.recorder.stop(self.now())
         # The carrier's REST call: under way since the call ended (_tell_carrier), else now.
@@ -593,18 +579,3 @@ class CallSession:
             await self.provider.say(text)
         except UnsupportedOperation:
             self.log.info("provider cannot speak arbitrary text; skipped")
-
-    async def _apologise(self) -> None:
-        """Speak the agent's apology (provider failed) and wait until it has played."""
-        if not self.apology or self._apology_audio is None:
-            return
-        spec = self.started.audio
-        try:
-            audio = await asyncio.wait_for(self._apology_audio(self.apology, spec), 10.0)
-        except TimeoutError:
-            audio = None
-        if audio and self.recorder is not None:  # what play_to_end sends: clear, then this
-            self.recorder.cleared(self.now())
-            self.recorder.agent_audio(audio, self.now())
-        if audio and await self.carrier.play_to_end(audio, spec, "apology"):
-            self.sink.transcript("agent", self.apology, self.now(), False)
