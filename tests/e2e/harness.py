@@ -179,14 +179,18 @@ async def running_app(
     """The app under uvicorn on a free loopback port: yields (base URL, settings, app)."""
     sock = bind_loopback()
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = load_settings(
-        SWITCHBOARD_PUBLIC_URL=base,
-        SWITCHBOARD_API_TOKEN=API_TOKEN,
-        SWITCHBOARD_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}",
-        **env,
-    )
-    manager_options.setdefault("agents", agent_book())
-    app = create_app(settings, **manager_options)
+    try:
+        settings = load_settings(
+            SWITCHBOARD_PUBLIC_URL=base,
+            SWITCHBOARD_API_TOKEN=API_TOKEN,
+            SWITCHBOARD_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}",
+            **env,
+        )
+        manager_options.setdefault("agents", agent_book())
+        app = create_app(settings, **manager_options)
+    except BaseException:
+        sock.close()  # the server that would have closed it is not made
+        raise
     async with LoopbackServer(app, sock=sock, ws_max_size=settings.ws_max_size):
         yield base, settings, app
         # the caller's side can finish first: let the gateway finalise its records

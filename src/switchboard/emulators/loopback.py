@@ -97,11 +97,19 @@ class LoopbackServer:
 
     async def __aenter__(self) -> LoopbackServer:
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # raises why uvicorn could not start
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.005)
+        try:
+            while not self._server.started:
+                if self._task.done():
+                    self._task.result()  # raises why uvicorn could not start
+                    raise RuntimeError("uvicorn stopped before it started")
+                await asyncio.sleep(0.005)
+        except BaseException:  # did not start, or the caller gave up: nobody else will
+            task, self._task = self._task, None  # close the socket (nor stop uvicorn)
+            self._server.should_exit = True
+            with anyio.CancelScope(shield=True), contextlib.suppress(BaseException):
+                await task  # (its failure is what is being raised)
+            self._sock.close()
+            raise
         return self
 
     async def __aexit__(
@@ -113,11 +121,11 @@ class LoopbackServer:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop serving (waits for open connections to close, at most a second)."""
-        if self._task is None:
-            return
-        self._server.should_exit = True
-        with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
-            await self._task  # shut down cleanly even when the caller is being cancelled
-        self._task = None
+        """Stop serving (waits for open connections to close, at most a second) and close
+        the socket, also when the server never started."""
+        if self._task is not None:
+            self._server.should_exit = True
+            with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
+                await self._task  # shut down cleanly even when the caller is being cancelled
+            self._task = None
         self._sock.close()
