@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 20
 
 .PHONY: demo test lint typecheck unit suite cluster serve bench soak clean fuzz
 
-$(STAMP): pyproject.toml setup.py src/switchboard/audio/_g711.c
+$(STAMP): pyproject.toml setup.py src/switchboard/audio/_g711.c src/switchboard/audio/_fir.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from switchboard.audio import Framer, StreamConverter
-from switchboard.audio.fir import FirResampler, integer_ratio
+from switchboard.audio.fir import FirResampler, fir_ratio, integer_ratio
 from switchboard.errors import AudioError
 from switchboard.media import AudioFormat, AudioSpec
 from tests.audio.signals import tone
@@ -53,6 +53,12 @@ def test_rejects_non_integer_ratios_and_odd_bytes() -> None:
     assert integer_ratio(22050, 8000) is None
     with pytest.raises(AudioError, match="integer resampling ratio"):
         FirResampler(22050, 8000)
+    with pytest.raises(AudioError, match="integer resampling ratio"):
+        FirResampler(16000, 24000)  # aligned: half a sample of delay cannot be dropped
+    with pytest.raises(AudioError, match="small rational resampling ratio"):
+        FirResampler(44100, 48000, aligned=False)
+    assert fir_ratio(16000, 24000) == (3, 2) and fir_ratio(24000, 16000) == (2, 3)
+    assert fir_ratio(16000, 24000, aligned=True) is None
     with pytest.raises(AudioError, match="even number"):
         FirResampler(8000, 16000).process(b"\x01")
 
@@ -115,3 +121,39 @@ def test_a_turn_with_no_audio_gives_the_carrier_no_frame() -> None:
     conv.reset()  # a barge-in
     framer.clear()
     assert framer.push(conv.flush()) + framer.flush() == []
+
+
+@pytest.mark.parametrize(("src", "dst"), [(16000, 24000), (24000, 16000)])
+def test_a_wideband_leg_to_24k_is_resampled_at_once_by_the_fir(src: int, dst: int) -> None:
+    """16k↔24k (a Telnyx L16 or G.722 leg and OpenAI's 24 kHz) is 3/2: soxr's HQ stream held
+    up to ~60 ms of it each way (~80 ms of one call's round trip); the FIR gives every 20 ms
+    piece out at once, late by its own ~2 ms, whatever the chunking."""
+    pcm = tone(src, freq=997.0)
+    step = src * 20 // 1000 * 2
+    live = FirResampler(src, dst, aligned=False)
+    pieces = [live.process(pcm[i : i + step]) for i in range(0, len(pcm), step)]
+    assert {len(p) for p in pieces} == {dst * 20 // 1000 * 2}
+    out = b"".join(pieces) + live.flush()
+    whole = FirResampler(src, dst, aligned=False)
+    assert whole.process(pcm) + whole.flush() == out
+    odd = FirResampler(src, dst, aligned=False)  # pieces of 7 samples: the grid carries over
+    assert (
+        b"".join(odd.process(pcm[i : i + 14]) for i in range(0, len(pcm), 14)) + (odd.flush())
+        == out
+    )
+    assert 1.5 < live.delay_ms < 2.5  # 199 taps at 48 kHz
+    # the tone comes out as the same tone: compare with an ideal resampling of it
+    lag = live.delay_ms / 1000
+    t = np.arange(dst) / dst - lag
+    ideal = np.sin(2 * np.pi * 997.0 * t) * 0.5 * 32767
+    got = np.frombuffer(out, "<i2")[:dst].astype(np.float64)
+    core = slice(dst // 10, dst - dst // 10)
+    noise = float(np.sum((got[core] - ideal[core]) ** 2))
+    assert 10 * np.log10(np.sum(ideal[core] ** 2) / noise) >= 60.0
+
+
+def test_the_stream_converter_uses_the_fir_for_a_wideband_leg() -> None:
+    conv = StreamConverter(
+        AudioSpec(AudioFormat.PCM16, 16000), AudioSpec(AudioFormat.PCM16, 24000), aligned=False
+    )
+    assert [len(conv.process(tone(16000, 0.02))) for _ in range(3)] == [960, 960, 960]

@@ -19,7 +19,7 @@ Compressed formats (PyAV, the ``codecs`` extra) mean one thing per form:
 from __future__ import annotations
 
 from switchboard.audio.files import decode_audio, encode_audio
-from switchboard.audio.fir import FirResampler, integer_ratio
+from switchboard.audio.fir import FirResampler, fir_ratio
 from switchboard.audio.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
 from switchboard.audio.mp3 import Mp3Decoder, Mp3Encoder
 from switchboard.audio.opus import OPUS_RATES, OpusDecoder, OpusEncoder
@@ -149,13 +149,14 @@ class StreamConverter:
                     self._encoder = OpusEncoder(target.sample_rate)
                 case AudioFormat.MP3:
                     self._encoder = Mp3Encoder(target.sample_rate)
-        # Integer ratios (8k↔16k/24k/48k) use the low-latency polyphase FIR: soxr's HQ stream
-        # holds ~60 ms per direction and releases it in bursts (docs/benchmarks.md, Capacity).
+        # Small ratios (8k↔16k/24k/48k; 16k↔24k unaligned) use the low-latency polyphase FIR:
+        # soxr's HQ stream holds ~60 ms per direction and releases it in bursts
+        # (docs/benchmarks.md, Capacity).
         self._resampler: Resampler | FirResampler | None = None
         if pcm_rate != target.sample_rate and not self.passthrough:
             self._resampler = (
                 FirResampler(pcm_rate, target.sample_rate, aligned=aligned)
-                if integer_ratio(pcm_rate, target.sample_rate) is not None
+                if fir_ratio(pcm_rate, target.sample_rate, aligned=aligned) is not None
                 else Resampler(pcm_rate, target.sample_rate)
             )
 

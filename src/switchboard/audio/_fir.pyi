@@ -1,0 +1,3 @@
+def polyphase(
+    pcm: bytes, history: bytearray, taps: bytes, up: int, down: int, pos: int, /
+) -> tuple[bytes, int]: ...
