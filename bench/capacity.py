@@ -4,6 +4,7 @@
     .venv/bin/python bench/capacity.py --audio pcm16        # provider forced to PCM 24 kHz
     .venv/bin/python bench/capacity.py --calls 1 150 --duration 30 --json out.json
     .venv/bin/python bench/capacity.py --carrier telnyx --codec opus --calls 1 30 60
+    .venv/bin/python bench/capacity.py --carrier telnyx --codec l16 --calls 1 100 150
     .venv/bin/python bench/capacity.py --provider gemini    # Gemini Live: 16 kHz in, 24 kHz out
     .venv/bin/python bench/capacity.py --workers 1 2 --calls 1 50 100   # serve --workers N
 
@@ -21,7 +22,8 @@ With ``--provider gemini`` the agent uses Gemini Live through the Gemini emulato
 With ``--carrier telnyx`` the load generator runs the Telnyx emulator in-process (the server's
 ``TELNYX_BASE_URL`` and key point at it); ``--codec opus`` makes the agent ask for ``OPUS`` both
 ways, so the server decodes and encodes Opus for every call (measured by position: no tag
-survives a lossy codec).
+survives a lossy codec); ``--codec l16`` makes it ``L16`` (16 kHz linear PCM, resampled to and
+from the provider's 8 kHz μ-law, so measured by position as well).
 
 With ``--workers N [N...]`` each sweep is run once per worker count: ``switchboard serve
 --workers N`` (N > 1 needs Redis: ``--redis URL``, by default ``redis://127.0.0.1:6379/0``), the
@@ -349,7 +351,9 @@ def main() -> int:
     parser.add_argument("--audio", choices=("auto", "pcm16"), default="auto")
     parser.add_argument("--carrier", choices=("twilio", "telnyx"), default="twilio")
     parser.add_argument("--provider", choices=("openai", "gemini"), default="openai")
-    parser.add_argument("--codec", choices=("pcmu", "opus"), default="pcmu", help="telnyx only")
+    parser.add_argument(
+        "--codec", choices=("pcmu", "opus", "l16"), default="pcmu", help="telnyx only"
+    )
     parser.add_argument("--json", type=Path, help="write every report here")
     parser.add_argument(
         "--no-gc-freeze",

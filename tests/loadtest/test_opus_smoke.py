@@ -44,8 +44,8 @@ async def test_three_telnyx_opus_calls_lose_nothing(tmp_path: Path) -> None:
     assert report.calls_ok == 3 and report.calls_failed == 0
     assert report.mode == "position"  # no tag survives Opus
     assert report.frames_sent == 3 * 150
-    # every 20 ms sent came back as 20 ms of Opus, but for what the 16k↔24k soxr resamplers
-    # (OpenAI's PCM is 24 kHz) and the codecs still hold when the caller hangs up (≤ 100 ms)
+    # every 20 ms sent came back as 20 ms of Opus, but for what the codecs and resamplers
+    # (OpenAI's PCM is 24 kHz) still hold when the caller hangs up (≤ 100 ms)
     assert report.frames_lost == 0 and report.frames_queued <= 3 * 5
     assert report.round_trip.count >= report.frames_sent - 3 * 5
     assert oai.violations == []

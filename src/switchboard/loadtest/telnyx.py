@@ -10,7 +10,9 @@ the stream, the emulator calls this call's media-leg factory instead of its WAV 
 :class:`TaggedMediaLeg` dials the ``stream_url`` and lets a :class:`~.client.MediaMeter` send
 tagged PCMU frames and measure their echoes (the same core as the Twilio call) — or, with
 ``codec="OPUS"``, one second of a voice pre-encoded once with the emulator's Opus codec,
-sent round and round and measured by position (:class:`OpusFrames`). When the meter
+sent round and round and measured by position (:class:`OpusFrames`); with ``codec="L16"``,
+the same second of voice as linear PCM at the stream's rate in the wire's byte order
+(:class:`L16Frames`), measured by position too (the app resamples it). When the meter
 hangs up (``stop``), the emulator sends ``streaming.stopped`` and ``call.hangup``; the call is
 ok when the media leg was, every webhook was answered 2xx and the emulator saw no violation.
 """
@@ -24,6 +26,7 @@ import secrets
 import uuid
 from typing import Any
 
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import connect
@@ -36,6 +39,7 @@ from switchboard.loadtest.client import CallStats, MediaMeter
 from switchboard.loadtest.wire import TelnyxWire
 
 __all__ = [
+    "L16Frames",
     "OpusFrames",
     "TaggedMediaLeg",
     "TelnyxLoadCall",
@@ -91,6 +95,35 @@ class OpusFrames:
         return opus_packet_ms(payload)
 
 
+class L16Frames:
+    """A caller's L16 frames for the load test: one second of a quiet voice, made once per
+    rate and byte order, sent round and round (like :class:`OpusFrames`)."""
+
+    _made: dict[tuple[int, str], list[bytes]] = {}  # noqa: RUF012 (a cache shared by calls)
+
+    def __init__(self, sample_rate: int, byteorder: str = "big") -> None:
+        self.sample_rate, self.byteorder = sample_rate, byteorder
+        self._bytes_per_ms = sample_rate * 2 / 1000.0
+
+    def frame(self, k: int) -> bytes:
+        """The payload of 20 ms frame ``k``."""
+        key = (self.sample_rate, self.byteorder)
+        frames = L16Frames._made.get(key)
+        if frames is None:
+            # -50 dBFS, like the μ-law tags and OpusFrames: below any voice detector
+            voice = speech_like_pcm16("the load test talks", self.sample_rate, amplitude=0.01)
+            pcm = voice[: self.sample_rate * 2]
+            if self.byteorder == "big":
+                pcm = np.frombuffer(pcm, "<i2").astype(">i2").tobytes()
+            size = int(self._bytes_per_ms * 20)
+            frames = L16Frames._made[key] = [pcm[i : i + size] for i in range(0, len(pcm), size)]
+        return frames[k % len(frames)]
+
+    def duration_ms(self, payload: bytes) -> float:
+        """Two bytes per sample at the stream's rate."""
+        return len(payload) / self._bytes_per_ms
+
+
 class TaggedMediaLeg:
     """The caller's media leg as the load test plays it (a ``MediaLeg`` for the emulator).
 
@@ -101,7 +134,8 @@ class TaggedMediaLeg:
             ``codec="OPUS"``, OPUS) both ways.
         stats: the call's counters.
         duration_s, drain_s: see :class:`~.client.MediaMeter`.
-        codec: ``"PCMU"`` (tagged frames) or ``"OPUS"`` (:class:`OpusFrames`).
+        codec: ``"PCMU"`` (tagged frames), ``"OPUS"`` (:class:`OpusFrames`) or ``"L16"``
+            (:class:`L16Frames`).
     """
 
     def __init__(
@@ -126,7 +160,11 @@ class TaggedMediaLeg:
             encoding=inbound.codec,
             sample_rate=inbound.sample_rate,
         )
-        frames = OpusFrames() if codec == "OPUS" else None
+        frames: OpusFrames | L16Frames | None = None
+        if codec == "OPUS":
+            frames = OpusFrames()
+        elif codec == "L16":
+            frames = L16Frames(inbound.sample_rate, inbound.l16_byteorder)
         if frames is not None:
             frames.frame(0)  # encode the second of voice now, not on the first frame's clock
         self.meter = MediaMeter(stats, wire, duration_s=duration_s, drain_s=drain_s, codec=frames)
@@ -171,7 +209,7 @@ class TelnyxLoadCall:
         duration_s, drain_s: see :class:`~.client.MediaMeter`.
         to / from_: the numbers of the call.
         answer_timeout_s: how long the app may take to start the media stream.
-        codec: the stream codec the app's agent asks for (``PCMU`` or ``OPUS``).
+        codec: the stream codec the app's agent asks for (``PCMU``, ``OPUS`` or ``L16``).
     """
 
     def __init__(
