@@ -96,10 +96,25 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await gateway.start()
-        # the failover filler's offline voice, before any call (loading it stalls the loop)
-        if settings.offline_voice:
-            await preload_offline_voice()
+        # The failover filler's offline voice, before any call (loading it stalls the loop).
+        # Its model loads on a worker thread while the gateway starts (the store's migration,
+        # the cluster): much of the load is ONNX Runtime's native code, which a second core
+        # runs beside them.
+        voice = (
+            asyncio.get_running_loop().create_task(preload_offline_voice())
+            if settings.offline_voice
+            else None
+        )
+        try:
+            await gateway.start()
+        except BaseException:
+            if voice is not None:
+                voice.cancel()
+                with suppress(asyncio.CancelledError):
+                    await voice
+            raise
+        if voice is not None:
+            await voice
         # other nodes' live calls on this node's /v1/events (none on a single node)
         feed = RemoteCallFeed.for_app(state)
         remote_calls = asyncio.get_running_loop().create_task(feed.run())
