@@ -1,6 +1,6 @@
-"""A load-test smoke run of Telnyx calls in L16 both ways (16 kHz, measured by position): the
-app resamples each leg to and from OpenAI's 24 kHz with the FIR (3/2), which holds nothing
-back, so every 20 ms sent comes back and the round trip stays that of μ-law."""
+"""Load-test smoke runs of Telnyx calls in a wideband codec both ways, measured by position
+(no tag survives): Opus, decoded and encoded at OpenAI's 24 kHz, and L16 at 16 kHz, resampled
+16k↔24k by the FIR (3/2), which holds nothing back."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from switchboard.loadtest import LoadOptions, run_load
 from switchboard.loadtest.telnyx import L16Frames, new_telnyx_seed
 from tests.e2e.harness import agent_book, running_app
 from tests.loadtest.test_smoke import _free_port, _telnyx_env
+from tests.pyav import needs_av
 
 pytestmark = pytest.mark.anyio
 
@@ -29,10 +30,24 @@ def test_l16_frames_are_20_ms_of_voice_in_the_wire_byte_order() -> None:
 
 
 @pytest.mark.e2e
-async def test_three_telnyx_l16_calls_lose_nothing_and_hold_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("codec", "held"),
+    [
+        # what Opus's codecs still hold when the caller hangs up (≤ 100 ms a call)
+        pytest.param("OPUS", 5, marks=needs_av),
+        # the FIR gives every piece out at once (soxr's 16k↔24k stream held 4 frames a call)
+        ("L16", 0),
+    ],
+)
+async def test_three_wideband_telnyx_calls_lose_nothing(
+    tmp_path: Path, codec: str, held: int
+) -> None:
     seed, port = new_telnyx_seed(), _free_port()
     book = agent_book(
-        greeting=None, reprompt=None, limits={"max_call_seconds": 120}, carrier_codec="l16"
+        greeting=None,
+        reprompt=None,
+        limits={"max_call_seconds": 120},
+        carrier_codec=codec.lower(),
     )
     async with (
         OpenAIRealtimeEmulator(echo=True, record=False) as oai,
@@ -44,7 +59,7 @@ async def test_three_telnyx_l16_calls_lose_nothing_and_hold_nothing(tmp_path: Pa
             telnyx_key_b64=seed,
             telnyx_port=port,
             telnyx_api_key="KEY_LOADTEST",
-            telnyx_codec="L16",
+            telnyx_codec=codec,
             calls=3,
             duration_s=3.0,
             ramp_s=0.3,
@@ -54,8 +69,8 @@ async def test_three_telnyx_l16_calls_lose_nothing_and_hold_nothing(tmp_path: Pa
         report = await run_load(options)
     assert report.errors == []
     assert report.calls_ok == 3 and report.calls_failed == 0
-    assert report.mode == "position"  # resampled: no tag survives
+    assert report.mode == "position"
     assert report.frames_sent == 3 * 150
-    assert report.frames_lost == 0 and report.frames_queued == 0
-    assert report.round_trip.count == report.frames_sent
+    assert report.frames_lost == 0 and report.frames_queued <= 3 * held
+    assert report.round_trip.count >= report.frames_sent - 3 * held
     assert oai.violations == []
