@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -145,24 +146,28 @@ def _telnyx_env(oai: OpenAIRealtimeEmulator, seed: str, port: int) -> dict[str, 
     }
 
 
+def _telnyx_options(base: str, seed: str, port: int, **options: Any) -> LoadOptions:
+    """A Telnyx load run against the app at ``base`` (see :func:`_telnyx_env`)."""
+    return LoadOptions(
+        server=base,
+        carrier="telnyx",
+        telnyx_key_b64=seed,
+        telnyx_port=port,
+        telnyx_api_key="KEY_LOADTEST",
+        pid=os.getpid(),
+        **options,
+    )
+
+
 async def test_five_telnyx_calls_lose_nothing_and_end_cleanly(tmp_path: Path) -> None:
     seed, port = new_telnyx_seed(), _free_port()
     async with (
         OpenAIRealtimeEmulator(echo=True, record=False) as oai,
         running_app(tmp_path, _telnyx_env(oai, seed, port), agents=_agents()) as (base, _s, _a),
     ):
-        options = LoadOptions(
-            server=base,
-            carrier="telnyx",
-            telnyx_key_b64=seed,
-            telnyx_port=port,
-            telnyx_api_key="KEY_LOADTEST",
-            calls=5,
-            duration_s=3.0,
-            ramp_s=0.5,
-            pid=os.getpid(),
+        report = await run_load(
+            _telnyx_options(base, seed, port, calls=5, duration_s=3.0, ramp_s=0.5)
         )
-        report = await run_load(options)
     assert report.errors == []
     assert report.carrier == "telnyx"
     assert report.calls_ok == 5 and report.calls_failed == 0

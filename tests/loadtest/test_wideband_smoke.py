@@ -4,17 +4,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from switchboard.emulators.openai_realtime import OpenAIRealtimeEmulator
-from switchboard.loadtest import LoadOptions, run_load
+from switchboard.loadtest import run_load
 from switchboard.loadtest.telnyx import L16Frames, new_telnyx_seed
 from tests.e2e.harness import agent_book, running_app
-from tests.loadtest.test_smoke import _free_port, _telnyx_env
+from tests.loadtest.test_smoke import _free_port, _telnyx_env, _telnyx_options
 from tests.pyav import needs_av
 
 pytestmark = pytest.mark.anyio
@@ -53,18 +52,15 @@ async def test_three_wideband_telnyx_calls_lose_nothing(
         OpenAIRealtimeEmulator(echo=True, record=False) as oai,
         running_app(tmp_path, _telnyx_env(oai, seed, port), agents=book) as (base, _s, _a),
     ):
-        options = LoadOptions(
-            server=base,
-            carrier="telnyx",
-            telnyx_key_b64=seed,
-            telnyx_port=port,
-            telnyx_api_key="KEY_LOADTEST",
+        options = _telnyx_options(
+            base,
+            seed,
+            port,
             telnyx_codec=codec,
             calls=3,
             duration_s=3.0,
             ramp_s=0.3,
             drain_s=3.0,  # a loaded CI machine lags: let every echo come back before hanging up
-            pid=os.getpid(),
         )
         report = await run_load(options)
     assert report.errors == []
