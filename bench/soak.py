@@ -20,8 +20,9 @@ The run passes (exit 0) when every check holds:
   server opens once and keeps is not a leak) within
   ``--settle`` seconds of the last call;
 * drift — no call's round trip grew more than 5 ms (median of its last 2 s − of its first 2 s);
-* growth — the round-trip p50 of the last window of call time (a minute; a third of a short
-  run) is within 5 ms of the first window's.
+* growth — the mean round trip of the last window of call time (a minute; a third of a short
+  run) is within 5 ms of the first window's (the mean: the round trip is bimodal by design,
+  see :func:`checks`).
 
 It prints a Markdown section (what docs/benchmarks.md "Soak" holds) and, with ``--json``, every
 figure. The load average is printed too: the machine is shared, and the figures depend on it.
@@ -219,9 +220,17 @@ def checks(run: Soak) -> list[Check]:
     windows = r.round_trip_windows
     full = [w for w in windows if windows and w.count >= windows[0].count / 2]  # not a stub
     if len(full) >= 2:
-        first, last = full[0].p50, full[-1].p50
-        detail = f"p50 {first:.1f} → {last:.1f} ms over {len(full)} windows of {r.rt_window_s:g} s"
-        out.append(Check("growth", last - first <= GROWTH_LIMIT_MS, detail))
+        # The mean, not the p50: caller audio goes to OpenAI and Gemini 40 ms at a time, so the
+        # first frame of each pair waits 20 ms and the second none, and the pooled round trip is
+        # two modes ~20 ms apart in equal shares: its p50 jumps between them on a few frames
+        # (CI: 11.1 → 18.0 ms with no call drifting more than 1.6 ms). A queue that grows moves
+        # both modes, and the mean with them.
+        first, last = full[0], full[-1]
+        detail = (
+            f"mean {first.mean:.1f} → {last.mean:.1f} ms (p50 {first.p50:.1f} → {last.p50:.1f})"
+            f" over {len(full)} windows of {r.rt_window_s:g} s"
+        )
+        out.append(Check("growth", last.mean - first.mean <= GROWTH_LIMIT_MS, detail))
     else:
         out.append(Check("growth", False, "fewer than two windows of call time"))
     return out
@@ -251,13 +260,14 @@ def markdown(run: Soak, verdict: list[Check], label: str) -> str:
         f"{r.underruns} ({r.underrun_ms / 1000:.1f} s) | {r.stalls} | {cpu} | "
         f"{r.send_lag_max_ms:.0f} |",
         "",
-        f"| call time (windows of {r.rt_window_s:g} s) | RT p50 ms | p95 | p99 | max |",
-        "|---|---|---|---|---|",
+        f"| call time (windows of {r.rt_window_s:g} s) | RT mean ms | p50 | p95 | p99 | max |",
+        "|---|---|---|---|---|---|",
     ]
     for i, w in enumerate(r.round_trip_windows):
         start, end = i * r.rt_window_s, (i + 1) * r.rt_window_s
         lines.append(
-            f"| {start:g}–{end:g} s | {w.p50:.1f} | {w.p95:.1f} | {w.p99:.1f} | {w.max:.1f} |"
+            f"| {start:g}–{end:g} s | {w.mean:.1f} | {w.p50:.1f} | {w.p95:.1f} | {w.p99:.1f} | "
+            f"{w.max:.1f} |"
         )
     during = [s for s in run.samples if 0 <= s.t_s <= run.calls_end_s]
     lags = sorted(s.loop_lag_ms for s in during if s.loop_lag_ms is not None)

@@ -5,7 +5,7 @@ loopback, pinned like bench/capacity.py), runs the Twilio load caller against th
 the server each second; this test runs it as a user would and reads its JSON. It fails on growth:
 RSS after the warm-up, file descriptors or asyncio tasks left after the calls, any lost or
 queued frame, a call whose round trip drifted more than 5 ms, or a later window of call time
-slower than the first. About 75 s.
+slower than the first (by its mean round trip). About 75 s.
 """
 
 from __future__ import annotations
