@@ -5,6 +5,7 @@ emulator as the caller and the OpenAI Realtime emulator as the agent."""
 from __future__ import annotations
 
 import asyncio
+import difflib
 import hashlib
 import json
 import time
@@ -268,4 +269,9 @@ async def test_hand_back_tells_the_agent_what_was_said_when_a_transcriber_is_con
         for e in oai.received
         if e["type"] == "conversation.item.create" and e["item"].get("role") == "system"
     )
-    assert "the operator said" in note and "refund" in note.lower(), note
+    # Whisper's line, not an exact match: a CI run heard "Your reefon has been approved."
+    # (local runs: the sentence as said); a missing or wrong line scores far lower
+    said = note.split('the operator said "', 1)[-1].split('"', 1)[0]
+    assert "the operator said" in note, note
+    similarity = difflib.SequenceMatcher(None, said.lower(), "your refund has been approved.")
+    assert similarity.ratio() > 0.8, note
