@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from switchboard.audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 from switchboard.audio.resample import Resampler
@@ -346,6 +346,8 @@ class TwilioCaller:
         except InvalidStatus as exc:  # the upgrade refused (a balancer with no node up: 503)
             # Twilio logs a stream error (31920 family) and requests the <Connect action>
             self.report.outcome = f"stream refused: HTTP {exc.response.status_code}"
+        except InvalidHandshake as exc:  # closed before any answer (a balancer whose node died)
+            self.report.outcome = f"stream failed: {type(exc).__name__}"
         if self.control.event.is_set():
             return await self._after_control()
         if self.report.outcome == "caller hung up":
