@@ -1,10 +1,11 @@
 """Audio a call plays as if the agent said it: the recorded greeting, a line in the offline
 voice (a voicemail message, a failover's filler) and the closing apology.
 
-A reply is framed for the carrier and handed to the :class:`BridgeCore` like the provider's
-audio, so it is paced, marked, interruptible and in the transcript like any reply. The apology
-is the exception: it is said as the call ends (the provider failed), so it goes straight to
-the carrier and is waited for (:meth:`CarrierLink.play_to_end`).
+A reply is framed for the carrier and played with ``CallSession.play_agent_audio`` (the
+failover filler's way too): handed to the bridge core like the provider's audio, so it is
+paced, marked, interruptible and in the transcript like any reply. The apology is the
+exception: it is said as the call ends (the provider failed), so it goes straight to the
+carrier and is waited for (:meth:`CarrierLink.play_to_end`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from switchboard.audio import Framer
-from switchboard.bridge.actions import Action
 from switchboard.bridge.carrier import CarrierLink
-from switchboard.bridge.core import BridgeCore
 from switchboard.bridge.sink import CallSink
 from switchboard.media import AudioSpec
 from switchboard.recordings import CallRecording
@@ -42,20 +41,15 @@ class PlayingSession(Protocol):
     @property
     def carrier(self) -> CarrierLink: ...
 
-    @property
-    def core(self) -> BridgeCore: ...
-
     def now(self) -> float: ...
 
-    async def apply(self, actions: list[Action]) -> None: ...
+    async def play_agent_audio(self, frames: list[bytes], text: str) -> None: ...
 
 
 async def play_as_reply(session: PlayingSession, audio: bytes, text: str) -> None:
     """Play ``audio`` (the carrier's format) like an agent reply saying ``text``."""
-    framer, now, core = Framer(session.started.audio), session.now(), session.core
-    await session.apply(core.agent_audio(framer.push(audio) + framer.flush(), now))
-    await session.apply(core.agent_text(text, final=True, now=now))
-    await session.apply(core.response_done("completed", now))
+    framer = Framer(session.started.audio)
+    await session.play_agent_audio(framer.push(audio) + framer.flush(), text)
 
 
 async def _synthesize(session: PlayingSession, text: str) -> bytes | None:
