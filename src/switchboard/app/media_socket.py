@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import cast
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+from starlette.websockets import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    WebSocketState,
+)
 
 from switchboard.errors import CallerDisconnected
 
@@ -30,6 +36,14 @@ class StarletteMediaSocket:
     while the call waits on it, it cancels that wait, which :meth:`receive_text` turns into
     :class:`CallerDisconnected` — the way ``asyncio.timeout`` does it (``Task.uncancel``), so a
     cancellation of the call itself still propagates.
+
+    Frames are read and written through the ASGI ``receive``/``send`` the websocket was built
+    with, once it is accepted, rather than through Starlette's ``receive_text``/``send_text``:
+    those check the socket's state on every call and add three coroutine layers each way per
+    frame — the checks guard the handshake, which is over by then (bench/capacity.py). The
+    loop is looked up once, not per frame: on Python 3.11 each running-loop lookup is
+    a ``getpid`` system call (~10k a second at 100 calls). (Not the task: a playout wait reads
+    in a task of its own.)
     """
 
     def __init__(self, websocket: WebSocket, *, idle_timeout_s: float | None = None) -> None:
@@ -39,6 +53,16 @@ class StarletteMediaSocket:
         self._waiting: asyncio.Task[object] | None = None  # the task in receive_text, if any
         self._watchdog: asyncio.TimerHandle | None = None
         self._expired = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Starlette keeps the ASGI callables (middleware-wrapped) as _receive/_send; another
+        # layout falls back to its public methods, which do the same with the checks.
+        self._asgi_receive = getattr(websocket, "_receive", None)
+        self._asgi_send = getattr(websocket, "_send", None)
+
+    @property
+    def direct(self) -> bool:
+        """Whether frames bypass Starlette's per-call checks (see the class docstring)."""
+        return self._asgi_receive is not None and self._asgi_send is not None
 
     async def receive_text(self) -> str:
         """The next text frame.
@@ -53,11 +77,13 @@ class StarletteMediaSocket:
             raise self._silent()
         if self.idle_timeout_s is None:
             return await self._receive()
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         if self._watchdog is None:
             self._last_frame = loop.time()
             self._watchdog = loop.call_at(self._last_frame + self.idle_timeout_s, self._watch)
-        task = asyncio.current_task()
+        task = asyncio.current_task(loop)  # given the loop: no running-loop lookup
         self._waiting = task
         try:
             text = await self._receive()
@@ -73,6 +99,22 @@ class StarletteMediaSocket:
         return text
 
     async def _receive(self) -> str:
+        receive = self._asgi_receive
+        if receive is None or self.websocket.client_state is not WebSocketState.CONNECTED:
+            return await self._receive_checked()
+        message = await receive()
+        text = message.get("text")
+        if text is not None:
+            return cast(str, text)
+        if message["type"] == "websocket.disconnect":
+            self.websocket.client_state = WebSocketState.DISCONNECTED  # as Starlette records it
+            self._stop_watching()
+            raise CallerDisconnected("the carrier's media socket is closed")
+        # a binary frame: carriers send JSON text; the codec reports what it cannot parse
+        data = message.get("bytes") or b""
+        return cast(bytes, data).decode("utf-8", "replace")
+
+    async def _receive_checked(self) -> str:
         try:
             return await self.websocket.receive_text()
         except (WebSocketDisconnect, WebSocketDisconnected) as exc:
@@ -90,7 +132,7 @@ class StarletteMediaSocket:
 
     def _watch(self) -> None:
         assert self.idle_timeout_s is not None
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         due = self._last_frame + self.idle_timeout_s
         waiting = self._waiting
         if loop.time() < due or waiting is None:  # a frame came since, or the call is busy
@@ -107,8 +149,12 @@ class StarletteMediaSocket:
         )
 
     async def send_text(self, data: str) -> None:
+        send = self._asgi_send
         try:
-            await self.websocket.send_text(data)
+            if send is not None and self.websocket.application_state is WebSocketState.CONNECTED:
+                await send({"type": "websocket.send", "text": data})
+            else:
+                await self.websocket.send_text(data)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             raise CallerDisconnected("the carrier's media socket is closed") from exc
 
