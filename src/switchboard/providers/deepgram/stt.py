@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from switchboard.config import Settings
@@ -29,7 +29,7 @@ from switchboard.errors import ConfigError, ProviderError, RemoteProtocolError
 from switchboard.providers.base import AudioSpec
 from switchboard.providers.deepgram.listen import ListenOptions, ListenProtocol
 from switchboard.providers.pipeline.components import SttConnection, SttEvent
-from switchboard.providers.sockets import close_socket
+from switchboard.providers.sockets import close_socket, connect_provider
 
 __all__ = ["DeepgramSTT", "deepgram_key"]
 
@@ -56,7 +56,8 @@ class DeepgramSTT:
         keepalive_s: send ``KeepAlive`` after this much time without audio (``None``: never).
         max_reconnects: consecutive failed reconnects before giving up.
         reconnect_delay_s: first pause before reconnecting (doubles per failed attempt).
-        connector: ``websockets.asyncio.client.connect`` or a compatible callable.
+        connector: :func:`~switchboard.providers.sockets.connect_provider` (the default), or
+            ``websockets.asyncio.client.connect``, or a compatible callable.
     """
 
     def __init__(
@@ -67,7 +68,7 @@ class DeepgramSTT:
         keepalive_s: float | None = 4.0,
         max_reconnects: int = 5,
         reconnect_delay_s: float = 0.1,
-        connector: Connector = connect,
+        connector: Connector = connect_provider,
     ) -> None:
         self._key = deepgram_key(settings)
         self.options = options or ListenOptions()

@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from urllib.parse import urlencode
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from switchboard.config import Settings
@@ -36,7 +36,7 @@ from switchboard.providers.deepgram.speak import (
     WavUnwrapper,
 )
 from switchboard.providers.deepgram.stt import Connector, deepgram_key
-from switchboard.providers.sockets import close_socket
+from switchboard.providers.sockets import close_socket, connect_provider
 
 __all__ = ["DeepgramTTS"]
 
@@ -54,7 +54,8 @@ class DeepgramTTS:
         use_websocket: stream over the websocket (else REST only).
         flush_limit: Flushes per 60 s before switching a sentence to REST.
         client: ``httpx.AsyncClient`` for REST (not closed by :meth:`aclose` when given).
-        connector: ``websockets.asyncio.client.connect`` or a compatible callable.
+        connector: :func:`~switchboard.providers.sockets.connect_provider` (the default), or
+            ``websockets.asyncio.client.connect``, or a compatible callable.
     """
 
     def __init__(
@@ -65,7 +66,7 @@ class DeepgramTTS:
         use_websocket: bool = True,
         flush_limit: int = 20,
         client: httpx.AsyncClient | None = None,
-        connector: Connector = connect,
+        connector: Connector = connect_provider,
     ) -> None:
         self._key = deepgram_key(settings)
         self.options = options or SpeakOptions()

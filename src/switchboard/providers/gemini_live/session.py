@@ -39,7 +39,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from switchboard.audio import StreamConverter
@@ -58,7 +58,7 @@ from switchboard.providers.events import ErrorReport, ProviderEvent, Reconnected
 from switchboard.providers.gemini_live.events import GoAway, LiveEvent, ToolCallCancelled
 from switchboard.providers.gemini_live.protocol import GeminiLiveProtocol
 from switchboard.providers.gemini_live.setup import LiveSetup
-from switchboard.providers.sockets import close_socket
+from switchboard.providers.sockets import close_socket, connect_provider
 
 __all__ = ["GeminiLiveProvider"]
 
@@ -102,7 +102,8 @@ class GeminiLiveProvider(BaseProvider):
         config: session configuration (model id without ``models/``, voice, prompt, tools…),
             or ``None`` to give it to :meth:`connect` instead.
         settings: ``gemini_api_key`` and ``gemini_base_url`` (``ws_url`` derived from it).
-        connector: ``websockets.asyncio.client.connect`` or a stand-in with its signature.
+        connector: :func:`~switchboard.providers.sockets.connect_provider` (the default), or
+            ``websockets.asyncio.client.connect``, or a stand-in with its signature.
         api_version: path version (``v1beta``; the SDK 3.x default is ``v1``).
         max_reconnect_attempts: connection attempts per reconnect before giving up.
         reconnect_backoff_s: first pause between attempts (doubles each time).
@@ -147,7 +148,7 @@ class GeminiLiveProvider(BaseProvider):
         self._key = key
         self._catalog = settings.catalog
         self._url = settings.gemini_ws_url + LIVE_PATH.format(version=api_version)
-        self._connector: Connector = connector or connect
+        self._connector: Connector = connector or connect_provider
         self._max_attempts = max(1, max_reconnect_attempts)
         self._backoff = reconnect_backoff_s
         self._setup_timeout = setup_timeout_s

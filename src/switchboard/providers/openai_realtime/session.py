@@ -24,7 +24,7 @@ import time
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from switchboard.audio import StreamConverter
@@ -49,7 +49,7 @@ from switchboard.providers.events import (
 )
 from switchboard.providers.openai_realtime.gate import ResponseGate
 from switchboard.providers.openai_realtime.protocol import RealtimeProtocol
-from switchboard.providers.sockets import close_socket
+from switchboard.providers.sockets import close_socket, connect_provider
 
 __all__ = ["OpenAIRealtimeProvider"]
 
@@ -116,7 +116,8 @@ class OpenAIRealtimeProvider(BaseProvider):
         self._renew_margin = renew_margin_s
         self._ws: ClientConnection | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._renewer: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None  # a renewal under way
+        self._renew_timer: asyncio.TimerHandle | None = None  # when the next one is due
         self._configured = asyncio.Event()
         self._idle = asyncio.Event()
         self._renewing = False
@@ -210,7 +211,9 @@ class OpenAIRealtimeProvider(BaseProvider):
             return await asyncio.wait_for(
                 # No permessage-deflate: base64 audio barely compresses, and deflating every
                 # 20 ms append cost ~10 % of a server core at 50 calls (bench/capacity.py).
-                connect(self._url, additional_headers=headers, max_size=None, compression=None),
+                connect_provider(
+                    self._url, additional_headers=headers, max_size=None, compression=None
+                ),
                 self._connect_timeout,
             )
         except InvalidStatus as exc:
@@ -237,6 +240,7 @@ class OpenAIRealtimeProvider(BaseProvider):
                 return
 
     async def _stop_tasks(self) -> None:
+        self._cancel_renewal_timer()
         for task in (self._renewer, self._supervisor):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
@@ -330,6 +334,7 @@ class OpenAIRealtimeProvider(BaseProvider):
             await self.emit(ProviderEvent(Reconnected(attempt)))
             self._start_renewer()
             return True
+        self._cancel_renewal_timer()
         if self._renewer is not None:
             self._renewer.cancel()
         message = f"OpenAI Realtime: gave up after {self._max_attempts} reconnect attempts"
@@ -339,13 +344,27 @@ class OpenAIRealtimeProvider(BaseProvider):
         return False
 
     def _start_renewer(self) -> None:
+        # A loop timer until the renewal is due, not a task sleeping for half an hour: one
+        # task and its frame less per call for the whole call (bench/capacity.py memory).
         if self._renewer is not None and not self._renewer.done():
             self._renewer.cancel()
-        self._renewer = asyncio.create_task(self._renew_later(self._ws), name="openai-renew")
-
-    async def _renew_later(self, ws: ClientConnection | None) -> None:
+        self._cancel_renewal_timer()
         wait = max(0.0, self._session_limit - self._renew_margin)
-        await asyncio.sleep(wait)
+        loop = asyncio.get_running_loop()
+        self._renew_timer = loop.call_later(wait, self._renewal_due, self._ws)
+
+    def _cancel_renewal_timer(self) -> None:
+        if self._renew_timer is not None:
+            self._renew_timer.cancel()
+            self._renew_timer = None
+
+    def _renewal_due(self, ws: ClientConnection | None) -> None:
+        self._renew_timer = None
+        if self._state in (SessionState.DISCONNECTING, SessionState.CLOSED, SessionState.FAILED):
+            return
+        self._renewer = asyncio.get_running_loop().create_task(self._renew(ws), name="openai-renew")
+
+    async def _renew(self, ws: ClientConnection | None) -> None:
         with contextlib.suppress(TimeoutError):  # renew between responses when possible
             await asyncio.wait_for(self._idle.wait(), self._renew_margin * 0.8)
         if ws is None or ws is not self._ws:
