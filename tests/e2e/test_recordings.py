@@ -295,6 +295,7 @@ async def test_twilio_recording_channels_range_and_sweeper(tmp_path: Path) -> No
     assert_heard(played, right, rate)
 
 
+@pytest.mark.serial  # recorded against heard voice to 50 ms: beside another worker, once 80 ms
 async def test_twilio_barge_in_cut_audio_is_absent_flac(tmp_path: Path) -> None:
     script = [
         {"caller": "tell me everything", "say": LONG_REPLY},
