@@ -256,7 +256,7 @@ def test_importing_the_package_changes_no_global_state() -> None:
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kernel", ("errors", "media", "__about__")),
     ("foundations", ("audio", "catalog", "security", "logs", "ratelimit", "runtime", "tools",
-                     "telephony.dialplan", "queues")),
+                     "telephony.dialplan", "queues", "flags")),
     ("settings", ("config", "cost")),
     ("services", ("providers", "telephony", "store", "cluster", "emulators", "integrations",
                   "recordings")),

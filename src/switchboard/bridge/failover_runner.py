@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from switchboard.audio import Framer
 from switchboard.bridge.failover import FailoverMonitor, FailoverPolicy
 from switchboard.bridge.sink import CallSink
+from switchboard.flags import Flag
 from switchboard.media import AudioSpec, Usage
 from switchboard.providers.base import BaseProvider, SessionState, disconnect_quietly
 from switchboard.providers.events import (
@@ -149,7 +150,7 @@ class ProviderFailover:
         self._usable = usable
         self._remaining = list(policy.fallback)
         self._lock = asyncio.Lock()
-        self._poke = asyncio.Event()
+        self._poke = Flag()
         #: when the watch plans to look next (None: not until poked)
         self._wake_at: float | None = None
         self._recent: deque[tuple[bytes, bool]] = deque(maxlen=_REPLAY_FRAMES)

@@ -62,6 +62,7 @@ from switchboard.bridge.voice import voice_detector
 from switchboard.bridge.voicemail import AmdLink
 from switchboard.bridge.warm_transfer import WarmOptions, WarmTransfer
 from switchboard.errors import CallerDisconnected, SwitchboardError, UnsupportedOperation
+from switchboard.flags import Flag
 from switchboard.media import AudioChunk, AudioSpec
 from switchboard.providers.base import BaseProvider, SessionState, disconnect_quietly
 from switchboard.recordings import CallRecording
@@ -147,9 +148,9 @@ class CallSession:
         self.end_reason: str | None = None
         self._loop = asyncio.get_running_loop()
         self._wake_at: float | None = None
-        self._wake = asyncio.Event()
+        self._wake = Flag()  # (Flag: an asyncio.Event that allocates nothing until waited on)
         self._wake_timer: asyncio.TimerHandle | None = None
-        self._done = asyncio.Event()
+        self._done = Flag()
         self._background: set[asyncio.Task[Any]] = set()
         #: the carrier told to hang up or transfer as soon as the call ended (see _tell_carrier)
         self._carrier_told: tuple[HangUp | TransferCall, asyncio.Task[None]] | None = None

@@ -59,7 +59,8 @@ class TurnTakingOptions:
     @property
     def phrases(self) -> frozenset[str]:
         base = BACKCHANNELS.get(self.language.split("-")[0].lower(), BACKCHANNELS["en"])
-        return base | {normal_words(p) for p in self.backchannels}
+        extra = {normal_words(p) for p in self.backchannels}
+        return base | extra if extra else base  # the shared set, not a copy per call
 
 
 class Verdict(enum.Enum):

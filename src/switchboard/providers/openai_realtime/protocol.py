@@ -119,7 +119,7 @@ class RealtimeProtocol:
         if tt is not None and config.extra.get("turn_detection", "server_vad") is not None:
             words = BACKCHANNELS.get(config.language.split("-")[0].lower(), BACKCHANNELS["en"])
             extra = frozenset(str(p).lower() for p in tt.get("backchannels", ()))
-            self.gate = ResponseGate(words | extra)
+            self.gate = ResponseGate(words | extra if extra else words)  # shared when no extra
 
     # -- commands ----------------------------------------------------------------------------
     def start(self) -> list[str]:

@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from switchboard.audio import StreamConverter
 from switchboard.config import Settings
 from switchboard.errors import ConfigError, ProviderError, RemoteProtocolError
+from switchboard.flags import Flag
 from switchboard.providers.base import (
     AudioChunk,
     AudioFormat,
@@ -118,8 +119,8 @@ class OpenAIRealtimeProvider(BaseProvider):
         self._supervisor: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None  # a renewal under way
         self._renew_timer: asyncio.TimerHandle | None = None  # when the next one is due
-        self._configured = asyncio.Event()
-        self._idle = asyncio.Event()
+        self._configured = Flag()
+        self._idle = Flag()
         self._renewing = False
         self._audible_until = 0.0  # when agent audio received so far has played (monotonic s)
         if config is not None:
