@@ -132,7 +132,8 @@ class StarletteMediaSocket:
 
     def _watch(self) -> None:
         assert self.idle_timeout_s is not None
-        loop = self._loop or asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None  # receive_text cached it before it started this timer
         due = self._last_frame + self.idle_timeout_s
         waiting = self._waiting
         if loop.time() < due or waiting is None:  # a frame came since, or the call is busy

@@ -46,11 +46,13 @@ class ProviderConnection(ClientConnection):
         *,
         text: bool | None = None,
     ) -> None:
-        if type(message) is not str or text is not None or self.send_in_progress is not None:
+        if not (
+            type(message) is str
+            and text is None
+            and self.send_in_progress is None
+            and self.protocol.state is OPEN
+        ):  # the general path (a closed connection: ConnectionClosed from there)
             await super().send(message, text=text)
-            return
-        if self.protocol.state is not OPEN:
-            await super().send(message)  # raises ConnectionClosed once the connection is closed
             return
         self.protocol.send_text(message.encode())
         try:
